@@ -1,0 +1,19 @@
+//! Flywheel's domain, pure: no IO, no async, no clock, no randomness of its own.
+//!
+//! Everything here takes the current time and any random draw as arguments and returns
+//! decisions as data, so that the store (which persists them) and the server (which
+//! serves them) can both be tested against the same rules. Nothing in this crate can fail
+//! for outside reasons; its errors are all about the input.
+
+pub mod consensus;
+pub mod error;
+pub mod label;
+pub mod policy;
+pub mod prediction;
+pub mod task;
+
+pub use error::ValidationError;
+pub use label::{Label, LabelSet};
+pub use policy::{Decision, ItemView, Outcome, Policy, Route};
+pub use prediction::Prediction;
+pub use task::{Answer, Next, Stage};

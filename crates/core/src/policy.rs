@@ -1,0 +1,661 @@
+//! Policy: the ordered rules that decide, for each item, `auto` or `review` (with a route).
+//!
+//! A policy arrives as JSON ([`PolicySpec`]), is checked and compiled once ([`Policy::compile`])
+//! and is then evaluated for every item ([`Policy::decide`]). Conditions are CEL
+//! expressions (the `cel` crate): not Turing-complete, so a rule cannot loop or reach out.
+//! The first rule that holds decides; when none holds the item goes to review in queue
+//! `default`, tier 1, with reason "no rule matched" — never silently auto. A rule whose
+//! expression fails on an item (a missing attribute, say) does not hold for that item, and
+//! the failure is one of the decision's reasons.
+
+use std::sync::Arc;
+
+use cel::{Context, Env, Program, Value};
+use serde::{Deserialize, Serialize};
+
+use crate::{LabelSet, Prediction, ValidationError};
+
+/// The variables a rule's `when` may read.
+pub const VARIABLES: &[&str] = &[
+    "label",
+    "confidence",
+    "margin",
+    "entropy",
+    "scores",
+    "payload",
+    "attributes",
+    "model",
+    "has_prediction",
+];
+
+pub const MAX_RULES: usize = 200;
+pub const MAX_TIER: u8 = 9;
+pub const MAX_OVERLAP: u8 = 10;
+pub const DEFAULT_QUEUE: &str = "default";
+pub const AUDIT_QUEUE: &str = "audit";
+
+/// A policy as an admin writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    pub rules: Vec<RuleSpec>,
+    /// The fraction of auto decisions that also get an `audit` task.
+    #[serde(default)]
+    pub audit_rate: f64,
+    /// Where audit tasks go (default: queue `audit`, tier 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditSpec>,
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u32,
+    /// Whether a reviewer sees the model's suggestion (showing it anchors reviewers).
+    #[serde(default = "default_true")]
+    pub show_suggestion: bool,
+}
+
+fn default_lease_seconds() -> u32 {
+    300
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSpec {
+    #[serde(default = "default_audit_queue")]
+    pub queue: String,
+    #[serde(default = "default_tier")]
+    pub tier: u8,
+}
+
+fn default_audit_queue() -> String {
+    AUDIT_QUEUE.to_string()
+}
+fn default_tier() -> u8 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Auto,
+    Review,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    pub when: String,
+    pub action: Action,
+    /// For `auto`: a fixed label instead of the model's top label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<u8>,
+}
+
+/// Where a piece of human work goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub queue: String,
+    pub tier: u8,
+    pub priority: i32,
+    pub overlap: u8,
+}
+
+impl Route {
+    pub fn default_review() -> Self {
+        Self {
+            queue: DEFAULT_QUEUE.into(),
+            tier: 1,
+            priority: 0,
+            overlap: 1,
+        }
+    }
+}
+
+/// Checks a queue name: 1 to 64 of `a-z`, `0-9`, `_`, `-`.
+pub fn parse_queue(s: &str) -> Result<String, String> {
+    if s.is_empty()
+        || s.len() > 64
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    {
+        return Err(format!(
+            "a queue name has 1 to 64 characters of a-z, 0-9, '_' and '-', got '{s}'"
+        ));
+    }
+    Ok(s.to_string())
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    Auto { label: String },
+    Review { route: Route },
+}
+
+/// What the policy said for one item, and why. Never rewritten once stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub rule: String,
+    pub reasons: Vec<String>,
+    pub policy_version: u32,
+    /// For a sampled auto decision: where its audit task goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Route>,
+}
+
+/// What the rules can see of an item.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemView<'a> {
+    pub payload: &'a serde_json::Value,
+    pub attributes: &'a serde_json::Value,
+    pub prediction: Option<&'a Prediction>,
+}
+
+#[derive(Debug)]
+struct Rule {
+    name: String,
+    program: Program,
+    action: RuleAction,
+}
+
+#[derive(Debug)]
+enum RuleAction {
+    Auto { label: Option<String> },
+    Review(Route),
+}
+
+/// A checked, compiled policy. Cheap to share (`Arc`), evaluated for every item.
+pub struct Policy {
+    spec: PolicySpec,
+    rules: Vec<Rule>,
+    audit_route: Route,
+    env: Arc<Env>,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy").field("spec", &self.spec).finish_non_exhaustive()
+    }
+}
+
+impl Policy {
+    /// Parses and checks a policy for a project with `labels`. Errors name the field
+    /// (`rules[1].when`) and say what is wrong.
+    pub fn from_json(value: &serde_json::Value, labels: &LabelSet) -> Result<Self, ValidationError> {
+        let spec: PolicySpec = serde_json::from_value(value.clone()).map_err(|e| {
+            ValidationError::new("", format!("not a policy: {e}"))
+        })?;
+        Self::compile(spec, labels)
+    }
+
+    pub fn compile(spec: PolicySpec, labels: &LabelSet) -> Result<Self, ValidationError> {
+        if spec.rules.len() > MAX_RULES {
+            return Err(ValidationError::new(
+                "rules",
+                format!("a policy has at most {MAX_RULES} rules"),
+            ));
+        }
+        if !spec.audit_rate.is_finite() || !(0.0..=1.0).contains(&spec.audit_rate) {
+            return Err(ValidationError::new(
+                "audit_rate",
+                "audit_rate is a fraction in [0, 1]",
+            ));
+        }
+        if !(10..=86_400).contains(&spec.lease_seconds) {
+            return Err(ValidationError::new(
+                "lease_seconds",
+                "lease_seconds is between 10 and 86400",
+            ));
+        }
+        let audit_route = match &spec.audit {
+            None => Route {
+                queue: AUDIT_QUEUE.into(),
+                tier: 1,
+                priority: 0,
+                overlap: 1,
+            },
+            Some(a) => Route {
+                queue: parse_queue(&a.queue).map_err(|m| ValidationError::new("audit.queue", m))?,
+                tier: check_tier(a.tier).map_err(|m| ValidationError::new("audit.tier", m))?,
+                priority: 0,
+                overlap: 1,
+            },
+        };
+        let env = Arc::new(Env::stdlib());
+        let mut rules = Vec::with_capacity(spec.rules.len());
+        for (i, r) in spec.rules.iter().enumerate() {
+            let at = |f: &str| format!("rules[{i}].{f}");
+            let name = r.name.trim();
+            if name.is_empty() || name.len() > 64 {
+                return Err(ValidationError::new(at("name"), "a rule name has 1 to 64 characters"));
+            }
+            if rules.iter().any(|x: &Rule| x.name == name) {
+                return Err(ValidationError::new(
+                    at("name"),
+                    format!("rule '{name}': two rules have this name"),
+                ));
+            }
+            let program = compile_when(&env, &r.when)
+                .map_err(|m| ValidationError::new(at("when"), format!("rule '{name}': {m}")))?;
+            let action = match r.action {
+                Action::Auto => {
+                    for (f, set) in [
+                        ("queue", r.queue.is_some()),
+                        ("tier", r.tier.is_some()),
+                        ("priority", r.priority.is_some()),
+                        ("overlap", r.overlap.is_some()),
+                    ] {
+                        if set {
+                            return Err(ValidationError::new(
+                                at(f),
+                                format!("rule '{name}': an auto rule has no {f}"),
+                            ));
+                        }
+                    }
+                    let label = match &r.label {
+                        None => None,
+                        Some(l) => Some(
+                            labels
+                                .answer(&at("label"), l)
+                                .map_err(|e| ValidationError::new(e.field, format!("rule '{name}': {}", e.message)))?
+                                .as_str()
+                                .to_string(),
+                        ),
+                    };
+                    RuleAction::Auto { label }
+                }
+                Action::Review => {
+                    if r.label.is_some() {
+                        return Err(ValidationError::new(
+                            at("label"),
+                            format!("rule '{name}': a review rule has no label"),
+                        ));
+                    }
+                    let queue = match &r.queue {
+                        Some(q) => parse_queue(q)
+                            .map_err(|m| ValidationError::new(at("queue"), format!("rule '{name}': {m}")))?,
+                        None => DEFAULT_QUEUE.to_string(),
+                    };
+                    let tier = check_tier(r.tier.unwrap_or(1))
+                        .map_err(|m| ValidationError::new(at("tier"), format!("rule '{name}': {m}")))?;
+                    let overlap = r.overlap.unwrap_or(1);
+                    if !(1..=MAX_OVERLAP).contains(&overlap) {
+                        return Err(ValidationError::new(
+                            at("overlap"),
+                            format!("rule '{name}': overlap is between 1 and {MAX_OVERLAP}"),
+                        ));
+                    }
+                    let priority = r.priority.unwrap_or(0);
+                    if !(-1_000_000..=1_000_000).contains(&priority) {
+                        return Err(ValidationError::new(
+                            at("priority"),
+                            format!("rule '{name}': priority is between -1000000 and 1000000"),
+                        ));
+                    }
+                    RuleAction::Review(Route {
+                        queue,
+                        tier,
+                        priority,
+                        overlap,
+                    })
+                }
+            };
+            rules.push(Rule {
+                name: name.to_string(),
+                program,
+                action,
+            });
+        }
+        let policy = Self {
+            spec,
+            rules,
+            audit_route,
+            env,
+        };
+        policy.dry_run(labels)?;
+        Ok(policy)
+    }
+
+    /// Runs every rule on a sample item, so that type errors (`confidence < 'x'`, a
+    /// condition that is not true or false) are found when the policy is stored, not when
+    /// the first item arrives. Errors that depend on the item (a missing key) are fine.
+    fn dry_run(&self, labels: &LabelSet) -> Result<(), ValidationError> {
+        let first = labels.iter().next().map(|l| l.as_str().to_string()).unwrap_or_default();
+        let prediction = Prediction {
+            model: "sample".into(),
+            version: None,
+            scores: labels
+                .iter()
+                .map(|l| (l.as_str().to_string(), if l.as_str() == first { 0.9 } else { 0.1 }))
+                .collect(),
+        };
+        let payload = serde_json::json!({"text": "sample"});
+        let attributes = serde_json::json!({});
+        for prediction in [Some(&prediction), None] {
+            let item = ItemView {
+                payload: &payload,
+                attributes: &attributes,
+                prediction,
+            };
+            let ctx = self.context(&item);
+            for (i, rule) in self.rules.iter().enumerate() {
+                match eval_rule(rule, &ctx) {
+                    Ok(_) => {}
+                    Err(RuleError::Execution(cel::ExecutionError::NoSuchKey(_))) => {}
+                    Err(e) => {
+                        return Err(ValidationError::new(
+                            format!("rules[{i}].when"),
+                            format!("rule '{}': {e}", rule.name),
+                        ));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn spec(&self) -> &PolicySpec {
+        &self.spec
+    }
+
+    pub fn lease_seconds(&self) -> u32 {
+        self.spec.lease_seconds
+    }
+
+    pub fn show_suggestion(&self) -> bool {
+        self.spec.show_suggestion
+    }
+
+    fn context<'a>(&self, item: &ItemView<'_>) -> Context<'a, 'a> {
+        let mut ctx = Context::with_env(self.env.clone());
+        let (label, confidence, margin, entropy, model) = match item.prediction {
+            Some(p) => {
+                let (l, c) = p.top();
+                (l.to_string(), c, p.margin(), p.entropy(), p.model.clone())
+            }
+            None => (String::new(), 0.0, 0.0, 0.0, String::new()),
+        };
+        let scores: std::collections::HashMap<String, f64> = item
+            .prediction
+            .map(|p| p.scores.iter().cloned().collect())
+            .unwrap_or_default();
+        ctx.add_variable_from_value("label", label);
+        ctx.add_variable_from_value("confidence", confidence);
+        ctx.add_variable_from_value("margin", margin);
+        ctx.add_variable_from_value("entropy", entropy);
+        ctx.add_variable_from_value("model", model);
+        ctx.add_variable_from_value("has_prediction", item.prediction.is_some());
+        ctx.add_variable_from_value("scores", scores);
+        ctx.add_variable_from_value("payload", json_to_cel(item.payload));
+        ctx.add_variable_from_value("attributes", json_to_cel(item.attributes));
+        ctx
+    }
+
+    /// Decides one item. `version` is this policy's stored version; `audit_draw` is a
+    /// uniform draw in [0, 1) that samples auto decisions for audit.
+    pub fn decide(&self, item: &ItemView<'_>, version: u32, audit_draw: f64) -> Decision {
+        let ctx = self.context(item);
+        let mut reasons = Vec::new();
+        for rule in &self.rules {
+            match eval_rule(rule, &ctx) {
+                Ok(false) => continue,
+                Err(e) => {
+                    reasons.push(format!("rule '{}' could not be evaluated: {e}", rule.name));
+                    continue;
+                }
+                Ok(true) => {}
+            }
+            match &rule.action {
+                RuleAction::Review(route) => {
+                    reasons.push(format!("rule '{}' matched", rule.name));
+                    return Decision {
+                        outcome: Outcome::Review {
+                            route: route.clone(),
+                        },
+                        rule: rule.name.clone(),
+                        reasons,
+                        policy_version: version,
+                        audit: None,
+                    };
+                }
+                RuleAction::Auto { label } => {
+                    let label = match (label, item.prediction) {
+                        (Some(l), _) => l.clone(),
+                        (None, Some(p)) => p.top().0.to_string(),
+                        (None, None) => {
+                            reasons.push(format!(
+                                "rule '{}' matched but the item has no prediction to act on",
+                                rule.name
+                            ));
+                            break;
+                        }
+                    };
+                    reasons.push(format!("rule '{}' matched", rule.name));
+                    let audit = (audit_draw < self.spec.audit_rate).then(|| {
+                        reasons.push(format!(
+                            "sampled for audit (rate {})",
+                            self.spec.audit_rate
+                        ));
+                        self.audit_route.clone()
+                    });
+                    return Decision {
+                        outcome: Outcome::Auto { label },
+                        rule: rule.name.clone(),
+                        reasons,
+                        policy_version: version,
+                        audit,
+                    };
+                }
+            }
+        }
+        reasons.push("no rule matched".into());
+        Decision {
+            outcome: Outcome::Review {
+                route: Route::default_review(),
+            },
+            rule: DEFAULT_QUEUE.into(),
+            reasons,
+            policy_version: version,
+            audit: None,
+        }
+    }
+}
+
+fn check_tier(t: u8) -> Result<u8, String> {
+    if (1..=MAX_TIER).contains(&t) {
+        Ok(t)
+    } else {
+        Err(format!("a tier is between 1 and {MAX_TIER}, got {t}"))
+    }
+}
+
+fn compile_when(env: &Env, when: &str) -> Result<Program, String> {
+    if when.trim().is_empty() {
+        return Err("'when' is empty; write \"true\" for a rule that always holds".into());
+    }
+    if when.len() > 4096 {
+        return Err("'when' has at most 4096 characters".into());
+    }
+    let program = env.compile(when).map_err(|e| format!("does not compile: {e}"))?;
+    for v in program.references().variables() {
+        // Names bound by a comprehension (`tags.exists(t, …)`) are references too.
+        let bound = when.contains(&format!("({v},")) || when.contains(&format!("({v} ,"));
+        if !VARIABLES.contains(&v) && !bound {
+            return Err(format!(
+                "unknown variable '{v}' (known: {})",
+                VARIABLES.join(", ")
+            ));
+        }
+    }
+    Ok(program)
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RuleError {
+    #[error("{0}")]
+    Execution(cel::ExecutionError),
+    #[error("the condition must be true or false, got {0}")]
+    NotBool(String),
+}
+
+fn eval_rule(rule: &Rule, ctx: &Context<'_, '_>) -> Result<bool, RuleError> {
+    match rule.program.execute(ctx).map_err(RuleError::Execution)? {
+        Value::Bool(b) => Ok(b),
+        other => Err(RuleError::NotBool(format!("{other:?}"))),
+    }
+}
+
+fn json_to_cel(v: &serde_json::Value) -> Value {
+    // Serialising a `serde_json::Value` cannot fail: it has no maps with non-string keys.
+    cel::to_value(v).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn labels() -> LabelSet {
+        LabelSet::parse(&["ham".into(), "spam".into()]).unwrap()
+    }
+
+    fn example() -> Policy {
+        Policy::from_json(
+            &json!({"rules": [
+                {"name": "distress", "when": "payload.text.matches('(?i)hurt myself')", "action": "review", "queue": "urgent", "tier": 2, "priority": 100},
+                {"name": "vip", "when": "has(attributes.vip) && attributes.vip", "action": "auto", "label": "ham"},
+                {"name": "confident", "when": "confidence >= 0.95", "action": "auto"},
+                {"name": "uncertain", "when": "has_prediction", "action": "review", "queue": "standard", "tier": 1, "overlap": 2}],
+              "audit_rate": 0.1, "lease_seconds": 300, "show_suggestion": true}),
+            &labels(),
+        )
+        .unwrap()
+    }
+
+    fn pred(spam: f64) -> Prediction {
+        Prediction {
+            model: "m".into(),
+            version: None,
+            scores: vec![("ham".into(), 1.0 - spam), ("spam".into(), spam)],
+        }
+    }
+
+    #[test]
+    fn routing_table() {
+        let p = example();
+        let cases: &[(serde_json::Value, serde_json::Value, Option<f64>, f64, &str, Outcome)] = &[
+            (json!({"text": "I want to hurt myself"}), json!({}), Some(0.99), 0.5, "distress",
+             Outcome::Review { route: Route { queue: "urgent".into(), tier: 2, priority: 100, overlap: 1 } }),
+            (json!({"text": "hi"}), json!({"vip": true}), Some(0.5), 0.5, "vip", Outcome::Auto { label: "ham".into() }),
+            (json!({"text": "win money"}), json!({}), Some(0.97), 0.5, "confident", Outcome::Auto { label: "spam".into() }),
+            (json!({"text": "hello"}), json!({}), Some(0.02), 0.5, "confident", Outcome::Auto { label: "ham".into() }),
+            (json!({"text": "hello"}), json!({}), Some(0.5), 0.5, "uncertain",
+             Outcome::Review { route: Route { queue: "standard".into(), tier: 1, priority: 0, overlap: 2 } }),
+            (json!({"text": "hello"}), json!({}), None, 0.5, "default", Outcome::Review { route: Route::default_review() }),
+        ];
+        for (payload, attributes, spam, draw, rule, outcome) in cases {
+            let pr = spam.map(pred);
+            let d = p.decide(&ItemView { payload, attributes, prediction: pr.as_ref() }, 7, *draw);
+            assert_eq!(&d.rule, rule, "{payload}");
+            assert_eq!(&d.outcome, outcome, "{payload}");
+            assert_eq!(d.policy_version, 7);
+        }
+    }
+
+    #[test]
+    fn no_match_is_review_in_default_with_reason() {
+        let p = Policy::from_json(&json!({"rules": [{"name": "never", "when": "false", "action": "auto"}]}), &labels()).unwrap();
+        let d = p.decide(&ItemView { payload: &json!({}), attributes: &json!({}), prediction: Some(&pred(0.99)) }, 1, 0.0);
+        assert_eq!(d.outcome, Outcome::Review { route: Route::default_review() });
+        assert_eq!(d.reasons, vec!["no rule matched".to_string()]);
+    }
+
+    #[test]
+    fn a_rule_that_fails_on_an_item_does_not_hold() {
+        let p = example();
+        // No payload.text: the distress rule cannot be evaluated; the item is still decided.
+        let d = p.decide(&ItemView { payload: &json!({}), attributes: &json!({}), prediction: Some(&pred(0.99)) }, 1, 0.5);
+        assert_eq!(d.rule, "confident");
+        assert!(d.reasons[0].contains("distress"), "{:?}", d.reasons);
+    }
+
+    #[test]
+    fn auto_without_a_prediction_never_autos() {
+        let p = Policy::from_json(&json!({"rules": [{"name": "all", "when": "true", "action": "auto"}]}), &labels()).unwrap();
+        let d = p.decide(&ItemView { payload: &json!({}), attributes: &json!({}), prediction: None }, 1, 0.0);
+        assert!(matches!(d.outcome, Outcome::Review { .. }));
+    }
+
+    #[test]
+    fn audit_sampling_follows_the_draw() {
+        let p = example();
+        let item = |pr: &Prediction| p.decide(&ItemView { payload: &json!({"text": "x"}), attributes: &json!({}), prediction: Some(pr) }, 1, 0.05).audit;
+        assert_eq!(item(&pred(0.99)).unwrap().queue, "audit");
+        let d = p.decide(&ItemView { payload: &json!({"text": "x"}), attributes: &json!({}), prediction: Some(&pred(0.99)) }, 1, 0.5);
+        assert!(d.audit.is_none());
+        // Reviews are never audited.
+        assert!(item(&pred(0.5)).is_none());
+    }
+
+    #[test]
+    fn invalid_policies_name_the_rule_and_the_problem() {
+        let l = labels();
+        let cases = [
+            (json!({"rules": [{"name": "a", "when": "confidence >=", "action": "auto"}]}), "rules[0].when", "does not compile"),
+            (json!({"rules": [{"name": "a", "when": "score > 1", "action": "auto"}]}), "rules[0].when", "unknown variable 'score'"),
+            (json!({"rules": [{"name": "a", "when": "confidence + 1.0", "action": "auto"}]}), "rules[0].when", "true or false"),
+            (json!({"rules": [{"name": "a", "when": "confidence < 'x'", "action": "auto"}]}), "rules[0].when", "rule 'a'"),
+            (json!({"rules": [{"name": "a", "when": "true", "action": "auto", "label": "eggs"}]}), "rules[0].label", "not a label"),
+            (json!({"rules": [{"name": "a", "when": "true", "action": "review", "tier": 0}]}), "rules[0].tier", "tier"),
+            (json!({"rules": [{"name": "a", "when": "true", "action": "review", "overlap": 11}]}), "rules[0].overlap", "overlap"),
+            (json!({"rules": [{"name": "a", "when": "true", "action": "review", "queue": "Bad Queue"}]}), "rules[0].queue", "queue"),
+            (json!({"rules": [{"name": "a", "when": "true", "action": "auto", "queue": "x"}]}), "rules[0].queue", "auto rule"),
+            (json!({"rules": [{"name": "a", "when": "true", "action": "auto"}, {"name": "a", "when": "true", "action": "auto"}]}), "rules[1].name", "two rules"),
+            (json!({"rules": [], "audit_rate": 1.5}), "audit_rate", "[0, 1]"),
+            (json!({"rules": [], "lease_seconds": 1}), "lease_seconds", "10"),
+            (json!({"rules": [], "bogus": 1}), "", "unknown field"),
+            (json!({"rules": [{"name": "a", "when": "true", "action": "maybe"}]}), "", "unknown variant"),
+        ];
+        for (policy, field, msg) in cases {
+            let e = Policy::from_json(&policy, &l).unwrap_err();
+            assert_eq!(e.field, field, "{policy}: {e}");
+            assert!(e.message.contains(msg), "{policy}: {e}");
+        }
+    }
+
+    #[test]
+    fn comprehension_variables_are_allowed() {
+        let p = Policy::from_json(
+            &json!({"rules": [{"name": "t", "when": "has(attributes.tags) && attributes.tags.exists(t, t == 'refund')", "action": "review"}]}),
+            &labels(),
+        )
+        .unwrap();
+        let d = p.decide(&ItemView { payload: &json!({}), attributes: &json!({"tags": ["vip", "refund"]}), prediction: None }, 1, 0.0);
+        assert_eq!(d.rule, "t");
+    }
+
+    #[test]
+    fn decisions_round_trip_as_json() {
+        let p = example();
+        let d = p.decide(&ItemView { payload: &json!({"text": "x"}), attributes: &json!({}), prediction: Some(&pred(0.99)) }, 3, 0.01);
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["outcome"], "auto");
+        assert_eq!(v["label"], "spam");
+        assert_eq!(v["audit"]["queue"], "audit");
+        let back: Decision = serde_json::from_value(v).unwrap();
+        assert_eq!(back, d);
+    }
+}

@@ -1,0 +1,207 @@
+//! The task state machine: what happens to a task when a reviewer answers it.
+//!
+//! A task needs `overlap` independent answers. At that many, a `review` task resolves by
+//! majority; a tie, or any escalation, opens an `adjudicate` task one tier up whose answer
+//! is final. An `audit` task (a sampled auto decision) resolves with its one answer. A skip
+//! puts the reviewer's slot back in the queue without that reviewer.
+
+use serde::{Deserialize, Serialize};
+
+use crate::consensus::{Majority, majority};
+use crate::policy::MAX_TIER;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stage {
+    Review,
+    Adjudicate,
+    Audit,
+}
+
+impl Stage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stage::Review => "review",
+            Stage::Adjudicate => "adjudicate",
+            Stage::Audit => "audit",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "review" => Some(Stage::Review),
+            "adjudicate" => Some(Stage::Adjudicate),
+            "audit" => Some(Stage::Audit),
+            _ => None,
+        }
+    }
+}
+
+/// A reviewer's answer to a task.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Answer {
+    Label(String),
+    Escalate { reason: String },
+    Skip { reason: String },
+}
+
+impl Answer {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Answer::Label(_) => "label",
+            Answer::Escalate { .. } => "escalate",
+            Answer::Skip { .. } => "skip",
+        }
+    }
+
+    pub fn label(&self) -> Option<&str> {
+        match self {
+            Answer::Label(l) => Some(l),
+            _ => None,
+        }
+    }
+}
+
+/// Where a resolution came from, as the label feed reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Auto,
+    Human,
+    Adjudicated,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Auto => "auto",
+            Source::Human => "human",
+            Source::Adjudicated => "adjudicated",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "auto" => Some(Source::Auto),
+            "human" => Some(Source::Human),
+            "adjudicated" => Some(Source::Adjudicated),
+            _ => None,
+        }
+    }
+}
+
+/// What a task does after an answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Fewer than `overlap` answers so far: keep waiting.
+    Wait,
+    /// A skip: the slot returns to the queue; the skipping reviewer will not get it again.
+    Requeue,
+    /// The item is resolved.
+    Resolve {
+        label: String,
+        source: Source,
+        method: &'static str,
+        confidence: f64,
+    },
+    /// Disagreement or escalation: a new `adjudicate` task at `tier`.
+    Adjudicate { tier: u8, reason: String },
+}
+
+/// The next step for a task at `stage` and `tier` that needs `overlap` answers, after
+/// `new` arrived; `answers` are the task's earlier answers (skips excluded).
+pub fn after_answer(stage: Stage, tier: u8, overlap: u8, answers: &[Answer], new: &Answer) -> Next {
+    let up = tier.saturating_add(1).min(MAX_TIER);
+    match new {
+        Answer::Skip { .. } => return Next::Requeue,
+        Answer::Escalate { reason } => {
+            return Next::Adjudicate {
+                tier: up,
+                reason: format!("escalated: {reason}"),
+            };
+        }
+        Answer::Label(_) => {}
+    }
+    match stage {
+        Stage::Adjudicate => Next::Resolve {
+            label: new.label().unwrap_or_default().to_string(),
+            source: Source::Adjudicated,
+            method: "adjudication",
+            confidence: 1.0,
+        },
+        Stage::Audit => Next::Resolve {
+            label: new.label().unwrap_or_default().to_string(),
+            source: Source::Human,
+            method: "audit",
+            confidence: 1.0,
+        },
+        Stage::Review => {
+            let all: Vec<&Answer> = answers.iter().chain(std::iter::once(new)).collect();
+            if all.len() < overlap as usize {
+                return Next::Wait;
+            }
+            if all.iter().any(|a| matches!(a, Answer::Escalate { .. })) {
+                return Next::Adjudicate {
+                    tier: up,
+                    reason: "escalated".into(),
+                };
+            }
+            match majority(all.iter().filter_map(|a| a.label())) {
+                Majority::Winner {
+                    label, confidence, ..
+                } => Next::Resolve {
+                    label,
+                    source: Source::Human,
+                    method: "majority",
+                    confidence,
+                },
+                Majority::Tie => Next::Adjudicate {
+                    tier: up,
+                    reason: "reviewers disagreed".into(),
+                },
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn l(s: &str) -> Answer {
+        Answer::Label(s.into())
+    }
+
+    #[test]
+    fn review_waits_for_overlap_then_resolves_by_majority() {
+        assert_eq!(after_answer(Stage::Review, 1, 2, &[], &l("a")), Next::Wait);
+        assert_eq!(
+            after_answer(Stage::Review, 1, 2, &[l("a")], &l("a")),
+            Next::Resolve { label: "a".into(), source: Source::Human, method: "majority", confidence: 1.0 }
+        );
+        assert!(matches!(
+            after_answer(Stage::Review, 1, 2, &[l("a")], &l("b")),
+            Next::Adjudicate { tier: 2, .. }
+        ));
+        assert!(matches!(
+            after_answer(Stage::Review, 1, 3, &[l("a"), l("b")], &l("b")),
+            Next::Resolve { confidence, .. } if (confidence - 2.0 / 3.0).abs() < 1e-12
+        ));
+    }
+
+    #[test]
+    fn escalation_goes_one_tier_up_at_once_and_stops_at_the_top() {
+        let esc = Answer::Escalate { reason: "unsure".into() };
+        assert!(matches!(after_answer(Stage::Review, 1, 3, &[], &esc), Next::Adjudicate { tier: 2, .. }));
+        assert!(matches!(after_answer(Stage::Adjudicate, 2, 1, &[], &esc), Next::Adjudicate { tier: 3, .. }));
+        assert!(matches!(after_answer(Stage::Adjudicate, MAX_TIER, 1, &[], &esc), Next::Adjudicate { tier, .. } if tier == MAX_TIER));
+    }
+
+    #[test]
+    fn skip_requeues_and_final_stages_resolve() {
+        assert_eq!(after_answer(Stage::Review, 1, 1, &[], &Answer::Skip { reason: "x".into() }), Next::Requeue);
+        assert!(matches!(after_answer(Stage::Adjudicate, 2, 1, &[], &l("b")), Next::Resolve { source: Source::Adjudicated, .. }));
+        assert!(matches!(after_answer(Stage::Audit, 1, 1, &[], &l("b")), Next::Resolve { method: "audit", .. }));
+    }
+}

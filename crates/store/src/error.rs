@@ -1,0 +1,51 @@
+//! The store's errors, in domain terms. The server maps each to one HTTP status.
+
+use flywheel_core::ValidationError;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// The thing named does not exist (`what` says which).
+    #[error("{what} not found")]
+    NotFound { what: String },
+    /// The request clashes with the stored state: a name taken, a lease lost.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    /// The input does not fit what is stored (a label the project does not have).
+    #[error(transparent)]
+    Invalid(#[from] ValidationError),
+    /// The database failed. Nothing of the failed operation was written.
+    #[error("database error: {0}")]
+    Backend(String),
+}
+
+impl StoreError {
+    pub fn not_found(what: impl Into<String>) -> Self {
+        Self::NotFound { what: what.into() }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        Self::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn lease_lost() -> Self {
+        Self::conflict(
+            "lease_lost",
+            "this lease is no longer held: it expired, was answered, or the task was closed",
+        )
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Backend(format!("stored JSON: {e}"))
+    }
+}

@@ -1,0 +1,65 @@
+//! Flywheel's persistence: one [`Store`] interface, in domain terms, with one backend per
+//! database (SQLite embedded, PostgreSQL for several nodes).
+//!
+//! Only this crate knows SQL. Every method that changes state appends its events in the
+//! same transaction as the change, and returns only after that transaction is durable.
+//! The state machine itself (what an answer does to a task) lives in `flywheel-core`; a
+//! backend loads the rows, asks core, and writes what core decided.
+
+mod error;
+mod model;
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+pub use error::StoreError;
+pub use model::*;
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Milliseconds since the Unix epoch. The store never reads the clock: callers pass `now`.
+pub type Millis = i64;
+
+/// Everything Flywheel keeps. Handlers take `Arc<dyn Store>`, so the server compiles once
+/// whatever the backend.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores the admin key's hash if the database has no admin key yet. Returns whether
+    /// it did.
+    async fn bootstrap_admin(&self, key_hash: &str, now: Millis) -> Result<bool>;
+
+    /// Who holds the key with this hash, if anyone (revoked keys hold nothing).
+    async fn principal(&self, key_hash: &str) -> Result<Option<Principal>>;
+
+    async fn create_project(&self, new: NewProject, actor: &str, now: Millis) -> Result<Project>;
+    async fn project(&self, name: &str) -> Result<Option<Project>>;
+    /// Stores a new version of a project's policy (already checked by the caller) and
+    /// returns that version.
+    async fn set_policy(&self, project: &str, policy: serde_json::Value, actor: &str, now: Millis) -> Result<u32>;
+
+    /// Creates a reviewer with its key. Unknown project names are a `Invalid` error on
+    /// `projects`; a taken name is a `Conflict`.
+    async fn create_reviewer(&self, new: NewReviewer, actor: &str, now: Millis) -> Result<Reviewer>;
+    async fn create_service_key(&self, new: NewServiceKey, actor: &str, now: Millis) -> Result<()>;
+
+    /// Stores items with their decisions, creating their tasks and (for auto decisions)
+    /// their resolutions. An external id already stored returns the stored decision with
+    /// `duplicate: true` and creates nothing.
+    async fn submit_items(&self, project_id: i64, items: Vec<NewItem>, actor: &str, now: Millis) -> Result<Vec<Submitted>>;
+
+    /// Leases the next task (priority, then age) the reviewer may take, or `None`.
+    async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>>;
+    /// Extends a lease. `Conflict` with code `lease_lost` when the lease is not active.
+    async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, lease_ms: i64, now: Millis) -> Result<Millis>;
+    /// Stores a review and moves the task on. A `review_id` already stored by this
+    /// reviewer returns the stored result and changes nothing.
+    async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult>;
+    /// Returns expired leases' tasks to their queues; at most `limit` at a time.
+    async fn expire_leases(&self, now: Millis, limit: usize) -> Result<usize>;
+
+    async fn labels(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<LabelRecord>>;
+    /// The event log of one project, or of everything when `project_id` is `None`.
+    async fn events(&self, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>>;
+    async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats>;
+    async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>>;
+}

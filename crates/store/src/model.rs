@@ -1,0 +1,216 @@
+//! The records the store takes and gives. Times are epoch milliseconds.
+
+use flywheel_core::{Answer, Decision, Prediction, Stage};
+use serde::Serialize;
+
+use crate::Millis;
+
+/// Who is calling, as their key says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Principal {
+    Admin,
+    /// A model's service: may submit items to and read labels of `projects` (ids).
+    Service { projects: Vec<i64> },
+    Reviewer(Reviewer),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reviewer {
+    pub id: i64,
+    pub name: String,
+    pub tiers: Vec<u8>,
+    /// Project ids granted.
+    pub projects: Vec<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProject {
+    pub name: String,
+    pub labels: Vec<String>,
+    pub policy: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Project {
+    pub id: i64,
+    pub name: String,
+    pub labels: Vec<String>,
+    pub policy: serde_json::Value,
+    pub policy_version: u32,
+    pub created_at: Millis,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewReviewer {
+    pub name: String,
+    pub tiers: Vec<u8>,
+    /// Project names.
+    pub projects: Vec<String>,
+    pub key_hash: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewServiceKey {
+    /// Project names.
+    pub projects: Vec<String>,
+    pub key_hash: String,
+}
+
+/// An item with the decision the policy made for it.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub external_id: String,
+    pub payload: serde_json::Value,
+    pub attributes: serde_json::Value,
+    pub prediction: Option<Prediction>,
+    pub decision: Decision,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Submitted {
+    pub external_id: String,
+    pub item_id: i64,
+    pub decision: Decision,
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ClaimRequest {
+    pub project_id: i64,
+    pub reviewer_id: i64,
+    pub reviewer_name: String,
+    pub tiers: Vec<u8>,
+    pub queue: Option<String>,
+    pub lease_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClaimedTask {
+    pub task_id: i64,
+    pub lease_id: i64,
+    pub lease_expires_at: Millis,
+    pub stage: Stage,
+    pub queue: String,
+    pub tier: u8,
+    pub external_id: String,
+    pub payload: serde_json::Value,
+    pub attributes: serde_json::Value,
+    pub prediction: Option<Prediction>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewReview {
+    pub task_id: i64,
+    pub lease_id: i64,
+    pub reviewer_id: i64,
+    pub reviewer_name: String,
+    pub review_id: String,
+    pub answer: Answer,
+    pub failure_category: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct Resolution {
+    pub label: String,
+    pub source: flywheel_core::task::Source,
+    pub method: String,
+    pub confidence: f64,
+    pub reviewers: Vec<String>,
+    pub resolved_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ReviewResult {
+    pub review_id: String,
+    /// What the answer did: `waiting` (more answers needed), `resolved`, `adjudicate`
+    /// (a new task one tier up), `requeued` (a skip), `corrected` (an audit that disagreed).
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<Resolution>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LabelRecord {
+    pub cursor: i64,
+    pub external_id: String,
+    pub label: String,
+    pub source: String,
+    pub model: Option<String>,
+    pub model_version: Option<String>,
+    pub policy_version: u32,
+    pub resolved_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EventRecord {
+    pub seq: i64,
+    pub at: Millis,
+    pub kind: String,
+    pub actor: String,
+    pub project_id: Option<i64>,
+    pub external_id: Option<String>,
+    pub task_id: Option<i64>,
+    pub data: serde_json::Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QueueStats {
+    pub name: String,
+    pub open: i64,
+    pub oldest_age_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub items: i64,
+    pub auto: i64,
+    pub review: i64,
+    pub resolved: i64,
+    pub open_tasks: i64,
+    pub queues: Vec<QueueStats>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TaskRecord {
+    pub task_id: i64,
+    pub stage: Stage,
+    pub queue: String,
+    pub tier: u8,
+    pub priority: i32,
+    pub overlap: u8,
+    pub answered: u8,
+    pub state: String,
+    pub reason: Option<String>,
+    pub created_at: Millis,
+    pub closed_at: Option<Millis>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewRecord {
+    pub review_id: String,
+    pub task_id: i64,
+    pub reviewer: String,
+    pub answer: String,
+    pub label: Option<String>,
+    pub reason: Option<String>,
+    pub failure_category: Option<String>,
+    pub note: Option<String>,
+    pub claimed_at: Millis,
+    pub answered_at: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ItemDetail {
+    pub item_id: i64,
+    pub external_id: String,
+    pub payload: serde_json::Value,
+    pub attributes: serde_json::Value,
+    pub prediction: Option<Prediction>,
+    pub created_at: Millis,
+    pub decision: Decision,
+    pub tasks: Vec<TaskRecord>,
+    pub reviews: Vec<ReviewRecord>,
+    pub resolution: Option<Resolution>,
+    pub events: Vec<EventRecord>,
+}

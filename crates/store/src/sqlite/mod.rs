@@ -1,0 +1,218 @@
+//! The SQLite backend: embedded, one file, WAL mode.
+//!
+//! Writes go through one writer thread that batches concurrent requests into group
+//! commits (`writer.rs`); `synchronous = FULL`, so a commit that answered has reached the
+//! disk. Reads use a small pool of read-only connections, which WAL lets run beside the
+//! writer. Claims are writes, so the single writer serialises them: no two reviewers can
+//! be handed the same slot.
+
+mod ops;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OpenFlags};
+
+use crate::*;
+use writer::Writer;
+
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+
+/// Most idle read connections kept open.
+const MAX_IDLE_READERS: usize = 8;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    writer: Writer,
+    path: PathBuf,
+    readers: Mutex<Vec<Connection>>,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let conn = Connection::open(&path)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL;
+             PRAGMA synchronous = FULL;
+             PRAGMA busy_timeout = 10000;
+             PRAGMA cache_size = -65536;
+             PRAGMA temp_store = MEMORY;",
+        )?;
+        migrate(&conn)?;
+        let writer = Writer::spawn(conn)
+            .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
+        Ok(Self {
+            inner: Arc::new(Inner {
+                writer,
+                path,
+                readers: Mutex::new(Vec::new()),
+            }),
+        })
+    }
+
+    /// Opens `sqlite://PATH` (or `sqlite:PATH`).
+    pub fn open_url(url: &str) -> Result<Self> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| StoreError::Backend(format!("not a sqlite URL: {url}")))?;
+        if path.is_empty() {
+            return Err(StoreError::Backend("the sqlite URL names no file".into()));
+        }
+        Self::open(path)
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        self.inner.writer.write(f).await
+    }
+
+    /// Runs `f` on a read connection, inside one read transaction (a consistent snapshot).
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = match inner.readers.lock().expect("reader pool").pop() {
+                Some(c) => c,
+                None => open_reader(&inner.path)?,
+            };
+            conn.execute_batch("BEGIN")?;
+            let out = f(&conn);
+            let _ = conn.execute_batch("COMMIT");
+            let mut pool = inner.readers.lock().expect("reader pool");
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+            out
+        })
+        .await
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+    }
+}
+
+fn open_reader(path: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection) -> Result<()> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if current as usize > MIGRATIONS.len() {
+        return Err(StoreError::Backend(format!(
+            "the database is at schema version {current}, newer than this build knows ({}); upgrade flywheel",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let version = i + 1;
+        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {version}; COMMIT;"))
+            .map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn bootstrap_admin(&self, key_hash: &str, now: Millis) -> Result<bool> {
+        let key_hash = key_hash.to_string();
+        self.write(move |c| ops::bootstrap_admin(c, &key_hash, now)).await
+    }
+
+    async fn principal(&self, key_hash: &str) -> Result<Option<Principal>> {
+        let key_hash = key_hash.to_string();
+        self.read(move |c| ops::principal(c, &key_hash)).await
+    }
+
+    async fn create_project(&self, new: NewProject, actor: &str, now: Millis) -> Result<Project> {
+        let actor = actor.to_string();
+        self.write(move |c| ops::create_project(c, new, &actor, now)).await
+    }
+
+    async fn project(&self, name: &str) -> Result<Option<Project>> {
+        let name = name.to_string();
+        self.read(move |c| ops::project(c, &name)).await
+    }
+
+    async fn set_policy(&self, project: &str, policy: serde_json::Value, actor: &str, now: Millis) -> Result<u32> {
+        let (project, actor) = (project.to_string(), actor.to_string());
+        self.write(move |c| ops::set_policy(c, &project, &policy, &actor, now)).await
+    }
+
+    async fn create_reviewer(&self, new: NewReviewer, actor: &str, now: Millis) -> Result<Reviewer> {
+        let actor = actor.to_string();
+        self.write(move |c| ops::create_reviewer(c, new, &actor, now)).await
+    }
+
+    async fn create_service_key(&self, new: NewServiceKey, actor: &str, now: Millis) -> Result<()> {
+        let actor = actor.to_string();
+        self.write(move |c| ops::create_service_key(c, new, &actor, now)).await
+    }
+
+    async fn submit_items(&self, project_id: i64, items: Vec<NewItem>, actor: &str, now: Millis) -> Result<Vec<Submitted>> {
+        // Serialise outside the writer thread: it should only run SQL.
+        let prepared = items
+            .into_iter()
+            .map(ops::PreparedItem::new)
+            .collect::<Result<Vec<_>>>()?;
+        let actor = actor.to_string();
+        self.write(move |c| ops::submit_items(c, project_id, prepared, &actor, now)).await
+    }
+
+    async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {
+        self.write(move |c| ops::claim(c, &req, now)).await
+    }
+
+    async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, lease_ms: i64, now: Millis) -> Result<Millis> {
+        self.write(move |c| ops::heartbeat(c, task_id, lease_id, reviewer_id, lease_ms, now)).await
+    }
+
+    async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult> {
+        self.write(move |c| ops::submit_review(c, review, now)).await
+    }
+
+    async fn expire_leases(&self, now: Millis, limit: usize) -> Result<usize> {
+        self.write(move |c| ops::expire_leases(c, now, limit)).await
+    }
+
+    async fn labels(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<LabelRecord>> {
+        self.read(move |c| ops::labels(c, project_id, after, limit)).await
+    }
+
+    async fn events(&self, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
+        self.read(move |c| ops::events(c, project_id, after, limit)).await
+    }
+
+    async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats> {
+        self.read(move |c| ops::stats(c, project_id, now)).await
+    }
+
+    async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>> {
+        let external_id = external_id.to_string();
+        self.read(move |c| ops::item(c, project_id, &external_id)).await
+    }
+}

@@ -1,0 +1,750 @@
+//! The SQL of every store operation, on one connection. Write operations run inside the
+//! writer's transaction (see `writer.rs`); each appends its events with [`event`].
+
+use flywheel_core::task::{self, Next, Source};
+use flywheel_core::{Answer, Decision, LabelSet, Outcome, Prediction, Route, Stage, ValidationError};
+use rusqlite::{Connection, OptionalExtension, Row, params};
+use serde_json::{Value, json};
+
+use crate::*;
+
+/// Appends one event. Every change calls this in the same transaction as the change.
+#[allow(clippy::too_many_arguments)]
+fn event(
+    c: &Connection,
+    project_id: Option<i64>,
+    item_id: Option<i64>,
+    task_id: Option<i64>,
+    now: Millis,
+    kind: &str,
+    actor: &str,
+    data: &Value,
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![project_id, item_id, task_id, now, kind, actor, data.to_string()])?;
+    Ok(())
+}
+
+fn json_col(r: &Row<'_>, idx: usize) -> rusqlite::Result<Value> {
+    let s: String = r.get(idx)?;
+    serde_json::from_str(&s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+fn opt_json<T: serde::de::DeserializeOwned>(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
+    let s: Option<String> = r.get(idx)?;
+    s.map(|s| {
+        serde_json::from_str(&s).map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
+        })
+    })
+    .transpose()
+}
+
+pub(super) fn bootstrap_admin(c: &Connection, key_hash: &str, now: Millis) -> Result<bool> {
+    let exists: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM api_keys WHERE kind = 'admin' AND revoked_at IS NULL)",
+        [],
+        |r| r.get(0),
+    )?;
+    if exists {
+        return Ok(false);
+    }
+    c.execute(
+        "INSERT INTO api_keys (hash, kind, created_at) VALUES (?1, 'admin', ?2)",
+        params![key_hash, now],
+    )?;
+    event(c, None, None, None, now, "key.created", "system", &json!({"scope": "admin"}))?;
+    Ok(true)
+}
+
+pub(super) fn principal(c: &Connection, key_hash: &str) -> Result<Option<Principal>> {
+    let row: Option<(String, Option<i64>, Option<String>)> = c
+        .prepare_cached("SELECT kind, reviewer_id, projects FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL")?
+        .query_row([key_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
+    let Some((kind, reviewer_id, projects)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(match kind.as_str() {
+        "admin" => Principal::Admin,
+        "service" => Principal::Service {
+            projects: serde_json::from_str(projects.as_deref().unwrap_or("[]"))?,
+        },
+        _ => {
+            let id = reviewer_id.ok_or_else(|| StoreError::Backend("reviewer key without reviewer".into()))?;
+            Principal::Reviewer(reviewer(c, id)?)
+        }
+    }))
+}
+
+fn reviewer(c: &Connection, id: i64) -> Result<Reviewer> {
+    let (name, tiers): (String, String) = c
+        .prepare_cached("SELECT name, tiers FROM reviewers WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let projects = c
+        .prepare_cached("SELECT project_id FROM reviewer_projects WHERE reviewer_id = ?1 ORDER BY project_id")?
+        .query_map([id], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    Ok(Reviewer {
+        id,
+        name,
+        tiers: serde_json::from_str(&tiers)?,
+        projects,
+    })
+}
+
+fn project_ids(c: &Connection, names: &[String]) -> Result<Vec<i64>> {
+    let mut ids = Vec::with_capacity(names.len());
+    for (i, n) in names.iter().enumerate() {
+        let id: Option<i64> = c
+            .prepare_cached("SELECT id FROM projects WHERE name = ?1")?
+            .query_row([n], |r| r.get(0))
+            .optional()?;
+        match id {
+            Some(id) if !ids.contains(&id) => ids.push(id),
+            Some(_) => {}
+            None => {
+                return Err(ValidationError::new(format!("projects[{i}]"), format!("no project named '{n}'")).into());
+            }
+        }
+    }
+    Ok(ids)
+}
+
+pub(super) fn create_project(c: &Connection, new: NewProject, actor: &str, now: Millis) -> Result<Project> {
+    let exists: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM projects WHERE name = ?1)", [&new.name], |r| r.get(0))?;
+    if exists {
+        return Err(StoreError::conflict("project_exists", format!("a project named '{}' exists", new.name)));
+    }
+    let labels = serde_json::to_string(&new.labels)?;
+    let policy = new.policy.to_string();
+    c.execute(
+        "INSERT INTO projects (name, labels, policy, policy_version, created_at) VALUES (?1, ?2, ?3, 1, ?4)",
+        params![new.name, labels, policy, now],
+    )?;
+    let id = c.last_insert_rowid();
+    c.execute(
+        "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES (?1, 1, ?2, ?3, ?4)",
+        params![id, policy, now, actor],
+    )?;
+    event(c, Some(id), None, None, now, "project.created", actor,
+        &json!({"name": new.name, "labels": new.labels, "policy_version": 1, "policy": new.policy}))?;
+    Ok(Project {
+        id,
+        name: new.name,
+        labels: new.labels,
+        policy: new.policy,
+        policy_version: 1,
+        created_at: now,
+    })
+}
+
+pub(super) fn project(c: &Connection, name: &str) -> Result<Option<Project>> {
+    c.prepare_cached("SELECT id, name, labels, policy, policy_version, created_at FROM projects WHERE name = ?1")?
+        .query_row([name], |r| {
+            Ok(Project {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                labels: serde_json::from_value(json_col(r, 2)?).unwrap_or_default(),
+                policy: json_col(r, 3)?,
+                policy_version: r.get(4)?,
+                created_at: r.get(5)?,
+            })
+        })
+        .optional()
+        .map_err(Into::into)
+}
+
+pub(super) fn set_policy(c: &Connection, name: &str, policy: &Value, actor: &str, now: Millis) -> Result<u32> {
+    let text = policy.to_string();
+    let row: Option<(i64, u32)> = c
+        .query_row(
+            "UPDATE projects SET policy = ?2, policy_version = policy_version + 1 WHERE name = ?1 RETURNING id, policy_version",
+            params![name, text],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let (id, version) = row.ok_or_else(|| StoreError::not_found(format!("project '{name}'")))?;
+    c.execute(
+        "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![id, version, text, now, actor],
+    )?;
+    event(c, Some(id), None, None, now, "policy.updated", actor, &json!({"policy_version": version, "policy": policy}))?;
+    Ok(version)
+}
+
+pub(super) fn create_reviewer(c: &Connection, new: NewReviewer, actor: &str, now: Millis) -> Result<Reviewer> {
+    let exists: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM reviewers WHERE name = ?1)", [&new.name], |r| r.get(0))?;
+    if exists {
+        return Err(StoreError::conflict("reviewer_exists", format!("a reviewer named '{}' exists", new.name)));
+    }
+    let projects = project_ids(c, &new.projects)?;
+    c.execute(
+        "INSERT INTO reviewers (name, tiers, created_at) VALUES (?1, ?2, ?3)",
+        params![new.name, serde_json::to_string(&new.tiers)?, now],
+    )?;
+    let id = c.last_insert_rowid();
+    for p in &projects {
+        c.execute("INSERT INTO reviewer_projects (reviewer_id, project_id) VALUES (?1, ?2)", params![id, p])?;
+    }
+    c.execute(
+        "INSERT INTO api_keys (hash, kind, reviewer_id, created_at) VALUES (?1, 'reviewer', ?2, ?3)",
+        params![new.key_hash, id, now],
+    )?;
+    let data = json!({"reviewer_id": id, "name": new.name, "tiers": new.tiers, "projects": new.projects});
+    event(c, None, None, None, now, "reviewer.created", actor, &data)?;
+    for p in &projects {
+        event(c, Some(*p), None, None, now, "reviewer.granted", actor, &data)?;
+    }
+    Ok(Reviewer {
+        id,
+        name: new.name,
+        tiers: new.tiers,
+        projects,
+    })
+}
+
+pub(super) fn create_service_key(c: &Connection, new: NewServiceKey, actor: &str, now: Millis) -> Result<()> {
+    let projects = project_ids(c, &new.projects)?;
+    c.execute(
+        "INSERT INTO api_keys (hash, kind, projects, created_at) VALUES (?1, 'service', ?2, ?3)",
+        params![new.key_hash, serde_json::to_string(&projects)?, now],
+    )?;
+    let data = json!({"scope": "service", "projects": new.projects});
+    event(c, None, None, None, now, "key.created", actor, &data)?;
+    for p in &projects {
+        event(c, Some(*p), None, None, now, "key.created", actor, &data)?;
+    }
+    Ok(())
+}
+
+/// An item made ready for the writer: its JSON already serialised.
+pub(super) struct PreparedItem {
+    external_id: String,
+    payload: String,
+    attributes: String,
+    prediction: Option<String>,
+    model: Option<String>,
+    model_version: Option<String>,
+    decision: Decision,
+    decision_json: String,
+}
+
+impl PreparedItem {
+    pub(super) fn new(item: NewItem) -> Result<Self> {
+        Ok(Self {
+            payload: item.payload.to_string(),
+            attributes: item.attributes.to_string(),
+            prediction: item.prediction.as_ref().map(serde_json::to_string).transpose()?,
+            model: item.prediction.as_ref().map(|p| p.model.clone()),
+            model_version: item.prediction.as_ref().and_then(|p| p.version.clone()),
+            decision_json: serde_json::to_string(&item.decision)?,
+            decision: item.decision,
+            external_id: item.external_id,
+        })
+    }
+}
+
+fn insert_task(c: &Connection, project_id: i64, item_id: i64, stage: Stage, route: &Route, reason: Option<&str>, now: Millis) -> Result<i64> {
+    c.prepare_cached(
+        "INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, reason, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 'open', ?8, ?9)",
+    )?
+    .execute(params![project_id, item_id, stage.as_str(), route.queue, route.tier, route.priority, route.overlap, reason, now])?;
+    Ok(c.last_insert_rowid())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_label(
+    c: &Connection,
+    project_id: i64,
+    item_id: i64,
+    label: &str,
+    source: Source,
+    model: Option<&str>,
+    model_version: Option<&str>,
+    policy_version: u32,
+    now: Millis,
+) -> Result<i64> {
+    c.prepare_cached(
+        "INSERT INTO labels (project_id, item_id, label, source, model, model_version, policy_version, resolved_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    )?
+    .execute(params![project_id, item_id, label, source.as_str(), model, model_version, policy_version, now])?;
+    Ok(c.last_insert_rowid())
+}
+
+pub(super) fn submit_items(c: &Connection, project_id: i64, items: Vec<PreparedItem>, actor: &str, now: Millis) -> Result<Vec<Submitted>> {
+    let mut out = Vec::with_capacity(items.len());
+    for it in items {
+        let existing: Option<(i64, String)> = c
+            .prepare_cached("SELECT id, decision FROM items WHERE project_id = ?1 AND external_id = ?2")?
+            .query_row(params![project_id, it.external_id], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()?;
+        if let Some((item_id, decision)) = existing {
+            out.push(Submitted {
+                external_id: it.external_id,
+                item_id,
+                decision: serde_json::from_str(&decision)?,
+                duplicate: true,
+            });
+            continue;
+        }
+        let d = &it.decision;
+        let (outcome, auto_label) = match &d.outcome {
+            Outcome::Auto { label } => ("auto", Some(label.as_str())),
+            Outcome::Review { .. } => ("review", None),
+        };
+        let resolution = auto_label
+            .map(|l| {
+                serde_json::to_string(&Resolution {
+                    label: l.to_string(),
+                    source: Source::Auto,
+                    method: format!("rule:{}", d.rule),
+                    confidence: 1.0,
+                    reviewers: vec![],
+                    resolved_at: now,
+                })
+            })
+            .transpose()?;
+        c.prepare_cached(
+            "INSERT INTO items (project_id, external_id, payload, attributes, prediction, decision, outcome, policy_version,
+                                model, model_version, created_at, resolved_label, resolution, resolved_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        )?
+        .execute(params![
+            project_id, it.external_id, it.payload, it.attributes, it.prediction, it.decision_json, outcome,
+            d.policy_version, it.model, it.model_version, now, auto_label, resolution,
+            auto_label.map(|_| now)
+        ])?;
+        let item_id = c.last_insert_rowid();
+        let mut tasks = Vec::new();
+        match &d.outcome {
+            Outcome::Review { route } => {
+                tasks.push(insert_task(c, project_id, item_id, Stage::Review, route, None, now)?);
+            }
+            Outcome::Auto { label } => {
+                insert_label(c, project_id, item_id, label, Source::Auto, it.model.as_deref(), it.model_version.as_deref(), d.policy_version, now)?;
+                if let Some(route) = &d.audit {
+                    tasks.push(insert_task(c, project_id, item_id, Stage::Audit, route, Some("audit sample"), now)?);
+                }
+            }
+        }
+        let data = format!(r#"{{"decision":{},"tasks":{}}}"#, it.decision_json, serde_json::to_string(&tasks)?);
+        c.prepare_cached(
+            "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES (?1, ?2, ?3, ?4, 'item.decided', ?5, ?6)",
+        )?
+        .execute(params![project_id, item_id, tasks.first(), now, actor, data])?;
+        if let Some(label) = auto_label {
+            event(c, Some(project_id), Some(item_id), None, now, "item.resolved", actor, &json!({"label": label, "source": "auto"}))?;
+        }
+        out.push(Submitted {
+            external_id: it.external_id,
+            item_id,
+            decision: it.decision,
+            duplicate: false,
+        });
+    }
+    Ok(out)
+}
+
+pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {
+    if req.tiers.is_empty() {
+        return Ok(None);
+    }
+    // Tiers are small integers (u8), so writing them into the SQL is safe, and it lets
+    // the planner walk the claim index in order.
+    let tiers = req.tiers.iter().map(u8::to_string).collect::<Vec<_>>().join(",");
+    let queue_filter = if req.queue.is_some() { "AND t.queue = ?3" } else { "AND ?3 IS NULL" };
+    let sql = format!(
+        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier FROM tasks t
+         WHERE t.project_id = ?1 AND t.available > 0 {queue_filter} AND t.tier IN ({tiers})
+           AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = ?2)
+         ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1"
+    );
+    let row: Option<(i64, i64, String, String, u8)> = c
+        .prepare_cached(&sql)?
+        .query_row(params![req.project_id, req.reviewer_id, req.queue], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
+        .optional()?;
+    let Some((task_id, item_id, stage, queue, tier)) = row else {
+        return Ok(None);
+    };
+    let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Backend(format!("unknown stage {stage}")))?;
+    let expires = now + req.lease_ms;
+    c.prepare_cached("UPDATE tasks SET available = available - 1 WHERE id = ?1")?.execute([task_id])?;
+    c.prepare_cached(
+        "INSERT INTO leases (task_id, item_id, reviewer_id, granted_at, expires_at, state) VALUES (?1, ?2, ?3, ?4, ?5, 'active')",
+    )?
+    .execute(params![task_id, item_id, req.reviewer_id, now, expires])?;
+    let lease_id = c.last_insert_rowid();
+    c.prepare_cached("INSERT OR IGNORE INTO item_reviewers (item_id, reviewer_id) VALUES (?1, ?2)")?
+        .execute(params![item_id, req.reviewer_id])?;
+    let (external_id, payload, attributes, prediction) = c
+        .prepare_cached("SELECT external_id, payload, attributes, prediction FROM items WHERE id = ?1")?
+        .query_row([item_id], |r| Ok((r.get::<_, String>(0)?, json_col(r, 1)?, json_col(r, 2)?, opt_json::<Prediction>(r, 3)?)))?;
+    event(c, Some(req.project_id), Some(item_id), Some(task_id), now, "lease.granted", &format!("reviewer:{}", req.reviewer_name),
+        &json!({"lease_id": lease_id, "reviewer_id": req.reviewer_id, "expires_at": expires, "stage": stage}))?;
+    Ok(Some(ClaimedTask {
+        task_id,
+        lease_id,
+        lease_expires_at: expires,
+        stage,
+        queue,
+        tier,
+        external_id,
+        payload,
+        attributes,
+        prediction,
+    }))
+}
+
+struct ActiveLease {
+    project_id: i64,
+    item_id: i64,
+    granted_at: Millis,
+}
+
+/// The lease if it is active, unexpired, and held by this reviewer on this task.
+fn active_lease(c: &Connection, task_id: i64, lease_id: i64, reviewer_id: i64, now: Millis) -> Result<ActiveLease> {
+    c.prepare_cached(
+        "SELECT t.project_id, l.item_id, l.granted_at FROM leases l JOIN tasks t ON t.id = l.task_id
+         WHERE l.id = ?1 AND l.task_id = ?2 AND l.reviewer_id = ?3 AND l.state = 'active' AND l.expires_at > ?4",
+    )?
+    .query_row(params![lease_id, task_id, reviewer_id, now], |r| {
+        Ok(ActiveLease {
+            project_id: r.get(0)?,
+            item_id: r.get(1)?,
+            granted_at: r.get(2)?,
+        })
+    })
+    .optional()?
+    .ok_or_else(StoreError::lease_lost)
+}
+
+pub(super) fn heartbeat(c: &Connection, task_id: i64, lease_id: i64, reviewer_id: i64, lease_ms: i64, now: Millis) -> Result<Millis> {
+    let lease = active_lease(c, task_id, lease_id, reviewer_id, now)?;
+    let expires = now + lease_ms;
+    c.prepare_cached("UPDATE leases SET expires_at = ?2 WHERE id = ?1")?.execute(params![lease_id, expires])?;
+    event(c, Some(lease.project_id), Some(lease.item_id), Some(task_id), now, "lease.extended", &format!("reviewer_id:{reviewer_id}"),
+        &json!({"lease_id": lease_id, "expires_at": expires}))?;
+    Ok(expires)
+}
+
+struct TaskRow {
+    stage: Stage,
+    queue: String,
+    tier: u8,
+    priority: i32,
+    overlap: u8,
+}
+
+pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result<ReviewResult> {
+    let stored: Option<String> = c
+        .prepare_cached("SELECT result FROM reviews WHERE reviewer_id = ?1 AND review_id = ?2")?
+        .query_row(params![r.reviewer_id, r.review_id], |row| row.get(0))
+        .optional()?;
+    if let Some(s) = stored {
+        return Ok(serde_json::from_str(&s)?);
+    }
+    let lease = active_lease(c, r.task_id, r.lease_id, r.reviewer_id, now)?;
+    let (project_id, item_id) = (lease.project_id, lease.item_id);
+    let t = c
+        .prepare_cached("SELECT stage, queue, tier, priority, overlap FROM tasks WHERE id = ?1")?
+        .query_row([r.task_id], |row| {
+            let stage: String = row.get(0)?;
+            Ok(TaskRow {
+                stage: Stage::parse(&stage).unwrap_or(Stage::Review),
+                queue: row.get(1)?,
+                tier: row.get(2)?,
+                priority: row.get(3)?,
+                overlap: row.get(4)?,
+            })
+        })?;
+    if let Answer::Label(l) = &r.answer {
+        let labels: String = c.prepare_cached("SELECT labels FROM projects WHERE id = ?1")?.query_row([project_id], |row| row.get(0))?;
+        let names: Vec<String> = serde_json::from_str(&labels)?;
+        LabelSet::parse(&names).map_err(StoreError::from)?.answer("label", l)?;
+    }
+    let earlier = c
+        .prepare_cached("SELECT kind, label, reason FROM reviews WHERE task_id = ?1 AND kind != 'skip' ORDER BY id")?
+        .query_map([r.task_id], |row| {
+            let kind: String = row.get(0)?;
+            Ok(match kind.as_str() {
+                "label" => Answer::Label(row.get::<_, Option<String>>(1)?.unwrap_or_default()),
+                _ => Answer::Escalate { reason: row.get::<_, Option<String>>(2)?.unwrap_or_default() },
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let next = task::after_answer(t.stage, t.tier, t.overlap, &earlier, &r.answer);
+    let actor = format!("reviewer:{}", r.reviewer_name);
+    let lease_state = if matches!(r.answer, Answer::Skip { .. }) { "skipped" } else { "answered" };
+    c.prepare_cached("UPDATE leases SET state = ?2, ended_at = ?3 WHERE id = ?1")?.execute(params![r.lease_id, lease_state, now])?;
+    if matches!(r.answer, Answer::Skip { .. }) {
+        c.prepare_cached("UPDATE tasks SET available = available + 1 WHERE id = ?1")?.execute([r.task_id])?;
+    } else {
+        c.prepare_cached("UPDATE tasks SET answered = answered + 1 WHERE id = ?1")?.execute([r.task_id])?;
+    }
+
+    let mut resolution = None;
+    let outcome = match &next {
+        Next::Wait => "waiting",
+        Next::Requeue => "requeued",
+        Next::Adjudicate { tier, reason } => {
+            close_task(c, r.task_id, now)?;
+            let route = Route { queue: t.queue.clone(), tier: *tier, priority: t.priority, overlap: 1 };
+            let new_task = insert_task(c, project_id, item_id, Stage::Adjudicate, &route, Some(reason), now)?;
+            event(c, Some(project_id), Some(item_id), Some(new_task), now, "task.escalated", &actor,
+                &json!({"from_task": r.task_id, "tier": tier, "reason": reason}))?;
+            "adjudicate"
+        }
+        Next::Resolve { label, source, method, confidence } => {
+            close_task(c, r.task_id, now)?;
+            let mut reviewers = c
+                .prepare_cached(
+                    "SELECT DISTINCT v.name FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id
+                     WHERE w.task_id = ?1 AND w.kind = 'label' ORDER BY v.name",
+                )?
+                .query_map([r.task_id], |row| row.get::<_, String>(0))?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            if !reviewers.contains(&r.reviewer_name) {
+                reviewers.push(r.reviewer_name.clone());
+            }
+            let res = Resolution {
+                label: label.clone(),
+                source: *source,
+                method: method.to_string(),
+                confidence: *confidence,
+                reviewers,
+                resolved_at: now,
+            };
+            let (current, policy_version): (Option<String>, u32) = c
+                .prepare_cached("SELECT resolved_label, policy_version FROM items WHERE id = ?1")?
+                .query_row([item_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+            let audit = t.stage == Stage::Audit;
+            if audit && current.as_deref() == Some(label.as_str()) {
+                event(c, Some(project_id), Some(item_id), Some(r.task_id), now, "audit.confirmed", &actor, &json!({"label": label}))?;
+                resolution = Some(res);
+                "confirmed"
+            } else {
+                c.prepare_cached("UPDATE items SET resolved_label = ?2, resolution = ?3, resolved_at = ?4 WHERE id = ?1")?
+                    .execute(params![item_id, label, serde_json::to_string(&res)?, now])?;
+                insert_label(c, project_id, item_id, label, *source, None, None, policy_version, now)?;
+                let kind = if audit { "item.corrected" } else { "item.resolved" };
+                event(c, Some(project_id), Some(item_id), Some(r.task_id), now, kind, &actor,
+                    &json!({"label": label, "previous": current, "source": source, "method": method, "confidence": confidence, "reviewers": res.reviewers}))?;
+                resolution = Some(res);
+                if audit { "corrected" } else { "resolved" }
+            }
+        }
+    };
+    let result = ReviewResult {
+        review_id: r.review_id.clone(),
+        outcome: outcome.to_string(),
+        resolution,
+    };
+    let (label, reason) = match &r.answer {
+        Answer::Label(l) => (Some(l.as_str()), None),
+        Answer::Escalate { reason } | Answer::Skip { reason } => (None, Some(reason.as_str())),
+    };
+    c.prepare_cached(
+        "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, label, reason, failure_category, note,
+                              claimed_at, answered_at, result)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        r.review_id, r.reviewer_id, r.task_id, item_id, r.lease_id, r.answer.kind(), label, reason,
+        r.failure_category, r.note, lease.granted_at, now, serde_json::to_string(&result)?
+    ])?;
+    event(c, Some(project_id), Some(item_id), Some(r.task_id), now, "review.submitted", &actor,
+        &json!({"review_id": r.review_id, "answer": r.answer.kind(), "label": label, "reason": reason,
+                "failure_category": r.failure_category, "outcome": outcome, "time_on_task_ms": now - lease.granted_at}))?;
+    Ok(result)
+}
+
+/// Closes a task: no more slots, and any other reviewer's active lease on it ends.
+fn close_task(c: &Connection, task_id: i64, now: Millis) -> Result<()> {
+    c.prepare_cached("UPDATE tasks SET state = 'done', available = 0, closed_at = ?2 WHERE id = ?1")?.execute(params![task_id, now])?;
+    c.prepare_cached("UPDATE leases SET state = 'cancelled', ended_at = ?2 WHERE task_id = ?1 AND state = 'active'")?
+        .execute(params![task_id, now])?;
+    Ok(())
+}
+
+pub(super) fn expire_leases(c: &Connection, now: Millis, limit: usize) -> Result<usize> {
+    let expired = c
+        .prepare_cached(
+            "SELECT l.id, l.task_id, l.item_id, l.reviewer_id, t.project_id FROM leases l JOIN tasks t ON t.id = l.task_id
+             WHERE l.state = 'active' AND l.expires_at <= ?1 ORDER BY l.expires_at LIMIT ?2",
+        )?
+        .query_map(params![now, limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?, r.get::<_, i64>(4)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (lease_id, task_id, item_id, reviewer_id, project_id) in &expired {
+        c.prepare_cached("UPDATE leases SET state = 'expired', ended_at = ?2 WHERE id = ?1")?.execute(params![lease_id, now])?;
+        c.prepare_cached("UPDATE tasks SET available = available + 1 WHERE id = ?1 AND state = 'open'")?.execute([task_id])?;
+        c.prepare_cached("DELETE FROM item_reviewers WHERE item_id = ?1 AND reviewer_id = ?2")?.execute(params![item_id, reviewer_id])?;
+        event(c, Some(*project_id), Some(*item_id), Some(*task_id), now, "lease.expired", "system",
+            &json!({"lease_id": lease_id, "reviewer_id": reviewer_id}))?;
+    }
+    Ok(expired.len())
+}
+
+pub(super) fn labels(c: &Connection, project_id: i64, after: i64, limit: usize) -> Result<Vec<LabelRecord>> {
+    c.prepare_cached(
+        "SELECT l.cursor, i.external_id, l.label, l.source, l.model, l.model_version, l.policy_version, l.resolved_at
+         FROM labels l JOIN items i ON i.id = l.item_id WHERE l.project_id = ?1 AND l.cursor > ?2 ORDER BY l.cursor LIMIT ?3",
+    )?
+    .query_map(params![project_id, after, limit as i64], |r| {
+        Ok(LabelRecord {
+            cursor: r.get(0)?,
+            external_id: r.get(1)?,
+            label: r.get(2)?,
+            source: r.get(3)?,
+            model: r.get(4)?,
+            model_version: r.get(5)?,
+            policy_version: r.get(6)?,
+            resolved_at: r.get(7)?,
+        })
+    })?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .map_err(Into::into)
+}
+
+fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
+    Ok(EventRecord {
+        seq: r.get(0)?,
+        at: r.get(1)?,
+        kind: r.get(2)?,
+        actor: r.get(3)?,
+        project_id: r.get(4)?,
+        external_id: r.get(5)?,
+        task_id: r.get(6)?,
+        data: json_col(r, 7)?,
+    })
+}
+
+const EVENT_COLUMNS: &str = "e.seq, e.at, e.kind, e.actor, e.project_id, i.external_id, e.task_id, e.data
+     FROM events e LEFT JOIN items i ON i.id = e.item_id";
+
+pub(super) fn events(c: &Connection, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
+    let sql = match project_id {
+        Some(_) => format!("SELECT {EVENT_COLUMNS} WHERE e.project_id = ?1 AND e.seq > ?2 ORDER BY e.seq LIMIT ?3"),
+        None => format!("SELECT {EVENT_COLUMNS} WHERE ?1 IS NULL AND e.seq > ?2 ORDER BY e.seq LIMIT ?3"),
+    };
+    c.prepare_cached(&sql)?
+        .query_map(params![project_id, after, limit as i64], event_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .map_err(Into::into)
+}
+
+pub(super) fn stats(c: &Connection, project_id: i64, now: Millis) -> Result<Stats> {
+    let (items, auto, review, resolved): (i64, i64, i64, i64) = c.prepare_cached(
+        "SELECT count(*), coalesce(sum(outcome = 'auto'), 0), coalesce(sum(outcome = 'review'), 0),
+                coalesce(sum(resolved_label IS NOT NULL), 0) FROM items WHERE project_id = ?1",
+    )?
+    .query_row([project_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+    let queues = c
+        .prepare_cached(
+            "SELECT queue, count(*), min(created_at) FROM tasks WHERE project_id = ?1 AND state = 'open' GROUP BY queue ORDER BY queue",
+        )?
+        .query_map([project_id], |r| {
+            Ok(QueueStats {
+                name: r.get(0)?,
+                open: r.get(1)?,
+                oldest_age_ms: (now - r.get::<_, i64>(2)?).max(0),
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Stats {
+        items,
+        auto,
+        review,
+        resolved,
+        open_tasks: queues.iter().map(|q| q.open).sum(),
+        queues,
+    })
+}
+
+pub(super) fn item(c: &Connection, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>> {
+    let row = c
+        .prepare_cached(
+            "SELECT id, payload, attributes, prediction, created_at, decision, resolution FROM items WHERE project_id = ?1 AND external_id = ?2",
+        )?
+        .query_row(params![project_id, external_id], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                json_col(r, 1)?,
+                json_col(r, 2)?,
+                opt_json::<Prediction>(r, 3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, String>(5)?,
+                opt_json::<Resolution>(r, 6)?,
+            ))
+        })
+        .optional()?;
+    let Some((item_id, payload, attributes, prediction, created_at, decision, resolution)) = row else {
+        return Ok(None);
+    };
+    let tasks = c
+        .prepare_cached(
+            "SELECT id, stage, queue, tier, priority, overlap, answered, state, reason, created_at, closed_at FROM tasks WHERE item_id = ?1 ORDER BY id",
+        )?
+        .query_map([item_id], |r| {
+            Ok(TaskRecord {
+                task_id: r.get(0)?,
+                stage: Stage::parse(&r.get::<_, String>(1)?).unwrap_or(Stage::Review),
+                queue: r.get(2)?,
+                tier: r.get(3)?,
+                priority: r.get(4)?,
+                overlap: r.get(5)?,
+                answered: r.get(6)?,
+                state: r.get(7)?,
+                reason: r.get(8)?,
+                created_at: r.get(9)?,
+                closed_at: r.get(10)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let reviews = c
+        .prepare_cached(
+            "SELECT w.review_id, w.task_id, v.name, w.kind, w.label, w.reason, w.failure_category, w.note, w.claimed_at, w.answered_at
+             FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id WHERE w.item_id = ?1 ORDER BY w.id",
+        )?
+        .query_map([item_id], |r| {
+            Ok(ReviewRecord {
+                review_id: r.get(0)?,
+                task_id: r.get(1)?,
+                reviewer: r.get(2)?,
+                answer: r.get(3)?,
+                label: r.get(4)?,
+                reason: r.get(5)?,
+                failure_category: r.get(6)?,
+                note: r.get(7)?,
+                claimed_at: r.get(8)?,
+                answered_at: r.get(9)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let events = c
+        .prepare_cached(&format!("SELECT {EVENT_COLUMNS} WHERE e.item_id = ?1 ORDER BY e.seq"))?
+        .query_map([item_id], event_row)?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(ItemDetail {
+        item_id,
+        external_id: external_id.to_string(),
+        payload,
+        attributes,
+        prediction,
+        created_at,
+        decision: serde_json::from_str(&decision)?,
+        tasks,
+        reviews,
+        resolution,
+        events,
+    }))
+}
