@@ -1,1 +1,116 @@
-fn main() {}
+//! The `flywheel` binary: the only place that knows argv, environment and exit codes.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use flywheel_server::{AppState, SystemClock};
+
+#[derive(Parser)]
+#[command(
+    name = "flywheel",
+    version,
+    about = "Human-in-the-loop decisions: policy, review, and the labels that flow back"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server (HTTP API and background workers).
+    Serve(ServeArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "FLYWHEEL_LISTEN", default_value = "127.0.0.1:7700")]
+    listen: SocketAddr,
+    /// Database URL: sqlite://PATH (embedded).
+    #[arg(
+        long,
+        env = "FLYWHEEL_DATABASE",
+        default_value = "sqlite://./flywheel-data/flywheel.db"
+    )]
+    database: String,
+    /// The admin API key of a new database (otherwise one is generated and printed once).
+    #[arg(long, env = "FLYWHEEL_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("FLYWHEEL_LOG")
+                .unwrap_or_else(|_| "info,tower_http=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(serve(args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("flywheel: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    if let Some(k) = &args.admin_key
+        && k.len() < 16
+    {
+        anyhow::bail!("FLYWHEEL_ADMIN_KEY is too short: use at least 16 characters");
+    }
+    let store =
+        flywheel_store::open(&args.database).with_context(|| format!("cannot open database {}", args.database))?;
+    let state = Arc::new(AppState::new(store, Arc::new(SystemClock)));
+    if let Some(key) = flywheel_server::bootstrap_admin(&state, args.admin_key.as_deref()).await? {
+        if args.admin_key.is_none() {
+            println!("admin API key (shown once; keep it): {key}");
+        } else {
+            println!("admin API key: the one in FLYWHEEL_ADMIN_KEY");
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    println!("flywheel listening on http://{addr} (database {})", args.database);
+    flywheel_server::serve(listener, state, shutdown_signal()).await?;
+    println!("flywheel stopped");
+    Ok(())
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -6,7 +6,11 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq)]
 pub enum Majority {
     /// One label has more votes than any other.
-    Winner { label: String, votes: usize, confidence: f64 },
+    Winner {
+        label: String,
+        votes: usize,
+        confidence: f64,
+    },
     /// Two or more labels share the most votes (or there were no votes).
     Tie,
 }
@@ -43,13 +47,21 @@ mod tests {
     fn cases() {
         assert_eq!(
             majority(["a", "b", "a"]),
-            Majority::Winner { label: "a".into(), votes: 2, confidence: 2.0 / 3.0 }
+            Majority::Winner {
+                label: "a".into(),
+                votes: 2,
+                confidence: 2.0 / 3.0
+            }
         );
         assert_eq!(majority(["a", "b"]), Majority::Tie);
         assert_eq!(majority(Vec::<&str>::new()), Majority::Tie);
         assert_eq!(
             majority(["b"]),
-            Majority::Winner { label: "b".into(), votes: 1, confidence: 1.0 }
+            Majority::Winner {
+                label: "b".into(),
+                votes: 1,
+                confidence: 1.0
+            }
         );
     }
 

@@ -38,10 +38,7 @@ pub struct LabelSet(Vec<Label>);
 impl LabelSet {
     pub fn parse(names: &[String]) -> Result<Self, ValidationError> {
         if names.len() < 2 || names.len() > 100 {
-            return Err(ValidationError::new(
-                "labels",
-                "a project has 2 to 100 labels",
-            ));
+            return Err(ValidationError::new("labels", "a project has 2 to 100 labels"));
         }
         let mut out = Vec::with_capacity(names.len());
         for (i, n) in names.iter().enumerate() {

@@ -187,7 +187,9 @@ pub struct Policy {
 
 impl std::fmt::Debug for Policy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Policy").field("spec", &self.spec).finish_non_exhaustive()
+        f.debug_struct("Policy")
+            .field("spec", &self.spec)
+            .finish_non_exhaustive()
     }
 }
 
@@ -195,9 +197,8 @@ impl Policy {
     /// Parses and checks a policy for a project with `labels`. Errors name the field
     /// (`rules[1].when`) and say what is wrong.
     pub fn from_json(value: &serde_json::Value, labels: &LabelSet) -> Result<Self, ValidationError> {
-        let spec: PolicySpec = serde_json::from_value(value.clone()).map_err(|e| {
-            ValidationError::new("", format!("not a policy: {e}"))
-        })?;
+        let spec: PolicySpec = serde_json::from_value(value.clone())
+            .map_err(|e| ValidationError::new("", format!("not a policy: {e}")))?;
         Self::compile(spec, labels)
     }
 
@@ -209,10 +210,7 @@ impl Policy {
             ));
         }
         if !spec.audit_rate.is_finite() || !(0.0..=1.0).contains(&spec.audit_rate) {
-            return Err(ValidationError::new(
-                "audit_rate",
-                "audit_rate is a fraction in [0, 1]",
-            ));
+            return Err(ValidationError::new("audit_rate", "audit_rate is a fraction in [0, 1]"));
         }
         if !(10..=86_400).contains(&spec.lease_seconds) {
             return Err(ValidationError::new(
@@ -422,9 +420,7 @@ impl Policy {
                 RuleAction::Review(route) => {
                     reasons.push(format!("rule '{}' matched", rule.name));
                     return Decision {
-                        outcome: Outcome::Review {
-                            route: route.clone(),
-                        },
+                        outcome: Outcome::Review { route: route.clone() },
                         rule: rule.name.clone(),
                         reasons,
                         policy_version: version,
@@ -445,10 +441,7 @@ impl Policy {
                     };
                     reasons.push(format!("rule '{}' matched", rule.name));
                     let audit = (audit_draw < self.spec.audit_rate).then(|| {
-                        reasons.push(format!(
-                            "sampled for audit (rate {})",
-                            self.spec.audit_rate
-                        ));
+                        reasons.push(format!("sampled for audit (rate {})", self.spec.audit_rate));
                         self.audit_route.clone()
                     });
                     return Decision {
@@ -494,10 +487,7 @@ fn compile_when(env: &Env, when: &str) -> Result<Program, String> {
         // Names bound by a comprehension (`tags.exists(t, …)`) are references too.
         let bound = when.contains(&format!("({v},")) || when.contains(&format!("({v} ,"));
         if !VARIABLES.contains(&v) && !bound {
-            return Err(format!(
-                "unknown variable '{v}' (known: {})",
-                VARIABLES.join(", ")
-            ));
+            return Err(format!("unknown variable '{v}' (known: {})", VARIABLES.join(", ")));
         }
     }
     Ok(program)
@@ -556,19 +546,84 @@ mod tests {
     #[test]
     fn routing_table() {
         let p = example();
-        let cases: &[(serde_json::Value, serde_json::Value, Option<f64>, f64, &str, Outcome)] = &[
-            (json!({"text": "I want to hurt myself"}), json!({}), Some(0.99), 0.5, "distress",
-             Outcome::Review { route: Route { queue: "urgent".into(), tier: 2, priority: 100, overlap: 1 } }),
-            (json!({"text": "hi"}), json!({"vip": true}), Some(0.5), 0.5, "vip", Outcome::Auto { label: "ham".into() }),
-            (json!({"text": "win money"}), json!({}), Some(0.97), 0.5, "confident", Outcome::Auto { label: "spam".into() }),
-            (json!({"text": "hello"}), json!({}), Some(0.02), 0.5, "confident", Outcome::Auto { label: "ham".into() }),
-            (json!({"text": "hello"}), json!({}), Some(0.5), 0.5, "uncertain",
-             Outcome::Review { route: Route { queue: "standard".into(), tier: 1, priority: 0, overlap: 2 } }),
-            (json!({"text": "hello"}), json!({}), None, 0.5, "default", Outcome::Review { route: Route::default_review() }),
+        type Case = (serde_json::Value, serde_json::Value, Option<f64>, f64, &'static str, Outcome);
+        let cases: &[Case] = &[
+            (
+                json!({"text": "I want to hurt myself"}),
+                json!({}),
+                Some(0.99),
+                0.5,
+                "distress",
+                Outcome::Review {
+                    route: Route {
+                        queue: "urgent".into(),
+                        tier: 2,
+                        priority: 100,
+                        overlap: 1,
+                    },
+                },
+            ),
+            (
+                json!({"text": "hi"}),
+                json!({"vip": true}),
+                Some(0.5),
+                0.5,
+                "vip",
+                Outcome::Auto { label: "ham".into() },
+            ),
+            (
+                json!({"text": "win money"}),
+                json!({}),
+                Some(0.97),
+                0.5,
+                "confident",
+                Outcome::Auto { label: "spam".into() },
+            ),
+            (
+                json!({"text": "hello"}),
+                json!({}),
+                Some(0.02),
+                0.5,
+                "confident",
+                Outcome::Auto { label: "ham".into() },
+            ),
+            (
+                json!({"text": "hello"}),
+                json!({}),
+                Some(0.5),
+                0.5,
+                "uncertain",
+                Outcome::Review {
+                    route: Route {
+                        queue: "standard".into(),
+                        tier: 1,
+                        priority: 0,
+                        overlap: 2,
+                    },
+                },
+            ),
+            (
+                json!({"text": "hello"}),
+                json!({}),
+                None,
+                0.5,
+                "default",
+                Outcome::Review {
+                    route: Route::default_review(),
+                },
+            ),
         ];
         for (payload, attributes, spam, draw, rule, outcome) in cases {
             let pr = spam.map(pred);
-            let d = p.decide(&ItemView { payload, attributes, prediction: pr.as_ref() }, 7, *draw);
+            let d = p.decide(
+                &ItemView {
+                    payload,
+                    attributes,
+                    prediction: pr.as_ref(),
+                },
+                7,
+                *draw,
+            );
             assert_eq!(&d.rule, rule, "{payload}");
             assert_eq!(&d.outcome, outcome, "{payload}");
             assert_eq!(d.policy_version, 7);
@@ -577,9 +632,26 @@ mod tests {
 
     #[test]
     fn no_match_is_review_in_default_with_reason() {
-        let p = Policy::from_json(&json!({"rules": [{"name": "never", "when": "false", "action": "auto"}]}), &labels()).unwrap();
-        let d = p.decide(&ItemView { payload: &json!({}), attributes: &json!({}), prediction: Some(&pred(0.99)) }, 1, 0.0);
-        assert_eq!(d.outcome, Outcome::Review { route: Route::default_review() });
+        let p = Policy::from_json(
+            &json!({"rules": [{"name": "never", "when": "false", "action": "auto"}]}),
+            &labels(),
+        )
+        .unwrap();
+        let d = p.decide(
+            &ItemView {
+                payload: &json!({}),
+                attributes: &json!({}),
+                prediction: Some(&pred(0.99)),
+            },
+            1,
+            0.0,
+        );
+        assert_eq!(
+            d.outcome,
+            Outcome::Review {
+                route: Route::default_review()
+            }
+        );
         assert_eq!(d.reasons, vec!["no rule matched".to_string()]);
     }
 
@@ -587,24 +659,63 @@ mod tests {
     fn a_rule_that_fails_on_an_item_does_not_hold() {
         let p = example();
         // No payload.text: the distress rule cannot be evaluated; the item is still decided.
-        let d = p.decide(&ItemView { payload: &json!({}), attributes: &json!({}), prediction: Some(&pred(0.99)) }, 1, 0.5);
+        let d = p.decide(
+            &ItemView {
+                payload: &json!({}),
+                attributes: &json!({}),
+                prediction: Some(&pred(0.99)),
+            },
+            1,
+            0.5,
+        );
         assert_eq!(d.rule, "confident");
         assert!(d.reasons[0].contains("distress"), "{:?}", d.reasons);
     }
 
     #[test]
     fn auto_without_a_prediction_never_autos() {
-        let p = Policy::from_json(&json!({"rules": [{"name": "all", "when": "true", "action": "auto"}]}), &labels()).unwrap();
-        let d = p.decide(&ItemView { payload: &json!({}), attributes: &json!({}), prediction: None }, 1, 0.0);
+        let p = Policy::from_json(
+            &json!({"rules": [{"name": "all", "when": "true", "action": "auto"}]}),
+            &labels(),
+        )
+        .unwrap();
+        let d = p.decide(
+            &ItemView {
+                payload: &json!({}),
+                attributes: &json!({}),
+                prediction: None,
+            },
+            1,
+            0.0,
+        );
         assert!(matches!(d.outcome, Outcome::Review { .. }));
     }
 
     #[test]
     fn audit_sampling_follows_the_draw() {
         let p = example();
-        let item = |pr: &Prediction| p.decide(&ItemView { payload: &json!({"text": "x"}), attributes: &json!({}), prediction: Some(pr) }, 1, 0.05).audit;
+        let item = |pr: &Prediction| {
+            p.decide(
+                &ItemView {
+                    payload: &json!({"text": "x"}),
+                    attributes: &json!({}),
+                    prediction: Some(pr),
+                },
+                1,
+                0.05,
+            )
+            .audit
+        };
         assert_eq!(item(&pred(0.99)).unwrap().queue, "audit");
-        let d = p.decide(&ItemView { payload: &json!({"text": "x"}), attributes: &json!({}), prediction: Some(&pred(0.99)) }, 1, 0.5);
+        let d = p.decide(
+            &ItemView {
+                payload: &json!({"text": "x"}),
+                attributes: &json!({}),
+                prediction: Some(&pred(0.99)),
+            },
+            1,
+            0.5,
+        );
         assert!(d.audit.is_none());
         // Reviews are never audited.
         assert!(item(&pred(0.5)).is_none());
@@ -614,20 +725,64 @@ mod tests {
     fn invalid_policies_name_the_rule_and_the_problem() {
         let l = labels();
         let cases = [
-            (json!({"rules": [{"name": "a", "when": "confidence >=", "action": "auto"}]}), "rules[0].when", "does not compile"),
-            (json!({"rules": [{"name": "a", "when": "score > 1", "action": "auto"}]}), "rules[0].when", "unknown variable 'score'"),
-            (json!({"rules": [{"name": "a", "when": "confidence + 1.0", "action": "auto"}]}), "rules[0].when", "true or false"),
-            (json!({"rules": [{"name": "a", "when": "confidence < 'x'", "action": "auto"}]}), "rules[0].when", "rule 'a'"),
-            (json!({"rules": [{"name": "a", "when": "true", "action": "auto", "label": "eggs"}]}), "rules[0].label", "not a label"),
-            (json!({"rules": [{"name": "a", "when": "true", "action": "review", "tier": 0}]}), "rules[0].tier", "tier"),
-            (json!({"rules": [{"name": "a", "when": "true", "action": "review", "overlap": 11}]}), "rules[0].overlap", "overlap"),
-            (json!({"rules": [{"name": "a", "when": "true", "action": "review", "queue": "Bad Queue"}]}), "rules[0].queue", "queue"),
-            (json!({"rules": [{"name": "a", "when": "true", "action": "auto", "queue": "x"}]}), "rules[0].queue", "auto rule"),
-            (json!({"rules": [{"name": "a", "when": "true", "action": "auto"}, {"name": "a", "when": "true", "action": "auto"}]}), "rules[1].name", "two rules"),
+            (
+                json!({"rules": [{"name": "a", "when": "confidence >=", "action": "auto"}]}),
+                "rules[0].when",
+                "does not compile",
+            ),
+            (
+                json!({"rules": [{"name": "a", "when": "score > 1", "action": "auto"}]}),
+                "rules[0].when",
+                "unknown variable 'score'",
+            ),
+            (
+                json!({"rules": [{"name": "a", "when": "confidence + 1.0", "action": "auto"}]}),
+                "rules[0].when",
+                "true or false",
+            ),
+            (
+                json!({"rules": [{"name": "a", "when": "confidence < 'x'", "action": "auto"}]}),
+                "rules[0].when",
+                "rule 'a'",
+            ),
+            (
+                json!({"rules": [{"name": "a", "when": "true", "action": "auto", "label": "eggs"}]}),
+                "rules[0].label",
+                "not a label",
+            ),
+            (
+                json!({"rules": [{"name": "a", "when": "true", "action": "review", "tier": 0}]}),
+                "rules[0].tier",
+                "tier",
+            ),
+            (
+                json!({"rules": [{"name": "a", "when": "true", "action": "review", "overlap": 11}]}),
+                "rules[0].overlap",
+                "overlap",
+            ),
+            (
+                json!({"rules": [{"name": "a", "when": "true", "action": "review", "queue": "Bad Queue"}]}),
+                "rules[0].queue",
+                "queue",
+            ),
+            (
+                json!({"rules": [{"name": "a", "when": "true", "action": "auto", "queue": "x"}]}),
+                "rules[0].queue",
+                "auto rule",
+            ),
+            (
+                json!({"rules": [{"name": "a", "when": "true", "action": "auto"}, {"name": "a", "when": "true", "action": "auto"}]}),
+                "rules[1].name",
+                "two rules",
+            ),
             (json!({"rules": [], "audit_rate": 1.5}), "audit_rate", "[0, 1]"),
             (json!({"rules": [], "lease_seconds": 1}), "lease_seconds", "10"),
             (json!({"rules": [], "bogus": 1}), "", "unknown field"),
-            (json!({"rules": [{"name": "a", "when": "true", "action": "maybe"}]}), "", "unknown variant"),
+            (
+                json!({"rules": [{"name": "a", "when": "true", "action": "maybe"}]}),
+                "",
+                "unknown variant",
+            ),
         ];
         for (policy, field, msg) in cases {
             let e = Policy::from_json(&policy, &l).unwrap_err();
@@ -643,14 +798,30 @@ mod tests {
             &labels(),
         )
         .unwrap();
-        let d = p.decide(&ItemView { payload: &json!({}), attributes: &json!({"tags": ["vip", "refund"]}), prediction: None }, 1, 0.0);
+        let d = p.decide(
+            &ItemView {
+                payload: &json!({}),
+                attributes: &json!({"tags": ["vip", "refund"]}),
+                prediction: None,
+            },
+            1,
+            0.0,
+        );
         assert_eq!(d.rule, "t");
     }
 
     #[test]
     fn decisions_round_trip_as_json() {
         let p = example();
-        let d = p.decide(&ItemView { payload: &json!({"text": "x"}), attributes: &json!({}), prediction: Some(&pred(0.99)) }, 3, 0.01);
+        let d = p.decide(
+            &ItemView {
+                payload: &json!({"text": "x"}),
+                attributes: &json!({}),
+                prediction: Some(&pred(0.99)),
+            },
+            3,
+            0.01,
+        );
         let v = serde_json::to_value(&d).unwrap();
         assert_eq!(v["outcome"], "auto");
         assert_eq!(v["label"], "spam");

@@ -148,9 +148,7 @@ pub fn after_answer(stage: Stage, tier: u8, overlap: u8, answers: &[Answer], new
                 };
             }
             match majority(all.iter().filter_map(|a| a.label())) {
-                Majority::Winner {
-                    label, confidence, ..
-                } => Next::Resolve {
+                Majority::Winner { label, confidence, .. } => Next::Resolve {
                     label,
                     source: Source::Human,
                     method: "majority",
@@ -178,7 +176,12 @@ mod tests {
         assert_eq!(after_answer(Stage::Review, 1, 2, &[], &l("a")), Next::Wait);
         assert_eq!(
             after_answer(Stage::Review, 1, 2, &[l("a")], &l("a")),
-            Next::Resolve { label: "a".into(), source: Source::Human, method: "majority", confidence: 1.0 }
+            Next::Resolve {
+                label: "a".into(),
+                source: Source::Human,
+                method: "majority",
+                confidence: 1.0
+            }
         );
         assert!(matches!(
             after_answer(Stage::Review, 1, 2, &[l("a")], &l("b")),
@@ -192,16 +195,38 @@ mod tests {
 
     #[test]
     fn escalation_goes_one_tier_up_at_once_and_stops_at_the_top() {
-        let esc = Answer::Escalate { reason: "unsure".into() };
-        assert!(matches!(after_answer(Stage::Review, 1, 3, &[], &esc), Next::Adjudicate { tier: 2, .. }));
-        assert!(matches!(after_answer(Stage::Adjudicate, 2, 1, &[], &esc), Next::Adjudicate { tier: 3, .. }));
-        assert!(matches!(after_answer(Stage::Adjudicate, MAX_TIER, 1, &[], &esc), Next::Adjudicate { tier, .. } if tier == MAX_TIER));
+        let esc = Answer::Escalate {
+            reason: "unsure".into(),
+        };
+        assert!(matches!(
+            after_answer(Stage::Review, 1, 3, &[], &esc),
+            Next::Adjudicate { tier: 2, .. }
+        ));
+        assert!(matches!(
+            after_answer(Stage::Adjudicate, 2, 1, &[], &esc),
+            Next::Adjudicate { tier: 3, .. }
+        ));
+        assert!(
+            matches!(after_answer(Stage::Adjudicate, MAX_TIER, 1, &[], &esc), Next::Adjudicate { tier, .. } if tier == MAX_TIER)
+        );
     }
 
     #[test]
     fn skip_requeues_and_final_stages_resolve() {
-        assert_eq!(after_answer(Stage::Review, 1, 1, &[], &Answer::Skip { reason: "x".into() }), Next::Requeue);
-        assert!(matches!(after_answer(Stage::Adjudicate, 2, 1, &[], &l("b")), Next::Resolve { source: Source::Adjudicated, .. }));
-        assert!(matches!(after_answer(Stage::Audit, 1, 1, &[], &l("b")), Next::Resolve { method: "audit", .. }));
+        assert_eq!(
+            after_answer(Stage::Review, 1, 1, &[], &Answer::Skip { reason: "x".into() }),
+            Next::Requeue
+        );
+        assert!(matches!(
+            after_answer(Stage::Adjudicate, 2, 1, &[], &l("b")),
+            Next::Resolve {
+                source: Source::Adjudicated,
+                ..
+            }
+        ));
+        assert!(matches!(
+            after_answer(Stage::Audit, 1, 1, &[], &l("b")),
+            Next::Resolve { method: "audit", .. }
+        ));
     }
 }

@@ -1,1 +1,69 @@
+//! Flywheel's server: the HTTP API, auth, and the background workers, over one
+//! `Arc<dyn Store>`. Only this crate knows HTTP.
+//!
+//! [`serve`] takes a bound listener and a shutdown future: the binary passes SIGTERM,
+//! tests pass a oneshot. On shutdown the server stops accepting, finishes in-flight
+//! requests (whose writes the store commits before answering), stops the workers, and
+//! returns.
 
+pub mod app;
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod http;
+pub mod workers;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use app::AppState;
+pub use clock::{Clock, ManualClock, SystemClock};
+
+/// How often expired leases are returned to their queues.
+pub const LEASE_REAPER_EVERY: Duration = Duration::from_secs(1);
+
+/// Makes sure an admin key exists. With `wanted` (from `FLYWHEEL_ADMIN_KEY`) that key is
+/// the admin key of a new database. Returns the key when this call created it.
+pub async fn bootstrap_admin(
+    state: &AppState,
+    wanted: Option<&str>,
+) -> Result<Option<String>, flywheel_store::StoreError> {
+    let key = wanted.map(str::to_string).unwrap_or_else(auth::generate_key);
+    if state.store.bootstrap_admin(&auth::hash_key(&key), state.now()).await? {
+        return Ok(Some(key));
+    }
+    if let Some(w) = wanted
+        && state.store.principal(&auth::hash_key(w)).await? != Some(flywheel_store::Principal::Admin)
+    {
+        tracing::warn!(
+            "FLYWHEEL_ADMIN_KEY is set but the database already has a different admin key; it was not changed"
+        );
+    }
+    Ok(None)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains and returns.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reaper = workers::LeaseReaper {
+        store: state.store.clone(),
+        clock: state.clock.clone(),
+        batch: 1000,
+    };
+    let reaper = tokio::spawn(reaper.run(LEASE_REAPER_EVERY, stop_rx));
+    let app = http::router(state);
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            tracing::info!("shutting down: finishing in-flight requests");
+        })
+        .await;
+    let _ = stop_tx.send(true);
+    let _ = reaper.await;
+    result
+}

@@ -17,6 +17,21 @@ pub use model::*;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// Opens the store a URL names: `sqlite://PATH` (embedded).
+pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        return Ok(std::sync::Arc::new(sqlite::SqliteStore::open_url(url)?));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(StoreError::Backend(
+            "the PostgreSQL backend is not in this build yet; use sqlite://PATH".into(),
+        ));
+    }
+    Err(StoreError::Backend(format!(
+        "unknown database URL '{url}': use sqlite://PATH"
+    )))
+}
+
 /// Milliseconds since the Unix epoch. The store never reads the clock: callers pass `now`.
 pub type Millis = i64;
 
@@ -45,12 +60,19 @@ pub trait Store: Send + Sync + 'static {
     /// Stores items with their decisions, creating their tasks and (for auto decisions)
     /// their resolutions. An external id already stored returns the stored decision with
     /// `duplicate: true` and creates nothing.
-    async fn submit_items(&self, project_id: i64, items: Vec<NewItem>, actor: &str, now: Millis) -> Result<Vec<Submitted>>;
+    async fn submit_items(
+        &self,
+        project_id: i64,
+        items: Vec<NewItem>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Vec<Submitted>>;
 
     /// Leases the next task (priority, then age) the reviewer may take, or `None`.
     async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>>;
-    /// Extends a lease. `Conflict` with code `lease_lost` when the lease is not active.
-    async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, lease_ms: i64, now: Millis) -> Result<Millis>;
+    /// Extends a lease by its own duration (set at claim). `Conflict` with code
+    /// `lease_lost` when the lease is not active.
+    async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, now: Millis) -> Result<Millis>;
     /// Stores a review and moves the task on. A `review_id` already stored by this
     /// reviewer returns the stored result and changes nothing.
     async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult>;

@@ -10,7 +10,9 @@ use crate::Millis;
 pub enum Principal {
     Admin,
     /// A model's service: may submit items to and read labels of `projects` (ids).
-    Service { projects: Vec<i64> },
+    Service {
+        projects: Vec<i64>,
+    },
     Reviewer(Reviewer),
 }
 

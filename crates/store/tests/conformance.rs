@@ -25,13 +25,21 @@ async fn sqlite() -> Fixture {
 async fn fixture(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Fixture {
     let project = store
         .create_project(
-            NewProject { name: "spam".into(), labels: vec!["ham".into(), "spam".into()], policy: json!({"rules": []}) },
+            NewProject {
+                name: "spam".into(),
+                labels: vec!["ham".into(), "spam".into()],
+                policy: json!({"rules": []}),
+            },
             "admin",
             1,
         )
         .await
         .unwrap();
-    Fixture { store, project, _dir: dir }
+    Fixture {
+        store,
+        project,
+        _dir: dir,
+    }
 }
 
 fn review(external_id: &str, queue: &str, tier: u8, priority: i32, overlap: u8) -> NewItem {
@@ -41,7 +49,14 @@ fn review(external_id: &str, queue: &str, tier: u8, priority: i32, overlap: u8) 
         attributes: json!({}),
         prediction: None,
         decision: Decision {
-            outcome: Outcome::Review { route: Route { queue: queue.into(), tier, priority, overlap } },
+            outcome: Outcome::Review {
+                route: Route {
+                    queue: queue.into(),
+                    tier,
+                    priority,
+                    overlap,
+                },
+            },
             rule: "r".into(),
             reasons: vec!["rule 'r' matched".into()],
             policy_version: 1,
@@ -65,7 +80,12 @@ fn auto(external_id: &str, label: &str, audit: bool) -> NewItem {
             rule: "confident".into(),
             reasons: vec![],
             policy_version: 1,
-            audit: audit.then(|| Route { queue: "audit".into(), tier: 1, priority: 0, overlap: 1 }),
+            audit: audit.then(|| Route {
+                queue: "audit".into(),
+                tier: 1,
+                priority: 0,
+                overlap: 1,
+            }),
         },
     }
 }
@@ -74,7 +94,12 @@ impl Fixture {
     async fn reviewer(&self, name: &str, tiers: &[u8]) -> Reviewer {
         self.store
             .create_reviewer(
-                NewReviewer { name: name.into(), tiers: tiers.to_vec(), projects: vec!["spam".into()], key_hash: format!("hash-{name}") },
+                NewReviewer {
+                    name: name.into(),
+                    tiers: tiers.to_vec(),
+                    projects: vec!["spam".into()],
+                    key_hash: format!("hash-{name}"),
+                },
                 "admin",
                 1,
             )
@@ -83,7 +108,10 @@ impl Fixture {
     }
 
     async fn submit(&self, items: Vec<NewItem>) -> Vec<Submitted> {
-        self.store.submit_items(self.project.id, items, "service", 10).await.unwrap()
+        self.store
+            .submit_items(self.project.id, items, "service", 10)
+            .await
+            .unwrap()
     }
 
     async fn claim(&self, r: &Reviewer, queue: Option<&str>, now: i64) -> Option<ClaimedTask> {
@@ -103,7 +131,14 @@ impl Fixture {
             .unwrap()
     }
 
-    async fn answer(&self, r: &Reviewer, t: &ClaimedTask, review_id: &str, answer: Answer, now: i64) -> Result<ReviewResult> {
+    async fn answer(
+        &self,
+        r: &Reviewer,
+        t: &ClaimedTask,
+        review_id: &str,
+        answer: Answer,
+        now: i64,
+    ) -> Result<ReviewResult> {
         self.store
             .submit_review(
                 NewReview {
@@ -140,7 +175,10 @@ mod suite {
     pub async fn keys_and_principals(f: Fixture) {
         let s = &f.store;
         assert!(s.bootstrap_admin("admin-hash", 1).await.unwrap());
-        assert!(!s.bootstrap_admin("other-hash", 2).await.unwrap(), "a second admin bootstrap is refused");
+        assert!(
+            !s.bootstrap_admin("other-hash", 2).await.unwrap(),
+            "a second admin bootstrap is refused"
+        );
         assert_eq!(s.principal("admin-hash").await.unwrap(), Some(Principal::Admin));
         assert_eq!(s.principal("other-hash").await.unwrap(), None);
         let r = f.reviewer("ann", &[1, 2]).await;
@@ -148,34 +186,102 @@ mod suite {
             Some(Principal::Reviewer(got)) => assert_eq!(got, r),
             other => panic!("{other:?}"),
         }
-        s.create_service_key(NewServiceKey { projects: vec!["spam".into()], key_hash: "svc".into() }, "admin", 1).await.unwrap();
-        assert_eq!(s.principal("svc").await.unwrap(), Some(Principal::Service { projects: vec![f.project.id] }));
-        let e = s.create_service_key(NewServiceKey { projects: vec!["nope".into()], key_hash: "svc2".into() }, "admin", 1).await;
+        s.create_service_key(
+            NewServiceKey {
+                projects: vec!["spam".into()],
+                key_hash: "svc".into(),
+            },
+            "admin",
+            1,
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            s.principal("svc").await.unwrap(),
+            Some(Principal::Service {
+                projects: vec![f.project.id]
+            })
+        );
+        let e = s
+            .create_service_key(
+                NewServiceKey {
+                    projects: vec!["nope".into()],
+                    key_hash: "svc2".into(),
+                },
+                "admin",
+                1,
+            )
+            .await;
         assert!(matches!(e, Err(StoreError::Invalid(v)) if v.field == "projects[0]"));
         assert_eq!(s.principal("svc2").await.unwrap(), None, "a refused key is not stored");
         let dup = s
-            .create_reviewer(NewReviewer { name: "ann".into(), tiers: vec![1], projects: vec![], key_hash: "x".into() }, "admin", 1)
+            .create_reviewer(
+                NewReviewer {
+                    name: "ann".into(),
+                    tiers: vec![1],
+                    projects: vec![],
+                    key_hash: "x".into(),
+                },
+                "admin",
+                1,
+            )
             .await;
-        assert!(matches!(dup, Err(StoreError::Conflict { code: "reviewer_exists", .. })));
+        assert!(matches!(
+            dup,
+            Err(StoreError::Conflict {
+                code: "reviewer_exists",
+                ..
+            })
+        ));
     }
 
     pub async fn projects_and_policy_versions(f: Fixture) {
         let s = &f.store;
         assert_eq!(f.project.policy_version, 1);
-        let dup = s.create_project(NewProject { name: "spam".into(), labels: vec!["a".into(), "b".into()], policy: json!({}) }, "admin", 2).await;
-        assert!(matches!(dup, Err(StoreError::Conflict { code: "project_exists", .. })));
-        assert_eq!(s.set_policy("spam", json!({"rules": [], "audit_rate": 0.5}), "admin", 3).await.unwrap(), 2);
+        let dup = s
+            .create_project(
+                NewProject {
+                    name: "spam".into(),
+                    labels: vec!["a".into(), "b".into()],
+                    policy: json!({}),
+                },
+                "admin",
+                2,
+            )
+            .await;
+        assert!(matches!(
+            dup,
+            Err(StoreError::Conflict {
+                code: "project_exists",
+                ..
+            })
+        ));
+        assert_eq!(
+            s.set_policy("spam", json!({"rules": [], "audit_rate": 0.5}), "admin", 3)
+                .await
+                .unwrap(),
+            2
+        );
         let p = s.project("spam").await.unwrap().unwrap();
         assert_eq!(p.policy_version, 2);
         assert_eq!(p.policy["audit_rate"], 0.5);
-        assert!(matches!(s.set_policy("nope", json!({}), "admin", 3).await, Err(StoreError::NotFound { .. })));
+        assert!(matches!(
+            s.set_policy("nope", json!({}), "admin", 3).await,
+            Err(StoreError::NotFound { .. })
+        ));
         assert!(s.project("nope").await.unwrap().is_none());
         let kinds: Vec<_> = f.all_events().await.into_iter().map(|e| e.kind).collect();
         assert_eq!(kinds, ["project.created", "policy.updated"]);
     }
 
     pub async fn submit_is_idempotent(f: Fixture) {
-        let out = f.submit(vec![review("a", "q", 1, 0, 1), auto("b", "spam", false), review("a", "q", 1, 0, 1)]).await;
+        let out = f
+            .submit(vec![
+                review("a", "q", 1, 0, 1),
+                auto("b", "spam", false),
+                review("a", "q", 1, 0, 1),
+            ])
+            .await;
         assert_eq!(out.len(), 3);
         assert!(!out[0].duplicate && !out[1].duplicate);
         assert!(out[2].duplicate, "the same external id twice in a batch is a duplicate");
@@ -186,11 +292,28 @@ mod suite {
         assert_eq!(again[0].decision, out[0].decision, "the first decision is returned");
         assert_eq!(f.all_events().await.len(), events_before, "a duplicate writes nothing");
         let stats = f.store.stats(f.project.id, 20).await.unwrap();
-        assert_eq!((stats.items, stats.auto, stats.review, stats.resolved, stats.open_tasks), (2, 1, 1, 1, 1));
-        assert_eq!(stats.queues, vec![QueueStats { name: "q".into(), open: 1, oldest_age_ms: 10 }]);
+        assert_eq!(
+            (stats.items, stats.auto, stats.review, stats.resolved, stats.open_tasks),
+            (2, 1, 1, 1, 1)
+        );
+        assert_eq!(
+            stats.queues,
+            vec![QueueStats {
+                name: "q".into(),
+                open: 1,
+                oldest_age_ms: 10
+            }]
+        );
         let labels = f.all_labels().await;
         assert_eq!(labels.len(), 1);
-        assert_eq!((labels[0].external_id.as_str(), labels[0].label.as_str(), labels[0].source.as_str()), ("b", "spam", "auto"));
+        assert_eq!(
+            (
+                labels[0].external_id.as_str(),
+                labels[0].label.as_str(),
+                labels[0].source.as_str()
+            ),
+            ("b", "spam", "auto")
+        );
         assert_eq!(labels[0].model_version.as_deref(), Some("7"));
         let detail = f.store.item(f.project.id, "b").await.unwrap().unwrap();
         assert_eq!(detail.attributes, json!({"country": "FR"}));
@@ -225,21 +348,32 @@ mod suite {
     }
 
     pub async fn overlap_needs_distinct_reviewers_and_majority(f: Fixture) {
-        f.submit(vec![review("agree", "q", 1, 1, 2), review("tie", "q", 1, 0, 2)]).await;
+        f.submit(vec![review("agree", "q", 1, 1, 2), review("tie", "q", 1, 0, 2)])
+            .await;
         let a = f.reviewer("a", &[1]).await;
         let b = f.reviewer("b", &[1]).await;
         let adj = f.reviewer("adj", &[2]).await;
         let a1 = f.claim(&a, None, 100).await.unwrap();
         let a2 = f.claim(&a, None, 100).await.unwrap();
-        assert_eq!((a1.external_id.as_str(), a2.external_id.as_str()), ("agree", "tie"), "a reviewer never gets the same item twice");
+        assert_eq!(
+            (a1.external_id.as_str(), a2.external_id.as_str()),
+            ("agree", "tie"),
+            "a reviewer never gets the same item twice"
+        );
         assert!(f.claim(&a, None, 100).await.is_none());
         let b1 = f.claim(&b, None, 100).await.unwrap();
         let b2 = f.claim(&b, None, 100).await.unwrap();
-        assert_eq!(f.answer(&a, &a1, "a1", label("spam"), 200).await.unwrap().outcome, "waiting");
+        assert_eq!(
+            f.answer(&a, &a1, "a1", label("spam"), 200).await.unwrap().outcome,
+            "waiting"
+        );
         let r = f.answer(&b, &b1, "b1", label("spam"), 210).await.unwrap();
         assert_eq!(r.outcome, "resolved");
         let res = r.resolution.unwrap();
-        assert_eq!((res.label.as_str(), res.method.as_str(), res.confidence), ("spam", "majority", 1.0));
+        assert_eq!(
+            (res.label.as_str(), res.method.as_str(), res.confidence),
+            ("spam", "majority", 1.0)
+        );
         assert_eq!(res.reviewers, ["a", "b"]);
         f.answer(&a, &a2, "a2", label("spam"), 220).await.unwrap();
         let r = f.answer(&b, &b2, "b2", label("ham"), 230).await.unwrap();
@@ -248,9 +382,15 @@ mod suite {
         let t = f.claim(&adj, None, 300).await.unwrap();
         assert_eq!((t.external_id.as_str(), t.stage, t.tier), ("tie", Stage::Adjudicate, 2));
         let r = f.answer(&adj, &t, "adj1", label("ham"), 400).await.unwrap();
-        assert_eq!(r.resolution.as_ref().unwrap().source, flywheel_core::task::Source::Adjudicated);
+        assert_eq!(
+            r.resolution.as_ref().unwrap().source,
+            flywheel_core::task::Source::Adjudicated
+        );
         let labels = f.all_labels().await;
-        let got: Vec<_> = labels.iter().map(|l| (l.external_id.as_str(), l.label.as_str(), l.source.as_str())).collect();
+        let got: Vec<_> = labels
+            .iter()
+            .map(|l| (l.external_id.as_str(), l.label.as_str(), l.source.as_str()))
+            .collect();
         assert_eq!(got, [("agree", "spam", "human"), ("tie", "ham", "adjudicated")]);
         let detail = f.store.item(f.project.id, "tie").await.unwrap().unwrap();
         assert_eq!(detail.tasks.len(), 2);
@@ -259,20 +399,48 @@ mod suite {
     }
 
     pub async fn escalate_and_skip(f: Fixture) {
-        f.submit(vec![review("x", "q", 1, 0, 1), review("y", "q", 1, 0, 1)]).await;
+        f.submit(vec![review("x", "q", 1, 0, 1), review("y", "q", 1, 0, 1)])
+            .await;
         let a = f.reviewer("a", &[1]).await;
         let b = f.reviewer("b", &[1, 2]).await;
         let t = f.claim(&a, None, 100).await.unwrap();
-        let r = f.answer(&a, &t, "e", Answer::Escalate { reason: "not sure".into() }, 110).await.unwrap();
+        let r = f
+            .answer(
+                &a,
+                &t,
+                "e",
+                Answer::Escalate {
+                    reason: "not sure".into(),
+                },
+                110,
+            )
+            .await
+            .unwrap();
         assert_eq!(r.outcome, "adjudicate");
         let t = f.claim(&a, None, 120).await.unwrap();
         assert_eq!(t.external_id, "y");
-        assert_eq!(f.answer(&a, &t, "s", Answer::Skip { reason: "later".into() }, 130).await.unwrap().outcome, "requeued");
-        assert!(f.claim(&a, None, 140).await.is_none(), "a skipped item does not come back to the skipper");
+        assert_eq!(
+            f.answer(&a, &t, "s", Answer::Skip { reason: "later".into() }, 130)
+                .await
+                .unwrap()
+                .outcome,
+            "requeued"
+        );
+        assert!(
+            f.claim(&a, None, 140).await.is_none(),
+            "a skipped item does not come back to the skipper"
+        );
         let first = f.claim(&b, None, 150).await.unwrap();
-        assert_eq!((first.external_id.as_str(), first.stage), ("x", Stage::Adjudicate), "priority ties go by age");
+        assert_eq!(
+            (first.external_id.as_str(), first.stage),
+            ("x", Stage::Adjudicate),
+            "priority ties go by age"
+        );
         let second = f.claim(&b, None, 150).await.unwrap();
-        assert_eq!(second.external_id, "y", "the skipped task is back in the queue for others");
+        assert_eq!(
+            second.external_id, "y",
+            "the skipped task is back in the queue for others"
+        );
     }
 
     pub async fn leases_expire_and_are_lost(f: Fixture) {
@@ -280,21 +448,30 @@ mod suite {
         let a = f.reviewer("a", &[1]).await;
         let b = f.reviewer("b", &[1]).await;
         let t = f.claim(&a, None, 1_000).await.unwrap();
-        assert!(f.claim(&b, None, 1_000).await.is_none(), "a leased task is not handed out twice");
-        let exp = f.store.heartbeat(t.task_id, t.lease_id, a.id, LEASE, 30_000).await.unwrap();
+        assert!(
+            f.claim(&b, None, 1_000).await.is_none(),
+            "a leased task is not handed out twice"
+        );
+        let exp = f.store.heartbeat(t.task_id, t.lease_id, a.id, 30_000).await.unwrap();
         assert_eq!(exp, 30_000 + LEASE);
-        let wrong = f.store.heartbeat(t.task_id, t.lease_id, b.id, LEASE, 30_000).await;
-        assert!(matches!(wrong, Err(StoreError::Conflict { code: "lease_lost", .. })), "another reviewer's lease is not theirs");
+        let wrong = f.store.heartbeat(t.task_id, t.lease_id, b.id, 30_000).await;
+        assert!(
+            matches!(wrong, Err(StoreError::Conflict { code: "lease_lost", .. })),
+            "another reviewer's lease is not theirs"
+        );
         assert_eq!(f.store.expire_leases(exp - 1, 100).await.unwrap(), 0);
         assert_eq!(f.store.expire_leases(exp, 100).await.unwrap(), 1);
         let lost = f.answer(&a, &t, "late", label("ham"), exp + 1).await;
         assert!(matches!(lost, Err(StoreError::Conflict { code: "lease_lost", .. })));
-        let hb = f.store.heartbeat(t.task_id, t.lease_id, a.id, LEASE, exp + 1).await;
+        let hb = f.store.heartbeat(t.task_id, t.lease_id, a.id, exp + 1).await;
         assert!(matches!(hb, Err(StoreError::Conflict { code: "lease_lost", .. })));
         let t2 = f.claim(&b, None, exp + 2).await.unwrap();
         assert_eq!(t2.task_id, t.task_id);
         assert_ne!(t2.lease_id, t.lease_id);
-        assert_eq!(f.answer(&b, &t2, "ok", label("ham"), exp + 3).await.unwrap().outcome, "resolved");
+        assert_eq!(
+            f.answer(&b, &t2, "ok", label("ham"), exp + 3).await.unwrap().outcome,
+            "resolved"
+        );
         let kinds: Vec<_> = f.all_events().await.into_iter().map(|e| e.kind).collect();
         assert!(kinds.contains(&"lease.expired".to_string()), "{kinds:?}");
     }
@@ -305,28 +482,60 @@ mod suite {
         let t = f.claim(&a, None, 100).await.unwrap();
         let events_before = f.all_events().await.len();
         let bad = f.answer(&a, &t, "r1", label("eggs"), 110).await;
-        assert!(matches!(bad, Err(StoreError::Invalid(ref v)) if v.field == "label"), "{bad:?}");
-        assert_eq!(f.all_events().await.len(), events_before, "a refused review writes nothing");
+        assert!(
+            matches!(bad, Err(StoreError::Invalid(ref v)) if v.field == "label"),
+            "{bad:?}"
+        );
+        assert_eq!(
+            f.all_events().await.len(),
+            events_before,
+            "a refused review writes nothing"
+        );
         let first = f.answer(&a, &t, "r1", label("spam"), 120).await.unwrap();
         let again = f.answer(&a, &t, "r1", label("ham"), 130).await.unwrap();
         assert_eq!(first, again, "a retried review returns the stored result");
         assert_eq!(f.all_labels().await.len(), 1);
         let other = f.answer(&a, &t, "r2", label("spam"), 140).await;
-        assert!(matches!(other, Err(StoreError::Conflict { code: "lease_lost", .. })), "an answered lease is spent");
+        assert!(
+            matches!(other, Err(StoreError::Conflict { code: "lease_lost", .. })),
+            "an answered lease is spent"
+        );
     }
 
     pub async fn audits_confirm_or_correct(f: Fixture) {
-        f.submit(vec![auto("ok", "spam", true), auto("wrong", "spam", true), auto("plain", "spam", false)]).await;
+        f.submit(vec![
+            auto("ok", "spam", true),
+            auto("wrong", "spam", true),
+            auto("plain", "spam", false),
+        ])
+        .await;
         let a = f.reviewer("a", &[1]).await;
         let t = f.claim(&a, Some("audit"), 100).await.unwrap();
         assert_eq!((t.external_id.as_str(), t.stage), ("ok", Stage::Audit));
-        assert_eq!(f.answer(&a, &t, "1", label("spam"), 110).await.unwrap().outcome, "confirmed");
+        assert_eq!(
+            f.answer(&a, &t, "1", label("spam"), 110).await.unwrap().outcome,
+            "confirmed"
+        );
         let t = f.claim(&a, Some("audit"), 120).await.unwrap();
-        assert_eq!(f.answer(&a, &t, "2", label("ham"), 130).await.unwrap().outcome, "corrected");
+        assert_eq!(
+            f.answer(&a, &t, "2", label("ham"), 130).await.unwrap().outcome,
+            "corrected"
+        );
         assert!(f.claim(&a, None, 140).await.is_none());
         let labels = f.all_labels().await;
-        let got: Vec<_> = labels.iter().map(|l| (l.external_id.as_str(), l.label.as_str(), l.source.as_str())).collect();
-        assert_eq!(got, [("ok", "spam", "auto"), ("wrong", "spam", "auto"), ("plain", "spam", "auto"), ("wrong", "ham", "human")]);
+        let got: Vec<_> = labels
+            .iter()
+            .map(|l| (l.external_id.as_str(), l.label.as_str(), l.source.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ok", "spam", "auto"),
+                ("wrong", "spam", "auto"),
+                ("plain", "spam", "auto"),
+                ("wrong", "ham", "human")
+            ]
+        );
         let kinds: Vec<_> = f.all_events().await.into_iter().map(|e| e.kind).collect();
         assert!(kinds.contains(&"item.corrected".to_string()) && kinds.contains(&"audit.confirmed".to_string()));
     }
@@ -408,19 +617,23 @@ macro_rules! conformance {
 
 macro_rules! all_cases {
     ($backend:ident, $make:expr) => {
-        conformance!($backend, $make, [
-            keys_and_principals,
-            projects_and_policy_versions,
-            submit_is_idempotent,
-            claims_follow_priority_then_age_and_tiers,
-            overlap_needs_distinct_reviewers_and_majority,
-            escalate_and_skip,
-            leases_expire_and_are_lost,
-            reviews_are_idempotent_and_checked,
-            audits_confirm_or_correct,
-            feeds_page_by_cursor,
-            concurrent_claims_never_double_assign,
-        ]);
+        conformance!(
+            $backend,
+            $make,
+            [
+                keys_and_principals,
+                projects_and_policy_versions,
+                submit_is_idempotent,
+                claims_follow_priority_then_age_and_tiers,
+                overlap_needs_distinct_reviewers_and_majority,
+                escalate_and_skip,
+                leases_expire_and_are_lost,
+                reviews_are_idempotent_and_checked,
+                audits_confirm_or_correct,
+                feeds_page_by_cursor,
+                concurrent_claims_never_double_assign,
+            ]
+        );
     };
 }
 

@@ -92,6 +92,7 @@ CREATE TABLE leases (
     reviewer_id INTEGER NOT NULL REFERENCES reviewers(id),
     granted_at  INTEGER NOT NULL,
     expires_at  INTEGER NOT NULL,
+    lease_ms    INTEGER NOT NULL,              -- a heartbeat extends the lease by this much
     state       TEXT    NOT NULL CHECK (state IN ('active', 'answered', 'skipped', 'expired', 'cancelled')),
     ended_at    INTEGER
 );

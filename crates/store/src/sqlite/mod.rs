@@ -41,9 +41,8 @@ impl SqliteStore {
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
         {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Backend(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
         }
         let conn = Connection::open(&path)?;
         conn.execute_batch(
@@ -54,8 +53,7 @@ impl SqliteStore {
              PRAGMA temp_store = MEMORY;",
         )?;
         migrate(&conn)?;
-        let writer = Writer::spawn(conn)
-            .map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
+        let writer = Writer::spawn(conn).map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 writer,
@@ -130,8 +128,10 @@ fn migrate(conn: &Connection) -> Result<()> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i + 1;
-        conn.execute_batch(&format!("BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {version}; COMMIT;"))
-            .map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
+        conn.execute_batch(&format!(
+            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {version}; COMMIT;"
+        ))
+        .map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
     }
     Ok(())
 }
@@ -160,7 +160,8 @@ impl Store for SqliteStore {
 
     async fn set_policy(&self, project: &str, policy: serde_json::Value, actor: &str, now: Millis) -> Result<u32> {
         let (project, actor) = (project.to_string(), actor.to_string());
-        self.write(move |c| ops::set_policy(c, &project, &policy, &actor, now)).await
+        self.write(move |c| ops::set_policy(c, &project, &policy, &actor, now))
+            .await
     }
 
     async fn create_reviewer(&self, new: NewReviewer, actor: &str, now: Millis) -> Result<Reviewer> {
@@ -173,22 +174,30 @@ impl Store for SqliteStore {
         self.write(move |c| ops::create_service_key(c, new, &actor, now)).await
     }
 
-    async fn submit_items(&self, project_id: i64, items: Vec<NewItem>, actor: &str, now: Millis) -> Result<Vec<Submitted>> {
+    async fn submit_items(
+        &self,
+        project_id: i64,
+        items: Vec<NewItem>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Vec<Submitted>> {
         // Serialise outside the writer thread: it should only run SQL.
         let prepared = items
             .into_iter()
             .map(ops::PreparedItem::new)
             .collect::<Result<Vec<_>>>()?;
         let actor = actor.to_string();
-        self.write(move |c| ops::submit_items(c, project_id, prepared, &actor, now)).await
+        self.write(move |c| ops::submit_items(c, project_id, prepared, &actor, now))
+            .await
     }
 
     async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {
         self.write(move |c| ops::claim(c, &req, now)).await
     }
 
-    async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, lease_ms: i64, now: Millis) -> Result<Millis> {
-        self.write(move |c| ops::heartbeat(c, task_id, lease_id, reviewer_id, lease_ms, now)).await
+    async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, now: Millis) -> Result<Millis> {
+        self.write(move |c| ops::heartbeat(c, task_id, lease_id, reviewer_id, now))
+            .await
     }
 
     async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult> {

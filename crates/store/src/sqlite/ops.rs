@@ -23,7 +23,15 @@ fn event(
     c.prepare_cached(
         "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?
-    .execute(params![project_id, item_id, task_id, now, kind, actor, data.to_string()])?;
+    .execute(params![
+        project_id,
+        item_id,
+        task_id,
+        now,
+        kind,
+        actor,
+        data.to_string()
+    ])?;
     Ok(())
 }
 
@@ -36,9 +44,8 @@ fn json_col(r: &Row<'_>, idx: usize) -> rusqlite::Result<Value> {
 fn opt_json<T: serde::de::DeserializeOwned>(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
     let s: Option<String> = r.get(idx)?;
     s.map(|s| {
-        serde_json::from_str(&s).map_err(|e| {
-            rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e))
-        })
+        serde_json::from_str(&s)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
     })
     .transpose()
 }
@@ -56,7 +63,16 @@ pub(super) fn bootstrap_admin(c: &Connection, key_hash: &str, now: Millis) -> Re
         "INSERT INTO api_keys (hash, kind, created_at) VALUES (?1, 'admin', ?2)",
         params![key_hash, now],
     )?;
-    event(c, None, None, None, now, "key.created", "system", &json!({"scope": "admin"}))?;
+    event(
+        c,
+        None,
+        None,
+        None,
+        now,
+        "key.created",
+        "system",
+        &json!({"scope": "admin"}),
+    )?;
     Ok(true)
 }
 
@@ -115,9 +131,16 @@ fn project_ids(c: &Connection, names: &[String]) -> Result<Vec<i64>> {
 }
 
 pub(super) fn create_project(c: &Connection, new: NewProject, actor: &str, now: Millis) -> Result<Project> {
-    let exists: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM projects WHERE name = ?1)", [&new.name], |r| r.get(0))?;
+    let exists: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM projects WHERE name = ?1)",
+        [&new.name],
+        |r| r.get(0),
+    )?;
     if exists {
-        return Err(StoreError::conflict("project_exists", format!("a project named '{}' exists", new.name)));
+        return Err(StoreError::conflict(
+            "project_exists",
+            format!("a project named '{}' exists", new.name),
+        ));
     }
     let labels = serde_json::to_string(&new.labels)?;
     let policy = new.policy.to_string();
@@ -130,8 +153,16 @@ pub(super) fn create_project(c: &Connection, new: NewProject, actor: &str, now: 
         "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES (?1, 1, ?2, ?3, ?4)",
         params![id, policy, now, actor],
     )?;
-    event(c, Some(id), None, None, now, "project.created", actor,
-        &json!({"name": new.name, "labels": new.labels, "policy_version": 1, "policy": new.policy}))?;
+    event(
+        c,
+        Some(id),
+        None,
+        None,
+        now,
+        "project.created",
+        actor,
+        &json!({"name": new.name, "labels": new.labels, "policy_version": 1, "policy": new.policy}),
+    )?;
     Ok(Project {
         id,
         name: new.name,
@@ -172,14 +203,30 @@ pub(super) fn set_policy(c: &Connection, name: &str, policy: &Value, actor: &str
         "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, version, text, now, actor],
     )?;
-    event(c, Some(id), None, None, now, "policy.updated", actor, &json!({"policy_version": version, "policy": policy}))?;
+    event(
+        c,
+        Some(id),
+        None,
+        None,
+        now,
+        "policy.updated",
+        actor,
+        &json!({"policy_version": version, "policy": policy}),
+    )?;
     Ok(version)
 }
 
 pub(super) fn create_reviewer(c: &Connection, new: NewReviewer, actor: &str, now: Millis) -> Result<Reviewer> {
-    let exists: bool = c.query_row("SELECT EXISTS (SELECT 1 FROM reviewers WHERE name = ?1)", [&new.name], |r| r.get(0))?;
+    let exists: bool = c.query_row(
+        "SELECT EXISTS (SELECT 1 FROM reviewers WHERE name = ?1)",
+        [&new.name],
+        |r| r.get(0),
+    )?;
     if exists {
-        return Err(StoreError::conflict("reviewer_exists", format!("a reviewer named '{}' exists", new.name)));
+        return Err(StoreError::conflict(
+            "reviewer_exists",
+            format!("a reviewer named '{}' exists", new.name),
+        ));
     }
     let projects = project_ids(c, &new.projects)?;
     c.execute(
@@ -188,7 +235,10 @@ pub(super) fn create_reviewer(c: &Connection, new: NewReviewer, actor: &str, now
     )?;
     let id = c.last_insert_rowid();
     for p in &projects {
-        c.execute("INSERT INTO reviewer_projects (reviewer_id, project_id) VALUES (?1, ?2)", params![id, p])?;
+        c.execute(
+            "INSERT INTO reviewer_projects (reviewer_id, project_id) VALUES (?1, ?2)",
+            params![id, p],
+        )?;
     }
     c.execute(
         "INSERT INTO api_keys (hash, kind, reviewer_id, created_at) VALUES (?1, 'reviewer', ?2, ?3)",
@@ -248,7 +298,15 @@ impl PreparedItem {
     }
 }
 
-fn insert_task(c: &Connection, project_id: i64, item_id: i64, stage: Stage, route: &Route, reason: Option<&str>, now: Millis) -> Result<i64> {
+fn insert_task(
+    c: &Connection,
+    project_id: i64,
+    item_id: i64,
+    stage: Stage,
+    route: &Route,
+    reason: Option<&str>,
+    now: Millis,
+) -> Result<i64> {
     c.prepare_cached(
         "INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, reason, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 'open', ?8, ?9)",
@@ -273,11 +331,26 @@ fn insert_label(
         "INSERT INTO labels (project_id, item_id, label, source, model, model_version, policy_version, resolved_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )?
-    .execute(params![project_id, item_id, label, source.as_str(), model, model_version, policy_version, now])?;
+    .execute(params![
+        project_id,
+        item_id,
+        label,
+        source.as_str(),
+        model,
+        model_version,
+        policy_version,
+        now
+    ])?;
     Ok(c.last_insert_rowid())
 }
 
-pub(super) fn submit_items(c: &Connection, project_id: i64, items: Vec<PreparedItem>, actor: &str, now: Millis) -> Result<Vec<Submitted>> {
+pub(super) fn submit_items(
+    c: &Connection,
+    project_id: i64,
+    items: Vec<PreparedItem>,
+    actor: &str,
+    now: Millis,
+) -> Result<Vec<Submitted>> {
     let mut out = Vec::with_capacity(items.len());
     for it in items {
         let existing: Option<(i64, String)> = c
@@ -327,19 +400,50 @@ pub(super) fn submit_items(c: &Connection, project_id: i64, items: Vec<PreparedI
                 tasks.push(insert_task(c, project_id, item_id, Stage::Review, route, None, now)?);
             }
             Outcome::Auto { label } => {
-                insert_label(c, project_id, item_id, label, Source::Auto, it.model.as_deref(), it.model_version.as_deref(), d.policy_version, now)?;
+                insert_label(
+                    c,
+                    project_id,
+                    item_id,
+                    label,
+                    Source::Auto,
+                    it.model.as_deref(),
+                    it.model_version.as_deref(),
+                    d.policy_version,
+                    now,
+                )?;
                 if let Some(route) = &d.audit {
-                    tasks.push(insert_task(c, project_id, item_id, Stage::Audit, route, Some("audit sample"), now)?);
+                    tasks.push(insert_task(
+                        c,
+                        project_id,
+                        item_id,
+                        Stage::Audit,
+                        route,
+                        Some("audit sample"),
+                        now,
+                    )?);
                 }
             }
         }
-        let data = format!(r#"{{"decision":{},"tasks":{}}}"#, it.decision_json, serde_json::to_string(&tasks)?);
+        let data = format!(
+            r#"{{"decision":{},"tasks":{}}}"#,
+            it.decision_json,
+            serde_json::to_string(&tasks)?
+        );
         c.prepare_cached(
             "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES (?1, ?2, ?3, ?4, 'item.decided', ?5, ?6)",
         )?
         .execute(params![project_id, item_id, tasks.first(), now, actor, data])?;
         if let Some(label) = auto_label {
-            event(c, Some(project_id), Some(item_id), None, now, "item.resolved", actor, &json!({"label": label, "source": "auto"}))?;
+            event(
+                c,
+                Some(project_id),
+                Some(item_id),
+                None,
+                now,
+                "item.resolved",
+                actor,
+                &json!({"label": label, "source": "auto"}),
+            )?;
         }
         out.push(Submitted {
             external_id: it.external_id,
@@ -358,7 +462,11 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
     // Tiers are small integers (u8), so writing them into the SQL is safe, and it lets
     // the planner walk the claim index in order.
     let tiers = req.tiers.iter().map(u8::to_string).collect::<Vec<_>>().join(",");
-    let queue_filter = if req.queue.is_some() { "AND t.queue = ?3" } else { "AND ?3 IS NULL" };
+    let queue_filter = if req.queue.is_some() {
+        "AND t.queue = ?3"
+    } else {
+        "AND ?3 IS NULL"
+    };
     let sql = format!(
         "SELECT t.id, t.item_id, t.stage, t.queue, t.tier FROM tasks t
          WHERE t.project_id = ?1 AND t.available > 0 {queue_filter} AND t.tier IN ({tiers})
@@ -376,19 +484,35 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
     };
     let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Backend(format!("unknown stage {stage}")))?;
     let expires = now + req.lease_ms;
-    c.prepare_cached("UPDATE tasks SET available = available - 1 WHERE id = ?1")?.execute([task_id])?;
+    c.prepare_cached("UPDATE tasks SET available = available - 1 WHERE id = ?1")?
+        .execute([task_id])?;
     c.prepare_cached(
-        "INSERT INTO leases (task_id, item_id, reviewer_id, granted_at, expires_at, state) VALUES (?1, ?2, ?3, ?4, ?5, 'active')",
+        "INSERT INTO leases (task_id, item_id, reviewer_id, granted_at, expires_at, lease_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active')",
     )?
-    .execute(params![task_id, item_id, req.reviewer_id, now, expires])?;
+    .execute(params![task_id, item_id, req.reviewer_id, now, expires, req.lease_ms])?;
     let lease_id = c.last_insert_rowid();
     c.prepare_cached("INSERT OR IGNORE INTO item_reviewers (item_id, reviewer_id) VALUES (?1, ?2)")?
         .execute(params![item_id, req.reviewer_id])?;
     let (external_id, payload, attributes, prediction) = c
         .prepare_cached("SELECT external_id, payload, attributes, prediction FROM items WHERE id = ?1")?
-        .query_row([item_id], |r| Ok((r.get::<_, String>(0)?, json_col(r, 1)?, json_col(r, 2)?, opt_json::<Prediction>(r, 3)?)))?;
-    event(c, Some(req.project_id), Some(item_id), Some(task_id), now, "lease.granted", &format!("reviewer:{}", req.reviewer_name),
-        &json!({"lease_id": lease_id, "reviewer_id": req.reviewer_id, "expires_at": expires, "stage": stage}))?;
+        .query_row([item_id], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                json_col(r, 1)?,
+                json_col(r, 2)?,
+                opt_json::<Prediction>(r, 3)?,
+            ))
+        })?;
+    event(
+        c,
+        Some(req.project_id),
+        Some(item_id),
+        Some(task_id),
+        now,
+        "lease.granted",
+        &format!("reviewer:{}", req.reviewer_name),
+        &json!({"lease_id": lease_id, "reviewer_id": req.reviewer_id, "expires_at": expires, "stage": stage}),
+    )?;
     Ok(Some(ClaimedTask {
         task_id,
         lease_id,
@@ -407,12 +531,13 @@ struct ActiveLease {
     project_id: i64,
     item_id: i64,
     granted_at: Millis,
+    lease_ms: i64,
 }
 
 /// The lease if it is active, unexpired, and held by this reviewer on this task.
 fn active_lease(c: &Connection, task_id: i64, lease_id: i64, reviewer_id: i64, now: Millis) -> Result<ActiveLease> {
     c.prepare_cached(
-        "SELECT t.project_id, l.item_id, l.granted_at FROM leases l JOIN tasks t ON t.id = l.task_id
+        "SELECT t.project_id, l.item_id, l.granted_at, l.lease_ms FROM leases l JOIN tasks t ON t.id = l.task_id
          WHERE l.id = ?1 AND l.task_id = ?2 AND l.reviewer_id = ?3 AND l.state = 'active' AND l.expires_at > ?4",
     )?
     .query_row(params![lease_id, task_id, reviewer_id, now], |r| {
@@ -420,18 +545,28 @@ fn active_lease(c: &Connection, task_id: i64, lease_id: i64, reviewer_id: i64, n
             project_id: r.get(0)?,
             item_id: r.get(1)?,
             granted_at: r.get(2)?,
+            lease_ms: r.get(3)?,
         })
     })
     .optional()?
     .ok_or_else(StoreError::lease_lost)
 }
 
-pub(super) fn heartbeat(c: &Connection, task_id: i64, lease_id: i64, reviewer_id: i64, lease_ms: i64, now: Millis) -> Result<Millis> {
+pub(super) fn heartbeat(c: &Connection, task_id: i64, lease_id: i64, reviewer_id: i64, now: Millis) -> Result<Millis> {
     let lease = active_lease(c, task_id, lease_id, reviewer_id, now)?;
-    let expires = now + lease_ms;
-    c.prepare_cached("UPDATE leases SET expires_at = ?2 WHERE id = ?1")?.execute(params![lease_id, expires])?;
-    event(c, Some(lease.project_id), Some(lease.item_id), Some(task_id), now, "lease.extended", &format!("reviewer_id:{reviewer_id}"),
-        &json!({"lease_id": lease_id, "expires_at": expires}))?;
+    let expires = now + lease.lease_ms;
+    c.prepare_cached("UPDATE leases SET expires_at = ?2 WHERE id = ?1")?
+        .execute(params![lease_id, expires])?;
+    event(
+        c,
+        Some(lease.project_id),
+        Some(lease.item_id),
+        Some(task_id),
+        now,
+        "lease.extended",
+        &format!("reviewer_id:{reviewer_id}"),
+        &json!({"lease_id": lease_id, "expires_at": expires}),
+    )?;
     Ok(expires)
 }
 
@@ -466,7 +601,9 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
             })
         })?;
     if let Answer::Label(l) = &r.answer {
-        let labels: String = c.prepare_cached("SELECT labels FROM projects WHERE id = ?1")?.query_row([project_id], |row| row.get(0))?;
+        let labels: String = c
+            .prepare_cached("SELECT labels FROM projects WHERE id = ?1")?
+            .query_row([project_id], |row| row.get(0))?;
         let names: Vec<String> = serde_json::from_str(&labels)?;
         LabelSet::parse(&names).map_err(StoreError::from)?.answer("label", l)?;
     }
@@ -476,18 +613,27 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
             let kind: String = row.get(0)?;
             Ok(match kind.as_str() {
                 "label" => Answer::Label(row.get::<_, Option<String>>(1)?.unwrap_or_default()),
-                _ => Answer::Escalate { reason: row.get::<_, Option<String>>(2)?.unwrap_or_default() },
+                _ => Answer::Escalate {
+                    reason: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                },
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let next = task::after_answer(t.stage, t.tier, t.overlap, &earlier, &r.answer);
     let actor = format!("reviewer:{}", r.reviewer_name);
-    let lease_state = if matches!(r.answer, Answer::Skip { .. }) { "skipped" } else { "answered" };
-    c.prepare_cached("UPDATE leases SET state = ?2, ended_at = ?3 WHERE id = ?1")?.execute(params![r.lease_id, lease_state, now])?;
-    if matches!(r.answer, Answer::Skip { .. }) {
-        c.prepare_cached("UPDATE tasks SET available = available + 1 WHERE id = ?1")?.execute([r.task_id])?;
+    let lease_state = if matches!(r.answer, Answer::Skip { .. }) {
+        "skipped"
     } else {
-        c.prepare_cached("UPDATE tasks SET answered = answered + 1 WHERE id = ?1")?.execute([r.task_id])?;
+        "answered"
+    };
+    c.prepare_cached("UPDATE leases SET state = ?2, ended_at = ?3 WHERE id = ?1")?
+        .execute(params![r.lease_id, lease_state, now])?;
+    if matches!(r.answer, Answer::Skip { .. }) {
+        c.prepare_cached("UPDATE tasks SET available = available + 1 WHERE id = ?1")?
+            .execute([r.task_id])?;
+    } else {
+        c.prepare_cached("UPDATE tasks SET answered = answered + 1 WHERE id = ?1")?
+            .execute([r.task_id])?;
     }
 
     let mut resolution = None;
@@ -496,13 +642,31 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         Next::Requeue => "requeued",
         Next::Adjudicate { tier, reason } => {
             close_task(c, r.task_id, now)?;
-            let route = Route { queue: t.queue.clone(), tier: *tier, priority: t.priority, overlap: 1 };
+            let route = Route {
+                queue: t.queue.clone(),
+                tier: *tier,
+                priority: t.priority,
+                overlap: 1,
+            };
             let new_task = insert_task(c, project_id, item_id, Stage::Adjudicate, &route, Some(reason), now)?;
-            event(c, Some(project_id), Some(item_id), Some(new_task), now, "task.escalated", &actor,
-                &json!({"from_task": r.task_id, "tier": tier, "reason": reason}))?;
+            event(
+                c,
+                Some(project_id),
+                Some(item_id),
+                Some(new_task),
+                now,
+                "task.escalated",
+                &actor,
+                &json!({"from_task": r.task_id, "tier": tier, "reason": reason}),
+            )?;
             "adjudicate"
         }
-        Next::Resolve { label, source, method, confidence } => {
+        Next::Resolve {
+            label,
+            source,
+            method,
+            confidence,
+        } => {
             close_task(c, r.task_id, now)?;
             let mut reviewers = c
                 .prepare_cached(
@@ -527,16 +691,35 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
                 .query_row([item_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
             let audit = t.stage == Stage::Audit;
             if audit && current.as_deref() == Some(label.as_str()) {
-                event(c, Some(project_id), Some(item_id), Some(r.task_id), now, "audit.confirmed", &actor, &json!({"label": label}))?;
+                event(
+                    c,
+                    Some(project_id),
+                    Some(item_id),
+                    Some(r.task_id),
+                    now,
+                    "audit.confirmed",
+                    &actor,
+                    &json!({"label": label}),
+                )?;
                 resolution = Some(res);
                 "confirmed"
             } else {
-                c.prepare_cached("UPDATE items SET resolved_label = ?2, resolution = ?3, resolved_at = ?4 WHERE id = ?1")?
-                    .execute(params![item_id, label, serde_json::to_string(&res)?, now])?;
+                c.prepare_cached(
+                    "UPDATE items SET resolved_label = ?2, resolution = ?3, resolved_at = ?4 WHERE id = ?1",
+                )?
+                .execute(params![item_id, label, serde_json::to_string(&res)?, now])?;
                 insert_label(c, project_id, item_id, label, *source, None, None, policy_version, now)?;
                 let kind = if audit { "item.corrected" } else { "item.resolved" };
-                event(c, Some(project_id), Some(item_id), Some(r.task_id), now, kind, &actor,
-                    &json!({"label": label, "previous": current, "source": source, "method": method, "confidence": confidence, "reviewers": res.reviewers}))?;
+                event(
+                    c,
+                    Some(project_id),
+                    Some(item_id),
+                    Some(r.task_id),
+                    now,
+                    kind,
+                    &actor,
+                    &json!({"label": label, "previous": current, "source": source, "method": method, "confidence": confidence, "reviewers": res.reviewers}),
+                )?;
                 resolution = Some(res);
                 if audit { "corrected" } else { "resolved" }
             }
@@ -560,15 +743,24 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         r.review_id, r.reviewer_id, r.task_id, item_id, r.lease_id, r.answer.kind(), label, reason,
         r.failure_category, r.note, lease.granted_at, now, serde_json::to_string(&result)?
     ])?;
-    event(c, Some(project_id), Some(item_id), Some(r.task_id), now, "review.submitted", &actor,
+    event(
+        c,
+        Some(project_id),
+        Some(item_id),
+        Some(r.task_id),
+        now,
+        "review.submitted",
+        &actor,
         &json!({"review_id": r.review_id, "answer": r.answer.kind(), "label": label, "reason": reason,
-                "failure_category": r.failure_category, "outcome": outcome, "time_on_task_ms": now - lease.granted_at}))?;
+                "failure_category": r.failure_category, "outcome": outcome, "time_on_task_ms": now - lease.granted_at}),
+    )?;
     Ok(result)
 }
 
 /// Closes a task: no more slots, and any other reviewer's active lease on it ends.
 fn close_task(c: &Connection, task_id: i64, now: Millis) -> Result<()> {
-    c.prepare_cached("UPDATE tasks SET state = 'done', available = 0, closed_at = ?2 WHERE id = ?1")?.execute(params![task_id, now])?;
+    c.prepare_cached("UPDATE tasks SET state = 'done', available = 0, closed_at = ?2 WHERE id = ?1")?
+        .execute(params![task_id, now])?;
     c.prepare_cached("UPDATE leases SET state = 'cancelled', ended_at = ?2 WHERE task_id = ?1 AND state = 'active'")?
         .execute(params![task_id, now])?;
     Ok(())
@@ -585,11 +777,22 @@ pub(super) fn expire_leases(c: &Connection, now: Millis, limit: usize) -> Result
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     for (lease_id, task_id, item_id, reviewer_id, project_id) in &expired {
-        c.prepare_cached("UPDATE leases SET state = 'expired', ended_at = ?2 WHERE id = ?1")?.execute(params![lease_id, now])?;
-        c.prepare_cached("UPDATE tasks SET available = available + 1 WHERE id = ?1 AND state = 'open'")?.execute([task_id])?;
-        c.prepare_cached("DELETE FROM item_reviewers WHERE item_id = ?1 AND reviewer_id = ?2")?.execute(params![item_id, reviewer_id])?;
-        event(c, Some(*project_id), Some(*item_id), Some(*task_id), now, "lease.expired", "system",
-            &json!({"lease_id": lease_id, "reviewer_id": reviewer_id}))?;
+        c.prepare_cached("UPDATE leases SET state = 'expired', ended_at = ?2 WHERE id = ?1")?
+            .execute(params![lease_id, now])?;
+        c.prepare_cached("UPDATE tasks SET available = available + 1 WHERE id = ?1 AND state = 'open'")?
+            .execute([task_id])?;
+        c.prepare_cached("DELETE FROM item_reviewers WHERE item_id = ?1 AND reviewer_id = ?2")?
+            .execute(params![item_id, reviewer_id])?;
+        event(
+            c,
+            Some(*project_id),
+            Some(*item_id),
+            Some(*task_id),
+            now,
+            "lease.expired",
+            "system",
+            &json!({"lease_id": lease_id, "reviewer_id": reviewer_id}),
+        )?;
     }
     Ok(expired.len())
 }
@@ -643,11 +846,12 @@ pub(super) fn events(c: &Connection, project_id: Option<i64>, after: i64, limit:
 }
 
 pub(super) fn stats(c: &Connection, project_id: i64, now: Millis) -> Result<Stats> {
-    let (items, auto, review, resolved): (i64, i64, i64, i64) = c.prepare_cached(
-        "SELECT count(*), coalesce(sum(outcome = 'auto'), 0), coalesce(sum(outcome = 'review'), 0),
+    let (items, auto, review, resolved): (i64, i64, i64, i64) = c
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(outcome = 'auto'), 0), coalesce(sum(outcome = 'review'), 0),
                 coalesce(sum(resolved_label IS NOT NULL), 0) FROM items WHERE project_id = ?1",
-    )?
-    .query_row([project_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        )?
+        .query_row([project_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     let queues = c
         .prepare_cached(
             "SELECT queue, count(*), min(created_at) FROM tasks WHERE project_id = ?1 AND state = 'open' GROUP BY queue ORDER BY queue",

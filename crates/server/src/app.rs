@@ -1,0 +1,91 @@
+//! The application state shared by handlers and workers, and the project cache.
+//!
+//! A project's policy is compiled once per version and kept here; handlers ask
+//! [`AppState::project`]. The cache re-reads a project after [`PROJECT_TTL`], so a policy
+//! stored through another node is picked up within that time.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use flywheel_core::{LabelSet, Policy};
+use flywheel_store::{Project, Store};
+
+use crate::clock::Clock;
+use crate::error::ApiError;
+
+/// How long a cached project is trusted before it is read again.
+pub const PROJECT_TTL: Duration = Duration::from_secs(2);
+
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    projects: RwLock<HashMap<String, (Instant, Arc<ProjectRuntime>)>>,
+}
+
+/// A project ready to decide: its labels parsed and its policy compiled.
+#[derive(Debug)]
+pub struct ProjectRuntime {
+    pub id: i64,
+    pub name: String,
+    pub labels: LabelSet,
+    pub policy: Policy,
+    pub policy_json: serde_json::Value,
+    pub policy_version: u32,
+}
+
+impl ProjectRuntime {
+    pub fn from_project(p: Project) -> Result<Self, ApiError> {
+        let labels = LabelSet::parse(&p.labels)
+            .map_err(|e| ApiError::internal(format!("stored labels of '{}' do not parse: {e}", p.name)))?;
+        let policy = Policy::from_json(&p.policy, &labels)
+            .map_err(|e| ApiError::internal(format!("stored policy of '{}' does not compile: {e}", p.name)))?;
+        Ok(Self {
+            id: p.id,
+            name: p.name,
+            labels,
+            policy,
+            policy_json: p.policy,
+            policy_version: p.policy_version,
+        })
+    }
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            store,
+            clock,
+            projects: RwLock::new(HashMap::new()),
+        }
+    }
+
+    pub fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// The project named, or 404.
+    pub async fn project(&self, name: &str) -> Result<Arc<ProjectRuntime>, ApiError> {
+        if let Some((at, p)) = self.projects.read().expect("project cache").get(name)
+            && at.elapsed() < PROJECT_TTL
+        {
+            return Ok(p.clone());
+        }
+        let p = self
+            .store
+            .project(name)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("project '{name}' not found")))?;
+        let runtime = Arc::new(ProjectRuntime::from_project(p)?);
+        self.remember(runtime.clone());
+        Ok(runtime)
+    }
+
+    /// Puts a freshly stored project in the cache.
+    pub fn remember(&self, p: Arc<ProjectRuntime>) {
+        self.projects
+            .write()
+            .expect("project cache")
+            .insert(p.name.clone(), (Instant::now(), p));
+    }
+}

@@ -1,0 +1,112 @@
+//! API keys and who holds them. A key is 32 random bytes shown once; the store keeps only
+//! its SHA-256, which is also how a key is looked up (a high-entropy key needs no slow
+//! hash). Scopes: the admin key, service keys (per project), reviewer keys.
+
+use std::sync::Arc;
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use flywheel_store::{Principal, Reviewer};
+use sha2::{Digest, Sha256};
+
+use crate::app::{AppState, ProjectRuntime};
+use crate::error::ApiError;
+
+const PREFIX: &str = "fw_";
+
+/// A new random key.
+pub fn generate_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    format!("{PREFIX}{}", hex::encode(bytes))
+}
+
+/// What the store keeps of a key.
+pub fn hash_key(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Caller(pub Principal);
+
+impl Caller {
+    /// How the caller appears in the event log.
+    pub fn actor(&self) -> String {
+        match &self.0 {
+            Principal::Admin => "admin".into(),
+            Principal::Service { .. } => "service".into(),
+            Principal::Reviewer(r) => format!("reviewer:{}", r.name),
+        }
+    }
+
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self.0 {
+            Principal::Admin => Ok(()),
+            _ => Err(ApiError::forbidden("this needs the admin key")),
+        }
+    }
+
+    /// Admin, or a service key granted this project.
+    pub fn require_service(&self, p: &ProjectRuntime) -> Result<(), ApiError> {
+        match &self.0 {
+            Principal::Admin => Ok(()),
+            Principal::Service { projects } if projects.contains(&p.id) => Ok(()),
+            Principal::Service { .. } => Err(ApiError::forbidden(format!(
+                "this key is not granted project '{}'",
+                p.name
+            ))),
+            Principal::Reviewer(_) => Err(ApiError::forbidden("this needs a service key")),
+        }
+    }
+
+    /// A reviewer granted this project.
+    pub fn require_reviewer(&self, p: &ProjectRuntime) -> Result<&Reviewer, ApiError> {
+        let r = self.reviewer()?;
+        if r.projects.contains(&p.id) {
+            Ok(r)
+        } else {
+            Err(ApiError::forbidden(format!(
+                "reviewer '{}' is not granted project '{}'",
+                r.name, p.name
+            )))
+        }
+    }
+
+    pub fn reviewer(&self) -> Result<&Reviewer, ApiError> {
+        match &self.0 {
+            Principal::Reviewer(r) => Ok(r),
+            _ => Err(ApiError::forbidden("this needs a reviewer key")),
+        }
+    }
+
+    /// Anyone with any grant on the project.
+    pub fn require_any(&self, p: &ProjectRuntime) -> Result<(), ApiError> {
+        match &self.0 {
+            Principal::Reviewer(_) => self.require_reviewer(p).map(|_| ()),
+            _ => self.require_service(p),
+        }
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <key>"))?;
+        let key = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <key>'"))?;
+        match state.store.principal(&hash_key(key)).await? {
+            Some(p) => Ok(Caller(p)),
+            None => Err(ApiError::unauthorized("unknown or revoked API key")),
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! The one error type of the HTTP layer: every failure becomes
+//! `{"error": {"code", "message", "field"?}}` with one status, mapped here and nowhere else.
+//! 5xx are logged with their cause; 4xx are the client's to fix.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use flywheel_core::ValidationError;
+use flywheel_store::StoreError;
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: String,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code: code.to_string(),
+            message: message.into(),
+            field: None,
+        }
+    }
+
+    pub fn with_field(mut self, field: impl Into<String>) -> Self {
+        let f = field.into();
+        self.field = (!f.is_empty()).then_some(f);
+        self
+    }
+
+    /// 422: the request is well-formed JSON but a field's value does not fit.
+    pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message).with_field(field)
+    }
+
+    pub fn bad_request(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message).with_field(field)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
+    }
+}
+
+impl From<ValidationError> for ApiError {
+    fn from(e: ValidationError) -> Self {
+        ApiError::invalid(e.field, e.message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound { what } => ApiError::not_found(format!("{what} not found")),
+            StoreError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            StoreError::Invalid(v) => v.into(),
+            StoreError::Backend(cause) => {
+                tracing::error!(%cause, "store failed");
+                ApiError::internal("the database failed; nothing was written")
+            }
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status.is_server_error() {
+            tracing::error!(code = %self.code, message = %self.message, "request failed");
+        }
+        let mut err = json!({"code": self.code, "message": self.message});
+        if let Some(f) = self.field {
+            err["field"] = json!(f);
+        }
+        (self.status, Json(json!({ "error": err }))).into_response()
+    }
+}

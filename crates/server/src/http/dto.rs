@@ -1,0 +1,382 @@
+//! The wire format: request and response bodies, with their OpenAPI schemas. Field names
+//! here are the API contract: add fields freely, rename none.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code: `invalid`, `bad_request`, `malformed_json`, `unauthorized`,
+    /// `forbidden`, `not_found`, `lease_lost`, `project_exists`, `reviewer_exists`, `internal`.
+    pub code: String,
+    pub message: String,
+    /// The request field at fault, as a path (`items[3].prediction.scores.spam`).
+    pub field: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateProject {
+    /// 1 to 64 of `a-z`, `0-9`, `_`, `-`.
+    pub name: String,
+    /// 2 to 100 labels; their order is the order of the reviewer's buttons.
+    pub labels: Vec<String>,
+    /// The policy (see `PUT /v1/projects/{project}/policy`).
+    #[schema(value_type = Object)]
+    pub policy: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectCreated {
+    pub name: String,
+    pub labels: Vec<String>,
+    pub policy_version: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProjectOut {
+    pub name: String,
+    pub labels: Vec<String>,
+    #[schema(value_type = Object)]
+    pub policy: Value,
+    pub policy_version: u32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyStored {
+    pub policy_version: u32,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateReviewer {
+    pub name: String,
+    /// Tiers granted, 1 (L1) to 9.
+    pub tiers: Vec<u8>,
+    /// Project names granted.
+    pub projects: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewerCreated {
+    pub id: i64,
+    pub name: String,
+    pub tiers: Vec<u8>,
+    pub projects: Vec<String>,
+    /// Shown once; only its hash is stored.
+    pub api_key: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    /// `service`: submits items to and reads labels of its projects.
+    pub scope: String,
+    pub projects: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyCreated {
+    /// Shown once; only its hash is stored.
+    pub api_key: String,
+    pub scope: String,
+    pub projects: Vec<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitItems {
+    /// 1 to 10,000 items.
+    pub items: Vec<ItemIn>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemIn {
+    /// The client's id: the idempotency key (1 to 256 characters).
+    pub external_id: String,
+    /// A JSON object; `text`, when present, is what reviewers see first.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// A JSON object that rules may read as `attributes`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Value>,
+    #[serde(default)]
+    pub prediction: Option<PredictionIn>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionIn {
+    pub model: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    /// A probability in [0, 1] for every label of the project.
+    pub scores: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubmitResponse {
+    pub decisions: Vec<DecisionOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RouteOut {
+    pub queue: String,
+    pub tier: u8,
+    pub priority: i32,
+    pub overlap: u8,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DecisionOut {
+    pub external_id: String,
+    pub item_id: i64,
+    /// `auto` or `review`.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<RouteOut>,
+    /// For a sampled auto decision: where its audit task went.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<RouteOut>,
+    pub rule: String,
+    pub reasons: Vec<String>,
+    pub policy_version: u32,
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimIn {
+    /// Only this queue; any queue of the reviewer's tiers when absent.
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClaimOut {
+    pub task_id: i64,
+    pub lease_id: i64,
+    /// RFC 3339.
+    pub lease_expires_at: String,
+    /// `review`, `adjudicate` or `audit`.
+    pub stage: String,
+    pub queue: String,
+    pub tier: u8,
+    pub labels: Vec<String>,
+    pub item: ClaimItem,
+    /// The model's suggestion, when the policy shows it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub suggestion: Option<Suggestion>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClaimItem {
+    pub external_id: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    #[schema(value_type = Object)]
+    pub attributes: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Suggestion {
+    pub label: String,
+    pub confidence: f64,
+    pub scores: BTreeMap<String, f64>,
+    pub model: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HeartbeatIn {
+    pub lease_id: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeartbeatOut {
+    pub lease_expires_at: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewIn {
+    pub lease_id: i64,
+    /// The client's idempotency key for this answer (1 to 128 characters).
+    pub review_id: String,
+    /// Exactly one of `label`, `escalate`, `skip`.
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub escalate: Option<ReasonIn>,
+    #[serde(default)]
+    pub skip: Option<ReasonIn>,
+    #[serde(default)]
+    pub failure_category: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonIn {
+    pub reason: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewOut {
+    pub review_id: String,
+    /// `waiting`, `resolved`, `adjudicate`, `requeued`, `confirmed` or `corrected`.
+    pub outcome: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ResolutionOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ResolutionOut {
+    pub label: String,
+    /// `auto`, `human` or `adjudicated`.
+    pub source: String,
+    pub method: String,
+    pub confidence: f64,
+    pub reviewers: Vec<String>,
+    pub resolved_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LabelOut {
+    pub cursor: i64,
+    pub external_id: String,
+    pub label: String,
+    /// `auto`, `human` or `adjudicated`.
+    pub source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model_version: Option<String>,
+    pub policy_version: u32,
+    pub resolved_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LabelPage {
+    pub labels: Vec<LabelOut>,
+    /// Pass as `after` for the next page; the same value when nothing new has arrived.
+    pub next_cursor: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventOut {
+    pub seq: i64,
+    pub at: String,
+    pub kind: String,
+    pub actor: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<i64>,
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    pub events: Vec<EventOut>,
+    pub next_cursor: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueOut {
+    pub open: i64,
+    pub oldest_age_s: f64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatsOut {
+    pub items: i64,
+    pub auto: i64,
+    pub review: i64,
+    pub resolved: i64,
+    pub open_tasks: i64,
+    /// auto / items (0 when there are no items).
+    pub automation_rate: f64,
+    pub queues: BTreeMap<String, QueueOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemOut {
+    pub item_id: i64,
+    pub external_id: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    #[schema(value_type = Object)]
+    pub attributes: Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub prediction: Option<Value>,
+    pub created_at: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TaskOut {
+    pub task_id: i64,
+    pub stage: String,
+    pub queue: String,
+    pub tier: u8,
+    pub priority: i32,
+    pub overlap: u8,
+    pub answered: u8,
+    /// `open` or `done`.
+    pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub closed_at: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewRecordOut {
+    pub review_id: String,
+    pub task_id: i64,
+    pub reviewer: String,
+    /// `label`, `escalate` or `skip`.
+    pub answer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure_category: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    pub claimed_at: String,
+    pub answered_at: String,
+    pub time_on_task_ms: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemDetailOut {
+    pub item: ItemOut,
+    pub decisions: Vec<DecisionOut>,
+    pub tasks: Vec<TaskOut>,
+    pub reviews: Vec<ReviewRecordOut>,
+    pub resolution: Option<ResolutionOut>,
+    pub events: Vec<EventOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    pub status: String,
+}

@@ -1,0 +1,156 @@
+//! HTTP: thin handlers that parse at the edge, call the store and core, and answer JSON.
+
+mod admin;
+pub mod dto;
+mod feeds;
+mod items;
+pub mod openapi;
+mod work;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::routing::{get, post, put};
+use serde::de::DeserializeOwned;
+
+use crate::app::AppState;
+use crate::error::ApiError;
+
+/// Largest request body: a batch of 10,000 items with room for their payloads.
+pub const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+pub const MAX_BATCH: usize = 10_000;
+/// Largest page of a feed.
+pub const MAX_PAGE: usize = 1000;
+pub const DEFAULT_PAGE: usize = 100;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/healthz", get(admin::healthz))
+        .route("/v1/openapi.json", get(openapi::serve))
+        .route("/v1/projects", post(admin::create_project))
+        .route("/v1/projects/{project}", get(admin::get_project))
+        .route("/v1/projects/{project}/policy", put(admin::put_policy))
+        .route("/v1/reviewers", post(admin::create_reviewer))
+        .route("/v1/keys", post(admin::create_key))
+        .route("/v1/projects/{project}/items", post(items::submit))
+        .route("/v1/projects/{project}/items/{external_id}", get(items::detail))
+        .route("/v1/projects/{project}/claim", post(work::claim))
+        .route("/v1/tasks/{task_id}/heartbeat", post(work::heartbeat))
+        .route("/v1/tasks/{task_id}/reviews", post(work::review))
+        .route("/v1/projects/{project}/labels", get(feeds::labels))
+        .route("/v1/projects/{project}/events", get(feeds::project_events))
+        .route("/v1/events", get(feeds::all_events))
+        .route("/v1/projects/{project}/stats", get(feeds::stats))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .method_not_allowed_fallback(|| async {
+            ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "this route does not take that method",
+            )
+        })
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
+            axum::response::IntoResponse::into_response(ApiError::internal("the server hit a bug; nothing was written"))
+        }))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// A JSON body whose errors name the field at fault: malformed JSON is a 400
+/// (`malformed_json`), a well-formed body of the wrong shape a 422 with `field`. An
+/// empty body reads as `{}`.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        if let Some(ct) = req.headers().get(axum::http::header::CONTENT_TYPE)
+            && !ct.to_str().unwrap_or("").starts_with("application/json")
+        {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send the body as application/json",
+            ));
+        }
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| ApiError::new(e.status(), "bad_request", e.body_text()))?;
+        let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+            b"{}"
+        } else {
+            &bytes
+        };
+        let de = &mut serde_json::Deserializer::from_slice(bytes);
+        let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
+            let field = e.path().to_string();
+            let inner = e.into_inner();
+            if inner.is_syntax() || inner.is_eof() {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    format!("the body is not valid JSON: {inner}"),
+                )
+            } else {
+                let field = if field == "." { String::new() } else { field };
+                ApiError::invalid(field, inner.to_string())
+            }
+        })?;
+        de.end().map_err(|e| {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {e}"),
+            )
+        })?;
+        Ok(ApiJson(value))
+    }
+}
+
+/// RFC 3339 for epoch milliseconds.
+pub fn ts(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// `after` and `limit` of a feed request.
+pub fn page(params: &HashMap<String, String>) -> Result<(i64, usize), ApiError> {
+    let after = match params.get("after") {
+        None => 0,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| ApiError::bad_request("after", "after is a cursor: a whole number >= 0"))?,
+    };
+    let limit = match params.get("limit") {
+        None => DEFAULT_PAGE,
+        Some(s) => s
+            .parse::<usize>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| ApiError::bad_request("limit", "limit is a whole number >= 1"))?
+            .min(MAX_PAGE),
+    };
+    Ok((after, limit))
+}
+
+/// Checks a free-text field's length.
+pub fn text_field(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    let n = value.chars().count();
+    if n < min || n > max {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} has {min} to {max} characters, got {n}"),
+        ));
+    }
+    Ok(())
+}

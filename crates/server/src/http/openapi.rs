@@ -1,0 +1,40 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations and the wire types.
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::{admin, feeds, items, work};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Flywheel", description = "Human-in-the-loop decisions: a policy routes each prediction to auto or to human review; human judgments flow back as labels."),
+    paths(
+        admin::healthz, admin::create_project, admin::get_project, admin::put_policy, admin::create_reviewer, admin::create_key,
+        items::submit, items::detail, work::claim, work::heartbeat, work::review,
+        feeds::labels, feeds::project_events, feeds::all_events, feeds::stats,
+    ),
+    modifiers(&Bearer)
+)]
+pub struct ApiDoc;
+
+struct Bearer;
+
+impl Modify for Bearer {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("an API key"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+pub async fn serve() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}

@@ -1,0 +1,153 @@
+//! The reviewer's loop: claim, heartbeat, answer.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use flywheel_core::Answer;
+use flywheel_core::policy::parse_queue;
+use flywheel_store::{ClaimRequest, NewReview};
+
+use super::dto::*;
+use super::{ApiJson, text_field, ts};
+use crate::app::AppState;
+use crate::auth::Caller;
+use crate::error::ApiError;
+
+/// Leases the next task (priority, then age) from the reviewer's tiers, or 204 when there
+/// is nothing to do.
+#[utoipa::path(post, path = "/v1/projects/{project}/claim", params(("project" = String, Path)), request_body = ClaimIn,
+    responses((status = 200, body = ClaimOut), (status = 204, description = "nothing to do"), (status = 403, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn claim(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<String>,
+    ApiJson(body): ApiJson<ClaimIn>,
+) -> Result<Response, ApiError> {
+    let p = s.project(&project).await?;
+    let r = caller.require_reviewer(&p)?;
+    let queue = body
+        .queue
+        .map(|q| parse_queue(&q).map_err(|m| ApiError::invalid("queue", m)))
+        .transpose()?;
+    let claimed = s
+        .store
+        .claim(
+            ClaimRequest {
+                project_id: p.id,
+                reviewer_id: r.id,
+                reviewer_name: r.name.clone(),
+                tiers: r.tiers.clone(),
+                queue,
+                lease_ms: i64::from(p.policy.lease_seconds()) * 1000,
+            },
+            s.now(),
+        )
+        .await?;
+    let Some(t) = claimed else {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    };
+    let suggestion = t.prediction.filter(|_| p.policy.show_suggestion()).map(|pr| {
+        let (label, confidence) = pr.top();
+        Suggestion {
+            label: label.to_string(),
+            confidence,
+            scores: pr.scores.iter().cloned().collect(),
+            model: pr.model.clone(),
+        }
+    });
+    Ok(Json(ClaimOut {
+        task_id: t.task_id,
+        lease_id: t.lease_id,
+        lease_expires_at: ts(t.lease_expires_at),
+        stage: t.stage.as_str().into(),
+        queue: t.queue,
+        tier: t.tier,
+        labels: p.labels.names(),
+        item: ClaimItem {
+            external_id: t.external_id,
+            payload: t.payload,
+            attributes: t.attributes,
+        },
+        suggestion,
+    })
+    .into_response())
+}
+
+/// Extends the lease by the project's lease length. 409 `lease_lost` when it is gone.
+#[utoipa::path(post, path = "/v1/tasks/{task_id}/heartbeat", params(("task_id" = i64, Path)), request_body = HeartbeatIn,
+    responses((status = 200, body = HeartbeatOut), (status = 409, body = ErrorBody)), security(("bearer" = [])))]
+pub async fn heartbeat(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(task_id): Path<i64>,
+    ApiJson(body): ApiJson<HeartbeatIn>,
+) -> Result<Json<HeartbeatOut>, ApiError> {
+    let r = caller.reviewer()?;
+    let expires = s.store.heartbeat(task_id, body.lease_id, r.id, s.now()).await?;
+    Ok(Json(HeartbeatOut {
+        lease_expires_at: ts(expires),
+    }))
+}
+
+/// Answers a leased task: a label, an escalation or a skip (each with a reason). A
+/// `review_id` already stored returns the stored result and changes nothing.
+#[utoipa::path(post, path = "/v1/tasks/{task_id}/reviews", params(("task_id" = i64, Path)), request_body = ReviewIn,
+    responses((status = 200, body = ReviewOut), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn review(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(task_id): Path<i64>,
+    ApiJson(body): ApiJson<ReviewIn>,
+) -> Result<Json<ReviewOut>, ApiError> {
+    let r = caller.reviewer()?;
+    text_field("review_id", &body.review_id, 1, 128)?;
+    let answer = match (body.label, body.escalate, body.skip) {
+        (Some(l), None, None) => Answer::Label(l),
+        (None, Some(e), None) => {
+            text_field("escalate.reason", &e.reason, 1, 2000)?;
+            Answer::Escalate { reason: e.reason }
+        }
+        (None, None, Some(k)) => {
+            text_field("skip.reason", &k.reason, 0, 2000)?;
+            Answer::Skip { reason: k.reason }
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "label",
+                "give exactly one of label, escalate or skip",
+            ));
+        }
+    };
+    if let Some(c) = &body.failure_category {
+        text_field("failure_category", c, 1, 128)?;
+    }
+    if let Some(n) = &body.note {
+        text_field("note", n, 0, 10_000)?;
+    }
+    let out = s
+        .store
+        .submit_review(
+            NewReview {
+                task_id,
+                lease_id: body.lease_id,
+                reviewer_id: r.id,
+                reviewer_name: r.name.clone(),
+                review_id: body.review_id,
+                answer,
+                failure_category: body.failure_category,
+                note: body.note,
+            },
+            s.now(),
+        )
+        .await?;
+    Ok(Json(ReviewOut {
+        review_id: out.review_id,
+        outcome: out.outcome,
+        resolution: out.resolution.map(super::items::resolution_out),
+    }))
+}

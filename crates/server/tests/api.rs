@@ -1,0 +1,871 @@
+//! The API, end to end: a real server on 127.0.0.1:0 with a fresh database, spoken to
+//! over HTTP. Time is a `ManualClock`, so lease expiry needs no sleeping.
+
+use std::sync::Arc;
+
+use flywheel_server::workers::LeaseReaper;
+use flywheel_server::{AppState, ManualClock};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+const ADMIN: &str = "test-admin-key-0123456789";
+const START_MS: i64 = 1_800_000_000_000;
+
+struct TestApp {
+    base: String,
+    http: reqwest::Client,
+    clock: Arc<ManualClock>,
+    state: Arc<AppState>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<()>>,
+    db: String,
+    _dir: Option<Arc<tempfile::TempDir>>,
+}
+
+async fn spawn_app() -> TestApp {
+    let dir = Arc::new(tempfile::tempdir().unwrap());
+    let db = format!("sqlite://{}", dir.path().join("flywheel.db").display());
+    spawn_on(db, Some(dir), Arc::new(ManualClock::new(START_MS))).await
+}
+
+async fn spawn_on(db: String, dir: Option<Arc<tempfile::TempDir>>, clock: Arc<ManualClock>) -> TestApp {
+    let store = flywheel_store::open(&db).unwrap();
+    let state = Arc::new(AppState::new(store, clock.clone()));
+    flywheel_server::bootstrap_admin(&state, Some(ADMIN)).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, rx) = tokio::sync::oneshot::channel::<()>();
+    let st = state.clone();
+    let server = tokio::spawn(async move {
+        flywheel_server::serve(listener, st, async {
+            let _ = rx.await;
+        })
+        .await
+        .unwrap();
+    });
+    TestApp {
+        base,
+        http: reqwest::Client::new(),
+        clock,
+        state,
+        stop: Some(stop),
+        server: Some(server),
+        db,
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    async fn call(&self, method: reqwest::Method, path: &str, key: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if !key.is_empty() {
+            req = req.bearer_auth(key);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status();
+        let text = resp.text().await.unwrap();
+        let v = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, v)
+    }
+
+    async fn post(&self, path: &str, key: &str, body: Value) -> (StatusCode, Value) {
+        self.call(reqwest::Method::POST, path, key, Some(body)).await
+    }
+
+    async fn get(&self, path: &str, key: &str) -> (StatusCode, Value) {
+        self.call(reqwest::Method::GET, path, key, None).await
+    }
+
+    async fn raw_post(&self, path: &str, key: &str, body: &str) -> (StatusCode, Value) {
+        let resp = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(key)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates project `spam` with `policy`, and a service key for it.
+    async fn project(&self, name: &str, policy: Value) -> String {
+        let (s, v) = self
+            .post(
+                "/v1/projects",
+                ADMIN,
+                json!({"name": name, "labels": ["ham", "spam"], "policy": policy}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let (s, v) = self
+            .post("/v1/keys", ADMIN, json!({"scope": "service", "projects": [name]}))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["api_key"].as_str().unwrap().to_string()
+    }
+
+    async fn reviewer(&self, name: &str, tiers: &[u8], projects: &[&str]) -> String {
+        let (s, v) = self
+            .post(
+                "/v1/reviewers",
+                ADMIN,
+                json!({"name": name, "tiers": tiers, "projects": projects}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        v["api_key"].as_str().unwrap().to_string()
+    }
+
+    async fn submit(&self, project: &str, key: &str, items: Value) -> Vec<Value> {
+        let (s, v) = self
+            .post(&format!("/v1/projects/{project}/items"), key, json!({"items": items}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["decisions"].as_array().unwrap().clone()
+    }
+
+    async fn claim(&self, project: &str, key: &str, queue: Option<&str>) -> Option<Value> {
+        let body = match queue {
+            Some(q) => json!({"queue": q}),
+            None => json!({}),
+        };
+        let (s, v) = self.post(&format!("/v1/projects/{project}/claim"), key, body).await;
+        match s {
+            StatusCode::OK => Some(v),
+            StatusCode::NO_CONTENT => None,
+            other => panic!("claim: {other} {v}"),
+        }
+    }
+
+    async fn answer(&self, key: &str, task: &Value, review_id: &str, answer: Value) -> (StatusCode, Value) {
+        let mut body = json!({"lease_id": task["lease_id"], "review_id": review_id});
+        for (k, v) in answer.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        self.post(&format!("/v1/tasks/{}/reviews", task["task_id"]), key, body)
+            .await
+    }
+
+    /// The whole label feed of `spam`, page by page.
+    async fn all_labels(&self, key: &str) -> Vec<Value> {
+        let (mut after, mut all) = (0, vec![]);
+        loop {
+            let (s, page) = self
+                .get(&format!("/v1/projects/spam/labels?after={after}&limit=1000"), key)
+                .await;
+            assert_eq!(s, StatusCode::OK, "{page}");
+            let labels = page["labels"].as_array().unwrap();
+            if labels.is_empty() {
+                return all;
+            }
+            all.extend(labels.iter().cloned());
+            after = page["next_cursor"].as_i64().unwrap();
+        }
+    }
+
+    async fn events(&self, project: &str) -> Vec<Value> {
+        let (s, v) = self
+            .get(&format!("/v1/projects/{project}/events?limit=1000"), ADMIN)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["events"].as_array().unwrap().clone()
+    }
+
+    async fn stop(mut self) -> (String, Option<Arc<tempfile::TempDir>>, Arc<ManualClock>) {
+        let _ = self.stop.take().unwrap().send(());
+        self.server.take().unwrap().await.unwrap();
+        (self.db.clone(), self._dir.take(), self.clock.clone())
+    }
+}
+
+fn item(id: &str, text: &str, spam: Option<f64>) -> Value {
+    let mut v = json!({"external_id": id, "payload": {"text": text}});
+    if let Some(p) = spam {
+        v["prediction"] = json!({"model": "m", "version": "1", "scores": {"ham": 1.0 - p, "spam": p}});
+    }
+    v
+}
+
+fn example_policy() -> Value {
+    json!({"rules": [
+        {"name": "distress", "when": "payload.text.matches('(?i)hurt myself')", "action": "review", "queue": "urgent", "tier": 2, "priority": 100},
+        {"name": "confident", "when": "confidence >= 0.95", "action": "auto"},
+        {"name": "uncertain", "when": "has_prediction", "action": "review", "queue": "standard", "tier": 1, "overlap": 1}],
+      "audit_rate": 0.0, "lease_seconds": 300, "show_suggestion": true})
+}
+
+#[tokio::test]
+async fn health_and_openapi() {
+    let app = spawn_app().await;
+    let (s, v) = app.get("/healthz", "").await;
+    assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
+    let (s, doc) = app.get("/v1/openapi.json", "").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(doc["openapi"].as_str().unwrap().starts_with('3'));
+    for path in [
+        "/v1/projects",
+        "/v1/projects/{project}",
+        "/v1/projects/{project}/policy",
+        "/v1/reviewers",
+        "/v1/keys",
+        "/v1/projects/{project}/items",
+        "/v1/projects/{project}/items/{external_id}",
+        "/v1/projects/{project}/claim",
+        "/v1/tasks/{task_id}/heartbeat",
+        "/v1/tasks/{task_id}/reviews",
+        "/v1/projects/{project}/labels",
+        "/v1/projects/{project}/events",
+        "/v1/projects/{project}/stats",
+    ] {
+        assert!(
+            doc["paths"][path].is_object(),
+            "{path} missing from the OpenAPI document"
+        );
+    }
+}
+
+#[tokio::test]
+async fn routing_follows_the_first_rule_that_holds() {
+    let app = spawn_app().await;
+    let svc = app.project("spam", example_policy()).await;
+    let d = app
+        .submit(
+            "spam",
+            &svc,
+            json!([
+                item("distress", "I will hurt myself", Some(0.99)),
+                item("confident", "WIN A PRIZE", Some(0.99)),
+                item("uncertain", "maybe", Some(0.6)),
+                item("none", "no prediction", None),
+            ]),
+        )
+        .await;
+    let got: Vec<_> = d
+        .iter()
+        .map(|d| (d["rule"].as_str().unwrap(), d["outcome"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("distress", "review"),
+            ("confident", "auto"),
+            ("uncertain", "review"),
+            ("default", "review")
+        ]
+    );
+    assert_eq!(
+        d[0]["route"],
+        json!({"queue": "urgent", "tier": 2, "priority": 100, "overlap": 1})
+    );
+    assert_eq!(d[1]["label"], "spam");
+    assert_eq!(
+        d[3]["route"],
+        json!({"queue": "default", "tier": 1, "priority": 0, "overlap": 1})
+    );
+    assert_eq!(d[3]["reasons"], json!(["no rule matched"]));
+    assert!(d.iter().all(|d| d["policy_version"] == 1 && d["duplicate"] == false));
+    let (s, st) = app.get("/v1/projects/spam/stats", &svc).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (st["items"].as_i64(), st["auto"].as_i64(), st["review"].as_i64()),
+        (Some(4), Some(1), Some(3))
+    );
+    assert_eq!(st["automation_rate"], 0.25);
+    assert_eq!(st["queues"]["urgent"]["open"], 1);
+    // A new policy version decides new items; old decisions keep their version.
+    let (s, v) = app
+        .call(
+            reqwest::Method::PUT,
+            "/v1/projects/spam/policy",
+            ADMIN,
+            Some(json!({"rules": []})),
+        )
+        .await;
+    assert_eq!((s, v["policy_version"].as_i64()), (StatusCode::OK, Some(2)));
+    let d = app
+        .submit("spam", &svc, json!([item("later", "WIN", Some(0.99))]))
+        .await;
+    assert_eq!(
+        (d[0]["outcome"].as_str(), d[0]["policy_version"].as_i64()),
+        (Some("review"), Some(2))
+    );
+    let (_, detail) = app.get("/v1/projects/spam/items/confident", &svc).await;
+    assert_eq!(detail["decisions"][0]["policy_version"], 1);
+}
+
+#[tokio::test]
+async fn audit_sampling_rate_is_the_policy_rate() {
+    let app = spawn_app().await;
+    let mut policy = example_policy();
+    policy["audit_rate"] = json!(0.2);
+    let svc = app.project("spam", policy).await;
+    let n = 2000;
+    let items: Vec<Value> = (0..n).map(|i| item(&format!("i{i}"), "WIN", Some(0.99))).collect();
+    let d = app.submit("spam", &svc, Value::Array(items)).await;
+    let audited = d.iter().filter(|d| d["audit"].is_object()).count() as f64;
+    // Binomial(2000, 0.2): mean 400, sd 17.9. Five sd either side fails once in ~3.5 million runs.
+    assert!((audited - 400.0).abs() < 5.0 * 17.9, "audited {audited} of {n}");
+    let (_, st) = app.get("/v1/projects/spam/stats", ADMIN).await;
+    assert_eq!(st["queues"]["audit"]["open"].as_f64(), Some(audited));
+    // An audit that disagrees corrects the label; the feed shows the correction.
+    let l1 = app.reviewer("ann", &[1], &["spam"]).await;
+    let t = app.claim("spam", &l1, Some("audit")).await.unwrap();
+    assert_eq!(t["stage"], "audit");
+    let (s, v) = app.answer(&l1, &t, "a1", json!({"label": "ham"})).await;
+    assert_eq!((s, v["outcome"].as_str()), (StatusCode::OK, Some("corrected")));
+    let ext = t["item"]["external_id"].as_str().unwrap();
+    let feed = app.all_labels(&svc).await;
+    let mine: Vec<_> = feed
+        .iter()
+        .filter(|l| l["external_id"] == ext)
+        .map(|l| (l["label"].clone(), l["source"].clone()))
+        .collect();
+    assert_eq!(mine, [(json!("spam"), json!("auto")), (json!("ham"), json!("human"))]);
+}
+
+#[tokio::test]
+async fn overlap_two_agreement_tie_and_adjudication() {
+    let app = spawn_app().await;
+    let svc = app
+        .project(
+            "spam",
+            json!({"rules": [{"name": "all", "when": "true", "action": "review", "queue": "q", "overlap": 2}]}),
+        )
+        .await;
+    app.submit(
+        "spam",
+        &svc,
+        json!([item("agree", "a", Some(0.5)), item("tie", "b", Some(0.5))]),
+    )
+    .await;
+    let a = app.reviewer("a", &[1], &["spam"]).await;
+    let b = app.reviewer("b", &[1], &["spam"]).await;
+    let boss = app.reviewer("boss", &[2], &["spam"]).await;
+    let a1 = app.claim("spam", &a, None).await.unwrap();
+    let a2 = app.claim("spam", &a, None).await.unwrap();
+    assert!(
+        app.claim("spam", &a, None).await.is_none(),
+        "one reviewer never takes two slots of one item"
+    );
+    let b1 = app.claim("spam", &b, None).await.unwrap();
+    let b2 = app.claim("spam", &b, None).await.unwrap();
+    assert_eq!(a1["item"]["external_id"], "agree");
+    assert_eq!(
+        app.answer(&a, &a1, "a1", json!({"label": "spam"})).await.1["outcome"],
+        "waiting"
+    );
+    let (_, v) = app.answer(&b, &b1, "b1", json!({"label": "spam"})).await;
+    assert_eq!(v["outcome"], "resolved");
+    assert_eq!(v["resolution"]["reviewers"], json!(["a", "b"]));
+    app.answer(&a, &a2, "a2", json!({"label": "spam"})).await;
+    let (_, v) = app.answer(&b, &b2, "b2", json!({"label": "ham"})).await;
+    assert_eq!(v["outcome"], "adjudicate");
+    assert!(app.claim("spam", &a, None).await.is_none());
+    let t = app.claim("spam", &boss, None).await.unwrap();
+    assert_eq!(
+        (
+            t["stage"].as_str(),
+            t["tier"].as_i64(),
+            t["item"]["external_id"].as_str()
+        ),
+        (Some("adjudicate"), Some(2), Some("tie"))
+    );
+    let (_, v) = app.answer(&boss, &t, "boss1", json!({"label": "ham"})).await;
+    assert_eq!(v["resolution"]["source"], "adjudicated");
+    let (_, feed) = app.get("/v1/projects/spam/labels", &svc).await;
+    let got: Vec<_> = feed["labels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["external_id"].as_str().unwrap().to_string(),
+                l["source"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("agree".to_string(), "human".to_string()),
+            ("tie".to_string(), "adjudicated".to_string())
+        ]
+    );
+    let (_, detail) = app.get("/v1/projects/spam/items/tie", ADMIN).await;
+    assert_eq!(detail["tasks"].as_array().unwrap().len(), 2);
+    assert_eq!(detail["reviews"].as_array().unwrap().len(), 3);
+    assert_eq!(detail["resolution"]["label"], "ham");
+}
+
+#[tokio::test]
+async fn escalation_and_skip() {
+    let app = spawn_app().await;
+    let svc = app.project("spam", example_policy()).await;
+    app.submit(
+        "spam",
+        &svc,
+        json!([item("x", "hmm", Some(0.5)), item("y", "hmm", Some(0.5))]),
+    )
+    .await;
+    let a = app.reviewer("a", &[1], &["spam"]).await;
+    let b = app.reviewer("b", &[1], &["spam"]).await;
+    let l2 = app.reviewer("l2", &[2], &["spam"]).await;
+    let t = app.claim("spam", &a, None).await.unwrap();
+    let (s, v) = app
+        .answer(&a, &t, "e", json!({"escalate": {"reason": "looks like fraud"}}))
+        .await;
+    assert_eq!((s, v["outcome"].as_str()), (StatusCode::OK, Some("adjudicate")));
+    let (s, v) = app
+        .answer(
+            &a,
+            &app.claim("spam", &a, None).await.unwrap(),
+            "no-reason",
+            json!({"escalate": {"reason": ""}}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("escalate.reason"))
+    );
+    // That refused answer left the lease in place: the reviewer can still skip.
+    let (_, detail) = app.get("/v1/projects/spam/items/y", ADMIN).await;
+    assert_eq!(detail["reviews"].as_array().unwrap().len(), 0);
+    let t = json!({"task_id": detail["tasks"][0]["task_id"], "lease_id": detail["events"].as_array().unwrap().iter().rev().find(|e| e["kind"] == "lease.granted").unwrap()["data"]["lease_id"]});
+    let (_, v) = app
+        .answer(&a, &t, "s", json!({"skip": {"reason": "need coffee"}}))
+        .await;
+    assert_eq!(v["outcome"], "requeued");
+    assert!(
+        app.claim("spam", &a, None).await.is_none(),
+        "a skipped item does not return to the skipper"
+    );
+    assert_eq!(app.claim("spam", &b, None).await.unwrap()["item"]["external_id"], "y");
+    let t = app.claim("spam", &l2, None).await.unwrap();
+    assert_eq!(
+        (t["item"]["external_id"].as_str(), t["stage"].as_str()),
+        (Some("x"), Some("adjudicate"))
+    );
+    let kinds: Vec<_> = app
+        .events("spam")
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.contains(&"task.escalated".to_string()));
+}
+
+#[tokio::test]
+async fn leases_expire_return_and_heartbeats_extend() {
+    let app = spawn_app().await;
+    let svc = app.project("spam", example_policy()).await;
+    app.submit("spam", &svc, json!([item("x", "hmm", Some(0.5))])).await;
+    let a = app.reviewer("a", &[1], &["spam"]).await;
+    let b = app.reviewer("b", &[1], &["spam"]).await;
+    let t = app.claim("spam", &a, None).await.unwrap();
+    assert!(app.claim("spam", &b, None).await.is_none());
+    let reaper = LeaseReaper {
+        store: app.state.store.clone(),
+        clock: app.clock.clone(),
+        batch: 10,
+    };
+    app.clock.advance_ms(200_000);
+    let (s, v) = app
+        .post(
+            &format!("/v1/tasks/{}/heartbeat", t["task_id"]),
+            &a,
+            json!({"lease_id": t["lease_id"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.clock.advance_ms(200_000);
+    assert_eq!(
+        reaper.try_run_once().await.unwrap(),
+        0,
+        "the heartbeat kept the lease alive"
+    );
+    let (s, _) = app
+        .post(
+            &format!("/v1/tasks/{}/heartbeat", t["task_id"]),
+            &b,
+            json!({"lease_id": t["lease_id"]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "another reviewer cannot heartbeat this lease");
+    app.clock.advance_ms(200_000);
+    assert_eq!(reaper.try_run_once().await.unwrap(), 1);
+    let (s, v) = app.answer(&a, &t, "late", json!({"label": "spam"})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("lease_lost"))
+    );
+    let t2 = app
+        .claim("spam", &b, None)
+        .await
+        .expect("the expired task is back in its queue");
+    assert_eq!(t2["task_id"], t["task_id"]);
+    let (s, _) = app.answer(&b, &t2, "ok", json!({"label": "ham"})).await;
+    assert_eq!(s, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn tiers_and_projects_are_isolated() {
+    let app = spawn_app().await;
+    let svc = app.project("spam", example_policy()).await;
+    let other_svc = app.project("other", example_policy()).await;
+    app.submit("spam", &svc, json!([item("urgent", "I hurt myself", Some(0.5))]))
+        .await;
+    let l1 = app.reviewer("l1", &[1], &["spam"]).await;
+    let l2 = app.reviewer("l2", &[2], &["spam"]).await;
+    assert!(
+        app.claim("spam", &l1, None).await.is_none(),
+        "tier 1 never gets tier 2 work"
+    );
+    assert!(app.claim("spam", &l1, Some("urgent")).await.is_none());
+    assert!(app.claim("spam", &l2, Some("urgent")).await.is_some());
+    let (s, v) = app.post("/v1/projects/other/claim", &l1, json!({})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"))
+    );
+    let (s, _) = app
+        .post(
+            "/v1/projects/spam/items",
+            &other_svc,
+            json!({"items": [item("z", "x", None)]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a service key is for its own projects");
+    let (s, _) = app.get("/v1/projects/spam/labels", &other_svc).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, _) = app
+        .post("/v1/projects/spam/items", &l1, json!({"items": [item("z", "x", None)]}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "reviewers do not submit items");
+    let (s, _) = app.post("/v1/projects/spam/claim", &svc, json!({})).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "services do not claim");
+    let (s, _) = app
+        .post(
+            "/v1/reviewers",
+            &svc,
+            json!({"name": "x", "tiers": [1], "projects": []}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "only the admin creates reviewers");
+    let (s, _) = app.get("/v1/projects/spam/events", &svc).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = app.get("/v1/projects/spam", "").await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
+    let (s, _) = app.get("/v1/projects/spam", "fw_not_a_key").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn items_and_reviews_are_idempotent() {
+    let app = spawn_app().await;
+    let svc = app.project("spam", example_policy()).await;
+    let first = app.submit("spam", &svc, json!([item("x", "hmm", Some(0.5))])).await;
+    let events = app.events("spam").await.len();
+    let again = app
+        .submit("spam", &svc, json!([item("x", "different", Some(0.99))]))
+        .await;
+    assert_eq!(again[0]["duplicate"], true);
+    assert_eq!(
+        (again[0]["item_id"].clone(), again[0]["outcome"].clone()),
+        (first[0]["item_id"].clone(), first[0]["outcome"].clone())
+    );
+    assert_eq!(app.events("spam").await.len(), events, "a duplicate creates nothing");
+    let a = app.reviewer("a", &[1], &["spam"]).await;
+    let t = app.claim("spam", &a, None).await.unwrap();
+    let (_, r1) = app.answer(&a, &t, "same", json!({"label": "spam"})).await;
+    let (s, r2) = app.answer(&a, &t, "same", json!({"label": "spam"})).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(r1, r2);
+    let (_, feed) = app.get("/v1/projects/spam/labels", &svc).await;
+    assert_eq!(feed["labels"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn bad_input_is_a_4xx_naming_the_field_and_writes_nothing() {
+    let app = spawn_app().await;
+    let svc = app.project("spam", example_policy()).await;
+    let before = app.events("spam").await.len();
+    let p = "/v1/projects/spam/items";
+    let big: Vec<Value> = (0..10_001).map(|i| item(&format!("b{i}"), "x", None)).collect();
+    let cases: Vec<(Value, StatusCode, &str)> = vec![
+        (
+            json!({"items": [item("ok", "x", Some(0.5)), {"external_id": "s", "payload": {}, "prediction": {"model": "m", "scores": {"ham": 0.5, "spam": 1.5}}}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[1].prediction.scores.spam",
+        ),
+        (
+            json!({"items": [{"external_id": "s", "payload": {}, "prediction": {"model": "m", "scores": {"ham": 0.5}}}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].prediction.scores",
+        ),
+        (
+            json!({"items": [{"external_id": "s", "payload": {}, "prediction": {"model": "m", "scores": {"ham": 0.5, "spam": 0.5, "eggs": 0.1}}}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].prediction.scores.eggs",
+        ),
+        (json!({"items": []}), StatusCode::UNPROCESSABLE_ENTITY, "items"),
+        (json!({"items": big}), StatusCode::UNPROCESSABLE_ENTITY, "items"),
+        (
+            json!({"items": [{"external_id": "", "payload": {}}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].external_id",
+        ),
+        (
+            json!({"items": [{"external_id": "s", "payload": "text"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].payload",
+        ),
+        (
+            json!({"items": [{"external_id": "s"}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0]",
+        ),
+        (
+            json!({"items": [{"external_id": 5, "payload": {}}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].external_id",
+        ),
+        (json!({"itemz": []}), StatusCode::UNPROCESSABLE_ENTITY, "itemz"),
+    ];
+    for (body, status, field) in cases {
+        let (s, v) = app.post(p, &svc, body).await;
+        assert_eq!(s, status, "{v}");
+        assert_eq!(v["error"]["field"].as_str().unwrap_or(""), field, "{v}");
+        assert!(v["error"]["message"].is_string());
+    }
+    let (s, v) = app.raw_post(p, &svc, r#"{"items": [{"external_id": "#).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_json"))
+    );
+    let (s, _) = app
+        .post(
+            "/v1/projects/nope/items",
+            &svc,
+            json!({"items": [item("a", "x", None)]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(
+        app.events("spam").await.len(),
+        before,
+        "no refused request wrote anything"
+    );
+    let (_, st) = app.get("/v1/projects/spam/stats", &svc).await;
+    assert_eq!(st["items"], 0);
+
+    // Policies: refused with the rule and the problem; the current one stays.
+    let (s, v) = app
+        .call(
+            reqwest::Method::PUT,
+            "/v1/projects/spam/policy",
+            ADMIN,
+            Some(json!({"rules": [{"name": "bad", "when": "confidence >= 'high'", "action": "auto"}]})),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("rules[0].when"))
+    );
+    assert!(v["error"]["message"].as_str().unwrap().contains("rule 'bad'"), "{v}");
+    let (_, proj) = app.get("/v1/projects/spam", ADMIN).await;
+    assert_eq!(proj["policy_version"], 1);
+    let (s, v) = app.post("/v1/projects", ADMIN, json!({"name": "x", "labels": ["a", "b"], "policy": {"rules": [{"name": "r", "when": "true", "action": "auto", "label": "c"}]}})).await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("policy.rules[0].label"))
+    );
+    let (s, v) = app
+        .post(
+            "/v1/projects",
+            ADMIN,
+            json!({"name": "Bad Name", "labels": ["a", "b"], "policy": {"rules": []}}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("name"))
+    );
+    let (s, v) = app
+        .post(
+            "/v1/projects",
+            ADMIN,
+            json!({"name": "spam", "labels": ["a", "b"], "policy": {"rules": []}}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("project_exists"))
+    );
+    let (s, v) = app
+        .post(
+            "/v1/reviewers",
+            ADMIN,
+            json!({"name": "r", "tiers": [0], "projects": []}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("tiers[0]"))
+    );
+    let (s, v) = app
+        .post(
+            "/v1/reviewers",
+            ADMIN,
+            json!({"name": "r", "tiers": [1], "projects": ["nope"]}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("projects[0]"))
+    );
+
+    // Reviews: a wrong label, a wrong lease, no answer at all.
+    app.submit("spam", &svc, json!([item("r", "hmm", Some(0.5))])).await;
+    let a = app.reviewer("a", &[1], &["spam"]).await;
+    let t = app.claim("spam", &a, None).await.unwrap();
+    let before = app.events("spam").await.len();
+    let (s, v) = app.answer(&a, &t, "1", json!({"label": "eggs"})).await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("label"))
+    );
+    let (s, v) = app.answer(&a, &t, "2", json!({})).await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("label"))
+    );
+    let (s, v) = app
+        .answer(&a, &t, "3", json!({"label": "spam", "skip": {"reason": "x"}}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("label"))
+    );
+    let wrong = json!({"task_id": t["task_id"], "lease_id": t["lease_id"].as_i64().unwrap() + 99});
+    let (s, v) = app.answer(&a, &wrong, "4", json!({"label": "spam"})).await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("lease_lost"))
+    );
+    let (s, _) = app
+        .raw_post(&format!("/v1/tasks/{}/reviews", t["task_id"]), &a, "{not json")
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    assert_eq!(app.events("spam").await.len(), before, "refused reviews wrote nothing");
+    let (s, v) = app.get("/v1/projects/spam/labels?after=-1", &svc).await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("after"))
+    );
+}
+
+#[tokio::test]
+async fn feeds_are_cursor_paged_and_replayable() {
+    let app = spawn_app().await;
+    let svc = app.project("spam", example_policy()).await;
+    let items: Vec<Value> = (0..30).map(|i| item(&format!("i{i:02}"), "WIN", Some(0.99))).collect();
+    app.submit("spam", &svc, Value::Array(items)).await;
+    let mut after = 0;
+    let mut seen = vec![];
+    loop {
+        let (s, page) = app
+            .get(&format!("/v1/projects/spam/labels?after={after}&limit=7"), &svc)
+            .await;
+        assert_eq!(s, StatusCode::OK);
+        let labels = page["labels"].as_array().unwrap();
+        assert!(page["next_cursor"].as_i64().unwrap() >= after);
+        if labels.is_empty() {
+            assert_eq!(page["next_cursor"], after, "an empty page keeps the cursor");
+            break;
+        }
+        assert!(labels.len() <= 7);
+        seen.extend(labels.iter().map(|l| l["external_id"].as_str().unwrap().to_string()));
+        after = page["next_cursor"].as_i64().unwrap();
+    }
+    assert_eq!(seen, (0..30).map(|i| format!("i{i:02}")).collect::<Vec<_>>());
+    let (_, replay) = app.get("/v1/projects/spam/labels?limit=100000", &svc).await;
+    assert_eq!(
+        replay["labels"].as_array().unwrap().len(),
+        30,
+        "replayable from the start; limit is capped, not refused"
+    );
+    let events = app.events("spam").await;
+    assert_eq!(events[0]["kind"], "project.created");
+    assert_eq!(events.iter().filter(|e| e["kind"] == "item.decided").count(), 30);
+    let (_, page) = app
+        .get(
+            &format!("/v1/projects/spam/events?after={}&limit=5", events[10]["seq"]),
+            ADMIN,
+        )
+        .await;
+    assert_eq!(page["events"][0]["seq"], events[11]["seq"]);
+    let (s, global) = app.get("/v1/events", ADMIN).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        global["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "key.created")
+    );
+}
+
+#[tokio::test]
+async fn a_restart_keeps_everything() {
+    let app = spawn_app().await;
+    let svc = app.project("spam", example_policy()).await;
+    let a = app.reviewer("a", &[1], &["spam"]).await;
+    app.submit(
+        "spam",
+        &svc,
+        json!([
+            item("x", "WIN", Some(0.99)),
+            item("y", "hmm", Some(0.5)),
+            item("z", "hmm", Some(0.5))
+        ]),
+    )
+    .await;
+    let t = app.claim("spam", &a, None).await.unwrap();
+    app.answer(&a, &t, "r1", json!({"label": "ham"})).await;
+    let t2 = app.claim("spam", &a, None).await.unwrap();
+    let events_before = app.events("spam").await;
+    let (db, dir, clock) = app.stop().await;
+
+    let app = spawn_on(db, dir, clock).await;
+    assert_eq!(app.events("spam").await, events_before, "every event survived");
+    let (_, feed) = app.get("/v1/projects/spam/labels", &svc).await;
+    assert_eq!(
+        feed["labels"].as_array().unwrap().len(),
+        2,
+        "service keys survived, and the labels"
+    );
+    let (s, v) = app.answer(&a, &t2, "r2", json!({"label": "spam"})).await;
+    assert_eq!(
+        (s, v["outcome"].as_str()),
+        (StatusCode::OK, Some("resolved")),
+        "the lease survived: {v}"
+    );
+    let (_, st) = app.get("/v1/projects/spam/stats", ADMIN).await;
+    assert_eq!(
+        (st["items"].as_i64(), st["resolved"].as_i64(), st["open_tasks"].as_i64()),
+        (Some(3), Some(3), Some(0))
+    );
+}
