@@ -546,7 +546,14 @@ mod tests {
     #[test]
     fn routing_table() {
         let p = example();
-        type Case = (serde_json::Value, serde_json::Value, Option<f64>, f64, &'static str, Outcome);
+        type Case = (
+            serde_json::Value,
+            serde_json::Value,
+            Option<f64>,
+            f64,
+            &'static str,
+            Outcome,
+        );
         let cases: &[Case] = &[
             (
                 json!({"text": "I want to hurt myself"}),

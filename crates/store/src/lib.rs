@@ -8,6 +8,7 @@
 
 mod error;
 mod model;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -17,19 +18,28 @@ pub use model::*;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
-/// Opens the store a URL names: `sqlite://PATH` (embedded).
-pub fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
+/// Opens the store a URL names: `sqlite://PATH` (embedded) or `postgres://…` (several
+/// nodes, one database). Brings the schema up to date.
+pub async fn open(url: &str) -> Result<std::sync::Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
         return Ok(std::sync::Arc::new(sqlite::SqliteStore::open_url(url)?));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(StoreError::Backend(
-            "the PostgreSQL backend is not in this build yet; use sqlite://PATH".into(),
-        ));
+        return Ok(std::sync::Arc::new(postgres::PgStore::connect(url, None).await?));
     }
     Err(StoreError::Backend(format!(
-        "unknown database URL '{url}': use sqlite://PATH"
+        "unknown database URL '{url}': use sqlite://PATH or postgres://…"
     )))
+}
+
+/// A change other parts of the server (on every node) should hear about at once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "notice", rename_all = "snake_case")]
+pub enum Notice {
+    /// A project's queues gained claimable work (new tasks, a skip, an expired lease).
+    TasksAvailable { project_id: i64 },
+    /// A project's policy (or another setting) changed: drop cached copies.
+    ProjectChanged { name: String },
 }
 
 /// Milliseconds since the Unix epoch. The store never reads the clock: callers pass `now`.
@@ -84,4 +94,7 @@ pub trait Store: Send + Sync + 'static {
     async fn events(&self, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>>;
     async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats>;
     async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>>;
+
+    /// Notices of changes made through this store or, for a shared database, any node.
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice>;
 }

@@ -76,6 +76,14 @@ pub struct Submitted {
     pub duplicate: bool,
 }
 
+impl Submitted {
+    /// Whether this submission put new work in a queue.
+    pub fn created_task(&self) -> bool {
+        !self.duplicate
+            && (matches!(self.decision.outcome, flywheel_core::Outcome::Review { .. }) || self.decision.audit.is_some())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ClaimRequest {
     pub project_id: i64,
@@ -130,6 +138,13 @@ pub struct ReviewResult {
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
+}
+
+impl ReviewResult {
+    /// Whether this answer put claimable work in a queue (a skip, an escalation).
+    pub fn freed_work(&self) -> bool {
+        matches!(self.outcome.as_str(), "requeued" | "adjudicate")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -22,6 +22,23 @@ async fn sqlite() -> Fixture {
     fixture(store, Some(dir)).await
 }
 
+/// A fresh schema of the test database per test, so tests run in parallel; `None` (and a
+/// line saying the test was skipped) when `FLYWHEEL_TEST_POSTGRES_URL` is not set.
+async fn postgres(case: &str) -> Option<(Fixture, String, String)> {
+    let Ok(url) = std::env::var("FLYWHEEL_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: {case} on PostgreSQL needs FLYWHEEL_TEST_POSTGRES_URL");
+        return None;
+    };
+    let schema = format!("fwt_s_{}", &case[..case.len().min(40)]);
+    flywheel_store::postgres::PgStore::drop_schema(&url, &schema)
+        .await
+        .unwrap();
+    let store = flywheel_store::postgres::PgStore::connect(&url, Some(&schema))
+        .await
+        .unwrap();
+    Some((fixture(Arc::new(store), None).await, url, schema))
+}
+
 async fn fixture(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Fixture {
     let project = store
         .create_project(
@@ -600,14 +617,25 @@ mod suite {
 }
 
 macro_rules! conformance {
-    ($backend:ident, $make:expr, [$($case:ident),* $(,)?]) => {
-        mod $backend {
+    ([$($case:ident),* $(,)?]) => {
+        mod sqlite_backend {
             use super::*;
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    if let Some(f) = $make.await {
+                    suite::$case(sqlite().await).await;
+                }
+            )*
+        }
+
+        mod postgres_backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some((f, url, schema)) = postgres(stringify!($case)).await {
                         suite::$case(f).await;
+                        flywheel_store::postgres::PgStore::drop_schema(&url, &schema).await.unwrap();
                     }
                 }
             )*
@@ -615,26 +643,16 @@ macro_rules! conformance {
     };
 }
 
-macro_rules! all_cases {
-    ($backend:ident, $make:expr) => {
-        conformance!(
-            $backend,
-            $make,
-            [
-                keys_and_principals,
-                projects_and_policy_versions,
-                submit_is_idempotent,
-                claims_follow_priority_then_age_and_tiers,
-                overlap_needs_distinct_reviewers_and_majority,
-                escalate_and_skip,
-                leases_expire_and_are_lost,
-                reviews_are_idempotent_and_checked,
-                audits_confirm_or_correct,
-                feeds_page_by_cursor,
-                concurrent_claims_never_double_assign,
-            ]
-        );
-    };
-}
-
-all_cases!(sqlite_backend, async { Some(sqlite().await) });
+conformance!([
+    keys_and_principals,
+    projects_and_policy_versions,
+    submit_is_idempotent,
+    claims_follow_priority_then_age_and_tiers,
+    overlap_needs_distinct_reviewers_and_majority,
+    escalate_and_skip,
+    leases_expire_and_are_lost,
+    reviews_are_idempotent_and_checked,
+    audits_confirm_or_correct,
+    feeds_page_by_cursor,
+    concurrent_claims_never_double_assign,
+]);

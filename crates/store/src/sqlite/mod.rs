@@ -30,6 +30,7 @@ pub struct SqliteStore {
 
 struct Inner {
     writer: Writer,
+    notices: tokio::sync::broadcast::Sender<Notice>,
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
 }
@@ -57,6 +58,7 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 writer,
+                notices: tokio::sync::broadcast::channel(1024).0,
                 path,
                 readers: Mutex::new(Vec::new()),
             }),
@@ -73,6 +75,11 @@ impl SqliteStore {
             return Err(StoreError::Backend("the sqlite URL names no file".into()));
         }
         Self::open(path)
+    }
+
+    fn notify(&self, n: Notice) {
+        // No subscriber is fine: nobody is waiting.
+        let _ = self.inner.notices.send(n);
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T>
@@ -150,7 +157,9 @@ impl Store for SqliteStore {
 
     async fn create_project(&self, new: NewProject, actor: &str, now: Millis) -> Result<Project> {
         let actor = actor.to_string();
-        self.write(move |c| ops::create_project(c, new, &actor, now)).await
+        let p = self.write(move |c| ops::create_project(c, new, &actor, now)).await?;
+        self.notify(Notice::ProjectChanged { name: p.name.clone() });
+        Ok(p)
     }
 
     async fn project(&self, name: &str) -> Result<Option<Project>> {
@@ -201,11 +210,22 @@ impl Store for SqliteStore {
     }
 
     async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult> {
-        self.write(move |c| ops::submit_review(c, review, now)).await
+        let (result, project_id) = self.write(move |c| ops::submit_review(c, review, now)).await?;
+        if result.freed_work() {
+            self.notify(Notice::TasksAvailable { project_id });
+        }
+        Ok(result)
     }
 
     async fn expire_leases(&self, now: Millis, limit: usize) -> Result<usize> {
-        self.write(move |c| ops::expire_leases(c, now, limit)).await
+        let projects = self.write(move |c| ops::expire_leases(c, now, limit)).await?;
+        let mut distinct = projects.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        for project_id in distinct {
+            self.notify(Notice::TasksAvailable { project_id });
+        }
+        Ok(projects.len())
     }
 
     async fn labels(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<LabelRecord>> {
@@ -223,5 +243,9 @@ impl Store for SqliteStore {
     async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>> {
         let external_id = external_id.to_string();
         self.read(move |c| ops::item(c, project_id, &external_id)).await
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {
+        self.inner.notices.subscribe()
     }
 }

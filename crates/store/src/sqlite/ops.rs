@@ -578,13 +578,16 @@ struct TaskRow {
     overlap: u8,
 }
 
-pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result<ReviewResult> {
-    let stored: Option<String> = c
-        .prepare_cached("SELECT result FROM reviews WHERE reviewer_id = ?1 AND review_id = ?2")?
-        .query_row(params![r.reviewer_id, r.review_id], |row| row.get(0))
+/// Returns the result and the task's project.
+pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result<(ReviewResult, i64)> {
+    let stored: Option<(String, i64)> = c
+        .prepare_cached(
+            "SELECT w.result, t.project_id FROM reviews w JOIN tasks t ON t.id = w.task_id WHERE w.reviewer_id = ?1 AND w.review_id = ?2",
+        )?
+        .query_row(params![r.reviewer_id, r.review_id], |row| Ok((row.get(0)?, row.get(1)?)))
         .optional()?;
-    if let Some(s) = stored {
-        return Ok(serde_json::from_str(&s)?);
+    if let Some((s, project_id)) = stored {
+        return Ok((serde_json::from_str(&s)?, project_id));
     }
     let lease = active_lease(c, r.task_id, r.lease_id, r.reviewer_id, now)?;
     let (project_id, item_id) = (lease.project_id, lease.item_id);
@@ -754,7 +757,7 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         &json!({"review_id": r.review_id, "answer": r.answer.kind(), "label": label, "reason": reason,
                 "failure_category": r.failure_category, "outcome": outcome, "time_on_task_ms": now - lease.granted_at}),
     )?;
-    Ok(result)
+    Ok((result, project_id))
 }
 
 /// Closes a task: no more slots, and any other reviewer's active lease on it ends.
@@ -766,7 +769,8 @@ fn close_task(c: &Connection, task_id: i64, now: Millis) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn expire_leases(c: &Connection, now: Millis, limit: usize) -> Result<usize> {
+/// Returns the project of each lease expired.
+pub(super) fn expire_leases(c: &Connection, now: Millis, limit: usize) -> Result<Vec<i64>> {
     let expired = c
         .prepare_cached(
             "SELECT l.id, l.task_id, l.item_id, l.reviewer_id, t.project_id FROM leases l JOIN tasks t ON t.id = l.task_id
@@ -794,7 +798,7 @@ pub(super) fn expire_leases(c: &Connection, now: Millis, limit: usize) -> Result
             &json!({"lease_id": lease_id, "reviewer_id": reviewer_id}),
         )?;
     }
-    Ok(expired.len())
+    Ok(expired.into_iter().map(|e| e.4).collect())
 }
 
 pub(super) fn labels(c: &Connection, project_id: i64, after: i64, limit: usize) -> Result<Vec<LabelRecord>> {

@@ -1,0 +1,341 @@
+//! The PostgreSQL backend: several `flywheel serve` nodes on one database.
+//!
+//! Each operation is one transaction, events included. Claims take the next task with
+//! `FOR UPDATE SKIP LOCKED`, so concurrent claimers never queue on one row. Changes that
+//! other nodes must hear about are sent with `pg_notify` inside the transaction (delivered
+//! only if it commits) and forwarded by each node's listener to its local subscribers.
+//! Singleton work (lease expiry, feed sequencing) runs under transaction-scoped advisory
+//! locks, so it moves to another node the moment a node dies.
+
+mod ops;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::{AssertSqlSafe, SqlSafeStr};
+
+use crate::*;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
+
+/// Retries of a transaction that lost a race (deadlock, serialization failure, a unique
+/// key taken by a concurrent insert): each retry re-reads the state.
+const MAX_ATTEMPTS: usize = 5;
+
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    channel: String,
+    notices: tokio::sync::broadcast::Sender<Notice>,
+    _listener: std::sync::Arc<ListenerGuard>,
+}
+
+/// Stops the notice listener (and frees its connection) when the last clone of the store
+/// is dropped.
+struct ListenerGuard(Option<tokio::sync::oneshot::Sender<()>>);
+
+impl Drop for ListenerGuard {
+    fn drop(&mut self) {
+        if let Some(s) = self.0.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("channel", &self.channel)
+            .finish_non_exhaustive()
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
+}
+
+fn retryable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Database(d) => matches!(d.code().as_deref(), Some("40001" | "40P01" | "23505")),
+        _ => false,
+    }
+}
+
+/// A store error, or a lost race worth retrying.
+pub(crate) enum TxError {
+    Store(StoreError),
+    Retry(sqlx::Error),
+}
+
+impl From<sqlx::Error> for TxError {
+    fn from(e: sqlx::Error) -> Self {
+        if retryable(&e) {
+            TxError::Retry(e)
+        } else {
+            TxError::Store(e.into())
+        }
+    }
+}
+
+impl From<StoreError> for TxError {
+    fn from(e: StoreError) -> Self {
+        TxError::Store(e)
+    }
+}
+
+impl From<serde_json::Error> for TxError {
+    fn from(e: serde_json::Error) -> Self {
+        TxError::Store(e.into())
+    }
+}
+
+impl From<flywheel_core::ValidationError> for TxError {
+    fn from(e: flywheel_core::ValidationError) -> Self {
+        TxError::Store(e.into())
+    }
+}
+
+pub(crate) type TxResult<T> = std::result::Result<T, TxError>;
+
+/// Runs `$body` (which uses `$tx`) in a transaction, retrying lost races.
+macro_rules! transaction {
+    ($self:ident, |$tx:ident| $body:expr) => {{
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut $tx = $self.pool.begin().await?;
+            let result: TxResult<_> = async { $body }.await;
+            match result {
+                Ok(v) => match $tx.commit().await {
+                    Ok(()) => break Ok(v),
+                    Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => continue,
+                    Err(e) => break Err(StoreError::from(e)),
+                },
+                Err(TxError::Retry(e)) => {
+                    drop($tx);
+                    if attempt >= MAX_ATTEMPTS {
+                        break Err(StoreError::from(e));
+                    }
+                }
+                Err(TxError::Store(e)) => break Err(e),
+            }
+        }
+    }};
+}
+
+impl PgStore {
+    /// Connects, runs migrations (safely when several nodes start at once: the migrator
+    /// holds an advisory lock) and starts the notice listener. `schema` puts every table
+    /// in that schema (created if missing); tests use one schema each.
+    pub async fn connect(url: &str, schema: Option<&str>) -> Result<Self> {
+        let mut opts =
+            PgConnectOptions::from_str(url).map_err(|e| StoreError::Backend(format!("bad PostgreSQL URL: {e}")))?;
+        if let Some(s) = schema {
+            if !s
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                || s.is_empty()
+                || s.len() > 50
+            {
+                return Err(StoreError::Backend(format!("bad schema name '{s}'")));
+            }
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await?;
+            sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {s}")).into_sql_str())
+                .execute(&admin)
+                .await?;
+            admin.close().await;
+            opts = opts.options([("search_path", s)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
+        let migrations = MIGRATIONS
+            .iter()
+            .map(|(v, d, sql)| {
+                Migration::new(
+                    *v,
+                    (*d).into(),
+                    MigrationType::Simple,
+                    AssertSqlSafe(*sql).into_sql_str(),
+                    false,
+                )
+            })
+            .collect();
+        Migrator::with_migrations(migrations)
+            .run(&pool)
+            .await
+            .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
+        let channel = match schema {
+            Some(s) => format!("flywheel_{s}"),
+            None => "flywheel".to_string(),
+        };
+        let (notices, _) = tokio::sync::broadcast::channel(1024);
+        let mut listener = PgListener::connect_with(&pool).await?;
+        listener.listen(&channel).await?;
+        let tx = notices.clone();
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(async move {
+            loop {
+                let received = tokio::select! {
+                    r = listener.recv() => r,
+                    _ = &mut stopped => return,
+                };
+                match received {
+                    Ok(n) => match serde_json::from_str::<Notice>(n.payload()) {
+                        Ok(notice) => {
+                            let _ = tx.send(notice);
+                        }
+                        Err(e) => tracing::warn!(error = %e, "ignoring a malformed notice"),
+                    },
+                    Err(e) => {
+                        // PgListener reconnects on the next recv; wait a little first.
+                        tracing::warn!(error = %e, "notice listener lost its connection; reconnecting");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            pool,
+            channel,
+            notices,
+            _listener: std::sync::Arc::new(ListenerGuard(Some(stop))),
+        })
+    }
+
+    /// Drops the schema (tests clean up after themselves with this).
+    pub async fn drop_schema(url: &str, schema: &str) -> Result<()> {
+        let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::Backend(e.to_string()))?;
+        let admin = PgPoolOptions::new().max_connections(1).connect_with(opts).await?;
+        sqlx::query(AssertSqlSafe(format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).into_sql_str())
+            .execute(&admin)
+            .await?;
+        admin.close().await;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn bootstrap_admin(&self, key_hash: &str, now: Millis) -> Result<bool> {
+        transaction!(self, |tx| ops::bootstrap_admin(&mut tx, key_hash, now).await)
+    }
+
+    async fn principal(&self, key_hash: &str) -> Result<Option<Principal>> {
+        let mut c = self.pool.acquire().await?;
+        ops::principal(&mut c, key_hash).await.map_err(TxError::into_store)
+    }
+
+    async fn create_project(&self, new: NewProject, actor: &str, now: Millis) -> Result<Project> {
+        let ch = &self.channel;
+        transaction!(self, |tx| ops::create_project(&mut tx, ch, new.clone(), actor, now)
+            .await)
+    }
+
+    async fn project(&self, name: &str) -> Result<Option<Project>> {
+        let mut c = self.pool.acquire().await?;
+        ops::project(&mut c, name).await.map_err(TxError::into_store)
+    }
+
+    async fn set_policy(&self, project: &str, policy: serde_json::Value, actor: &str, now: Millis) -> Result<u32> {
+        let ch = &self.channel;
+        transaction!(self, |tx| ops::set_policy(&mut tx, ch, project, &policy, actor, now)
+            .await)
+    }
+
+    async fn create_reviewer(&self, new: NewReviewer, actor: &str, now: Millis) -> Result<Reviewer> {
+        transaction!(self, |tx| ops::create_reviewer(&mut tx, new.clone(), actor, now).await)
+    }
+
+    async fn create_service_key(&self, new: NewServiceKey, actor: &str, now: Millis) -> Result<()> {
+        transaction!(self, |tx| ops::create_service_key(&mut tx, new.clone(), actor, now)
+            .await)
+    }
+
+    async fn submit_items(
+        &self,
+        project_id: i64,
+        items: Vec<NewItem>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Vec<Submitted>> {
+        let prepared = items
+            .into_iter()
+            .map(ops::PreparedItem::new)
+            .collect::<Result<Vec<_>>>()?;
+        let ch = &self.channel;
+        transaction!(self, |tx| ops::submit_items(
+            &mut tx, ch, project_id, &prepared, actor, now
+        )
+        .await)
+    }
+
+    async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {
+        transaction!(self, |tx| ops::claim(&mut tx, &req, now).await)
+    }
+
+    async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, now: Millis) -> Result<Millis> {
+        transaction!(self, |tx| ops::heartbeat(&mut tx, task_id, lease_id, reviewer_id, now)
+            .await)
+    }
+
+    async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult> {
+        let ch = &self.channel;
+        transaction!(self, |tx| ops::submit_review(&mut tx, ch, &review, now).await)
+    }
+
+    async fn expire_leases(&self, now: Millis, limit: usize) -> Result<usize> {
+        let ch = &self.channel;
+        transaction!(self, |tx| ops::expire_leases(&mut tx, ch, now, limit).await)
+    }
+
+    async fn labels(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<LabelRecord>> {
+        transaction!(self, |tx| {
+            ops::sequence_feeds(&mut tx).await?;
+            ops::labels(&mut tx, project_id, after, limit).await
+        })
+    }
+
+    async fn events(&self, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
+        transaction!(self, |tx| {
+            ops::sequence_feeds(&mut tx).await?;
+            ops::events(&mut tx, project_id, after, limit).await
+        })
+    }
+
+    async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats> {
+        let mut c = self.pool.acquire().await?;
+        ops::stats(&mut c, project_id, now).await.map_err(TxError::into_store)
+    }
+
+    async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>> {
+        transaction!(self, |tx| {
+            ops::sequence_feeds(&mut tx).await?;
+            ops::item(&mut tx, project_id, external_id).await
+        })
+    }
+
+    fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {
+        self.notices.subscribe()
+    }
+}
+
+impl TxError {
+    fn into_store(self) -> StoreError {
+        match self {
+            TxError::Store(e) => e,
+            TxError::Retry(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,1228 @@
+//! The SQL of every store operation on PostgreSQL, inside the caller's transaction.
+//! The same model as `sqlite/ops.rs`; what differs is how rows are locked: claims use
+//! `FOR UPDATE SKIP LOCKED`; an answer locks its task row first, and so does lease expiry,
+//! so the two never take locks in opposite orders.
+
+use flywheel_core::task::{self, Next, Source};
+use flywheel_core::{Answer, Decision, LabelSet, Outcome, Prediction, Route, Stage, ValidationError};
+use serde_json::{Value, json};
+use sqlx::PgConnection;
+
+use super::{TxError, TxResult};
+use crate::*;
+
+#[allow(clippy::too_many_arguments)]
+async fn event(
+    c: &mut PgConnection,
+    project_id: Option<i64>,
+    item_id: Option<i64>,
+    task_id: Option<i64>,
+    now: Millis,
+    kind: &str,
+    actor: &str,
+    data: &Value,
+) -> TxResult<()> {
+    sqlx::query(
+        "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+    )
+    .bind(project_id)
+    .bind(item_id)
+    .bind(task_id)
+    .bind(now)
+    .bind(kind)
+    .bind(actor)
+    .bind(data.to_string())
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Sends a notice to every node; delivered only if the transaction commits.
+async fn notify(c: &mut PgConnection, channel: &str, notice: &Notice) -> TxResult<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(serde_json::to_string(notice)?)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+fn parse<T: serde::de::DeserializeOwned>(s: &str) -> TxResult<T> {
+    Ok(serde_json::from_str(s)?)
+}
+
+pub(super) async fn bootstrap_admin(c: &mut PgConnection, key_hash: &str, now: Millis) -> TxResult<bool> {
+    // One node bootstraps; the others wait here and then see the key.
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.bootstrap'))")
+        .execute(&mut *c)
+        .await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM api_keys WHERE kind = 'admin' AND revoked_at IS NULL)")
+            .fetch_one(&mut *c)
+            .await?;
+    if exists {
+        return Ok(false);
+    }
+    sqlx::query("INSERT INTO api_keys (hash, kind, created_at) VALUES ($1, 'admin', $2)")
+        .bind(key_hash)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    event(
+        c,
+        None,
+        None,
+        None,
+        now,
+        "key.created",
+        "system",
+        &json!({"scope": "admin"}),
+    )
+    .await?;
+    Ok(true)
+}
+
+pub(super) async fn principal(c: &mut PgConnection, key_hash: &str) -> TxResult<Option<Principal>> {
+    let row: Option<(String, Option<i64>, Option<String>)> =
+        sqlx::query_as("SELECT kind, reviewer_id, projects::text FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
+            .bind(key_hash)
+            .fetch_optional(&mut *c)
+            .await?;
+    let Some((kind, reviewer_id, projects)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(match kind.as_str() {
+        "admin" => Principal::Admin,
+        "service" => Principal::Service {
+            projects: parse(projects.as_deref().unwrap_or("[]"))?,
+        },
+        _ => {
+            let id = reviewer_id.ok_or_else(|| StoreError::Backend("reviewer key without reviewer".into()))?;
+            Principal::Reviewer(reviewer(c, id).await?)
+        }
+    }))
+}
+
+async fn reviewer(c: &mut PgConnection, id: i64) -> TxResult<Reviewer> {
+    let (name, tiers): (String, String) = sqlx::query_as("SELECT name, tiers::text FROM reviewers WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *c)
+        .await?;
+    let projects: Vec<i64> =
+        sqlx::query_scalar("SELECT project_id FROM reviewer_projects WHERE reviewer_id = $1 ORDER BY project_id")
+            .bind(id)
+            .fetch_all(&mut *c)
+            .await?;
+    Ok(Reviewer {
+        id,
+        name,
+        tiers: parse(&tiers)?,
+        projects,
+    })
+}
+
+async fn project_ids(c: &mut PgConnection, names: &[String]) -> TxResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(names.len());
+    for (i, n) in names.iter().enumerate() {
+        let id: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
+            .bind(n)
+            .fetch_optional(&mut *c)
+            .await?;
+        match id {
+            Some(id) if !ids.contains(&id) => ids.push(id),
+            Some(_) => {}
+            None => {
+                return Err(ValidationError::new(format!("projects[{i}]"), format!("no project named '{n}'")).into());
+            }
+        }
+    }
+    Ok(ids)
+}
+
+pub(super) async fn create_project(
+    c: &mut PgConnection,
+    channel: &str,
+    new: NewProject,
+    actor: &str,
+    now: Millis,
+) -> TxResult<Project> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM projects WHERE name = $1)")
+        .bind(&new.name)
+        .fetch_one(&mut *c)
+        .await?;
+    if exists {
+        return Err(StoreError::conflict("project_exists", format!("a project named '{}' exists", new.name)).into());
+    }
+    let policy = new.policy.to_string();
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO projects (name, labels, policy, policy_version, created_at) VALUES ($1, $2::jsonb, $3::jsonb, 1, $4) RETURNING id",
+    )
+    .bind(&new.name)
+    .bind(serde_json::to_string(&new.labels)?)
+    .bind(&policy)
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await?;
+    sqlx::query(
+        "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES ($1, 1, $2::jsonb, $3, $4)",
+    )
+    .bind(id)
+    .bind(&policy)
+    .bind(now)
+    .bind(actor)
+    .execute(&mut *c)
+    .await?;
+    event(
+        c,
+        Some(id),
+        None,
+        None,
+        now,
+        "project.created",
+        actor,
+        &json!({"name": new.name, "labels": new.labels, "policy_version": 1, "policy": new.policy}),
+    )
+    .await?;
+    notify(c, channel, &Notice::ProjectChanged { name: new.name.clone() }).await?;
+    Ok(Project {
+        id,
+        name: new.name,
+        labels: new.labels,
+        policy: new.policy,
+        policy_version: 1,
+        created_at: now,
+    })
+}
+
+pub(super) async fn project(c: &mut PgConnection, name: &str) -> TxResult<Option<Project>> {
+    let row: Option<(i64, String, String, String, i32, i64)> = sqlx::query_as(
+        "SELECT id, name, labels::text, policy::text, policy_version, created_at FROM projects WHERE name = $1",
+    )
+    .bind(name)
+    .fetch_optional(&mut *c)
+    .await?;
+    row.map(|(id, name, labels, policy, version, created_at)| {
+        Ok(Project {
+            id,
+            name,
+            labels: parse(&labels)?,
+            policy: parse(&policy)?,
+            policy_version: version as u32,
+            created_at,
+        })
+    })
+    .transpose()
+}
+
+pub(super) async fn set_policy(
+    c: &mut PgConnection,
+    channel: &str,
+    name: &str,
+    policy: &Value,
+    actor: &str,
+    now: Millis,
+) -> TxResult<u32> {
+    let text = policy.to_string();
+    let row: Option<(i64, i32)> = sqlx::query_as(
+        "UPDATE projects SET policy = $2::jsonb, policy_version = policy_version + 1 WHERE name = $1 RETURNING id, policy_version",
+    )
+    .bind(name)
+    .bind(&text)
+    .fetch_optional(&mut *c)
+    .await?;
+    let (id, version) = row.ok_or_else(|| StoreError::not_found(format!("project '{name}'")))?;
+    sqlx::query(
+        "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES ($1, $2, $3::jsonb, $4, $5)",
+    )
+    .bind(id)
+    .bind(version)
+    .bind(&text)
+    .bind(now)
+    .bind(actor)
+    .execute(&mut *c)
+    .await?;
+    event(
+        c,
+        Some(id),
+        None,
+        None,
+        now,
+        "policy.updated",
+        actor,
+        &json!({"policy_version": version, "policy": policy}),
+    )
+    .await?;
+    notify(c, channel, &Notice::ProjectChanged { name: name.to_string() }).await?;
+    Ok(version as u32)
+}
+
+pub(super) async fn create_reviewer(
+    c: &mut PgConnection,
+    new: NewReviewer,
+    actor: &str,
+    now: Millis,
+) -> TxResult<Reviewer> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM reviewers WHERE name = $1)")
+        .bind(&new.name)
+        .fetch_one(&mut *c)
+        .await?;
+    if exists {
+        return Err(StoreError::conflict("reviewer_exists", format!("a reviewer named '{}' exists", new.name)).into());
+    }
+    let projects = project_ids(c, &new.projects).await?;
+    let id: i64 =
+        sqlx::query_scalar("INSERT INTO reviewers (name, tiers, created_at) VALUES ($1, $2::jsonb, $3) RETURNING id")
+            .bind(&new.name)
+            .bind(serde_json::to_string(&new.tiers)?)
+            .bind(now)
+            .fetch_one(&mut *c)
+            .await?;
+    for p in &projects {
+        sqlx::query("INSERT INTO reviewer_projects (reviewer_id, project_id) VALUES ($1, $2)")
+            .bind(id)
+            .bind(p)
+            .execute(&mut *c)
+            .await?;
+    }
+    sqlx::query("INSERT INTO api_keys (hash, kind, reviewer_id, created_at) VALUES ($1, 'reviewer', $2, $3)")
+        .bind(&new.key_hash)
+        .bind(id)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    let data = json!({"reviewer_id": id, "name": new.name, "tiers": new.tiers, "projects": new.projects});
+    event(c, None, None, None, now, "reviewer.created", actor, &data).await?;
+    for p in &projects {
+        event(c, Some(*p), None, None, now, "reviewer.granted", actor, &data).await?;
+    }
+    Ok(Reviewer {
+        id,
+        name: new.name,
+        tiers: new.tiers,
+        projects,
+    })
+}
+
+pub(super) async fn create_service_key(
+    c: &mut PgConnection,
+    new: NewServiceKey,
+    actor: &str,
+    now: Millis,
+) -> TxResult<()> {
+    let projects = project_ids(c, &new.projects).await?;
+    sqlx::query("INSERT INTO api_keys (hash, kind, projects, created_at) VALUES ($1, 'service', $2::jsonb, $3)")
+        .bind(&new.key_hash)
+        .bind(serde_json::to_string(&projects)?)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    let data = json!({"scope": "service", "projects": new.projects});
+    event(c, None, None, None, now, "key.created", actor, &data).await?;
+    for p in &projects {
+        event(c, Some(*p), None, None, now, "key.created", actor, &data).await?;
+    }
+    Ok(())
+}
+
+/// An item with its JSON already serialised.
+pub(super) struct PreparedItem {
+    external_id: String,
+    payload: String,
+    attributes: String,
+    prediction: Option<String>,
+    model: Option<String>,
+    model_version: Option<String>,
+    decision: Decision,
+    decision_json: String,
+}
+
+impl PreparedItem {
+    pub(super) fn new(item: NewItem) -> Result<Self> {
+        Ok(Self {
+            payload: item.payload.to_string(),
+            attributes: item.attributes.to_string(),
+            prediction: item.prediction.as_ref().map(serde_json::to_string).transpose()?,
+            model: item.prediction.as_ref().map(|p| p.model.clone()),
+            model_version: item.prediction.as_ref().and_then(|p| p.version.clone()),
+            decision_json: serde_json::to_string(&item.decision)?,
+            decision: item.decision,
+            external_id: item.external_id,
+        })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_task(
+    c: &mut PgConnection,
+    project_id: i64,
+    item_id: i64,
+    stage: Stage,
+    route: &Route,
+    reason: Option<&str>,
+    now: Millis,
+) -> TxResult<i64> {
+    Ok(sqlx::query_scalar(
+        "INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, reason, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 'open', $8, $9) RETURNING id",
+    )
+    .bind(project_id)
+    .bind(item_id)
+    .bind(stage.as_str())
+    .bind(&route.queue)
+    .bind(i16::from(route.tier))
+    .bind(route.priority)
+    .bind(i16::from(route.overlap))
+    .bind(reason)
+    .bind(now)
+    .fetch_one(&mut *c)
+    .await?)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn insert_label(
+    c: &mut PgConnection,
+    project_id: i64,
+    item_id: i64,
+    label: &str,
+    source: Source,
+    model: Option<&str>,
+    model_version: Option<&str>,
+    policy_version: u32,
+    now: Millis,
+) -> TxResult<()> {
+    sqlx::query(
+        "INSERT INTO labels (project_id, item_id, label, source, model, model_version, policy_version, resolved_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(project_id)
+    .bind(item_id)
+    .bind(label)
+    .bind(source.as_str())
+    .bind(model)
+    .bind(model_version)
+    .bind(policy_version as i32)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn submit_items(
+    c: &mut PgConnection,
+    channel: &str,
+    project_id: i64,
+    items: &[PreparedItem],
+    actor: &str,
+    now: Millis,
+) -> TxResult<Vec<Submitted>> {
+    let mut out = Vec::with_capacity(items.len());
+    for it in items {
+        let d = &it.decision;
+        let (outcome, auto_label) = match &d.outcome {
+            Outcome::Auto { label } => ("auto", Some(label.as_str())),
+            Outcome::Review { .. } => ("review", None),
+        };
+        let resolution = auto_label
+            .map(|l| {
+                serde_json::to_string(&Resolution {
+                    label: l.to_string(),
+                    source: Source::Auto,
+                    method: format!("rule:{}", d.rule),
+                    confidence: 1.0,
+                    reviewers: vec![],
+                    resolved_at: now,
+                })
+            })
+            .transpose()?;
+        // A concurrent insert of the same external id waits here, then finds the row.
+        let inserted: Option<i64> = sqlx::query_scalar(
+            "INSERT INTO items (project_id, external_id, payload, attributes, prediction, decision, outcome, policy_version,
+                                model, model_version, created_at, resolved_label, resolution, resolved_at)
+             VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, $14)
+             ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id",
+        )
+        .bind(project_id)
+        .bind(&it.external_id)
+        .bind(&it.payload)
+        .bind(&it.attributes)
+        .bind(&it.prediction)
+        .bind(&it.decision_json)
+        .bind(outcome)
+        .bind(d.policy_version as i32)
+        .bind(&it.model)
+        .bind(&it.model_version)
+        .bind(now)
+        .bind(auto_label)
+        .bind(&resolution)
+        .bind(auto_label.map(|_| now))
+        .fetch_optional(&mut *c)
+        .await?;
+        let Some(item_id) = inserted else {
+            let (item_id, decision): (i64, String) =
+                sqlx::query_as("SELECT id, decision::text FROM items WHERE project_id = $1 AND external_id = $2")
+                    .bind(project_id)
+                    .bind(&it.external_id)
+                    .fetch_one(&mut *c)
+                    .await?;
+            out.push(Submitted {
+                external_id: it.external_id.clone(),
+                item_id,
+                decision: parse(&decision)?,
+                duplicate: true,
+            });
+            continue;
+        };
+        let mut tasks = Vec::new();
+        match &d.outcome {
+            Outcome::Review { route } => {
+                tasks.push(insert_task(c, project_id, item_id, Stage::Review, route, None, now).await?)
+            }
+            Outcome::Auto { label } => {
+                insert_label(
+                    c,
+                    project_id,
+                    item_id,
+                    label,
+                    Source::Auto,
+                    it.model.as_deref(),
+                    it.model_version.as_deref(),
+                    d.policy_version,
+                    now,
+                )
+                .await?;
+                if let Some(route) = &d.audit {
+                    tasks.push(
+                        insert_task(c, project_id, item_id, Stage::Audit, route, Some("audit sample"), now).await?,
+                    );
+                }
+            }
+        }
+        let data = format!(
+            r#"{{"decision":{},"tasks":{}}}"#,
+            it.decision_json,
+            serde_json::to_string(&tasks)?
+        );
+        sqlx::query(
+            "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES ($1, $2, $3, $4, 'item.decided', $5, $6::jsonb)",
+        )
+        .bind(project_id)
+        .bind(item_id)
+        .bind(tasks.first())
+        .bind(now)
+        .bind(actor)
+        .bind(data)
+        .execute(&mut *c)
+        .await?;
+        if let Some(label) = auto_label {
+            event(
+                c,
+                Some(project_id),
+                Some(item_id),
+                None,
+                now,
+                "item.resolved",
+                actor,
+                &json!({"label": label, "source": "auto"}),
+            )
+            .await?;
+        }
+        out.push(Submitted {
+            external_id: it.external_id.clone(),
+            item_id,
+            decision: it.decision.clone(),
+            duplicate: false,
+        });
+    }
+    if out.iter().any(Submitted::created_task) {
+        notify(c, channel, &Notice::TasksAvailable { project_id }).await?;
+    }
+    Ok(out)
+}
+
+pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis) -> TxResult<Option<ClaimedTask>> {
+    if req.tiers.is_empty() {
+        return Ok(None);
+    }
+    let tiers: Vec<i16> = req.tiers.iter().map(|t| i16::from(*t)).collect();
+    let sql = if req.queue.is_some() {
+        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier FROM tasks t
+         WHERE t.project_id = $1 AND t.available > 0 AND t.tier = ANY($3) AND t.queue = $4
+           AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
+         ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
+    } else {
+        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier FROM tasks t
+         WHERE t.project_id = $1 AND t.available > 0 AND t.tier = ANY($3) AND $4::text IS NULL
+           AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
+         ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
+    };
+    let row: Option<(i64, i64, String, String, i16)> = sqlx::query_as(sql)
+        .bind(req.project_id)
+        .bind(req.reviewer_id)
+        .bind(&tiers)
+        .bind(&req.queue)
+        .fetch_optional(&mut *c)
+        .await?;
+    let Some((task_id, item_id, stage, queue, tier)) = row else {
+        return Ok(None);
+    };
+    let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Backend(format!("unknown stage {stage}")))?;
+    let expires = now + req.lease_ms;
+    sqlx::query("UPDATE tasks SET available = available - 1 WHERE id = $1")
+        .bind(task_id)
+        .execute(&mut *c)
+        .await?;
+    let lease_id: i64 = sqlx::query_scalar(
+        "INSERT INTO leases (task_id, item_id, reviewer_id, granted_at, expires_at, lease_ms, state)
+         VALUES ($1, $2, $3, $4, $5, $6, 'active') RETURNING id",
+    )
+    .bind(task_id)
+    .bind(item_id)
+    .bind(req.reviewer_id)
+    .bind(now)
+    .bind(expires)
+    .bind(req.lease_ms)
+    .fetch_one(&mut *c)
+    .await?;
+    sqlx::query("INSERT INTO item_reviewers (item_id, reviewer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(item_id)
+        .bind(req.reviewer_id)
+        .execute(&mut *c)
+        .await?;
+    let (external_id, payload, attributes, prediction): (String, String, String, Option<String>) = sqlx::query_as(
+        "SELECT external_id, payload::text, attributes::text, prediction::text FROM items WHERE id = $1",
+    )
+    .bind(item_id)
+    .fetch_one(&mut *c)
+    .await?;
+    event(
+        c,
+        Some(req.project_id),
+        Some(item_id),
+        Some(task_id),
+        now,
+        "lease.granted",
+        &format!("reviewer:{}", req.reviewer_name),
+        &json!({"lease_id": lease_id, "reviewer_id": req.reviewer_id, "expires_at": expires, "stage": stage}),
+    )
+    .await?;
+    Ok(Some(ClaimedTask {
+        task_id,
+        lease_id,
+        lease_expires_at: expires,
+        stage,
+        queue,
+        tier: tier as u8,
+        external_id,
+        payload: parse(&payload)?,
+        attributes: parse(&attributes)?,
+        prediction: prediction.as_deref().map(parse::<Prediction>).transpose()?,
+    }))
+}
+
+pub(super) async fn heartbeat(
+    c: &mut PgConnection,
+    task_id: i64,
+    lease_id: i64,
+    reviewer_id: i64,
+    now: Millis,
+) -> TxResult<Millis> {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        "UPDATE leases SET expires_at = $4 + lease_ms
+         WHERE id = $1 AND task_id = $2 AND reviewer_id = $3 AND state = 'active' AND expires_at > $4
+         RETURNING expires_at, item_id, (SELECT project_id FROM tasks WHERE tasks.id = leases.task_id)",
+    )
+    .bind(lease_id)
+    .bind(task_id)
+    .bind(reviewer_id)
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?;
+    let (expires, item_id, project_id) = row.ok_or_else(StoreError::lease_lost)?;
+    event(
+        c,
+        Some(project_id),
+        Some(item_id),
+        Some(task_id),
+        now,
+        "lease.extended",
+        &format!("reviewer_id:{reviewer_id}"),
+        &json!({"lease_id": lease_id, "expires_at": expires}),
+    )
+    .await?;
+    Ok(expires)
+}
+
+async fn stored_review(c: &mut PgConnection, reviewer_id: i64, review_id: &str) -> TxResult<Option<ReviewResult>> {
+    let s: Option<String> =
+        sqlx::query_scalar("SELECT result::text FROM reviews WHERE reviewer_id = $1 AND review_id = $2")
+            .bind(reviewer_id)
+            .bind(review_id)
+            .fetch_optional(&mut *c)
+            .await?;
+    s.as_deref().map(parse).transpose()
+}
+
+pub(super) async fn submit_review(
+    c: &mut PgConnection,
+    channel: &str,
+    r: &NewReview,
+    now: Millis,
+) -> TxResult<ReviewResult> {
+    if let Some(done) = stored_review(c, r.reviewer_id, &r.review_id).await? {
+        return Ok(done);
+    }
+    // Lock the task first: answers to one task (and lease expiry) take their turn here.
+    let task: Option<(i64, String, String, i16, i32, i16)> =
+        sqlx::query_as("SELECT project_id, stage, queue, tier, priority, overlap FROM tasks WHERE id = $1 FOR UPDATE")
+            .bind(r.task_id)
+            .fetch_optional(&mut *c)
+            .await?;
+    let (project_id, stage, queue, tier, priority, overlap) = task.ok_or_else(StoreError::lease_lost)?;
+    if let Some(done) = stored_review(c, r.reviewer_id, &r.review_id).await? {
+        return Ok(done);
+    }
+    let stage = Stage::parse(&stage).unwrap_or(Stage::Review);
+    let (tier, overlap) = (tier as u8, overlap as u8);
+    let lease: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT item_id, granted_at FROM leases
+         WHERE id = $1 AND task_id = $2 AND reviewer_id = $3 AND state = 'active' AND expires_at > $4 FOR UPDATE",
+    )
+    .bind(r.lease_id)
+    .bind(r.task_id)
+    .bind(r.reviewer_id)
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?;
+    let (item_id, granted_at) = lease.ok_or_else(StoreError::lease_lost)?;
+    if let Answer::Label(l) = &r.answer {
+        let labels: String = sqlx::query_scalar("SELECT labels::text FROM projects WHERE id = $1")
+            .bind(project_id)
+            .fetch_one(&mut *c)
+            .await?;
+        let names: Vec<String> = parse(&labels)?;
+        LabelSet::parse(&names)?.answer("label", l)?;
+    }
+    let earlier: Vec<(String, Option<String>, Option<String>)> =
+        sqlx::query_as("SELECT kind, label, reason FROM reviews WHERE task_id = $1 AND kind <> 'skip' ORDER BY id")
+            .bind(r.task_id)
+            .fetch_all(&mut *c)
+            .await?;
+    let earlier: Vec<Answer> = earlier
+        .into_iter()
+        .map(|(kind, label, reason)| match kind.as_str() {
+            "label" => Answer::Label(label.unwrap_or_default()),
+            _ => Answer::Escalate {
+                reason: reason.unwrap_or_default(),
+            },
+        })
+        .collect();
+    let next = task::after_answer(stage, tier, overlap, &earlier, &r.answer);
+    let actor = format!("reviewer:{}", r.reviewer_name);
+    let skip = matches!(r.answer, Answer::Skip { .. });
+    sqlx::query("UPDATE leases SET state = $2, ended_at = $3 WHERE id = $1")
+        .bind(r.lease_id)
+        .bind(if skip { "skipped" } else { "answered" })
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    let counter = if skip {
+        "UPDATE tasks SET available = available + 1 WHERE id = $1"
+    } else {
+        "UPDATE tasks SET answered = answered + 1 WHERE id = $1"
+    };
+    sqlx::query(counter).bind(r.task_id).execute(&mut *c).await?;
+
+    let mut resolution = None;
+    let outcome = match &next {
+        Next::Wait => "waiting",
+        Next::Requeue => "requeued",
+        Next::Adjudicate { tier, reason } => {
+            close_task(c, r.task_id, now).await?;
+            let route = Route {
+                queue: queue.clone(),
+                tier: *tier,
+                priority,
+                overlap: 1,
+            };
+            let new_task = insert_task(c, project_id, item_id, Stage::Adjudicate, &route, Some(reason), now).await?;
+            event(
+                c,
+                Some(project_id),
+                Some(item_id),
+                Some(new_task),
+                now,
+                "task.escalated",
+                &actor,
+                &json!({"from_task": r.task_id, "tier": tier, "reason": reason}),
+            )
+            .await?;
+            "adjudicate"
+        }
+        Next::Resolve {
+            label,
+            source,
+            method,
+            confidence,
+        } => {
+            close_task(c, r.task_id, now).await?;
+            let mut reviewers: Vec<String> = sqlx::query_scalar(
+                "SELECT DISTINCT v.name FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id
+                 WHERE w.task_id = $1 AND w.kind = 'label' ORDER BY v.name",
+            )
+            .bind(r.task_id)
+            .fetch_all(&mut *c)
+            .await?;
+            if !reviewers.contains(&r.reviewer_name) {
+                reviewers.push(r.reviewer_name.clone());
+            }
+            let res = Resolution {
+                label: label.clone(),
+                source: *source,
+                method: method.to_string(),
+                confidence: *confidence,
+                reviewers,
+                resolved_at: now,
+            };
+            let (current, policy_version): (Option<String>, i32) =
+                sqlx::query_as("SELECT resolved_label, policy_version FROM items WHERE id = $1")
+                    .bind(item_id)
+                    .fetch_one(&mut *c)
+                    .await?;
+            let audit = stage == Stage::Audit;
+            if audit && current.as_deref() == Some(label.as_str()) {
+                event(
+                    c,
+                    Some(project_id),
+                    Some(item_id),
+                    Some(r.task_id),
+                    now,
+                    "audit.confirmed",
+                    &actor,
+                    &json!({"label": label}),
+                )
+                .await?;
+                resolution = Some(res);
+                "confirmed"
+            } else {
+                sqlx::query(
+                    "UPDATE items SET resolved_label = $2, resolution = $3::jsonb, resolved_at = $4 WHERE id = $1",
+                )
+                .bind(item_id)
+                .bind(label)
+                .bind(serde_json::to_string(&res)?)
+                .bind(now)
+                .execute(&mut *c)
+                .await?;
+                insert_label(
+                    c,
+                    project_id,
+                    item_id,
+                    label,
+                    *source,
+                    None,
+                    None,
+                    policy_version as u32,
+                    now,
+                )
+                .await?;
+                event(
+                    c,
+                    Some(project_id),
+                    Some(item_id),
+                    Some(r.task_id),
+                    now,
+                    if audit { "item.corrected" } else { "item.resolved" },
+                    &actor,
+                    &json!({"label": label, "previous": current, "source": source, "method": method,
+                            "confidence": confidence, "reviewers": res.reviewers}),
+                )
+                .await?;
+                resolution = Some(res);
+                if audit { "corrected" } else { "resolved" }
+            }
+        }
+    };
+    let result = ReviewResult {
+        review_id: r.review_id.clone(),
+        outcome: outcome.to_string(),
+        resolution,
+    };
+    let (label, reason) = match &r.answer {
+        Answer::Label(l) => (Some(l.as_str()), None),
+        Answer::Escalate { reason } | Answer::Skip { reason } => (None, Some(reason.as_str())),
+    };
+    sqlx::query(
+        "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, label, reason, failure_category, note,
+                              claimed_at, answered_at, result)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)",
+    )
+    .bind(&r.review_id)
+    .bind(r.reviewer_id)
+    .bind(r.task_id)
+    .bind(item_id)
+    .bind(r.lease_id)
+    .bind(r.answer.kind())
+    .bind(label)
+    .bind(reason)
+    .bind(&r.failure_category)
+    .bind(&r.note)
+    .bind(granted_at)
+    .bind(now)
+    .bind(serde_json::to_string(&result)?)
+    .execute(&mut *c)
+    .await?;
+    event(
+        c,
+        Some(project_id),
+        Some(item_id),
+        Some(r.task_id),
+        now,
+        "review.submitted",
+        &actor,
+        &json!({"review_id": r.review_id, "answer": r.answer.kind(), "label": label, "reason": reason,
+                "failure_category": r.failure_category, "outcome": outcome, "time_on_task_ms": now - granted_at}),
+    )
+    .await?;
+    if result.freed_work() {
+        notify(c, channel, &Notice::TasksAvailable { project_id }).await?;
+    }
+    Ok(result)
+}
+
+async fn close_task(c: &mut PgConnection, task_id: i64, now: Millis) -> TxResult<()> {
+    sqlx::query("UPDATE tasks SET state = 'done', available = 0, closed_at = $2 WHERE id = $1")
+        .bind(task_id)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    sqlx::query("UPDATE leases SET state = 'cancelled', ended_at = $2 WHERE task_id = $1 AND state = 'active'")
+        .bind(task_id)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+/// Runs on one node at a time (a transaction-scoped advisory lock: if the node holding it
+/// dies, its transaction ends and the next node's attempt takes over).
+pub(super) async fn expire_leases(c: &mut PgConnection, channel: &str, now: Millis, limit: usize) -> TxResult<usize> {
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.expire'))")
+        .fetch_one(&mut *c)
+        .await?;
+    if !got {
+        return Ok(0);
+    }
+    let due: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT l.id, l.task_id, l.item_id, l.reviewer_id, t.project_id FROM leases l JOIN tasks t ON t.id = l.task_id
+         WHERE l.state = 'active' AND l.expires_at <= $1 ORDER BY l.expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut projects = Vec::new();
+    let mut count = 0;
+    for (lease_id, task_id, item_id, reviewer_id, project_id) in due {
+        // Task first, then lease: the same order as an answer takes them.
+        sqlx::query("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE")
+            .bind(task_id)
+            .execute(&mut *c)
+            .await?;
+        let expired = sqlx::query(
+            "UPDATE leases SET state = 'expired', ended_at = $2 WHERE id = $1 AND state = 'active' AND expires_at <= $2",
+        )
+        .bind(lease_id)
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+        if expired == 0 {
+            continue; // answered or extended meanwhile
+        }
+        count += 1;
+        sqlx::query("UPDATE tasks SET available = available + 1 WHERE id = $1 AND state = 'open'")
+            .bind(task_id)
+            .execute(&mut *c)
+            .await?;
+        sqlx::query("DELETE FROM item_reviewers WHERE item_id = $1 AND reviewer_id = $2")
+            .bind(item_id)
+            .bind(reviewer_id)
+            .execute(&mut *c)
+            .await?;
+        event(
+            c,
+            Some(project_id),
+            Some(item_id),
+            Some(task_id),
+            now,
+            "lease.expired",
+            "system",
+            &json!({"lease_id": lease_id, "reviewer_id": reviewer_id}),
+        )
+        .await?;
+        if !projects.contains(&project_id) {
+            projects.push(project_id);
+        }
+    }
+    for project_id in &projects {
+        notify(
+            c,
+            channel,
+            &Notice::TasksAvailable {
+                project_id: *project_id,
+            },
+        )
+        .await?;
+    }
+    Ok(count)
+}
+
+/// Gives committed, unsequenced events and labels their feed positions, in one place at
+/// a time, so that a position is never handed out below one a reader has already seen.
+pub(super) async fn sequence_feeds(c: &mut PgConnection) -> TxResult<()> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.sequencer'))")
+        .execute(&mut *c)
+        .await?;
+    sqlx::query(
+        "WITH todo AS (SELECT id, row_number() OVER (ORDER BY id) AS rn
+                       FROM (SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT 100000) s),
+              base AS (SELECT coalesce(max(seq), 0) AS b FROM events)
+         UPDATE events e SET seq = base.b + todo.rn FROM todo, base WHERE e.id = todo.id",
+    )
+    .execute(&mut *c)
+    .await?;
+    sqlx::query(
+        "WITH todo AS (SELECT id, row_number() OVER (ORDER BY id) AS rn
+                       FROM (SELECT id FROM labels WHERE cursor IS NULL ORDER BY id LIMIT 100000) s),
+              base AS (SELECT coalesce(max(cursor), 0) AS b FROM labels)
+         UPDATE labels l SET cursor = base.b + todo.rn FROM todo, base WHERE l.id = todo.id",
+    )
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+type LabelRow = (i64, String, String, String, Option<String>, Option<String>, i32, i64);
+
+pub(super) async fn labels(
+    c: &mut PgConnection,
+    project_id: i64,
+    after: i64,
+    limit: usize,
+) -> TxResult<Vec<LabelRecord>> {
+    let rows: Vec<LabelRow> = sqlx::query_as(
+        "SELECT l.cursor, i.external_id, l.label, l.source, l.model, l.model_version, l.policy_version, l.resolved_at
+         FROM labels l JOIN items i ON i.id = l.item_id
+         WHERE l.project_id = $1 AND l.cursor > $2 ORDER BY l.cursor LIMIT $3",
+    )
+    .bind(project_id)
+    .bind(after)
+    .bind(limit as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(cursor, external_id, label, source, model, model_version, policy_version, resolved_at)| LabelRecord {
+                cursor,
+                external_id,
+                label,
+                source,
+                model,
+                model_version,
+                policy_version: policy_version as u32,
+                resolved_at,
+            },
+        )
+        .collect())
+}
+
+type EventRow = (
+    i64,
+    i64,
+    String,
+    String,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+    String,
+);
+
+const EVENT_COLUMNS: &str =
+    "coalesce(e.seq, 0), e.at, e.kind, e.actor, e.project_id, i.external_id, e.task_id, e.data::text
+     FROM events e LEFT JOIN items i ON i.id = e.item_id";
+
+fn event_record(r: EventRow) -> TxResult<EventRecord> {
+    Ok(EventRecord {
+        seq: r.0,
+        at: r.1,
+        kind: r.2,
+        actor: r.3,
+        project_id: r.4,
+        external_id: r.5,
+        task_id: r.6,
+        data: parse(&r.7)?,
+    })
+}
+
+pub(super) async fn events(
+    c: &mut PgConnection,
+    project_id: Option<i64>,
+    after: i64,
+    limit: usize,
+) -> TxResult<Vec<EventRecord>> {
+    let sql = match project_id {
+        Some(_) => format!("SELECT {EVENT_COLUMNS} WHERE e.project_id = $1 AND e.seq > $2 ORDER BY e.seq LIMIT $3"),
+        None => format!("SELECT {EVENT_COLUMNS} WHERE $1::bigint IS NULL AND e.seq > $2 ORDER BY e.seq LIMIT $3"),
+    };
+    let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(project_id)
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.into_iter().map(event_record).collect()
+}
+
+pub(super) async fn stats(c: &mut PgConnection, project_id: i64, now: Millis) -> TxResult<Stats> {
+    let (items, auto, review, resolved): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE outcome = 'auto'), count(*) FILTER (WHERE outcome = 'review'),
+                count(*) FILTER (WHERE resolved_label IS NOT NULL) FROM items WHERE project_id = $1",
+    )
+    .bind(project_id)
+    .fetch_one(&mut *c)
+    .await?;
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT queue, count(*), min(created_at) FROM tasks WHERE project_id = $1 AND state = 'open' GROUP BY queue ORDER BY queue",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *c)
+    .await?;
+    let queues: Vec<QueueStats> = rows
+        .into_iter()
+        .map(|(name, open, oldest)| QueueStats {
+            name,
+            open,
+            oldest_age_ms: (now - oldest).max(0),
+        })
+        .collect();
+    Ok(Stats {
+        items,
+        auto,
+        review,
+        resolved,
+        open_tasks: queues.iter().map(|q| q.open).sum(),
+        queues,
+    })
+}
+
+type TaskRow = (
+    i64,
+    String,
+    String,
+    i16,
+    i32,
+    i16,
+    i16,
+    String,
+    Option<String>,
+    i64,
+    Option<i64>,
+);
+type ReviewRow = (
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+pub(super) async fn item(c: &mut PgConnection, project_id: i64, external_id: &str) -> TxResult<Option<ItemDetail>> {
+    let row: Option<(i64, String, String, Option<String>, i64, String, Option<String>)> = sqlx::query_as(
+        "SELECT id, payload::text, attributes::text, prediction::text, created_at, decision::text, resolution::text
+         FROM items WHERE project_id = $1 AND external_id = $2",
+    )
+    .bind(project_id)
+    .bind(external_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    let Some((item_id, payload, attributes, prediction, created_at, decision, resolution)) = row else {
+        return Ok(None);
+    };
+    let tasks: Vec<TaskRow> = sqlx::query_as(
+        "SELECT id, stage, queue, tier, priority, overlap, answered, state, reason, created_at, closed_at
+         FROM tasks WHERE item_id = $1 ORDER BY id",
+    )
+    .bind(item_id)
+    .fetch_all(&mut *c)
+    .await?;
+    let reviews: Vec<ReviewRow> = sqlx::query_as(
+        "SELECT w.review_id, w.task_id, v.name, w.kind, w.label, w.reason, w.failure_category, w.note, w.claimed_at, w.answered_at
+         FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id WHERE w.item_id = $1 ORDER BY w.id",
+    )
+    .bind(item_id)
+    .fetch_all(&mut *c)
+    .await?;
+    let events: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT {EVENT_COLUMNS} WHERE e.item_id = $1 ORDER BY e.id"
+    )))
+    .bind(item_id)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(Some(ItemDetail {
+        item_id,
+        external_id: external_id.to_string(),
+        payload: parse(&payload)?,
+        attributes: parse(&attributes)?,
+        prediction: prediction.as_deref().map(parse::<Prediction>).transpose()?,
+        created_at,
+        decision: parse(&decision)?,
+        tasks: tasks
+            .into_iter()
+            .map(|t| TaskRecord {
+                task_id: t.0,
+                stage: Stage::parse(&t.1).unwrap_or(Stage::Review),
+                queue: t.2,
+                tier: t.3 as u8,
+                priority: t.4,
+                overlap: t.5 as u8,
+                answered: t.6 as u8,
+                state: t.7,
+                reason: t.8,
+                created_at: t.9,
+                closed_at: t.10,
+            })
+            .collect(),
+        reviews: reviews
+            .into_iter()
+            .map(|r| ReviewRecord {
+                review_id: r.0,
+                task_id: r.1,
+                reviewer: r.2,
+                answer: r.3,
+                label: r.4,
+                reason: r.5,
+                failure_category: r.6,
+                note: r.7,
+                claimed_at: r.8,
+                answered_at: r.9,
+            })
+            .collect(),
+        resolution: resolution.as_deref().map(parse::<Resolution>).transpose()?,
+        events: events.into_iter().map(event_record).collect::<TxResult<Vec<_>>>()?,
+    }))
+}
+
+impl From<TxError> for StoreError {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Store(s) => s,
+            TxError::Retry(e) => e.into(),
+        }
+    }
+}
