@@ -29,7 +29,7 @@ async fn spawn_app() -> TestApp {
 }
 
 async fn spawn_on(db: String, dir: Option<Arc<tempfile::TempDir>>, clock: Arc<ManualClock>) -> TestApp {
-    let store = flywheel_store::open(&db).unwrap();
+    let store = flywheel_store::open(&db).await.unwrap();
     let state = Arc::new(AppState::new(store, clock.clone()));
     flywheel_server::bootstrap_admin(&state, Some(ADMIN)).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
