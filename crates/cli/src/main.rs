@@ -73,8 +73,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     {
         anyhow::bail!("FLYWHEEL_ADMIN_KEY is too short: use at least 16 characters");
     }
-    let store =
-        flywheel_store::open(&args.database).await.with_context(|| format!("cannot open database {}", args.database))?;
+    let store = flywheel_store::open(&args.database)
+        .await
+        .with_context(|| format!("cannot open database {}", args.database))?;
     let state = Arc::new(AppState::new(store, Arc::new(SystemClock)));
     if let Some(key) = flywheel_server::bootstrap_admin(&state, args.admin_key.as_deref()).await? {
         if args.admin_key.is_none() {

@@ -1,8 +1,9 @@
 //! The application state shared by handlers and workers, and the project cache.
 //!
 //! A project's policy is compiled once per version and kept here; handlers ask
-//! [`AppState::project`]. The cache re-reads a project after [`PROJECT_TTL`], so a policy
-//! stored through another node is picked up within that time.
+//! [`AppState::project`]. A `ProjectChanged` notice from the store (sent by whichever node
+//! stored the change) drops the cached copy at once; as a safety net against a lost
+//! notice, a cached project is also re-read after [`PROJECT_TTL`].
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -21,6 +22,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     projects: RwLock<HashMap<String, (Instant, Arc<ProjectRuntime>)>>,
+    /// Turns true when the server starts shutting down: long polls end at once.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 /// A project ready to decide: its labels parsed and its policy compiled.
@@ -57,6 +60,7 @@ impl AppState {
             store,
             clock,
             projects: RwLock::new(HashMap::new()),
+            stopping: tokio::sync::watch::channel(false).0,
         }
     }
 
@@ -79,6 +83,15 @@ impl AppState {
         let runtime = Arc::new(ProjectRuntime::from_project(p)?);
         self.remember(runtime.clone());
         Ok(runtime)
+    }
+
+    /// Drops a cached project (its policy changed, here or on another node).
+    pub fn forget(&self, name: &str) {
+        self.projects.write().expect("project cache").remove(name);
+    }
+
+    pub fn forget_all(&self) {
+        self.projects.write().expect("project cache").clear();
     }
 
     /// Puts a freshly stored project in the cache.

@@ -49,21 +49,26 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stop_rx = state.stopping.subscribe();
     let reaper = workers::LeaseReaper {
         store: state.store.clone(),
         clock: state.clock.clone(),
         batch: 1000,
     };
-    let reaper = tokio::spawn(reaper.run(LEASE_REAPER_EVERY, stop_rx));
-    let app = http::router(state);
+    let reaper = tokio::spawn(reaper.run(LEASE_REAPER_EVERY, stop_rx.clone()));
+    let notices = tokio::spawn(workers::follow_notices(state.clone(), stop_rx));
+    let app = http::router(state.clone());
+    let stopping = state.stopping.clone();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             shutdown.await;
             tracing::info!("shutting down: finishing in-flight requests");
+            // Long polls end now instead of holding the drain up.
+            let _ = stopping.send(true);
         })
         .await;
-    let _ = stop_tx.send(true);
+    let _ = state.stopping.send(true);
     let _ = reaper.await;
+    let _ = notices.await;
     result
 }

@@ -4,10 +4,28 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flywheel_store::{Result, Store};
+use flywheel_store::{Notice, Result, Store};
+use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::watch;
 
+use crate::app::AppState;
 use crate::clock::Clock;
+
+/// Drops cached projects when the store says they changed (on this node or another).
+pub async fn follow_notices(state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+    let mut notices = state.store.subscribe();
+    loop {
+        tokio::select! {
+            n = notices.recv() => match n {
+                Ok(Notice::ProjectChanged { name }) => state.forget(&name),
+                Ok(Notice::TasksAvailable { .. }) => {}
+                Err(RecvError::Lagged(_)) => state.forget_all(),
+                Err(RecvError::Closed) => return,
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
 
 /// Returns expired leases' tasks to their queues.
 pub struct LeaseReaper {

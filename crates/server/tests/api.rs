@@ -18,18 +18,62 @@ struct TestApp {
     state: Arc<AppState>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<()>>,
-    db: String,
-    _dir: Option<Arc<tempfile::TempDir>>,
 }
 
-async fn spawn_app() -> TestApp {
-    let dir = Arc::new(tempfile::tempdir().unwrap());
-    let db = format!("sqlite://{}", dir.path().join("flywheel.db").display());
-    spawn_on(db, Some(dir), Arc::new(ManualClock::new(START_MS))).await
+/// The database a test runs on: a fresh SQLite file, or a fresh schema of the PostgreSQL
+/// test database (`FLYWHEEL_TEST_POSTGRES_URL`).
+#[derive(Clone)]
+enum Db {
+    Sqlite(Arc<tempfile::TempDir>),
+    Postgres { url: String, schema: String },
 }
 
-async fn spawn_on(db: String, dir: Option<Arc<tempfile::TempDir>>, clock: Arc<ManualClock>) -> TestApp {
-    let store = flywheel_store::open(&db).await.unwrap();
+impl Db {
+    fn sqlite() -> Self {
+        Db::Sqlite(Arc::new(tempfile::tempdir().unwrap()))
+    }
+
+    async fn postgres(test: &str) -> Option<Self> {
+        let Ok(url) = std::env::var("FLYWHEEL_TEST_POSTGRES_URL") else {
+            eprintln!("skipped: {test} on PostgreSQL needs FLYWHEEL_TEST_POSTGRES_URL");
+            return None;
+        };
+        let schema = format!("fwt_a_{}", &test[..test.len().min(40)]);
+        flywheel_store::postgres::PgStore::drop_schema(&url, &schema)
+            .await
+            .unwrap();
+        Some(Db::Postgres { url, schema })
+    }
+
+    async fn store(&self) -> Arc<dyn flywheel_store::Store> {
+        match self {
+            Db::Sqlite(dir) => flywheel_store::open(&format!("sqlite://{}", dir.path().join("flywheel.db").display()))
+                .await
+                .unwrap(),
+            Db::Postgres { url, schema } => Arc::new(
+                flywheel_store::postgres::PgStore::connect(url, Some(schema))
+                    .await
+                    .unwrap(),
+            ),
+        }
+    }
+
+    async fn cleanup(&self) {
+        if let Db::Postgres { url, schema } = self {
+            flywheel_store::postgres::PgStore::drop_schema(url, schema)
+                .await
+                .unwrap();
+        }
+    }
+}
+
+async fn spawn_app(db: &Db) -> TestApp {
+    spawn_on(db, Arc::new(ManualClock::new(START_MS))).await
+}
+
+/// A server (a node) on `db`; several may share one PostgreSQL database.
+async fn spawn_on(db: &Db, clock: Arc<ManualClock>) -> TestApp {
+    let store = db.store().await;
     let state = Arc::new(AppState::new(store, clock.clone()));
     flywheel_server::bootstrap_admin(&state, Some(ADMIN)).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -50,8 +94,6 @@ async fn spawn_on(db: String, dir: Option<Arc<tempfile::TempDir>>, clock: Arc<Ma
         state,
         stop: Some(stop),
         server: Some(server),
-        db,
-        _dir: dir,
     }
 }
 
@@ -181,10 +223,10 @@ impl TestApp {
         v["events"].as_array().unwrap().clone()
     }
 
-    async fn stop(mut self) -> (String, Option<Arc<tempfile::TempDir>>, Arc<ManualClock>) {
+    async fn stop(mut self) -> Arc<ManualClock> {
         let _ = self.stop.take().unwrap().send(());
         self.server.take().unwrap().await.unwrap();
-        (self.db.clone(), self._dir.take(), self.clock.clone())
+        self.clock.clone()
     }
 }
 
@@ -204,9 +246,8 @@ fn example_policy() -> Value {
       "audit_rate": 0.0, "lease_seconds": 300, "show_suggestion": true})
 }
 
-#[tokio::test]
-async fn health_and_openapi() {
-    let app = spawn_app().await;
+async fn health_and_openapi(db: Db) {
+    let app = spawn_app(&db).await;
     let (s, v) = app.get("/healthz", "").await;
     assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("ok")));
     let (s, doc) = app.get("/v1/openapi.json", "").await;
@@ -234,9 +275,8 @@ async fn health_and_openapi() {
     }
 }
 
-#[tokio::test]
-async fn routing_follows_the_first_rule_that_holds() {
-    let app = spawn_app().await;
+async fn routing_follows_the_first_rule_that_holds(db: Db) {
+    let app = spawn_app(&db).await;
     let svc = app.project("spam", example_policy()).await;
     let d = app
         .submit(
@@ -303,9 +343,8 @@ async fn routing_follows_the_first_rule_that_holds() {
     assert_eq!(detail["decisions"][0]["policy_version"], 1);
 }
 
-#[tokio::test]
-async fn audit_sampling_rate_is_the_policy_rate() {
-    let app = spawn_app().await;
+async fn audit_sampling_rate_is_the_policy_rate(db: Db) {
+    let app = spawn_app(&db).await;
     let mut policy = example_policy();
     policy["audit_rate"] = json!(0.2);
     let svc = app.project("spam", policy).await;
@@ -333,9 +372,8 @@ async fn audit_sampling_rate_is_the_policy_rate() {
     assert_eq!(mine, [(json!("spam"), json!("auto")), (json!("ham"), json!("human"))]);
 }
 
-#[tokio::test]
-async fn overlap_two_agreement_tie_and_adjudication() {
-    let app = spawn_app().await;
+async fn overlap_two_agreement_tie_and_adjudication(db: Db) {
+    let app = spawn_app(&db).await;
     let svc = app
         .project(
             "spam",
@@ -407,9 +445,8 @@ async fn overlap_two_agreement_tie_and_adjudication() {
     assert_eq!(detail["resolution"]["label"], "ham");
 }
 
-#[tokio::test]
-async fn escalation_and_skip() {
-    let app = spawn_app().await;
+async fn escalation_and_skip(db: Db) {
+    let app = spawn_app(&db).await;
     let svc = app.project("spam", example_policy()).await;
     app.submit(
         "spam",
@@ -464,9 +501,8 @@ async fn escalation_and_skip() {
     assert!(kinds.contains(&"task.escalated".to_string()));
 }
 
-#[tokio::test]
-async fn leases_expire_return_and_heartbeats_extend() {
-    let app = spawn_app().await;
+async fn leases_expire_return_and_heartbeats_extend(db: Db) {
+    let app = spawn_app(&db).await;
     let svc = app.project("spam", example_policy()).await;
     app.submit("spam", &svc, json!([item("x", "hmm", Some(0.5))])).await;
     let a = app.reviewer("a", &[1], &["spam"]).await;
@@ -517,9 +553,8 @@ async fn leases_expire_return_and_heartbeats_extend() {
     assert_eq!(s, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn tiers_and_projects_are_isolated() {
-    let app = spawn_app().await;
+async fn tiers_and_projects_are_isolated(db: Db) {
+    let app = spawn_app(&db).await;
     let svc = app.project("spam", example_policy()).await;
     let other_svc = app.project("other", example_policy()).await;
     app.submit("spam", &svc, json!([item("urgent", "I hurt myself", Some(0.5))]))
@@ -572,9 +607,8 @@ async fn tiers_and_projects_are_isolated() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn items_and_reviews_are_idempotent() {
-    let app = spawn_app().await;
+async fn items_and_reviews_are_idempotent(db: Db) {
+    let app = spawn_app(&db).await;
     let svc = app.project("spam", example_policy()).await;
     let first = app.submit("spam", &svc, json!([item("x", "hmm", Some(0.5))])).await;
     let events = app.events("spam").await.len();
@@ -597,9 +631,8 @@ async fn items_and_reviews_are_idempotent() {
     assert_eq!(feed["labels"].as_array().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn bad_input_is_a_4xx_naming_the_field_and_writes_nothing() {
-    let app = spawn_app().await;
+async fn bad_input_is_a_4xx_naming_the_field_and_writes_nothing(db: Db) {
+    let app = spawn_app(&db).await;
     let svc = app.project("spam", example_policy()).await;
     let before = app.events("spam").await.len();
     let p = "/v1/projects/spam/items";
@@ -777,9 +810,8 @@ async fn bad_input_is_a_4xx_naming_the_field_and_writes_nothing() {
     );
 }
 
-#[tokio::test]
-async fn feeds_are_cursor_paged_and_replayable() {
-    let app = spawn_app().await;
+async fn feeds_are_cursor_paged_and_replayable(db: Db) {
+    let app = spawn_app(&db).await;
     let svc = app.project("spam", example_policy()).await;
     let items: Vec<Value> = (0..30).map(|i| item(&format!("i{i:02}"), "WIN", Some(0.99))).collect();
     app.submit("spam", &svc, Value::Array(items)).await;
@@ -828,9 +860,8 @@ async fn feeds_are_cursor_paged_and_replayable() {
     );
 }
 
-#[tokio::test]
-async fn a_restart_keeps_everything() {
-    let app = spawn_app().await;
+async fn a_restart_keeps_everything(db: Db) {
+    let app = spawn_app(&db).await;
     let svc = app.project("spam", example_policy()).await;
     let a = app.reviewer("a", &[1], &["spam"]).await;
     app.submit(
@@ -847,9 +878,9 @@ async fn a_restart_keeps_everything() {
     app.answer(&a, &t, "r1", json!({"label": "ham"})).await;
     let t2 = app.claim("spam", &a, None).await.unwrap();
     let events_before = app.events("spam").await;
-    let (db, dir, clock) = app.stop().await;
+    let clock = app.stop().await;
 
-    let app = spawn_on(db, dir, clock).await;
+    let app = spawn_on(&db, clock).await;
     assert_eq!(app.events("spam").await, events_before, "every event survived");
     let (_, feed) = app.get("/v1/projects/spam/labels", &svc).await;
     assert_eq!(
@@ -869,3 +900,153 @@ async fn a_restart_keeps_everything() {
         (Some(3), Some(3), Some(0))
     );
 }
+
+#[tokio::test]
+async fn long_poll_claims_wake_when_work_arrives() {
+    // One node on SQLite: the notice comes from the store in-process.
+    let db = Db::sqlite();
+    long_poll_across(&db, false).await;
+}
+
+/// A claim waiting on node A wakes when node B (or A itself) submits work.
+async fn long_poll_across(db: &Db, two_nodes: bool) {
+    let a = spawn_app(db).await;
+    let b = if two_nodes {
+        spawn_app(db).await
+    } else {
+        spawn_app_same(&a)
+    };
+    let svc = a.project("spam", example_policy()).await;
+    let reviewer = a.reviewer("r", &[1], &["spam"]).await;
+    let (s, v) = a
+        .post("/v1/projects/spam/claim", &reviewer, json!({"wait_ms": 30001}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("wait_ms"))
+    );
+    let (s, _) = a
+        .post("/v1/projects/spam/claim", &reviewer, json!({"wait_ms": 50}))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "nothing arrives: 204 after the wait");
+    let http = a.http.clone();
+    let url = format!("{}/v1/projects/spam/claim", a.base);
+    let key = reviewer.clone();
+    let waiting = tokio::spawn(async move {
+        let started = std::time::Instant::now();
+        let r = http
+            .post(url)
+            .bearer_auth(key)
+            .json(&json!({"wait_ms": 20000}))
+            .send()
+            .await
+            .unwrap();
+        (
+            r.status(),
+            r.json::<Value>().await.unwrap_or(Value::Null),
+            started.elapsed(),
+        )
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    b.submit("spam", &svc, json!([item("new", "hmm", Some(0.5))])).await;
+    let (status, task, waited) = waiting.await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(task["item"]["external_id"], "new");
+    assert!(
+        waited < std::time::Duration::from_secs(15),
+        "woken by the notice, not by the timeout: {waited:?}"
+    );
+}
+
+fn spawn_app_same(a: &TestApp) -> TestApp {
+    TestApp {
+        base: a.base.clone(),
+        http: a.http.clone(),
+        clock: a.clock.clone(),
+        state: a.state.clone(),
+        stop: None,
+        server: None,
+    }
+}
+
+/// Two nodes on one PostgreSQL database: LISTEN/NOTIFY carries the new work across.
+#[tokio::test]
+async fn postgres_nodes_wake_each_others_claimers_and_share_policy() {
+    let Some(db) = Db::postgres("two_nodes").await else {
+        return;
+    };
+    long_poll_across(&db, true).await;
+    let a = spawn_app(&db).await;
+    let b = spawn_app(&db).await;
+    let svc = a.project("p2", example_policy()).await;
+    // Node B caches the policy, then node A changes it: B must decide with the new one.
+    let d = b.submit("p2", &svc, json!([item("x1", "WIN", Some(0.99))])).await;
+    assert_eq!(d[0]["outcome"], "auto");
+    let (s, _) = a
+        .call(
+            reqwest::Method::PUT,
+            "/v1/projects/p2/policy",
+            ADMIN,
+            Some(json!({"rules": []})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut seen = None;
+    for _ in 0..50 {
+        let d = b
+            .submit("p2", &svc, json!([item(&format!("x{}", rand_id()), "WIN", Some(0.99))]))
+            .await;
+        if d[0]["policy_version"] == 2 {
+            seen = Some(d[0]["outcome"].clone());
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(seen, Some(json!("review")), "node B picked up the new policy");
+    db.cleanup().await;
+}
+
+fn rand_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(100);
+    N.fetch_add(1, Ordering::SeqCst)
+}
+
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::Db::sqlite()).await;
+                }
+            )*
+        }
+
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(db) = super::Db::postgres(stringify!($name)).await {
+                        super::$name(db.clone()).await;
+                        db.cleanup().await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends!(
+    health_and_openapi,
+    routing_follows_the_first_rule_that_holds,
+    audit_sampling_rate_is_the_policy_rate,
+    overlap_two_agreement_tie_and_adjudication,
+    escalation_and_skip,
+    leases_expire_return_and_heartbeats_extend,
+    tiers_and_projects_are_isolated,
+    items_and_reviews_are_idempotent,
+    bad_input_is_a_4xx_naming_the_field_and_writes_nothing,
+    feeds_are_cursor_paged_and_replayable,
+    a_restart_keeps_everything,
+);

@@ -162,6 +162,10 @@ pub struct ClaimIn {
     /// Only this queue; any queue of the reviewer's tiers when absent.
     #[serde(default)]
     pub queue: Option<String>,
+    /// Long poll: when there is nothing to do, wait up to this long (at most 30,000 ms) for
+    /// work to arrive (on any node) before answering 204.
+    #[serde(default)]
+    pub wait_ms: Option<u64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -8,7 +8,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flywheel_core::Answer;
 use flywheel_core::policy::parse_queue;
-use flywheel_store::{ClaimRequest, NewReview};
+use flywheel_store::{ClaimRequest, NewReview, Notice};
+use std::time::Duration;
+use tokio::sync::broadcast::error::RecvError;
 
 use super::dto::*;
 use super::{ApiJson, text_field, ts};
@@ -17,7 +19,7 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// Leases the next task (priority, then age) from the reviewer's tiers, or 204 when there
-/// is nothing to do.
+/// is nothing to do (after waiting up to `wait_ms` for work to arrive).
 #[utoipa::path(post, path = "/v1/projects/{project}/claim", params(("project" = String, Path)), request_body = ClaimIn,
     responses((status = 200, body = ClaimOut), (status = 204, description = "nothing to do"), (status = 403, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -33,22 +35,32 @@ pub async fn claim(
         .queue
         .map(|q| parse_queue(&q).map_err(|m| ApiError::invalid("queue", m)))
         .transpose()?;
-    let claimed = s
-        .store
-        .claim(
-            ClaimRequest {
-                project_id: p.id,
-                reviewer_id: r.id,
-                reviewer_name: r.name.clone(),
-                tiers: r.tiers.clone(),
-                queue,
-                lease_ms: i64::from(p.policy.lease_seconds()) * 1000,
-            },
-            s.now(),
-        )
-        .await?;
-    let Some(t) = claimed else {
-        return Ok(StatusCode::NO_CONTENT.into_response());
+    let wait_ms = body.wait_ms.unwrap_or(0);
+    if wait_ms > MAX_WAIT_MS {
+        return Err(ApiError::invalid(
+            "wait_ms",
+            format!("wait_ms is at most {MAX_WAIT_MS}"),
+        ));
+    }
+    let req = ClaimRequest {
+        project_id: p.id,
+        reviewer_id: r.id,
+        reviewer_name: r.name.clone(),
+        tiers: r.tiers.clone(),
+        queue,
+        lease_ms: i64::from(p.policy.lease_seconds()) * 1000,
+    };
+    // Subscribe before the first attempt, so work that arrives in between is not missed.
+    let mut notices = s.store.subscribe();
+    let mut stopping = s.stopping.subscribe();
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms);
+    let t = loop {
+        if let Some(t) = s.store.claim(req.clone(), s.now()).await? {
+            break t;
+        }
+        if !wait_for_work(&mut notices, &mut stopping, p.id, deadline).await {
+            return Ok(StatusCode::NO_CONTENT.into_response());
+        }
     };
     let suggestion = t.prediction.filter(|_| p.policy.show_suggestion()).map(|pr| {
         let (label, confidence) = pr.top();
@@ -75,6 +87,34 @@ pub async fn claim(
         suggestion,
     })
     .into_response())
+}
+
+/// Longest a claim may wait for work.
+pub const MAX_WAIT_MS: u64 = 30_000;
+
+/// Waits until the store says `project_id` has new work (true) or the deadline passes or
+/// the server is stopping (false).
+async fn wait_for_work(
+    notices: &mut tokio::sync::broadcast::Receiver<Notice>,
+    stopping: &mut tokio::sync::watch::Receiver<bool>,
+    project_id: i64,
+    deadline: tokio::time::Instant,
+) -> bool {
+    loop {
+        if *stopping.borrow() {
+            return false;
+        }
+        tokio::select! {
+            n = notices.recv() => match n {
+                Ok(Notice::TasksAvailable { project_id: p }) if p == project_id => return true,
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return true,
+                Err(RecvError::Closed) => return false,
+            },
+            _ = stopping.changed() => return false,
+            _ = tokio::time::sleep_until(deadline) => return false,
+        }
+    }
 }
 
 /// Extends the lease by the project's lease length. 409 `lease_lost` when it is gone.

@@ -116,13 +116,18 @@ macro_rules! transaction {
                     Err(e) if retryable(&e) && attempt < MAX_ATTEMPTS => continue,
                     Err(e) => break Err(StoreError::from(e)),
                 },
+                // Roll back now: a dropped transaction only queues its rollback, and the
+                // row locks it holds would make SKIP LOCKED claims pass over those rows.
                 Err(TxError::Retry(e)) => {
-                    drop($tx);
+                    let _ = $tx.rollback().await;
                     if attempt >= MAX_ATTEMPTS {
                         break Err(StoreError::from(e));
                     }
                 }
-                Err(TxError::Store(e)) => break Err(e),
+                Err(TxError::Store(e)) => {
+                    let _ = $tx.rollback().await;
+                    break Err(e);
+                }
             }
         }
     }};

@@ -1116,6 +1116,7 @@ pub(super) async fn stats(c: &mut PgConnection, project_id: i64, now: Millis) ->
     })
 }
 
+type ItemRow = (i64, String, String, Option<String>, i64, String, Option<String>);
 type TaskRow = (
     i64,
     String,
@@ -1143,7 +1144,7 @@ type ReviewRow = (
 );
 
 pub(super) async fn item(c: &mut PgConnection, project_id: i64, external_id: &str) -> TxResult<Option<ItemDetail>> {
-    let row: Option<(i64, String, String, Option<String>, i64, String, Option<String>)> = sqlx::query_as(
+    let row: Option<ItemRow> = sqlx::query_as(
         "SELECT id, payload::text, attributes::text, prediction::text, created_at, decision::text, resolution::text
          FROM items WHERE project_id = $1 AND external_id = $2",
     )

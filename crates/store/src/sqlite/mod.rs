@@ -168,9 +168,14 @@ impl Store for SqliteStore {
     }
 
     async fn set_policy(&self, project: &str, policy: serde_json::Value, actor: &str, now: Millis) -> Result<u32> {
-        let (project, actor) = (project.to_string(), actor.to_string());
-        self.write(move |c| ops::set_policy(c, &project, &policy, &actor, now))
-            .await
+        let (name, actor) = (project.to_string(), actor.to_string());
+        let version = self
+            .write(move |c| ops::set_policy(c, &name, &policy, &actor, now))
+            .await?;
+        self.notify(Notice::ProjectChanged {
+            name: project.to_string(),
+        });
+        Ok(version)
     }
 
     async fn create_reviewer(&self, new: NewReviewer, actor: &str, now: Millis) -> Result<Reviewer> {
@@ -196,8 +201,13 @@ impl Store for SqliteStore {
             .map(ops::PreparedItem::new)
             .collect::<Result<Vec<_>>>()?;
         let actor = actor.to_string();
-        self.write(move |c| ops::submit_items(c, project_id, prepared, &actor, now))
-            .await
+        let out = self
+            .write(move |c| ops::submit_items(c, project_id, prepared, &actor, now))
+            .await?;
+        if out.iter().any(Submitted::created_task) {
+            self.notify(Notice::TasksAvailable { project_id });
+        }
+        Ok(out)
     }
 
     async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {
