@@ -122,3 +122,226 @@ fn operator_mistakes_get_a_message_and_a_non_zero_exit() {
         assert!(err.contains(message), "{args:?}: {err}");
     }
 }
+
+/// Two `flywheel serve` processes on one PostgreSQL database: 32 simulated reviewers work
+/// 2,000 tasks through both at once; one node is killed with SIGKILL mid-run and the other
+/// finishes the work, returning the leases the dead node's clients lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_share_the_work_and_survive_a_kill() {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    use serde_json::{Value, json};
+
+    let Ok(url) = std::env::var("FLYWHEEL_TEST_POSTGRES_URL") else {
+        eprintln!("skipped: two_nodes_share_the_work_and_survive_a_kill needs FLYWHEEL_TEST_POSTGRES_URL");
+        return;
+    };
+    const TASKS: usize = 2000;
+    const REVIEWERS: usize = 32;
+    let schema = "fwt_cli_two_nodes";
+    flywheel_store::postgres::PgStore::drop_schema(&url, schema)
+        .await
+        .unwrap();
+    drop(
+        flywheel_store::postgres::PgStore::connect(&url, Some(schema))
+            .await
+            .unwrap(),
+    );
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let db = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let admin = "two-nodes-admin-key-0123456789";
+    let (mut n1, _, a1) = start(&db, &[("FLYWHEEL_ADMIN_KEY", admin)]);
+    let (mut n2, _, a2) = start(&db, &[("FLYWHEEL_ADMIN_KEY", admin)]);
+    let http = reqwest::Client::new();
+    let post = |base: &str, path: &str, key: &str, body: Value| {
+        http.post(format!("{base}{path}"))
+            .bearer_auth(key.to_string())
+            .json(&body)
+            .send()
+    };
+    let r = post(
+        &a1,
+        "/v1/projects",
+        admin,
+        json!({"name": "p", "labels": ["ham", "spam"],
+        "policy": {"rules": [{"name": "all", "when": "true", "action": "review", "queue": "q"}], "lease_seconds": 10}}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 201);
+    let svc: Value = post(&a2, "/v1/keys", admin, json!({"scope": "service", "projects": ["p"]}))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let svc = svc["api_key"].as_str().unwrap().to_string();
+    for batch in 0..2 {
+        let items: Vec<Value> = (0..TASKS / 2)
+            .map(|i| json!({"external_id": format!("i{}", batch * TASKS / 2 + i), "payload": {"text": "x"}}))
+            .collect();
+        let r = post(
+            if batch == 0 { &a1 } else { &a2 },
+            "/v1/projects/p/items",
+            &svc,
+            json!({"items": items}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+    }
+    let mut keys = vec![];
+    for i in 0..REVIEWERS {
+        let v: Value = post(
+            &a1,
+            "/v1/reviewers",
+            admin,
+            json!({"name": format!("r{i}"), "tiers": [1], "projects": ["p"]}),
+        )
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+        keys.push(v["api_key"].as_str().unwrap().to_string());
+    }
+
+    let resolved = Arc::new(AtomicUsize::new(0));
+    let n1_dead = Arc::new(AtomicBool::new(false));
+    // (external_id, label) of every answer the server acknowledged as resolving its item.
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<(String, String)>::new()));
+    let mut workers = vec![];
+    for (i, key) in keys.into_iter().enumerate() {
+        let (http, a1, a2) = (http.clone(), a1.clone(), a2.clone());
+        let (resolved, n1_dead, acknowledged) = (resolved.clone(), n1_dead.clone(), acknowledged.clone());
+        workers.push(tokio::spawn(async move {
+            let label = if i % 2 == 0 { "spam" } else { "ham" };
+            let node = |prefer_first: bool| if prefer_first && !n1_dead.load(Ordering::SeqCst) { a1.clone() } else { a2.clone() };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+            while resolved.load(Ordering::SeqCst) < TASKS && std::time::Instant::now() < deadline {
+                let base = node(i % 2 == 0);
+                let Ok(r) = http.post(format!("{base}/v1/projects/p/claim")).bearer_auth(&key).json(&json!({"wait_ms": 500})).send().await else {
+                    continue; // that node is gone; the next turn goes to the other
+                };
+                if r.status() == 204 {
+                    continue;
+                }
+                assert_eq!(r.status(), 200);
+                let t: Value = r.json().await.unwrap();
+                let body = json!({"lease_id": t["lease_id"], "review_id": format!("r{i}-{}-{}", t["task_id"], t["lease_id"]), "label": label});
+                // Retry the same review_id until some node answers: reviews are idempotent.
+                loop {
+                    let base = node(i % 2 == 0);
+                    let Ok(r) = http.post(format!("{base}/v1/tasks/{}/reviews", t["task_id"])).bearer_auth(&key).json(&body).send().await else {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    };
+                    let status = r.status();
+                    let v: Value = r.json().await.unwrap();
+                    if status == 200 && v["outcome"] == "resolved" {
+                        acknowledged.lock().unwrap().push((t["item"]["external_id"].as_str().unwrap().to_string(), label.to_string()));
+                        resolved.fetch_add(1, Ordering::SeqCst);
+                    } else {
+                        assert_eq!(status, 409, "{v}"); // a lease that expired while its node was dead
+                    }
+                    break;
+                }
+            }
+        }));
+    }
+    while resolved.load(Ordering::SeqCst) < TASKS * 35 / 100 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    Command::new("kill")
+        .args(["-KILL", &n1.id().to_string()])
+        .status()
+        .unwrap();
+    n1_dead.store(true, Ordering::SeqCst);
+    n1.wait().unwrap();
+    let killed_at = resolved.load(Ordering::SeqCst);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert_eq!(
+        resolved.load(Ordering::SeqCst),
+        TASKS,
+        "node 2 finished the work (killed at {killed_at})"
+    );
+
+    // Every task resolved exactly once, with the label of the answer that was acknowledged.
+    let get = |path: String| {
+        let http = http.clone();
+        let a2 = a2.clone();
+        async move {
+            http.get(format!("{a2}{path}"))
+                .bearer_auth(admin)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let mut labels = HashMap::new();
+    let mut after = 0;
+    loop {
+        let page = get(format!("/v1/projects/p/labels?after={after}&limit=1000")).await;
+        let rows = page["labels"].as_array().unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        for l in rows {
+            let old = labels.insert(
+                l["external_id"].as_str().unwrap().to_string(),
+                l["label"].as_str().unwrap().to_string(),
+            );
+            assert!(old.is_none(), "resolved twice: {l}");
+        }
+        after = page["next_cursor"].as_i64().unwrap();
+    }
+    assert_eq!(labels.len(), TASKS);
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert_eq!(acknowledged.len(), TASKS);
+    for (ext, label) in &acknowledged {
+        assert_eq!(
+            labels.get(ext),
+            Some(label),
+            "the acknowledged review of {ext} is the resolution"
+        );
+    }
+    // No lease was ever held by two reviewers: per task, each grant follows the end of the last.
+    let mut active: HashMap<i64, i64> = HashMap::new();
+    let mut expired = 0;
+    let mut after = 0;
+    loop {
+        let page = get(format!("/v1/projects/p/events?after={after}&limit=1000")).await;
+        let rows = page["events"].as_array().unwrap();
+        if rows.is_empty() {
+            break;
+        }
+        for e in rows {
+            let (task, lease) = (
+                e["task_id"].as_i64().unwrap_or(0),
+                e["data"]["lease_id"].as_i64().unwrap_or(0),
+            );
+            match e["kind"].as_str().unwrap() {
+                "lease.granted" => assert!(active.insert(task, lease).is_none(), "task {task} leased twice at once"),
+                "review.submitted" | "lease.expired" => {
+                    assert_eq!(active.remove(&task), Some(lease), "{e}");
+                    expired += usize::from(e["kind"] == "lease.expired");
+                }
+                _ => {}
+            }
+        }
+        after = page["next_cursor"].as_i64().unwrap();
+    }
+    assert!(active.is_empty());
+    eprintln!("two nodes: node 1 killed after {killed_at} resolutions; {expired} leases expired and were re-claimed");
+    assert!(terminate(&mut n2).success());
+    flywheel_store::postgres::PgStore::drop_schema(&url, schema)
+        .await
+        .unwrap();
+}

@@ -181,9 +181,12 @@ impl PgStore {
             .run(&pool)
             .await
             .map_err(|e| StoreError::Backend(format!("migration failed: {e}")))?;
-        let channel = match schema {
-            Some(s) => format!("flywheel_{s}"),
-            None => "flywheel".to_string(),
+        // One channel per schema, so deployments that share a database do not hear each
+        // other. The schema is the URL's (`options=-c search_path=…`) or `schema`.
+        let current: Option<String> = sqlx::query_scalar("SELECT current_schema()").fetch_one(&pool).await?;
+        let channel = match current.as_deref() {
+            None | Some("public") => "flywheel".to_string(),
+            Some(s) => format!("flywheel_{s}").chars().take(63).collect(),
         };
         let (notices, _) = tokio::sync::broadcast::channel(1024);
         let mut listener = PgListener::connect_with(&pool).await?;

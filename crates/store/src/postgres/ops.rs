@@ -879,7 +879,7 @@ pub(super) async fn submit_review(
         now,
         "review.submitted",
         &actor,
-        &json!({"review_id": r.review_id, "answer": r.answer.kind(), "label": label, "reason": reason,
+        &json!({"review_id": r.review_id, "lease_id": r.lease_id, "answer": r.answer.kind(), "label": label, "reason": reason,
                 "failure_category": r.failure_category, "outcome": outcome, "time_on_task_ms": now - granted_at}),
     )
     .await?;

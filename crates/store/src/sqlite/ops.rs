@@ -754,7 +754,7 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         now,
         "review.submitted",
         &actor,
-        &json!({"review_id": r.review_id, "answer": r.answer.kind(), "label": label, "reason": reason,
+        &json!({"review_id": r.review_id, "lease_id": r.lease_id, "answer": r.answer.kind(), "label": label, "reason": reason,
                 "failure_category": r.failure_category, "outcome": outcome, "time_on_task_ms": now - lease.granted_at}),
     )?;
     Ok((result, project_id))
