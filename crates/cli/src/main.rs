@@ -8,6 +8,8 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use flywheel_server::{AppState, SystemClock};
 
+mod bench;
+
 #[derive(Parser)]
 #[command(
     name = "flywheel",
@@ -23,6 +25,8 @@ struct Cli {
 enum Command {
     /// Run the server (HTTP API and background workers).
     Serve(ServeArgs),
+    /// Load a server over HTTP and report throughput and latency.
+    Bench(bench::BenchArgs),
 }
 
 #[derive(clap::Args)]
@@ -57,6 +61,11 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(serve(args))),
+        Command::Bench(args) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(bench::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,572 @@
+//! `flywheel bench`: a load generator in the same binary. A real HTTP client over loopback
+//! drives a real server — its own child `flywheel serve` on a fresh SQLite database, or
+//! the nodes named with `--server` — and reports throughput and latency percentiles, so
+//! every figure can be set beside the `baseline` (what the HTTP stack alone does here).
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Scenario {
+    /// `GET /healthz`: the HTTP stack alone, for ratios.
+    Baseline,
+    /// Single-item submits with predictions, policy of three rules.
+    Decisions,
+    /// Batches of 1,000 items.
+    Import,
+    /// Reviewers in claim → answer loops on a queue pre-filled with `--items` tasks.
+    Claims,
+    /// Decisions and claim → answer loops together.
+    Mixed,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// A running node to load (repeat for several nodes; connections are spread over
+    /// them). Without it, the bench starts its own server on a fresh SQLite database.
+    #[arg(long)]
+    server: Vec<String>,
+    /// The admin key of `--server` (a started server gets one of its own).
+    #[arg(long, env = "FLYWHEEL_ADMIN_KEY", hide_env_values = true)]
+    admin_key: Option<String>,
+    /// Concurrent connections (reviewers, in `claims`).
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// Seconds of load, after setup.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Open tasks to pre-fill for `claims` (and a tenth of it for `mixed`).
+    #[arg(long, default_value_t = 1_000_000)]
+    items: usize,
+    /// One JSON line instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Latency samples (µs) and errors of one kind of operation.
+#[derive(Default)]
+struct Samples {
+    micros: Vec<u32>,
+    errors: u64,
+    /// How many units one sample stands for (items in a batch).
+    units: u64,
+}
+
+#[derive(Default)]
+struct Recorder(BTreeMap<&'static str, Samples>);
+
+impl Recorder {
+    fn ok(&mut self, op: &'static str, started: Instant, units: u64) {
+        let s = self.0.entry(op).or_default();
+        s.micros
+            .push(started.elapsed().as_micros().min(u32::MAX as u128) as u32);
+        s.units += units;
+    }
+
+    fn err(&mut self, op: &'static str) {
+        self.0.entry(op).or_default().errors += 1;
+    }
+
+    fn merge(&mut self, other: Recorder) {
+        for (k, v) in other.0 {
+            let s = self.0.entry(k).or_default();
+            s.micros.extend(v.micros);
+            s.errors += v.errors;
+            s.units += v.units;
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct OpStats {
+    count: u64,
+    throughput_per_s: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    scenario: String,
+    throughput_per_s: f64,
+    p50_ms: f64,
+    p95_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+    operations: BTreeMap<String, OpStats>,
+    concurrency: usize,
+    duration_s: f64,
+    nodes: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_rss_idle_mb: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    server_rss_loaded_mb: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    open_tasks_at_start: Option<usize>,
+}
+
+fn percentile(sorted: &[u32], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    f64::from(sorted[i]) / 1000.0
+}
+
+fn stats(s: &mut Samples, secs: f64) -> OpStats {
+    s.micros.sort_unstable();
+    OpStats {
+        count: s.units,
+        throughput_per_s: s.units as f64 / secs,
+        p50_ms: percentile(&s.micros, 0.50),
+        p95_ms: percentile(&s.micros, 0.95),
+        p99_ms: percentile(&s.micros, 0.99),
+        errors: s.errors,
+    }
+}
+
+/// A `flywheel serve` child on a fresh SQLite database; stopped (SIGTERM, by PID) on drop.
+struct OwnServer {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl OwnServer {
+    fn start(admin_key: &str) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir()?;
+        let db = format!("sqlite://{}", dir.path().join("bench.db").display());
+        let mut child = Command::new(std::env::current_exe()?)
+            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
+            .env("FLYWHEEL_ADMIN_KEY", admin_key)
+            .env("FLYWHEEL_LOG", "warn")
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start a server to bench")?;
+        let mut out = BufReader::new(child.stdout.take().context("no stdout")?);
+        loop {
+            let mut line = String::new();
+            if out.read_line(&mut line)? == 0 {
+                let _ = child.wait();
+                bail!("the benchmark server exited before listening");
+            }
+            if let Some(rest) = line.trim().strip_prefix("flywheel listening on ") {
+                let url = rest.split_whitespace().next().unwrap_or_default().to_string();
+                std::thread::spawn(move || for _ in out.lines() {});
+                return Ok(Self { child, url, _dir: dir });
+            }
+        }
+    }
+
+    /// Resident memory of the server process, MB (Linux).
+    fn rss_mb(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let kb: f64 = status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(kb / 1024.0)
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// The HTTP side: a pooled client and the nodes to spread load over.
+#[derive(Clone)]
+struct Api {
+    http: reqwest::Client,
+    nodes: Arc<Vec<String>>,
+    admin: String,
+}
+
+impl Api {
+    fn node(&self, i: usize) -> &str {
+        &self.nodes[i % self.nodes.len()]
+    }
+
+    async fn admin_post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.node(0)))
+            .bearer_auth(&self.admin)
+            .json(&body)
+            .send()
+            .await?;
+        let status = r.status();
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("setup {path}: {status} {v}");
+        }
+        Ok(v)
+    }
+
+    /// A fresh project with the three-rule policy, and a service key for it.
+    async fn project(&self, name: &str) -> anyhow::Result<String> {
+        self.admin_post(
+            "/v1/projects",
+            json!({"name": name, "labels": ["ham", "spam"], "policy": {"rules": [
+                {"name": "urgent", "when": "payload.text.contains('urgent')", "action": "review", "queue": "urgent", "tier": 2, "priority": 10},
+                {"name": "confident", "when": "confidence >= 0.9", "action": "auto"},
+                {"name": "uncertain", "when": "true", "action": "review", "queue": "standard", "tier": 1}],
+                "lease_seconds": 600}}),
+        )
+        .await?;
+        let k = self
+            .admin_post("/v1/keys", json!({"scope": "service", "projects": [name]}))
+            .await?;
+        Ok(k["api_key"].as_str().unwrap_or_default().to_string())
+    }
+
+    async fn reviewers(&self, project: &str, n: usize) -> anyhow::Result<Vec<String>> {
+        let mut keys = Vec::with_capacity(n);
+        for i in 0..n {
+            let v = self
+                .admin_post(
+                    "/v1/reviewers",
+                    json!({"name": format!("{project}-r{i}"), "tiers": [1], "projects": [project]}),
+                )
+                .await?;
+            keys.push(v["api_key"].as_str().unwrap_or_default().to_string());
+        }
+        Ok(keys)
+    }
+}
+
+/// An item the policy sends to review (`uncertain`) or, with `spread`, to auto for about
+/// 60% of ids.
+fn item(id: u64, spread: bool) -> Value {
+    let spam = if spread {
+        (id.wrapping_mul(2654435761) % 1000) as f64 / 1000.0
+    } else {
+        0.5
+    };
+    json!({"external_id": format!("b{id}"), "payload": {"text": format!("message number {id}")},
+           "prediction": {"model": "bench", "version": "1", "scores": {"ham": 1.0 - spam, "spam": spam}}})
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+
+async fn decide_loop(api: Api, worker: usize, svc: String, project: String, until: Instant) -> Recorder {
+    let mut rec = Recorder::default();
+    let url = format!("{}/v1/projects/{project}/items", api.node(worker));
+    while Instant::now() < until {
+        let body = json!({"items": [item(NEXT_ID.fetch_add(1, Ordering::Relaxed), true)]});
+        let t = Instant::now();
+        match api.http.post(&url).bearer_auth(&svc).json(&body).send().await {
+            Ok(r) if r.status().is_success() => {
+                let _ = r.bytes().await;
+                rec.ok("decide", t, 1);
+            }
+            _ => rec.err("decide"),
+        }
+    }
+    rec
+}
+
+async fn import_loop(
+    api: Api,
+    worker: usize,
+    svc: String,
+    project: String,
+    until: Instant,
+    batches: Option<usize>,
+) -> Recorder {
+    let mut rec = Recorder::default();
+    let url = format!("{}/v1/projects/{project}/items", api.node(worker));
+    let mut done = 0;
+    while Instant::now() < until && batches.is_none_or(|b| done < b) {
+        let items: Vec<Value> = (0..1000)
+            .map(|_| item(NEXT_ID.fetch_add(1, Ordering::Relaxed), batches.is_none()))
+            .collect();
+        let body = json!({"items": items});
+        let t = Instant::now();
+        match api.http.post(&url).bearer_auth(&svc).json(&body).send().await {
+            Ok(r) if r.status().is_success() => {
+                let _ = r.bytes().await;
+                rec.ok("batch", t, 1000);
+            }
+            _ => rec.err("batch"),
+        }
+        done += 1;
+    }
+    rec
+}
+
+async fn review_loop(api: Api, worker: usize, key: String, project: String, until: Instant) -> Recorder {
+    let mut rec = Recorder::default();
+    let node = api.node(worker).to_string();
+    let claim_url = format!("{node}/v1/projects/{project}/claim");
+    let mut n = 0u64;
+    while Instant::now() < until {
+        let cycle = Instant::now();
+        let t = Instant::now();
+        let task: Value = match api
+            .http
+            .post(&claim_url)
+            .bearer_auth(&key)
+            .json(&json!({}))
+            .send()
+            .await
+        {
+            Ok(r) if r.status() == 200 => match r.json().await {
+                Ok(v) => v,
+                Err(_) => {
+                    rec.err("claim");
+                    continue;
+                }
+            },
+            Ok(r) if r.status() == 204 => {
+                rec.ok("claim_empty", t, 1);
+                continue;
+            }
+            _ => {
+                rec.err("claim");
+                continue;
+            }
+        };
+        rec.ok("claim", t, 1);
+        n += 1;
+        let body = json!({"lease_id": task["lease_id"], "review_id": format!("w{worker}-{n}"), "label": "ham"});
+        let t = Instant::now();
+        match api
+            .http
+            .post(format!("{node}/v1/tasks/{}/reviews", task["task_id"]))
+            .bearer_auth(&key)
+            .json(&body)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => {
+                let _ = r.bytes().await;
+                rec.ok("answer", t, 1);
+                rec.ok("cycle", cycle, 1);
+            }
+            _ => rec.err("answer"),
+        }
+    }
+    rec
+}
+
+/// Pre-fills `n` open review tasks (batches of 1,000, four at a time), with a progress bar
+/// on a terminal.
+async fn prefill(api: &Api, svc: &str, project: &str, n: usize) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(n as u64);
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar.set_message("pre-filling open tasks");
+    let batches = n.div_ceil(1000);
+    let per = batches.div_ceil(4);
+    let far = Instant::now() + Duration::from_secs(24 * 3600);
+    let mut handles = vec![];
+    for w in 0..4.min(batches) {
+        let count = per.min(batches - w * per);
+        handles.push(tokio::spawn(import_loop(
+            api.clone(),
+            w,
+            svc.to_string(),
+            project.to_string(),
+            far,
+            Some(count),
+        )));
+    }
+    for h in handles {
+        let rec = h.await?;
+        if let Some(s) = rec.0.get("batch") {
+            if s.errors > 0 {
+                bail!("pre-fill failed: {} batches refused", s.errors);
+            }
+            bar.inc(s.units);
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.concurrency == 0 || args.duration <= 0.0 {
+        bail!("--concurrency and --duration must be positive");
+    }
+    let own_key = "bench-admin-key-0123456789abcdef";
+    let own = if args.server.is_empty() {
+        Some(OwnServer::start(own_key)?)
+    } else {
+        None
+    };
+    let (nodes, admin) = match &own {
+        Some(s) => (vec![s.url.clone()], own_key.to_string()),
+        None => (
+            args.server
+                .iter()
+                .map(|s| s.trim_end_matches('/').to_string())
+                .collect(),
+            args.admin_key
+                .clone()
+                .context("--server needs the admin key (--admin-key or FLYWHEEL_ADMIN_KEY)")?,
+        ),
+    };
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency + 8)
+        .build()?;
+    let api = Api {
+        http,
+        nodes: Arc::new(nodes),
+        admin,
+    };
+    let project = format!(
+        "bench-{}-{}",
+        format!("{:?}", args.scenario).to_lowercase(),
+        std::process::id()
+    );
+    let svc = api.project(&project).await?;
+    let rss_idle = own.as_ref().and_then(OwnServer::rss_mb);
+    let mut open_at_start = None;
+    let reviewers = match args.scenario {
+        Scenario::Claims | Scenario::Mixed => {
+            let n = if args.scenario == Scenario::Claims {
+                args.items
+            } else {
+                args.items / 10
+            };
+            prefill(&api, &svc, &project, n).await?;
+            open_at_start = Some(n.div_ceil(1000) * 1000);
+            let k = if args.scenario == Scenario::Claims {
+                args.concurrency
+            } else {
+                args.concurrency.div_ceil(2)
+            };
+            api.reviewers(&project, k).await?
+        }
+        _ => vec![],
+    };
+    let rss_loaded_before = own.as_ref().and_then(OwnServer::rss_mb);
+
+    let started = Instant::now();
+    let until = started + Duration::from_secs_f64(args.duration);
+    let mut handles = vec![];
+    for w in 0..args.concurrency {
+        let (api, svc, project) = (api.clone(), svc.clone(), project.clone());
+        handles.push(match args.scenario {
+            Scenario::Baseline => tokio::spawn(async move {
+                let mut rec = Recorder::default();
+                let url = format!("{}/healthz", api.node(w));
+                while Instant::now() < until {
+                    let t = Instant::now();
+                    match api.http.get(&url).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            let _ = r.bytes().await;
+                            rec.ok("healthz", t, 1);
+                        }
+                        _ => rec.err("healthz"),
+                    }
+                }
+                rec
+            }),
+            Scenario::Decisions => tokio::spawn(decide_loop(api, w, svc, project, until)),
+            Scenario::Import => tokio::spawn(import_loop(api, w, svc, project, until, None)),
+            Scenario::Claims => tokio::spawn(review_loop(api, w, reviewers[w].clone(), project, until)),
+            Scenario::Mixed if w % 2 == 1 => tokio::spawn(decide_loop(api, w, svc, project, until)),
+            Scenario::Mixed => tokio::spawn(review_loop(api, w, reviewers[w / 2].clone(), project, until)),
+        });
+    }
+    let mut all = Recorder::default();
+    for h in handles {
+        all.merge(h.await?);
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let rss_loaded = match (own.as_ref().and_then(OwnServer::rss_mb), rss_loaded_before) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    let mut operations: BTreeMap<String, OpStats> =
+        all.0.iter_mut().map(|(k, v)| (k.to_string(), stats(v, secs))).collect();
+    let main = match args.scenario {
+        Scenario::Baseline => vec!["healthz"],
+        Scenario::Decisions => vec!["decide"],
+        Scenario::Import => vec!["batch"],
+        Scenario::Claims => vec!["cycle"],
+        Scenario::Mixed => vec!["decide", "cycle"],
+    };
+    let mut merged = Samples::default();
+    for m in &main {
+        if let Some(s) = all.0.get(m) {
+            merged.micros.extend(&s.micros);
+            merged.units += s.units;
+        }
+    }
+    let head = stats(&mut merged, secs);
+    let errors = operations.values().map(|o| o.errors).sum();
+    if let Some(o) = operations.get_mut("claim_empty") {
+        o.errors = 0;
+    }
+    let report = Report {
+        scenario: format!("{:?}", args.scenario).to_lowercase(),
+        throughput_per_s: head.throughput_per_s,
+        p50_ms: head.p50_ms,
+        p95_ms: head.p95_ms,
+        p99_ms: head.p99_ms,
+        errors,
+        operations,
+        concurrency: args.concurrency,
+        duration_s: secs,
+        nodes: api.nodes.len(),
+        server_rss_idle_mb: rss_idle,
+        server_rss_loaded_mb: rss_loaded,
+        open_tasks_at_start: open_at_start,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print_table(&report);
+    }
+    if report.throughput_per_s == 0.0 {
+        bail!("no operation succeeded ({} errors)", report.errors);
+    }
+    Ok(())
+}
+
+fn print_table(r: &Report) {
+    println!(
+        "scenario {} · {} connections · {:.1} s · {} node(s)",
+        r.scenario, r.concurrency, r.duration_s, r.nodes
+    );
+    println!(
+        "{:<12} {:>10} {:>12} {:>9} {:>9} {:>9} {:>7}",
+        "operation", "count", "per second", "p50 ms", "p95 ms", "p99 ms", "errors"
+    );
+    for (name, o) in &r.operations {
+        println!(
+            "{:<12} {:>10} {:>12.0} {:>9.2} {:>9.2} {:>9.2} {:>7}",
+            name, o.count, o.throughput_per_s, o.p50_ms, o.p95_ms, o.p99_ms, o.errors
+        );
+    }
+    println!(
+        "throughput {:.0}/s, p50 {:.2} ms, p99 {:.2} ms, {} errors",
+        r.throughput_per_s, r.p50_ms, r.p99_ms, r.errors
+    );
+    if let (Some(idle), Some(loaded)) = (r.server_rss_idle_mb, r.server_rss_loaded_mb) {
+        println!("server RSS: {idle:.1} MB idle, {loaded:.1} MB loaded");
+    }
+}
