@@ -10,7 +10,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use flywheel_core::{LabelSet, Policy};
-use flywheel_store::{Project, Store};
+use flywheel_store::{Principal, Project, Store};
 
 use crate::clock::Clock;
 use crate::error::ApiError;
@@ -18,10 +18,18 @@ use crate::error::ApiError;
 /// How long a cached project is trusted before it is read again.
 pub const PROJECT_TTL: Duration = Duration::from_secs(2);
 
+/// How long a key's holder is remembered. Unknown keys are never cached, so a new key
+/// works at once; a change to a key's grants takes effect within this time.
+pub const PRINCIPAL_TTL: Duration = Duration::from_secs(5);
+const MAX_CACHED_PRINCIPALS: usize = 100_000;
+
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     projects: RwLock<HashMap<String, (Instant, Arc<ProjectRuntime>)>>,
+    /// Who holds a key (by its hash), for [`PRINCIPAL_TTL`]: a read of the store per
+    /// request costs more than the rest of a decision.
+    principals: RwLock<HashMap<String, (Instant, Principal)>>,
     /// Turns true when the server starts shutting down: long polls end at once.
     pub stopping: tokio::sync::watch::Sender<bool>,
 }
@@ -60,6 +68,7 @@ impl AppState {
             store,
             clock,
             projects: RwLock::new(HashMap::new()),
+            principals: RwLock::new(HashMap::new()),
             stopping: tokio::sync::watch::channel(false).0,
         }
     }
@@ -83,6 +92,24 @@ impl AppState {
         let runtime = Arc::new(ProjectRuntime::from_project(p)?);
         self.remember(runtime.clone());
         Ok(runtime)
+    }
+
+    /// Who holds the key with this hash, from the cache or the store.
+    pub async fn principal(&self, key_hash: &str) -> Result<Option<Principal>, ApiError> {
+        if let Some((at, p)) = self.principals.read().expect("principal cache").get(key_hash)
+            && at.elapsed() < PRINCIPAL_TTL
+        {
+            return Ok(Some(p.clone()));
+        }
+        let found = self.store.principal(key_hash).await?;
+        if let Some(p) = &found {
+            let mut cache = self.principals.write().expect("principal cache");
+            if cache.len() >= MAX_CACHED_PRINCIPALS {
+                cache.retain(|_, (at, _)| at.elapsed() < PRINCIPAL_TTL);
+            }
+            cache.insert(key_hash.to_string(), (Instant::now(), p.clone()));
+        }
+        Ok(found)
     }
 
     /// Drops a cached project (its policy changed, here or on another node).

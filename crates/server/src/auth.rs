@@ -104,7 +104,7 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <key>'"))?;
-        match state.store.principal(&hash_key(key)).await? {
+        match state.principal(&hash_key(key)).await? {
             Some(p) => Ok(Caller(p)),
             None => Err(ApiError::unauthorized("unknown or revoked API key")),
         }

@@ -579,8 +579,8 @@ mod suite {
         let mut sorted = seqs.clone();
         sorted.sort();
         assert_eq!(seqs, sorted);
-        let tail = f.store.events(Some(f.project.id), seqs[40], 1000).await.unwrap();
-        assert_eq!(tail.len(), events.len() - 41);
+        let tail = f.store.events(Some(f.project.id), seqs[20], 1000).await.unwrap();
+        assert_eq!(tail.len(), events.len() - 21);
         let global = f.store.events(None, 0, 10_000).await.unwrap();
         assert!(global.len() >= events.len());
     }

@@ -497,10 +497,12 @@ pub(super) async fn submit_items(
                 }
             }
         }
+        // One event for the item, its decision, its tasks and (auto) its resolution.
         let data = format!(
-            r#"{{"decision":{},"tasks":{}}}"#,
+            r#"{{"decision":{},"tasks":{},"resolved":{}}}"#,
             it.decision_json,
-            serde_json::to_string(&tasks)?
+            serde_json::to_string(&tasks)?,
+            serde_json::to_string(&auto_label)?
         );
         sqlx::query(
             "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES ($1, $2, $3, $4, 'item.decided', $5, $6::jsonb)",
@@ -513,19 +515,6 @@ pub(super) async fn submit_items(
         .bind(data)
         .execute(&mut *c)
         .await?;
-        if let Some(label) = auto_label {
-            event(
-                c,
-                Some(project_id),
-                Some(item_id),
-                None,
-                now,
-                "item.resolved",
-                actor,
-                &json!({"label": label, "source": "auto"}),
-            )
-            .await?;
-        }
         out.push(Submitted {
             external_id: it.external_id.clone(),
             item_id,

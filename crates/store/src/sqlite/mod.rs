@@ -20,6 +20,9 @@ use writer::Writer;
 
 const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
 
+/// Prepared statements kept per connection (more than the store has).
+const STATEMENT_CACHE: usize = 128;
+
 /// Most idle read connections kept open.
 const MAX_IDLE_READERS: usize = 8;
 
@@ -50,11 +53,16 @@ impl SqliteStore {
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = FULL;
              PRAGMA busy_timeout = 10000;
-             PRAGMA cache_size = -65536;
-             PRAGMA temp_store = MEMORY;",
+             PRAGMA cache_size = -16384;
+             PRAGMA temp_store = MEMORY;
+             PRAGMA wal_autocheckpoint = 0;",
         )?;
+        // rusqlite keeps 16 prepared statements by default; the writer uses more than that,
+        // and re-parsing SQL cost 8% of its time in the claims benchmark.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&conn)?;
-        let writer = Writer::spawn(conn).map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
+        let writer =
+            Writer::spawn(conn, &path).map_err(|e| StoreError::Backend(format!("cannot start the writer: {e}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 writer,
@@ -122,6 +130,7 @@ fn open_reader(path: &Path) -> Result<Connection> {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )?;
     conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
 

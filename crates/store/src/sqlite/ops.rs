@@ -353,19 +353,6 @@ pub(super) fn submit_items(
 ) -> Result<Vec<Submitted>> {
     let mut out = Vec::with_capacity(items.len());
     for it in items {
-        let existing: Option<(i64, String)> = c
-            .prepare_cached("SELECT id, decision FROM items WHERE project_id = ?1 AND external_id = ?2")?
-            .query_row(params![project_id, it.external_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if let Some((item_id, decision)) = existing {
-            out.push(Submitted {
-                external_id: it.external_id,
-                item_id,
-                decision: serde_json::from_str(&decision)?,
-                duplicate: true,
-            });
-            continue;
-        }
         let d = &it.decision;
         let (outcome, auto_label) = match &d.outcome {
             Outcome::Auto { label } => ("auto", Some(label.as_str())),
@@ -386,13 +373,27 @@ pub(super) fn submit_items(
         c.prepare_cached(
             "INSERT INTO items (project_id, external_id, payload, attributes, prediction, decision, outcome, policy_version,
                                 model, model_version, created_at, resolved_label, resolution, resolved_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+             ON CONFLICT (project_id, external_id) DO NOTHING",
         )?
         .execute(params![
             project_id, it.external_id, it.payload, it.attributes, it.prediction, it.decision_json, outcome,
             d.policy_version, it.model, it.model_version, now, auto_label, resolution,
             auto_label.map(|_| now)
         ])?;
+        if c.changes() == 0 {
+            // Stored before (idempotency): the first decision stands, nothing is created.
+            let (item_id, decision): (i64, String) = c
+                .prepare_cached("SELECT id, decision FROM items WHERE project_id = ?1 AND external_id = ?2")?
+                .query_row(params![project_id, it.external_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            out.push(Submitted {
+                external_id: it.external_id,
+                item_id,
+                decision: serde_json::from_str(&decision)?,
+                duplicate: true,
+            });
+            continue;
+        }
         let item_id = c.last_insert_rowid();
         let mut tasks = Vec::new();
         match &d.outcome {
@@ -424,27 +425,17 @@ pub(super) fn submit_items(
                 }
             }
         }
+        // One event for the item, its decision, its tasks and (auto) its resolution.
         let data = format!(
-            r#"{{"decision":{},"tasks":{}}}"#,
+            r#"{{"decision":{},"tasks":{},"resolved":{}}}"#,
             it.decision_json,
-            serde_json::to_string(&tasks)?
+            serde_json::to_string(&tasks)?,
+            serde_json::to_string(&auto_label)?
         );
         c.prepare_cached(
             "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES (?1, ?2, ?3, ?4, 'item.decided', ?5, ?6)",
         )?
         .execute(params![project_id, item_id, tasks.first(), now, actor, data])?;
-        if let Some(label) = auto_label {
-            event(
-                c,
-                Some(project_id),
-                Some(item_id),
-                None,
-                now,
-                "item.resolved",
-                actor,
-                &json!({"label": label, "source": "auto"}),
-            )?;
-        }
         out.push(Submitted {
             external_id: it.external_id,
             item_id,
