@@ -345,3 +345,120 @@ async fn two_nodes_share_the_work_and_survive_a_kill() {
         .await
         .unwrap();
 }
+
+/// The shared reference data (`FLYWHEEL_DATA_DIR`, else `<workspace>/../shared/data`).
+fn shared_data_dir() -> Option<std::path::PathBuf> {
+    let dir = match std::env::var_os("FLYWHEEL_DATA_DIR") {
+        Some(d) => std::path::PathBuf::from(d),
+        None => std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"),
+    };
+    dir.join("synthetic/toy_crowd.labels.tsv").is_file().then_some(dir)
+}
+
+/// Runs `flywheel ARGS…`, expects success, and parses the JSON it prints.
+fn json_of(args: &[&str]) -> serde_json::Value {
+    let out = flywheel().args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn agreement_and_aggregate_on_the_toy_crowd() {
+    let Some(dir) = shared_data_dir() else {
+        eprintln!("skipped: agreement_and_aggregate_on_the_toy_crowd needs the shared data");
+        return;
+    };
+    let labels = dir.join("synthetic/toy_crowd.labels.tsv");
+    let gold = dir.join("synthetic/toy_crowd.gold.tsv");
+    let (labels, gold) = (labels.to_str().unwrap(), gold.to_str().unwrap());
+    let close = |v: &serde_json::Value, x: f64| (v.as_f64().unwrap() - x).abs() < 1e-9;
+
+    let a = json_of(&["agreement", labels]);
+    assert_eq!(
+        (a["answers"].as_u64(), a["tasks"].as_u64(), a["workers"].as_u64()),
+        (Some(39), Some(8), Some(5))
+    );
+    assert!(close(&a["fleiss_kappa"], -0.12), "{a}");
+    assert!(close(&a["randolph_kappa"], 0.08571428571428563), "{a}");
+    assert!(close(&a["krippendorff_alpha"], -0.09465020576131677), "{a}");
+    let top = &a["cohen_kappa_pairs"][0];
+    assert_eq!(
+        (top["worker_a"].as_str(), top["worker_b"].as_str()),
+        (Some("w1"), Some("w2"))
+    );
+    assert_eq!(top["shared_tasks"], 8);
+    assert!(close(&top["kappa"], 0.75) && close(&top["observed_agreement"], 0.875));
+
+    let mv = json_of(&["aggregate", labels, "--method", "majority", "--gold", gold]);
+    assert!(close(&mv["accuracy_vs_gold"], 0.625), "{mv}");
+    assert_eq!(mv["labels"]["t4"], "0", "the 2–2 tie goes to the smallest label");
+    assert_eq!(mv["ties"][0]["task"], "t4");
+
+    let ds = json_of(&["aggregate", labels, "--method", "dawid_skene", "--gold", gold]);
+    assert!(close(&ds["accuracy_vs_gold"], 1.0), "{ds}");
+    assert_eq!(ds["rounds"], 10, "crowd-kit's stopping rule");
+    assert!(close(&ds["posteriors"]["t6"]["1"], 2.9394152164697187e-05));
+    assert!(ds["worker_accuracy"]["w5"].as_f64().unwrap() < 0.2, "the adversary");
+    let ds100 = json_of(&["aggregate", labels, "--method", "dawid_skene", "--iterations", "100"]);
+    assert_eq!(ds100["rounds"], 100);
+    assert!(ds100.get("accuracy_vs_gold").is_none());
+
+    let weighted = json_of(&["aggregate", labels, "--method", "weighted", "--gold", gold]);
+    assert!(close(&weighted["accuracy_vs_gold"], 1.0), "{weighted}");
+    assert!(
+        close(&weighted["worker_weight"]["w3"], 4.0 / 7.0),
+        "gold accuracy as the weight"
+    );
+    let wawa = json_of(&["aggregate", labels, "--method", "weighted"]);
+    assert!(
+        close(&wawa["worker_weight"]["w4"], 0.875),
+        "agreement with the majority"
+    );
+}
+
+#[test]
+fn offline_statistics_refuse_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let good = file("good.tsv", "worker\ttask\tlabel\nw1\tt1\t1\nw2\tt1\t0\n");
+    let empty = file("empty.tsv", "");
+    let malformed = file("malformed.tsv", "worker\ttask\tlabel\nw1\tt1\t1\nw2 t1 0\n");
+    let duplicate = file("dup.tsv", "worker\ttask\tlabel\nw1\tt1\t1\nw1\tt1\t0\n");
+    let missing = dir.path().join("missing.tsv").to_str().unwrap().to_string();
+    let cases: &[(&[&str], &str)] = &[
+        (&["agreement", &missing], "cannot read"),
+        (&["agreement", &empty], "the file is empty"),
+        (
+            &["aggregate", &malformed, "--method", "majority"],
+            "malformed.tsv: line 3: expected 3 tab-separated fields",
+        ),
+        (
+            &["aggregate", &duplicate, "--method", "dawid_skene"],
+            "line 3: worker \"w1\" already answered task \"t1\" on line 2",
+        ),
+        (
+            &["aggregate", &good, "--method", "weighted", "--gold", &good],
+            "line 1: expected the header `task\\tlabel`",
+        ),
+        (
+            &["aggregate", &good, "--method", "majority", "--iterations", "3"],
+            "--iterations applies to --method dawid_skene only",
+        ),
+        (&["aggregate", &good, "--method", "vote"], "invalid value"),
+    ];
+    for (args, message) in cases {
+        let out = flywheel().args(*args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(out.stdout.is_empty(), "{args:?} printed a result");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}

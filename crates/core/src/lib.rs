@@ -5,11 +5,15 @@
 //! serves them) can both be tested against the same rules. Nothing in this crate can fail
 //! for outside reasons; its errors are all about the input.
 
+pub mod aggregate;
+pub mod agreement;
 pub mod consensus;
+pub mod crowd;
 pub mod error;
 pub mod label;
 pub mod policy;
 pub mod prediction;
+pub mod quality;
 pub mod task;
 
 pub use error::ValidationError;
