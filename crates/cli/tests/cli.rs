@@ -462,3 +462,77 @@ fn offline_statistics_refuse_bad_input() {
         assert!(err.contains(message), "{args:?}: {err}");
     }
 }
+
+/// Every acknowledged submission survives `kill -9` of the server, even while other
+/// submissions are in flight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_items_survive_kill_9() {
+    use serde_json::{Value, json};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("f.db").display());
+    let admin = "kill-nine-admin-key-0123456789";
+    let (mut child, _, addr) = start(&db, &[("FLYWHEEL_ADMIN_KEY", admin)]);
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{addr}/v1/projects"))
+        .bearer_auth(admin)
+        .json(&json!({"name": "p", "labels": ["a", "b"], "policy": {"rules": []}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut writers = vec![];
+    for w in 0..16 {
+        let (http, addr, acknowledged) = (http.clone(), addr.clone(), acknowledged.clone());
+        writers.push(tokio::spawn(async move {
+            for i in 0.. {
+                let id = format!("w{w}-{i}");
+                let sent = http
+                    .post(format!("{addr}/v1/projects/p/items"))
+                    .bearer_auth(admin)
+                    .json(&json!({"items": [{"external_id": id, "payload": {"text": "x"}}]}))
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 200 => acknowledged.lock().unwrap().push(id),
+                    _ => return, // the server is gone
+                }
+            }
+        }));
+    }
+    while acknowledged.lock().unwrap().len() < 500 {
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+
+    let (mut child, _, addr) = start(&db, &[("FLYWHEEL_ADMIN_KEY", admin)]);
+    for id in &acknowledged {
+        let r = http
+            .get(format!("{addr}/v1/projects/p/items/{id}"))
+            .bearer_auth(admin)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "acknowledged item {id} was lost");
+    }
+    let stats: Value = http
+        .get(format!("{addr}/v1/projects/p/stats"))
+        .bearer_auth(admin)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(stats["items"].as_u64().unwrap() >= acknowledged.len() as u64);
+    assert!(terminate(&mut child).success());
+}

@@ -1,19 +1,27 @@
 //! The one writer: a thread that owns the SQLite write connection and batches whatever
 //! jobs are waiting into one transaction (group commit).
 //!
-//! Every job's caller is answered only after the COMMIT that made its writes durable.
+//! Every job's caller is answered only after the commit that holds its writes is on disk.
 //! Jobs check before they write (a lost lease, a wrong label), so an expected refusal
 //! leaves no trace. A job that fails *after* writing (a database error, a panic) would
 //! leave half its writes in the batch: then the whole batch is rolled back, the failing job
 //! gets its error and the others a retryable one — nothing half-written is ever committed.
 //! (This replaces a savepoint per job, which cost a copy of every page a job touched.)
 //!
-//! Checkpoints (copying the WAL back into the database file) run on a separate connection
-//! and thread, so the writer never stops for them.
+//! Durability is pipelined. The connection commits with `synchronous = NORMAL` (no fsync
+//! inside COMMIT) and a syncer thread fsyncs the WAL file — once for every group commit
+//! that finished meanwhile — before their callers are answered. So a 2xx still comes only
+//! after its write is on disk, the guarantee `synchronous = FULL` gives, but the writer
+//! builds the next group while the disk syncs the last. Readers wait for the sync too
+//! ([`Durability::wait`]), so nothing that a power loss could still take back is shown.
+//!
+//! Checkpoints (copying the WAL back into the database file) run passively on a separate
+//! connection and thread, so the writer never stops for them.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
-use std::path::Path;
-use std::sync::mpsc;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -32,25 +40,57 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
+    pub(crate) durability: Durability,
+}
+
+/// How far commits and syncs have come: generation `n` is the n-th group commit.
+#[derive(Clone)]
+pub(crate) struct Durability {
+    committed: Arc<AtomicU64>,
+    synced: tokio::sync::watch::Receiver<u64>,
+}
+
+impl Durability {
+    /// Waits until every commit made so far is on disk.
+    pub(crate) async fn wait(&self) {
+        let target = self.committed.load(Ordering::Acquire);
+        if *self.synced.borrow() >= target {
+            return;
+        }
+        let mut rx = self.synced.clone();
+        let _ = rx.wait_for(|s| *s >= target).await;
+    }
+}
+
+/// A group commit waiting for the fsync that makes it durable.
+struct Committed {
+    generation: u64,
+    replies: Vec<Reply>,
 }
 
 impl Writer {
-    /// Starts the writer on `conn` and the checkpointer on a connection of its own to
-    /// `path`. Both stop when the `Writer` is dropped.
+    /// Starts the writer on `conn`, its syncer, and the checkpointer on a connection of its
+    /// own to `path`. They stop when the `Writer` is dropped.
     pub(crate) fn spawn(conn: Connection, path: &Path) -> std::io::Result<Self> {
         let (tx, rx) = mpsc::channel::<Job>();
+        let (sync_tx, sync_rx) = mpsc::channel::<Committed>();
         let (stop_tx, stop_rx) = mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("flywheel-sqlite-writer".into())
-            .spawn(move || {
-                run(conn, rx);
-                drop(stop_tx);
-            })?;
+        let (synced_tx, synced) = tokio::sync::watch::channel(0u64);
+        let committed = Arc::new(AtomicU64::new(0));
+        let generation = committed.clone();
+        let wal = wal_path(path);
         let checkpointer = Connection::open(path).map_err(std::io::Error::other)?;
-        std::thread::Builder::new()
-            .name("flywheel-sqlite-checkpoint".into())
-            .spawn(move || checkpoint(checkpointer, stop_rx))?;
-        Ok(Self { tx })
+        let thread = |name: &str| std::thread::Builder::new().name(name.to_string());
+        thread("flywheel-sqlite-writer").spawn(move || {
+            run(conn, rx, sync_tx, generation);
+            drop(stop_tx);
+        })?;
+        thread("flywheel-sqlite-sync").spawn(move || sync(wal, sync_rx, synced_tx))?;
+        thread("flywheel-sqlite-checkpoint").spawn(move || checkpoint(checkpointer, stop_rx))?;
+        Ok(Self {
+            tx,
+            durability: Durability { committed, synced },
+        })
     }
 
     /// Runs `f` in the next group commit and returns its result once durable.
@@ -73,8 +113,8 @@ impl Writer {
                     (outcome, dirty)
                 }
             };
-            let reply: Reply = Box::new(move |commit: Result<()>| {
-                let answer = match (commit, outcome) {
+            let reply: Reply = Box::new(move |durable: Result<()>| {
+                let answer = match (durable, outcome) {
                     (Ok(()), outcome) => outcome,
                     (Err(_), Err(own)) => Err(own),
                     (Err(e), Ok(_)) => Err(e),
@@ -83,15 +123,20 @@ impl Writer {
             });
             (reply, wrote_then_failed)
         });
-        self.tx
-            .send(job)
-            .map_err(|_| StoreError::Backend("the writer has stopped".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Backend("the writer has stopped".into()))?
+        let stopped = || StoreError::Backend("the writer has stopped".into());
+        self.tx.send(job).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
     }
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
+fn wal_path(db: &Path) -> PathBuf {
+    let mut p = db.as_os_str().to_owned();
+    p.push("-wal");
+    PathBuf::from(p)
+}
+
+fn run(conn: Connection, rx: mpsc::Receiver<Job>, sync_tx: mpsc::Sender<Committed>, committed: Arc<AtomicU64>) {
+    let mut generation = 0u64;
     while let Ok(first) = rx.recv() {
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -135,8 +180,54 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>) {
                 Err(e)
             }
         };
-        for reply in replies {
-            reply(commit.clone());
+        match commit {
+            Ok(()) => {
+                // Durable only once the syncer has fsynced the WAL; it answers then.
+                generation += 1;
+                committed.store(generation, Ordering::Release);
+                if let Err(mpsc::SendError(lost)) = sync_tx.send(Committed { generation, replies }) {
+                    for reply in lost.replies {
+                        reply(Err(StoreError::Backend("the syncer has stopped".into())));
+                    }
+                }
+            }
+            Err(e) => {
+                for reply in replies {
+                    reply(Err(e.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// Fsyncs the WAL once for every group commit waiting, then answers their callers and
+/// tells readers how far durability has come.
+fn sync(wal: PathBuf, rx: mpsc::Receiver<Committed>, synced: tokio::sync::watch::Sender<u64>) {
+    let mut file: Option<std::fs::File> = None;
+    while let Ok(first) = rx.recv() {
+        let mut batches = vec![first];
+        while let Ok(b) = rx.try_recv() {
+            batches.push(b);
+        }
+        if file.is_none() {
+            file = std::fs::File::open(&wal).ok();
+        }
+        let result = match &file {
+            Some(f) => f
+                .sync_data()
+                .map_err(|e| StoreError::Backend(format!("cannot sync the WAL: {e}"))),
+            None => Err(StoreError::Backend(format!("cannot open {}", wal.display()))),
+        };
+        match &result {
+            Ok(()) => {
+                synced.send_replace(batches.last().map_or(0, |b| b.generation));
+            }
+            Err(e) => tracing::error!(error = %e, "a group commit could not be made durable"),
+        }
+        for b in batches {
+            for reply in b.replies {
+                reply(result.clone());
+            }
         }
     }
 }
