@@ -55,6 +55,7 @@ impl SqliteStore {
              PRAGMA busy_timeout = 10000;
              PRAGMA cache_size = -16384;
              PRAGMA temp_store = MEMORY;
+             PRAGMA mmap_size = 1073741824;
              PRAGMA wal_autocheckpoint = 0;",
         )?;
         // rusqlite keeps 16 prepared statements by default; the writer uses more than that,
@@ -136,7 +137,7 @@ fn open_reader(path: &Path) -> Result<Connection> {
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
     )?;
-    conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384;")?;
+    conn.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA cache_size = -16384; PRAGMA mmap_size = 1073741824;")?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(conn)
 }
