@@ -96,44 +96,7 @@ fn interval(i: Option<Interval>) -> Value {
 /// `flywheel agreement FILE`.
 pub fn agreement(args: AgreementArgs) -> anyhow::Result<()> {
     let data = load_answers(&args.file)?;
-    let mut out = sizes(&data);
-    out.insert("labels".into(), json!(data.labels()));
-    let modal = agreement::modal_count_table(&data);
-    out.insert(
-        "fleiss_kappa".into(),
-        json!(modal.as_ref().and_then(|m| agreement::fleiss_kappa(&m.table))),
-    );
-    out.insert(
-        "randolph_kappa".into(),
-        json!(modal.as_ref().and_then(|m| agreement::randolph_kappa(&m.table))),
-    );
-    // Fleiss' κ needs equal raters per task: which tasks it was computed on.
-    out.insert(
-        "fleiss_tasks_used".into(),
-        json!(modal.as_ref().map_or(0, |m| m.tasks.len())),
-    );
-    out.insert(
-        "fleiss_raters_per_task".into(),
-        json!(modal.as_ref().map(|m| m.table.raters())),
-    );
-    out.insert(
-        "krippendorff_alpha".into(),
-        json!(agreement::krippendorff_alpha_crowd(&data)),
-    );
-    let pairs: Vec<Value> = agreement::top_overlap_pairs(&data, args.pairs)
-        .iter()
-        .map(|p| {
-            json!({
-                "worker_a": data.workers()[p.worker_a as usize],
-                "worker_b": data.workers()[p.worker_b as usize],
-                "shared_tasks": p.shared_tasks,
-                "kappa": p.cohen.and_then(|c| c.kappa),
-                "observed_agreement": p.cohen.map(|c| c.observed_agreement),
-            })
-        })
-        .collect();
-    out.insert("cohen_kappa_pairs".into(), Value::Array(pairs));
-    print(&Value::Object(out))
+    print(&serde_json::to_value(agreement::report(&data, args.pairs))?)
 }
 
 fn task_labels(data: &CrowdData, labels: &[u32]) -> Value {

@@ -399,6 +399,95 @@ pub fn worker_pair(data: &CrowdData, index: &ByWorker, a: u32, b: u32) -> Worker
     }
 }
 
+/// One worker pair's Cohen's κ on the tasks they share.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct PairReport {
+    pub worker_a: String,
+    pub worker_b: String,
+    pub shared_tasks: usize,
+    pub kappa: Option<f64>,
+    pub observed_agreement: Option<f64>,
+}
+
+/// Agreement on one label against all others (the answers made binary).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LabelAgreement {
+    pub fleiss_kappa: Option<f64>,
+    pub krippendorff_alpha: Option<f64>,
+}
+
+/// Every agreement statistic of a crowd data set: what `flywheel agreement` prints and
+/// `GET /v1/projects/{project}/agreement` answers.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AgreementReport {
+    pub answers: usize,
+    pub tasks: usize,
+    pub workers: usize,
+    pub labels: Vec<String>,
+    /// Over the tasks with the most common number of answers (Fleiss needs equal counts).
+    pub fleiss_kappa: Option<f64>,
+    pub randolph_kappa: Option<f64>,
+    pub fleiss_tasks_used: usize,
+    pub fleiss_raters_per_task: Option<u64>,
+    /// Nominal, all workers and tasks, missing answers allowed.
+    pub krippendorff_alpha: Option<f64>,
+    /// The pairs sharing the most tasks.
+    pub cohen_kappa_pairs: Vec<PairReport>,
+    pub per_label: BTreeMap<String, LabelAgreement>,
+}
+
+/// The agreement report for `data`, with Cohen's κ for the `pairs` most-overlapping pairs.
+pub fn report(data: &CrowdData, pairs: usize) -> AgreementReport {
+    let modal = modal_count_table(data);
+    let cohen_kappa_pairs = top_overlap_pairs(data, pairs)
+        .iter()
+        .map(|p| PairReport {
+            worker_a: data.workers()[p.worker_a as usize].clone(),
+            worker_b: data.workers()[p.worker_b as usize].clone(),
+            shared_tasks: p.shared_tasks,
+            kappa: p.cohen.and_then(|c| c.kappa),
+            observed_agreement: p.cohen.map(|c| c.observed_agreement),
+        })
+        .collect();
+    let tasks = data.answer_tasks();
+    let mut per_label = BTreeMap::new();
+    if data.n_labels() > 2 {
+        for (k, name) in data.labels().iter().enumerate() {
+            let answers = (0..data.n_answers()).map(|a| {
+                let hit = data.answer_labels()[a] as usize == k;
+                (
+                    data.workers()[data.answer_workers()[a] as usize].as_str(),
+                    data.tasks()[tasks[a] as usize].as_str(),
+                    if hit { "1" } else { "0" },
+                )
+            });
+            if let Ok(binary) = CrowdData::from_answers(answers) {
+                let m = modal_count_table(&binary);
+                per_label.insert(
+                    name.clone(),
+                    LabelAgreement {
+                        fleiss_kappa: m.as_ref().and_then(|m| fleiss_kappa(&m.table)),
+                        krippendorff_alpha: krippendorff_alpha_crowd(&binary),
+                    },
+                );
+            }
+        }
+    }
+    AgreementReport {
+        answers: data.n_answers(),
+        tasks: data.n_tasks(),
+        workers: data.n_workers(),
+        labels: data.labels().to_vec(),
+        fleiss_kappa: modal.as_ref().and_then(|m| fleiss_kappa(&m.table)),
+        randolph_kappa: modal.as_ref().and_then(|m| randolph_kappa(&m.table)),
+        fleiss_tasks_used: modal.as_ref().map_or(0, |m| m.tasks.len()),
+        fleiss_raters_per_task: modal.as_ref().map(|m| m.table.raters()),
+        krippendorff_alpha: krippendorff_alpha_crowd(data),
+        cohen_kappa_pairs,
+        per_label,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

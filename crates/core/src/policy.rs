@@ -50,6 +50,73 @@ pub struct PolicySpec {
     /// Whether a reviewer sees the model's suggestion (showing it anchors reviewers).
     #[serde(default = "default_true")]
     pub show_suggestion: bool,
+    /// How a task's answers become one label, and when to ask for more answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<ConsensusSpec>,
+    /// Gold tasks and the bar reviewers must clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualitySpec>,
+}
+
+/// How answers are aggregated: `majority`, `weighted` (by each reviewer's reliability:
+/// gold accuracy, smoothed) or `dawid_skene` (per-reviewer confusion matrices fitted over
+/// the project's answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsensusMethod {
+    Majority,
+    Weighted,
+    DawidSkene,
+}
+
+/// Dynamic overlap: after a route's `overlap` answers, a consensus below `min_confidence`
+/// asks one more reviewer, up to `max_overlap`; then the task goes to adjudication.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusSpec {
+    #[serde(default = "default_method")]
+    pub method: ConsensusMethod,
+    #[serde(default)]
+    pub min_confidence: f64,
+    #[serde(default = "default_max_overlap")]
+    pub max_overlap: u8,
+}
+
+fn default_method() -> ConsensusMethod {
+    ConsensusMethod::Majority
+}
+fn default_max_overlap() -> u8 {
+    5
+}
+
+impl Default for ConsensusSpec {
+    fn default() -> Self {
+        Self {
+            method: ConsensusMethod::Majority,
+            min_confidence: 0.0,
+            max_overlap: 1,
+        }
+    }
+}
+
+/// That fraction of claims hands out a gold task; a reviewer whose gold accuracy's 95%
+/// Wilson upper bound falls below `min_accuracy` after `min_gold` gold answers is held.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySpec {
+    #[serde(default)]
+    pub gold_rate: f64,
+    #[serde(default = "default_min_accuracy")]
+    pub min_accuracy: f64,
+    #[serde(default = "default_min_gold")]
+    pub min_gold: u32,
+}
+
+fn default_min_accuracy() -> f64 {
+    0.85
+}
+fn default_min_gold() -> u32 {
+    20
 }
 
 fn default_lease_seconds() -> u32 {
@@ -232,6 +299,40 @@ impl Policy {
                 overlap: 1,
             },
         };
+        if let Some(c) = &spec.consensus {
+            if !c.min_confidence.is_finite() || !(0.0..=1.0).contains(&c.min_confidence) {
+                return Err(ValidationError::new(
+                    "consensus.min_confidence",
+                    "min_confidence is in [0, 1]",
+                ));
+            }
+            if !(1..=MAX_OVERLAP).contains(&c.max_overlap) {
+                return Err(ValidationError::new(
+                    "consensus.max_overlap",
+                    format!("max_overlap is between 1 and {MAX_OVERLAP}"),
+                ));
+            }
+        }
+        if let Some(q) = &spec.quality {
+            if !q.gold_rate.is_finite() || !(0.0..=1.0).contains(&q.gold_rate) {
+                return Err(ValidationError::new(
+                    "quality.gold_rate",
+                    "gold_rate is a fraction in [0, 1]",
+                ));
+            }
+            if !q.min_accuracy.is_finite() || !(0.0..=1.0).contains(&q.min_accuracy) {
+                return Err(ValidationError::new(
+                    "quality.min_accuracy",
+                    "min_accuracy is in [0, 1]",
+                ));
+            }
+            if q.min_gold == 0 || q.min_gold > 100_000 {
+                return Err(ValidationError::new(
+                    "quality.min_gold",
+                    "min_gold is between 1 and 100000",
+                ));
+            }
+        }
         let env = Arc::new(Env::stdlib());
         let mut rules = Vec::with_capacity(spec.rules.len());
         for (i, r) in spec.rules.iter().enumerate() {
@@ -375,6 +476,15 @@ impl Policy {
 
     pub fn show_suggestion(&self) -> bool {
         self.spec.show_suggestion
+    }
+
+    /// The consensus rule (plain majority, no dynamic overlap, when the policy has none).
+    pub fn consensus(&self) -> ConsensusSpec {
+        self.spec.consensus.unwrap_or_default()
+    }
+
+    pub fn quality(&self) -> Option<QualitySpec> {
+        self.spec.quality
     }
 
     fn context<'a>(&self, item: &ItemView<'_>) -> Context<'a, 'a> {

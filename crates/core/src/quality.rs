@@ -129,3 +129,32 @@ mod tests {
         assert!(s[0].wilson95().is_some());
     }
 }
+
+/// Whether a reviewer with `correct` of `answered` gold answers is held: once `min_gold`
+/// answers are in, the upper bound of the 95% Wilson interval is below `min_accuracy`.
+pub fn should_hold(correct: u64, answered: u64, min_accuracy: f64, min_gold: u64) -> bool {
+    answered >= min_gold.max(1) && wilson95(correct, answered).is_some_and(|i| i.upper < min_accuracy)
+}
+
+/// A reviewer's reliability as a vote weight: gold accuracy with one success and one
+/// failure added (so a reviewer with no gold yet weighs 0.5).
+pub fn reliability(correct: u64, answered: u64) -> f64 {
+    (correct as f64 + 1.0) / (answered as f64 + 2.0)
+}
+
+#[cfg(test)]
+mod hold_tests {
+    use super::*;
+
+    #[test]
+    fn holds_only_with_enough_evidence_of_low_accuracy() {
+        assert!(!should_hold(5, 10, 0.85, 20), "too few gold answers");
+        assert!(should_hold(10, 20, 0.85, 20), "50% of 20: the upper bound is ~0.70");
+        assert!(
+            !should_hold(17, 20, 0.85, 20),
+            "85% of 20: the upper bound is above the bar"
+        );
+        assert!(!should_hold(0, 0, 0.85, 0));
+        assert_eq!(reliability(0, 0), 0.5);
+    }
+}

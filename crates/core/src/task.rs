@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::consensus::{Majority, majority};
+use crate::consensus::{Scorer, Vote};
 use crate::policy::MAX_TIER;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -98,6 +98,8 @@ pub enum Next {
     Wait,
     /// A skip: the slot returns to the queue; the skipping reviewer will not get it again.
     Requeue,
+    /// Too little agreement, and room for more: the task asks for one more reviewer.
+    MoreReviewers,
     /// The item is resolved.
     Resolve {
         label: String,
@@ -109,11 +111,37 @@ pub enum Next {
     Adjudicate { tier: u8, reason: String },
 }
 
+/// How a `review` task's answers are judged: the scorer, the confidence a consensus
+/// needs, and how many reviewers may be asked before adjudication (dynamic overlap).
+#[derive(Debug, Clone, Copy)]
+pub struct Rule<'a> {
+    pub scorer: &'a Scorer,
+    pub min_confidence: f64,
+    pub max_overlap: u8,
+}
+
+impl Rule<'_> {
+    /// Plain majority, no dynamic overlap.
+    pub const MAJORITY: Rule<'static> = Rule {
+        scorer: &Scorer::Majority,
+        min_confidence: 0.0,
+        max_overlap: 1,
+    };
+}
+
 /// The next step for a task at `stage` and `tier` that needs `overlap` answers, after
-/// `new` arrived; `answers` are the task's earlier answers (skips excluded).
-pub fn after_answer(stage: Stage, tier: u8, overlap: u8, answers: &[Answer], new: &Answer) -> Next {
+/// reviewer `new.0` answered `new.1`; `answers` are the task's earlier answers with their
+/// reviewers (skips excluded).
+pub fn after_answer(
+    stage: Stage,
+    tier: u8,
+    overlap: u8,
+    answers: &[(i64, Answer)],
+    new: (i64, &Answer),
+    rule: &Rule<'_>,
+) -> Next {
     let up = tier.saturating_add(1).min(MAX_TIER);
-    match new {
+    match new.1 {
         Answer::Skip { .. } => return Next::Requeue,
         Answer::Escalate { reason } => {
             return Next::Adjudicate {
@@ -123,40 +151,61 @@ pub fn after_answer(stage: Stage, tier: u8, overlap: u8, answers: &[Answer], new
         }
         Answer::Label(_) => {}
     }
+    let label = new.1.label().unwrap_or_default().to_string();
     match stage {
         Stage::Adjudicate => Next::Resolve {
-            label: new.label().unwrap_or_default().to_string(),
+            label,
             source: Source::Adjudicated,
             method: "adjudication",
             confidence: 1.0,
         },
         Stage::Audit => Next::Resolve {
-            label: new.label().unwrap_or_default().to_string(),
+            label,
             source: Source::Human,
             method: "audit",
             confidence: 1.0,
         },
         Stage::Review => {
-            let all: Vec<&Answer> = answers.iter().chain(std::iter::once(new)).collect();
+            let all: Vec<(i64, &Answer)> = answers
+                .iter()
+                .map(|(r, a)| (*r, a))
+                .chain(std::iter::once(new))
+                .collect();
             if all.len() < overlap as usize {
                 return Next::Wait;
             }
-            if all.iter().any(|a| matches!(a, Answer::Escalate { .. })) {
+            if all.iter().any(|(_, a)| matches!(a, Answer::Escalate { .. })) {
                 return Next::Adjudicate {
                     tier: up,
                     reason: "escalated".into(),
                 };
             }
-            match majority(all.iter().filter_map(|a| a.label())) {
-                Majority::Winner { label, confidence, .. } => Next::Resolve {
-                    label,
+            let votes: Vec<Vote<'_>> = all
+                .iter()
+                .filter_map(|(r, a)| a.label().map(|l| Vote { reviewer: *r, label: l }))
+                .collect();
+            let verdict = rule.scorer.verdict(&votes);
+            match verdict {
+                Some(v) if v.confidence >= rule.min_confidence => Next::Resolve {
+                    label: v.label,
                     source: Source::Human,
-                    method: "majority",
-                    confidence,
+                    method: v.method,
+                    confidence: v.confidence,
                 },
-                Majority::Tie => Next::Adjudicate {
+                _ if all.len() < rule.max_overlap as usize => Next::MoreReviewers,
+                None => Next::Adjudicate {
                     tier: up,
                     reason: "reviewers disagreed".into(),
+                },
+                Some(v) => Next::Adjudicate {
+                    tier: up,
+                    reason: format!(
+                        "consensus on '{}' only {:.2} confident (needs {:.2}) after {} reviewers",
+                        v.label,
+                        v.confidence,
+                        rule.min_confidence,
+                        all.len()
+                    ),
                 },
             }
         }
@@ -171,11 +220,15 @@ mod tests {
         Answer::Label(s.into())
     }
 
+    fn next(stage: Stage, tier: u8, overlap: u8, earlier: &[(i64, Answer)], new: Answer) -> Next {
+        after_answer(stage, tier, overlap, earlier, (99, &new), &Rule::MAJORITY)
+    }
+
     #[test]
     fn review_waits_for_overlap_then_resolves_by_majority() {
-        assert_eq!(after_answer(Stage::Review, 1, 2, &[], &l("a")), Next::Wait);
+        assert_eq!(next(Stage::Review, 1, 2, &[], l("a")), Next::Wait);
         assert_eq!(
-            after_answer(Stage::Review, 1, 2, &[l("a")], &l("a")),
+            next(Stage::Review, 1, 2, &[(1, l("a"))], l("a")),
             Next::Resolve {
                 label: "a".into(),
                 source: Source::Human,
@@ -184,48 +237,79 @@ mod tests {
             }
         );
         assert!(matches!(
-            after_answer(Stage::Review, 1, 2, &[l("a")], &l("b")),
+            next(Stage::Review, 1, 2, &[(1, l("a"))], l("b")),
             Next::Adjudicate { tier: 2, .. }
         ));
         assert!(matches!(
-            after_answer(Stage::Review, 1, 3, &[l("a"), l("b")], &l("b")),
+            next(Stage::Review, 1, 3, &[(1, l("a")), (2, l("b"))], l("b")),
             Next::Resolve { confidence, .. } if (confidence - 2.0 / 3.0).abs() < 1e-12
         ));
     }
 
     #[test]
+    fn dynamic_overlap_asks_for_more_until_confident_or_the_cap() {
+        let rule = Rule {
+            scorer: &Scorer::Majority,
+            min_confidence: 0.7,
+            max_overlap: 4,
+        };
+        let run = |earlier: &[(i64, Answer)], new: Answer| after_answer(Stage::Review, 1, 2, earlier, (9, &new), &rule);
+        assert_eq!(
+            run(&[(1, l("a"))], l("b")),
+            Next::MoreReviewers,
+            "a 1-1 tie asks a third reviewer"
+        );
+        assert_eq!(
+            run(&[(1, l("a")), (2, l("b"))], l("a")),
+            Next::MoreReviewers,
+            "2 of 3 is below 0.7"
+        );
+        assert!(
+            matches!(run(&[(1, l("a")), (2, l("b")), (3, l("a"))], l("a")), Next::Resolve { confidence, .. } if confidence == 0.75)
+        );
+        assert!(
+            matches!(
+                run(&[(1, l("a")), (2, l("b")), (3, l("a"))], l("b")),
+                Next::Adjudicate { tier: 2, .. }
+            ),
+            "at max_overlap without confidence: adjudicate"
+        );
+        assert!(matches!(run(&[(1, l("a"))], l("a")), Next::Resolve { .. }));
+    }
+
+    #[test]
     fn escalation_goes_one_tier_up_at_once_and_stops_at_the_top() {
-        let esc = Answer::Escalate {
+        let esc = || Answer::Escalate {
             reason: "unsure".into(),
         };
         assert!(matches!(
-            after_answer(Stage::Review, 1, 3, &[], &esc),
+            next(Stage::Review, 1, 3, &[], esc()),
             Next::Adjudicate { tier: 2, .. }
         ));
         assert!(matches!(
-            after_answer(Stage::Adjudicate, 2, 1, &[], &esc),
+            next(Stage::Adjudicate, 2, 1, &[], esc()),
             Next::Adjudicate { tier: 3, .. }
         ));
         assert!(
-            matches!(after_answer(Stage::Adjudicate, MAX_TIER, 1, &[], &esc), Next::Adjudicate { tier, .. } if tier == MAX_TIER)
+            matches!(next(Stage::Adjudicate, MAX_TIER, 1, &[], esc()), Next::Adjudicate { tier, .. } if tier == MAX_TIER)
         );
     }
 
     #[test]
     fn skip_requeues_and_final_stages_resolve() {
         assert_eq!(
-            after_answer(Stage::Review, 1, 1, &[], &Answer::Skip { reason: "x".into() }),
+            next(Stage::Review, 1, 1, &[], Answer::Skip { reason: "x".into() }),
             Next::Requeue
         );
         assert!(matches!(
-            after_answer(Stage::Adjudicate, 2, 1, &[], &l("b")),
+            next(Stage::Adjudicate, 2, 1, &[], l("b")),
             Next::Resolve {
                 source: Source::Adjudicated,
                 ..
             }
         ));
         assert!(matches!(
-            after_answer(Stage::Audit, 1, 1, &[], &l("b")),
+            next(Stage::Audit, 1, 1, &[], l("b")),
             Next::Resolve { method: "audit", .. }
         ));
     }

@@ -9,8 +9,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use std::sync::Mutex;
+
+use flywheel_core::aggregate::{DsInit, Stopping, dawid_skene};
+use flywheel_core::consensus::DsModel;
+use flywheel_core::crowd::CrowdData;
+use flywheel_core::policy::ConsensusMethod;
 use flywheel_core::{LabelSet, Policy};
-use flywheel_store::{Principal, Project, Store};
+use flywheel_store::{Judging, Principal, Project, ProjectAnswer, Store};
 
 use crate::clock::Clock;
 use crate::error::ApiError;
@@ -32,7 +38,20 @@ pub struct AppState {
     principals: RwLock<HashMap<String, (Instant, Principal)>>,
     /// Turns true when the server starts shutting down: long polls end at once.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// Per project: the last Dawid–Skene fit, when it was made, and whether a refit runs.
+    ds_models: Mutex<HashMap<i64, DsSlot>>,
 }
+
+#[derive(Default)]
+struct DsSlot {
+    model: Option<Arc<DsModel>>,
+    fitted: Option<Instant>,
+    fitting: bool,
+}
+
+/// How often a project's Dawid–Skene model is refitted (in the background) while answers
+/// arrive.
+pub const DS_REFIT_EVERY: Duration = Duration::from_secs(10);
 
 /// A project ready to decide: its labels parsed and its policy compiled.
 #[derive(Debug)]
@@ -70,6 +89,7 @@ impl AppState {
             projects: RwLock::new(HashMap::new()),
             principals: RwLock::new(HashMap::new()),
             stopping: tokio::sync::watch::channel(false).0,
+            ds_models: Mutex::new(HashMap::new()),
         }
     }
 
@@ -92,6 +112,74 @@ impl AppState {
         let runtime = Arc::new(ProjectRuntime::from_project(p)?);
         self.remember(runtime.clone());
         Ok(runtime)
+    }
+
+    /// How answers are judged in project `p`: its consensus rule and quality bar, and for
+    /// Dawid–Skene the latest fit (a refit starts in the background when it is stale).
+    pub fn judging(self: &Arc<Self>, p: &ProjectRuntime) -> Judging {
+        let consensus = p.policy.consensus();
+        let ds_model = if consensus.method == ConsensusMethod::DawidSkene {
+            self.ds_model(p.id)
+        } else {
+            None
+        };
+        Judging {
+            consensus,
+            ds_model,
+            quality: p.policy.quality(),
+        }
+    }
+
+    fn ds_model(self: &Arc<Self>, project_id: i64) -> Option<Arc<DsModel>> {
+        let mut slots = self.ds_models.lock().expect("ds models");
+        let slot = slots.entry(project_id).or_default();
+        let stale = slot.fitted.is_none_or(|t| t.elapsed() >= DS_REFIT_EVERY);
+        if stale && !slot.fitting {
+            slot.fitting = true;
+            let state = self.clone();
+            tokio::spawn(async move {
+                let fitted = state.fit_ds(project_id).await;
+                let mut slots = state.ds_models.lock().expect("ds models");
+                let slot = slots.entry(project_id).or_default();
+                slot.fitting = false;
+                slot.fitted = Some(Instant::now());
+                match fitted {
+                    Ok(Some(m)) => slot.model = Some(Arc::new(m)),
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(project_id, error = %e.message, "Dawid-Skene refit failed"),
+                }
+            });
+        }
+        slot.model.clone()
+    }
+
+    /// Fits Dawid–Skene over every label answer of the project (off the async threads).
+    pub async fn fit_ds(&self, project_id: i64) -> Result<Option<DsModel>, ApiError> {
+        let answers = self.store.project_answers(project_id).await?;
+        tokio::task::spawn_blocking(move || fit_ds_model(&answers))
+            .await
+            .map_err(|e| ApiError::internal(format!("refit task failed: {e}")))
+    }
+
+    /// Fits now, keeps the fit for the project's answers, and returns it.
+    pub async fn refit_ds(&self, project_id: i64) -> Result<Option<Arc<DsModel>>, ApiError> {
+        let model = self.fit_ds(project_id).await?.map(Arc::new);
+        let mut slots = self.ds_models.lock().expect("ds models");
+        let slot = slots.entry(project_id).or_default();
+        slot.fitted = Some(Instant::now());
+        if model.is_some() {
+            slot.model = model.clone();
+        }
+        Ok(slot.model.clone())
+    }
+
+    /// The last fit of project `p`, if any (for reviewer statistics).
+    pub fn ds_model_now(&self, project_id: i64) -> Option<Arc<DsModel>> {
+        self.ds_models
+            .lock()
+            .expect("ds models")
+            .get(&project_id)
+            .and_then(|s| s.model.clone())
     }
 
     /// Who holds the key with this hash, from the cache or the store.
@@ -128,4 +216,28 @@ impl AppState {
             .expect("project cache")
             .insert(p.name.clone(), (Instant::now(), p));
     }
+}
+
+/// Dawid–Skene over a project's answers (workers are reviewer ids); `None` with no answers.
+pub fn fit_ds_model(answers: &[ProjectAnswer]) -> Option<DsModel> {
+    let ids: Vec<String> = answers.iter().map(|a| a.reviewer_id.to_string()).collect();
+    let data = CrowdData::from_answers(
+        answers
+            .iter()
+            .zip(&ids)
+            .map(|(a, id)| (id.as_str(), a.external_id.as_str(), a.label.as_str())),
+    )
+    .ok()?;
+    let fit = dawid_skene(&data, DsInit::MajorityVote, Stopping::default()).ok()?;
+    let reviewers = data
+        .workers()
+        .iter()
+        .enumerate()
+        .filter_map(|(w, id)| id.parse::<i64>().ok().map(|id| (id, w)))
+        .collect();
+    Some(DsModel {
+        labels: data.labels().to_vec(),
+        reviewers,
+        params: fit.params,
+    })
 }

@@ -70,6 +70,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound { what } => ApiError::not_found(format!("{what} not found")),
             StoreError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
+            StoreError::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
             StoreError::Invalid(v) => v.into(),
             StoreError::Backend(cause) => {
                 tracing::error!(%cause, "store failed");

@@ -10,6 +10,9 @@ pub enum StoreError {
     /// The request clashes with the stored state: a name taken, a lease lost.
     #[error("{message}")]
     Conflict { code: &'static str, message: String },
+    /// The caller may not do this now (a reviewer held for low gold accuracy).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: String },
     /// The input does not fit what is stored (a label the project does not have).
     #[error(transparent)]
     Invalid(#[from] ValidationError),
@@ -27,6 +30,16 @@ impl StoreError {
         Self::Conflict {
             code,
             message: message.into(),
+        }
+    }
+
+    pub fn held(reviewer: &str, reason: Option<&str>) -> Self {
+        Self::Forbidden {
+            code: "reviewer_held",
+            message: format!(
+                "reviewer '{reviewer}' is held in this project{}; an admin can release them",
+                reason.map(|r| format!(": {r}")).unwrap_or_default()
+            ),
         }
     }
 

@@ -95,6 +95,16 @@ pub trait Store: Send + Sync + 'static {
     async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats>;
     async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>>;
 
+    /// Adds gold items (an external id already stored is skipped). Returns how many were
+    /// added.
+    async fn add_gold(&self, project_id: i64, items: Vec<NewGold>, actor: &str, now: Millis) -> Result<usize>;
+    /// Every reviewer granted the project, with their record.
+    async fn reviewer_stats(&self, project_id: i64) -> Result<Vec<ReviewerStats>>;
+    /// Lets a held reviewer claim again, with a fresh gold record.
+    async fn release_reviewer(&self, project_id: i64, reviewer: &str, actor: &str, now: Millis) -> Result<()>;
+    /// Every label answer on the project's regular review tasks.
+    async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>>;
+
     /// Notices of changes made through this store or, for a shared database, any node.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice>;
 }

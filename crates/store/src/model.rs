@@ -23,6 +23,8 @@ pub struct Reviewer {
     pub tiers: Vec<u8>,
     /// Project ids granted.
     pub projects: Vec<i64>,
+    /// The same projects' names.
+    pub project_names: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,6 +94,56 @@ pub struct ClaimRequest {
     pub tiers: Vec<u8>,
     pub queue: Option<String>,
     pub lease_ms: i64,
+    /// Hand out a gold item (one this reviewer has not seen) instead, if there is one and
+    /// there is regular work it can pass for. The caller draws this at the gold rate.
+    pub gold: bool,
+}
+
+/// A gold item: its known label is the answer reviewers are scored against.
+#[derive(Debug, Clone)]
+pub struct NewGold {
+    pub external_id: String,
+    pub payload: serde_json::Value,
+    pub attributes: serde_json::Value,
+    pub label: String,
+    /// The model's scores, as regular items carry them (a gold item without them would
+    /// stand out where suggestions are shown).
+    pub prediction: Option<Prediction>,
+}
+
+/// How an answer is judged: the consensus rule, the fitted Dawid–Skene model when the
+/// method uses one (majority until the first fit), and the quality bar for gold answers.
+#[derive(Debug, Clone, Default)]
+pub struct Judging {
+    pub consensus: flywheel_core::policy::ConsensusSpec,
+    pub ds_model: Option<std::sync::Arc<flywheel_core::consensus::DsModel>>,
+    pub quality: Option<flywheel_core::policy::QualitySpec>,
+}
+
+/// One reviewer's record in a project.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewerStats {
+    pub reviewer_id: i64,
+    pub name: String,
+    /// Label answers on regular (not gold) items.
+    pub answers: i64,
+    pub gold_answers: i64,
+    pub gold_correct: i64,
+    /// Of the reviewer's answers on resolved items, how many match the resolution.
+    pub agree_with_resolution: i64,
+    pub compared_with_resolution: i64,
+    pub median_time_on_task_ms: Option<i64>,
+    pub held: bool,
+    pub held_reason: Option<String>,
+}
+
+/// One label answer on a regular review task, for agreement statistics and fits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProjectAnswer {
+    pub reviewer_id: i64,
+    pub reviewer: String,
+    pub external_id: String,
+    pub label: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -118,6 +170,9 @@ pub struct NewReview {
     pub answer: Answer,
     pub failure_category: Option<String>,
     pub note: Option<String>,
+    /// How answers are judged in each of the reviewer's projects (the task's project is
+    /// known only inside the store); a project missing here is judged by plain majority.
+    pub judging: std::collections::HashMap<i64, Judging>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
@@ -138,12 +193,17 @@ pub struct ReviewResult {
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolution: Option<Resolution>,
+    /// The answer left too little agreement and the task asked for one more reviewer
+    /// (the reviewer sees `waiting`, as for any answer that does not resolve).
+    #[serde(skip)]
+    pub more_reviewers: bool,
 }
 
 impl ReviewResult {
-    /// Whether this answer put claimable work in a queue (a skip, an escalation).
+    /// Whether this answer put claimable work in a queue (a skip, an escalation, a slot
+    /// for one more reviewer).
     pub fn freed_work(&self) -> bool {
-        matches!(self.outcome.as_str(), "requeued" | "adjudicate")
+        self.more_reviewers || matches!(self.outcome.as_str(), "requeued" | "adjudicate")
     }
 }
 

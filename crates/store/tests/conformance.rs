@@ -141,6 +141,7 @@ impl Fixture {
                     tiers: r.tiers.clone(),
                     queue: queue.map(str::to_string),
                     lease_ms: LEASE,
+                    gold: false,
                 },
                 now,
             )
@@ -167,6 +168,7 @@ impl Fixture {
                     answer,
                     failure_category: None,
                     note: None,
+                    judging: Default::default(),
                 },
                 now,
             )
@@ -585,6 +587,130 @@ mod suite {
         assert!(global.len() >= events.len());
     }
 
+    pub async fn gold_is_scored_and_a_careless_reviewer_held(f: Fixture) {
+        use flywheel_core::policy::QualitySpec;
+        let s = &f.store;
+        let gold = (0..6)
+            .map(|i| NewGold {
+                external_id: format!("g{i}"),
+                payload: json!({"text": "gold"}),
+                attributes: json!({}),
+                label: "spam".into(),
+                prediction: None,
+            })
+            .collect();
+        assert_eq!(s.add_gold(f.project.id, gold, "admin", 5).await.unwrap(), 6);
+        f.submit((0..10).map(|i| review(&format!("r{i}"), "q", 1, 0, 1)).collect())
+            .await;
+        let a = f.reviewer("a", &[1]).await;
+        let quality = QualitySpec {
+            gold_rate: 1.0,
+            min_accuracy: 0.9,
+            min_gold: 4,
+        };
+        let judging: std::collections::HashMap<i64, Judging> = [(
+            f.project.id,
+            Judging {
+                quality: Some(quality),
+                ..Default::default()
+            },
+        )]
+        .into();
+        let mut held_at = None;
+        for n in 0..6 {
+            let req = ClaimRequest {
+                project_id: f.project.id,
+                reviewer_id: a.id,
+                reviewer_name: "a".into(),
+                tiers: vec![1],
+                queue: None,
+                lease_ms: LEASE,
+                gold: true,
+            };
+            match s.claim(req, 100 + n).await {
+                Err(StoreError::Forbidden {
+                    code: "reviewer_held", ..
+                }) => {
+                    held_at = Some(n);
+                    break;
+                }
+                other => {
+                    let t = other.unwrap().unwrap();
+                    assert!(t.external_id.starts_with('g'), "gold was asked for and exists");
+                    let review = NewReview {
+                        task_id: t.task_id,
+                        lease_id: t.lease_id,
+                        reviewer_id: a.id,
+                        reviewer_name: "a".into(),
+                        review_id: format!("n{n}"),
+                        answer: label("ham"),
+                        failure_category: None,
+                        note: None,
+                        judging: judging.clone(),
+                    };
+                    let r = s.submit_review(review, 110 + n).await.unwrap();
+                    assert_eq!(r.outcome, "resolved", "a gold answer looks like any overlap-1 answer");
+                }
+            }
+        }
+        assert_eq!(held_at, Some(4), "held after min_gold wrong gold answers");
+        let stats = s.reviewer_stats(f.project.id).await.unwrap();
+        assert_eq!(
+            (stats[0].gold_answers, stats[0].gold_correct, stats[0].held),
+            (4, 0, true)
+        );
+        assert!(f.all_labels().await.is_empty(), "gold never reaches the label feed");
+        s.release_reviewer(f.project.id, "a", "admin", 200).await.unwrap();
+        assert!(f.claim(&a, None, 201).await.is_some(), "released");
+        assert!(matches!(
+            s.release_reviewer(f.project.id, "zed", "admin", 200).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let st = s.stats(f.project.id, 300).await.unwrap();
+        assert_eq!(st.items, 10, "gold items are not counted as items");
+    }
+
+    pub async fn dynamic_overlap_adds_a_slot(f: Fixture) {
+        use flywheel_core::policy::{ConsensusMethod, ConsensusSpec};
+        f.submit(vec![review("x", "q", 1, 0, 2)]).await;
+        let judging: std::collections::HashMap<i64, Judging> = [(
+            f.project.id,
+            Judging {
+                consensus: ConsensusSpec {
+                    method: ConsensusMethod::Majority,
+                    min_confidence: 0.9,
+                    max_overlap: 3,
+                },
+                ..Default::default()
+            },
+        )]
+        .into();
+        let mut outcomes = vec![];
+        for (i, lab) in ["spam", "ham", "spam"].iter().enumerate() {
+            let r = f.reviewer(&format!("v{i}"), &[1]).await;
+            let t = f.claim(&r, None, 100).await.expect("a slot");
+            let review = NewReview {
+                task_id: t.task_id,
+                lease_id: t.lease_id,
+                reviewer_id: r.id,
+                reviewer_name: r.name.clone(),
+                review_id: "x".into(),
+                answer: label(lab),
+                failure_category: None,
+                note: None,
+                judging: judging.clone(),
+            };
+            outcomes.push(f.store.submit_review(review, 110).await.unwrap().outcome);
+        }
+        assert_eq!(
+            outcomes,
+            ["waiting", "waiting", "adjudicate"],
+            "1-1 asks a third; 2-1 at the cap is not 0.9 sure"
+        );
+        let project_answers = f.store.project_answers(f.project.id).await.unwrap();
+        assert_eq!(project_answers.len(), 3);
+    }
+
     pub async fn concurrent_claims_never_double_assign(f: Fixture) {
         let items: Vec<_> = (0..200).map(|i| review(&format!("c{i}"), "q", 1, 0, 1)).collect();
         f.submit(items).await;
@@ -655,4 +781,6 @@ conformance!([
     audits_confirm_or_correct,
     feeds_page_by_cursor,
     concurrent_claims_never_double_assign,
+    gold_is_scored_and_a_careless_reviewer_held,
+    dynamic_overlap_adds_a_slot,
 ]);

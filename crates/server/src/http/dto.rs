@@ -384,3 +384,58 @@ pub struct ItemDetailOut {
 pub struct Health {
     pub status: String,
 }
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddGold {
+    pub items: Vec<GoldIn>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GoldIn {
+    pub external_id: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Value>,
+    /// The known answer.
+    pub label: String,
+    /// Scores like regular items carry (recommended where suggestions are shown, so gold
+    /// does not stand out by lacking one).
+    #[serde(default)]
+    pub prediction: Option<PredictionIn>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GoldAdded {
+    pub added: usize,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewerOut {
+    pub name: String,
+    pub answers: i64,
+    pub gold_answers: i64,
+    pub gold_accuracy: Option<f64>,
+    /// 95% Wilson score interval of the gold accuracy.
+    pub gold_accuracy_interval: Option<[f64; 2]>,
+    /// Share of the reviewer's answers on resolved items that match the resolution.
+    pub agreement_with_consensus: Option<f64>,
+    /// Dawid–Skene's estimate (prior-weighted diagonal of the reviewer's confusion matrix).
+    pub ds_accuracy: Option<f64>,
+    pub median_time_on_task_s: Option<f64>,
+    pub held: bool,
+    pub held_reason: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReviewerPage {
+    pub reviewers: Vec<ReviewerOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Released {
+    pub released: String,
+}

@@ -5,6 +5,7 @@ pub mod dto;
 mod feeds;
 mod items;
 pub mod openapi;
+mod quality;
 mod work;
 
 use std::collections::HashMap;
@@ -45,6 +46,13 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/projects/{project}/events", get(feeds::project_events))
         .route("/v1/events", get(feeds::all_events))
         .route("/v1/projects/{project}/stats", get(feeds::stats))
+        .route("/v1/projects/{project}/gold", post(quality::add_gold))
+        .route("/v1/projects/{project}/reviewers", get(quality::reviewers))
+        .route(
+            "/v1/projects/{project}/reviewers/{name}/release",
+            post(quality::release),
+        )
+        .route("/v1/projects/{project}/agreement", get(quality::agreement))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, feeds, items, work};
+use super::{admin, feeds, items, quality, work};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,6 +13,7 @@ use super::{admin, feeds, items, work};
         admin::healthz, admin::create_project, admin::get_project, admin::put_policy, admin::create_reviewer, admin::create_key,
         items::submit, items::detail, work::claim, work::heartbeat, work::review,
         feeds::labels, feeds::project_events, feeds::all_events, feeds::stats,
+        quality::add_gold, quality::reviewers, quality::release, quality::agreement,
     ),
     modifiers(&Bearer)
 )]

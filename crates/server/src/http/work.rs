@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use flywheel_core::Answer;
 use flywheel_core::policy::parse_queue;
 use flywheel_store::{ClaimRequest, NewReview, Notice};
+use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -49,6 +50,7 @@ pub async fn claim(
         tiers: r.tiers.clone(),
         queue,
         lease_ms: i64::from(p.policy.lease_seconds()) * 1000,
+        gold: p.policy.quality().is_some_and(|q| rand::random::<f64>() < q.gold_rate),
     };
     // Subscribe before the first attempt, so work that arrives in between is not missed.
     let mut notices = s.store.subscribe();
@@ -146,6 +148,13 @@ pub async fn review(
 ) -> Result<Json<ReviewOut>, ApiError> {
     let r = caller.reviewer()?;
     text_field("review_id", &body.review_id, 1, 128)?;
+    // The task's project is known only to the store: judge by each granted project's rule.
+    let mut judging = HashMap::new();
+    for name in &r.project_names {
+        if let Ok(p) = s.project(name).await {
+            judging.insert(p.id, s.judging(&p));
+        }
+    }
     let answer = match (body.label, body.escalate, body.skip) {
         (Some(l), None, None) => Answer::Label(l),
         (None, Some(e), None) => {
@@ -181,6 +190,7 @@ pub async fn review(
                 answer,
                 failure_category: body.failure_category,
                 note: body.note,
+                judging,
             },
             s.now(),
         )

@@ -19,7 +19,10 @@ use sqlx::{AssertSqlSafe, SqlSafeStr};
 
 use crate::*;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, "quality", include_str!("../../migrations/postgres/0002_quality.sql")),
+];
 
 /// Retries of a transaction that lost a race (deadlock, serialization failure, a unique
 /// key taken by a concurrent insert): each retry re-reads the state.
@@ -332,6 +335,31 @@ impl Store for PgStore {
             ops::sequence_feeds(&mut tx).await?;
             ops::item(&mut tx, project_id, external_id).await
         })
+    }
+
+    async fn add_gold(&self, project_id: i64, items: Vec<NewGold>, actor: &str, now: Millis) -> Result<usize> {
+        transaction!(self, |tx| ops::add_gold(&mut tx, project_id, &items, actor, now).await)
+    }
+
+    async fn reviewer_stats(&self, project_id: i64) -> Result<Vec<ReviewerStats>> {
+        let mut c = self.pool.acquire().await?;
+        ops::reviewer_stats(&mut c, project_id)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn release_reviewer(&self, project_id: i64, reviewer: &str, actor: &str, now: Millis) -> Result<()> {
+        transaction!(self, |tx| ops::release_reviewer(
+            &mut tx, project_id, reviewer, actor, now
+        )
+        .await)
+    }
+
+    async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>> {
+        let mut c = self.pool.acquire().await?;
+        ops::project_answers(&mut c, project_id)
+            .await
+            .map_err(TxError::into_store)
     }
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {

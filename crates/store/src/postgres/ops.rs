@@ -3,6 +3,9 @@
 //! `FOR UPDATE SKIP LOCKED`; an answer locks its task row first, and so does lease expiry,
 //! so the two never take locks in opposite orders.
 
+use flywheel_core::consensus::Scorer;
+use flywheel_core::policy::ConsensusMethod;
+use flywheel_core::quality;
 use flywheel_core::task::{self, Next, Source};
 use flywheel_core::{Answer, Decision, LabelSet, Outcome, Prediction, Route, Stage, ValidationError};
 use serde_json::{Value, json};
@@ -108,16 +111,20 @@ async fn reviewer(c: &mut PgConnection, id: i64) -> TxResult<Reviewer> {
         .bind(id)
         .fetch_one(&mut *c)
         .await?;
-    let projects: Vec<i64> =
-        sqlx::query_scalar("SELECT project_id FROM reviewer_projects WHERE reviewer_id = $1 ORDER BY project_id")
-            .bind(id)
-            .fetch_all(&mut *c)
-            .await?;
+    let granted: Vec<(i64, String)> = sqlx::query_as(
+        "SELECT p.id, p.name FROM reviewer_projects rp JOIN projects p ON p.id = rp.project_id
+         WHERE rp.reviewer_id = $1 ORDER BY p.id",
+    )
+    .bind(id)
+    .fetch_all(&mut *c)
+    .await?;
+    let (projects, project_names) = granted.into_iter().unzip();
     Ok(Reviewer {
         id,
         name,
         tiers: parse(&tiers)?,
         projects,
+        project_names,
     })
 }
 
@@ -295,12 +302,7 @@ pub(super) async fn create_reviewer(
     for p in &projects {
         event(c, Some(*p), None, None, now, "reviewer.granted", actor, &data).await?;
     }
-    Ok(Reviewer {
-        id,
-        name: new.name,
-        tiers: new.tiers,
-        projects,
-    })
+    reviewer(c, id).await
 }
 
 pub(super) async fn create_service_key(
@@ -532,34 +534,78 @@ pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis)
     if req.tiers.is_empty() {
         return Ok(None);
     }
+    let held: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT held_reason FROM reviewer_quality WHERE project_id = $1 AND reviewer_id = $2 AND held_at IS NOT NULL",
+    )
+    .bind(req.project_id)
+    .bind(req.reviewer_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    if let Some(reason) = held {
+        return Err(StoreError::held(&req.reviewer_name, reason.as_deref()).into());
+    }
     let tiers: Vec<i16> = req.tiers.iter().map(|t| i16::from(*t)).collect();
     let sql = if req.queue.is_some() {
-        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier FROM tasks t
+        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority, t.overlap FROM tasks t
          WHERE t.project_id = $1 AND t.available > 0 AND t.tier = ANY($3) AND t.queue = $4
            AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
          ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
     } else {
-        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier FROM tasks t
+        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority, t.overlap FROM tasks t
          WHERE t.project_id = $1 AND t.available > 0 AND t.tier = ANY($3) AND $4::text IS NULL
            AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
          ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
     };
-    let row: Option<(i64, i64, String, String, i16)> = sqlx::query_as(sql)
+    let row: Option<(i64, i64, String, String, i16, i32, i16)> = sqlx::query_as(sql)
         .bind(req.project_id)
         .bind(req.reviewer_id)
         .bind(&tiers)
         .bind(&req.queue)
         .fetch_optional(&mut *c)
         .await?;
-    let Some((task_id, item_id, stage, queue, tier)) = row else {
+    let Some((mut task_id, mut item_id, stage, queue, tier, priority, overlap)) = row else {
         return Ok(None);
     };
     let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Backend(format!("unknown stage {stage}")))?;
+    // Gold passes for the regular task it replaces (see the SQLite backend).
+    let gold_item: Option<i64> = if req.gold && stage == Stage::Review {
+        sqlx::query_scalar(
+            "SELECT i.id FROM items i WHERE i.project_id = $1 AND i.gold_label IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = i.id AND r.reviewer_id = $2)
+             ORDER BY random() LIMIT 1",
+        )
+        .bind(req.project_id)
+        .bind(req.reviewer_id)
+        .fetch_optional(&mut *c)
+        .await?
+    } else {
+        None
+    };
     let expires = now + req.lease_ms;
-    sqlx::query("UPDATE tasks SET available = available - 1 WHERE id = $1")
-        .bind(task_id)
-        .execute(&mut *c)
-        .await?;
+    match gold_item {
+        Some(gold) => {
+            task_id = sqlx::query_scalar(
+                "INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, created_at, gold)
+                 VALUES ($1, $2, 'review', $3, $4, $5, $6, 0, 'open', $7, true) RETURNING id",
+            )
+            .bind(req.project_id)
+            .bind(gold)
+            .bind(&queue)
+            .bind(tier)
+            .bind(priority)
+            .bind(overlap)
+            .bind(now)
+            .fetch_one(&mut *c)
+            .await?;
+            item_id = gold;
+        }
+        None => {
+            sqlx::query("UPDATE tasks SET available = available - 1 WHERE id = $1")
+                .bind(task_id)
+                .execute(&mut *c)
+                .await?;
+        }
+    }
     let lease_id: i64 = sqlx::query_scalar(
         "INSERT INTO leases (task_id, item_id, reviewer_id, granted_at, expires_at, lease_ms, state)
          VALUES ($1, $2, $3, $4, $5, $6, 'active') RETURNING id",
@@ -661,12 +707,13 @@ pub(super) async fn submit_review(
         return Ok(done);
     }
     // Lock the task first: answers to one task (and lease expiry) take their turn here.
-    let task: Option<(i64, String, String, i16, i32, i16)> =
-        sqlx::query_as("SELECT project_id, stage, queue, tier, priority, overlap FROM tasks WHERE id = $1 FOR UPDATE")
-            .bind(r.task_id)
-            .fetch_optional(&mut *c)
-            .await?;
-    let (project_id, stage, queue, tier, priority, overlap) = task.ok_or_else(StoreError::lease_lost)?;
+    let task: Option<(i64, String, String, i16, i32, i16, bool)> = sqlx::query_as(
+        "SELECT project_id, stage, queue, tier, priority, overlap, gold FROM tasks WHERE id = $1 FOR UPDATE",
+    )
+    .bind(r.task_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    let (project_id, stage, queue, tier, priority, overlap, gold) = task.ok_or_else(StoreError::lease_lost)?;
     if let Some(done) = stored_review(c, r.reviewer_id, &r.review_id).await? {
         return Ok(done);
     }
@@ -683,6 +730,7 @@ pub(super) async fn submit_review(
     .fetch_optional(&mut *c)
     .await?;
     let (item_id, granted_at) = lease.ok_or_else(StoreError::lease_lost)?;
+    let judging = r.judging.get(&project_id).cloned().unwrap_or_default();
     if let Answer::Label(l) = &r.answer {
         let labels: String = sqlx::query_scalar("SELECT labels::text FROM projects WHERE id = $1")
             .bind(project_id)
@@ -691,21 +739,36 @@ pub(super) async fn submit_review(
         let names: Vec<String> = parse(&labels)?;
         LabelSet::parse(&names)?.answer("label", l)?;
     }
-    let earlier: Vec<(String, Option<String>, Option<String>)> =
-        sqlx::query_as("SELECT kind, label, reason FROM reviews WHERE task_id = $1 AND kind <> 'skip' ORDER BY id")
-            .bind(r.task_id)
-            .fetch_all(&mut *c)
-            .await?;
-    let earlier: Vec<Answer> = earlier
+    if gold {
+        return gold_answer(c, r, &judging, overlap, project_id, item_id, granted_at, now).await;
+    }
+    let earlier: Vec<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT reviewer_id, kind, label, reason FROM reviews WHERE task_id = $1 AND kind <> 'skip' ORDER BY id",
+    )
+    .bind(r.task_id)
+    .fetch_all(&mut *c)
+    .await?;
+    let earlier: Vec<(i64, Answer)> = earlier
         .into_iter()
-        .map(|(kind, label, reason)| match kind.as_str() {
-            "label" => Answer::Label(label.unwrap_or_default()),
-            _ => Answer::Escalate {
-                reason: reason.unwrap_or_default(),
-            },
+        .map(|(reviewer, kind, label, reason)| {
+            let answer = match kind.as_str() {
+                "label" => Answer::Label(label.unwrap_or_default()),
+                _ => Answer::Escalate {
+                    reason: reason.unwrap_or_default(),
+                },
+            };
+            (reviewer, answer)
         })
         .collect();
-    let next = task::after_answer(stage, tier, overlap, &earlier, &r.answer);
+    let mut voters: Vec<i64> = earlier.iter().map(|(v, _)| *v).collect();
+    voters.push(r.reviewer_id);
+    let scorer = scorer_for(c, project_id, &voters, &judging).await?;
+    let rule = task::Rule {
+        scorer: &scorer,
+        min_confidence: judging.consensus.min_confidence,
+        max_overlap: judging.consensus.max_overlap,
+    };
+    let next = task::after_answer(stage, tier, overlap, &earlier, (r.reviewer_id, &r.answer), &rule);
     let actor = format!("reviewer:{}", r.reviewer_name);
     let skip = matches!(r.answer, Answer::Skip { .. });
     sqlx::query("UPDATE leases SET state = $2, ended_at = $3 WHERE id = $1")
@@ -722,9 +785,29 @@ pub(super) async fn submit_review(
     sqlx::query(counter).bind(r.task_id).execute(&mut *c).await?;
 
     let mut resolution = None;
+    let mut more_reviewers = false;
     let outcome = match &next {
         Next::Wait => "waiting",
         Next::Requeue => "requeued",
+        Next::MoreReviewers => {
+            sqlx::query("UPDATE tasks SET overlap = overlap + 1, available = available + 1 WHERE id = $1")
+                .bind(r.task_id)
+                .execute(&mut *c)
+                .await?;
+            event(
+                c,
+                Some(project_id),
+                Some(item_id),
+                Some(r.task_id),
+                now,
+                "task.overlap_increased",
+                &actor,
+                &json!({"overlap": overlap + 1, "reason": "consensus below min_confidence"}),
+            )
+            .await?;
+            more_reviewers = true;
+            "waiting"
+        }
         Next::Adjudicate { tier, reason } => {
             close_task(c, r.task_id, now).await?;
             let route = Route {
@@ -835,6 +918,7 @@ pub(super) async fn submit_review(
         review_id: r.review_id.clone(),
         outcome: outcome.to_string(),
         resolution,
+        more_reviewers,
     };
     let (label, reason) = match &r.answer {
         Answer::Label(l) => (Some(l.as_str()), None),
@@ -875,6 +959,170 @@ pub(super) async fn submit_review(
     if result.freed_work() {
         notify(c, channel, &Notice::TasksAvailable { project_id }).await?;
     }
+    Ok(result)
+}
+
+/// The scorer for a task's voters: weights come from the reviewers' gold records.
+async fn scorer_for(c: &mut PgConnection, project_id: i64, voters: &[i64], judging: &Judging) -> TxResult<Scorer> {
+    Ok(match judging.consensus.method {
+        ConsensusMethod::Majority => Scorer::Majority,
+        ConsensusMethod::DawidSkene => judging
+            .ds_model
+            .clone()
+            .map(Scorer::DawidSkene)
+            .unwrap_or(Scorer::Majority),
+        ConsensusMethod::Weighted => {
+            let mut weights = std::collections::HashMap::new();
+            for v in voters {
+                let row: Option<(i32, i32)> = sqlx::query_as(
+                    "SELECT gold_answers, gold_correct FROM reviewer_quality WHERE project_id = $1 AND reviewer_id = $2",
+                )
+                .bind(project_id)
+                .bind(v)
+                .fetch_optional(&mut *c)
+                .await?;
+                let (answered, correct) = row.unwrap_or((0, 0));
+                weights.insert(*v, quality::reliability(correct as u64, answered as u64));
+            }
+            Scorer::Weighted(weights)
+        }
+    })
+}
+
+/// An answer to a gold task (see the SQLite backend's `gold_answer`).
+#[allow(clippy::too_many_arguments)]
+async fn gold_answer(
+    c: &mut PgConnection,
+    r: &NewReview,
+    judging: &Judging,
+    overlap: u8,
+    project_id: i64,
+    item_id: i64,
+    granted_at: Millis,
+    now: Millis,
+) -> TxResult<ReviewResult> {
+    let actor = format!("reviewer:{}", r.reviewer_name);
+    let skip = matches!(r.answer, Answer::Skip { .. });
+    sqlx::query("UPDATE leases SET state = $2, ended_at = $3 WHERE id = $1")
+        .bind(r.lease_id)
+        .bind(if skip { "skipped" } else { "answered" })
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    close_task(c, r.task_id, now).await?;
+    let (outcome, resolution) = match &r.answer {
+        Answer::Skip { .. } => ("requeued", None),
+        Answer::Escalate { .. } => ("adjudicate", None),
+        Answer::Label(l) => {
+            let gold: String = sqlx::query_scalar("SELECT gold_label FROM items WHERE id = $1")
+                .bind(item_id)
+                .fetch_one(&mut *c)
+                .await?;
+            let correct = *l == gold;
+            let (answered, right, held): (i32, i32, Option<i64>) = sqlx::query_as(
+                "INSERT INTO reviewer_quality (project_id, reviewer_id, gold_answers, gold_correct) VALUES ($1, $2, 1, $3)
+                 ON CONFLICT (project_id, reviewer_id) DO UPDATE SET gold_answers = reviewer_quality.gold_answers + 1,
+                     gold_correct = reviewer_quality.gold_correct + excluded.gold_correct
+                 RETURNING gold_answers, gold_correct, held_at",
+            )
+            .bind(project_id)
+            .bind(r.reviewer_id)
+            .bind(i32::from(correct))
+            .fetch_one(&mut *c)
+            .await?;
+            event(c, Some(project_id), Some(item_id), Some(r.task_id), now, "gold.answered", &actor,
+                &json!({"reviewer_id": r.reviewer_id, "correct": correct, "gold_answers": answered, "gold_correct": right}))
+            .await?;
+            if let Some(q) = judging.quality
+                && held.is_none()
+                && quality::should_hold(right as u64, answered as u64, q.min_accuracy, u64::from(q.min_gold))
+            {
+                let reason = format!(
+                    "gold accuracy {right}/{answered}: its 95% upper bound is below {}",
+                    q.min_accuracy
+                );
+                sqlx::query(
+                    "UPDATE reviewer_quality SET held_at = $3, held_reason = $4 WHERE project_id = $1 AND reviewer_id = $2",
+                )
+                .bind(project_id)
+                .bind(r.reviewer_id)
+                .bind(now)
+                .bind(&reason)
+                .execute(&mut *c)
+                .await?;
+                event(
+                    c,
+                    Some(project_id),
+                    None,
+                    None,
+                    now,
+                    "reviewer.held",
+                    "system",
+                    &json!({"reviewer_id": r.reviewer_id, "reviewer": r.reviewer_name, "reason": reason}),
+                )
+                .await?;
+            }
+            if overlap > 1 {
+                ("waiting", None)
+            } else {
+                let method = match judging.consensus.method {
+                    ConsensusMethod::DawidSkene if judging.ds_model.is_none() => "majority",
+                    m => crate::sqlite::method_name(m),
+                };
+                let res = Resolution {
+                    label: l.clone(),
+                    source: Source::Human,
+                    method: method.to_string(),
+                    confidence: 1.0,
+                    reviewers: vec![r.reviewer_name.clone()],
+                    resolved_at: now,
+                };
+                ("resolved", Some(res))
+            }
+        }
+    };
+    let result = ReviewResult {
+        review_id: r.review_id.clone(),
+        outcome: outcome.to_string(),
+        resolution,
+        more_reviewers: false,
+    };
+    let (label, reason) = match &r.answer {
+        Answer::Label(l) => (Some(l.as_str()), None),
+        Answer::Escalate { reason } | Answer::Skip { reason } => (None, Some(reason.as_str())),
+    };
+    sqlx::query(
+        "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, label, reason, failure_category, note,
+                              claimed_at, answered_at, result)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)",
+    )
+    .bind(&r.review_id)
+    .bind(r.reviewer_id)
+    .bind(r.task_id)
+    .bind(item_id)
+    .bind(r.lease_id)
+    .bind(r.answer.kind())
+    .bind(label)
+    .bind(reason)
+    .bind(&r.failure_category)
+    .bind(&r.note)
+    .bind(granted_at)
+    .bind(now)
+    .bind(serde_json::to_string(&result)?)
+    .execute(&mut *c)
+    .await?;
+    event(
+        c,
+        Some(project_id),
+        Some(item_id),
+        Some(r.task_id),
+        now,
+        "review.submitted",
+        &actor,
+        &json!({"review_id": r.review_id, "lease_id": r.lease_id, "answer": r.answer.kind(), "label": label,
+                "reason": reason, "outcome": outcome, "time_on_task_ms": now - granted_at}),
+    )
+    .await?;
     Ok(result)
 }
 
@@ -1076,13 +1324,14 @@ pub(super) async fn events(
 pub(super) async fn stats(c: &mut PgConnection, project_id: i64, now: Millis) -> TxResult<Stats> {
     let (items, auto, review, resolved): (i64, i64, i64, i64) = sqlx::query_as(
         "SELECT count(*), count(*) FILTER (WHERE outcome = 'auto'), count(*) FILTER (WHERE outcome = 'review'),
-                count(*) FILTER (WHERE resolved_label IS NOT NULL) FROM items WHERE project_id = $1",
+                count(*) FILTER (WHERE resolved_label IS NOT NULL) FROM items WHERE project_id = $1 AND gold_label IS NULL",
     )
     .bind(project_id)
     .fetch_one(&mut *c)
     .await?;
     let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT queue, count(*), min(created_at) FROM tasks WHERE project_id = $1 AND state = 'open' GROUP BY queue ORDER BY queue",
+        "SELECT queue, count(*), min(created_at) FROM tasks WHERE project_id = $1 AND state = 'open' AND NOT gold
+         GROUP BY queue ORDER BY queue",
     )
     .bind(project_id)
     .fetch_all(&mut *c)
@@ -1215,4 +1464,159 @@ impl From<TxError> for StoreError {
             TxError::Retry(e) => e.into(),
         }
     }
+}
+
+pub(super) async fn add_gold(
+    c: &mut PgConnection,
+    project_id: i64,
+    items: &[NewGold],
+    actor: &str,
+    now: Millis,
+) -> TxResult<usize> {
+    let labels: String = sqlx::query_scalar("SELECT labels::text FROM projects WHERE id = $1")
+        .bind(project_id)
+        .fetch_one(&mut *c)
+        .await?;
+    let names: Vec<String> = parse(&labels)?;
+    let set = LabelSet::parse(&names)?;
+    for (i, g) in items.iter().enumerate() {
+        set.answer(&format!("items[{i}].label"), &g.label)?;
+    }
+    let decision = serde_json::to_string(&Decision {
+        outcome: Outcome::Review {
+            route: Route::default_review(),
+        },
+        rule: "gold".into(),
+        reasons: vec!["gold item".into()],
+        policy_version: 0,
+        audit: None,
+    })?;
+    let mut added = 0;
+    for g in items {
+        added += sqlx::query(
+            "INSERT INTO items (project_id, external_id, payload, attributes, decision, outcome, policy_version, created_at,
+                                gold_label, prediction)
+             VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, 'review', 0, $6, $7, $8::jsonb)
+             ON CONFLICT (project_id, external_id) DO NOTHING",
+        )
+        .bind(project_id)
+        .bind(&g.external_id)
+        .bind(g.payload.to_string())
+        .bind(g.attributes.to_string())
+        .bind(&decision)
+        .bind(now)
+        .bind(&g.label)
+        .bind(g.prediction.as_ref().map(serde_json::to_string).transpose()?)
+        .execute(&mut *c)
+        .await?
+        .rows_affected() as usize;
+    }
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        "gold.added",
+        actor,
+        &json!({"added": added}),
+    )
+    .await?;
+    Ok(added)
+}
+
+pub(super) async fn reviewer_stats(c: &mut PgConnection, project_id: i64) -> TxResult<Vec<ReviewerStats>> {
+    let rows: Vec<(i64, String, i32, i32, bool, Option<String>)> = sqlx::query_as(
+        "SELECT v.id, v.name, coalesce(q.gold_answers, 0), coalesce(q.gold_correct, 0), q.held_at IS NOT NULL, q.held_reason
+         FROM reviewer_projects p JOIN reviewers v ON v.id = p.reviewer_id
+         LEFT JOIN reviewer_quality q ON q.project_id = p.project_id AND q.reviewer_id = v.id
+         WHERE p.project_id = $1 ORDER BY v.name",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for (id, name, gold_answers, gold_correct, held, held_reason) in rows {
+        let mut s = ReviewerStats {
+            reviewer_id: id,
+            name,
+            answers: 0,
+            gold_answers: gold_answers.into(),
+            gold_correct: gold_correct.into(),
+            agree_with_resolution: 0,
+            compared_with_resolution: 0,
+            median_time_on_task_ms: None,
+            held,
+            held_reason,
+        };
+        let answers: Vec<(Option<String>, Option<String>, i64)> = sqlx::query_as(
+            "SELECT w.label, i.resolved_label, w.answered_at - w.claimed_at FROM reviews w
+             JOIN tasks t ON t.id = w.task_id JOIN items i ON i.id = w.item_id
+             WHERE w.reviewer_id = $1 AND t.project_id = $2 AND NOT t.gold AND w.kind = 'label'",
+        )
+        .bind(id)
+        .bind(project_id)
+        .fetch_all(&mut *c)
+        .await?;
+        crate::sqlite::fill_answer_stats(&mut s, answers);
+        out.push(s);
+    }
+    Ok(out)
+}
+
+pub(super) async fn release_reviewer(
+    c: &mut PgConnection,
+    project_id: i64,
+    reviewer: &str,
+    actor: &str,
+    now: Millis,
+) -> TxResult<()> {
+    let id: i64 = sqlx::query_scalar(
+        "SELECT v.id FROM reviewers v JOIN reviewer_projects p ON p.reviewer_id = v.id WHERE v.name = $1 AND p.project_id = $2",
+    )
+    .bind(reviewer)
+    .bind(project_id)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or_else(|| StoreError::not_found(format!("reviewer '{reviewer}' in this project")))?;
+    sqlx::query(
+        "UPDATE reviewer_quality SET held_at = NULL, held_reason = NULL, gold_answers = 0, gold_correct = 0
+         WHERE project_id = $1 AND reviewer_id = $2",
+    )
+    .bind(project_id)
+    .bind(id)
+    .execute(&mut *c)
+    .await?;
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        "reviewer.released",
+        actor,
+        &json!({"reviewer_id": id, "reviewer": reviewer}),
+    )
+    .await?;
+    Ok(())
+}
+
+pub(super) async fn project_answers(c: &mut PgConnection, project_id: i64) -> TxResult<Vec<ProjectAnswer>> {
+    let rows: Vec<(i64, String, String, String)> = sqlx::query_as(
+        "SELECT w.reviewer_id, v.name, i.external_id, w.label FROM reviews w
+         JOIN tasks t ON t.id = w.task_id JOIN reviewers v ON v.id = w.reviewer_id JOIN items i ON i.id = w.item_id
+         WHERE t.project_id = $1 AND t.stage = 'review' AND NOT t.gold AND w.kind = 'label' ORDER BY w.id",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(reviewer_id, reviewer, external_id, label)| ProjectAnswer {
+            reviewer_id,
+            reviewer,
+            external_id,
+            label,
+        })
+        .collect())
 }

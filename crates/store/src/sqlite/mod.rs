@@ -7,6 +7,8 @@
 //! be handed the same slot.
 
 mod ops;
+
+pub(crate) use ops::{fill_answer_stats, method_name};
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -18,7 +20,10 @@ use rusqlite::{Connection, OpenFlags};
 use crate::*;
 use writer::Writer;
 
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/sqlite/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/sqlite/0001_init.sql"),
+    include_str!("../../migrations/sqlite/0002_quality.sql"),
+];
 
 /// Prepared statements kept per connection (more than the store has).
 const STATEMENT_CACHE: usize = 128;
@@ -270,6 +275,26 @@ impl Store for SqliteStore {
     async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>> {
         let external_id = external_id.to_string();
         self.read(move |c| ops::item(c, project_id, &external_id)).await
+    }
+
+    async fn add_gold(&self, project_id: i64, items: Vec<NewGold>, actor: &str, now: Millis) -> Result<usize> {
+        let actor = actor.to_string();
+        self.write(move |c| ops::add_gold(c, project_id, items, &actor, now))
+            .await
+    }
+
+    async fn reviewer_stats(&self, project_id: i64) -> Result<Vec<ReviewerStats>> {
+        self.read(move |c| ops::reviewer_stats(c, project_id)).await
+    }
+
+    async fn release_reviewer(&self, project_id: i64, reviewer: &str, actor: &str, now: Millis) -> Result<()> {
+        let (reviewer, actor) = (reviewer.to_string(), actor.to_string());
+        self.write(move |c| ops::release_reviewer(c, project_id, &reviewer, &actor, now))
+            .await
+    }
+
+    async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>> {
+        self.read(move |c| ops::project_answers(c, project_id)).await
     }
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {

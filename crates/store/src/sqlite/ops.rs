@@ -1,6 +1,9 @@
 //! The SQL of every store operation, on one connection. Write operations run inside the
 //! writer's transaction (see `writer.rs`); each appends its events with [`event`].
 
+use flywheel_core::consensus::Scorer;
+use flywheel_core::policy::ConsensusMethod;
+use flywheel_core::quality;
 use flywheel_core::task::{self, Next, Source};
 use flywheel_core::{Answer, Decision, LabelSet, Outcome, Prediction, Route, Stage, ValidationError};
 use rusqlite::{Connection, OptionalExtension, Row, params};
@@ -100,15 +103,20 @@ fn reviewer(c: &Connection, id: i64) -> Result<Reviewer> {
     let (name, tiers): (String, String) = c
         .prepare_cached("SELECT name, tiers FROM reviewers WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-    let projects = c
-        .prepare_cached("SELECT project_id FROM reviewer_projects WHERE reviewer_id = ?1 ORDER BY project_id")?
-        .query_map([id], |r| r.get(0))?
-        .collect::<rusqlite::Result<Vec<i64>>>()?;
+    let granted = c
+        .prepare_cached(
+            "SELECT p.id, p.name FROM reviewer_projects rp JOIN projects p ON p.id = rp.project_id
+             WHERE rp.reviewer_id = ?1 ORDER BY p.id",
+        )?
+        .query_map([id], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let (projects, project_names) = granted.into_iter().unzip();
     Ok(Reviewer {
         id,
         name,
         tiers: serde_json::from_str(&tiers)?,
         projects,
+        project_names,
     })
 }
 
@@ -249,12 +257,7 @@ pub(super) fn create_reviewer(c: &Connection, new: NewReviewer, actor: &str, now
     for p in &projects {
         event(c, Some(*p), None, None, now, "reviewer.granted", actor, &data)?;
     }
-    Ok(Reviewer {
-        id,
-        name: new.name,
-        tiers: new.tiers,
-        projects,
-    })
+    reviewer(c, id)
 }
 
 pub(super) fn create_service_key(c: &Connection, new: NewServiceKey, actor: &str, now: Millis) -> Result<()> {
@@ -450,6 +453,15 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
     if req.tiers.is_empty() {
         return Ok(None);
     }
+    let held: Option<Option<String>> = c
+        .prepare_cached(
+            "SELECT held_reason FROM reviewer_quality WHERE project_id = ?1 AND reviewer_id = ?2 AND held_at IS NOT NULL",
+        )?
+        .query_row(params![req.project_id, req.reviewer_id], |r| r.get(0))
+        .optional()?;
+    if let Some(reason) = held {
+        return Err(StoreError::held(&req.reviewer_name, reason.as_deref()));
+    }
     // Tiers are small integers (u8), so writing them into the SQL is safe, and it lets
     // the planner walk the claim index in order.
     let tiers = req.tiers.iter().map(u8::to_string).collect::<Vec<_>>().join(",");
@@ -459,24 +471,50 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
         "AND ?3 IS NULL"
     };
     let sql = format!(
-        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier FROM tasks t
+        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority FROM tasks t
          WHERE t.project_id = ?1 AND t.available > 0 {queue_filter} AND t.tier IN ({tiers})
            AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = ?2)
          ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1"
     );
-    let row: Option<(i64, i64, String, String, u8)> = c
+    let row: Option<(i64, i64, String, String, u8, i32)> = c
         .prepare_cached(&sql)?
         .query_row(params![req.project_id, req.reviewer_id, req.queue], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
         })
         .optional()?;
-    let Some((task_id, item_id, stage, queue, tier)) = row else {
+    let Some((mut task_id, mut item_id, stage, queue, tier, priority)) = row else {
         return Ok(None);
     };
     let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Backend(format!("unknown stage {stage}")))?;
+    // Gold passes for the regular task it replaces: same queue, tier and stage, and it is
+    // handed out only when such a task exists.
+    let gold_item: Option<i64> = if req.gold && stage == Stage::Review {
+        c.prepare_cached(
+            "SELECT i.id FROM items i WHERE i.project_id = ?1 AND i.gold_label IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = i.id AND r.reviewer_id = ?2)
+             ORDER BY random() LIMIT 1",
+        )?
+        .query_row(params![req.project_id, req.reviewer_id], |r| r.get(0))
+        .optional()?
+    } else {
+        None
+    };
     let expires = now + req.lease_ms;
-    c.prepare_cached("UPDATE tasks SET available = available - 1 WHERE id = ?1")?
-        .execute([task_id])?;
+    match gold_item {
+        Some(gold) => {
+            c.prepare_cached(
+                "INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, created_at, gold)
+                 VALUES (?1, ?2, 'review', ?3, ?4, ?5, 1, 0, 'open', ?6, 1)",
+            )?
+            .execute(params![req.project_id, gold, queue, tier, priority, now])?;
+            task_id = c.last_insert_rowid();
+            item_id = gold;
+        }
+        None => {
+            c.prepare_cached("UPDATE tasks SET available = available - 1 WHERE id = ?1")?
+                .execute([task_id])?;
+        }
+    }
     c.prepare_cached(
         "INSERT INTO leases (task_id, item_id, reviewer_id, granted_at, expires_at, lease_ms, state) VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'active')",
     )?
@@ -567,6 +605,172 @@ struct TaskRow {
     tier: u8,
     priority: i32,
     overlap: u8,
+    gold: bool,
+}
+
+/// The scorer for a task's voters: weights come from the reviewers' gold records.
+fn scorer_for(c: &Connection, project_id: i64, voters: &[i64], judging: &Judging) -> Result<Scorer> {
+    Ok(match judging.consensus.method {
+        ConsensusMethod::Majority => Scorer::Majority,
+        ConsensusMethod::DawidSkene => judging
+            .ds_model
+            .clone()
+            .map(Scorer::DawidSkene)
+            .unwrap_or(Scorer::Majority),
+        ConsensusMethod::Weighted => {
+            let mut weights = std::collections::HashMap::new();
+            for v in voters {
+                let (answered, correct): (u64, u64) = c
+                    .prepare_cached(
+                        "SELECT gold_answers, gold_correct FROM reviewer_quality WHERE project_id = ?1 AND reviewer_id = ?2",
+                    )?
+                    .query_row(params![project_id, v], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .optional()?
+                    .unwrap_or((0, 0));
+                weights.insert(*v, quality::reliability(correct, answered));
+            }
+            Scorer::Weighted(weights)
+        }
+    })
+}
+
+/// An answer to a gold task: scored against the known label, never resolved or fed to the
+/// label feed, and answered exactly as a regular task of the same overlap would be.
+#[allow(clippy::too_many_arguments)]
+fn gold_answer(
+    c: &Connection,
+    r: &NewReview,
+    judging: &Judging,
+    t: &TaskRow,
+    project_id: i64,
+    item_id: i64,
+    granted_at: Millis,
+    now: Millis,
+) -> Result<ReviewResult> {
+    if let Answer::Label(l) = &r.answer {
+        let labels: String = c
+            .prepare_cached("SELECT labels FROM projects WHERE id = ?1")?
+            .query_row([project_id], |row| row.get(0))?;
+        let names: Vec<String> = serde_json::from_str(&labels)?;
+        LabelSet::parse(&names).map_err(StoreError::from)?.answer("label", l)?;
+    }
+    let actor = format!("reviewer:{}", r.reviewer_name);
+    let skip = matches!(r.answer, Answer::Skip { .. });
+    c.prepare_cached("UPDATE leases SET state = ?2, ended_at = ?3 WHERE id = ?1")?
+        .execute(params![r.lease_id, if skip { "skipped" } else { "answered" }, now])?;
+    close_task(c, r.task_id, now)?;
+    let (outcome, resolution) = match &r.answer {
+        Answer::Skip { .. } => ("requeued", None),
+        Answer::Escalate { .. } => ("adjudicate", None),
+        Answer::Label(l) => {
+            let gold: String = c
+                .prepare_cached("SELECT gold_label FROM items WHERE id = ?1")?
+                .query_row([item_id], |row| row.get(0))?;
+            let correct = *l == gold;
+            c.prepare_cached(
+                "INSERT INTO reviewer_quality (project_id, reviewer_id, gold_answers, gold_correct) VALUES (?1, ?2, 1, ?3)
+                 ON CONFLICT (project_id, reviewer_id) DO UPDATE SET gold_answers = gold_answers + 1,
+                     gold_correct = gold_correct + excluded.gold_correct",
+            )?
+            .execute(params![project_id, r.reviewer_id, i64::from(correct)])?;
+            let (answered, right, held): (u64, u64, Option<i64>) = c
+                .prepare_cached(
+                    "SELECT gold_answers, gold_correct, held_at FROM reviewer_quality WHERE project_id = ?1 AND reviewer_id = ?2",
+                )?
+                .query_row(params![project_id, r.reviewer_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            event(
+                c,
+                Some(project_id),
+                Some(item_id),
+                Some(r.task_id),
+                now,
+                "gold.answered",
+                &actor,
+                &json!({"reviewer_id": r.reviewer_id, "correct": correct, "gold_answers": answered, "gold_correct": right}),
+            )?;
+            if let Some(q) = judging.quality
+                && held.is_none()
+                && quality::should_hold(right, answered, q.min_accuracy, u64::from(q.min_gold))
+            {
+                let reason = format!(
+                    "gold accuracy {right}/{answered}: its 95% upper bound is below {}",
+                    q.min_accuracy
+                );
+                c.prepare_cached(
+                    "UPDATE reviewer_quality SET held_at = ?3, held_reason = ?4 WHERE project_id = ?1 AND reviewer_id = ?2",
+                )?
+                .execute(params![project_id, r.reviewer_id, now, reason])?;
+                event(
+                    c,
+                    Some(project_id),
+                    None,
+                    None,
+                    now,
+                    "reviewer.held",
+                    "system",
+                    &json!({"reviewer_id": r.reviewer_id, "reviewer": r.reviewer_name, "reason": reason}),
+                )?;
+            }
+            if t.overlap > 1 {
+                ("waiting", None)
+            } else {
+                let method = match judging.consensus.method {
+                    ConsensusMethod::DawidSkene if judging.ds_model.is_none() => "majority",
+                    m => method_name(m),
+                };
+                (
+                    "resolved",
+                    Some(Resolution {
+                        label: l.clone(),
+                        source: Source::Human,
+                        method: method.to_string(),
+                        confidence: 1.0,
+                        reviewers: vec![r.reviewer_name.clone()],
+                        resolved_at: now,
+                    }),
+                )
+            }
+        }
+    };
+    let result = ReviewResult {
+        review_id: r.review_id.clone(),
+        outcome: outcome.to_string(),
+        resolution,
+        more_reviewers: false,
+    };
+    let (label, reason) = match &r.answer {
+        Answer::Label(l) => (Some(l.as_str()), None),
+        Answer::Escalate { reason } | Answer::Skip { reason } => (None, Some(reason.as_str())),
+    };
+    c.prepare_cached(
+        "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, label, reason, failure_category, note,
+                              claimed_at, answered_at, result)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+    )?
+    .execute(params![
+        r.review_id, r.reviewer_id, r.task_id, item_id, r.lease_id, r.answer.kind(), label, reason,
+        r.failure_category, r.note, granted_at, now, serde_json::to_string(&result)?
+    ])?;
+    event(
+        c,
+        Some(project_id),
+        Some(item_id),
+        Some(r.task_id),
+        now,
+        "review.submitted",
+        &actor,
+        &json!({"review_id": r.review_id, "lease_id": r.lease_id, "answer": r.answer.kind(), "label": label,
+                "reason": reason, "outcome": outcome, "time_on_task_ms": now - granted_at}),
+    )?;
+    Ok(result)
+}
+
+pub(crate) fn method_name(m: ConsensusMethod) -> &'static str {
+    match m {
+        ConsensusMethod::Majority => "majority",
+        ConsensusMethod::Weighted => "weighted",
+        ConsensusMethod::DawidSkene => "dawid_skene",
+    }
 }
 
 /// Returns the result and the task's project.
@@ -582,8 +786,9 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
     }
     let lease = active_lease(c, r.task_id, r.lease_id, r.reviewer_id, now)?;
     let (project_id, item_id) = (lease.project_id, lease.item_id);
+    let judging = r.judging.get(&project_id).cloned().unwrap_or_default();
     let t = c
-        .prepare_cached("SELECT stage, queue, tier, priority, overlap FROM tasks WHERE id = ?1")?
+        .prepare_cached("SELECT stage, queue, tier, priority, overlap, gold FROM tasks WHERE id = ?1")?
         .query_row([r.task_id], |row| {
             let stage: String = row.get(0)?;
             Ok(TaskRow {
@@ -592,6 +797,7 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
                 tier: row.get(2)?,
                 priority: row.get(3)?,
                 overlap: row.get(4)?,
+                gold: row.get(5)?,
             })
         })?;
     if let Answer::Label(l) = &r.answer {
@@ -601,19 +807,34 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         let names: Vec<String> = serde_json::from_str(&labels)?;
         LabelSet::parse(&names).map_err(StoreError::from)?.answer("label", l)?;
     }
+    if t.gold {
+        return gold_answer(c, &r, &judging, &t, project_id, item_id, lease.granted_at, now)
+            .map(|res| (res, project_id));
+    }
     let earlier = c
-        .prepare_cached("SELECT kind, label, reason FROM reviews WHERE task_id = ?1 AND kind != 'skip' ORDER BY id")?
+        .prepare_cached(
+            "SELECT reviewer_id, kind, label, reason FROM reviews WHERE task_id = ?1 AND kind != 'skip' ORDER BY id",
+        )?
         .query_map([r.task_id], |row| {
-            let kind: String = row.get(0)?;
-            Ok(match kind.as_str() {
-                "label" => Answer::Label(row.get::<_, Option<String>>(1)?.unwrap_or_default()),
+            let kind: String = row.get(1)?;
+            let answer = match kind.as_str() {
+                "label" => Answer::Label(row.get::<_, Option<String>>(2)?.unwrap_or_default()),
                 _ => Answer::Escalate {
-                    reason: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    reason: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
                 },
-            })
+            };
+            Ok((row.get::<_, i64>(0)?, answer))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let next = task::after_answer(t.stage, t.tier, t.overlap, &earlier, &r.answer);
+    let mut voters: Vec<i64> = earlier.iter().map(|(v, _)| *v).collect();
+    voters.push(r.reviewer_id);
+    let scorer = scorer_for(c, project_id, &voters, &judging)?;
+    let rule = task::Rule {
+        scorer: &scorer,
+        min_confidence: judging.consensus.min_confidence,
+        max_overlap: judging.consensus.max_overlap,
+    };
+    let next = task::after_answer(t.stage, t.tier, t.overlap, &earlier, (r.reviewer_id, &r.answer), &rule);
     let actor = format!("reviewer:{}", r.reviewer_name);
     let lease_state = if matches!(r.answer, Answer::Skip { .. }) {
         "skipped"
@@ -631,9 +852,26 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
     }
 
     let mut resolution = None;
+    let mut more_reviewers = false;
     let outcome = match &next {
         Next::Wait => "waiting",
         Next::Requeue => "requeued",
+        Next::MoreReviewers => {
+            c.prepare_cached("UPDATE tasks SET overlap = overlap + 1, available = available + 1 WHERE id = ?1")?
+                .execute([r.task_id])?;
+            event(
+                c,
+                Some(project_id),
+                Some(item_id),
+                Some(r.task_id),
+                now,
+                "task.overlap_increased",
+                &actor,
+                &json!({"overlap": t.overlap + 1, "reason": "consensus below min_confidence"}),
+            )?;
+            more_reviewers = true;
+            "waiting"
+        }
         Next::Adjudicate { tier, reason } => {
             close_task(c, r.task_id, now)?;
             let route = Route {
@@ -723,6 +961,7 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         review_id: r.review_id.clone(),
         outcome: outcome.to_string(),
         resolution,
+        more_reviewers,
     };
     let (label, reason) = match &r.answer {
         Answer::Label(l) => (Some(l.as_str()), None),
@@ -844,12 +1083,13 @@ pub(super) fn stats(c: &Connection, project_id: i64, now: Millis) -> Result<Stat
     let (items, auto, review, resolved): (i64, i64, i64, i64) = c
         .prepare_cached(
             "SELECT count(*), coalesce(sum(outcome = 'auto'), 0), coalesce(sum(outcome = 'review'), 0),
-                coalesce(sum(resolved_label IS NOT NULL), 0) FROM items WHERE project_id = ?1",
+                coalesce(sum(resolved_label IS NOT NULL), 0) FROM items WHERE project_id = ?1 AND gold_label IS NULL",
         )?
         .query_row([project_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     let queues = c
         .prepare_cached(
-            "SELECT queue, count(*), min(created_at) FROM tasks WHERE project_id = ?1 AND state = 'open' GROUP BY queue ORDER BY queue",
+            "SELECT queue, count(*), min(created_at) FROM tasks WHERE project_id = ?1 AND state = 'open' AND gold = 0
+             GROUP BY queue ORDER BY queue",
         )?
         .query_map([project_id], |r| {
             Ok(QueueStats {
@@ -946,4 +1186,171 @@ pub(super) fn item(c: &Connection, project_id: i64, external_id: &str) -> Result
         resolution,
         events,
     }))
+}
+
+pub(super) fn add_gold(
+    c: &Connection,
+    project_id: i64,
+    items: Vec<NewGold>,
+    actor: &str,
+    now: Millis,
+) -> Result<usize> {
+    let labels: String = c
+        .prepare_cached("SELECT labels FROM projects WHERE id = ?1")?
+        .query_row([project_id], |row| row.get(0))?;
+    let names: Vec<String> = serde_json::from_str(&labels)?;
+    let set = LabelSet::parse(&names)?;
+    for (i, g) in items.iter().enumerate() {
+        set.answer(&format!("items[{i}].label"), &g.label)?;
+    }
+    let decision = serde_json::to_string(&Decision {
+        outcome: Outcome::Review {
+            route: Route::default_review(),
+        },
+        rule: "gold".into(),
+        reasons: vec!["gold item".into()],
+        policy_version: 0,
+        audit: None,
+    })?;
+    let mut added = 0;
+    for g in items {
+        let n = c
+            .prepare_cached(
+                "INSERT INTO items (project_id, external_id, payload, attributes, decision, outcome, policy_version, created_at,
+                                    gold_label, prediction)
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'review', 0, ?6, ?7, ?8) ON CONFLICT (project_id, external_id) DO NOTHING",
+            )?
+            .execute(params![
+                project_id,
+                g.external_id,
+                g.payload.to_string(),
+                g.attributes.to_string(),
+                decision,
+                now,
+                g.label,
+                g.prediction.as_ref().map(serde_json::to_string).transpose()?
+            ])?;
+        added += n;
+    }
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        "gold.added",
+        actor,
+        &json!({"added": added}),
+    )?;
+    Ok(added)
+}
+
+pub(super) fn reviewer_stats(c: &Connection, project_id: i64) -> Result<Vec<ReviewerStats>> {
+    let reviewers = c
+        .prepare_cached(
+            "SELECT v.id, v.name, coalesce(q.gold_answers, 0), coalesce(q.gold_correct, 0), q.held_at IS NOT NULL, q.held_reason
+             FROM reviewer_projects p JOIN reviewers v ON v.id = p.reviewer_id
+             LEFT JOIN reviewer_quality q ON q.project_id = p.project_id AND q.reviewer_id = v.id
+             WHERE p.project_id = ?1 ORDER BY v.name",
+        )?
+        .query_map([project_id], |r| {
+            Ok(ReviewerStats {
+                reviewer_id: r.get(0)?,
+                name: r.get(1)?,
+                answers: 0,
+                gold_answers: r.get(2)?,
+                gold_correct: r.get(3)?,
+                agree_with_resolution: 0,
+                compared_with_resolution: 0,
+                median_time_on_task_ms: None,
+                held: r.get(4)?,
+                held_reason: r.get(5)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(reviewers.len());
+    for mut s in reviewers {
+        let rows = c
+            .prepare_cached(
+                "SELECT w.label, i.resolved_label, w.answered_at - w.claimed_at FROM reviews w
+                 JOIN tasks t ON t.id = w.task_id JOIN items i ON i.id = w.item_id
+                 WHERE w.reviewer_id = ?1 AND t.project_id = ?2 AND t.gold = 0 AND w.kind = 'label'",
+            )?
+            .query_map(params![s.reviewer_id, project_id], |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        fill_answer_stats(&mut s, rows);
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// Counts, agreement with resolutions and the median time on task from a reviewer's
+/// (label, resolved label, time on task) rows.
+pub(crate) fn fill_answer_stats(s: &mut ReviewerStats, rows: Vec<(Option<String>, Option<String>, i64)>) {
+    s.answers = rows.len() as i64;
+    for (label, resolved, _) in &rows {
+        if let (Some(l), Some(r)) = (label, resolved) {
+            s.compared_with_resolution += 1;
+            s.agree_with_resolution += i64::from(l == r);
+        }
+    }
+    let mut times: Vec<i64> = rows.iter().map(|r| r.2).collect();
+    times.sort_unstable();
+    s.median_time_on_task_ms = (!times.is_empty()).then(|| times[times.len() / 2]);
+}
+
+pub(super) fn release_reviewer(
+    c: &Connection,
+    project_id: i64,
+    reviewer: &str,
+    actor: &str,
+    now: Millis,
+) -> Result<()> {
+    let id: i64 = c
+        .prepare_cached(
+            "SELECT v.id FROM reviewers v JOIN reviewer_projects p ON p.reviewer_id = v.id WHERE v.name = ?1 AND p.project_id = ?2",
+        )?
+        .query_row(params![reviewer, project_id], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::not_found(format!("reviewer '{reviewer}' in this project")))?;
+    c.prepare_cached(
+        "UPDATE reviewer_quality SET held_at = NULL, held_reason = NULL, gold_answers = 0, gold_correct = 0
+         WHERE project_id = ?1 AND reviewer_id = ?2",
+    )?
+    .execute(params![project_id, id])?;
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        "reviewer.released",
+        actor,
+        &json!({"reviewer_id": id, "reviewer": reviewer}),
+    )?;
+    Ok(())
+}
+
+pub(super) fn project_answers(c: &Connection, project_id: i64) -> Result<Vec<ProjectAnswer>> {
+    c.prepare_cached(
+        "SELECT w.reviewer_id, v.name, i.external_id, w.label FROM reviews w
+         JOIN tasks t ON t.id = w.task_id JOIN reviewers v ON v.id = w.reviewer_id JOIN items i ON i.id = w.item_id
+         WHERE t.project_id = ?1 AND t.stage = 'review' AND t.gold = 0 AND w.kind = 'label' ORDER BY w.id",
+    )?
+    .query_map([project_id], |r| {
+        Ok(ProjectAnswer {
+            reviewer_id: r.get(0)?,
+            reviewer: r.get(1)?,
+            external_id: r.get(2)?,
+            label: r.get(3)?,
+        })
+    })?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .map_err(Into::into)
 }
