@@ -26,6 +26,9 @@ pub enum Scenario {
     Claims,
     /// Decisions and claim → answer loops together.
     Mixed,
+    /// No server: one Dawid–Skene fit (crowd-kit's stopping rule) over synthetic answers
+    /// (`--items` answers from `--workers` reviewers, `--labels` labels), timed on one core.
+    DsFit,
 }
 
 #[derive(clap::Args, Debug)]
@@ -51,6 +54,81 @@ pub struct BenchArgs {
     /// One JSON line instead of a table.
     #[arg(long)]
     json: bool,
+    /// Reviewers in the synthetic `ds-fit` data.
+    #[arg(long, default_value_t = 10_000)]
+    workers: usize,
+    /// Labels in the synthetic `ds-fit` data.
+    #[arg(long, default_value_t = 5)]
+    labels: usize,
+}
+
+/// SplitMix64: a small deterministic generator for the synthetic crowd.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+/// Times one Dawid–Skene fit over `answers` synthetic answers (five per task) from
+/// `workers` reviewers of accuracy 0.55–0.95, with `labels` labels.
+fn ds_fit(answers: usize, workers: usize, labels: usize, json: bool) -> anyhow::Result<()> {
+    use flywheel_core::aggregate::{DsInit, Stopping, dawid_skene};
+    use flywheel_core::crowd::CrowdData;
+    if workers < 5 || labels < 2 || answers < 5 {
+        bail!("ds-fit needs at least 5 workers, 2 labels and 5 answers");
+    }
+    let mut rng = SplitMix(7);
+    let accuracy: Vec<f64> = (0..workers).map(|_| 0.55 + 0.4 * rng.unit()).collect();
+    let names: Vec<String> = (0..workers).map(|w| format!("w{w}")).collect();
+    let label_names: Vec<String> = (0..labels).map(|l| l.to_string()).collect();
+    let tasks = answers / 5;
+    let task_names: Vec<String> = (0..tasks).map(|t| format!("t{t}")).collect();
+    let mut rows = Vec::with_capacity(tasks * 5);
+    for t in 0..tasks {
+        let truth = rng.below(labels);
+        let mut seen = [usize::MAX; 5];
+        for slot in 0..5 {
+            let mut w = rng.below(workers);
+            while seen.contains(&w) {
+                w = rng.below(workers);
+            }
+            seen[slot] = w;
+            let l = if rng.unit() < accuracy[w] { truth } else { (truth + 1 + rng.below(labels - 1)) % labels };
+            rows.push((names[w].as_str(), task_names[t].as_str(), label_names[l].as_str()));
+        }
+    }
+    let t0 = Instant::now();
+    let data = CrowdData::from_answers(rows.iter().copied()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let build_s = t0.elapsed().as_secs_f64();
+    let t1 = Instant::now();
+    let fit = dawid_skene(&data, DsInit::MajorityVote, Stopping::default()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let fit_s = t1.elapsed().as_secs_f64();
+    let report = json!({"scenario": "ds-fit", "answers": data.n_answers(), "tasks": data.n_tasks(), "workers": data.n_workers(),
+        "labels": data.n_labels(), "rounds": fit.rounds, "fit_s": fit_s, "per_round_ms": fit_s * 1000.0 / fit.rounds.max(1) as f64,
+        "build_index_s": build_s, "log_likelihood": fit.log_likelihood});
+    if json {
+        println!("{report}");
+    } else {
+        println!(
+            "Dawid–Skene over {} answers, {} workers, {} labels: {} rounds in {:.3} s ({:.1} ms a round); indexing the answers took {:.3} s",
+            data.n_answers(), data.n_workers(), data.n_labels(), fit.rounds, fit_s, fit_s * 1000.0 / fit.rounds.max(1) as f64, build_s
+        );
+    }
+    Ok(())
 }
 
 /// Latency samples (µs) and errors of one kind of operation.
@@ -420,6 +498,9 @@ async fn prefill(api: &Api, svc: &str, project: &str, n: usize) -> anyhow::Resul
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    if args.scenario == Scenario::DsFit {
+        return ds_fit(args.items, args.workers, args.labels, args.json);
+    }
     if args.concurrency == 0 || args.duration <= 0.0 {
         bail!("--concurrency and --duration must be positive");
     }
@@ -503,6 +584,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Claims => tokio::spawn(review_loop(api, w, reviewers[w].clone(), project, until)),
             Scenario::Mixed if w % 2 == 1 => tokio::spawn(decide_loop(api, w, svc, project, until)),
             Scenario::Mixed => tokio::spawn(review_loop(api, w, reviewers[w / 2].clone(), project, until)),
+            Scenario::DsFit => unreachable!("ds-fit returned before starting a server"),
         });
     }
     let mut all = Recorder::default();
@@ -522,6 +604,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Import => vec!["batch"],
         Scenario::Claims => vec!["cycle"],
         Scenario::Mixed => vec!["decide", "cycle"],
+        Scenario::DsFit => vec![],
     };
     let mut merged = Samples::default();
     for m in &main {
