@@ -98,7 +98,7 @@ fn ds_fit(answers: usize, workers: usize, labels: usize, json: bool) -> anyhow::
     let tasks = answers / 5;
     let task_names: Vec<String> = (0..tasks).map(|t| format!("t{t}")).collect();
     let mut rows = Vec::with_capacity(tasks * 5);
-    for t in 0..tasks {
+    for task in &task_names {
         let truth = rng.below(labels);
         let mut seen = [usize::MAX; 5];
         for slot in 0..5 {
@@ -107,8 +107,12 @@ fn ds_fit(answers: usize, workers: usize, labels: usize, json: bool) -> anyhow::
                 w = rng.below(workers);
             }
             seen[slot] = w;
-            let l = if rng.unit() < accuracy[w] { truth } else { (truth + 1 + rng.below(labels - 1)) % labels };
-            rows.push((names[w].as_str(), task_names[t].as_str(), label_names[l].as_str()));
+            let l = if rng.unit() < accuracy[w] {
+                truth
+            } else {
+                (truth + 1 + rng.below(labels - 1)) % labels
+            };
+            rows.push((names[w].as_str(), task.as_str(), label_names[l].as_str()));
         }
     }
     let t0 = Instant::now();
@@ -125,7 +129,13 @@ fn ds_fit(answers: usize, workers: usize, labels: usize, json: bool) -> anyhow::
     } else {
         println!(
             "Dawid–Skene over {} answers, {} workers, {} labels: {} rounds in {:.3} s ({:.1} ms a round); indexing the answers took {:.3} s",
-            data.n_answers(), data.n_workers(), data.n_labels(), fit.rounds, fit_s, fit_s * 1000.0 / fit.rounds.max(1) as f64, build_s
+            data.n_answers(),
+            data.n_workers(),
+            data.n_labels(),
+            fit.rounds,
+            fit_s,
+            fit_s * 1000.0 / fit.rounds.max(1) as f64,
+            build_s
         );
     }
     Ok(())

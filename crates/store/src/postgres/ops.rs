@@ -920,42 +920,7 @@ pub(super) async fn submit_review(
         resolution,
         more_reviewers,
     };
-    let (label, reason) = match &r.answer {
-        Answer::Label(l) => (Some(l.as_str()), None),
-        Answer::Escalate { reason } | Answer::Skip { reason } => (None, Some(reason.as_str())),
-    };
-    sqlx::query(
-        "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, label, reason, failure_category, note,
-                              claimed_at, answered_at, result)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)",
-    )
-    .bind(&r.review_id)
-    .bind(r.reviewer_id)
-    .bind(r.task_id)
-    .bind(item_id)
-    .bind(r.lease_id)
-    .bind(r.answer.kind())
-    .bind(label)
-    .bind(reason)
-    .bind(&r.failure_category)
-    .bind(&r.note)
-    .bind(granted_at)
-    .bind(now)
-    .bind(serde_json::to_string(&result)?)
-    .execute(&mut *c)
-    .await?;
-    event(
-        c,
-        Some(project_id),
-        Some(item_id),
-        Some(r.task_id),
-        now,
-        "review.submitted",
-        &actor,
-        &json!({"review_id": r.review_id, "lease_id": r.lease_id, "answer": r.answer.kind(), "label": label, "reason": reason,
-                "failure_category": r.failure_category, "outcome": outcome, "time_on_task_ms": now - granted_at}),
-    )
-    .await?;
+    record_review(c, r, project_id, item_id, granted_at, &result, now).await?;
     if result.freed_work() {
         notify(c, channel, &Notice::TasksAvailable { project_id }).await?;
     }
@@ -1087,6 +1052,20 @@ async fn gold_answer(
         resolution,
         more_reviewers: false,
     };
+    record_review(c, r, project_id, item_id, granted_at, &result, now).await?;
+    Ok(result)
+}
+
+/// Stores an answer and its `review.submitted` event (see the SQLite backend).
+async fn record_review(
+    c: &mut PgConnection,
+    r: &NewReview,
+    project_id: i64,
+    item_id: i64,
+    granted_at: Millis,
+    result: &ReviewResult,
+    now: Millis,
+) -> TxResult<()> {
     let (label, reason) = match &r.answer {
         Answer::Label(l) => (Some(l.as_str()), None),
         Answer::Escalate { reason } | Answer::Skip { reason } => (None, Some(reason.as_str())),
@@ -1108,7 +1087,7 @@ async fn gold_answer(
     .bind(&r.note)
     .bind(granted_at)
     .bind(now)
-    .bind(serde_json::to_string(&result)?)
+    .bind(serde_json::to_string(result)?)
     .execute(&mut *c)
     .await?;
     event(
@@ -1118,12 +1097,12 @@ async fn gold_answer(
         Some(r.task_id),
         now,
         "review.submitted",
-        &actor,
+        &format!("reviewer:{}", r.reviewer_name),
         &json!({"review_id": r.review_id, "lease_id": r.lease_id, "answer": r.answer.kind(), "label": label,
-                "reason": reason, "outcome": outcome, "time_on_task_ms": now - granted_at}),
+                "reason": reason, "failure_category": r.failure_category, "outcome": result.outcome,
+                "time_on_task_ms": now - granted_at}),
     )
-    .await?;
-    Ok(result)
+    .await
 }
 
 async fn close_task(c: &mut PgConnection, task_id: i64, now: Millis) -> TxResult<()> {

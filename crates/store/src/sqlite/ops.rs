@@ -738,30 +738,7 @@ fn gold_answer(
         resolution,
         more_reviewers: false,
     };
-    let (label, reason) = match &r.answer {
-        Answer::Label(l) => (Some(l.as_str()), None),
-        Answer::Escalate { reason } | Answer::Skip { reason } => (None, Some(reason.as_str())),
-    };
-    c.prepare_cached(
-        "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, label, reason, failure_category, note,
-                              claimed_at, answered_at, result)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
-    )?
-    .execute(params![
-        r.review_id, r.reviewer_id, r.task_id, item_id, r.lease_id, r.answer.kind(), label, reason,
-        r.failure_category, r.note, granted_at, now, serde_json::to_string(&result)?
-    ])?;
-    event(
-        c,
-        Some(project_id),
-        Some(item_id),
-        Some(r.task_id),
-        now,
-        "review.submitted",
-        &actor,
-        &json!({"review_id": r.review_id, "lease_id": r.lease_id, "answer": r.answer.kind(), "label": label,
-                "reason": reason, "outcome": outcome, "time_on_task_ms": now - granted_at}),
-    )?;
+    record_review(c, r, project_id, item_id, granted_at, &result, now)?;
     Ok(result)
 }
 
@@ -963,6 +940,21 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         resolution,
         more_reviewers,
     };
+    record_review(c, &r, project_id, item_id, lease.granted_at, &result, now)?;
+    Ok((result, project_id))
+}
+
+/// Stores an answer and its `review.submitted` event; `result` is what the reviewer was
+/// told, kept so that a retry of the same `review_id` gets it again.
+fn record_review(
+    c: &Connection,
+    r: &NewReview,
+    project_id: i64,
+    item_id: i64,
+    granted_at: Millis,
+    result: &ReviewResult,
+    now: Millis,
+) -> Result<()> {
     let (label, reason) = match &r.answer {
         Answer::Label(l) => (Some(l.as_str()), None),
         Answer::Escalate { reason } | Answer::Skip { reason } => (None, Some(reason.as_str())),
@@ -974,7 +966,7 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
     )?
     .execute(params![
         r.review_id, r.reviewer_id, r.task_id, item_id, r.lease_id, r.answer.kind(), label, reason,
-        r.failure_category, r.note, lease.granted_at, now, serde_json::to_string(&result)?
+        r.failure_category, r.note, granted_at, now, serde_json::to_string(result)?
     ])?;
     event(
         c,
@@ -983,11 +975,11 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         Some(r.task_id),
         now,
         "review.submitted",
-        &actor,
-        &json!({"review_id": r.review_id, "lease_id": r.lease_id, "answer": r.answer.kind(), "label": label, "reason": reason,
-                "failure_category": r.failure_category, "outcome": outcome, "time_on_task_ms": now - lease.granted_at}),
-    )?;
-    Ok((result, project_id))
+        &format!("reviewer:{}", r.reviewer_name),
+        &json!({"review_id": r.review_id, "lease_id": r.lease_id, "answer": r.answer.kind(), "label": label,
+                "reason": reason, "failure_category": r.failure_category, "outcome": result.outcome,
+                "time_on_task_ms": now - granted_at}),
+    )
 }
 
 /// Closes a task: no more slots, and any other reviewer's active lease on it ends.
