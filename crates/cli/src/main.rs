@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use flywheel_server::{AppState, SystemClock};
 
 mod bench;
+mod demo;
 mod offline;
 
 /// mimalloc instead of the system allocator: requests allocate many small short-lived
@@ -33,10 +34,20 @@ enum Command {
     Serve(ServeArgs),
     /// Load a server over HTTP and report throughput and latency.
     Bench(bench::BenchArgs),
+    /// Run a demo scenario end to end and write its report.
+    #[command(subcommand)]
+    Demo(DemoCommand),
     /// Inter-annotator agreement of a crowd answers file (JSON on stdout).
     Agreement(offline::AgreementArgs),
     /// Aggregate a crowd answers file into one label per task (JSON on stdout).
     Aggregate(offline::AggregateArgs),
+}
+
+#[derive(Subcommand)]
+enum DemoCommand {
+    /// The SMS Spam Collection through the full flywheel: cold start, built-in model,
+    /// simulated reviewers, calibrated thresholds; writes summary.json and report.html.
+    Spam(demo::SpamArgs),
 }
 
 #[derive(clap::Args)]
@@ -76,6 +87,11 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(bench::run(args))),
+        Command::Demo(DemoCommand::Spam(args)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(demo::spam(args))),
         Command::Agreement(args) => offline::agreement(args),
         Command::Aggregate(args) => offline::aggregate(args),
     };

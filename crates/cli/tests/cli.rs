@@ -536,3 +536,56 @@ async fn acknowledged_items_survive_kill_9() {
     assert!(stats["items"].as_u64().unwrap() >= acknowledged.len() as u64);
     assert!(terminate(&mut child).success());
 }
+
+/// The spam demo streams a slice of the SMS Spam Collection through an in-process server
+/// and writes its summary and report.
+#[test]
+fn the_spam_demo_writes_its_summary_and_report() {
+    let data = std::env::var_os("FLYWHEEL_DATA_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+        .join("sms_spam.jsonl");
+    if !data.exists() {
+        eprintln!("skipped: the spam demo needs {}", data.display());
+        return;
+    }
+    let out = tempfile::tempdir().unwrap();
+    let run = flywheel()
+        .args(["demo", "spam", "--limit", "120", "--seed", "3"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap();
+    for key in [
+        "items",
+        "auto",
+        "reviewed",
+        "human_labels",
+        "auto_precision_true",
+        "automation_rate_last_1000",
+        "final_f1",
+    ] {
+        assert!(summary.get(key).is_some(), "summary.json lacks {key}: {summary}");
+    }
+    assert_eq!(summary["items"], 120);
+    assert!(
+        summary["human_labels"].as_u64().unwrap() >= 120,
+        "cold start: every message was reviewed at least once"
+    );
+    let report = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(
+        report.contains("<svg") && !report.contains("<script"),
+        "charts drawn inline, no scripts"
+    );
+    let missing = flywheel()
+        .args(["demo", "spam", "--data", "/nonexistent.jsonl"])
+        .output()
+        .unwrap();
+    assert!(!missing.status.success());
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("not found"));
+}

@@ -7,10 +7,12 @@
 
 pub mod aggregate;
 pub mod agreement;
+pub mod calibrate;
 pub mod consensus;
 pub mod crowd;
 pub mod error;
 pub mod label;
+pub mod learn;
 pub mod policy;
 pub mod prediction;
 pub mod quality;

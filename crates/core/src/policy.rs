@@ -17,6 +17,7 @@ use crate::{LabelSet, Prediction, ValidationError};
 
 /// The variables a rule's `when` may read.
 pub const VARIABLES: &[&str] = &[
+    "thresholds",
     "label",
     "confidence",
     "margin",
@@ -56,6 +57,59 @@ pub struct PolicySpec {
     /// Gold tasks and the bar reviewers must clear.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quality: Option<QualitySpec>,
+    /// The built-in model scores items that arrive without a prediction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSpec>,
+    /// Send the most informative auto-eligible items to review, within a budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_learning: Option<ActiveLearningSpec>,
+    /// Per-label confidence thresholds calibrated to a target precision; rules read them
+    /// as `thresholds[label]` (a label without enough evidence has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdSpec>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// 2^bits hashed feature slots.
+    #[serde(default = "default_bits")]
+    pub bits: u32,
+}
+
+fn default_bits() -> u32 {
+    18
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveLearningSpec {
+    /// `least_confidence`, `margin`, `entropy` or `random`.
+    pub strategy: String,
+    /// At most this many of every 1,000 items go to review for learning.
+    pub budget_per_1000: u32,
+    #[serde(default = "default_learning_queue")]
+    pub queue: String,
+    #[serde(default = "default_tier")]
+    pub tier: u8,
+}
+
+fn default_learning_queue() -> String {
+    "learning".to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    pub target_precision: f64,
+    #[serde(default = "default_min_evidence")]
+    pub min_evidence: u32,
+}
+
+fn default_min_evidence() -> u32 {
+    200
 }
 
 /// How answers are aggregated: `majority`, `weighted` (by each reviewer's reliability:
@@ -229,6 +283,8 @@ pub struct ItemView<'a> {
     pub payload: &'a serde_json::Value,
     pub attributes: &'a serde_json::Value,
     pub prediction: Option<&'a Prediction>,
+    /// The project's calibrated thresholds per label (none yet: an empty map).
+    pub thresholds: Option<&'a std::collections::HashMap<String, f64>>,
 }
 
 #[derive(Debug)]
@@ -330,6 +386,41 @@ impl Policy {
                 return Err(ValidationError::new(
                     "quality.min_gold",
                     "min_gold is between 1 and 100000",
+                ));
+            }
+        }
+        if let Some(m) = &spec.model
+            && !(10..=24).contains(&m.bits)
+        {
+            return Err(ValidationError::new("model.bits", "bits is between 10 and 24"));
+        }
+        if let Some(a) = &spec.active_learning {
+            if !["least_confidence", "margin", "entropy", "random"].contains(&a.strategy.as_str()) {
+                return Err(ValidationError::new(
+                    "active_learning.strategy",
+                    "strategy is least_confidence, margin, entropy or random",
+                ));
+            }
+            if a.budget_per_1000 > 1000 {
+                return Err(ValidationError::new(
+                    "active_learning.budget_per_1000",
+                    "budget_per_1000 is at most 1000",
+                ));
+            }
+            parse_queue(&a.queue).map_err(|m| ValidationError::new("active_learning.queue", m))?;
+            check_tier(a.tier).map_err(|m| ValidationError::new("active_learning.tier", m))?;
+        }
+        if let Some(t) = &spec.thresholds {
+            if !t.target_precision.is_finite() || !(0.5..1.0).contains(&t.target_precision) {
+                return Err(ValidationError::new(
+                    "thresholds.target_precision",
+                    "target_precision is in [0.5, 1)",
+                ));
+            }
+            if t.min_evidence == 0 {
+                return Err(ValidationError::new(
+                    "thresholds.min_evidence",
+                    "min_evidence is at least 1",
                 ));
             }
         }
@@ -448,6 +539,7 @@ impl Policy {
                 payload: &payload,
                 attributes: &attributes,
                 prediction,
+                thresholds: None,
             };
             let ctx = self.context(&item);
             for (i, rule) in self.rules.iter().enumerate() {
@@ -487,6 +579,40 @@ impl Policy {
         self.spec.quality
     }
 
+    pub fn model(&self) -> Option<ModelSpec> {
+        self.spec.model.filter(|m| m.enabled)
+    }
+
+    pub fn active_learning(&self) -> Option<&ActiveLearningSpec> {
+        self.spec.active_learning.as_ref()
+    }
+
+    pub fn thresholds(&self) -> Option<ThresholdSpec> {
+        self.spec.thresholds
+    }
+
+    /// Turns an auto decision into review for active learning (the caller chose the item
+    /// within the budget). Other decisions pass unchanged.
+    pub fn send_to_learning(&self, mut d: Decision) -> Decision {
+        let (Some(al), Outcome::Auto { .. }) = (&self.spec.active_learning, &d.outcome) else {
+            return d;
+        };
+        d.outcome = Outcome::Review {
+            route: Route {
+                queue: al.queue.clone(),
+                tier: al.tier,
+                priority: 0,
+                overlap: 1,
+            },
+        };
+        d.audit = None;
+        d.reasons.push(format!(
+            "active_learning: chosen by {} within {} per 1000",
+            al.strategy, al.budget_per_1000
+        ));
+        d
+    }
+
     fn context<'a>(&self, item: &ItemView<'_>) -> Context<'a, 'a> {
         let mut ctx = Context::with_env(self.env.clone());
         let (label, confidence, margin, entropy, model) = match item.prediction {
@@ -509,6 +635,7 @@ impl Policy {
         ctx.add_variable_from_value("scores", scores);
         ctx.add_variable_from_value("payload", json_to_cel(item.payload));
         ctx.add_variable_from_value("attributes", json_to_cel(item.attributes));
+        ctx.add_variable_from_value("thresholds", item.thresholds.cloned().unwrap_or_default());
         ctx
     }
 
@@ -737,6 +864,7 @@ mod tests {
                     payload,
                     attributes,
                     prediction: pr.as_ref(),
+                    thresholds: None,
                 },
                 7,
                 *draw,
@@ -759,6 +887,7 @@ mod tests {
                 payload: &json!({}),
                 attributes: &json!({}),
                 prediction: Some(&pred(0.99)),
+                thresholds: None,
             },
             1,
             0.0,
@@ -781,6 +910,7 @@ mod tests {
                 payload: &json!({}),
                 attributes: &json!({}),
                 prediction: Some(&pred(0.99)),
+                thresholds: None,
             },
             1,
             0.5,
@@ -801,6 +931,7 @@ mod tests {
                 payload: &json!({}),
                 attributes: &json!({}),
                 prediction: None,
+                thresholds: None,
             },
             1,
             0.0,
@@ -817,6 +948,7 @@ mod tests {
                     payload: &json!({"text": "x"}),
                     attributes: &json!({}),
                     prediction: Some(pr),
+                    thresholds: None,
                 },
                 1,
                 0.05,
@@ -829,6 +961,7 @@ mod tests {
                 payload: &json!({"text": "x"}),
                 attributes: &json!({}),
                 prediction: Some(&pred(0.99)),
+                thresholds: None,
             },
             1,
             0.5,
@@ -920,6 +1053,7 @@ mod tests {
                 payload: &json!({}),
                 attributes: &json!({"tags": ["vip", "refund"]}),
                 prediction: None,
+                thresholds: None,
             },
             1,
             0.0,
@@ -935,6 +1069,7 @@ mod tests {
                 payload: &json!({"text": "x"}),
                 attributes: &json!({}),
                 prediction: Some(&pred(0.99)),
+                thresholds: None,
             },
             3,
             0.01,

@@ -40,6 +40,8 @@ pub struct AppState {
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// Per project: the last Dawid–Skene fit, when it was made, and whether a refit runs.
     ds_models: Mutex<HashMap<i64, DsSlot>>,
+    /// The built-in models, calibrated thresholds and active-learning budgets.
+    pub learning: crate::learning::Learning,
 }
 
 #[derive(Default)]
@@ -90,6 +92,7 @@ impl AppState {
             principals: RwLock::new(HashMap::new()),
             stopping: tokio::sync::watch::channel(false).0,
             ds_models: Mutex::new(HashMap::new()),
+            learning: Default::default(),
         }
     }
 
@@ -207,6 +210,16 @@ impl AppState {
 
     pub fn forget_all(&self) {
         self.projects.write().expect("project cache").clear();
+    }
+
+    /// Every project in the cache (those this node has served recently).
+    pub fn cached_projects(&self) -> Vec<Arc<ProjectRuntime>> {
+        self.projects
+            .read()
+            .expect("project cache")
+            .values()
+            .map(|(_, p)| p.clone())
+            .collect()
     }
 
     /// Puts a freshly stored project in the cache.

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod http;
+pub mod learning;
 pub mod workers;
 
 use std::future::Future;
@@ -19,6 +20,9 @@ use std::time::Duration;
 
 pub use app::AppState;
 pub use clock::{Clock, ManualClock, SystemClock};
+
+/// How often the built-in models catch up with the label feed.
+pub const LEARN_EVERY: Duration = Duration::from_millis(200);
 
 /// How often expired leases are returned to their queues.
 pub const LEASE_REAPER_EVERY: Duration = Duration::from_secs(1);
@@ -56,6 +60,8 @@ pub async fn serve(
         batch: 1000,
     };
     let reaper = tokio::spawn(reaper.run(LEASE_REAPER_EVERY, stop_rx.clone()));
+    let learner = workers::LearningWorker { state: state.clone() };
+    let learner = tokio::spawn(learner.run(LEARN_EVERY, stop_rx.clone()));
     let notices = tokio::spawn(workers::follow_notices(state.clone(), stop_rx));
     let app = http::router(state.clone());
     let stopping = state.stopping.clone();
@@ -70,5 +76,6 @@ pub async fn serve(
     let _ = state.stopping.send(true);
     let _ = reaper.await;
     let _ = notices.await;
+    let _ = learner.await;
     result
 }

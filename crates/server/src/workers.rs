@@ -61,3 +61,32 @@ impl LeaseReaper {
         }
     }
 }
+
+/// Trains the built-in models from the label feed and recalibrates thresholds.
+pub struct LearningWorker {
+    pub state: Arc<AppState>,
+}
+
+impl LearningWorker {
+    /// One round over the projects this node has loaded a model for. Returns the number
+    /// of training examples used.
+    pub async fn try_run_once(&self) -> Result<usize> {
+        let projects = self.state.cached_projects();
+        self.state
+            .learning
+            .step(self.state.store.as_ref(), &projects, self.state.now())
+            .await
+    }
+
+    pub async fn run(self, every: Duration, mut shutdown: watch::Receiver<bool>) {
+        loop {
+            if let Err(e) = self.try_run_once().await {
+                tracing::warn!(error = %e, "training failed; will retry");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

@@ -1277,6 +1277,103 @@ async fn dawid_skene_consensus_learns_who_to_trust(db: Db) {
     }));
 }
 
+async fn the_built_in_model_learns_from_human_labels_and_earns_thresholds(db: Db) {
+    let app = spawn_app(&db).await;
+    let svc = app
+        .project("spam", json!({
+            "rules": [
+                {"name": "calibrated", "when": "label in thresholds && confidence >= thresholds[label]", "action": "auto"},
+                {"name": "review", "when": "true", "action": "review", "queue": "q"}],
+            "model": {"enabled": true, "bits": 16},
+            "thresholds": {"target_precision": 0.6, "min_evidence": 10},
+            "active_learning": {"strategy": "least_confidence", "budget_per_1000": 100}}))
+        .await;
+    let (s, m) = app.get("/v1/projects/spam/model", &svc).await;
+    assert_eq!((s, m["examples_seen"].as_i64()), (StatusCode::OK, Some(0)));
+    let text = |i: usize| {
+        if i.is_multiple_of(2) {
+            format!("WIN a FREE prize now {i} claim cash")
+        } else {
+            format!("see you at lunch {i} tomorrow")
+        }
+    };
+    let truth = |i: usize| if i.is_multiple_of(2) { "spam" } else { "ham" };
+    let items: Vec<Value> = (0..60)
+        .map(|i| json!({"external_id": format!("x{i}"), "payload": {"text": text(i)}}))
+        .collect();
+    let d = app.submit("spam", &svc, Value::Array(items)).await;
+    assert!(
+        d.iter().all(|d| d["outcome"] == "review"),
+        "cold start: no thresholds, nothing is auto"
+    );
+    let (_, detail) = app.get("/v1/projects/spam/items/x0", &svc).await;
+    assert_eq!(
+        detail["item"]["prediction"]["model"], "flywheel",
+        "the built-in model scored the item"
+    );
+    let r = app.reviewer("r", &[1], &["spam"]).await;
+    while let Some(t) = app.claim("spam", &r, None).await {
+        let i: usize = t["item"]["external_id"].as_str().unwrap()[1..].parse().unwrap();
+        app.answer(&r, &t, &format!("a{i}"), json!({"label": truth(i)})).await;
+    }
+    let worker = flywheel_server::workers::LearningWorker {
+        state: app.state.clone(),
+    };
+    worker.try_run_once().await.unwrap();
+    let (_, m) = app.get("/v1/projects/spam/model", &svc).await;
+    let seen = m["examples_seen"].as_u64().unwrap();
+    assert!(seen > 40, "trained on the human labels (a tenth held back): {m}");
+    assert!(m["evaluation"]["n"].as_u64().unwrap() > 0, "{m}");
+    // The first batch was scored cold (all 0.5): no threshold can be earned from it yet.
+    let items: Vec<Value> = (60..160)
+        .map(|i| json!({"external_id": format!("x{i}"), "payload": {"text": text(i)}}))
+        .collect();
+    app.submit("spam", &svc, Value::Array(items)).await;
+    while let Some(t) = app.claim("spam", &r, None).await {
+        let i: usize = t["item"]["external_id"].as_str().unwrap()[1..].parse().unwrap();
+        app.answer(&r, &t, &format!("a{i}"), json!({"label": truth(i)})).await;
+    }
+    worker.try_run_once().await.unwrap();
+    let (_, st) = app.get("/v1/projects/spam/stats", ADMIN).await;
+    let thresholds = st["thresholds"].as_object().unwrap().clone();
+    assert!(
+        thresholds.contains_key("spam") && thresholds.contains_key("ham"),
+        "thresholds earned: {st}"
+    );
+    let kinds: Vec<_> = app
+        .events("spam")
+        .await
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap().to_string())
+        .collect();
+    assert!(kinds.contains(&"thresholds.changed".to_string()));
+    // Now confident items go auto — except those active learning sends to humans.
+    let items: Vec<Value> = (160..200)
+        .map(|i| json!({"external_id": format!("x{i}"), "payload": {"text": text(i)}}))
+        .collect();
+    let d = app.submit("spam", &svc, Value::Array(items)).await;
+    let auto = d.iter().filter(|d| d["outcome"] == "auto").count();
+    let learning = d.iter().filter(|d| d["route"]["queue"] == "learning").count();
+    assert!(auto > 0, "{d:?}");
+    assert!(learning > 0, "active learning took some auto-eligible items: {d:?}");
+    assert!(d.iter().filter(|d| d["outcome"] == "auto").all(|d| {
+        let i: usize = d["external_id"].as_str().unwrap()[1..].parse().unwrap();
+        d["label"] == truth(i)
+    }));
+    assert!(d.iter().any(|d| {
+        d["reasons"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r.as_str().unwrap().starts_with("active_learning"))
+    }));
+    let (s, rt) = app.post("/v1/projects/spam/model/retrain", ADMIN, json!({})).await;
+    assert_eq!(s, StatusCode::OK, "{rt}");
+    assert!(rt["examples_used"].as_u64().unwrap() > 100);
+    let (_, m) = app.get("/v1/projects/spam/model", &svc).await;
+    assert_eq!(m["version"], rt["version"]);
+}
+
 #[tokio::test]
 async fn long_poll_claims_wake_when_work_arrives() {
     // One node on SQLite: the notice comes from the store in-process.
@@ -1414,6 +1511,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    the_built_in_model_learns_from_human_labels_and_earns_thresholds,
     dawid_skene_consensus_learns_who_to_trust,
     overlap_three_with_a_careless_reviewer_gets_the_right_label,
     dynamic_overlap_asks_for_more_until_confident,

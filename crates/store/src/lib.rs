@@ -105,6 +105,24 @@ pub trait Store: Send + Sync + 'static {
     /// Every label answer on the project's regular review tasks.
     async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>>;
 
+    /// Human labels (sources `human`, `adjudicated`) after `after` in feed order, with the
+    /// items' payloads: the built-in model's training stream.
+    async fn training_examples(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<TrainingExample>>;
+    /// Stores a model snapshot (a new version) and writes a `model.snapshot` event.
+    async fn save_model(&self, project_id: i64, snapshot: ModelSnapshot, now: Millis) -> Result<()>;
+    async fn latest_model(&self, project_id: i64) -> Result<Option<ModelSnapshot>>;
+    /// The most recent items that have both a prediction and a human label.
+    async fn verified_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<VerifiedPrediction>>;
+    /// Appends an event of the server's own (a threshold changed, a monitor fired).
+    async fn append_event(
+        &self,
+        project_id: i64,
+        kind: &str,
+        actor: &str,
+        data: serde_json::Value,
+        now: Millis,
+    ) -> Result<()>;
+
     /// Notices of changes made through this store or, for a shared database, any node.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice>;
 }

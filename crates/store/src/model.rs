@@ -246,6 +246,9 @@ pub struct Stats {
     pub resolved: i64,
     pub open_tasks: i64,
     pub queues: Vec<QueueStats>,
+    /// Audits answered: agreeing with the auto label, and correcting it.
+    pub audits_confirmed: i64,
+    pub audits_corrected: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -290,4 +293,36 @@ pub struct ItemDetail {
     pub reviews: Vec<ReviewRecord>,
     pub resolution: Option<Resolution>,
     pub events: Vec<EventRecord>,
+}
+
+/// A human label with what the model saw, for training (label feed order).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingExample {
+    pub cursor: i64,
+    pub external_id: String,
+    pub payload: serde_json::Value,
+    pub attributes: serde_json::Value,
+    pub label: String,
+}
+
+/// A stored model snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelSnapshot {
+    pub version: u32,
+    pub model: Vec<u8>,
+    pub examples_seen: u64,
+    /// The label feed cursor of the last example the model was trained on.
+    pub trained_through: i64,
+    pub created_at: Millis,
+}
+
+/// An item's prediction next to the label a human gave it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VerifiedPrediction {
+    pub external_id: String,
+    pub prediction: Prediction,
+    pub human_label: String,
+    /// Whether the item was decided auto (so the human label came from an audit).
+    pub auto: bool,
+    pub resolved_at: Millis,
 }

@@ -552,8 +552,10 @@ mod suite {
                 ("ok", "spam", "auto"),
                 ("wrong", "spam", "auto"),
                 ("plain", "spam", "auto"),
+                ("ok", "spam", "human"),
                 ("wrong", "ham", "human")
-            ]
+            ],
+            "a confirming audit is a human label too"
         );
         let kinds: Vec<_> = f.all_events().await.into_iter().map(|e| e.kind).collect();
         assert!(kinds.contains(&"item.corrected".to_string()) && kinds.contains(&"audit.confirmed".to_string()));

@@ -315,6 +315,14 @@ pub struct StatsOut {
     pub open_tasks: i64,
     /// auto / items (0 when there are no items).
     pub automation_rate: f64,
+    /// Audit answers so far (confirmed + corrected).
+    pub audits: u64,
+    /// Precision of auto decisions estimated from audits — the unbiased estimate — with
+    /// its 95% Wilson interval.
+    pub auto_precision_from_audits: Option<f64>,
+    pub auto_precision_interval: Option<[f64; 2]>,
+    /// The calibrated confidence thresholds per label (labels without enough evidence have none).
+    pub thresholds: BTreeMap<String, f64>,
     pub queues: BTreeMap<String, QueueOut>,
 }
 

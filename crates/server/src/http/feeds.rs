@@ -111,6 +111,8 @@ pub async fn stats(
     let p = s.project(&project).await?;
     caller.require_any(&p)?;
     let st = s.store.stats(p.id, s.now()).await?;
+    let audited = (st.audits_confirmed + st.audits_corrected) as u64;
+    let audit = flywheel_core::calibrate::audit_precision(st.audits_confirmed as u64, audited);
     Ok(Json(StatsOut {
         items: st.items,
         auto: st.auto,
@@ -122,6 +124,10 @@ pub async fn stats(
         } else {
             0.0
         },
+        audits: audited,
+        auto_precision_from_audits: audit.value,
+        auto_precision_interval: audit.interval.map(|(lo, hi)| [lo, hi]),
+        thresholds: (*s.learning.thresholds(p.id)).clone().into_iter().collect(),
         queues: st
             .queues
             .into_iter()

@@ -34,6 +34,12 @@ pub async fn submit(
             format!("send 1 to {MAX_BATCH} items, got {}", body.items.len()),
         ));
     }
+    let model = s.learning.model(s.store.as_ref(), &p).await?;
+    let thresholds = s.learning.thresholds(p.id);
+    let learning = p
+        .policy
+        .active_learning()
+        .map(|a| (crate::learning::strategy(&a.strategy), a.budget_per_1000));
     let mut new = Vec::with_capacity(body.items.len());
     for (i, it) in body.items.into_iter().enumerate() {
         let at = |f: &str| format!("items[{i}].{f}");
@@ -46,7 +52,7 @@ pub async fn submit(
             Some(v @ Value::Object(_)) => v,
             Some(_) => return Err(ApiError::invalid(at("attributes"), "attributes is a JSON object")),
         };
-        let prediction = it
+        let given = it
             .prediction
             .map(|r| {
                 Prediction::parse(
@@ -60,15 +66,33 @@ pub async fn submit(
                 .map_err(|e| e.within(&at("prediction")))
             })
             .transpose()?;
-        let decision = p.policy.decide(
+        // Without a prediction of its own, the project's built-in model scores the item.
+        let prediction = match (given, &model) {
+            (Some(p), _) => Some(p),
+            (None, Some(m)) => Some(m.read().expect("model").predict(&it.payload, &attributes)),
+            (None, None) => None,
+        };
+        let mut decision = p.policy.decide(
             &ItemView {
                 payload: &it.payload,
                 attributes: &attributes,
                 prediction: prediction.as_ref(),
+                thresholds: Some(&thresholds),
             },
             p.policy_version,
             rand::random::<f64>(),
         );
+        if let (Some((strategy, budget)), Outcome::Auto { .. }) = (learning, &decision.outcome) {
+            let probs: Option<Vec<f64>> = prediction.as_ref().map(|p| p.scores.iter().map(|(_, x)| *x).collect());
+            if s.learning
+                .choose_for_learning(p.id, strategy, budget, probs.as_deref(), rand::random::<f64>())
+            {
+                decision = p.policy.send_to_learning(decision);
+            }
+        } else if let Some((strategy, budget)) = learning {
+            // Reviews count toward the window of 1,000, never toward the budget.
+            s.learning.choose_for_learning(p.id, strategy, budget, None, 0.0);
+        }
         new.push(NewItem {
             external_id: it.external_id,
             payload: it.payload,

@@ -4,6 +4,7 @@ mod admin;
 pub mod dto;
 mod feeds;
 mod items;
+mod model;
 pub mod openapi;
 mod quality;
 mod work;
@@ -53,6 +54,8 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(quality::release),
         )
         .route("/v1/projects/{project}/agreement", get(quality::agreement))
+        .route("/v1/projects/{project}/model", get(model::get))
+        .route("/v1/projects/{project}/model/retrain", post(model::retrain))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, feeds, items, quality, work};
+use super::{admin, feeds, items, model, quality, work};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,6 +14,7 @@ use super::{admin, feeds, items, quality, work};
         items::submit, items::detail, work::claim, work::heartbeat, work::review,
         feeds::labels, feeds::project_events, feeds::all_events, feeds::stats,
         quality::add_gold, quality::reviewers, quality::release, quality::agreement,
+        model::get, model::retrain,
     ),
     modifiers(&Bearer)
 )]

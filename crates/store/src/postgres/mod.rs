@@ -22,6 +22,11 @@ use crate::*;
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/postgres/0001_init.sql")),
     (2, "quality", include_str!("../../migrations/postgres/0002_quality.sql")),
+    (
+        3,
+        "learning",
+        include_str!("../../migrations/postgres/0003_learning.sql"),
+    ),
 ];
 
 /// Retries of a transaction that lost a race (deadlock, serialization failure, a unique
@@ -360,6 +365,43 @@ impl Store for PgStore {
         ops::project_answers(&mut c, project_id)
             .await
             .map_err(TxError::into_store)
+    }
+
+    async fn training_examples(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<TrainingExample>> {
+        transaction!(self, |tx| {
+            ops::sequence_feeds(&mut tx).await?;
+            ops::training_examples(&mut tx, project_id, after, limit).await
+        })
+    }
+
+    async fn save_model(&self, project_id: i64, snapshot: ModelSnapshot, now: Millis) -> Result<()> {
+        transaction!(self, |tx| ops::save_model(&mut tx, project_id, &snapshot, now).await)
+    }
+
+    async fn latest_model(&self, project_id: i64) -> Result<Option<ModelSnapshot>> {
+        let mut c = self.pool.acquire().await?;
+        ops::latest_model(&mut c, project_id).await.map_err(TxError::into_store)
+    }
+
+    async fn verified_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<VerifiedPrediction>> {
+        let mut c = self.pool.acquire().await?;
+        ops::verified_predictions(&mut c, project_id, limit)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn append_event(
+        &self,
+        project_id: i64,
+        kind: &str,
+        actor: &str,
+        data: serde_json::Value,
+        now: Millis,
+    ) -> Result<()> {
+        transaction!(self, |tx| ops::append_event(
+            &mut tx, project_id, kind, actor, &data, now
+        )
+        .await)
     }
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {

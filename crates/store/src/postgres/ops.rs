@@ -873,6 +873,18 @@ pub(super) async fn submit_review(
                     &json!({"label": label}),
                 )
                 .await?;
+                insert_label(
+                    c,
+                    project_id,
+                    item_id,
+                    label,
+                    Source::Human,
+                    None,
+                    None,
+                    policy_version as u32,
+                    now,
+                )
+                .await?;
                 resolution = Some(res);
                 "confirmed"
             } else {
@@ -1323,7 +1335,16 @@ pub(super) async fn stats(c: &mut PgConnection, project_id: i64, now: Millis) ->
             oldest_age_ms: (now - oldest).max(0),
         })
         .collect();
+    let (audits_confirmed, audits_corrected): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE kind = 'audit.confirmed'), count(*) FILTER (WHERE kind = 'item.corrected') FROM events
+         WHERE project_id = $1 AND kind IN ('audit.confirmed', 'item.corrected')",
+    )
+    .bind(project_id)
+    .fetch_one(&mut *c)
+    .await?;
     Ok(Stats {
+        audits_confirmed,
+        audits_corrected,
         items,
         auto,
         review,
@@ -1598,4 +1619,115 @@ pub(super) async fn project_answers(c: &mut PgConnection, project_id: i64) -> Tx
             label,
         })
         .collect())
+}
+
+pub(super) async fn training_examples(
+    c: &mut PgConnection,
+    project_id: i64,
+    after: i64,
+    limit: usize,
+) -> TxResult<Vec<TrainingExample>> {
+    let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+        "SELECT l.cursor, i.external_id, i.payload::text, i.attributes::text, l.label FROM labels l JOIN items i ON i.id = l.item_id
+         WHERE l.project_id = $1 AND l.cursor > $2 AND l.source IN ('human', 'adjudicated') ORDER BY l.cursor LIMIT $3",
+    )
+    .bind(project_id)
+    .bind(after)
+    .bind(limit as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.into_iter()
+        .map(|(cursor, external_id, payload, attributes, label)| {
+            Ok(TrainingExample {
+                cursor,
+                external_id,
+                payload: parse(&payload)?,
+                attributes: parse(&attributes)?,
+                label,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn save_model(c: &mut PgConnection, project_id: i64, m: &ModelSnapshot, now: Millis) -> TxResult<()> {
+    sqlx::query(
+        "INSERT INTO model_snapshots (project_id, version, model, examples_seen, trained_through, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (project_id, version) DO NOTHING",
+    )
+    .bind(project_id)
+    .bind(m.version as i32)
+    .bind(&m.model)
+    .bind(m.examples_seen as i64)
+    .bind(m.trained_through)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        "model.snapshot",
+        "system",
+        &json!({"version": m.version, "examples_seen": m.examples_seen, "trained_through": m.trained_through}),
+    )
+    .await
+}
+
+pub(super) async fn latest_model(c: &mut PgConnection, project_id: i64) -> TxResult<Option<ModelSnapshot>> {
+    let row: Option<(i32, Vec<u8>, i64, i64, i64)> = sqlx::query_as(
+        "SELECT version, model, examples_seen, trained_through, created_at FROM model_snapshots
+         WHERE project_id = $1 ORDER BY version DESC LIMIT 1",
+    )
+    .bind(project_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(row.map(
+        |(version, model, examples_seen, trained_through, created_at)| ModelSnapshot {
+            version: version as u32,
+            model,
+            examples_seen: examples_seen as u64,
+            trained_through,
+            created_at,
+        },
+    ))
+}
+
+pub(super) async fn verified_predictions(
+    c: &mut PgConnection,
+    project_id: i64,
+    limit: usize,
+) -> TxResult<Vec<VerifiedPrediction>> {
+    let rows: Vec<(String, String, String, bool, i64)> = sqlx::query_as(
+        "SELECT i.external_id, i.prediction::text, l.label, i.outcome = 'auto', l.resolved_at FROM labels l JOIN items i ON i.id = l.item_id
+         WHERE l.project_id = $1 AND l.source IN ('human', 'adjudicated') AND i.prediction IS NOT NULL
+         ORDER BY l.cursor DESC NULLS FIRST, l.id DESC LIMIT $2",
+    )
+    .bind(project_id)
+    .bind(limit as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.into_iter()
+        .map(|(external_id, p, human_label, auto, resolved_at)| {
+            Ok(VerifiedPrediction {
+                external_id,
+                prediction: parse(&p)?,
+                human_label,
+                auto,
+                resolved_at,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn append_event(
+    c: &mut PgConnection,
+    project_id: i64,
+    kind: &str,
+    actor: &str,
+    data: &Value,
+    now: Millis,
+) -> TxResult<()> {
+    event(c, Some(project_id), None, None, now, kind, actor, data).await
 }

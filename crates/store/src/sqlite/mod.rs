@@ -23,6 +23,7 @@ use writer::Writer;
 const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_quality.sql"),
+    include_str!("../../migrations/sqlite/0003_learning.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).
@@ -295,6 +296,37 @@ impl Store for SqliteStore {
 
     async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>> {
         self.read(move |c| ops::project_answers(c, project_id)).await
+    }
+
+    async fn training_examples(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<TrainingExample>> {
+        self.read(move |c| ops::training_examples(c, project_id, after, limit))
+            .await
+    }
+
+    async fn save_model(&self, project_id: i64, snapshot: ModelSnapshot, now: Millis) -> Result<()> {
+        self.write(move |c| ops::save_model(c, project_id, snapshot, now)).await
+    }
+
+    async fn latest_model(&self, project_id: i64) -> Result<Option<ModelSnapshot>> {
+        self.read(move |c| ops::latest_model(c, project_id)).await
+    }
+
+    async fn verified_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<VerifiedPrediction>> {
+        self.read(move |c| ops::verified_predictions(c, project_id, limit))
+            .await
+    }
+
+    async fn append_event(
+        &self,
+        project_id: i64,
+        kind: &str,
+        actor: &str,
+        data: serde_json::Value,
+        now: Millis,
+    ) -> Result<()> {
+        let (kind, actor) = (kind.to_string(), actor.to_string());
+        self.write(move |c| ops::append_event(c, project_id, &kind, &actor, &data, now))
+            .await
     }
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {

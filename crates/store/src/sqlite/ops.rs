@@ -910,6 +910,19 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
                     &actor,
                     &json!({"label": label}),
                 )?;
+                // A human has now verified the label: the feed says so (and the model may
+                // learn from it).
+                insert_label(
+                    c,
+                    project_id,
+                    item_id,
+                    label,
+                    Source::Human,
+                    None,
+                    None,
+                    policy_version,
+                    now,
+                )?;
                 resolution = Some(res);
                 "confirmed"
             } else {
@@ -1091,7 +1104,15 @@ pub(super) fn stats(c: &Connection, project_id: i64, now: Millis) -> Result<Stat
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let (audits_confirmed, audits_corrected): (i64, i64) = c
+        .prepare_cached(
+            "SELECT coalesce(sum(kind = 'audit.confirmed'), 0), coalesce(sum(kind = 'item.corrected'), 0) FROM events
+             WHERE project_id = ?1 AND kind IN ('audit.confirmed', 'item.corrected')",
+        )?
+        .query_row([project_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
     Ok(Stats {
+        audits_confirmed,
+        audits_corrected,
         items,
         auto,
         review,
@@ -1345,4 +1366,106 @@ pub(super) fn project_answers(c: &Connection, project_id: i64) -> Result<Vec<Pro
     })?
     .collect::<rusqlite::Result<Vec<_>>>()
     .map_err(Into::into)
+}
+
+pub(super) fn training_examples(
+    c: &Connection,
+    project_id: i64,
+    after: i64,
+    limit: usize,
+) -> Result<Vec<TrainingExample>> {
+    c.prepare_cached(
+        "SELECT l.cursor, i.external_id, i.payload, i.attributes, l.label FROM labels l JOIN items i ON i.id = l.item_id
+         WHERE l.project_id = ?1 AND l.cursor > ?2 AND l.source IN ('human', 'adjudicated') ORDER BY l.cursor LIMIT ?3",
+    )?
+    .query_map(params![project_id, after, limit as i64], |r| {
+        Ok(TrainingExample {
+            cursor: r.get(0)?,
+            external_id: r.get(1)?,
+            payload: json_col(r, 2)?,
+            attributes: json_col(r, 3)?,
+            label: r.get(4)?,
+        })
+    })?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .map_err(Into::into)
+}
+
+pub(super) fn save_model(c: &Connection, project_id: i64, m: ModelSnapshot, now: Millis) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO model_snapshots (project_id, version, model, examples_seen, trained_through, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (project_id, version) DO NOTHING",
+    )?
+    .execute(params![
+        project_id,
+        m.version,
+        m.model,
+        m.examples_seen as i64,
+        m.trained_through,
+        now
+    ])?;
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        "model.snapshot",
+        "system",
+        &json!({"version": m.version, "examples_seen": m.examples_seen, "trained_through": m.trained_through}),
+    )
+}
+
+pub(super) fn latest_model(c: &Connection, project_id: i64) -> Result<Option<ModelSnapshot>> {
+    c.prepare_cached(
+        "SELECT version, model, examples_seen, trained_through, created_at FROM model_snapshots
+         WHERE project_id = ?1 ORDER BY version DESC LIMIT 1",
+    )?
+    .query_row([project_id], |r| {
+        Ok(ModelSnapshot {
+            version: r.get(0)?,
+            model: r.get(1)?,
+            examples_seen: r.get::<_, i64>(2)? as u64,
+            trained_through: r.get(3)?,
+            created_at: r.get(4)?,
+        })
+    })
+    .optional()
+    .map_err(Into::into)
+}
+
+pub(super) fn verified_predictions(c: &Connection, project_id: i64, limit: usize) -> Result<Vec<VerifiedPrediction>> {
+    let rows = c
+        .prepare_cached(
+            "SELECT i.external_id, i.prediction, l.label, i.outcome = 'auto', l.resolved_at FROM labels l JOIN items i ON i.id = l.item_id
+             WHERE l.project_id = ?1 AND l.source IN ('human', 'adjudicated') AND i.prediction IS NOT NULL
+             ORDER BY l.cursor DESC LIMIT ?2",
+        )?
+        .query_map(params![project_id, limit as i64], |r| {
+            Ok((r.get::<_, String>(0)?, opt_json::<Prediction>(r, 1)?, r.get::<_, String>(2)?, r.get::<_, bool>(3)?, r.get::<_, i64>(4)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(external_id, p, human_label, auto, resolved_at)| {
+            p.map(|prediction| VerifiedPrediction {
+                external_id,
+                prediction,
+                human_label,
+                auto,
+                resolved_at,
+            })
+        })
+        .collect())
+}
+
+pub(super) fn append_event(
+    c: &Connection,
+    project_id: i64,
+    kind: &str,
+    actor: &str,
+    data: &Value,
+    now: Millis,
+) -> Result<()> {
+    event(c, Some(project_id), None, None, now, kind, actor, data)
 }

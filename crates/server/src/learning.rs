@@ -1,0 +1,376 @@
+//! The learning loop on the server: the built-in model of each project, trained from the
+//! label feed, its thresholds calibrated from human-verified predictions, and the
+//! active-learning budget.
+//!
+//! Training reads the label feed (human and adjudicated labels only: never the model's own
+//! auto decisions) in feed order, so every node that trains from the same feed ends with
+//! the same model; snapshots go to the store every [`SNAPSHOT_EVERY`] examples, and a node
+//! that starts loads the latest and continues from its cursor. A tenth of the examples
+//! (by a hash of the item's external id) are held back for evaluation, never trained on.
+//! Nothing here is on the decision path except `predict`, which takes a read lock.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, RwLock};
+
+use flywheel_core::calibrate::{self, Strategy};
+use flywheel_core::learn::{Featurizer, OnlineModel, fnv1a};
+use flywheel_core::{Prediction, ValidationError};
+use flywheel_store::{ModelSnapshot, Store};
+use serde_json::{Value, json};
+
+use crate::app::ProjectRuntime;
+
+/// A snapshot every this many training examples.
+pub const SNAPSHOT_EVERY: u64 = 500;
+/// Examples fetched from the feed per step.
+const BATCH: usize = 2000;
+/// Held-back examples kept for evaluation.
+const MAX_HOLDOUT: usize = 5000;
+/// Human-verified predictions used for calibration.
+const CALIBRATION_WINDOW: usize = 20_000;
+
+/// One project's model and its training state.
+pub struct ProjectModel {
+    pub model: OnlineModel,
+    pub featurizer: Featurizer,
+    /// The snapshot version this model continues from (0 before the first).
+    pub version: u32,
+    pub trained_through: i64,
+    pub since_snapshot: u64,
+    /// Held-back (features, label index) pairs.
+    pub holdout: Vec<(Vec<(u32, f32)>, usize)>,
+}
+
+impl ProjectModel {
+    pub fn fresh(labels: Vec<String>, bits: u32) -> Self {
+        Self {
+            model: OnlineModel::new(labels, bits),
+            featurizer: Featurizer::new(bits),
+            version: 0,
+            trained_through: 0,
+            since_snapshot: 0,
+            holdout: Vec::new(),
+        }
+    }
+
+    pub fn from_snapshot(s: &ModelSnapshot) -> Result<Self, ValidationError> {
+        let model = OnlineModel::from_bytes(&s.model)?;
+        let bits = model_bits(&model);
+        Ok(Self {
+            featurizer: Featurizer::new(bits),
+            model,
+            version: s.version,
+            trained_through: s.trained_through,
+            since_snapshot: 0,
+            holdout: Vec::new(),
+        })
+    }
+
+    /// The model's prediction for an item, labelled with the model's version.
+    pub fn predict(&self, payload: &Value, attributes: &Value) -> Prediction {
+        let probs = self.model.predict(&self.featurizer.features(payload, attributes));
+        Prediction {
+            model: "flywheel".into(),
+            version: Some(format!("{}+{}", self.version, self.model.examples_seen())),
+            scores: self.model.labels().iter().cloned().zip(probs).collect(),
+        }
+    }
+
+    /// Accuracy and per-label F1 on the held-back examples.
+    pub fn evaluate(&self) -> Value {
+        let k = self.model.labels().len();
+        let (mut tp, mut fp, mut fnn) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
+        let mut right = 0u64;
+        for (f, y) in &self.holdout {
+            let p = self.model.predict(f);
+            let guess = p.iter().enumerate().fold(0, |b, (i, x)| if *x > p[b] { i } else { b });
+            if guess == *y {
+                right += 1;
+                tp[guess] += 1;
+            } else {
+                fp[guess] += 1;
+                fnn[*y] += 1;
+            }
+        }
+        let n = self.holdout.len() as u64;
+        let f1: serde_json::Map<String, Value> = self
+            .model
+            .labels()
+            .iter()
+            .enumerate()
+            .map(|(i, l)| {
+                let d = 2 * tp[i] + fp[i] + fnn[i];
+                (
+                    l.clone(),
+                    if d == 0 {
+                        Value::Null
+                    } else {
+                        json!(2.0 * tp[i] as f64 / d as f64)
+                    },
+                )
+            })
+            .collect();
+        json!({"n": n, "accuracy": (n > 0).then(|| right as f64 / n as f64), "f1": f1})
+    }
+}
+
+fn model_bits(m: &OnlineModel) -> u32 {
+    m.bits()
+}
+
+/// Whether an example is held back from training (a tenth, by external id).
+pub fn held_back(external_id: &str) -> bool {
+    fnv1a(external_id.as_bytes()).is_multiple_of(10)
+}
+
+/// The models, thresholds and active-learning state of the projects this node serves.
+#[derive(Default)]
+pub struct Learning {
+    models: RwLock<HashMap<i64, Arc<RwLock<ProjectModel>>>>,
+    thresholds: RwLock<HashMap<i64, Arc<HashMap<String, f64>>>>,
+    budgets: std::sync::Mutex<HashMap<i64, Budget>>,
+}
+
+/// The last 1,000 decisions of a project: which went to review for learning, and how
+/// informative the recent auto-eligible items were.
+#[derive(Default)]
+struct Budget {
+    picks: VecDeque<bool>,
+    recent: VecDeque<f64>,
+}
+
+impl Learning {
+    /// The project's model, loading the latest snapshot (or starting fresh) on first use.
+    pub async fn model(
+        &self,
+        store: &dyn Store,
+        p: &ProjectRuntime,
+    ) -> Result<Option<Arc<RwLock<ProjectModel>>>, flywheel_store::StoreError> {
+        let Some(spec) = p.policy.model() else {
+            return Ok(None);
+        };
+        if let Some(m) = self.models.read().expect("models").get(&p.id) {
+            return Ok(Some(m.clone()));
+        }
+        let loaded = match store.latest_model(p.id).await? {
+            Some(s) => match ProjectModel::from_snapshot(&s) {
+                Ok(m) if m.model.labels() == p.labels.names().as_slice() => m,
+                Ok(_) => ProjectModel::fresh(p.labels.names(), spec.bits),
+                Err(e) => {
+                    tracing::warn!(project = %p.name, error = %e, "stored model does not load; starting fresh");
+                    ProjectModel::fresh(p.labels.names(), spec.bits)
+                }
+            },
+            None => ProjectModel::fresh(p.labels.names(), spec.bits),
+        };
+        let mut models = self.models.write().expect("models");
+        Ok(Some(
+            models
+                .entry(p.id)
+                .or_insert_with(|| Arc::new(RwLock::new(loaded)))
+                .clone(),
+        ))
+    }
+
+    pub fn loaded(&self) -> Vec<(i64, Arc<RwLock<ProjectModel>>)> {
+        self.models
+            .read()
+            .expect("models")
+            .iter()
+            .map(|(k, v)| (*k, v.clone()))
+            .collect()
+    }
+
+    /// Replaces a project's model with a fresh one (for a full retrain).
+    pub fn reset(&self, p: &ProjectRuntime, bits: u32) -> Arc<RwLock<ProjectModel>> {
+        let m = Arc::new(RwLock::new(ProjectModel::fresh(p.labels.names(), bits)));
+        self.models.write().expect("models").insert(p.id, m.clone());
+        m
+    }
+
+    pub fn thresholds(&self, project_id: i64) -> Arc<HashMap<String, f64>> {
+        self.thresholds
+            .read()
+            .expect("thresholds")
+            .get(&project_id)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn set_thresholds(&self, project_id: i64, t: HashMap<String, f64>) {
+        self.thresholds
+            .write()
+            .expect("thresholds")
+            .insert(project_id, Arc::new(t));
+    }
+
+    /// Whether an auto-eligible item with these probabilities goes to review for learning:
+    /// the most informative items, within `budget_per_1000` of the last 1,000 decisions.
+    /// `auto_eligible` is false for items the policy already sends to review (they count
+    /// toward the window, never toward the budget).
+    pub fn choose_for_learning(
+        &self,
+        project_id: i64,
+        strategy: Strategy,
+        budget_per_1000: u32,
+        probs: Option<&[f64]>,
+        draw: f64,
+    ) -> bool {
+        let mut budgets = self.budgets.lock().expect("budgets");
+        let b = budgets.entry(project_id).or_default();
+        let pick = match probs {
+            None => false,
+            Some(probs) => {
+                let score = calibrate::informativeness(strategy, probs, draw);
+                let used = b.picks.iter().filter(|p| **p).count() as u32;
+                let eligible_share = (b.recent.len().max(1) as f64 / b.picks.len().max(1) as f64).min(1.0);
+                // Pick the top `budget / (1000 × share of auto-eligible items)` of scores.
+                let want = (f64::from(budget_per_1000) / 1000.0 / eligible_share).min(1.0);
+                let mut sorted: Vec<f64> = b.recent.iter().copied().collect();
+                sorted.sort_by(|a, b| b.total_cmp(a));
+                let cutoff = if sorted.len() < 20 {
+                    f64::MIN
+                } else {
+                    sorted[((sorted.len() as f64 * want) as usize).min(sorted.len() - 1)]
+                };
+                b.recent.push_back(score);
+                if b.recent.len() > 1000 {
+                    b.recent.pop_front();
+                }
+                // Paced: never more than the budget's share of the decisions seen so far.
+                let allowed = f64::from(budget_per_1000) * (b.picks.len() + 1) as f64 / 1000.0;
+                f64::from(used) < allowed.max(1.0) && score >= cutoff
+            }
+        };
+        b.picks.push_back(pick);
+        if b.picks.len() > 1000 {
+            b.picks.pop_front();
+        }
+        pick
+    }
+
+    /// Trains every loaded model on the feed's new human labels, snapshots, and
+    /// recalibrates thresholds. Returns how many examples were used.
+    pub async fn step(
+        &self,
+        store: &dyn Store,
+        projects: &[Arc<ProjectRuntime>],
+        now: i64,
+    ) -> Result<usize, flywheel_store::StoreError> {
+        let mut total = 0;
+        for p in projects {
+            let Some(model) = self.models.read().expect("models").get(&p.id).cloned() else {
+                continue;
+            };
+            total += train(store, p.id, &model, now).await?;
+            if let Some(spec) = p.policy.thresholds() {
+                self.calibrate(store, p, spec, now).await?;
+            }
+        }
+        Ok(total)
+    }
+
+    async fn calibrate(
+        &self,
+        store: &dyn Store,
+        p: &ProjectRuntime,
+        spec: flywheel_core::policy::ThresholdSpec,
+        now: i64,
+    ) -> Result<(), flywheel_store::StoreError> {
+        let verified = store.verified_predictions(p.id, CALIBRATION_WINDOW).await?;
+        let mut by_label: HashMap<String, Vec<(f64, bool)>> = HashMap::new();
+        for v in &verified {
+            let (label, confidence) = v.prediction.top();
+            by_label
+                .entry(label.to_string())
+                .or_default()
+                .push((confidence, label == v.human_label));
+        }
+        let mut fresh = HashMap::new();
+        for (label, pairs) in &by_label {
+            if let Some(t) = calibrate::threshold(pairs, spec.target_precision, spec.min_evidence as usize) {
+                fresh.insert(label.clone(), t);
+            }
+        }
+        let old = self.thresholds(p.id);
+        if *old != fresh {
+            store
+                .append_event(
+                    p.id,
+                    "thresholds.changed",
+                    "system",
+                    json!({"from": *old, "to": fresh, "target_precision": spec.target_precision,
+                           "min_evidence": spec.min_evidence, "verified": verified.len()}),
+                    now,
+                )
+                .await?;
+            self.set_thresholds(p.id, fresh);
+        }
+        Ok(())
+    }
+}
+
+/// Trains one model on the feed's new examples and snapshots it when due.
+pub async fn train(
+    store: &dyn Store,
+    project_id: i64,
+    model: &Arc<RwLock<ProjectModel>>,
+    now: i64,
+) -> Result<usize, flywheel_store::StoreError> {
+    let mut total = 0;
+    loop {
+        let after = model.read().expect("model").trained_through;
+        let batch = store.training_examples(project_id, after, BATCH).await?;
+        if batch.is_empty() {
+            break;
+        }
+        let snapshot = {
+            let mut m = model.write().expect("model");
+            for ex in &batch {
+                let Some(y) = m.model.labels().iter().position(|l| *l == ex.label) else {
+                    m.trained_through = ex.cursor;
+                    continue;
+                };
+                let f = m.featurizer.features(&ex.payload, &ex.attributes);
+                if held_back(&ex.external_id) {
+                    if m.holdout.len() < MAX_HOLDOUT {
+                        m.holdout.push((f, y));
+                    }
+                } else {
+                    m.model.update(&f, y);
+                    m.since_snapshot += 1;
+                    total += 1;
+                }
+                m.trained_through = ex.cursor;
+            }
+            (m.since_snapshot >= SNAPSHOT_EVERY).then(|| {
+                m.version += 1;
+                m.since_snapshot = 0;
+                ModelSnapshot {
+                    version: m.version,
+                    model: m.model.to_bytes(),
+                    examples_seen: m.model.examples_seen(),
+                    trained_through: m.trained_through,
+                    created_at: now,
+                }
+            })
+        };
+        if let Some(s) = snapshot {
+            store.save_model(project_id, s, now).await?;
+        }
+        if batch.len() < BATCH {
+            break;
+        }
+    }
+    Ok(total)
+}
+
+/// Parses an active-learning strategy name (checked when the policy was stored).
+pub fn strategy(name: &str) -> Strategy {
+    match name {
+        "margin" => Strategy::Margin,
+        "entropy" => Strategy::Entropy,
+        "random" => Strategy::Random,
+        _ => Strategy::LeastConfidence,
+    }
+}
