@@ -115,7 +115,10 @@ fn data_path(args: &SpamArgs) -> anyhow::Result<PathBuf> {
         if p.exists() {
             return Ok(p.clone());
         }
-        bail!("{} was not found: --data names a JSON-lines file of {{id, text, label}}", p.display());
+        bail!(
+            "{} was not found: --data names a JSON-lines file of {{id, text, label}}",
+            p.display()
+        );
     }
     let candidates = [
         std::env::var_os("FLYWHEEL_DATA_DIR").map(|d| PathBuf::from(d).join("sms_spam.jsonl")),
@@ -135,12 +138,13 @@ fn policy(strategy: &str) -> Value {
             {"name": "review", "when": "true", "action": "review", "queue": "sms", "overlap": 2}
         ],
         "audit_rate": 0.05,
+        "audit": {"queue": "audit", "tier": 1, "overlap": 2},
         "lease_seconds": 600,
         "show_suggestion": false,
         "consensus": {"method": "majority", "min_confidence": 0.0, "max_overlap": 2},
         "model": {"enabled": true, "bits": 18},
         "thresholds": {"target_precision": 0.99, "min_evidence": 200},
-        "active_learning": {"strategy": strategy, "budget_per_1000": 50}
+        "active_learning": {"strategy": strategy, "budget_per_1000": 50, "overlap": 2}
     })
 }
 

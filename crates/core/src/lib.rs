@@ -7,6 +7,7 @@
 
 pub mod aggregate;
 pub mod agreement;
+pub mod backtest;
 pub mod calibrate;
 pub mod consensus;
 pub mod crowd;

@@ -94,6 +94,9 @@ pub struct ActiveLearningSpec {
     pub queue: String,
     #[serde(default = "default_tier")]
     pub tier: u8,
+    /// Independent answers per chosen item (labels for learning should be reliable).
+    #[serde(default = "default_overlap")]
+    pub overlap: u8,
 }
 
 fn default_learning_queue() -> String {
@@ -187,6 +190,13 @@ pub struct AuditSpec {
     pub queue: String,
     #[serde(default = "default_tier")]
     pub tier: u8,
+    /// Independent answers per audit (majority decides; a tie goes to adjudication).
+    #[serde(default = "default_overlap")]
+    pub overlap: u8,
+}
+
+fn default_overlap() -> u8 {
+    1
 }
 
 fn default_audit_queue() -> String {
@@ -352,7 +362,7 @@ impl Policy {
                 queue: parse_queue(&a.queue).map_err(|m| ValidationError::new("audit.queue", m))?,
                 tier: check_tier(a.tier).map_err(|m| ValidationError::new("audit.tier", m))?,
                 priority: 0,
-                overlap: 1,
+                overlap: check_overlap(a.overlap).map_err(|m| ValidationError::new("audit.overlap", m))?,
             },
         };
         if let Some(c) = &spec.consensus {
@@ -409,6 +419,7 @@ impl Policy {
             }
             parse_queue(&a.queue).map_err(|m| ValidationError::new("active_learning.queue", m))?;
             check_tier(a.tier).map_err(|m| ValidationError::new("active_learning.tier", m))?;
+            check_overlap(a.overlap).map_err(|m| ValidationError::new("active_learning.overlap", m))?;
         }
         if let Some(t) = &spec.thresholds {
             if !t.target_precision.is_finite() || !(0.5..1.0).contains(&t.target_precision) {
@@ -602,7 +613,7 @@ impl Policy {
                 queue: al.queue.clone(),
                 tier: al.tier,
                 priority: 0,
-                overlap: 1,
+                overlap: al.overlap,
             },
         };
         d.audit = None;
@@ -701,6 +712,14 @@ impl Policy {
             policy_version: version,
             audit: None,
         }
+    }
+}
+
+fn check_overlap(o: u8) -> Result<u8, String> {
+    if (1..=MAX_OVERLAP).contains(&o) {
+        Ok(o)
+    } else {
+        Err(format!("overlap is between 1 and {MAX_OVERLAP}, got {o}"))
     }
 }
 

@@ -159,12 +159,26 @@ pub fn after_answer(
             method: "adjudication",
             confidence: 1.0,
         },
-        Stage::Audit => Next::Resolve {
-            label,
-            source: Source::Human,
-            method: "audit",
-            confidence: 1.0,
-        },
+        Stage::Audit => {
+            // An audit with overlap k waits for k answers; the majority decides, a tie
+            // goes to adjudication.
+            let all: Vec<&Answer> = answers.iter().map(|(_, a)| a).chain(std::iter::once(new.1)).collect();
+            if all.len() < overlap as usize {
+                return Next::Wait;
+            }
+            match crate::consensus::majority(all.iter().filter_map(|a| a.label())) {
+                crate::consensus::Majority::Winner { label, confidence, .. } => Next::Resolve {
+                    label,
+                    source: Source::Human,
+                    method: "audit",
+                    confidence,
+                },
+                crate::consensus::Majority::Tie => Next::Adjudicate {
+                    tier: up,
+                    reason: "auditors disagreed".into(),
+                },
+            }
+        }
         Stage::Review => {
             let all: Vec<(i64, &Answer)> = answers
                 .iter()

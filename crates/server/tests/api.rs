@@ -1374,6 +1374,59 @@ async fn the_built_in_model_learns_from_human_labels_and_earns_thresholds(db: Db
     assert_eq!(m["version"], rt["version"]);
 }
 
+async fn a_policy_can_be_backtested_on_human_labels(db: Db) {
+    let app = spawn_app(&db).await;
+    let svc = app
+        .project(
+            "spam",
+            json!({"rules": [{"name": "all", "when": "true", "action": "review", "queue": "q"}]}),
+        )
+        .await;
+    // Five items with scores and (below) human labels: 0.95 spam, 0.97 spam, 0.98 ham, 0.5, 0.6.
+    let scored = [
+        ("a", 0.95, "spam"),
+        ("b", 0.97, "ham"),
+        ("c", 0.02, "ham"),
+        ("d", 0.5, "spam"),
+        ("e", 0.6, "ham"),
+    ];
+    let items: Vec<Value> = scored.iter().map(|(id, p, _)| item(id, "t", Some(*p))).collect();
+    app.submit("spam", &svc, Value::Array(items)).await;
+    let r = app.reviewer("r", &[1], &["spam"]).await;
+    while let Some(t) = app.claim("spam", &r, None).await {
+        let id = t["item"]["external_id"].as_str().unwrap().to_string();
+        let human = scored.iter().find(|s| s.0 == id).unwrap().2;
+        app.answer(&r, &t, &id, json!({"label": human})).await;
+    }
+    let proposed = json!({"rules": [
+        {"name": "sure", "when": "confidence >= 0.9", "action": "auto"},
+        {"name": "rest", "when": "true", "action": "review", "queue": "q2", "overlap": 2}]});
+    let (s, bt) = app
+        .post("/v1/projects/spam/policy/backtest", ADMIN, json!({"policy": proposed}))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{bt}");
+    assert_eq!(
+        (bt["items"].as_i64(), bt["auto"].as_i64(), bt["auto_errors"].as_i64()),
+        (Some(5), Some(3), Some(1)),
+        "{bt}"
+    );
+    assert_eq!(bt["automation_rate"], 0.6);
+    assert_eq!(bt["load"]["q2"], json!({"items": 2, "human_answers": 4}));
+    let (s, bad) = app
+        .post(
+            "/v1/projects/spam/policy/backtest",
+            ADMIN,
+            json!({"policy": {"rules": [{"name": "x", "when": "nope >", "action": "auto"}]}}),
+        )
+        .await;
+    assert_eq!(
+        (s, bad["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("policy.rules[0].when"))
+    );
+    let (_, proj) = app.get("/v1/projects/spam", ADMIN).await;
+    assert_eq!(proj["policy_version"], 1, "a back-test stores nothing");
+}
+
 #[tokio::test]
 async fn long_poll_claims_wake_when_work_arrives() {
     // One node on SQLite: the notice comes from the store in-process.
@@ -1511,6 +1564,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    a_policy_can_be_backtested_on_human_labels,
     the_built_in_model_learns_from_human_labels_and_earns_thresholds,
     dawid_skene_consensus_learns_who_to_trust,
     overlap_three_with_a_careless_reviewer_gets_the_right_label,

@@ -113,6 +113,8 @@ pub trait Store: Send + Sync + 'static {
     async fn latest_model(&self, project_id: i64) -> Result<Option<ModelSnapshot>>;
     /// The most recent items that have both a prediction and a human label.
     async fn verified_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<VerifiedPrediction>>;
+    /// The most recent items with a human label, as they were decided, for back-tests.
+    async fn history(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::backtest::HistoryItem>>;
     /// Appends an event of the server's own (a threshold changed, a monitor fired).
     async fn append_event(
         &self,

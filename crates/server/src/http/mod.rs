@@ -56,6 +56,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/projects/{project}/agreement", get(quality::agreement))
         .route("/v1/projects/{project}/model", get(model::get))
         .route("/v1/projects/{project}/model/retrain", post(model::retrain))
+        .route("/v1/projects/{project}/policy/backtest", post(model::backtest))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

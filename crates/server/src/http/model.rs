@@ -81,3 +81,44 @@ pub async fn retrain(
         json!({"version": version, "examples_used": used, "evaluation": evaluation}),
     ))
 }
+
+/// Replays a proposed policy over the project's recent human-labelled items (`window`, at
+/// most 50,000, default 5,000) with the current thresholds: automation rate, error of the
+/// auto decisions against the human labels (with its 95% interval), human load per queue.
+/// Nothing is stored. The items are those humans labelled — mostly the ones a policy sent
+/// to review — so the error estimate is of those, not of all traffic.
+#[utoipa::path(post, path = "/v1/projects/{project}/policy/backtest", params(("project" = String, Path)),
+    request_body(content = Object, description = "{policy, window?}"),
+    responses((status = 200, body = Object), (status = 422, body = super::dto::ErrorBody)), security(("bearer" = [])))]
+pub async fn backtest(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<String>,
+    super::ApiJson(body): super::ApiJson<BacktestIn>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
+    let p = s.project(&project).await?;
+    let policy =
+        flywheel_core::Policy::from_json(&body.policy, &p.labels).map_err(|e| ApiError::from(e.within("policy")))?;
+    let window = body.window.unwrap_or(5000);
+    if !(1..=50_000).contains(&window) {
+        return Err(ApiError::invalid("window", "window is between 1 and 50000 items"));
+    }
+    let history = s.store.history(p.id, window).await?;
+    let thresholds = s.learning.thresholds(p.id);
+    let report = tokio::task::spawn_blocking(move || flywheel_core::backtest::backtest(&policy, &thresholds, &history))
+        .await
+        .map_err(|e| ApiError::internal(format!("back-test failed: {e}")))?;
+    Ok(Json(
+        serde_json::to_value(report).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BacktestIn {
+    #[schema(value_type = Object)]
+    pub policy: Value,
+    #[serde(default)]
+    pub window: Option<usize>,
+}

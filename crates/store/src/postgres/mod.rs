@@ -390,6 +390,13 @@ impl Store for PgStore {
             .map_err(TxError::into_store)
     }
 
+    async fn history(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::backtest::HistoryItem>> {
+        let mut c = self.pool.acquire().await?;
+        ops::history(&mut c, project_id, limit)
+            .await
+            .map_err(TxError::into_store)
+    }
+
     async fn append_event(
         &self,
         project_id: i64,

@@ -1731,3 +1731,28 @@ pub(super) async fn append_event(
 ) -> TxResult<()> {
     event(c, Some(project_id), None, None, now, kind, actor, data).await
 }
+
+pub(super) async fn history(
+    c: &mut PgConnection,
+    project_id: i64,
+    limit: usize,
+) -> TxResult<Vec<flywheel_core::backtest::HistoryItem>> {
+    let rows: Vec<(String, String, Option<String>, String)> = sqlx::query_as(
+        "SELECT i.payload::text, i.attributes::text, i.prediction::text, l.label FROM labels l JOIN items i ON i.id = l.item_id
+         WHERE l.project_id = $1 AND l.source IN ('human', 'adjudicated') ORDER BY l.id DESC LIMIT $2",
+    )
+    .bind(project_id)
+    .bind(limit as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.into_iter()
+        .map(|(payload, attributes, prediction, human_label)| {
+            Ok(flywheel_core::backtest::HistoryItem {
+                payload: parse(&payload)?,
+                attributes: parse(&attributes)?,
+                prediction: prediction.as_deref().map(parse::<Prediction>).transpose()?,
+                human_label,
+            })
+        })
+        .collect()
+}

@@ -316,6 +316,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn history(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::backtest::HistoryItem>> {
+        self.read(move |c| ops::history(c, project_id, limit)).await
+    }
+
     async fn append_event(
         &self,
         project_id: i64,

@@ -1469,3 +1469,24 @@ pub(super) fn append_event(
 ) -> Result<()> {
     event(c, Some(project_id), None, None, now, kind, actor, data)
 }
+
+pub(super) fn history(
+    c: &Connection,
+    project_id: i64,
+    limit: usize,
+) -> Result<Vec<flywheel_core::backtest::HistoryItem>> {
+    c.prepare_cached(
+        "SELECT i.payload, i.attributes, i.prediction, l.label FROM labels l JOIN items i ON i.id = l.item_id
+         WHERE l.project_id = ?1 AND l.source IN ('human', 'adjudicated') ORDER BY l.cursor DESC LIMIT ?2",
+    )?
+    .query_map(params![project_id, limit as i64], |r| {
+        Ok(flywheel_core::backtest::HistoryItem {
+            payload: json_col(r, 0)?,
+            attributes: json_col(r, 1)?,
+            prediction: opt_json::<Prediction>(r, 2)?,
+            human_label: r.get(3)?,
+        })
+    })?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .map_err(Into::into)
+}
