@@ -67,6 +67,37 @@ pub struct PolicySpec {
     /// as `thresholds[label]` (a label without enough evidence has none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thresholds: Option<ThresholdSpec>,
+    /// What to watch, and the level at which each monitor fires (writes a `monitor` event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitors: Option<MonitorSpec>,
+}
+
+/// Monitor thresholds; a monitor without one is computed and shown but never fires.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorSpec {
+    /// Share of recent human-verified items whose label differs from the model's.
+    #[serde(default)]
+    pub disagreement_rate: Option<f64>,
+    /// Share of audits that corrected the auto label.
+    #[serde(default)]
+    pub audit_error_rate: Option<f64>,
+    /// Population stability index of the model's top score, recent window vs the one before.
+    #[serde(default)]
+    pub psi: Option<f64>,
+    /// Open tasks in any queue.
+    #[serde(default)]
+    pub backlog: Option<u64>,
+    /// Age of the oldest open task in any queue.
+    #[serde(default)]
+    pub oldest_age_s: Option<f64>,
+    /// Items per window (disagreement and drift).
+    #[serde(default = "default_monitor_window")]
+    pub window: u32,
+}
+
+fn default_monitor_window() -> u32 {
+    500
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -421,6 +452,14 @@ impl Policy {
             check_tier(a.tier).map_err(|m| ValidationError::new("active_learning.tier", m))?;
             check_overlap(a.overlap).map_err(|m| ValidationError::new("active_learning.overlap", m))?;
         }
+        if let Some(m) = &spec.monitors
+            && !(10..=100_000).contains(&m.window)
+        {
+            return Err(ValidationError::new(
+                "monitors.window",
+                "window is between 10 and 100000 items",
+            ));
+        }
         if let Some(t) = &spec.thresholds {
             if !t.target_precision.is_finite() || !(0.5..1.0).contains(&t.target_precision) {
                 return Err(ValidationError::new(
@@ -600,6 +639,10 @@ impl Policy {
 
     pub fn thresholds(&self) -> Option<ThresholdSpec> {
         self.spec.thresholds
+    }
+
+    pub fn monitors(&self) -> Option<MonitorSpec> {
+        self.spec.monitors
     }
 
     /// Turns an auto decision into review for active learning (the caller chose the item

@@ -42,6 +42,8 @@ pub struct AppState {
     ds_models: Mutex<HashMap<i64, DsSlot>>,
     /// The built-in models, calibrated thresholds and active-learning budgets.
     pub learning: crate::learning::Learning,
+    /// Which monitors are firing.
+    pub alarms: crate::monitors::Alarms,
 }
 
 #[derive(Default)]
@@ -93,6 +95,7 @@ impl AppState {
             stopping: tokio::sync::watch::channel(false).0,
             ds_models: Mutex::new(HashMap::new()),
             learning: Default::default(),
+            alarms: Default::default(),
         }
     }
 

@@ -12,6 +12,7 @@ pub mod clock;
 pub mod error;
 pub mod http;
 pub mod learning;
+pub mod monitors;
 pub mod workers;
 
 use std::future::Future;

@@ -1427,6 +1427,73 @@ async fn a_policy_can_be_backtested_on_human_labels(db: Db) {
     assert_eq!(proj["policy_version"], 1, "a back-test stores nothing");
 }
 
+async fn monitors_fire_and_write_events(db: Db) {
+    let app = spawn_app(&db).await;
+    let svc = app
+        .project(
+            "spam",
+            json!({"rules": [{"name": "all", "when": "true", "action": "review", "queue": "q"}],
+            "monitors": {"backlog": 2, "disagreement_rate": 0.3, "window": 10}}),
+        )
+        .await;
+    let (_, m) = app.get("/v1/projects/spam/monitors", &svc).await;
+    let get = |m: &Value, n: &str| {
+        m["monitors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == n)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(get(&m, "backlog")["firing"], false);
+    let items: Vec<Value> = (0..4).map(|i| item(&format!("x{i}"), "t", Some(0.8))).collect();
+    app.submit("spam", &svc, Value::Array(items)).await;
+    let (_, m) = app.get("/v1/projects/spam/monitors", &svc).await;
+    assert_eq!(
+        (
+            get(&m, "backlog")["value"].as_f64(),
+            get(&m, "backlog")["firing"].as_bool()
+        ),
+        (Some(4.0), Some(true)),
+        "{m}"
+    );
+    // The model said spam (0.8) for all four; humans say ham for three: disagreement 0.75.
+    let r = app.reviewer("r", &[1], &["spam"]).await;
+    let mut n = 0;
+    while let Some(t) = app.claim("spam", &r, None).await {
+        app.answer(
+            &r,
+            &t,
+            &format!("a{n}"),
+            json!({"label": if n == 0 { "spam" } else { "ham" }}),
+        )
+        .await;
+        n += 1;
+    }
+    let (_, m) = app.get("/v1/projects/spam/monitors", &svc).await;
+    assert_eq!(get(&m, "disagreement_rate")["value"], 0.75, "{m}");
+    assert_eq!(get(&m, "disagreement_rate")["firing"], true);
+    assert_eq!(get(&m, "backlog")["firing"], false, "the queue is empty again");
+    let events = app.events("spam").await;
+    let states: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["kind"] == "monitor")
+        .map(|e| {
+            (
+                e["data"]["monitor"].as_str().unwrap().to_string(),
+                e["data"]["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert!(states.contains(&("backlog".into(), "firing".into())), "{states:?}");
+    assert!(states.contains(&("backlog".into(), "resolved".into())), "{states:?}");
+    assert!(
+        states.contains(&("disagreement_rate".into(), "firing".into())),
+        "{states:?}"
+    );
+}
+
 #[tokio::test]
 async fn long_poll_claims_wake_when_work_arrives() {
     // One node on SQLite: the notice comes from the store in-process.
@@ -1564,6 +1631,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    monitors_fire_and_write_events,
     a_policy_can_be_backtested_on_human_labels,
     the_built_in_model_learns_from_human_labels_and_earns_thresholds,
     dawid_skene_consensus_learns_who_to_trust,

@@ -12,6 +12,7 @@ pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
+use flywheel_core::Prediction;
 
 pub use error::StoreError;
 pub use model::*;
@@ -115,6 +116,8 @@ pub trait Store: Send + Sync + 'static {
     async fn verified_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<VerifiedPrediction>>;
     /// The most recent items with a human label, as they were decided, for back-tests.
     async fn history(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::backtest::HistoryItem>>;
+    /// The predictions of the project's most recent items (newest first), for drift.
+    async fn recent_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<Prediction>>;
     /// Appends an event of the server's own (a threshold changed, a monitor fired).
     async fn append_event(
         &self,

@@ -57,6 +57,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/projects/{project}/model", get(model::get))
         .route("/v1/projects/{project}/model/retrain", post(model::retrain))
         .route("/v1/projects/{project}/policy/backtest", post(model::backtest))
+        .route("/v1/projects/{project}/monitors", get(model::monitors))
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

@@ -122,3 +122,18 @@ pub struct BacktestIn {
     #[serde(default)]
     pub window: Option<usize>,
 }
+
+/// The project's monitors now: value, level, firing. A monitor that crosses its level
+/// writes a `monitor` event (checked every few seconds, and on this call).
+#[utoipa::path(get, path = "/v1/projects/{project}/monitors", params(("project" = String, Path)),
+    responses((status = 200, body = Object)), security(("bearer" = [])))]
+pub async fn monitors(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let p = s.project(&project).await?;
+    caller.require_any(&p)?;
+    let monitors = s.alarms.check(s.store.as_ref(), &p, s.now()).await?;
+    Ok(Json(json!({"monitors": monitors})))
+}

@@ -397,6 +397,13 @@ impl Store for PgStore {
             .map_err(TxError::into_store)
     }
 
+    async fn recent_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::Prediction>> {
+        let mut c = self.pool.acquire().await?;
+        ops::recent_predictions(&mut c, project_id, limit)
+            .await
+            .map_err(TxError::into_store)
+    }
+
     async fn append_event(
         &self,
         project_id: i64,

@@ -1756,3 +1756,19 @@ pub(super) async fn history(
         })
         .collect()
 }
+
+pub(super) async fn recent_predictions(
+    c: &mut PgConnection,
+    project_id: i64,
+    limit: usize,
+) -> TxResult<Vec<Prediction>> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT prediction::text FROM items WHERE project_id = $1 AND prediction IS NOT NULL AND gold_label IS NULL
+         ORDER BY id DESC LIMIT $2",
+    )
+    .bind(project_id)
+    .bind(limit as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.iter().map(|p| parse::<Prediction>(p)).collect()
+}

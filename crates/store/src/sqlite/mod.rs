@@ -320,6 +320,10 @@ impl Store for SqliteStore {
         self.read(move |c| ops::history(c, project_id, limit)).await
     }
 
+    async fn recent_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::Prediction>> {
+        self.read(move |c| ops::recent_predictions(c, project_id, limit)).await
+    }
+
     async fn append_event(
         &self,
         project_id: i64,

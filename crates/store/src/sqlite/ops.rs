@@ -1490,3 +1490,14 @@ pub(super) fn history(
     .collect::<rusqlite::Result<Vec<_>>>()
     .map_err(Into::into)
 }
+
+pub(super) fn recent_predictions(c: &Connection, project_id: i64, limit: usize) -> Result<Vec<Prediction>> {
+    let rows = c
+        .prepare_cached(
+            "SELECT prediction FROM items WHERE project_id = ?1 AND prediction IS NOT NULL AND gold_label IS NULL
+             ORDER BY id DESC LIMIT ?2",
+        )?
+        .query_map(params![project_id, limit as i64], |r| opt_json::<Prediction>(r, 0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(rows.into_iter().flatten().collect())
+}
