@@ -72,6 +72,17 @@ fn fnv_char(h: u64, c: char) -> u64 {
 
 /// Stable feature hashing: FNV-1a 64 of `bytes`. The same bytes give the same hash on
 /// every machine, build and run.
+/// A uniform draw in [0, 1) fixed by `key`: the same item always gets the same draw, so
+/// audit samples and random active-learning picks are reproducible (and a retried
+/// submission is sampled the same way).
+pub fn keyed_draw(key: &str) -> f64 {
+    // The top 53 bits of a mixed FNV-1a hash.
+    let mut z = fnv1a(key.as_bytes());
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+}
+
 pub fn fnv1a(bytes: &[u8]) -> u64 {
     fnv_extend(FNV_OFFSET, bytes)
 }

@@ -80,13 +80,17 @@ pub async fn submit(
                 thresholds: Some(&thresholds),
             },
             p.policy_version,
-            rand::random::<f64>(),
+            flywheel_core::learn::keyed_draw(&format!("audit/{}/{}", p.name, it.external_id)),
         );
         if let (Some((strategy, budget)), Outcome::Auto { .. }) = (learning, &decision.outcome) {
             let probs: Option<Vec<f64>> = prediction.as_ref().map(|p| p.scores.iter().map(|(_, x)| *x).collect());
-            if s.learning
-                .choose_for_learning(p.id, strategy, budget, probs.as_deref(), rand::random::<f64>())
-            {
+            if s.learning.choose_for_learning(
+                p.id,
+                strategy,
+                budget,
+                probs.as_deref(),
+                flywheel_core::learn::keyed_draw(&format!("learn/{}/{}", p.name, it.external_id)),
+            ) {
                 decision = p.policy.send_to_learning(decision);
             }
         } else if let Some((strategy, budget)) = learning {
