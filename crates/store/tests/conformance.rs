@@ -713,6 +713,66 @@ mod suite {
         assert_eq!(project_answers.len(), 3);
     }
 
+    pub async fn closing_a_task_cancels_other_leases_and_expired_gold_closes(f: Fixture) {
+        f.submit(vec![review("x", "q", 1, 0, 2), review("y", "q", 1, 0, 1)])
+            .await;
+        let a = f.reviewer("a", &[1]).await;
+        let b = f.reviewer("b", &[1]).await;
+        let ta = f.claim(&a, None, 100).await.unwrap();
+        let tb = f.claim(&b, None, 100).await.unwrap();
+        assert_eq!(ta.task_id, tb.task_id, "overlap 2: both hold a slot of x");
+        let r = f
+            .answer(
+                &a,
+                &ta,
+                "esc",
+                Answer::Escalate {
+                    reason: "unsure".into(),
+                },
+                110,
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.outcome, "adjudicate");
+        let late = f.answer(&b, &tb, "late", label("ham"), 120).await;
+        assert!(
+            matches!(late, Err(StoreError::Conflict { code: "lease_lost", .. })),
+            "b's lease was cancelled"
+        );
+        let kinds: Vec<_> = f.all_events().await.into_iter().map(|e| e.kind).collect();
+        assert!(kinds.contains(&"lease.cancelled".to_string()), "{kinds:?}");
+
+        let s = &f.store;
+        let gold = vec![NewGold {
+            external_id: "g".into(),
+            payload: json!({"text": "gold"}),
+            attributes: json!({}),
+            label: "spam".into(),
+            prediction: None,
+        }];
+        s.add_gold(f.project.id, gold, "admin", 130).await.unwrap();
+        let c = f.reviewer("c", &[1]).await;
+        let req = |who: &Reviewer, gold: bool| ClaimRequest {
+            project_id: f.project.id,
+            reviewer_id: who.id,
+            reviewer_name: who.name.clone(),
+            tiers: vec![1],
+            queue: None,
+            lease_ms: LEASE,
+            gold,
+        };
+        let t = s.claim(req(&c, true), 140).await.unwrap().unwrap();
+        assert_eq!(t.external_id, "g");
+        assert_eq!(s.expire_leases(140 + LEASE, 100).await.unwrap(), 1);
+        let next = s.claim(req(&c, false), 150 + LEASE).await.unwrap().unwrap();
+        assert_eq!(
+            next.external_id, "y",
+            "an expired gold task closes; it never becomes regular work"
+        );
+        let d = f.store.item(f.project.id, "g").await.unwrap().unwrap();
+        assert!(d.tasks.iter().all(|t| t.state == "done"));
+    }
+
     pub async fn concurrent_claims_never_double_assign(f: Fixture) {
         let items: Vec<_> = (0..200).map(|i| review(&format!("c{i}"), "q", 1, 0, 1)).collect();
         f.submit(items).await;
@@ -785,4 +845,5 @@ conformance!([
     concurrent_claims_never_double_assign,
     gold_is_scored_and_a_careless_reviewer_held,
     dynamic_overlap_adds_a_slot,
+    closing_a_task_cancels_other_leases_and_expired_gold_closes,
 ]);

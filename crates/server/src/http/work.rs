@@ -151,9 +151,8 @@ pub async fn review(
     // The task's project is known only to the store: judge by each granted project's rule.
     let mut judging = HashMap::new();
     for name in &r.project_names {
-        if let Ok(p) = s.project(name).await {
-            judging.insert(p.id, s.judging(&p));
-        }
+        let p = s.project(name).await?;
+        judging.insert(p.id, s.judging(&p));
     }
     let answer = match (body.label, body.escalate, body.skip) {
         (Some(l), None, None) => Answer::Label(l),

@@ -547,12 +547,12 @@ pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis)
     let tiers: Vec<i16> = req.tiers.iter().map(|t| i16::from(*t)).collect();
     let sql = if req.queue.is_some() {
         "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority, t.overlap FROM tasks t
-         WHERE t.project_id = $1 AND t.available > 0 AND t.tier = ANY($3) AND t.queue = $4
+         WHERE t.project_id = $1 AND t.available > 0 AND NOT t.gold AND t.tier = ANY($3) AND t.queue = $4
            AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
          ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
     } else {
         "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority, t.overlap FROM tasks t
-         WHERE t.project_id = $1 AND t.available > 0 AND t.tier = ANY($3) AND $4::text IS NULL
+         WHERE t.project_id = $1 AND t.available > 0 AND NOT t.gold AND t.tier = ANY($3) AND $4::text IS NULL
            AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
          ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
     };
@@ -855,12 +855,13 @@ pub(super) async fn submit_review(
                 reviewers,
                 resolved_at: now,
             };
-            let (current, policy_version): (Option<String>, i32) =
-                sqlx::query_as("SELECT resolved_label, policy_version FROM items WHERE id = $1")
+            let (current, policy_version, was_auto): (Option<String>, i32, bool) =
+                sqlx::query_as("SELECT resolved_label, policy_version, outcome = 'auto' FROM items WHERE id = $1")
                     .bind(item_id)
                     .fetch_one(&mut *c)
                     .await?;
-            let audit = stage == Stage::Audit;
+            // An audit, or the adjudication of a contested audit: it confirms or corrects.
+            let audit = stage == Stage::Audit || (stage == Stage::Adjudicate && was_auto);
             if audit && current.as_deref() == Some(label.as_str()) {
                 event(
                     c,
@@ -1123,11 +1124,27 @@ async fn close_task(c: &mut PgConnection, task_id: i64, now: Millis) -> TxResult
         .bind(now)
         .execute(&mut *c)
         .await?;
-    sqlx::query("UPDATE leases SET state = 'cancelled', ended_at = $2 WHERE task_id = $1 AND state = 'active'")
-        .bind(task_id)
-        .bind(now)
-        .execute(&mut *c)
+    let cancelled: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "UPDATE leases SET state = 'cancelled', ended_at = $2 WHERE task_id = $1 AND state = 'active'
+         RETURNING id, item_id, reviewer_id, (SELECT project_id FROM tasks WHERE id = $1)",
+    )
+    .bind(task_id)
+    .bind(now)
+    .fetch_all(&mut *c)
+    .await?;
+    for (lease_id, item_id, reviewer_id, project_id) in cancelled {
+        event(
+            c,
+            Some(project_id),
+            Some(item_id),
+            Some(task_id),
+            now,
+            "lease.cancelled",
+            "system",
+            &json!({"lease_id": lease_id, "reviewer_id": reviewer_id, "reason": "the task closed"}),
+        )
         .await?;
+    }
     Ok(())
 }
 
@@ -1168,10 +1185,17 @@ pub(super) async fn expire_leases(c: &mut PgConnection, channel: &str, now: Mill
             continue; // answered or extended meanwhile
         }
         count += 1;
-        sqlx::query("UPDATE tasks SET available = available + 1 WHERE id = $1 AND state = 'open'")
-            .bind(task_id)
-            .execute(&mut *c)
-            .await?;
+        // A gold task exists only for the reviewer it was made for: it closes.
+        sqlx::query(
+            "UPDATE tasks SET available = CASE WHEN gold THEN 0 ELSE available + 1 END,
+                              state = CASE WHEN gold THEN 'done' ELSE state END,
+                              closed_at = CASE WHEN gold THEN $2 ELSE closed_at END
+             WHERE id = $1 AND state = 'open'",
+        )
+        .bind(task_id)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
         sqlx::query("DELETE FROM item_reviewers WHERE item_id = $1 AND reviewer_id = $2")
             .bind(item_id)
             .bind(reviewer_id)

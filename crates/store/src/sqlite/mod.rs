@@ -116,10 +116,8 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        // Show only what is durable: wait for the fsync of every commit made so far.
-        self.inner.writer.durability.wait().await;
         let inner = self.inner.clone();
-        tokio::task::spawn_blocking(move || {
+        let out = tokio::task::spawn_blocking(move || {
             let conn = match inner.readers.lock().expect("reader pool").pop() {
                 Some(c) => c,
                 None => open_reader(&inner.path)?,
@@ -134,7 +132,11 @@ impl SqliteStore {
             out
         })
         .await
-        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?
+        .map_err(|e| StoreError::Backend(format!("read task failed: {e}")))?;
+        // Show only what is durable: a commit this read saw was counted before it became
+        // visible, so waiting now for every commit counted so far covers it.
+        self.inner.writer.durability.wait().await;
+        out
     }
 }
 

@@ -471,18 +471,26 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
         "AND ?3 IS NULL"
     };
     let sql = format!(
-        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority FROM tasks t
-         WHERE t.project_id = ?1 AND t.available > 0 {queue_filter} AND t.tier IN ({tiers})
+        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority, t.overlap FROM tasks t
+         WHERE t.project_id = ?1 AND t.available > 0 AND t.gold = 0 {queue_filter} AND t.tier IN ({tiers})
            AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = ?2)
          ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1"
     );
-    let row: Option<(i64, i64, String, String, u8, i32)> = c
+    let row: Option<(i64, i64, String, String, u8, i32, u8)> = c
         .prepare_cached(&sql)?
         .query_row(params![req.project_id, req.reviewer_id, req.queue], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            Ok((
+                r.get(0)?,
+                r.get(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get(4)?,
+                r.get(5)?,
+                r.get(6)?,
+            ))
         })
         .optional()?;
-    let Some((mut task_id, mut item_id, stage, queue, tier, priority)) = row else {
+    let Some((mut task_id, mut item_id, stage, queue, tier, priority, overlap)) = row else {
         return Ok(None);
     };
     let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Backend(format!("unknown stage {stage}")))?;
@@ -504,9 +512,9 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
         Some(gold) => {
             c.prepare_cached(
                 "INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, created_at, gold)
-                 VALUES (?1, ?2, 'review', ?3, ?4, ?5, 1, 0, 'open', ?6, 1)",
+                 VALUES (?1, ?2, 'review', ?3, ?4, ?5, ?6, 0, 'open', ?7, 1)",
             )?
-            .execute(params![req.project_id, gold, queue, tier, priority, now])?;
+            .execute(params![req.project_id, gold, queue, tier, priority, overlap, now])?;
             task_id = c.last_insert_rowid();
             item_id = gold;
         }
@@ -895,10 +903,12 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
                 reviewers,
                 resolved_at: now,
             };
-            let (current, policy_version): (Option<String>, u32) = c
-                .prepare_cached("SELECT resolved_label, policy_version FROM items WHERE id = ?1")?
-                .query_row([item_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            let audit = t.stage == Stage::Audit;
+            let (current, policy_version, was_auto): (Option<String>, u32, bool) = c
+                .prepare_cached("SELECT resolved_label, policy_version, outcome = 'auto' FROM items WHERE id = ?1")?
+                .query_row([item_id], |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)))?;
+            // An audit, or the adjudication of a contested audit (only audited items of an
+            // auto decision have tasks): it confirms or corrects the auto label.
+            let audit = t.stage == Stage::Audit || (t.stage == Stage::Adjudicate && was_auto);
             if audit && current.as_deref() == Some(label.as_str()) {
                 event(
                     c,
@@ -995,12 +1005,37 @@ fn record_review(
     )
 }
 
-/// Closes a task: no more slots, and any other reviewer's active lease on it ends.
+/// Closes a task: no more slots, and any other reviewer's active lease on it ends (with an
+/// event each).
 fn close_task(c: &Connection, task_id: i64, now: Millis) -> Result<()> {
     c.prepare_cached("UPDATE tasks SET state = 'done', available = 0, closed_at = ?2 WHERE id = ?1")?
         .execute(params![task_id, now])?;
-    c.prepare_cached("UPDATE leases SET state = 'cancelled', ended_at = ?2 WHERE task_id = ?1 AND state = 'active'")?
-        .execute(params![task_id, now])?;
+    let cancelled = c
+        .prepare_cached(
+            "UPDATE leases SET state = 'cancelled', ended_at = ?2 WHERE task_id = ?1 AND state = 'active'
+             RETURNING id, item_id, reviewer_id, (SELECT project_id FROM tasks WHERE id = ?1)",
+        )?
+        .query_map(params![task_id, now], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    for (lease_id, item_id, reviewer_id, project_id) in cancelled {
+        event(
+            c,
+            Some(project_id),
+            Some(item_id),
+            Some(task_id),
+            now,
+            "lease.cancelled",
+            "system",
+            &json!({"lease_id": lease_id, "reviewer_id": reviewer_id, "reason": "the task closed"}),
+        )?;
+    }
     Ok(())
 }
 
@@ -1018,8 +1053,15 @@ pub(super) fn expire_leases(c: &Connection, now: Millis, limit: usize) -> Result
     for (lease_id, task_id, item_id, reviewer_id, project_id) in &expired {
         c.prepare_cached("UPDATE leases SET state = 'expired', ended_at = ?2 WHERE id = ?1")?
             .execute(params![lease_id, now])?;
-        c.prepare_cached("UPDATE tasks SET available = available + 1 WHERE id = ?1 AND state = 'open'")?
-            .execute([task_id])?;
+        // A gold task exists only for the reviewer it was made for: it closes, it does not
+        // go back to a queue.
+        c.prepare_cached(
+            "UPDATE tasks SET available = CASE WHEN gold = 1 THEN 0 ELSE available + 1 END,
+                              state = CASE WHEN gold = 1 THEN 'done' ELSE state END,
+                              closed_at = CASE WHEN gold = 1 THEN ?2 ELSE closed_at END
+             WHERE id = ?1 AND state = 'open'",
+        )?
+        .execute(params![task_id, now])?;
         c.prepare_cached("DELETE FROM item_reviewers WHERE item_id = ?1 AND reviewer_id = ?2")?
             .execute(params![item_id, reviewer_id])?;
         event(

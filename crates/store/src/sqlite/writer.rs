@@ -149,10 +149,22 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, sync_tx: mpsc::Sender<Committe
         let commit: Result<()> = match conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])) {
             Ok(_) => {
                 let mut poisoned = false;
-                for job in jobs {
+                let mut jobs = jobs.into_iter();
+                for job in jobs.by_ref() {
                     let (reply, dirty) = job(Ok(&conn));
-                    poisoned |= dirty;
                     replies.push(reply);
+                    // SQLite may have rolled the whole transaction back itself (disk full,
+                    // I/O error): later jobs would then commit statement by statement.
+                    if dirty || conn.is_autocommit() {
+                        poisoned = true;
+                        break;
+                    }
+                }
+                let retry = || {
+                    StoreError::Backend("a write in the same group commit failed; nothing was written, retry".into())
+                };
+                for job in jobs {
+                    replies.push(job(Err(retry())).0);
                 }
                 if poisoned {
                     tracing::error!("a write failed after writing; rolling its whole group commit back");
@@ -161,6 +173,10 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, sync_tx: mpsc::Sender<Committe
                         "a write in the same group commit failed; nothing was written, retry".into(),
                     ))
                 } else {
+                    // Readers that see this commit must wait for its sync: count it before
+                    // it becomes visible.
+                    generation += 1;
+                    committed.store(generation, Ordering::Release);
                     conn.prepare_cached("COMMIT")
                         .and_then(|mut s| s.execute([]))
                         .map(|_| ())
@@ -183,8 +199,6 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, sync_tx: mpsc::Sender<Committe
         match commit {
             Ok(()) => {
                 // Durable only once the syncer has fsynced the WAL; it answers then.
-                generation += 1;
-                committed.store(generation, Ordering::Release);
                 if let Err(mpsc::SendError(lost)) = sync_tx.send(Committed { generation, replies }) {
                     for reply in lost.replies {
                         reply(Err(StoreError::Backend("the syncer has stopped".into())));
@@ -195,6 +209,12 @@ fn run(conn: Connection, rx: mpsc::Receiver<Job>, sync_tx: mpsc::Sender<Committe
                 for reply in replies {
                     reply(Err(e.clone()));
                 }
+                // A counted generation whose COMMIT failed has nothing to sync; let its
+                // waiters go.
+                let _ = sync_tx.send(Committed {
+                    generation,
+                    replies: Vec::new(),
+                });
             }
         }
     }
@@ -222,7 +242,14 @@ fn sync(wal: PathBuf, rx: mpsc::Receiver<Committed>, synced: tokio::sync::watch:
             Ok(()) => {
                 synced.send_replace(batches.last().map_or(0, |b| b.generation));
             }
-            Err(e) => tracing::error!(error = %e, "a group commit could not be made durable"),
+            Err(e) => {
+                // After a failed fsync the state of the disk is unknowable (the kernel may
+                // have dropped the dirty pages): stop, as PostgreSQL does, and let the
+                // restart recover from what is on disk. No caller of these batches was
+                // answered, so nothing acknowledged is lost.
+                tracing::error!(error = %e, "the WAL could not be synced; stopping to recover from disk");
+                std::process::abort();
+            }
         }
         for b in batches {
             for reply in b.replies {
