@@ -278,8 +278,12 @@ impl Learning {
         now: i64,
     ) -> Result<(), flywheel_store::StoreError> {
         let verified = store.verified_predictions(p.id, CALIBRATION_WINDOW).await?;
+        // Items active learning chose are the least confident of the auto band unless the
+        // strategy is random: counted as evidence they would make the band look worse
+        // than it is just above the threshold. Audits are the band's uniform sample.
+        let uniform_picks = p.policy.active_learning().is_none_or(|a| a.strategy == "random");
         let mut by_label: HashMap<String, Vec<(f64, bool)>> = HashMap::new();
-        for v in &verified {
+        for v in verified.iter().filter(|v| uniform_picks || !v.chosen_for_learning) {
             let (label, confidence) = v.prediction.top();
             by_label
                 .entry(label.to_string())

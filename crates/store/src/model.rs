@@ -324,5 +324,8 @@ pub struct VerifiedPrediction {
     pub human_label: String,
     /// Whether the item was decided auto (so the human label came from an audit).
     pub auto: bool,
+    /// Whether active learning chose the item for review (a sample of the auto band that
+    /// is not uniform unless the strategy is `random`).
+    pub chosen_for_learning: bool,
     pub resolved_at: Millis,
 }

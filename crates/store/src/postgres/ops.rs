@@ -1723,8 +1723,10 @@ pub(super) async fn verified_predictions(
     project_id: i64,
     limit: usize,
 ) -> TxResult<Vec<VerifiedPrediction>> {
-    let rows: Vec<(String, String, String, bool, i64)> = sqlx::query_as(
-        "SELECT i.external_id, i.prediction::text, l.label, i.outcome = 'auto', l.resolved_at FROM labels l JOIN items i ON i.id = l.item_id
+    let rows: Vec<(String, String, String, bool, i64, bool)> = sqlx::query_as(
+        "SELECT i.external_id, i.prediction::text, l.label, i.outcome = 'auto', l.resolved_at,
+                position('active_learning: chosen' in i.decision::text) > 0
+         FROM labels l JOIN items i ON i.id = l.item_id
          WHERE l.project_id = $1 AND l.source IN ('human', 'adjudicated') AND i.prediction IS NOT NULL
          ORDER BY l.cursor DESC NULLS FIRST, l.id DESC LIMIT $2",
     )
@@ -1733,15 +1735,18 @@ pub(super) async fn verified_predictions(
     .fetch_all(&mut *c)
     .await?;
     rows.into_iter()
-        .map(|(external_id, p, human_label, auto, resolved_at)| {
-            Ok(VerifiedPrediction {
-                external_id,
-                prediction: parse(&p)?,
-                human_label,
-                auto,
-                resolved_at,
-            })
-        })
+        .map(
+            |(external_id, p, human_label, auto, resolved_at, chosen_for_learning)| {
+                Ok(VerifiedPrediction {
+                    external_id,
+                    prediction: parse(&p)?,
+                    human_label,
+                    auto,
+                    resolved_at,
+                    chosen_for_learning,
+                })
+            },
+        )
         .collect()
 }
 

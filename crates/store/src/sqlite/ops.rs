@@ -1479,25 +1479,37 @@ pub(super) fn latest_model(c: &Connection, project_id: i64) -> Result<Option<Mod
 pub(super) fn verified_predictions(c: &Connection, project_id: i64, limit: usize) -> Result<Vec<VerifiedPrediction>> {
     let rows = c
         .prepare_cached(
-            "SELECT i.external_id, i.prediction, l.label, i.outcome = 'auto', l.resolved_at FROM labels l JOIN items i ON i.id = l.item_id
+            "SELECT i.external_id, i.prediction, l.label, i.outcome = 'auto', l.resolved_at,
+                    instr(i.decision, 'active_learning: chosen') > 0
+             FROM labels l JOIN items i ON i.id = l.item_id
              WHERE l.project_id = ?1 AND l.source IN ('human', 'adjudicated') AND i.prediction IS NOT NULL
              ORDER BY l.cursor DESC LIMIT ?2",
         )?
         .query_map(params![project_id, limit as i64], |r| {
-            Ok((r.get::<_, String>(0)?, opt_json::<Prediction>(r, 1)?, r.get::<_, String>(2)?, r.get::<_, bool>(3)?, r.get::<_, i64>(4)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                opt_json::<Prediction>(r, 1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, bool>(5)?,
+            ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows
         .into_iter()
-        .filter_map(|(external_id, p, human_label, auto, resolved_at)| {
-            p.map(|prediction| VerifiedPrediction {
-                external_id,
-                prediction,
-                human_label,
-                auto,
-                resolved_at,
-            })
-        })
+        .filter_map(
+            |(external_id, p, human_label, auto, resolved_at, chosen_for_learning)| {
+                p.map(|prediction| VerifiedPrediction {
+                    external_id,
+                    prediction,
+                    human_label,
+                    auto,
+                    resolved_at,
+                    chosen_for_learning,
+                })
+            },
+        )
         .collect())
 }
 
