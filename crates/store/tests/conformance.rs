@@ -514,6 +514,23 @@ mod suite {
         let again = f.answer(&a, &t, "r1", label("ham"), 130).await.unwrap();
         assert_eq!(first, again, "a retried review returns the stored result");
         assert_eq!(f.all_labels().await.len(), 1);
+        f.submit(vec![review("z", "q", 1, 0, 1)]).await;
+        let t2 = f.claim(&a, None, 135).await.unwrap();
+        let reused = f.answer(&a, &t2, "r1", label("spam"), 136).await;
+        assert!(
+            matches!(
+                reused,
+                Err(StoreError::Conflict {
+                    code: "review_id_reused",
+                    ..
+                })
+            ),
+            "the same review_id on another task is refused, not silently dropped: {reused:?}"
+        );
+        assert_eq!(
+            f.answer(&a, &t2, "r3", label("spam"), 137).await.unwrap().outcome,
+            "resolved"
+        );
         let other = f.answer(&a, &t, "r2", label("spam"), 140).await;
         assert!(
             matches!(other, Err(StoreError::Conflict { code: "lease_lost", .. })),

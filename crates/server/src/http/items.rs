@@ -4,13 +4,12 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use flywheel_core::prediction::RawPrediction;
-use flywheel_core::{Decision, ItemView, Outcome, Prediction, Route};
+use flywheel_core::{Decision, ItemView, Outcome, Route};
 use flywheel_store::{NewItem, Resolution};
 use serde_json::Value;
 
 use super::dto::*;
-use super::{ApiJson, MAX_BATCH, text_field, ts};
+use super::{ApiJson, MAX_BATCH, ts};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -42,30 +41,8 @@ pub async fn submit(
         .map(|a| (crate::learning::strategy(&a.strategy), a.budget_per_1000));
     let mut new = Vec::with_capacity(body.items.len());
     for (i, it) in body.items.into_iter().enumerate() {
-        let at = |f: &str| format!("items[{i}].{f}");
-        text_field(&at("external_id"), &it.external_id, 1, 256)?;
-        if !it.payload.is_object() {
-            return Err(ApiError::invalid(at("payload"), "payload is a JSON object"));
-        }
-        let attributes = match it.attributes {
-            None | Some(Value::Null) => Value::Object(Default::default()),
-            Some(v @ Value::Object(_)) => v,
-            Some(_) => return Err(ApiError::invalid(at("attributes"), "attributes is a JSON object")),
-        };
-        let given = it
-            .prediction
-            .map(|r| {
-                Prediction::parse(
-                    RawPrediction {
-                        model: r.model,
-                        version: r.version,
-                        scores: r.scores,
-                    },
-                    &p.labels,
-                )
-                .map_err(|e| e.within(&at("prediction")))
-            })
-            .transpose()?;
+        let (attributes, given) =
+            super::item_parts(i, &it.external_id, &it.payload, it.attributes, it.prediction, &p.labels)?;
         // Without a prediction of its own, the project's built-in model scores the item.
         let prediction = match (given, &model) {
             (Some(p), _) => Some(p),

@@ -167,3 +167,38 @@ pub fn text_field(field: &str, value: &str, min: usize, max: usize) -> Result<()
     }
     Ok(())
 }
+
+/// Checks the parts every submitted item shares — external id, payload (an object),
+/// attributes (an object, `{}` when absent) and prediction (against the project's labels)
+/// — naming `items[i].…` in any error. Returns the attributes and the prediction.
+pub fn item_parts(
+    i: usize,
+    external_id: &str,
+    payload: &serde_json::Value,
+    attributes: Option<serde_json::Value>,
+    prediction: Option<dto::PredictionIn>,
+    labels: &flywheel_core::LabelSet,
+) -> Result<(serde_json::Value, Option<flywheel_core::Prediction>), ApiError> {
+    use serde_json::Value;
+    let at = |f: &str| format!("items[{i}].{f}");
+    text_field(&at("external_id"), external_id, 1, 256)?;
+    if !payload.is_object() {
+        return Err(ApiError::invalid(at("payload"), "payload is a JSON object"));
+    }
+    let attributes = match attributes {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(ApiError::invalid(at("attributes"), "attributes is a JSON object")),
+    };
+    let prediction = prediction
+        .map(|r| {
+            let raw = flywheel_core::prediction::RawPrediction {
+                model: r.model,
+                version: r.version,
+                scores: r.scores,
+            };
+            flywheel_core::Prediction::parse(raw, labels).map_err(|e| e.within(&at("prediction")))
+        })
+        .transpose()?;
+    Ok((attributes, prediction))
+}

@@ -5,16 +5,14 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use flywheel_core::Prediction;
 use flywheel_core::agreement;
 use flywheel_core::crowd::CrowdData;
-use flywheel_core::prediction::RawPrediction;
 use flywheel_core::quality::wilson95;
 use flywheel_store::NewGold;
 use serde_json::Value;
 
 use super::dto::*;
-use super::{ApiJson, MAX_BATCH, text_field};
+use super::{ApiJson, MAX_BATCH};
 use crate::app::AppState;
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -38,38 +36,9 @@ pub async fn add_gold(
     }
     let mut items = Vec::with_capacity(body.items.len());
     for (i, g) in body.items.into_iter().enumerate() {
-        text_field(&format!("items[{i}].external_id"), &g.external_id, 1, 256)?;
-        if !g.payload.is_object() {
-            return Err(ApiError::invalid(
-                format!("items[{i}].payload"),
-                "payload is a JSON object",
-            ));
-        }
-        let attributes = match g.attributes {
-            None | Some(Value::Null) => Value::Object(Default::default()),
-            Some(v @ Value::Object(_)) => v,
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    format!("items[{i}].attributes"),
-                    "attributes is a JSON object",
-                ));
-            }
-        };
+        let (attributes, prediction) =
+            super::item_parts(i, &g.external_id, &g.payload, g.attributes, g.prediction, &p.labels)?;
         p.labels.answer(&format!("items[{i}].label"), &g.label)?;
-        let prediction = g
-            .prediction
-            .map(|r| {
-                Prediction::parse(
-                    RawPrediction {
-                        model: r.model,
-                        version: r.version,
-                        scores: r.scores,
-                    },
-                    &p.labels,
-                )
-                .map_err(|e| e.within(&format!("items[{i}].prediction")))
-            })
-            .transpose()?;
         items.push(NewGold {
             external_id: g.external_id,
             payload: g.payload,

@@ -687,14 +687,20 @@ pub(super) async fn heartbeat(
     Ok(expires)
 }
 
-async fn stored_review(c: &mut PgConnection, reviewer_id: i64, review_id: &str) -> TxResult<Option<ReviewResult>> {
-    let s: Option<String> =
-        sqlx::query_scalar("SELECT result::text FROM reviews WHERE reviewer_id = $1 AND review_id = $2")
-            .bind(reviewer_id)
-            .bind(review_id)
+/// The stored result of this reviewer's `review_id`, if any; the same id on another task
+/// is a conflict (the client reused an idempotency key).
+async fn stored_review(c: &mut PgConnection, r: &NewReview) -> TxResult<Option<ReviewResult>> {
+    let row: Option<(String, i64)> =
+        sqlx::query_as("SELECT result::text, task_id FROM reviews WHERE reviewer_id = $1 AND review_id = $2")
+            .bind(r.reviewer_id)
+            .bind(&r.review_id)
             .fetch_optional(&mut *c)
             .await?;
-    s.as_deref().map(parse).transpose()
+    match row {
+        Some((_, task_id)) if task_id != r.task_id => Err(StoreError::review_id_reused(&r.review_id, task_id).into()),
+        Some((s, _)) => Ok(Some(parse(&s)?)),
+        None => Ok(None),
+    }
 }
 
 pub(super) async fn submit_review(
@@ -703,7 +709,7 @@ pub(super) async fn submit_review(
     r: &NewReview,
     now: Millis,
 ) -> TxResult<ReviewResult> {
-    if let Some(done) = stored_review(c, r.reviewer_id, &r.review_id).await? {
+    if let Some(done) = stored_review(c, r).await? {
         return Ok(done);
     }
     // Lock the task first: answers to one task (and lease expiry) take their turn here.
@@ -714,7 +720,7 @@ pub(super) async fn submit_review(
     .fetch_optional(&mut *c)
     .await?;
     let (project_id, stage, queue, tier, priority, overlap, gold) = task.ok_or_else(StoreError::lease_lost)?;
-    if let Some(done) = stored_review(c, r.reviewer_id, &r.review_id).await? {
+    if let Some(done) = stored_review(c, r).await? {
         return Ok(done);
     }
     let stage = Stage::parse(&stage).unwrap_or(Stage::Review);

@@ -760,13 +760,19 @@ pub(crate) fn method_name(m: ConsensusMethod) -> &'static str {
 
 /// Returns the result and the task's project.
 pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result<(ReviewResult, i64)> {
-    let stored: Option<(String, i64)> = c
+    let stored: Option<(String, i64, i64)> = c
         .prepare_cached(
-            "SELECT w.result, t.project_id FROM reviews w JOIN tasks t ON t.id = w.task_id WHERE w.reviewer_id = ?1 AND w.review_id = ?2",
+            "SELECT w.result, t.project_id, w.task_id FROM reviews w JOIN tasks t ON t.id = w.task_id
+             WHERE w.reviewer_id = ?1 AND w.review_id = ?2",
         )?
-        .query_row(params![r.reviewer_id, r.review_id], |row| Ok((row.get(0)?, row.get(1)?)))
+        .query_row(params![r.reviewer_id, r.review_id], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
         .optional()?;
-    if let Some((s, project_id)) = stored {
+    if let Some((s, project_id, task_id)) = stored {
+        if task_id != r.task_id {
+            return Err(StoreError::review_id_reused(&r.review_id, task_id));
+        }
         return Ok((serde_json::from_str(&s)?, project_id));
     }
     let lease = active_lease(c, r.task_id, r.lease_id, r.reviewer_id, now)?;
