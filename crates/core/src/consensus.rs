@@ -79,14 +79,6 @@ pub enum Scorer {
 }
 
 impl Scorer {
-    pub fn method(&self) -> &'static str {
-        match self {
-            Scorer::Majority => "majority",
-            Scorer::Weighted(_) => "weighted",
-            Scorer::DawidSkene(_) => "dawid_skene",
-        }
-    }
-
     /// The consensus of `votes`, or `None` on a tie (or no votes). Invariant to the order
     /// of the votes.
     pub fn verdict(&self, votes: &[Vote<'_>]) -> Option<Verdict> {

@@ -55,7 +55,7 @@ impl ProjectModel {
 
     pub fn from_snapshot(s: &ModelSnapshot) -> Result<Self, ValidationError> {
         let model = OnlineModel::from_bytes(&s.model)?;
-        let bits = model_bits(&model);
+        let bits = model.bits();
         Ok(Self {
             featurizer: Featurizer::new(bits),
             model,
@@ -73,6 +73,19 @@ impl ProjectModel {
             model: "flywheel".into(),
             version: Some(format!("{}+{}", self.version, self.model.examples_seen())),
             scores: self.model.labels().iter().cloned().zip(probs).collect(),
+        }
+    }
+
+    /// The model as a new version, to store.
+    pub fn snapshot(&mut self, now: i64) -> ModelSnapshot {
+        self.version += 1;
+        self.since_snapshot = 0;
+        ModelSnapshot {
+            version: self.version,
+            model: self.model.to_bytes(),
+            examples_seen: self.model.examples_seen(),
+            trained_through: self.trained_through,
+            created_at: now,
         }
     }
 
@@ -112,10 +125,6 @@ impl ProjectModel {
             .collect();
         json!({"n": n, "accuracy": (n > 0).then(|| right as f64 / n as f64), "f1": f1})
     }
-}
-
-fn model_bits(m: &OnlineModel) -> u32 {
-    m.bits()
 }
 
 /// Whether an example is held back from training (a tenth, by external id).
@@ -347,17 +356,7 @@ pub async fn train(
                 }
                 m.trained_through = ex.cursor;
             }
-            (m.since_snapshot >= SNAPSHOT_EVERY).then(|| {
-                m.version += 1;
-                m.since_snapshot = 0;
-                ModelSnapshot {
-                    version: m.version,
-                    model: m.model.to_bytes(),
-                    examples_seen: m.model.examples_seen(),
-                    trained_through: m.trained_through,
-                    created_at: now,
-                }
-            })
+            (m.since_snapshot >= SNAPSHOT_EVERY).then(|| m.snapshot(now))
         };
         if let Some(s) = snapshot {
             store.save_model(project_id, s, now).await?;

@@ -120,6 +120,20 @@ pub struct Judging {
     pub quality: Option<flywheel_core::policy::QualitySpec>,
 }
 
+impl Judging {
+    /// The method a single answer would be resolved by under this rule: Dawid–Skene falls
+    /// back to majority until its first fit (as `Scorer` does).
+    pub fn method(&self) -> &'static str {
+        use flywheel_core::policy::ConsensusMethod;
+        match self.consensus.method {
+            ConsensusMethod::Majority => "majority",
+            ConsensusMethod::Weighted => "weighted",
+            ConsensusMethod::DawidSkene if self.ds_model.is_some() => "dawid_skene",
+            ConsensusMethod::DawidSkene => "majority",
+        }
+    }
+}
+
 /// One reviewer's record in a project.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReviewerStats {

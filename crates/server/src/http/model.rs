@@ -62,18 +62,7 @@ pub async fn retrain(
     let model = s.learning.reset(&p, spec.bits);
     model.write().expect("model").version = previous;
     let used = learning::train(s.store.as_ref(), p.id, &model, s.now()).await?;
-    let snapshot = {
-        let mut m = model.write().expect("model");
-        m.version += 1;
-        m.since_snapshot = 0;
-        flywheel_store::ModelSnapshot {
-            version: m.version,
-            model: m.model.to_bytes(),
-            examples_seen: m.model.examples_seen(),
-            trained_through: m.trained_through,
-            created_at: s.now(),
-        }
-    };
+    let snapshot = model.write().expect("model").snapshot(s.now());
     let version = snapshot.version;
     s.store.save_model(p.id, snapshot, s.now()).await?;
     let evaluation = model.read().expect("model").evaluate();

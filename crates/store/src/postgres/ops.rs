@@ -1049,10 +1049,7 @@ async fn gold_answer(
             if overlap > 1 {
                 ("waiting", None)
             } else {
-                let method = match judging.consensus.method {
-                    ConsensusMethod::DawidSkene if judging.ds_model.is_none() => "majority",
-                    m => crate::sqlite::method_name(m),
-                };
+                let method = judging.method();
                 let res = Resolution {
                     label: l.clone(),
                     source: Source::Human,

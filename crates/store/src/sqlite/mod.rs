@@ -8,7 +8,7 @@
 
 mod ops;
 
-pub(crate) use ops::{fill_answer_stats, method_name};
+pub(crate) use ops::fill_answer_stats;
 mod writer;
 
 use std::path::{Path, PathBuf};

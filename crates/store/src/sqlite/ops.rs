@@ -722,10 +722,7 @@ fn gold_answer(
             if t.overlap > 1 {
                 ("waiting", None)
             } else {
-                let method = match judging.consensus.method {
-                    ConsensusMethod::DawidSkene if judging.ds_model.is_none() => "majority",
-                    m => method_name(m),
-                };
+                let method = judging.method();
                 (
                     "resolved",
                     Some(Resolution {
@@ -748,14 +745,6 @@ fn gold_answer(
     };
     record_review(c, r, project_id, item_id, granted_at, &result, now)?;
     Ok(result)
-}
-
-pub(crate) fn method_name(m: ConsensusMethod) -> &'static str {
-    match m {
-        ConsensusMethod::Majority => "majority",
-        ConsensusMethod::Weighted => "weighted",
-        ConsensusMethod::DawidSkene => "dawid_skene",
-    }
 }
 
 /// Returns the result and the task's project.
