@@ -128,6 +128,57 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> Result<()>;
 
+    /// Sets (or, with `None`, removes) a reviewer's password, as an Argon2id PHC string.
+    async fn set_password(&self, reviewer: &str, password_hash: Option<&str>, actor: &str, now: Millis) -> Result<()>;
+    /// A reviewer's id and password hash, if the reviewer exists and has a password.
+    async fn password_hash(&self, reviewer: &str) -> Result<Option<(i64, String)>>;
+    /// Opens a browser session (stored as the hash of its cookie); drops expired ones.
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        owner: SessionOwner,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<()>;
+    /// Who an unexpired session acts as (`None` once its key is revoked).
+    async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<Principal>>;
+    async fn end_session(&self, token_hash: &str) -> Result<()>;
+
+    async fn projects(&self) -> Result<Vec<Project>>;
+    async fn reviewers(&self) -> Result<Vec<ReviewerAccount>>;
+    /// Replaces a reviewer's tiers and granted projects.
+    async fn update_reviewer(
+        &self,
+        name: &str,
+        tiers: Vec<u8>,
+        projects: Vec<String>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Reviewer>;
+    /// Stops a reviewer claiming in a project until released.
+    async fn hold_reviewer(
+        &self,
+        project_id: i64,
+        reviewer: &str,
+        reason: &str,
+        actor: &str,
+        now: Millis,
+    ) -> Result<()>;
+    /// Gives an existing reviewer another key.
+    async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()>;
+    async fn keys(&self) -> Result<Vec<KeyRecord>>;
+    /// Revokes a key by its hash (`NotFound` if there is none, revoked or not).
+    async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()>;
+
+    /// Answers a reviewer gave since `since`, in every project.
+    async fn answers_since(&self, reviewer_id: i64, since: Millis) -> Result<i64>;
+    /// Decisions and answers per slice of `bucket_ms` since `since` (slices with none left out).
+    async fn activity(&self, project_id: i64, since: Millis, bucket_ms: i64) -> Result<Vec<ActivityBucket>>;
+    /// The project's most recent events, newest first.
+    async fn latest_events(&self, project_id: i64, limit: usize) -> Result<Vec<EventRecord>>;
+    /// For each `(queue, created_before)`, the queue's open tasks created before that time.
+    async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>>;
+
     /// Notices of changes made through this store or, for a shared database, any node.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice>;
 }

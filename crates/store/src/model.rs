@@ -343,3 +343,72 @@ pub struct VerifiedPrediction {
     pub chosen_for_learning: bool,
     pub resolved_at: Millis,
 }
+
+/// Whom a browser session acts as.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SessionOwner {
+    /// The holder of the key (by its hash) it was opened with; revoking the key ends it.
+    Key(String),
+    /// A reviewer who signed in with a password.
+    Reviewer(i64),
+}
+
+/// A reviewer as the admin console lists them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReviewerAccount {
+    #[serde(flatten)]
+    pub reviewer: Reviewer,
+    pub has_password: bool,
+    /// Keys not revoked.
+    pub active_keys: i64,
+    pub created_at: Millis,
+}
+
+/// An API key as the admin console lists it: never the key, only its hash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRecord {
+    pub hash: String,
+    /// `admin`, `service` or `reviewer`.
+    pub kind: String,
+    pub reviewer: Option<String>,
+    /// Service keys: the projects granted (names).
+    pub projects: Vec<String>,
+    pub created_at: Millis,
+    pub revoked_at: Option<Millis>,
+}
+
+/// A project's traffic in one slice of time.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ActivityBucket {
+    pub start: Millis,
+    /// Items decided auto and sent to review in this slice.
+    pub auto: i64,
+    pub review: i64,
+    /// Answers given by reviewers (labels, escalations, skips).
+    pub answers: i64,
+}
+
+impl ActivityBucket {
+    /// Buckets in time order from `(start, auto, review)` and `(start, answers)` rows.
+    pub fn merge(decided: Vec<(Millis, i64, i64)>, answered: Vec<(Millis, i64)>) -> Vec<ActivityBucket> {
+        let mut out = std::collections::BTreeMap::<Millis, ActivityBucket>::new();
+        for (start, auto, review) in decided {
+            let b = out.entry(start).or_insert(ActivityBucket::empty(start));
+            b.auto += auto;
+            b.review += review;
+        }
+        for (start, answers) in answered {
+            out.entry(start).or_insert(ActivityBucket::empty(start)).answers += answers;
+        }
+        out.into_values().collect()
+    }
+
+    fn empty(start: Millis) -> Self {
+        ActivityBucket {
+            start,
+            auto: 0,
+            review: 0,
+            answers: 0,
+        }
+    }
+}

@@ -790,6 +790,142 @@ mod suite {
         assert!(d.tasks.iter().all(|t| t.state == "done"));
     }
 
+    pub async fn accounts_sessions_and_keys(f: Fixture) {
+        let s = &f.store;
+        assert!(s.bootstrap_admin("admin-hash", 1).await.unwrap());
+        let r = f.reviewer("ana", &[1]).await;
+        assert_eq!(s.password_hash("ana").await.unwrap(), None, "no password yet");
+        s.set_password("ana", Some("$argon2id$x"), "admin", 2).await.unwrap();
+        assert_eq!(
+            s.password_hash("ana").await.unwrap(),
+            Some((r.id, "$argon2id$x".into()))
+        );
+        assert!(matches!(
+            s.set_password("nobody", Some("h"), "admin", 2).await,
+            Err(StoreError::NotFound { .. })
+        ));
+
+        // Sessions: by password (a reviewer) and by key; they expire and end.
+        s.create_session("s-pw", SessionOwner::Reviewer(r.id), 100, 3)
+            .await
+            .unwrap();
+        s.create_session("s-key", SessionOwner::Key("admin-hash".into()), 100, 3)
+            .await
+            .unwrap();
+        assert!(matches!(s.session("s-pw", 50).await.unwrap(), Some(Principal::Reviewer(v)) if v.name == "ana"));
+        assert_eq!(s.session("s-key", 50).await.unwrap(), Some(Principal::Admin));
+        assert_eq!(s.session("s-pw", 100).await.unwrap(), None, "expired at expires_at");
+        assert_eq!(s.session("nope", 50).await.unwrap(), None);
+        s.end_session("s-pw").await.unwrap();
+        assert_eq!(s.session("s-pw", 50).await.unwrap(), None);
+
+        // Grants change; a hold stops claims in that project until released.
+        let r = s
+            .update_reviewer("ana", vec![1, 2], vec!["spam".into()], "admin", 4)
+            .await
+            .unwrap();
+        assert_eq!(r.tiers, vec![1, 2]);
+        assert!(matches!(
+            s.update_reviewer("ana", vec![1], vec!["nope".into()], "admin", 4).await,
+            Err(StoreError::Invalid(e)) if e.field == "projects[0]"
+        ));
+        s.hold_reviewer(f.project.id, "ana", "rude notes", "admin", 5)
+            .await
+            .unwrap();
+        let held = s.reviewer_stats(f.project.id).await.unwrap();
+        assert!(held[0].held && held[0].held_reason.as_deref() == Some("rude notes"));
+        s.release_reviewer(f.project.id, "ana", "admin", 6).await.unwrap();
+        assert!(!s.reviewer_stats(f.project.id).await.unwrap()[0].held);
+
+        // Keys: listed by hash (never the key); revoking one ends its sessions.
+        s.add_reviewer_key("ana", "hash-ana-2", "admin", 7).await.unwrap();
+        let accounts = s.reviewers().await.unwrap();
+        assert_eq!(accounts.len(), 1);
+        assert!(accounts[0].has_password);
+        assert_eq!(accounts[0].active_keys, 2);
+        s.create_session("s-ana-key", SessionOwner::Key("hash-ana-2".into()), 1000, 8)
+            .await
+            .unwrap();
+        s.revoke_key("hash-ana-2", "admin", 9).await.unwrap();
+        assert_eq!(s.session("s-ana-key", 10).await.unwrap(), None);
+        assert_eq!(s.principal("hash-ana-2").await.unwrap(), None);
+        assert!(matches!(
+            s.revoke_key("no-such", "admin", 9).await,
+            Err(StoreError::NotFound { .. })
+        ));
+        let keys = s.keys().await.unwrap();
+        let k = keys.iter().find(|k| k.hash == "hash-ana-2").unwrap();
+        assert_eq!(
+            (k.kind.as_str(), k.reviewer.as_deref(), k.revoked_at),
+            ("reviewer", Some("ana"), Some(9))
+        );
+        assert_eq!(s.reviewers().await.unwrap()[0].active_keys, 1);
+        assert_eq!(
+            s.projects()
+                .await
+                .unwrap()
+                .iter()
+                .map(|p| p.name.as_str())
+                .collect::<Vec<_>>(),
+            vec!["spam"]
+        );
+        let kinds: Vec<String> = f.all_events().await.into_iter().map(|e| e.kind).collect();
+        assert!(kinds.contains(&"reviewer.held".to_string()));
+    }
+
+    pub async fn dashboard_series_and_overdue_tasks(f: Fixture) {
+        let s = &f.store;
+        // Items at t=10 (submit's clock): two to review, one auto.
+        f.submit(vec![
+            review("a", "q", 1, 0, 1),
+            review("b", "q", 1, 0, 1),
+            auto("c", "ham", false),
+        ])
+        .await;
+        let r = f.reviewer("ana", &[1]).await;
+        let t = f.claim(&r, None, 20).await.unwrap();
+        f.answer(&r, &t, "w1", label("spam"), 1_500).await.unwrap();
+        let series = s.activity(f.project.id, 0, 1_000).await.unwrap();
+        assert_eq!(
+            series,
+            vec![
+                ActivityBucket {
+                    start: 0,
+                    auto: 1,
+                    review: 2,
+                    answers: 0
+                },
+                ActivityBucket {
+                    start: 1_000,
+                    auto: 0,
+                    review: 0,
+                    answers: 1
+                },
+            ]
+        );
+        assert_eq!(
+            s.activity(f.project.id, 1_000, 1_000).await.unwrap().len(),
+            1,
+            "since filters"
+        );
+        assert_eq!(s.answers_since(r.id, 1_000).await.unwrap(), 1);
+        assert_eq!(s.answers_since(r.id, 1_501).await.unwrap(), 0);
+        assert_eq!(
+            s.overdue_tasks(
+                f.project.id,
+                vec![("q".into(), 11), ("q".into(), 10), ("other".into(), 99)]
+            )
+            .await
+            .unwrap(),
+            vec![1, 0, 0],
+            "one open task in q was created before 11, none before 10"
+        );
+        let latest = s.latest_events(f.project.id, 2).await.unwrap();
+        assert_eq!(latest.len(), 2);
+        assert!(latest[0].seq > latest[1].seq, "newest first");
+        assert_eq!(latest[0].seq, f.all_events().await.last().unwrap().seq);
+    }
+
     pub async fn concurrent_claims_never_double_assign(f: Fixture) {
         let items: Vec<_> = (0..200).map(|i| review(&format!("c{i}"), "q", 1, 0, 1)).collect();
         f.submit(items).await;
@@ -860,6 +996,8 @@ conformance!([
     audits_confirm_or_correct,
     feeds_page_by_cursor,
     concurrent_claims_never_double_assign,
+    accounts_sessions_and_keys,
+    dashboard_series_and_overdue_tasks,
     gold_is_scored_and_a_careless_reviewer_held,
     dynamic_overlap_adds_a_slot,
     closing_a_task_cancels_other_leases_and_expired_gold_closes,

@@ -7,6 +7,7 @@
 //! Singleton work (lease expiry, feed sequencing) runs under transaction-scoped advisory
 //! locks, so it moves to another node the moment a node dies.
 
+mod console;
 mod ops;
 
 use std::str::FromStr;
@@ -27,6 +28,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "learning",
         include_str!("../../migrations/postgres/0003_learning.sql"),
     ),
+    (4, "console", include_str!("../../migrations/postgres/0004_console.sql")),
 ];
 
 /// Retries of a transaction that lost a race (deadlock, serialization failure, a unique
@@ -416,6 +418,130 @@ impl Store for PgStore {
             &mut tx, project_id, kind, actor, &data, now
         )
         .await)
+    }
+
+    async fn set_password(&self, reviewer: &str, password_hash: Option<&str>, actor: &str, now: Millis) -> Result<()> {
+        transaction!(self, |tx| console::set_password(
+            &mut tx,
+            reviewer,
+            password_hash,
+            actor,
+            now
+        )
+        .await)
+    }
+
+    async fn password_hash(&self, reviewer: &str) -> Result<Option<(i64, String)>> {
+        let mut c = self.pool.acquire().await?;
+        console::password_hash(&mut c, reviewer)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        owner: SessionOwner,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<()> {
+        transaction!(self, |tx| console::create_session(
+            &mut tx, token_hash, &owner, expires_at, now
+        )
+        .await)
+    }
+
+    async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<Principal>> {
+        let mut c = self.pool.acquire().await?;
+        console::session(&mut c, token_hash, now)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn end_session(&self, token_hash: &str) -> Result<()> {
+        transaction!(self, |tx| console::end_session(&mut tx, token_hash).await)
+    }
+
+    async fn projects(&self) -> Result<Vec<Project>> {
+        let mut c = self.pool.acquire().await?;
+        console::projects(&mut c).await.map_err(TxError::into_store)
+    }
+
+    async fn reviewers(&self) -> Result<Vec<ReviewerAccount>> {
+        let mut c = self.pool.acquire().await?;
+        console::reviewers(&mut c).await.map_err(TxError::into_store)
+    }
+
+    async fn update_reviewer(
+        &self,
+        name: &str,
+        tiers: Vec<u8>,
+        projects: Vec<String>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Reviewer> {
+        transaction!(self, |tx| console::update_reviewer(
+            &mut tx, name, &tiers, &projects, actor, now
+        )
+        .await)
+    }
+
+    async fn hold_reviewer(
+        &self,
+        project_id: i64,
+        reviewer: &str,
+        reason: &str,
+        actor: &str,
+        now: Millis,
+    ) -> Result<()> {
+        transaction!(self, |tx| console::hold_reviewer(
+            &mut tx, project_id, reviewer, reason, actor, now
+        )
+        .await)
+    }
+
+    async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
+        transaction!(self, |tx| console::add_reviewer_key(
+            &mut tx, reviewer, key_hash, actor, now
+        )
+        .await)
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>> {
+        let mut c = self.pool.acquire().await?;
+        console::keys(&mut c).await.map_err(TxError::into_store)
+    }
+
+    async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
+        transaction!(self, |tx| console::revoke_key(&mut tx, key_hash, actor, now).await)
+    }
+
+    async fn answers_since(&self, reviewer_id: i64, since: Millis) -> Result<i64> {
+        let mut c = self.pool.acquire().await?;
+        console::answers_since(&mut c, reviewer_id, since)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn activity(&self, project_id: i64, since: Millis, bucket_ms: i64) -> Result<Vec<ActivityBucket>> {
+        let mut c = self.pool.acquire().await?;
+        console::activity(&mut c, project_id, since, bucket_ms)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn latest_events(&self, project_id: i64, limit: usize) -> Result<Vec<EventRecord>> {
+        transaction!(self, |tx| {
+            ops::sequence_feeds(&mut tx).await?;
+            console::latest_events(&mut tx, project_id, limit).await
+        })
+    }
+
+    async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>> {
+        let mut c = self.pool.acquire().await?;
+        console::overdue_tasks(&mut c, project_id, &cutoffs)
+            .await
+            .map_err(TxError::into_store)
     }
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {

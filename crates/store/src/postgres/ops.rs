@@ -15,7 +15,7 @@ use super::{TxError, TxResult};
 use crate::*;
 
 #[allow(clippy::too_many_arguments)]
-async fn event(
+pub(super) async fn event(
     c: &mut PgConnection,
     project_id: Option<i64>,
     item_id: Option<i64>,
@@ -50,7 +50,7 @@ async fn notify(c: &mut PgConnection, channel: &str, notice: &Notice) -> TxResul
     Ok(())
 }
 
-fn parse<T: serde::de::DeserializeOwned>(s: &str) -> TxResult<T> {
+pub(super) fn parse<T: serde::de::DeserializeOwned>(s: &str) -> TxResult<T> {
     Ok(serde_json::from_str(s)?)
 }
 
@@ -106,7 +106,7 @@ pub(super) async fn principal(c: &mut PgConnection, key_hash: &str) -> TxResult<
     }))
 }
 
-async fn reviewer(c: &mut PgConnection, id: i64) -> TxResult<Reviewer> {
+pub(super) async fn reviewer(c: &mut PgConnection, id: i64) -> TxResult<Reviewer> {
     let (name, tiers): (String, String) = sqlx::query_as("SELECT name, tiers::text FROM reviewers WHERE id = $1")
         .bind(id)
         .fetch_one(&mut *c)
@@ -128,7 +128,7 @@ async fn reviewer(c: &mut PgConnection, id: i64) -> TxResult<Reviewer> {
     })
 }
 
-async fn project_ids(c: &mut PgConnection, names: &[String]) -> TxResult<Vec<i64>> {
+pub(super) async fn project_ids(c: &mut PgConnection, names: &[String]) -> TxResult<Vec<i64>> {
     let mut ids = Vec::with_capacity(names.len());
     for (i, n) in names.iter().enumerate() {
         let id: Option<i64> = sqlx::query_scalar("SELECT id FROM projects WHERE name = $1")
@@ -1292,7 +1292,7 @@ pub(super) async fn labels(
         .collect())
 }
 
-type EventRow = (
+pub(super) type EventRow = (
     i64,
     i64,
     String,
@@ -1303,11 +1303,11 @@ type EventRow = (
     String,
 );
 
-const EVENT_COLUMNS: &str =
+pub(super) const EVENT_COLUMNS: &str =
     "coalesce(e.seq, 0), e.at, e.kind, e.actor, e.project_id, i.external_id, e.task_id, e.data::text
      FROM events e LEFT JOIN items i ON i.id = e.item_id";
 
-fn event_record(r: EventRow) -> TxResult<EventRecord> {
+pub(super) fn event_record(r: EventRow) -> TxResult<EventRecord> {
     Ok(EventRecord {
         seq: r.0,
         at: r.1,

@@ -6,6 +6,7 @@
 //! writer. Claims are writes, so the single writer serialises them: no two reviewers can
 //! be handed the same slot.
 
+mod console;
 mod ops;
 
 pub(crate) use ops::fill_answer_stats;
@@ -24,6 +25,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0001_init.sql"),
     include_str!("../../migrations/sqlite/0002_quality.sql"),
     include_str!("../../migrations/sqlite/0003_learning.sql"),
+    include_str!("../../migrations/sqlite/0004_console.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).
@@ -336,6 +338,111 @@ impl Store for SqliteStore {
     ) -> Result<()> {
         let (kind, actor) = (kind.to_string(), actor.to_string());
         self.write(move |c| ops::append_event(c, project_id, &kind, &actor, &data, now))
+            .await
+    }
+
+    async fn set_password(&self, reviewer: &str, password_hash: Option<&str>, actor: &str, now: Millis) -> Result<()> {
+        let (reviewer, hash, actor) = (
+            reviewer.to_string(),
+            password_hash.map(str::to_string),
+            actor.to_string(),
+        );
+        self.write(move |c| console::set_password(c, &reviewer, hash.as_deref(), &actor, now))
+            .await
+    }
+
+    async fn password_hash(&self, reviewer: &str) -> Result<Option<(i64, String)>> {
+        let reviewer = reviewer.to_string();
+        self.read(move |c| console::password_hash(c, &reviewer)).await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        owner: SessionOwner,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<()> {
+        let token_hash = token_hash.to_string();
+        self.write(move |c| console::create_session(c, &token_hash, &owner, expires_at, now))
+            .await
+    }
+
+    async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<Principal>> {
+        let token_hash = token_hash.to_string();
+        self.read(move |c| console::session(c, &token_hash, now)).await
+    }
+
+    async fn end_session(&self, token_hash: &str) -> Result<()> {
+        let token_hash = token_hash.to_string();
+        self.write(move |c| console::end_session(c, &token_hash)).await
+    }
+
+    async fn projects(&self) -> Result<Vec<Project>> {
+        self.read(console::projects).await
+    }
+
+    async fn reviewers(&self) -> Result<Vec<ReviewerAccount>> {
+        self.read(console::reviewers).await
+    }
+
+    async fn update_reviewer(
+        &self,
+        name: &str,
+        tiers: Vec<u8>,
+        projects: Vec<String>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Reviewer> {
+        let (name, actor) = (name.to_string(), actor.to_string());
+        self.write(move |c| console::update_reviewer(c, &name, &tiers, &projects, &actor, now))
+            .await
+    }
+
+    async fn hold_reviewer(
+        &self,
+        project_id: i64,
+        reviewer: &str,
+        reason: &str,
+        actor: &str,
+        now: Millis,
+    ) -> Result<()> {
+        let (reviewer, reason, actor) = (reviewer.to_string(), reason.to_string(), actor.to_string());
+        self.write(move |c| console::hold_reviewer(c, project_id, &reviewer, &reason, &actor, now))
+            .await
+    }
+
+    async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
+        let (reviewer, key_hash, actor) = (reviewer.to_string(), key_hash.to_string(), actor.to_string());
+        self.write(move |c| console::add_reviewer_key(c, &reviewer, &key_hash, &actor, now))
+            .await
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>> {
+        self.read(console::keys).await
+    }
+
+    async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
+        let (key_hash, actor) = (key_hash.to_string(), actor.to_string());
+        self.write(move |c| console::revoke_key(c, &key_hash, &actor, now))
+            .await
+    }
+
+    async fn answers_since(&self, reviewer_id: i64, since: Millis) -> Result<i64> {
+        self.read(move |c| console::answers_since(c, reviewer_id, since)).await
+    }
+
+    async fn activity(&self, project_id: i64, since: Millis, bucket_ms: i64) -> Result<Vec<ActivityBucket>> {
+        self.read(move |c| console::activity(c, project_id, since, bucket_ms))
+            .await
+    }
+
+    async fn latest_events(&self, project_id: i64, limit: usize) -> Result<Vec<EventRecord>> {
+        self.read(move |c| console::latest_events(c, project_id, limit)).await
+    }
+
+    async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>> {
+        self.read(move |c| console::overdue_tasks(c, project_id, &cutoffs))
             .await
     }
 

@@ -13,7 +13,7 @@ use crate::*;
 
 /// Appends one event. Every change calls this in the same transaction as the change.
 #[allow(clippy::too_many_arguments)]
-fn event(
+pub(super) fn event(
     c: &Connection,
     project_id: Option<i64>,
     item_id: Option<i64>,
@@ -38,7 +38,7 @@ fn event(
     Ok(())
 }
 
-fn json_col(r: &Row<'_>, idx: usize) -> rusqlite::Result<Value> {
+pub(super) fn json_col(r: &Row<'_>, idx: usize) -> rusqlite::Result<Value> {
     let s: String = r.get(idx)?;
     serde_json::from_str(&s)
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
@@ -99,7 +99,7 @@ pub(super) fn principal(c: &Connection, key_hash: &str) -> Result<Option<Princip
     }))
 }
 
-fn reviewer(c: &Connection, id: i64) -> Result<Reviewer> {
+pub(super) fn reviewer(c: &Connection, id: i64) -> Result<Reviewer> {
     let (name, tiers): (String, String) = c
         .prepare_cached("SELECT name, tiers FROM reviewers WHERE id = ?1")?
         .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))?;
@@ -120,7 +120,7 @@ fn reviewer(c: &Connection, id: i64) -> Result<Reviewer> {
     })
 }
 
-fn project_ids(c: &Connection, names: &[String]) -> Result<Vec<i64>> {
+pub(super) fn project_ids(c: &Connection, names: &[String]) -> Result<Vec<i64>> {
     let mut ids = Vec::with_capacity(names.len());
     for (i, n) in names.iter().enumerate() {
         let id: Option<i64> = c
@@ -1094,7 +1094,7 @@ pub(super) fn labels(c: &Connection, project_id: i64, after: i64, limit: usize) 
     .map_err(Into::into)
 }
 
-fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
+pub(super) fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
     Ok(EventRecord {
         seq: r.get(0)?,
         at: r.get(1)?,
@@ -1107,7 +1107,7 @@ fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
     })
 }
 
-const EVENT_COLUMNS: &str = "e.seq, e.at, e.kind, e.actor, e.project_id, i.external_id, e.task_id, e.data
+pub(super) const EVENT_COLUMNS: &str = "e.seq, e.at, e.kind, e.actor, e.project_id, i.external_id, e.task_id, e.data
      FROM events e LEFT JOIN items i ON i.id = e.item_id";
 
 pub(super) fn events(c: &Connection, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
