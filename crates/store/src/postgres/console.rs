@@ -208,13 +208,16 @@ pub(super) async fn add_reviewer_key(
     event(c, None, None, None, now, "key.created", actor, &data).await
 }
 
+/// hash, kind, reviewer, projects (JSON), created_at, revoked_at
+type KeyRow = (String, String, Option<String>, Option<String>, i64, Option<i64>);
+
 pub(super) async fn keys(c: &mut PgConnection) -> TxResult<Vec<KeyRecord>> {
     let names: std::collections::HashMap<i64, String> = sqlx::query_as("SELECT id, name FROM projects")
         .fetch_all(&mut *c)
         .await?
         .into_iter()
         .collect();
-    let rows: Vec<(String, String, Option<String>, Option<String>, i64, Option<i64>)> = sqlx::query_as(
+    let rows: Vec<KeyRow> = sqlx::query_as(
         "SELECT k.hash, k.kind, v.name, k.projects::text, k.created_at, k.revoked_at
          FROM api_keys k LEFT JOIN reviewers v ON v.id = k.reviewer_id ORDER BY k.created_at, k.hash",
     )
