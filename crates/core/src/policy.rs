@@ -70,6 +70,43 @@ pub struct PolicySpec {
     /// What to watch, and the level at which each monitor fires (writes a `monitor` event).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub monitors: Option<MonitorSpec>,
+    /// What the reviewer workbench offers and may show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workbench: Option<WorkbenchSpec>,
+    /// Per queue, how long a task may wait before it breaches its service level.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sla_seconds: std::collections::BTreeMap<String, u32>,
+}
+
+/// The reviewer workbench's settings for a project.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkbenchSpec {
+    /// The taxonomy of model failures a reviewer may tag an answer with.
+    #[serde(default)]
+    pub failure_categories: Vec<String>,
+    /// Origins (`https://host[:port]`) images may be shown from; others are shown as text.
+    #[serde(default)]
+    pub image_origins: Vec<String>,
+}
+
+/// Checks an origin: `http(s)://host[:port]`, nothing after.
+pub fn parse_origin(s: &str) -> Result<String, String> {
+    let rest = s
+        .strip_prefix("https://")
+        .or_else(|| s.strip_prefix("http://"))
+        .ok_or_else(|| format!("an origin starts with https:// or http://, got '{s}'"))?;
+    let ok = !rest.is_empty()
+        && rest.len() <= 253
+        && rest
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b':' | b'[' | b']'));
+    if !ok {
+        return Err(format!(
+            "an origin is scheme://host[:port] with nothing after, got '{s}'"
+        ));
+    }
+    Ok(s.to_ascii_lowercase())
 }
 
 /// Monitor thresholds; a monitor without one is computed and shown but never fires.
@@ -474,6 +511,28 @@ impl Policy {
                 ));
             }
         }
+        if let Some(w) = &spec.workbench {
+            for (i, c) in w.failure_categories.iter().enumerate() {
+                if c.trim().is_empty() || c.chars().count() > 128 {
+                    return Err(ValidationError::new(
+                        format!("workbench.failure_categories[{i}]"),
+                        "a failure category has 1 to 128 characters",
+                    ));
+                }
+            }
+            for (i, o) in w.image_origins.iter().enumerate() {
+                parse_origin(o).map_err(|m| ValidationError::new(format!("workbench.image_origins[{i}]"), m))?;
+            }
+        }
+        for (q, secs) in &spec.sla_seconds {
+            parse_queue(q).map_err(|m| ValidationError::new(format!("sla_seconds.{q}"), m))?;
+            if *secs == 0 {
+                return Err(ValidationError::new(
+                    format!("sla_seconds.{q}"),
+                    "an SLA is at least 1 second",
+                ));
+            }
+        }
         let env = Arc::new(Env::stdlib());
         let mut rules = Vec::with_capacity(spec.rules.len());
         for (i, r) in spec.rules.iter().enumerate() {
@@ -643,6 +702,34 @@ impl Policy {
 
     pub fn monitors(&self) -> Option<MonitorSpec> {
         self.spec.monitors
+    }
+
+    pub fn workbench(&self) -> WorkbenchSpec {
+        self.spec.workbench.clone().unwrap_or_default()
+    }
+
+    /// Every queue work can reach under this policy, with the tiers that work it: the
+    /// rules' routes and the no-match default, audits, active learning, and one tier up
+    /// from each for adjudication. Sorted by queue, then tier.
+    pub fn queues(&self) -> Vec<(String, u8)> {
+        let mut routes = vec![(DEFAULT_QUEUE.to_string(), 1)];
+        for r in &self.rules {
+            if let RuleAction::Review(route) = &r.action {
+                routes.push((route.queue.clone(), route.tier));
+            }
+        }
+        routes.push((self.audit_route.queue.clone(), self.audit_route.tier));
+        if let Some(a) = &self.spec.active_learning {
+            routes.push((a.queue.clone(), a.tier));
+        }
+        let up: Vec<_> = routes
+            .iter()
+            .map(|(q, t)| (q.clone(), t.saturating_add(1).min(MAX_TIER)))
+            .collect();
+        routes.extend(up);
+        routes.sort();
+        routes.dedup();
+        routes
     }
 
     /// Turns an auto decision into review for active learning (the caller chose the item
@@ -839,6 +926,51 @@ mod tests {
             model: "m".into(),
             version: None,
             scores: vec![("ham".into(), 1.0 - spam), ("spam".into(), spam)],
+        }
+    }
+
+    #[test]
+    fn queues_list_every_route_and_its_adjudication_tier() {
+        let q = example().queues();
+        let has = |name: &str, tier: u8| q.contains(&(name.to_string(), tier));
+        assert!(has("urgent", 2) && has("urgent", 3), "{q:?}");
+        assert!(has("standard", 1) && has("standard", 2));
+        assert!(has("default", 1) && has("audit", 1));
+        assert!(!has("urgent", 1), "a tier-1 reviewer has no way into 'urgent'");
+    }
+
+    #[test]
+    fn workbench_and_sla_settings_are_checked() {
+        let base = |extra: serde_json::Value| {
+            let mut p = json!({"rules": []});
+            for (k, v) in extra.as_object().unwrap() {
+                p[k] = v.clone();
+            }
+            Policy::from_json(&p, &labels())
+        };
+        let ok = base(
+            json!({"workbench": {"failure_categories": ["sarcasm"], "image_origins": ["https://img.example.com"]},
+                             "sla_seconds": {"default": 3600}}),
+        )
+        .unwrap();
+        assert_eq!(ok.workbench().failure_categories, vec!["sarcasm"]);
+        for (bad, field) in [
+            (
+                json!({"workbench": {"image_origins": ["javascript:alert(1)"]}}),
+                "workbench.image_origins[0]",
+            ),
+            (
+                json!({"workbench": {"image_origins": ["https://x.com/path"]}}),
+                "workbench.image_origins[0]",
+            ),
+            (
+                json!({"workbench": {"failure_categories": [" "]}}),
+                "workbench.failure_categories[0]",
+            ),
+            (json!({"sla_seconds": {"Bad Queue": 10}}), "sla_seconds.Bad Queue"),
+            (json!({"sla_seconds": {"default": 0}}), "sla_seconds.default"),
+        ] {
+            assert_eq!(base(bad.clone()).unwrap_err().field, field, "{bad}");
         }
     }
 

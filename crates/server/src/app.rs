@@ -206,6 +206,30 @@ impl AppState {
         Ok(found)
     }
 
+    /// Who a browser session (by its token's hash) acts as, cached like keys.
+    pub async fn session(&self, token_hash: &str) -> Result<Option<Principal>, ApiError> {
+        let cache_key = format!("session:{token_hash}");
+        if let Some((at, p)) = self.principals.read().expect("principal cache").get(&cache_key)
+            && at.elapsed() < PRINCIPAL_TTL
+        {
+            return Ok(Some(p.clone()));
+        }
+        let found = self.store.session(token_hash, self.now()).await?;
+        if let Some(p) = &found {
+            self.principals
+                .write()
+                .expect("principal cache")
+                .insert(cache_key, (Instant::now(), p.clone()));
+        }
+        Ok(found)
+    }
+
+    /// Forgets every cached key and session holder (a key was revoked, a session ended,
+    /// grants changed): this node sees the change at once, others within [`PRINCIPAL_TTL`].
+    pub fn forget_principals(&self) {
+        self.principals.write().expect("principal cache").clear();
+    }
+
     /// Drops a cached project (its policy changed, here or on another node).
     pub fn forget(&self, name: &str) {
         self.projects.write().expect("project cache").remove(name);

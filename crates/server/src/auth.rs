@@ -89,14 +89,60 @@ impl Caller {
     }
 }
 
+/// The cookie that holds a browser session's token.
+pub const SESSION_COOKIE: &str = "fw_session";
+/// The header a browser session's unsafe requests carry its CSRF token in.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// A session's CSRF token: derived from the session token, so it needs no storage and
+/// cannot be computed without the (HttpOnly, SameSite=Strict) cookie.
+pub fn csrf_token(session_token: &str) -> String {
+    hex::encode(&Sha256::digest(format!("flywheel-csrf:{session_token}").as_bytes())[..16])
+}
+
+/// Compares two tokens in time independent of where they differ.
+pub fn same_token(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter().zip(b.iter()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The value of cookie `name` in a request, if any.
+pub fn cookie(headers: &axum::http::HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_string())
+}
+
 impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .ok_or_else(|| ApiError::unauthorized("missing Authorization: Bearer <key>"))?;
+        let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
+            // A browser: its session cookie, and for anything that changes state the
+            // session's CSRF token in a header (a cross-site form cannot set one).
+            let Some(token) = cookie(&parts.headers, SESSION_COOKIE) else {
+                return Err(ApiError::unauthorized("missing Authorization: Bearer <key>"));
+            };
+            if !parts.method.is_safe() {
+                let sent = parts
+                    .headers
+                    .get(CSRF_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
+                if !same_token(sent, &csrf_token(&token)) {
+                    return Err(ApiError::forbidden("missing or wrong CSRF token").with_code("csrf"));
+                }
+            }
+            return match state.session(&hash_key(&token)).await? {
+                Some(p) => Ok(Caller(p)),
+                None => Err(ApiError::unauthorized("the session has ended; sign in again")),
+            };
+        };
         let key = header
             .to_str()
             .ok()

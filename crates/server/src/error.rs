@@ -33,6 +33,11 @@ impl ApiError {
         self
     }
 
+    pub fn with_code(mut self, code: &str) -> Self {
+        self.code = code.to_string();
+        self
+    }
+
     /// 422: the request is well-formed JSON but a field's value does not fit.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", message).with_field(field)

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod learning;
 pub mod monitors;
+pub mod ui;
 pub mod workers;
 
 use std::future::Future;

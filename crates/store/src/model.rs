@@ -51,6 +51,8 @@ pub struct NewReviewer {
     /// Project names.
     pub projects: Vec<String>,
     pub key_hash: String,
+    /// An Argon2id PHC string, when the reviewer may sign in with a password.
+    pub password_hash: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use flywheel_core::policy::{MAX_TIER, parse_queue};
+use flywheel_core::policy::parse_queue;
 use flywheel_core::{LabelSet, Policy};
 use flywheel_store::{NewProject, NewReviewer, NewServiceKey};
 
@@ -109,20 +109,11 @@ pub async fn create_reviewer(
     if name.chars().any(char::is_control) {
         return Err(ApiError::invalid("name", "a reviewer name has no control characters"));
     }
-    if body.tiers.is_empty() {
-        return Err(ApiError::invalid("tiers", "grant at least one tier"));
-    }
-    for (i, t) in body.tiers.iter().enumerate() {
-        if !(1..=MAX_TIER).contains(t) {
-            return Err(ApiError::invalid(
-                format!("tiers[{i}]"),
-                format!("a tier is between 1 and {MAX_TIER}"),
-            ));
-        }
-    }
-    let mut tiers = body.tiers.clone();
-    tiers.sort_unstable();
-    tiers.dedup();
+    let tiers = super::accounts::check_tiers(&body.tiers)?;
+    let password = match body.password.clone() {
+        Some(p) => Some(super::accounts::hash_password("password", p).await?),
+        None => None,
+    };
     let api_key = generate_key();
     let r = s
         .store
@@ -132,6 +123,7 @@ pub async fn create_reviewer(
                 tiers,
                 projects: body.projects.clone(),
                 key_hash: hash_key(&api_key),
+                password_hash: password,
             },
             &caller.actor(),
             s.now(),

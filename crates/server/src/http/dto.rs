@@ -63,6 +63,9 @@ pub struct CreateReviewer {
     pub tiers: Vec<u8>,
     /// Project names granted.
     pub projects: Vec<String>,
+    /// Optional: a password (at least 8 characters) to sign in to the workbench with.
+    #[serde(default)]
+    pub password: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -1,12 +1,13 @@
 //! HTTP: thin handlers that parse at the edge, call the store and core, and answer JSON.
 
+pub(crate) mod accounts;
 mod admin;
 pub mod dto;
-mod feeds;
+pub(crate) mod feeds;
 mod items;
-mod model;
+pub(crate) mod model;
 pub mod openapi;
-mod quality;
+pub(crate) mod quality;
 mod work;
 
 use std::collections::HashMap;
@@ -16,7 +17,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::routing::{get, post, put};
+use axum::routing::{get, patch, post, put};
 use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
@@ -33,11 +34,17 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/healthz", get(admin::healthz))
         .route("/v1/openapi.json", get(openapi::serve))
-        .route("/v1/projects", post(admin::create_project))
+        .route("/v1/me", get(accounts::me))
+        .route("/v1/projects", post(admin::create_project).get(accounts::projects))
         .route("/v1/projects/{project}", get(admin::get_project))
         .route("/v1/projects/{project}/policy", put(admin::put_policy))
-        .route("/v1/reviewers", post(admin::create_reviewer))
-        .route("/v1/keys", post(admin::create_key))
+        .route("/v1/reviewers", post(admin::create_reviewer).get(accounts::accounts))
+        .route("/v1/reviewers/{name}", patch(accounts::update_reviewer))
+        .route("/v1/reviewers/{name}/keys", post(accounts::add_key))
+        .route("/v1/keys", post(admin::create_key).get(accounts::keys))
+        .route("/v1/keys/{hash}/revoke", post(accounts::revoke))
+        .route("/v1/projects/{project}/policy/check", post(accounts::check_policy))
+        .route("/v1/projects/{project}/reviewers/{name}/hold", post(accounts::hold))
         .route("/v1/projects/{project}/items", post(items::submit))
         .route("/v1/projects/{project}/items/{external_id}", get(items::detail))
         .route("/v1/projects/{project}/claim", post(work::claim))
@@ -58,6 +65,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/projects/{project}/model/retrain", post(model::retrain))
         .route("/v1/projects/{project}/policy/backtest", post(model::backtest))
         .route("/v1/projects/{project}/monitors", get(model::monitors))
+        .merge(crate::ui::router())
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(

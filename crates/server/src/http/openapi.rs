@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, feeds, items, model, quality, work};
+use super::{accounts, admin, feeds, items, model, quality, work};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -15,6 +15,8 @@ use super::{admin, feeds, items, model, quality, work};
         feeds::labels, feeds::project_events, feeds::all_events, feeds::stats,
         quality::add_gold, quality::reviewers, quality::release, quality::agreement,
         model::get, model::retrain, model::backtest, model::monitors,
+        accounts::me, accounts::projects, accounts::accounts, accounts::update_reviewer, accounts::add_key,
+        accounts::hold, accounts::keys, accounts::revoke, accounts::check_policy,
     ),
     modifiers(&Bearer)
 )]

@@ -150,9 +150,11 @@ pub async fn review(
     text_field("review_id", &body.review_id, 1, 128)?;
     // The task's project is known only to the store: judge by each granted project's rule.
     let mut judging = HashMap::new();
+    let mut taxonomy = Vec::new();
     for name in &r.project_names {
         let p = s.project(name).await?;
         judging.insert(p.id, s.judging(&p));
+        taxonomy.extend(p.policy.workbench().failure_categories);
     }
     let answer = match (body.label, body.escalate, body.skip) {
         (Some(l), None, None) => Answer::Label(l),
@@ -173,6 +175,16 @@ pub async fn review(
     };
     if let Some(c) = &body.failure_category {
         text_field("failure_category", c, 1, 128)?;
+        // Where projects define a taxonomy, a category is one of theirs.
+        if !taxonomy.is_empty() && !taxonomy.contains(c) {
+            return Err(ApiError::invalid(
+                "failure_category",
+                format!(
+                    "'{c}' is not a failure category of your projects: {}",
+                    taxonomy.join(", ")
+                ),
+            ));
+        }
     }
     if let Some(n) = &body.note {
         text_field("note", n, 0, 10_000)?;

@@ -277,13 +277,15 @@ pub(super) async fn create_reviewer(
         return Err(StoreError::conflict("reviewer_exists", format!("a reviewer named '{}' exists", new.name)).into());
     }
     let projects = project_ids(c, &new.projects).await?;
-    let id: i64 =
-        sqlx::query_scalar("INSERT INTO reviewers (name, tiers, created_at) VALUES ($1, $2::jsonb, $3) RETURNING id")
-            .bind(&new.name)
-            .bind(serde_json::to_string(&new.tiers)?)
-            .bind(now)
-            .fetch_one(&mut *c)
-            .await?;
+    let id: i64 = sqlx::query_scalar(
+        "INSERT INTO reviewers (name, tiers, created_at, password_hash) VALUES ($1, $2::jsonb, $3, $4) RETURNING id",
+    )
+    .bind(&new.name)
+    .bind(serde_json::to_string(&new.tiers)?)
+    .bind(now)
+    .bind(&new.password_hash)
+    .fetch_one(&mut *c)
+    .await?;
     for p in &projects {
         sqlx::query("INSERT INTO reviewer_projects (reviewer_id, project_id) VALUES ($1, $2)")
             .bind(id)

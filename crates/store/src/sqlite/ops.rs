@@ -238,8 +238,8 @@ pub(super) fn create_reviewer(c: &Connection, new: NewReviewer, actor: &str, now
     }
     let projects = project_ids(c, &new.projects)?;
     c.execute(
-        "INSERT INTO reviewers (name, tiers, created_at) VALUES (?1, ?2, ?3)",
-        params![new.name, serde_json::to_string(&new.tiers)?, now],
+        "INSERT INTO reviewers (name, tiers, created_at, password_hash) VALUES (?1, ?2, ?3, ?4)",
+        params![new.name, serde_json::to_string(&new.tiers)?, now, new.password_hash],
     )?;
     let id = c.last_insert_rowid();
     for p in &projects {

@@ -1,0 +1,485 @@
+//! The console's pages. Data comes from the same handlers the JSON API serves, so a page
+//! shows exactly what the API says.
+
+use std::sync::Arc;
+
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use flywheel_store::Principal;
+use serde::Deserialize;
+
+use super::chart::{Series, line_chart};
+use super::{Nav, Session, UiError, html};
+use crate::app::{AppState, ProjectRuntime};
+use crate::error::ApiError;
+use crate::http::{accounts, feeds, model, quality};
+
+/// The queues a reviewer with `tiers` may open in a project: those the policy routes work
+/// to at one of their tiers.
+pub fn queues_for(p: &ProjectRuntime, tiers: &[u8]) -> Vec<String> {
+    let mut out: Vec<String> = p
+        .policy
+        .queues()
+        .into_iter()
+        .filter(|(_, t)| tiers.contains(t))
+        .map(|(q, _)| q)
+        .collect();
+    out.dedup();
+    out
+}
+
+struct ProjectQueues {
+    name: String,
+    queues: Vec<String>,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct Home {
+    nav: Nav,
+    /// Reviewers: their projects and queues.
+    work: Vec<ProjectQueues>,
+    /// Admins: every project.
+    projects: Vec<String>,
+    answers_today: i64,
+}
+
+pub async fn home(State(s): State<Arc<AppState>>, session: Session) -> Result<Response, UiError> {
+    let mut page = Home {
+        nav: session.nav(),
+        work: vec![],
+        projects: vec![],
+        answers_today: 0,
+    };
+    match &session.principal {
+        Principal::Admin => {
+            page.projects = s.store.projects().await?.into_iter().map(|p| p.name).collect();
+        }
+        Principal::Reviewer(r) => {
+            for name in &r.project_names {
+                let p = s.project(name).await?;
+                page.work.push(ProjectQueues {
+                    name: name.clone(),
+                    queues: queues_for(&p, &r.tiers),
+                });
+            }
+            let me = accounts::me(State(s.clone()), session.caller()).await?;
+            page.answers_today = me.0.answers_today;
+        }
+        Principal::Service { .. } => {
+            return Err(ApiError::forbidden("service keys have no console").into());
+        }
+    }
+    Ok(html(&page, &[]))
+}
+
+#[derive(Template)]
+#[template(path = "work.html")]
+struct Workbench {
+    nav: Nav,
+    project: String,
+    queue: String,
+    labels: Vec<String>,
+    categories: Vec<String>,
+    origins_json: String,
+    lease_seconds: u32,
+}
+
+pub async fn workbench_any(
+    state: State<Arc<AppState>>,
+    session: Session,
+    Path(project): Path<String>,
+) -> Result<Response, UiError> {
+    open_workbench(state, session, project, None).await
+}
+
+pub async fn workbench(
+    state: State<Arc<AppState>>,
+    session: Session,
+    Path((project, queue)): Path<(String, String)>,
+) -> Result<Response, UiError> {
+    open_workbench(state, session, project, Some(queue)).await
+}
+
+/// The work loop for one project (and queue): 403 unless the reviewer is granted the
+/// project and one of the queue's tiers.
+async fn open_workbench(
+    State(s): State<Arc<AppState>>,
+    session: Session,
+    project: String,
+    queue: Option<String>,
+) -> Result<Response, UiError> {
+    let p = s.project(&project).await?;
+    let r = session.caller().require_reviewer(&p)?.clone();
+    if let Some(q) = &queue
+        && !queues_for(&p, &r.tiers).contains(q)
+    {
+        return Err(ApiError::forbidden(format!(
+            "queue '{q}' of project '{project}' is not worked at your tiers ({:?})",
+            r.tiers
+        ))
+        .into());
+    }
+    let spec = p.policy.workbench();
+    let page = Workbench {
+        nav: session.nav(),
+        project: p.name.clone(),
+        queue: queue.unwrap_or_default(),
+        labels: p.labels.names(),
+        categories: spec.failure_categories.clone(),
+        origins_json: serde_json::to_string(&spec.image_origins).unwrap_or_else(|_| "[]".into()),
+        lease_seconds: p.policy.lease_seconds(),
+    };
+    Ok(html(&page, &spec.image_origins))
+}
+
+struct QueueRow {
+    name: String,
+    open: i64,
+    oldest: String,
+    sla: String,
+    breaches: Option<i64>,
+}
+
+struct ReviewerRow {
+    name: String,
+    answers: i64,
+    gold: String,
+    agreement: String,
+    time_on_task: String,
+    held: bool,
+    held_reason: String,
+}
+
+struct EventRow {
+    at: String,
+    kind: String,
+    actor: String,
+    item: String,
+    data: String,
+}
+
+struct MonitorRow {
+    name: String,
+    value: String,
+    threshold: String,
+    firing: bool,
+    basis: String,
+}
+
+#[derive(Template)]
+#[template(path = "dashboard.html")]
+struct Dashboard {
+    nav: Nav,
+    project: String,
+    live: Live,
+}
+
+#[derive(Template)]
+#[template(path = "live.html")]
+struct Live {
+    project: String,
+    csrf: String,
+    items: i64,
+    auto: i64,
+    review: i64,
+    resolved: i64,
+    open_tasks: i64,
+    automation: String,
+    audits: u64,
+    audit_precision: String,
+    thresholds: Vec<(String, String)>,
+    queues: Vec<QueueRow>,
+    reviewers: Vec<ReviewerRow>,
+    kappa: String,
+    alpha: String,
+    events: Vec<EventRow>,
+    monitors: Vec<MonitorRow>,
+    chart_rate: String,
+    chart_load: String,
+}
+
+#[derive(Deserialize)]
+pub struct DashboardQuery {
+    #[serde(default)]
+    fragment: Option<String>,
+}
+
+fn fmt(v: Option<f64>, digits: usize) -> String {
+    v.filter(|v| v.is_finite())
+        .map_or("—".into(), |v| format!("{v:.digits$}"))
+}
+
+fn age(seconds: f64) -> String {
+    match seconds {
+        s if s < 120.0 => format!("{s:.0} s"),
+        s if s < 7200.0 => format!("{:.0} min", s / 60.0),
+        s => format!("{:.1} h", s / 3600.0),
+    }
+}
+
+/// A project's operations dashboard (admin). `?fragment=live` answers only the part that
+/// refreshes itself every few seconds.
+pub async fn dashboard(
+    State(s): State<Arc<AppState>>,
+    session: Session,
+    Path(project): Path<String>,
+    Query(q): Query<DashboardQuery>,
+) -> Result<Response, UiError> {
+    let caller = session.caller();
+    caller.require_admin()?;
+    let p = s.project(&project).await?;
+    let now = s.now();
+    let stats = feeds::stats(State(s.clone()), caller.clone(), Path(project.clone()))
+        .await?
+        .0;
+    let reviewers = quality::reviewers(State(s.clone()), caller.clone(), Path(project.clone()))
+        .await?
+        .0;
+    let agreement = quality::agreement(State(s.clone()), caller.clone(), Path(project.clone()))
+        .await?
+        .0;
+    let monitors = model::monitors(State(s.clone()), caller.clone(), Path(project.clone()))
+        .await?
+        .0;
+
+    let sla = &p.policy.spec().sla_seconds;
+    let cutoffs: Vec<(String, i64)> = stats
+        .queues
+        .keys()
+        .filter_map(|q| sla.get(q).map(|secs| (q.clone(), now - i64::from(*secs) * 1000)))
+        .collect();
+    let overdue = s.store.overdue_tasks(p.id, cutoffs.clone()).await?;
+    let queues = stats
+        .queues
+        .iter()
+        .map(|(name, out)| QueueRow {
+            name: name.clone(),
+            open: out.open,
+            oldest: age(out.oldest_age_s),
+            sla: sla.get(name).map_or("—".into(), |s| age(f64::from(*s))),
+            breaches: cutoffs.iter().position(|(q, _)| q == name).map(|i| overdue[i]),
+        })
+        .collect();
+
+    // The last day (or the project's life, if shorter) in about 48 slices.
+    let since = (now - 86_400_000).max(p_created(&s, &project).await?);
+    let bucket = ((now - since) / 48).max(60_000);
+    let series = s.store.activity(p.id, since, bucket).await?;
+    let minutes = |t: i64| (t - since) as f64 / 60_000.0;
+    let x1 = minutes(now).max(1.0);
+    let rate: Vec<(f64, Option<f64>)> = series
+        .iter()
+        .map(|b| {
+            let n = b.auto + b.review;
+            (minutes(b.start), (n > 0).then(|| b.auto as f64 / n as f64))
+        })
+        .collect();
+    let peak = series.iter().map(|b| b.review.max(b.answers)).max().unwrap_or(0).max(1) as f64;
+    let chart_rate = line_chart(
+        "automation rate",
+        &format!("minutes since {}", crate::http::ts(since)),
+        &[Series {
+            name: "auto share",
+            color: "#1f6feb",
+            points: rate,
+        }],
+        (0.0, x1),
+        (0.0, 1.0),
+    );
+    let chart_load = line_chart(
+        &format!("human load per {} min", bucket / 60_000),
+        "minutes",
+        &[
+            Series {
+                name: "to review",
+                color: "#d1242f",
+                points: series
+                    .iter()
+                    .map(|b| (minutes(b.start), Some(b.review as f64)))
+                    .collect(),
+            },
+            Series {
+                name: "answers",
+                color: "#1a7f37",
+                points: series
+                    .iter()
+                    .map(|b| (minutes(b.start), Some(b.answers as f64)))
+                    .collect(),
+            },
+        ],
+        (0.0, x1),
+        (0.0, peak),
+    );
+
+    let events = s
+        .store
+        .latest_events(p.id, 20)
+        .await?
+        .into_iter()
+        .map(|e| EventRow {
+            at: crate::http::ts(e.at),
+            kind: e.kind,
+            actor: e.actor,
+            item: e.external_id.unwrap_or_default(),
+            data: {
+                let d = e.data.to_string();
+                if d.chars().count() > 160 {
+                    format!("{}…", d.chars().take(160).collect::<String>())
+                } else {
+                    d
+                }
+            },
+        })
+        .collect();
+    let monitors = monitors["monitors"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| MonitorRow {
+            name: m["name"].as_str().unwrap_or_default().to_string(),
+            value: fmt(m["value"].as_f64(), 3),
+            threshold: fmt(m["threshold"].as_f64(), 3),
+            firing: m["firing"].as_bool().unwrap_or(false),
+            basis: m["basis"].as_str().unwrap_or_default().to_string(),
+        })
+        .collect();
+    let live = Live {
+        project: p.name.clone(),
+        csrf: session.csrf.clone(),
+        items: stats.items,
+        auto: stats.auto,
+        review: stats.review,
+        resolved: stats.resolved,
+        open_tasks: stats.open_tasks,
+        automation: format!("{:.1}%", stats.automation_rate * 100.0),
+        audits: stats.audits,
+        audit_precision: match (stats.auto_precision_from_audits, stats.auto_precision_interval) {
+            (Some(v), Some([lo, hi])) => format!("{v:.3} (95% CI {lo:.3}–{hi:.3})"),
+            (Some(v), None) => format!("{v:.3}"),
+            _ => "— (no audits yet)".into(),
+        },
+        thresholds: stats
+            .thresholds
+            .iter()
+            .map(|(l, t)| (l.clone(), format!("{t:.3}")))
+            .collect(),
+        queues,
+        reviewers: reviewers
+            .reviewers
+            .into_iter()
+            .map(|r| ReviewerRow {
+                name: r.name,
+                answers: r.answers,
+                gold: match (r.gold_accuracy, r.gold_accuracy_interval) {
+                    (Some(a), Some([lo, hi])) => format!("{a:.2} ({lo:.2}–{hi:.2}) of {}", r.gold_answers),
+                    _ => "—".into(),
+                },
+                agreement: fmt(r.agreement_with_consensus, 2),
+                time_on_task: r.median_time_on_task_s.map_or("—".into(), |t| format!("{t:.1} s")),
+                held: r.held,
+                held_reason: r.held_reason.unwrap_or_default(),
+            })
+            .collect(),
+        kappa: fmt(agreement["fleiss_kappa"].as_f64(), 3),
+        alpha: fmt(agreement["krippendorff_alpha"].as_f64(), 3),
+        events,
+        monitors,
+        chart_rate,
+        chart_load,
+    };
+    if q.fragment.as_deref() == Some("live") {
+        return Ok(html(&live, &[]));
+    }
+    Ok(html(
+        &Dashboard {
+            nav: session.nav(),
+            project: p.name.clone(),
+            live,
+        },
+        &[],
+    ))
+}
+
+async fn p_created(s: &AppState, project: &str) -> Result<i64, UiError> {
+    Ok(s.store
+        .project(project)
+        .await?
+        .map(|p| p.created_at)
+        .ok_or_else(|| ApiError::not_found(format!("project '{project}' not found")))?)
+}
+
+#[derive(Template)]
+#[template(path = "policy.html")]
+struct PolicyPage {
+    nav: Nav,
+    project: String,
+    version: u32,
+    policy: String,
+    labels: Vec<String>,
+}
+
+/// The policy editor (admin): edit, check, back-test, save as a new version.
+pub async fn policy(
+    State(s): State<Arc<AppState>>,
+    session: Session,
+    Path(project): Path<String>,
+) -> Result<Response, UiError> {
+    session.caller().require_admin()?;
+    let p = s.project(&project).await?;
+    let page = PolicyPage {
+        nav: session.nav(),
+        project: p.name.clone(),
+        version: p.policy_version,
+        policy: serde_json::to_string_pretty(&p.policy_json).unwrap_or_default(),
+        labels: p.labels.names(),
+    };
+    Ok(html(&page, &[]))
+}
+
+#[derive(Template)]
+#[template(path = "reviewers.html")]
+struct ReviewersPage {
+    nav: Nav,
+    accounts: Vec<accounts::Account>,
+    projects: Vec<String>,
+}
+
+/// Reviewers: create, grant tiers and projects, passwords, new keys (admin).
+pub async fn reviewers(State(s): State<Arc<AppState>>, session: Session) -> Result<Response, UiError> {
+    let caller = session.caller();
+    let accounts = accounts::accounts(State(s.clone()), caller.clone()).await?.0;
+    let projects = s.store.projects().await?.into_iter().map(|p| p.name).collect();
+    Ok(html(
+        &ReviewersPage {
+            nav: session.nav(),
+            accounts,
+            projects,
+        },
+        &[],
+    ))
+}
+
+#[derive(Template)]
+#[template(path = "keys.html")]
+struct KeysPage {
+    nav: Nav,
+    keys: Vec<accounts::KeyOut>,
+    projects: Vec<String>,
+}
+
+/// Keys: list, create service keys, revoke (admin).
+pub async fn keys(State(s): State<Arc<AppState>>, session: Session) -> Result<Response, UiError> {
+    let keys = accounts::keys(State(s.clone()), session.caller()).await?.0;
+    let projects = s.store.projects().await?.into_iter().map(|p| p.name).collect();
+    Ok(html(
+        &KeysPage {
+            nav: session.nav(),
+            keys,
+            projects,
+        },
+        &[],
+    ))
+}

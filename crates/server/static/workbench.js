@@ -1,0 +1,261 @@
+// Flywheel reviewer workbench: claim → show → answer, with the next item prefetched so
+// that answering shows it at once. Item content is hostile by nature: it is only ever
+// set as text (textContent), links are not followed, and images load only from the
+// project's allowed origins (the page's Content-Security-Policy enforces the same).
+"use strict";
+
+(function () {
+  const root = document.getElementById("wb");
+  if (!root) return;
+  const project = root.dataset.project;
+  const queue = root.dataset.queue || null;
+  const origins = JSON.parse(root.dataset.origins || "[]");
+  const leaseMs = Number(root.dataset.lease || 300) * 1000;
+  const $ = (id) => document.getElementById(id);
+  const labels = Array.from(document.querySelectorAll("button.label")).map((b) => b.dataset.label);
+
+  let current = null;      // the task on screen
+  let shownAt = 0;         // when it was shown (performance.now())
+  let next = null;         // a prefetched task
+  let fetching = null;     // the claim in flight, if any
+  let today = 0;
+  let stopped = false;
+  // Measurements for people (and the browser test): ms from the answer key to the next
+  // item painted.
+  window.fwSwaps = [];
+
+  function notice(text) {
+    const n = $("notice");
+    n.textContent = text;
+    n.hidden = !text;
+  }
+
+  function status(text) { $("status").textContent = text; }
+
+  async function call(method, path, body) {
+    const r = await fetch(path, {
+      method,
+      credentials: "same-origin",
+      headers: { "content-type": "application/json", "x-csrf-token": csrfToken() },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    if (r.status === 401) { location.href = "/login"; throw new Error("signed out"); }
+    const text = await r.text();
+    return { status: r.status, data: text ? JSON.parse(text) : null };
+  }
+
+  // Claims one task, waiting up to 20 s for work; null when there is none.
+  async function claim() {
+    const body = { wait_ms: 20000 };
+    if (queue) body.queue = queue;
+    const r = await call("POST", "/v1/projects/" + encodeURIComponent(project) + "/claim", body);
+    if (r.status === 204) return null;
+    if (r.status !== 200) {
+      const e = r.data && r.data.error;
+      throw new Error(e ? e.message : "claim failed (" + r.status + ")");
+    }
+    r.data.claimedAt = Date.now();
+    return r.data;
+  }
+
+  // Keeps one task prefetched while the reviewer works on the current one.
+  function prefetch() {
+    if (next || fetching || stopped) return fetching;
+    fetching = claim()
+      .then((t) => { next = t; return t; })
+      .catch((e) => { notice(e.message); stopped = /held|granted|forbidden/i.test(e.message); return null; })
+      .finally(() => { fetching = null; });
+    return fetching;
+  }
+
+  function imageAllowed(value) {
+    try {
+      const u = new URL(value);
+      return (u.protocol === "https:" || u.protocol === "http:") && origins.includes(u.origin);
+    } catch (_) { return false; }
+  }
+
+  function looksLikeImage(key, value) {
+    return typeof value === "string" && (/image|img|picture|photo/i.test(key) || /\.(png|jpe?g|gif|webp)(\?|$)/i.test(value));
+  }
+
+  // Fills a <dl> with an object's fields, as text. Image fields from allowed origins
+  // show as images; anything else (including URLs) is text and never a link.
+  function fill(dl, obj, skip) {
+    dl.replaceChildren();
+    for (const [k, v] of Object.entries(obj || {})) {
+      if (k === skip) continue;
+      const dt = document.createElement("dt");
+      dt.textContent = k;
+      const dd = document.createElement("dd");
+      if (looksLikeImage(k, v) && imageAllowed(v)) {
+        const img = document.createElement("img");
+        img.alt = k;
+        img.referrerPolicy = "no-referrer";
+        img.src = v;
+        dd.appendChild(img);
+      } else {
+        dd.textContent = typeof v === "string" ? v : JSON.stringify(v);
+        if (looksLikeImage(k, v)) dd.title = "image not shown: its origin is not allowed for this project";
+      }
+      dl.append(dt, dd);
+    }
+  }
+
+  function render(t) {
+    current = t;
+    if (!t) {
+      $("item").hidden = true;
+      $("empty").hidden = false;
+      $("empty").textContent = stopped ? "Stopped." : "Nothing to do right now — waiting for work…";
+      return;
+    }
+    $("empty").hidden = true;
+    $("item").hidden = false;
+    const payload = t.item.payload || {};
+    $("text").textContent = typeof payload.text === "string" ? payload.text : JSON.stringify(payload, null, 2);
+    $("stage").textContent = t.stage + (t.queue ? " · " + t.queue : "") + " · tier " + t.tier;
+    $("ext").textContent = t.item.external_id;
+    fill($("attributes"), t.item.attributes);
+    fill($("payload"), payload, "text");
+    const s = $("suggestion");
+    if (t.suggestion) {
+      s.hidden = false;
+      s.textContent = "Model suggests " + t.suggestion.label + " (" + (t.suggestion.confidence * 100).toFixed(0) + "%)";
+    } else {
+      s.hidden = true;
+      s.textContent = "";
+    }
+    shownAt = performance.now();
+    tick();
+  }
+
+  // Shows the next task: the prefetched one at once, else waits for a claim.
+  async function advance(started) {
+    if (next) {
+      const t = next;
+      next = null;
+      render(t);
+      requestAnimationFrame(() => {
+        if (started !== undefined) window.fwSwaps.push(performance.now() - started);
+      });
+      status("ready");
+      prefetch();
+      return;
+    }
+    render(null);
+    status("waiting for work");
+    while (!next && !stopped) {
+      await prefetch();
+      if (!next && !stopped) await new Promise((r) => setTimeout(r, 500));
+    }
+    if (next) advance();
+  }
+
+  async function answer(body) {
+    const t = current;
+    if (!t) return;
+    const started = performance.now();
+    const note = $("note").value.trim();
+    if (note) body.note = note;
+    const cat = $("category");
+    if (cat && cat.value) body.failure_category = cat.value;
+    body.lease_id = t.lease_id;
+    body.review_id = "wb-" + t.task_id + "-" + t.lease_id;
+    $("note").value = "";
+    $("note-box").hidden = true;
+    if (cat) cat.value = "";
+    advance(started);
+    // The answer is sent after the next item is on screen; a refusal says so.
+    try {
+      const r = await call("POST", "/v1/tasks/" + t.task_id + "/reviews", body);
+      if (r.status === 200) {
+        today += 1;
+        $("today").textContent = String(today);
+        notice("");
+      } else {
+        const e = r.data && r.data.error;
+        notice((e && e.code === "lease_lost" ? "Your lease on " + t.item.external_id + " was lost (it went back to the queue); moved on."
+          : "Your answer on " + t.item.external_id + " was refused: " + (e ? e.message : r.status)));
+      }
+    } catch (e) {
+      notice("Your answer on " + t.item.external_id + " was not sent: " + e.message);
+    }
+  }
+
+  // Heartbeats the leases held (current and prefetched) while the page is open.
+  async function heartbeat() {
+    for (const t of [current, next]) {
+      if (!t) continue;
+      try {
+        const r = await call("POST", "/v1/tasks/" + t.task_id + "/heartbeat", { lease_id: t.lease_id });
+        if (r.status === 409) {
+          if (t === current) {
+            notice("Your lease on " + t.item.external_id + " was lost; moved on.");
+            advance();
+          } else if (t === next) {
+            next = null;
+            prefetch();
+          }
+        }
+      } catch (_) { /* the next beat tries again */ }
+    }
+  }
+
+  function tick() {
+    if (current) $("timer").textContent = Math.round((performance.now() - shownAt) / 1000) + " s";
+  }
+
+  function openEscalate() {
+    if (!current) return;
+    $("escalate-form").hidden = false;
+    $("escalate-reason").focus();
+  }
+
+  $("escalate-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    const reason = $("escalate-reason").value.trim();
+    if (!reason) { $("escalate-reason").focus(); return; }
+    $("escalate-reason").value = "";
+    $("escalate-form").hidden = true;
+    answer({ escalate: { reason } });
+  });
+
+  function skip() { answer({ skip: { reason: "skipped in the workbench" } }); }
+
+  function toggleNote() {
+    const box = $("note-box");
+    box.hidden = !box.hidden;
+    if (!box.hidden) $("note").focus();
+  }
+
+  document.querySelectorAll("button.label").forEach((b) =>
+    b.addEventListener("click", () => answer({ label: b.dataset.label })));
+  $("escalate").addEventListener("click", openEscalate);
+  $("skip").addEventListener("click", skip);
+  $("note-button").addEventListener("click", toggleNote);
+
+  document.addEventListener("keydown", (ev) => {
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName);
+    if (ev.key === "Escape") {
+      $("escalate-form").hidden = true;
+      if (typing) document.activeElement.blur();
+      return;
+    }
+    if (typing) return;
+    if (/^[1-9]$/.test(ev.key)) {
+      const l = labels[Number(ev.key) - 1];
+      if (l) { ev.preventDefault(); answer({ label: l }); }
+    } else if (ev.key === "e") { ev.preventDefault(); openEscalate(); }
+    else if (ev.key === "s") { ev.preventDefault(); skip(); }
+    else if (ev.key === "n") { ev.preventDefault(); toggleNote(); }
+  });
+
+  call("GET", "/v1/me").then((r) => {
+    if (r.status === 200) { today = r.data.answers_today; $("today").textContent = String(today); }
+  });
+  setInterval(tick, 1000);
+  setInterval(heartbeat, Math.max(5000, Math.min(leaseMs / 3, 60000)));
+  advance();
+})();
