@@ -507,26 +507,17 @@ td{{padding:2px 12px 2px 0}}</style></head><body><h1>The data flywheel on the SM
 }
 
 fn chart(title: &str, x: &[f64], y: &[Option<f64>], lo: f64, hi: f64) -> String {
-    let (w, h, pad) = (520.0, 220.0, 36.0);
+    use flywheel_server::ui::chart::{Series, line_chart};
     let xmax = x.iter().copied().fold(1.0, f64::max);
-    let sx = |v: f64| pad + v / xmax * (w - 2.0 * pad);
-    let sy = |v: f64| h - pad - ((v - lo) / (hi - lo).max(1e-9)).clamp(0.0, 1.0) * (h - 2.0 * pad);
-    let points: Vec<String> = x
-        .iter()
-        .zip(y)
-        .filter_map(|(a, b)| b.map(|b| format!("{:.1},{:.1}", sx(*a), sy(b))))
-        .collect();
-    format!(
-        "<svg width=\"{w}\" height=\"{h}\" viewBox=\"0 0 {w} {h}\" role=\"img\"><title>{title}</title>\
-<text x=\"{pad}\" y=\"18\" font-size=\"13\">{title}</text>\
-<line x1=\"{pad}\" y1=\"{yb}\" x2=\"{xr}\" y2=\"{yb}\" stroke=\"#999\"/><line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{yb}\" stroke=\"#999\"/>\
-<text x=\"4\" y=\"{yt}\" font-size=\"11\">{hi}</text><text x=\"4\" y=\"{yb}\" font-size=\"11\">{lo}</text>\
-<text x=\"{xr}\" y=\"{xl}\" font-size=\"11\" text-anchor=\"end\">{xmax} messages</text>\
-<polyline fill=\"none\" stroke=\"#1f6feb\" stroke-width=\"2\" points=\"{pts}\"/></svg>",
-        yb = h - pad,
-        xr = w - pad,
-        yt = pad + 4.0,
-        xl = h - 8.0,
-        pts = points.join(" "),
+    line_chart(
+        title,
+        &format!("{xmax} messages"),
+        &[Series {
+            name: "",
+            color: "#1f6feb",
+            points: x.iter().copied().zip(y.iter().copied()).collect(),
+        }],
+        (0.0, xmax),
+        (lo, hi),
     )
 }

@@ -23,6 +23,8 @@
   // Measurements for people (and the browser test): ms from the answer key to the next
   // item painted.
   window.fwSwaps = [];
+  // And ms for the server to acknowledge each answer (durably stored).
+  window.fwAcks = [];
 
   function notice(text) {
     const n = $("notice");
@@ -118,6 +120,8 @@
     $("ext").textContent = t.item.external_id;
     fill($("attributes"), t.item.attributes);
     fill($("payload"), payload, "text");
+    $("attributes-title").hidden = !$("attributes").children.length;
+    $("payload-title").hidden = !$("payload").children.length;
     const s = $("suggestion");
     if (t.suggestion) {
       s.hidden = false;
@@ -149,7 +153,7 @@
       await prefetch();
       if (!next && !stopped) await new Promise((r) => setTimeout(r, 500));
     }
-    if (next) advance();
+    if (next) advance(started);
   }
 
   async function answer(body) {
@@ -168,7 +172,9 @@
     advance(started);
     // The answer is sent after the next item is on screen; a refusal says so.
     try {
+      const sent = performance.now();
       const r = await call("POST", "/v1/tasks/" + t.task_id + "/reviews", body);
+      window.fwAcks.push(performance.now() - sent);
       if (r.status === 200) {
         today += 1;
         $("today").textContent = String(today);

@@ -1,6 +1,9 @@
 //! The API, end to end: a real server on 127.0.0.1:0 with a fresh database, spoken to
 //! over HTTP. Time is a `ManualClock`, so lease expiry needs no sleeping.
 
+#[path = "api/browser.rs"]
+mod browser;
+
 use std::sync::Arc;
 
 use flywheel_server::workers::LeaseReaper;

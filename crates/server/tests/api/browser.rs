@@ -1,0 +1,405 @@
+//! The console in a real browser: headless Chromium driven over WebDriver (Debian's
+//! `chromium` and `chromium-driver`, which `.ci/run` installs). A reviewer signs in, works
+//! with the keyboard, escalates and skips; hostile item text stays text; tiers fence
+//! queues; a request without the CSRF token is refused; the admin's dashboard follows
+//! the answers. Screenshots go to `target/screenshots/`; the time from an answer key to
+//! the next item on screen is printed (a measurement, not an assertion).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{Value, json};
+
+use super::*;
+
+const HOSTILE: &str = "<img src=x onerror=\"document.title='pwned'\"> <script>document.title='pwned'</script>";
+
+/// chromedriver, stopped (by its PID) when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn which(name: &str, fallback: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .map(PathBuf::from)
+        .or_else(|| Some(PathBuf::from(fallback)))
+        .filter(|p| p.exists())
+}
+
+/// Starts chromedriver, or says the test is skipped (never in CI, where `.ci/run` installs
+/// it: there a missing browser fails the test).
+fn start_driver() -> Option<Driver> {
+    let Some(path) = which("FLYWHEEL_CHROMEDRIVER", "/usr/bin/chromedriver") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must have chromedriver (.ci/run installs chromium-driver)"
+        );
+        eprintln!("skipped: the browser test needs chromedriver (apt-get install chromium chromium-driver)");
+        return None;
+    };
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start chromedriver");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for line in lines.by_ref() {
+        if line.unwrap_or_default().contains("started successfully") {
+            break;
+        }
+    }
+    // Keep draining its output so it never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Some(Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+    })
+}
+
+async fn browser(driver: &Driver) -> Client {
+    let chromium = which("FLYWHEEL_CHROMIUM", "/usr/bin/chromium").expect("chromium next to chromedriver");
+    let mut caps = serde_json::Map::new();
+    caps.insert(
+        "goog:chromeOptions".into(),
+        json!({"binary": chromium, "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+            "--disable-dev-shm-usage", "--window-size=1280,900", "--no-first-run"]}),
+    );
+    ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+        .capabilities(caps)
+        .connect(&driver.url)
+        .await
+        .expect("a WebDriver session")
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+async fn press(c: &Client, key: char) {
+    let keys = KeyActions::new("keyboard".into())
+        .then(KeyAction::Down { value: key })
+        .then(KeyAction::Up { value: key });
+    c.perform_actions(keys).await.unwrap();
+}
+
+async fn type_text(c: &Client, text: &str) {
+    let mut keys = KeyActions::new("keyboard".into());
+    for ch in text.chars() {
+        keys = keys
+            .then(KeyAction::Down { value: ch })
+            .then(KeyAction::Up { value: ch });
+    }
+    c.perform_actions(keys).await.unwrap();
+}
+
+async fn js(c: &Client, script: &str) -> Value {
+    c.execute(script, vec![]).await.unwrap()
+}
+
+/// Waits (up to 10 s) until `script` returns true.
+async fn until(c: &Client, script: &str, what: &str) {
+    for _ in 0..200 {
+        if js(c, script).await == Value::Bool(true) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css)).await.unwrap().text().await.unwrap()
+}
+
+async fn sign_in_as(c: &Client, base: &str, fields: &[(&str, &str)]) {
+    c.goto(&format!("{base}/login")).await.unwrap();
+    for (id, value) in fields {
+        c.find(Locator::Id(id)).await.unwrap().send_keys(value).await.unwrap();
+    }
+    c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    until(c, "return location.pathname === '/ui'", "the console after signing in").await;
+}
+
+/// The external id on screen in the workbench.
+async fn on_screen(c: &Client) -> String {
+    text_of(c, "#ext").await
+}
+
+/// Waits until the workbench shows an item other than `previous`.
+async fn next_item(c: &Client, previous: &str) -> String {
+    let script = format!(
+        "const e = document.getElementById('ext'); return !document.getElementById('item').hidden && e.textContent !== {};",
+        serde_json::to_string(previous).unwrap()
+    );
+    until(c, &script, "the next item").await;
+    on_screen(c).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_browser() {
+    let Some(driver) = start_driver() else { return };
+    let db = Db::sqlite();
+    let app = spawn_app(&db).await;
+    let mut policy = example_policy();
+    policy["workbench"] = json!({"failure_categories": ["sarcasm", "slang"]});
+    policy["sla_seconds"] = json!({"standard": 3600});
+    let svc = app.project("spam", policy).await;
+    let (s, v) = app
+        .post(
+            "/v1/reviewers",
+            ADMIN,
+            json!({"name": "ana", "tiers": [1], "projects": ["spam"], "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let bo = app.reviewer("bo", &[1], &["spam"]).await;
+    // The hostile item first, then 1,000 more: the queue the timing is measured on.
+    let mut items = vec![item("hostile", HOSTILE, Some(0.5))];
+    items[0]["attributes"] = json!({"link": "https://evil.example/x", "picture": "https://evil.example/a.png"});
+    items.extend((0..1000).map(|i| item(&format!("m{i:04}"), &format!("message number {i}"), Some(0.5))));
+    app.submit("spam", &svc, json!(items)).await;
+    app.submit("spam", &svc, json!([item("urgent-1", "I hurt myself", Some(0.5))]))
+        .await;
+
+    let c = browser(&driver).await;
+    let base = app.base.clone();
+
+    // A wrong password says so; the right one signs in.
+    c.goto(&format!("{base}/login")).await.unwrap();
+    c.find(Locator::Id("name"))
+        .await
+        .unwrap()
+        .send_keys("ana")
+        .await
+        .unwrap();
+    c.find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys("wrong horse")
+        .await
+        .unwrap();
+    c.find(Locator::Id("sign-in")).await.unwrap().click().await.unwrap();
+    until(
+        &c,
+        "return !!document.getElementById('login-error')",
+        "the sign-in error",
+    )
+    .await;
+    sign_in_as(&c, &base, &[("name", "ana"), ("password", "correct horse")]).await;
+
+    // Tier 1 sees its queues, not the tier-2 one, and cannot open it by URL.
+    let queues: Vec<String> = {
+        let mut out = vec![];
+        for e in c.find_all(Locator::Css("a.queue")).await.unwrap() {
+            out.push(e.text().await.unwrap());
+        }
+        out
+    };
+    assert!(queues.contains(&"standard".to_string()), "{queues:?}");
+    assert!(!queues.contains(&"urgent".to_string()), "{queues:?}");
+    c.goto(&format!("{base}/ui/work/spam/urgent")).await.unwrap();
+    assert_eq!(text_of(&c, "h1").await, "403");
+    let cookie = c
+        .get_all_cookies()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|k| k.name() == "fw_session")
+        .unwrap();
+    assert!(cookie.http_only().unwrap_or(false));
+    let by_url = app
+        .http
+        .get(format!("{base}/ui/work/spam/urgent"))
+        .header("cookie", format!("fw_session={}", cookie.value()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(by_url.status(), StatusCode::FORBIDDEN);
+
+    // The work loop. The hostile item shows as text and runs nothing.
+    c.goto(&format!("{base}/ui/work/spam/standard")).await.unwrap();
+    until(
+        &c,
+        "return document.getElementById('ext').textContent === 'hostile'",
+        "the first item",
+    )
+    .await;
+    assert_eq!(text_of(&c, "#text").await, HOSTILE);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_ne!(c.title().await.unwrap(), "pwned");
+    assert_eq!(
+        js(
+            &c,
+            "return document.querySelectorAll('#item img, #item script, #item a').length"
+        )
+        .await,
+        json!(0),
+        "no element came from the payload"
+    );
+    assert_eq!(text_of(&c, "#suggestion").await, "Model suggests ham (50%)");
+    std::fs::write(screenshots().join("workbench.png"), c.screenshot().await.unwrap()).unwrap();
+
+    // 1 = the first label (ham), with a failure category picked from the taxonomy.
+    c.find(Locator::Css("#category option[value='slang']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    c.find(Locator::Id("text")).await.unwrap().click().await.unwrap();
+    press(&c, '1').await;
+    let escalated = next_item(&c, "hostile").await;
+    // e: escalate with a reason, Enter sends it.
+    press(&c, 'e').await;
+    until(
+        &c,
+        "return document.activeElement.id === 'escalate-reason'",
+        "the reason box",
+    )
+    .await;
+    type_text(&c, "needs a native speaker").await;
+    press(&c, '\u{E007}').await; // Enter
+    let skipped = next_item(&c, &escalated).await;
+    // s: skip.
+    press(&c, 's').await;
+    let mut last = next_item(&c, &skipped).await;
+    // Twenty answers with the keyboard, each timed from key to the next item painted.
+    for i in 0..20 {
+        press(&c, if i % 2 == 0 { '1' } else { '2' }).await;
+        last = next_item(&c, &last).await;
+    }
+    until(
+        &c,
+        "return document.getElementById('today').textContent === '23'",
+        "today's count",
+    )
+    .await;
+    let swaps: Vec<f64> = serde_json::from_value(js(&c, "return window.fwSwaps").await).unwrap();
+    let acks: Vec<f64> = serde_json::from_value(js(&c, "return window.fwAcks").await).unwrap();
+    let summary = |v: &[f64]| {
+        let mut s = v.to_vec();
+        s.sort_by(f64::total_cmp);
+        (s.len(), s[s.len() / 2], s[s.len() - 1])
+    };
+    let (n, median, max) = summary(&swaps);
+    let (_, ack_median, ack_max) = summary(&acks);
+    eprintln!(
+        "workbench, 1,000 open tasks, {n} answers: answer key → next item painted median {median:.1} ms, max {max:.1} ms; \
+         answer acknowledged by the server median {ack_median:.1} ms, max {ack_max:.1} ms"
+    );
+    std::fs::write(
+        screenshots().join("workbench-timing.json"),
+        json!({"open_tasks": 1000, "answers": n, "swap_ms": swaps, "ack_ms": acks}).to_string(),
+    )
+    .unwrap();
+
+    // What the keyboard did is what the store has.
+    let (_, hostile) = app.get("/v1/projects/spam/items/hostile", ADMIN).await;
+    assert_eq!(hostile["reviews"][0]["label"], "ham");
+    assert_eq!(hostile["reviews"][0]["failure_category"], "slang");
+    let (_, esc) = app.get(&format!("/v1/projects/spam/items/{escalated}"), ADMIN).await;
+    assert_eq!(esc["reviews"][0]["answer"], "escalate");
+    assert_eq!(esc["reviews"][0]["reason"], "needs a native speaker");
+    let (_, sk) = app.get(&format!("/v1/projects/spam/items/{skipped}"), ADMIN).await;
+    assert_eq!(sk["reviews"][0]["answer"], "skip");
+
+    // A state-changing request without the CSRF token is refused, from the page itself.
+    let refused = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/v1/projects/spam/claim', {method: 'POST', credentials: 'same-origin',
+                 headers: {'content-type': 'application/json'}, body: '{}'})
+               .then(async r => done([r.status, (await r.json()).error.code]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(refused, json!([403, "csrf"]));
+    let form_post = c
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             fetch('/logout', {method: 'POST', credentials: 'same-origin',
+                 headers: {'content-type': 'application/x-www-form-urlencoded'}, body: 'csrf='})
+               .then(r => done(r.status));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(form_post, json!(403), "a form posted without the token");
+
+    // Sign out (the form carries the token), and in as the admin.
+    c.find(Locator::Css("header form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, "return location.pathname === '/login'", "the sign-in page").await;
+    sign_in_as(&c, &base, &[("key", ADMIN)]).await;
+    c.goto(&format!("{base}/ui/projects/spam")).await.unwrap();
+    let resolved_before: i64 = text_of(&c, "#stat-resolved").await.parse().unwrap();
+    assert!(resolved_before >= 21, "{resolved_before}");
+    assert!(text_of(&c, "#reviewers").await.contains("ana"));
+    // Another reviewer answers through the API; the dashboard follows by itself.
+    for i in 0..5 {
+        let task = app.claim("spam", &bo, Some("standard")).await.unwrap();
+        let (s, v) = app
+            .answer(&bo, &task, &format!("bo-{i}"), json!({"label": "spam"}))
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    until(
+        &c,
+        &format!(
+            "return document.getElementById('stat-resolved').textContent === '{}'",
+            resolved_before + 5
+        ),
+        "the dashboard to show bo's answers",
+    )
+    .await;
+    assert!(text_of(&c, "#reviewers").await.contains("bo"));
+    std::fs::write(screenshots().join("dashboard.png"), c.screenshot().await.unwrap()).unwrap();
+
+    // The policy editor: a broken rule is shown against its field, and nothing is saved.
+    c.goto(&format!("{base}/ui/projects/spam/policy")).await.unwrap();
+    js(
+        &c,
+        "const t = document.getElementById('policy'); const p = JSON.parse(t.value);
+         p.rules[1].when = 'confidence >'; t.value = JSON.stringify(p, null, 2); return true;",
+    )
+    .await;
+    c.find(Locator::Id("validate")).await.unwrap().click().await.unwrap();
+    until(
+        &c,
+        "return document.getElementById('policy-result').textContent !== ''",
+        "the check",
+    )
+    .await;
+    assert!(text_of(&c, "#policy-result").await.starts_with("rules[1].when:"));
+    let (_, project) = app.get("/v1/projects/spam", ADMIN).await;
+    assert_eq!(project["policy_version"], 1);
+    std::fs::write(screenshots().join("policy.png"), c.screenshot().await.unwrap()).unwrap();
+
+    c.close().await.unwrap();
+    app.stop().await;
+}
