@@ -44,6 +44,8 @@ pub struct AppState {
     pub learning: crate::learning::Learning,
     /// Which monitors are firing.
     pub alarms: crate::monitors::Alarms,
+    /// Failed sign-ins per name (the console's brake on password guessing).
+    pub login_guard: crate::ui::LoginGuard,
 }
 
 #[derive(Default)]
@@ -96,6 +98,7 @@ impl AppState {
             ds_models: Mutex::new(HashMap::new()),
             learning: Default::default(),
             alarms: Default::default(),
+            login_guard: Default::default(),
         }
     }
 
@@ -197,11 +200,7 @@ impl AppState {
         }
         let found = self.store.principal(key_hash).await?;
         if let Some(p) = &found {
-            let mut cache = self.principals.write().expect("principal cache");
-            if cache.len() >= MAX_CACHED_PRINCIPALS {
-                cache.retain(|_, (at, _)| at.elapsed() < PRINCIPAL_TTL);
-            }
-            cache.insert(key_hash.to_string(), (Instant::now(), p.clone()));
+            self.cache_principal(key_hash.to_string(), p);
         }
         Ok(found)
     }
@@ -216,12 +215,17 @@ impl AppState {
         }
         let found = self.store.session(token_hash, self.now()).await?;
         if let Some(p) = &found {
-            self.principals
-                .write()
-                .expect("principal cache")
-                .insert(cache_key, (Instant::now(), p.clone()));
+            self.cache_principal(cache_key, p);
         }
         Ok(found)
+    }
+
+    fn cache_principal(&self, key: String, p: &Principal) {
+        let mut cache = self.principals.write().expect("principal cache");
+        if cache.len() >= MAX_CACHED_PRINCIPALS {
+            cache.retain(|_, (at, _)| at.elapsed() < PRINCIPAL_TTL);
+        }
+        cache.insert(key, (Instant::now(), p.clone()));
     }
 
     /// Forgets every cached key and session holder (a key was revoked, a session ended,

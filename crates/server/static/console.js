@@ -94,7 +94,8 @@ document.addEventListener("click", (ev) => {
   if (!live || !live.dataset.refresh) return;
   setInterval(async () => {
     if (document.activeElement && live.contains(document.activeElement) && document.activeElement.tagName === "INPUT") return;
-    const r = await fetch(live.dataset.refresh, { credentials: "same-origin" });
+    const r = await fetch(live.dataset.refresh, { credentials: "same-origin", redirect: "manual" });
+    if (r.type === "opaqueredirect" || r.status === 401) { location.href = "/login"; return; }
     if (r.ok) live.innerHTML = await r.text();
   }, 2000);
 })();

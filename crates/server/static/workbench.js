@@ -34,23 +34,29 @@
 
   function status(text) { $("status").textContent = text; }
 
+  // keepalive: an answer sent as the tab closes still reaches the server.
   async function call(method, path, body) {
     const r = await fetch(path, {
       method,
       credentials: "same-origin",
+      keepalive: path.endsWith("/reviews"),
       headers: { "content-type": "application/json", "x-csrf-token": csrfToken() },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    if (r.status === 401) { location.href = "/login"; throw new Error("signed out"); }
     const text = await r.text();
-    return { status: r.status, data: text ? JSON.parse(text) : null };
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch (_) { data = null; }
+    return { status: r.status, data };
   }
+
+  function signedOut() { location.href = "/login"; }
 
   // Claims one task, waiting up to 20 s for work; null when there is none.
   async function claim() {
     const body = { wait_ms: 20000 };
     if (queue) body.queue = queue;
     const r = await call("POST", "/v1/projects/" + encodeURIComponent(project) + "/claim", body);
+    if (r.status === 401) { signedOut(); return null; }
     if (r.status === 204) return null;
     if (r.status !== 200) {
       const e = r.data && r.data.error;
@@ -156,9 +162,26 @@
     if (next) advance(started);
   }
 
+  // The same review_id makes a retry safe: the server stores an answer once.
+  async function send(t, body) {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const sent = performance.now();
+        const r = await call("POST", "/v1/tasks/" + t.task_id + "/reviews", body);
+        window.fwAcks.push(performance.now() - sent);
+        if (r.status < 500 || attempt >= 4) return r;
+      } catch (e) {
+        if (attempt >= 4) throw e;
+      }
+      await new Promise((ok) => setTimeout(ok, 250 * 2 ** attempt));
+    }
+  }
+
   async function answer(body) {
     const t = current;
-    if (!t) return;
+    // Nothing on screen, or shown so recently that the key was meant for the item before
+    // (a double click, a key held down): nobody has read this one yet.
+    if (!t || performance.now() - shownAt < 120) return;
     const started = performance.now();
     const note = $("note").value.trim();
     if (note) body.note = note;
@@ -172,9 +195,12 @@
     advance(started);
     // The answer is sent after the next item is on screen; a refusal says so.
     try {
-      const sent = performance.now();
-      const r = await call("POST", "/v1/tasks/" + t.task_id + "/reviews", body);
-      window.fwAcks.push(performance.now() - sent);
+      const r = await send(t, body);
+      if (r.status === 401) {
+        notice("You were signed out; your answer on " + t.item.external_id + " was not saved. Sign in again.");
+        setTimeout(signedOut, 3000);
+        return;
+      }
       if (r.status === 200) {
         today += 1;
         $("today").textContent = String(today);
@@ -195,6 +221,7 @@
       if (!t) continue;
       try {
         const r = await call("POST", "/v1/tasks/" + t.task_id + "/heartbeat", { lease_id: t.lease_id });
+        if (r.status === 401) { signedOut(); return; }
         if (r.status === 409) {
           if (t === current) {
             notice("Your lease on " + t.item.external_id + " was lost; moved on.");
@@ -242,7 +269,7 @@
   $("note-button").addEventListener("click", toggleNote);
 
   document.addEventListener("keydown", (ev) => {
-    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) return;
     const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName);
     if (ev.key === "Escape") {
       $("escalate-form").hidden = true;

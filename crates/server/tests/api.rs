@@ -1716,6 +1716,17 @@ async fn console_accounts_sessions_and_csrf(db: Db) {
         sign_in(&app, &[("key", &svc)]).await.unwrap_err(),
         StatusCode::UNAUTHORIZED
     );
+    for _ in 0..10 {
+        assert_eq!(
+            sign_in(&app, &[("name", "mallory"), ("password", "guess")]).await.unwrap_err(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        sign_in(&app, &[("name", "mallory"), ("password", "guess")]).await.unwrap_err(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "repeated failures for one name are braked"
+    );
     let (cookie, csrf) = sign_in(&app, &[("name", "ana"), ("password", "correct horse")])
         .await
         .unwrap();

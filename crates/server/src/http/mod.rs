@@ -63,6 +63,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/projects/{project}/agreement", get(quality::agreement))
         .route("/v1/projects/{project}/model", get(model::get))
         .route("/v1/projects/{project}/model/retrain", post(model::retrain))
+        .route("/v1/projects/{project}/model/predict", post(model::predict))
         .route("/v1/projects/{project}/policy/backtest", post(model::backtest))
         .route("/v1/projects/{project}/monitors", get(model::monitors))
         .merge(crate::ui::router())

@@ -71,6 +71,69 @@ pub async fn retrain(
     ))
 }
 
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PredictIn {
+    /// Up to 10,000 items: `{payload, attributes?}`.
+    pub items: Vec<PredictItem>,
+}
+
+#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PredictItem {
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub attributes: Option<Value>,
+}
+
+/// Scores items with the project's built-in model without storing or deciding anything:
+/// for evaluating the model on a test set of your own, or for a dry run.
+#[utoipa::path(post, path = "/v1/projects/{project}/model/predict", params(("project" = String, Path)),
+    request_body = PredictIn, responses((status = 200, body = Object), (status = 404, body = super::dto::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn predict(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<String>,
+    super::ApiJson(body): super::ApiJson<PredictIn>,
+) -> Result<Json<Value>, ApiError> {
+    let p = s.project(&project).await?;
+    caller.require_service(&p)?;
+    if body.items.is_empty() || body.items.len() > super::MAX_BATCH {
+        return Err(ApiError::invalid(
+            "items",
+            format!("send 1 to {} items", super::MAX_BATCH),
+        ));
+    }
+    let empty = Value::Object(Default::default());
+    for (i, it) in body.items.iter().enumerate() {
+        if !it.payload.is_object() {
+            return Err(ApiError::invalid(format!("items[{i}].payload"), "payload is a JSON object"));
+        }
+        if it.attributes.as_ref().is_some_and(|a| !a.is_object() && !a.is_null()) {
+            return Err(ApiError::invalid(format!("items[{i}].attributes"), "attributes is a JSON object"));
+        }
+    }
+    let model = s
+        .learning
+        .model(s.store.as_ref(), &p)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("project '{project}' has no built-in model (policy.model)")))?;
+    let m = model.read().expect("model");
+    let predictions: Vec<Value> = body
+        .items
+        .iter()
+        .map(|it| {
+            let pr = m.predict(&it.payload, it.attributes.as_ref().filter(|a| a.is_object()).unwrap_or(&empty));
+            let (label, confidence) = pr.top();
+            json!({"label": label, "confidence": confidence, "scores": pr.scores.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()})
+        })
+        .collect();
+    Ok(Json(json!({"model_version": m.version, "examples_seen": m.model.examples_seen(), "predictions": predictions})))
+}
+
 /// Replays a proposed policy over the project's recent human-labelled items (`window`, at
 /// most 50,000, default 5,000) with the current thresholds: automation rate, error of the
 /// auto decisions against the human labels (with its 95% interval), human load per queue.

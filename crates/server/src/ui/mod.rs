@@ -28,6 +28,46 @@ use crate::app::AppState;
 use crate::auth::{self, SESSION_COOKIE, csrf_token, generate_key, hash_key, same_token};
 use crate::error::ApiError;
 
+/// Failed sign-ins allowed per name within [`LOGIN_WINDOW`] before the name is refused
+/// (429) until the window passes: a brake on password guessing.
+pub const MAX_LOGIN_FAILURES: u32 = 10;
+pub const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Failed sign-ins per name on this node.
+#[derive(Default)]
+pub struct LoginGuard(std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>);
+
+impl LoginGuard {
+    fn blocked(&self, name: &str) -> bool {
+        let mut m = self.0.lock().expect("login guard");
+        m.retain(|_, (_, since)| since.elapsed() < LOGIN_WINDOW);
+        m.get(name).is_some_and(|(n, _)| *n >= MAX_LOGIN_FAILURES)
+    }
+
+    fn failed(&self, name: &str) {
+        let mut m = self.0.lock().expect("login guard");
+        if m.len() > 100_000 {
+            m.clear();
+        }
+        m.entry(name.to_string())
+            .or_insert((0, std::time::Instant::now()))
+            .0 += 1;
+    }
+}
+
+/// A hash to verify against when the name is unknown, so that a wrong name takes as long
+/// as a wrong password.
+fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| {
+        use argon2::password_hash::PasswordHasher;
+        argon2::Argon2::default()
+            .hash_password(generate_key().as_bytes())
+            .map(|h| h.to_string())
+            .unwrap_or_default()
+    })
+}
+
 /// How long a browser session lasts.
 pub const SESSION_MS: i64 = 12 * 3600 * 1000;
 const LOGIN_COOKIE: &str = "fw_login";
@@ -265,26 +305,37 @@ async fn login(
             None => return refused("unknown or revoked key"),
         }
     } else {
-        let Some((id, stored)) = s.store.password_hash(form.name.trim()).await? else {
-            return refused("wrong name or password");
-        };
+        let name = form.name.trim().to_string();
+        if s.login_guard.blocked(&name) {
+            let mut r = login_form(
+                &headers,
+                Some("too many failed sign-ins for this name; wait ten minutes".into()),
+                name,
+                StatusCode::TOO_MANY_REQUESTS,
+            );
+            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("600"));
+            return Ok(r);
+        }
+        let found = s.store.password_hash(&name).await?;
+        let stored = found
+            .as_ref()
+            .map_or_else(|| decoy_hash().to_string(), |(_, h)| h.clone());
         let password = form.password.clone();
         let ok = tokio::task::spawn_blocking(move || {
             use argon2::password_hash::{PasswordVerifier, phc::PasswordHash};
             PasswordHash::new(&stored)
-                .map(|h| {
-                    argon2::Argon2::default()
-                        .verify_password(password.as_bytes(), &h)
-                        .is_ok()
-                })
+                .map(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
                 .unwrap_or(false)
         })
         .await
         .unwrap_or(false);
-        if !ok {
-            return refused("wrong name or password");
+        match found {
+            Some((id, _)) if ok => SessionOwner::Reviewer(id),
+            _ => {
+                s.login_guard.failed(&name);
+                return refused("wrong name or password");
+            }
         }
-        SessionOwner::Reviewer(id)
     };
     let token = generate_key();
     let now = s.now();

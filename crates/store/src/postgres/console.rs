@@ -29,6 +29,11 @@ pub(super) async fn set_password(
         .bind(id)
         .execute(&mut *c)
         .await?;
+    // A changed (or removed) password ends the sessions it opened.
+    sqlx::query("DELETE FROM web_sessions WHERE reviewer_id = $1")
+        .bind(id)
+        .execute(&mut *c)
+        .await?;
     let data = json!({"reviewer_id": id, "reviewer": name, "password": hash.is_some()});
     event(c, None, None, None, now, "reviewer.password", actor, &data).await
 }
@@ -247,6 +252,19 @@ pub(super) async fn revoke_key(c: &mut PgConnection, key_hash: &str, actor: &str
         .fetch_optional(&mut *c)
         .await?
         .ok_or_else(|| TxError::from(StoreError::not_found("key")))?;
+    // Admin keys are locked together, so two revokes cannot each leave the other's key
+    // as the last one and both go through.
+    let admins: Vec<String> =
+        sqlx::query_scalar("SELECT hash FROM api_keys WHERE kind = 'admin' AND revoked_at IS NULL FOR UPDATE")
+            .fetch_all(&mut *c)
+            .await?;
+    if kind == "admin" && admins.iter().all(|h| h == key_hash) {
+        return Err(StoreError::conflict(
+            "last_admin_key",
+            "this is the only admin key; revoking it would lock everyone out",
+        )
+        .into());
+    }
     sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE hash = $2 AND revoked_at IS NULL")
         .bind(now)
         .bind(key_hash)

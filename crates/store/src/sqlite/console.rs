@@ -20,6 +20,8 @@ pub(super) fn set_password(c: &Connection, name: &str, hash: Option<&str>, actor
         "UPDATE reviewers SET password_hash = ?1 WHERE id = ?2",
         params![hash, id],
     )?;
+    // A changed (or removed) password ends the sessions it opened.
+    c.execute("DELETE FROM web_sessions WHERE reviewer_id = ?1", [id])?;
     let data = json!({"reviewer_id": id, "reviewer": name, "password": hash.is_some()});
     event(c, None, None, None, now, "reviewer.password", actor, &data)
 }
@@ -198,6 +200,17 @@ pub(super) fn revoke_key(c: &Connection, key_hash: &str, actor: &str, now: Milli
         .query_row([key_hash], |r| r.get(0))
         .optional()?
         .ok_or_else(|| StoreError::not_found("key"))?;
+    let others: i64 = c.query_row(
+        "SELECT count(*) FROM api_keys WHERE kind = 'admin' AND revoked_at IS NULL AND hash <> ?1",
+        [key_hash],
+        |r| r.get(0),
+    )?;
+    if kind == "admin" && others == 0 {
+        return Err(StoreError::conflict(
+            "last_admin_key",
+            "this is the only admin key; revoking it would lock everyone out",
+        ));
+    }
     c.execute(
         "UPDATE api_keys SET revoked_at = ?1 WHERE hash = ?2 AND revoked_at IS NULL",
         params![now, key_hash],
