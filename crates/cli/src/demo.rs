@@ -262,7 +262,26 @@ pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
     let mut outcomes: Vec<bool> = Vec::new(); // true = auto, per message
     let mut series = Vec::new();
     const CHECKPOINT: usize = 50;
+    // Prequential evaluation: each segment of the stream is scored by the model as it is
+    // just before the segment arrives, so every prediction is of a message whose label the
+    // model has not seen. Same stream, same measure for every strategy.
+    let mut predicted_spam: Vec<bool> = Vec::with_capacity(messages.len());
     for (n, m) in messages.iter().enumerate() {
+        if n % CHECKPOINT == 0 {
+            let segment = &messages[n..(n + CHECKPOINT).min(messages.len())];
+            let items: Vec<Value> = segment.iter().map(|m| json!({"payload": {"text": m.text}})).collect();
+            let scored = api
+                .ok(
+                    reqwest::Method::POST,
+                    &format!("/v1/projects/{project}/model/predict"),
+                    &svc,
+                    Some(json!({"items": items})),
+                )
+                .await?;
+            for p in scored["predictions"].as_array().into_iter().flatten() {
+                predicted_spam.push(p["label"] == "spam");
+            }
+        }
         let d = api
             .ok(
                 reqwest::Method::POST,
@@ -284,12 +303,18 @@ pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
         if (n + 1) % CHECKPOINT == 0 || n + 1 == messages.len() {
             let model = catch_up(&api, &project, &svc).await?;
             let window = &outcomes[outcomes.len().saturating_sub(1000)..];
+            let from = (n + 1).saturating_sub(1000);
+            let f1_stream = f1(
+                messages[from..=n].iter().map(|m| m.label == "spam"),
+                predicted_spam[from..=n].iter().copied(),
+            );
             let point = json!({
                 "messages": n + 1,
                 "automation_rate_last_1000": window.iter().filter(|a| **a).count() as f64 / window.len() as f64,
                 "auto_precision_true": if auto > 0 { Some(auto_right as f64 / auto as f64) } else { None },
                 "human_labels": human_labels,
                 "f1_spam": model["evaluation"]["f1"]["spam"],
+                "f1_spam_stream": f1_stream,
                 "thresholds": model["thresholds"],
             });
             bar.set_message(format!(
@@ -323,6 +348,8 @@ pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
         "auto_precision_true": if auto > 0 { Some(auto_right as f64 / auto as f64) } else { None },
         "automation_rate_last_1000": last["automation_rate_last_1000"],
         "final_f1": last["f1_spam"],
+        "final_f1_stream": last["f1_spam_stream"],
+        "labels_to_f1_stream": labels_to_reach(&series, &[0.85, 0.9, 0.925, 0.95]),
         "thresholds": last["thresholds"],
         "auto_precision_from_audits": stats["auto_precision_from_audits"],
         "auto_precision_interval": stats["auto_precision_interval"],
@@ -342,11 +369,43 @@ pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
         summary["final_f1"]
     );
     println!(
+        "spam F1 on the stream (last 1000, scored before their labels): {}; human labels when it first reached {}",
+        summary["final_f1_stream"], summary["labels_to_f1_stream"]
+    );
+    println!(
         "wrote {} and {}",
         args.out.join("summary.json").display(),
         args.out.join("report.html").display()
     );
     Ok(())
+}
+
+/// F1 of the positive class from (truth, predicted) flags; `None` with no positives at all.
+fn f1(truth: impl Iterator<Item = bool>, predicted: impl Iterator<Item = bool>) -> Option<f64> {
+    let (mut tp, mut fp, mut fn_) = (0u32, 0u32, 0u32);
+    for (t, p) in truth.zip(predicted) {
+        match (t, p) {
+            (true, true) => tp += 1,
+            (false, true) => fp += 1,
+            (true, false) => fn_ += 1,
+            (false, false) => {}
+        }
+    }
+    (tp + fp + fn_ > 0).then(|| f64::from(2 * tp) / f64::from(2 * tp + fp + fn_))
+}
+
+/// For each F1 target, the human labels used when the stream's F1 (over at least 500
+/// messages) first reached it, or null.
+fn labels_to_reach(series: &[Value], targets: &[f64]) -> Value {
+    let mut out = serde_json::Map::new();
+    for t in targets {
+        let hit = series
+            .iter()
+            .filter(|p| p["messages"].as_u64().unwrap_or(0) >= 500)
+            .find(|p| p["f1_spam_stream"].as_f64().is_some_and(|f| f >= *t));
+        out.insert(format!("{t}"), hit.map_or(Value::Null, |p| p["human_labels"].clone()));
+    }
+    Value::Object(out)
 }
 
 /// The simulated reviewers work the queue until it is empty. Returns the labels given.
@@ -484,6 +543,20 @@ fn report_html(summary: &Value) -> String {
             0.0,
             1.0,
         ),
+        flywheel_server::ui::chart::line_chart(
+            "Spam F1 on the stream (last 1,000 messages, scored before their labels) against human labels",
+            "human labels",
+            &[flywheel_server::ui::chart::Series {
+                name: "",
+                color: "#1a7f37",
+                points: series
+                    .iter()
+                    .map(|p| (p["human_labels"].as_f64().unwrap_or(0.0), p["f1_spam_stream"].as_f64()))
+                    .collect(),
+            }],
+            (0.0, labels_max),
+            (0.5, 1.0),
+        ),
     ];
     let fmt = |k: &str| summary[k].as_f64().map_or("–".to_string(), |v| format!("{v:.4}"));
     format!(
@@ -493,6 +566,7 @@ td{{padding:2px 12px 2px 0}}</style></head><body><h1>The data flywheel on the SM
 <table><tr><td>messages</td><td>{items}</td></tr><tr><td>auto</td><td>{auto}</td></tr><tr><td>reviewed</td><td>{reviewed}</td></tr>\
 <tr><td>human labels</td><td>{labels}</td></tr><tr><td>true precision of auto decisions</td><td>{prec}</td></tr>\
 <tr><td>automation over the last 1,000</td><td>{rate}</td></tr><tr><td>spam F1 (held back)</td><td>{f1}</td></tr>\
+<tr><td>spam F1 on the stream (last 1,000)</td><td>{f1s}</td></tr><tr><td>human labels to reach stream F1</td><td>{to_f1}</td></tr>\
 <tr><td>active learning</td><td>{strategy}</td></tr></table>{charts}</body></html>",
         items = summary["items"],
         auto = summary["auto"],
@@ -501,6 +575,8 @@ td{{padding:2px 12px 2px 0}}</style></head><body><h1>The data flywheel on the SM
         prec = fmt("auto_precision_true"),
         rate = fmt("automation_rate_last_1000"),
         f1 = fmt("final_f1"),
+        f1s = fmt("final_f1_stream"),
+        to_f1 = flywheel_server::ui::chart::escape(&summary["labels_to_f1_stream"].to_string()),
         strategy = summary["strategy"].as_str().unwrap_or_default(),
         charts = charts.join(""),
     )

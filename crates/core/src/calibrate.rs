@@ -3,16 +3,27 @@
 //! audits see it ([`audit_precision`]), drift of its scores ([`psi`]), and which items a
 //! human label would teach it most ([`informativeness`]).
 //!
-//! All intervals are 95% Wilson score intervals ([`crate::quality::wilson95`]), so a
-//! handful of lucky audits never passes for evidence.
+//! Intervals are 95% Wilson score intervals ([`crate::quality::wilson95`]), so a handful
+//! of lucky audits never passes for evidence; a threshold is certified by the one-sided
+//! 95% lower confidence bound ([`lower_bound95`]).
 
-use crate::quality::wilson95;
+use crate::quality::{wilson_interval, wilson95};
+
+/// z of a one-sided 95% bound.
+pub const Z_ONE_SIDED_95: f64 = 1.644_853_626_951_472_2;
+
+/// The one-sided 95% lower confidence bound (Wilson score) of a proportion: with 95%
+/// confidence the true share is at least this. `None` with no trials.
+pub fn lower_bound95(successes: u64, trials: u64) -> Option<f64> {
+    wilson_interval(successes, trials, Z_ONE_SIDED_95).map(|w| w.lower)
+}
 
 /// For one label: given human-verified `(confidence of the model's top label, was the
 /// model right)` pairs for items the model labelled with this label, the lowest confidence
 /// threshold `t` such that among the pairs with confidence `≥ t` there are at least
-/// `min_evidence` pairs and the lower bound of the 95% Wilson interval of their precision
-/// (share right) is `≥ target_precision`.
+/// `min_evidence` pairs and the one-sided 95% lower confidence bound of their precision
+/// (share right, [`lower_bound95`]) is `≥ target_precision` — the claim "precision is at
+/// least the target", made with 95% confidence.
 ///
 /// Candidate thresholds are the confidences that occur in `pairs` (pairs whose confidence
 /// is not a finite number are ignored). `None` when no threshold qualifies: not enough
@@ -36,7 +47,7 @@ pub fn threshold(pairs: &[(f64, bool)], target_precision: f64, min_evidence: usi
             right += u64::from(v[i].1);
             i += 1;
         }
-        if n >= min_evidence && wilson95(right, n).is_some_and(|w| w.lower >= target_precision) {
+        if n >= min_evidence && lower_bound95(right, n).is_some_and(|l| l >= target_precision) {
             best = Some(c);
         }
     }
@@ -210,7 +221,7 @@ mod tests {
     fn qualifies(pairs: &[(f64, bool)], t: f64, target: f64, min_evidence: usize) -> bool {
         let above: Vec<bool> = pairs.iter().filter(|p| p.0 >= t).map(|p| p.1).collect();
         let right = above.iter().filter(|&&r| r).count() as u64;
-        above.len() >= min_evidence.max(1) && wilson95(right, above.len() as u64).is_some_and(|w| w.lower >= target)
+        above.len() >= min_evidence.max(1) && lower_bound95(right, above.len() as u64).is_some_and(|l| l >= target)
     }
 
     #[test]
@@ -226,7 +237,7 @@ mod tests {
                 assert!(!qualifies(&pairs, c, 0.95, 50), "{c} < {t}");
             }
         }
-        // 0.7 overall is reachable with everything in; 0.99 needs ~380 straight right
+        // 0.7 overall is reachable with everything in; 0.99 needs ~270 straight right
         // answers and there are 200.
         assert_eq!(threshold(&pairs, 0.6, 50), Some(0.5));
         assert_eq!(threshold(&pairs, 0.99, 50), None);
@@ -236,12 +247,13 @@ mod tests {
     fn threshold_needs_evidence() {
         let pairs: Vec<(f64, bool)> = (0..20).map(|i| (0.9 + i as f64 * 0.001, true)).collect();
         assert_eq!(threshold(&pairs, 0.8, 50), None, "20 pairs, 50 needed");
-        assert_eq!(threshold(&pairs, 0.85, 20), None, "20/20 has a lower bound of 0.839");
-        assert_eq!(threshold(&pairs, 0.8, 20), Some(0.9));
-        // 16 straight right answers are the fewest with a lower bound ≥ 0.8; the lowest
-        // threshold takes all 20.
+        assert_eq!(threshold(&pairs, 0.89, 20), None, "20/20 has a lower bound of 0.881");
+        assert_eq!(threshold(&pairs, 0.88, 20), Some(0.9));
+        // n straight right answers have the lower bound n / (n + z²): 11 are the fewest
+        // with a bound ≥ 0.8; the lowest threshold takes all 20.
         assert_eq!(threshold(&pairs, 0.8, 1), Some(0.9));
-        assert_eq!(threshold(&pairs[..15], 0.8, 1), None);
+        assert_eq!(threshold(&pairs[..11], 0.8, 1), Some(0.9));
+        assert_eq!(threshold(&pairs[..10], 0.8, 1), None);
         assert_eq!(threshold(&[], 0.5, 0), None);
         assert_eq!(threshold(&[(f64::NAN, true)], 0.0, 0), None);
         // Ties: a threshold takes every pair at its confidence.
@@ -290,6 +302,15 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_one_sided_bound_is_the_wilson_lower_end_at_z_1_645() {
+        // The Wilson lower end with z = 1.644854 (what statsmodels' proportion_confint(95, 100,
+        // alpha=0.1, method="wilson") computes).
+        assert!((lower_bound95(95, 100).unwrap() - 0.900_838_9).abs() < 1e-6);
+        assert!((lower_bound95(20, 20).unwrap() - 20.0 / (20.0 + Z_ONE_SIDED_95 * Z_ONE_SIDED_95)).abs() < 1e-12);
+        assert_eq!(lower_bound95(0, 0), None);
     }
 
     #[test]

@@ -1718,12 +1718,16 @@ async fn console_accounts_sessions_and_csrf(db: Db) {
     );
     for _ in 0..10 {
         assert_eq!(
-            sign_in(&app, &[("name", "mallory"), ("password", "guess")]).await.unwrap_err(),
+            sign_in(&app, &[("name", "mallory"), ("password", "guess")])
+                .await
+                .unwrap_err(),
             StatusCode::UNAUTHORIZED
         );
     }
     assert_eq!(
-        sign_in(&app, &[("name", "mallory"), ("password", "guess")]).await.unwrap_err(),
+        sign_in(&app, &[("name", "mallory"), ("password", "guess")])
+            .await
+            .unwrap_err(),
         StatusCode::TOO_MANY_REQUESTS,
         "repeated failures for one name are braked"
     );

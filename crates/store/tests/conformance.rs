@@ -820,12 +820,21 @@ mod suite {
         assert_eq!(s.session("nope", 50).await.unwrap(), None);
         s.end_session("s-pw").await.unwrap();
         assert_eq!(s.session("s-pw", 50).await.unwrap(), None);
-        s.create_session("s-pw2", SessionOwner::Reviewer(r.id), 100, 3).await.unwrap();
+        s.create_session("s-pw2", SessionOwner::Reviewer(r.id), 100, 3)
+            .await
+            .unwrap();
         s.set_password("ana", Some("$argon2id$y"), "admin", 4).await.unwrap();
-        assert_eq!(s.session("s-pw2", 50).await.unwrap(), None, "a new password ends old sessions");
+        assert_eq!(
+            s.session("s-pw2", 50).await.unwrap(),
+            None,
+            "a new password ends old sessions"
+        );
         assert!(matches!(
             s.revoke_key("admin-hash", "admin", 4).await,
-            Err(StoreError::Conflict { code: "last_admin_key", .. })
+            Err(StoreError::Conflict {
+                code: "last_admin_key",
+                ..
+            })
         ));
 
         // Grants change; a hold stops claims in that project until released.

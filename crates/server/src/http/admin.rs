@@ -106,7 +106,11 @@ pub async fn create_reviewer(
     caller.require_admin()?;
     let name = body.name.trim().to_string();
     text_field("name", &name, 1, 64)?;
-    if name.chars().any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%')) || name.chars().all(|c| c == '.') {
+    if name
+        .chars()
+        .any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%'))
+        || name.chars().all(|c| c == '.')
+    {
         return Err(ApiError::invalid(
             "name",
             "a reviewer name has no control characters and none of / \\ ? # %, and is not only dots",

@@ -110,10 +110,16 @@ pub async fn predict(
     let empty = Value::Object(Default::default());
     for (i, it) in body.items.iter().enumerate() {
         if !it.payload.is_object() {
-            return Err(ApiError::invalid(format!("items[{i}].payload"), "payload is a JSON object"));
+            return Err(ApiError::invalid(
+                format!("items[{i}].payload"),
+                "payload is a JSON object",
+            ));
         }
         if it.attributes.as_ref().is_some_and(|a| !a.is_object() && !a.is_null()) {
-            return Err(ApiError::invalid(format!("items[{i}].attributes"), "attributes is a JSON object"));
+            return Err(ApiError::invalid(
+                format!("items[{i}].attributes"),
+                "attributes is a JSON object",
+            ));
         }
     }
     let model = s
@@ -131,7 +137,9 @@ pub async fn predict(
             json!({"label": label, "confidence": confidence, "scores": pr.scores.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()})
         })
         .collect();
-    Ok(Json(json!({"model_version": m.version, "examples_seen": m.model.examples_seen(), "predictions": predictions})))
+    Ok(Json(
+        json!({"model_version": m.version, "examples_seen": m.model.examples_seen(), "predictions": predictions}),
+    ))
 }
 
 /// Replays a proposed policy over the project's recent human-labelled items (`window`, at

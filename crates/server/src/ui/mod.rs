@@ -49,9 +49,7 @@ impl LoginGuard {
         if m.len() > 100_000 {
             m.clear();
         }
-        m.entry(name.to_string())
-            .or_insert((0, std::time::Instant::now()))
-            .0 += 1;
+        m.entry(name.to_string()).or_insert((0, std::time::Instant::now())).0 += 1;
     }
 }
 
@@ -313,7 +311,8 @@ async fn login(
                 name,
                 StatusCode::TOO_MANY_REQUESTS,
             );
-            r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("600"));
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("600"));
             return Ok(r);
         }
         let found = s.store.password_hash(&name).await?;
@@ -324,7 +323,11 @@ async fn login(
         let ok = tokio::task::spawn_blocking(move || {
             use argon2::password_hash::{PasswordVerifier, phc::PasswordHash};
             PasswordHash::new(&stored)
-                .map(|h| argon2::Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+                .map(|h| {
+                    argon2::Argon2::default()
+                        .verify_password(password.as_bytes(), &h)
+                        .is_ok()
+                })
                 .unwrap_or(false)
         })
         .await
