@@ -43,6 +43,15 @@ pub struct SpamArgs {
     /// Only the first N messages.
     #[arg(long)]
     limit: Option<usize>,
+    /// `flywheel` (the whole loop) or `learning-curve`: the same stream with every item
+    /// automated except active learning's picks, so that picks are the model's only labels;
+    /// runs --strategy and `random` side by side and measures spam F1 on a held-out fifth of
+    /// the collection against the labels used.
+    #[arg(long, default_value = "flywheel")]
+    mode: String,
+    /// Active learning's budget per 1,000 messages in `learning-curve` mode.
+    #[arg(long, default_value_t = 100)]
+    budget_per_1000: u32,
 }
 
 #[derive(Deserialize)]
@@ -148,8 +157,9 @@ fn policy(strategy: &str) -> Value {
     })
 }
 
-pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
-    let path = data_path(&args)?;
+/// The collection, read and checked.
+fn read_messages(args: &SpamArgs) -> anyhow::Result<(PathBuf, Vec<Sms>)> {
+    let path = data_path(args)?;
     let file = std::fs::File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut messages = Vec::new();
     for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
@@ -167,20 +177,26 @@ pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
     if messages.is_empty() {
         bail!("{} has no messages", path.display());
     }
+    Ok((path, messages))
+}
+
+fn reviewer_accuracies(args: &SpamArgs) -> anyhow::Result<Vec<f64>> {
     let accuracies: Vec<f64> = args
         .reviewers
         .split(',')
         .map(|a| a.trim().parse::<f64>().ok().filter(|a| (0.0..=1.0).contains(a)))
         .collect::<Option<Vec<_>>>()
         .context("--reviewers is a comma-separated list of accuracies in [0, 1]")?;
-    let accuracies = if accuracies.len() == 1 {
+    Ok(if accuracies.len() == 1 {
         vec![accuracies[0]; 6]
     } else {
         accuracies
-    };
+    })
+}
 
-    // The server: in-process on a fresh database, or the one named.
-    let dir = tempfile::tempdir()?;
+/// The server: in-process on a fresh database in `dir`, or the one named. Returns the
+/// client and the admin key.
+async fn connect(args: &SpamArgs, dir: &std::path::Path) -> anyhow::Result<(Client, String)> {
     let (base, admin) = match &args.server {
         Some(url) => (
             url.trim_end_matches('/').to_string(),
@@ -190,7 +206,7 @@ pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
         ),
         None => {
             let key = "demo-admin-key-0123456789abcdef".to_string();
-            let store = flywheel_store::open(&format!("sqlite://{}", dir.path().join("demo.db").display())).await?;
+            let store = flywheel_store::open(&format!("sqlite://{}", dir.join("demo.db").display())).await?;
             let state = Arc::new(flywheel_server::AppState::new(
                 store,
                 Arc::new(flywheel_server::SystemClock),
@@ -202,23 +218,36 @@ pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
             (base, key)
         }
     };
-    let api = Client {
-        http: reqwest::Client::new(),
-        base,
-    };
-    let project = format!("sms-{}-{}", args.strategy, args.seed);
+    Ok((
+        Client {
+            http: reqwest::Client::new(),
+            base,
+        },
+        admin,
+    ))
+}
+
+/// A project with `policy`, a service key for it, and reviewers of the given accuracies
+/// (tier 1) plus two tier-2 adjudicators. Returns the service key and the reviewers.
+async fn setup_project(
+    api: &Client,
+    admin: &str,
+    project: &str,
+    policy: Value,
+    accuracies: &[f64],
+) -> anyhow::Result<(String, Vec<(String, f64)>)> {
     api.ok(
         reqwest::Method::POST,
         "/v1/projects",
-        &admin,
-        Some(json!({"name": project, "labels": ["ham", "spam"], "policy": policy(&args.strategy)})),
+        admin,
+        Some(json!({"name": project, "labels": ["ham", "spam"], "policy": policy})),
     )
     .await?;
     let svc = api
         .ok(
             reqwest::Method::POST,
             "/v1/keys",
-            &admin,
+            admin,
             Some(json!({"scope": "service", "projects": [project]})),
         )
         .await?;
@@ -229,7 +258,7 @@ pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
             .ok(
                 reqwest::Method::POST,
                 "/v1/reviewers",
-                &admin,
+                admin,
                 Some(json!({"name": format!("{project}-r{i}"), "tiers": [1], "projects": [project]})),
             )
             .await?;
@@ -240,12 +269,30 @@ pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
             .ok(
                 reqwest::Method::POST,
                 "/v1/reviewers",
-                &admin,
+                admin,
                 Some(json!({"name": format!("{project}-lead{i}"), "tiers": [2], "projects": [project]})),
             )
             .await?;
         reviewers.push((v["api_key"].as_str().unwrap_or_default().to_string(), accuracies[0]));
     }
+    Ok((svc, reviewers))
+}
+
+pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
+    match args.mode.as_str() {
+        "flywheel" => flywheel(args).await,
+        "learning-curve" => learning_curve(args).await,
+        other => bail!("--mode is flywheel or learning-curve, not '{other}'"),
+    }
+}
+
+async fn flywheel(args: SpamArgs) -> anyhow::Result<()> {
+    let (path, messages) = read_messages(&args)?;
+    let accuracies = reviewer_accuracies(&args)?;
+    let dir = tempfile::tempdir()?;
+    let (api, admin) = connect(&args, dir.path()).await?;
+    let project = format!("sms-{}-{}", args.strategy, args.seed);
+    let (svc, reviewers) = setup_project(&api, &admin, &project, policy(&args.strategy), &accuracies).await?;
     let truth: std::collections::HashMap<String, String> =
         messages.iter().map(|m| (m.id.clone(), m.label.clone())).collect();
 
@@ -349,7 +396,7 @@ pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
         "automation_rate_last_1000": last["automation_rate_last_1000"],
         "final_f1": last["f1_spam"],
         "final_f1_stream": last["f1_spam_stream"],
-        "labels_to_f1_stream": labels_to_reach(&series, &[0.85, 0.9, 0.925, 0.95]),
+        "labels_to_f1_stream": labels_to_reach(&series, "f1_spam_stream", 500, &[0.85, 0.9, 0.925, 0.95]),
         "thresholds": last["thresholds"],
         "auto_precision_from_audits": stats["auto_precision_from_audits"],
         "auto_precision_interval": stats["auto_precision_interval"],
@@ -394,18 +441,190 @@ fn f1(truth: impl Iterator<Item = bool>, predicted: impl Iterator<Item = bool>) 
     (tp + fp + fn_ > 0).then(|| f64::from(2 * tp) / f64::from(2 * tp + fp + fn_))
 }
 
-/// For each F1 target, the human labels used when the stream's F1 (over at least 500
-/// messages) first reached it, or null.
-fn labels_to_reach(series: &[Value], targets: &[f64]) -> Value {
+/// For each F1 target, the human labels used when `key` (once at least `min_messages`
+/// have streamed) first reached it, or null.
+fn labels_to_reach(series: &[Value], key: &str, min_messages: u64, targets: &[f64]) -> Value {
     let mut out = serde_json::Map::new();
     for t in targets {
         let hit = series
             .iter()
-            .filter(|p| p["messages"].as_u64().unwrap_or(0) >= 500)
-            .find(|p| p["f1_spam_stream"].as_f64().is_some_and(|f| f >= *t));
+            .filter(|p| p["messages"].as_u64().unwrap_or(0) >= min_messages)
+            .find(|p| p[key].as_f64().is_some_and(|f| f >= *t));
         out.insert(format!("{t}"), hit.map_or(Value::Null, |p| p["human_labels"].clone()));
     }
     Value::Object(out)
+}
+
+/// Active learning against random selection, each with the same budget on the same
+/// stream: every message is automated except the strategy's picks, which go to one
+/// reviewer, so the picks are all the model learns from. Every 50 messages the model
+/// scores a held-out fifth of the collection (never streamed) and its spam F1 is recorded
+/// against the human labels used so far.
+async fn learning_curve(args: SpamArgs) -> anyhow::Result<()> {
+    const EVERY: usize = 50;
+    const TARGETS: [f64; 4] = [0.7, 0.8, 0.85, 0.9];
+    let (path, messages) = read_messages(&args)?;
+    let accuracies = reviewer_accuracies(&args)?;
+    if !(1..=1000).contains(&args.budget_per_1000) {
+        bail!("--budget-per-1000 is between 1 and 1000");
+    }
+    let dir = tempfile::tempdir()?;
+    let (api, admin) = connect(&args, dir.path()).await?;
+    // Every fifth message is held out for evaluation and never streamed.
+    let test: Vec<&Sms> = messages.iter().skip(4).step_by(5).collect();
+    let stream: Vec<&Sms> = messages
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 5 != 4)
+        .map(|(_, m)| m)
+        .collect();
+    let truth: std::collections::HashMap<String, String> =
+        stream.iter().map(|m| (m.id.clone(), m.label.clone())).collect();
+    let mut strategies = vec![args.strategy.clone()];
+    if args.strategy != "random" {
+        strategies.push("random".into());
+    }
+    let bar = indicatif::ProgressBar::new((stream.len() * strategies.len()) as u64);
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let mut curves = serde_json::Map::new();
+    let mut reached = serde_json::Map::new();
+    for strategy in &strategies {
+        let project = format!("curve-{strategy}-{}", args.seed);
+        let policy = json!({
+            "rules": [{"name": "everything", "when": "true", "action": "auto"}],
+            "lease_seconds": 600,
+            "show_suggestion": false,
+            "model": {"enabled": true, "bits": 18},
+            "active_learning": {"strategy": strategy, "budget_per_1000": args.budget_per_1000, "overlap": 1}
+        });
+        let (svc, reviewers) = setup_project(&api, &admin, &project, policy, &accuracies).await?;
+        let mut rng = Rng(args.seed);
+        let (mut labels, mut points) = (0u64, Vec::new());
+        bar.set_message(strategy.clone());
+        for (n, m) in stream.iter().enumerate() {
+            api.ok(
+                reqwest::Method::POST,
+                &format!("/v1/projects/{project}/items"),
+                &svc,
+                Some(json!({"items": [{"external_id": m.id, "payload": {"text": m.text}}]})),
+            )
+            .await?;
+            labels += work_queue(&api, &project, &reviewers, &truth, &mut rng).await?;
+            if (n + 1) % EVERY == 0 || n + 1 == stream.len() {
+                catch_up(&api, &project, &svc).await?;
+                let items: Vec<Value> = test.iter().map(|m| json!({"payload": {"text": m.text}})).collect();
+                let scored = api
+                    .ok(
+                        reqwest::Method::POST,
+                        &format!("/v1/projects/{project}/model/predict"),
+                        &svc,
+                        Some(json!({"items": items})),
+                    )
+                    .await?;
+                let predicted = scored["predictions"]
+                    .as_array()
+                    .context("the predict endpoint answered no predictions")?
+                    .iter()
+                    .map(|p| p["label"] == "spam");
+                let f1 = f1(test.iter().map(|m| m.label == "spam"), predicted);
+                points.push(json!({"messages": n + 1, "human_labels": labels, "f1_spam": f1}));
+            }
+            bar.inc(1);
+        }
+        reached.insert(strategy.clone(), labels_to_reach(&points, "f1_spam", 0, &TARGETS));
+        curves.insert(strategy.clone(), Value::Array(points));
+    }
+    bar.finish_and_clear();
+    let summary = json!({
+        "mode": "learning-curve",
+        "dataset": path.display().to_string(),
+        "seed": args.seed,
+        "reviewer_accuracies": accuracies,
+        "stream": stream.len(),
+        "test_set": test.len(),
+        "budget_per_1000": args.budget_per_1000,
+        "labels_to_f1": reached,
+        "curves": curves,
+    });
+    std::fs::create_dir_all(&args.out)?;
+    std::fs::write(args.out.join("summary.json"), serde_json::to_string_pretty(&summary)?)?;
+    std::fs::write(args.out.join("report.html"), curve_html(&summary))?;
+    println!(
+        "{} messages streamed, {} held out; active learning's budget {} per 1,000; human labels until spam F1 on the held-out set first reached:",
+        stream.len(),
+        test.len(),
+        args.budget_per_1000
+    );
+    for strategy in &strategies {
+        let last = summary["curves"][strategy]
+            .as_array()
+            .and_then(|c| c.last())
+            .cloned()
+            .unwrap_or_default();
+        println!(
+            "  {strategy:>16}: {} (final F1 {:.3} with {} labels)",
+            TARGETS
+                .iter()
+                .map(|t| format!("{t}: {}", summary["labels_to_f1"][strategy][format!("{t}")]))
+                .collect::<Vec<_>>()
+                .join(", "),
+            last["f1_spam"].as_f64().unwrap_or(f64::NAN),
+            last["human_labels"]
+        );
+    }
+    println!(
+        "wrote {} and {}",
+        args.out.join("summary.json").display(),
+        args.out.join("report.html").display()
+    );
+    Ok(())
+}
+
+/// The learning-curve report: spam F1 on the held-out set against human labels, one line
+/// per strategy.
+fn curve_html(summary: &Value) -> String {
+    use flywheel_server::ui::chart::{Series, escape, line_chart};
+    let colors = ["#1a7f37", "#cf222e", "#1f6feb", "#8250df"];
+    let curves = summary["curves"].as_object().cloned().unwrap_or_default();
+    let max_labels = curves
+        .values()
+        .flat_map(|c| c.as_array().cloned().unwrap_or_default())
+        .filter_map(|p| p["human_labels"].as_f64())
+        .fold(1.0, f64::max);
+    let series: Vec<Series<'_>> = curves
+        .iter()
+        .enumerate()
+        .map(|(i, (name, c))| Series {
+            name,
+            color: colors[i % colors.len()],
+            points: c
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|p| (p["human_labels"].as_f64().unwrap_or(0.0), p["f1_spam"].as_f64()))
+                .collect(),
+        })
+        .collect();
+    let chart = line_chart(
+        "Spam F1 on the held-out set against human labels",
+        "human labels",
+        &series,
+        (0.0, max_labels),
+        (0.0, 1.0),
+    );
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>Flywheel · active learning</title>\
+<style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}svg{{background:#fafafa;border:1px solid #ddd}}</style></head>\
+<body><h1>Active learning against random selection on the SMS Spam Collection</h1>\
+<p>{stream} messages streamed, {test} held out; budget {budget} per 1,000 messages; every other message automated.</p>\
+<p>Human labels until spam F1 first reached each level: <code>{reached}</code></p>{chart}</body></html>",
+        stream = summary["stream"],
+        test = summary["test_set"],
+        budget = summary["budget_per_1000"],
+        reached = escape(&summary["labels_to_f1"].to_string()),
+    )
 }
 
 /// The simulated reviewers work the queue until it is empty. Returns the labels given.
@@ -587,7 +806,7 @@ fn chart(title: &str, x: &[f64], y: &[Option<f64>], lo: f64, hi: f64) -> String 
     let xmax = x.iter().copied().fold(1.0, f64::max);
     line_chart(
         title,
-        &format!("{xmax} messages"),
+        "messages",
         &[Series {
             name: "",
             color: "#1f6feb",

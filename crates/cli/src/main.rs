@@ -127,6 +127,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal().context("cannot install the signal handlers")?;
     println!("flywheel listening on http://{addr} (database {})", args.database);
+    println!("console: http://{addr}/login (the workbench and the dashboard)");
     flywheel_server::serve(listener, state, shutdown).await?;
     println!("flywheel stopped");
     Ok(())

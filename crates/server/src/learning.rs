@@ -140,13 +140,21 @@ pub struct Learning {
     budgets: std::sync::Mutex<HashMap<i64, Budget>>,
 }
 
-/// The last 1,000 decisions of a project: which went to review for learning, and how
-/// informative the recent auto-eligible items were.
+/// The last 1,000 decisions of a project — whether each was auto-eligible and whether it
+/// went to review for learning — and the bar an item's informativeness must reach.
 #[derive(Default)]
 struct Budget {
-    picks: VecDeque<bool>,
-    recent: VecDeque<f64>,
+    decisions: VecDeque<(bool, bool)>,
+    /// ln of the bar; `None` until the first auto-eligible item.
+    log_bar: Option<f64>,
 }
+
+/// How far the bar moves per item, in ln units: up by `STEP × (1 − share)` when an item
+/// reaches it, down by `STEP × share` when not (Robbins–Monro tracking of the quantile
+/// that leaves `share` of items above it). Tracking, not a quantile of stored scores,
+/// because scores drift down as the model learns, and a bar set from an older model's
+/// scores is one new items rarely reach: the budget would go unspent.
+const BAR_STEP: f64 = 0.25;
 
 impl Learning {
     /// The project's model, loading the latest snapshot (or starting fresh) on first use.
@@ -231,29 +239,26 @@ impl Learning {
             None => false,
             Some(probs) => {
                 let score = calibrate::informativeness(strategy, probs, draw);
-                let used = b.picks.iter().filter(|p| **p).count() as u32;
-                let eligible_share = (b.recent.len().max(1) as f64 / b.picks.len().max(1) as f64).min(1.0);
-                // Pick the top `budget / (1000 × share of auto-eligible items)` of scores.
+                let used = b.decisions.iter().filter(|d| d.1).count() as u32;
+                let eligible = b.decisions.iter().filter(|d| d.0).count() + 1;
+                let eligible_share = (eligible as f64 / (b.decisions.len() + 1) as f64).min(1.0);
+                // The share of auto-eligible items to pick: `budget / (1000 × eligible share)`.
                 let want = (f64::from(budget_per_1000) / 1000.0 / eligible_share).min(1.0);
-                let mut sorted: Vec<f64> = b.recent.iter().copied().collect();
-                sorted.sort_by(|a, b| b.total_cmp(a));
-                let cutoff = if sorted.len() < 20 {
-                    f64::MIN
-                } else {
-                    sorted[((sorted.len() as f64 * want) as usize).min(sorted.len() - 1)]
-                };
-                b.recent.push_back(score);
-                if b.recent.len() > 1000 {
-                    b.recent.pop_front();
-                }
+                let bar = b.log_bar.map_or(f64::MIN, f64::exp);
+                let reached = score >= bar;
+                let log_score = score.max(1e-12).ln();
+                b.log_bar = Some(match b.log_bar {
+                    None => log_score,
+                    Some(l) => l + BAR_STEP * (f64::from(u8::from(reached)) - want),
+                });
                 // Paced: never more than the budget's share of the decisions seen so far.
-                let allowed = f64::from(budget_per_1000) * (b.picks.len() + 1) as f64 / 1000.0;
-                f64::from(used) < allowed.max(1.0) && score >= cutoff
+                let allowed = f64::from(budget_per_1000) * (b.decisions.len() + 1) as f64 / 1000.0;
+                reached && f64::from(used) < allowed.max(1.0)
             }
         };
-        b.picks.push_back(pick);
-        if b.picks.len() > 1000 {
-            b.picks.pop_front();
+        b.decisions.push_back((probs.is_some(), pick));
+        if b.decisions.len() > 1000 {
+            b.decisions.pop_front();
         }
         pick
     }

@@ -26,6 +26,15 @@ pub fn escape(s: &str) -> String {
     out
 }
 
+/// A number as an axis shows it: whole numbers without decimals.
+fn round(v: f64) -> String {
+    if (v - v.round()).abs() < 1e-9 {
+        format!("{}", v.round())
+    } else {
+        format!("{v:.2}")
+    }
+}
+
 /// A chart of `series` over x in `[x0, x1]` and y in `[lo, hi]`, with a legend.
 pub fn line_chart(
     title: &str,
@@ -44,14 +53,19 @@ pub fn line_chart(
 <text x=\"{pad}\" y=\"18\" font-size=\"13\">{title}</text>\
 <line x1=\"{pad}\" y1=\"{yb}\" x2=\"{xr}\" y2=\"{yb}\" stroke=\"#999\"/><line x1=\"{pad}\" y1=\"{pad}\" x2=\"{pad}\" y2=\"{yb}\" stroke=\"#999\"/>\
 <text x=\"4\" y=\"{yt}\" font-size=\"11\">{hi}</text><text x=\"4\" y=\"{yb}\" font-size=\"11\">{lo}</text>\
-<text x=\"{xr}\" y=\"{xl}\" font-size=\"11\" text-anchor=\"end\">{x_label}</text>",
+<text x=\"{pad}\" y=\"{xl}\" font-size=\"11\">{x0}</text>\
+<text x=\"{xr}\" y=\"{xl}\" font-size=\"11\" text-anchor=\"end\">{x_label}: {x1}</text>",
         yb = h - pad,
         xr = w - pad,
         yt = pad + 4.0,
         xl = h - 8.0,
         x_label = escape(x_label),
+        x0 = round(x0),
+        x1 = round(x1),
     );
-    for (i, s) in series.iter().enumerate() {
+    // The legend: one row under the title, left to right.
+    let mut legend_x = pad;
+    for s in series.iter() {
         let points: Vec<String> = s
             .points
             .iter()
@@ -61,11 +75,11 @@ pub fn line_chart(
         let _ = write!(
             svg,
             "<polyline fill=\"none\" stroke=\"{color}\" stroke-width=\"2\" points=\"{}\"/>\
-<text x=\"{lx}\" y=\"18\" font-size=\"11\" fill=\"{color}\">{name}</text>",
+<text x=\"{legend_x}\" y=\"32\" font-size=\"11\" fill=\"{color}\">{name}</text>",
             points.join(" "),
-            lx = w - pad - 90.0 * (series.len() - i) as f64 + 10.0,
             name = escape(s.name),
         );
+        legend_x += 7.0 * s.name.chars().count() as f64 + 16.0;
         if points.len() == 1 {
             // A single point draws no line: mark it.
             let (x, y) = points[0].split_once(',').unwrap_or(("0", "0"));
