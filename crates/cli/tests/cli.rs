@@ -582,6 +582,29 @@ fn the_spam_demo_writes_its_summary_and_report() {
         report.contains("<svg") && !report.contains("<script"),
         "charts drawn inline, no scripts"
     );
+    // The learning-curve mode: both strategies on the same stream, the same budget.
+    let curve_out = tempfile::tempdir().unwrap();
+    let run = flywheel()
+        .args(["demo", "spam", "--mode", "learning-curve", "--limit", "250"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--out")
+        .arg(curve_out.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let curve: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(curve_out.path().join("summary.json")).unwrap()).unwrap();
+    assert_eq!((curve["stream"].as_u64(), curve["test_set"].as_u64()), (Some(200), Some(50)));
+    for strategy in ["least_confidence", "random"] {
+        let points = curve["curves"][strategy].as_array().unwrap();
+        let labels = points.last().unwrap()["human_labels"].as_u64().unwrap();
+        // 100 per 1,000 of 200 messages, paced: about 20 labels, never more.
+        assert!((10..=21).contains(&labels), "{strategy}: {labels} labels");
+    }
+    let bad = flywheel().args(["demo", "spam", "--mode", "nope"]).arg("--data").arg(&data).output().unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--mode"));
     let missing = flywheel()
         .args(["demo", "spam", "--data", "/nonexistent.jsonl"])
         .output()
