@@ -152,7 +152,7 @@ fn policy(strategy: &str) -> Value {
         "show_suggestion": false,
         "consensus": {"method": "majority", "min_confidence": 0.0, "max_overlap": 2},
         "model": {"enabled": true, "bits": 18},
-        "thresholds": {"target_precision": 0.99, "min_evidence": 200},
+        "thresholds": {"target_precision": 0.99, "min_evidence": 200, "account_for_label_noise": true},
         "active_learning": {"strategy": strategy, "budget_per_1000": 50, "overlap": 2}
     })
 }

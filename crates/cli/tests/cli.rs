@@ -595,14 +595,22 @@ fn the_spam_demo_writes_its_summary_and_report() {
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let curve: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(curve_out.path().join("summary.json")).unwrap()).unwrap();
-    assert_eq!((curve["stream"].as_u64(), curve["test_set"].as_u64()), (Some(200), Some(50)));
+    assert_eq!(
+        (curve["stream"].as_u64(), curve["test_set"].as_u64()),
+        (Some(200), Some(50))
+    );
     for strategy in ["least_confidence", "random"] {
         let points = curve["curves"][strategy].as_array().unwrap();
         let labels = points.last().unwrap()["human_labels"].as_u64().unwrap();
         // 100 per 1,000 of 200 messages, paced: about 20 labels, never more.
         assert!((10..=21).contains(&labels), "{strategy}: {labels} labels");
     }
-    let bad = flywheel().args(["demo", "spam", "--mode", "nope"]).arg("--data").arg(&data).output().unwrap();
+    let bad = flywheel()
+        .args(["demo", "spam", "--mode", "nope"])
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .unwrap();
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--mode"));
     let missing = flywheel()

@@ -177,6 +177,11 @@ pub struct ThresholdSpec {
     pub target_precision: f64,
     #[serde(default = "default_min_evidence")]
     pub min_evidence: u32,
+    /// Count a disagreement between the model and a human label by how likely the label
+    /// itself was wrong (estimated from how often reviewers split), assuming reviewers'
+    /// errors are independent of the model's. Off: every disagreement is a model error.
+    #[serde(default)]
+    pub account_for_label_noise: bool,
 }
 
 fn default_min_evidence() -> u32 {

@@ -296,17 +296,52 @@ impl Learning {
         // strategy is random: counted as evidence they would make the band look worse
         // than it is just above the threshold. Audits are the band's uniform sample.
         let uniform_picks = p.policy.active_learning().is_none_or(|a| a.strategy == "random");
-        let mut by_label: HashMap<String, Vec<(f64, bool)>> = HashMap::new();
-        for v in verified.iter().filter(|v| uniform_picks || !v.chosen_for_learning) {
+        let used: Vec<&flywheel_store::VerifiedPrediction> = verified
+            .iter()
+            .filter(|v| uniform_picks || !v.chosen_for_learning)
+            .collect();
+        // With `account_for_label_noise`: reviewers' error rate from how often two answers
+        // on an item split (a split goes to adjudication), and from it each label's chance
+        // of being wrong: a settled split is as good as the adjudicator (r); two agreeing
+        // answers are wrong together with probability r² / (r² + (1 − r)²); one answer, r.
+        let reviewer_error = spec.account_for_label_noise.then(|| {
+            let multi = used.iter().filter(|v| v.votes >= 2).count() as u64;
+            let split = used.iter().filter(|v| v.adjudicated).count() as u64;
+            calibrate::reviewer_error_from_splits(split, multi)
+        });
+        let label_error = |v: &flywheel_store::VerifiedPrediction, r: f64| {
+            if v.adjudicated || v.votes < 2 {
+                r
+            } else {
+                r * r / (r * r + (1.0 - r) * (1.0 - r))
+            }
+        };
+        let mut by_label: HashMap<String, Vec<calibrate::NoisyCheck>> = HashMap::new();
+        for v in &used {
             let (label, confidence) = v.prediction.top();
             by_label
                 .entry(label.to_string())
                 .or_default()
-                .push((confidence, label == v.human_label));
+                .push(calibrate::NoisyCheck {
+                    confidence,
+                    agrees: label == v.human_label,
+                    label_error: match reviewer_error {
+                        Some(Some(r)) => label_error(v, r),
+                        _ => 0.0,
+                    },
+                });
         }
         let mut fresh = HashMap::new();
-        for (label, pairs) in &by_label {
-            if let Some(t) = calibrate::threshold(pairs, spec.target_precision, spec.min_evidence as usize) {
+        for (label, checks) in &by_label {
+            let credited: Vec<(f64, f64)> = match reviewer_error {
+                Some(Some(_)) => calibrate::noise_aware_credits(checks),
+                _ => checks
+                    .iter()
+                    .map(|c| (c.confidence, f64::from(u8::from(c.agrees))))
+                    .collect(),
+            };
+            if let Some(t) = calibrate::threshold_credited(&credited, spec.target_precision, spec.min_evidence as usize)
+            {
                 fresh.insert(label.clone(), t);
             }
         }

@@ -343,6 +343,10 @@ pub struct VerifiedPrediction {
     /// Whether active learning chose the item for review (a sample of the auto band that
     /// is not uniform unless the strategy is `random`).
     pub chosen_for_learning: bool,
+    /// Label answers the item received (over all its tasks).
+    pub votes: u32,
+    /// Whether the label came from adjudication (the reviewers split).
+    pub adjudicated: bool,
     pub resolved_at: Millis,
 }
 

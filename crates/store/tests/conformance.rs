@@ -369,8 +369,19 @@ mod suite {
     }
 
     pub async fn overlap_needs_distinct_reviewers_and_majority(f: Fixture) {
-        f.submit(vec![review("agree", "q", 1, 1, 2), review("tie", "q", 1, 0, 2)])
-            .await;
+        let scored = |mut item: NewItem| {
+            item.prediction = Some(Prediction {
+                model: "m".into(),
+                version: None,
+                scores: vec![("ham".into(), 0.2), ("spam".into(), 0.8)],
+            });
+            item
+        };
+        f.submit(vec![
+            scored(review("agree", "q", 1, 1, 2)),
+            scored(review("tie", "q", 1, 0, 2)),
+        ])
+        .await;
         let a = f.reviewer("a", &[1]).await;
         let b = f.reviewer("b", &[1]).await;
         let adj = f.reviewer("adj", &[2]).await;
@@ -417,6 +428,17 @@ mod suite {
         assert_eq!(detail.tasks.len(), 2);
         assert_eq!(detail.reviews.len(), 3);
         assert_eq!(detail.reviews[0].claimed_at, 100);
+        // Calibration sees how each label was reached: votes, and whether a split was settled.
+        let verified = f.store.verified_predictions(f.project.id, 10).await.unwrap();
+        let got: Vec<_> = verified
+            .iter()
+            .map(|v| (v.external_id.as_str(), v.human_label.as_str(), v.votes, v.adjudicated))
+            .collect();
+        assert_eq!(
+            got,
+            [("tie", "ham", 3, true), ("agree", "spam", 2, false)],
+            "newest first"
+        );
     }
 
     pub async fn escalate_and_skip(f: Fixture) {

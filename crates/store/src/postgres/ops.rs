@@ -1723,14 +1723,19 @@ pub(super) async fn latest_model(c: &mut PgConnection, project_id: i64) -> TxRes
     ))
 }
 
+/// external id, prediction, human label, auto, resolved at, chosen for learning,
+/// adjudicated, label answers
+type VerifiedRow = (String, String, String, bool, i64, bool, bool, i64);
+
 pub(super) async fn verified_predictions(
     c: &mut PgConnection,
     project_id: i64,
     limit: usize,
 ) -> TxResult<Vec<VerifiedPrediction>> {
-    let rows: Vec<(String, String, String, bool, i64, bool)> = sqlx::query_as(
+    let rows: Vec<VerifiedRow> = sqlx::query_as(
         "SELECT i.external_id, i.prediction::text, l.label, i.outcome = 'auto', l.resolved_at,
-                position('active_learning: chosen' in i.decision::text) > 0
+                position('active_learning: chosen' in i.decision::text) > 0, l.source = 'adjudicated',
+                (SELECT count(*) FROM reviews w WHERE w.item_id = i.id AND w.kind = 'label')
          FROM labels l JOIN items i ON i.id = l.item_id
          WHERE l.project_id = $1 AND l.source IN ('human', 'adjudicated') AND i.prediction IS NOT NULL
          ORDER BY l.cursor DESC NULLS FIRST, l.id DESC LIMIT $2",
@@ -1741,7 +1746,7 @@ pub(super) async fn verified_predictions(
     .await?;
     rows.into_iter()
         .map(
-            |(external_id, p, human_label, auto, resolved_at, chosen_for_learning)| {
+            |(external_id, p, human_label, auto, resolved_at, chosen_for_learning, adjudicated, votes)| {
                 Ok(VerifiedPrediction {
                     external_id,
                     prediction: parse(&p)?,
@@ -1749,6 +1754,8 @@ pub(super) async fn verified_predictions(
                     auto,
                     resolved_at,
                     chosen_for_learning,
+                    votes: votes as u32,
+                    adjudicated,
                 })
             },
         )

@@ -1475,7 +1475,8 @@ pub(super) fn verified_predictions(c: &Connection, project_id: i64, limit: usize
     let rows = c
         .prepare_cached(
             "SELECT i.external_id, i.prediction, l.label, i.outcome = 'auto', l.resolved_at,
-                    instr(i.decision, 'active_learning: chosen') > 0
+                    instr(i.decision, 'active_learning: chosen') > 0, l.source = 'adjudicated',
+                    (SELECT count(*) FROM reviews w WHERE w.item_id = i.id AND w.kind = 'label')
              FROM labels l JOIN items i ON i.id = l.item_id
              WHERE l.project_id = ?1 AND l.source IN ('human', 'adjudicated') AND i.prediction IS NOT NULL
              ORDER BY l.cursor DESC LIMIT ?2",
@@ -1488,13 +1489,15 @@ pub(super) fn verified_predictions(c: &Connection, project_id: i64, limit: usize
                 r.get::<_, bool>(3)?,
                 r.get::<_, i64>(4)?,
                 r.get::<_, bool>(5)?,
+                r.get::<_, bool>(6)?,
+                r.get::<_, i64>(7)?,
             ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(rows
         .into_iter()
         .filter_map(
-            |(external_id, p, human_label, auto, resolved_at, chosen_for_learning)| {
+            |(external_id, p, human_label, auto, resolved_at, chosen_for_learning, adjudicated, votes)| {
                 p.map(|prediction| VerifiedPrediction {
                     external_id,
                     prediction,
@@ -1502,6 +1505,8 @@ pub(super) fn verified_predictions(c: &Connection, project_id: i64, limit: usize
                     auto,
                     resolved_at,
                     chosen_for_learning,
+                    votes: votes as u32,
+                    adjudicated,
                 })
             },
         )
