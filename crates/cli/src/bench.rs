@@ -29,6 +29,9 @@ pub enum Scenario {
     /// No server: one Dawid–Skene fit (crowd-kit's stopping rule) over synthetic answers
     /// (`--items` answers from `--workers` reviewers, `--labels` labels), timed on one core.
     DsFit,
+    /// No server: the built-in model on one core — featurise and score `--items` short
+    /// synthetic texts, then learn from them one at a time.
+    Model,
 }
 
 #[derive(clap::Args, Debug)]
@@ -507,9 +510,75 @@ async fn prefill(api: &Api, svc: &str, project: &str, n: usize) -> anyhow::Resul
     Ok(())
 }
 
+/// Times the built-in model on one core: scoring (features from the JSON payload, then
+/// the logistic regression) and learning (one AdaGrad step per labelled example).
+fn model(items: usize, json: bool) -> anyhow::Result<()> {
+    use flywheel_core::learn::{Featurizer, OnlineModel};
+    if items < 100 {
+        bail!("model needs at least 100 items");
+    }
+    // Short texts like SMS: 5 to 30 words from a 5,000-word vocabulary, a tenth of them
+    // "spam" with words of their own.
+    let mut rng = SplitMix(11);
+    let word = |rng: &mut SplitMix, spam: bool| {
+        let w = rng.below(5000);
+        if spam && rng.unit() < 0.3 {
+            format!("offer{}", w % 200)
+        } else {
+            format!("w{w}")
+        }
+    };
+    let texts: Vec<(serde_json::Value, usize)> = (0..items)
+        .map(|_| {
+            let spam = rng.unit() < 0.1;
+            let n = 5 + rng.below(26);
+            let text: Vec<String> = (0..n).map(|_| word(&mut rng, spam)).collect();
+            (json!({"text": text.join(" ")}), usize::from(spam))
+        })
+        .collect();
+    let attributes = json!({});
+    let featurizer = Featurizer::new(18);
+    let mut m = OnlineModel::new(vec!["ham".into(), "spam".into()], 18);
+    for (payload, y) in texts.iter().take(items / 10) {
+        m.update(&featurizer.features(payload, &attributes), *y);
+    }
+    let t0 = Instant::now();
+    let mut spam = 0usize;
+    for (payload, _) in &texts {
+        let p = m.predict(&featurizer.features(payload, &attributes));
+        spam += usize::from(p[1] > p[0]);
+    }
+    let score_s = t0.elapsed().as_secs_f64();
+    let features: Vec<Vec<(u32, f32)>> = texts.iter().map(|(p, _)| featurizer.features(p, &attributes)).collect();
+    let t1 = Instant::now();
+    for (f, (_, y)) in features.iter().zip(&texts) {
+        m.update(f, *y);
+    }
+    let update_s = t1.elapsed().as_secs_f64();
+    let mean_features = features.iter().map(Vec::len).sum::<usize>() as f64 / items as f64;
+    let report = json!({"scenario": "model", "texts": items, "mean_features": mean_features,
+        "score_per_s": items as f64 / score_s, "score_us": score_s * 1e6 / items as f64,
+        "update_us": update_s * 1e6 / items as f64, "predicted_spam": spam});
+    if json {
+        println!("{report}");
+    } else {
+        println!(
+            "built-in model, one core: {:.0} texts/s scored ({:.2} µs each, features from JSON included; {:.0} features a text), an update {:.2} µs",
+            items as f64 / score_s,
+            score_s * 1e6 / items as f64,
+            mean_features,
+            update_s * 1e6 / items as f64
+        );
+    }
+    Ok(())
+}
+
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.scenario == Scenario::DsFit {
         return ds_fit(args.items, args.workers, args.labels, args.json);
+    }
+    if args.scenario == Scenario::Model {
+        return model(args.items, args.json);
     }
     if args.concurrency == 0 || args.duration <= 0.0 {
         bail!("--concurrency and --duration must be positive");
@@ -594,7 +663,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Claims => tokio::spawn(review_loop(api, w, reviewers[w].clone(), project, until)),
             Scenario::Mixed if w % 2 == 1 => tokio::spawn(decide_loop(api, w, svc, project, until)),
             Scenario::Mixed => tokio::spawn(review_loop(api, w, reviewers[w / 2].clone(), project, until)),
-            Scenario::DsFit => unreachable!("ds-fit returned before starting a server"),
+            Scenario::DsFit | Scenario::Model => unreachable!("returned before starting a server"),
         });
     }
     let mut all = Recorder::default();
@@ -614,7 +683,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Import => vec!["batch"],
         Scenario::Claims => vec!["cycle"],
         Scenario::Mixed => vec!["decide", "cycle"],
-        Scenario::DsFit => vec![],
+        Scenario::DsFit | Scenario::Model => vec![],
     };
     let mut merged = Samples::default();
     for m in &main {
