@@ -325,9 +325,15 @@ async fn flywheel(args: SpamArgs) -> anyhow::Result<()> {
                     Some(json!({"items": items})),
                 )
                 .await?;
-            for p in scored["predictions"].as_array().into_iter().flatten() {
-                predicted_spam.push(p["label"] == "spam");
+            let predictions = scored["predictions"].as_array().map_or(&[][..], Vec::as_slice);
+            if predictions.len() != segment.len() {
+                bail!(
+                    "asked to score {} messages, got {} predictions",
+                    segment.len(),
+                    predictions.len()
+                );
             }
+            predicted_spam.extend(predictions.iter().map(|p| p["label"] == "spam"));
         }
         let d = api
             .ok(
@@ -514,21 +520,24 @@ async fn learning_curve(args: SpamArgs) -> anyhow::Result<()> {
             labels += work_queue(&api, &project, &reviewers, &truth, &mut rng).await?;
             if (n + 1) % EVERY == 0 || n + 1 == stream.len() {
                 catch_up(&api, &project, &svc).await?;
-                let items: Vec<Value> = test.iter().map(|m| json!({"payload": {"text": m.text}})).collect();
-                let scored = api
-                    .ok(
-                        reqwest::Method::POST,
-                        &format!("/v1/projects/{project}/model/predict"),
-                        &svc,
-                        Some(json!({"items": items})),
-                    )
-                    .await?;
-                let predicted = scored["predictions"]
-                    .as_array()
-                    .context("the predict endpoint answered no predictions")?
-                    .iter()
-                    .map(|p| p["label"] == "spam");
-                let f1 = f1(test.iter().map(|m| m.label == "spam"), predicted);
+                let mut predicted = Vec::with_capacity(test.len());
+                for chunk in test.chunks(5000) {
+                    let items: Vec<Value> = chunk.iter().map(|m| json!({"payload": {"text": m.text}})).collect();
+                    let scored = api
+                        .ok(
+                            reqwest::Method::POST,
+                            &format!("/v1/projects/{project}/model/predict"),
+                            &svc,
+                            Some(json!({"items": items})),
+                        )
+                        .await?;
+                    let got = scored["predictions"].as_array().map_or(&[][..], Vec::as_slice);
+                    if got.len() != chunk.len() {
+                        bail!("asked to score {} messages, got {} predictions", chunk.len(), got.len());
+                    }
+                    predicted.extend(got.iter().map(|p| p["label"] == "spam"));
+                }
+                let f1 = f1(test.iter().map(|m| m.label == "spam"), predicted.into_iter());
                 points.push(json!({"messages": n + 1, "human_labels": labels, "f1_spam": f1}));
             }
             bar.inc(1);

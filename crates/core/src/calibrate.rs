@@ -33,50 +33,15 @@ pub fn lower_bound95(successes: u64, trials: u64) -> Option<f64> {
 /// in `t`); the lowest one is returned, since the rule "auto when confidence ≥ t" is what
 /// it certifies.
 pub fn threshold(pairs: &[(f64, bool)], target_precision: f64, min_evidence: usize) -> Option<f64> {
-    let credited: Vec<(f64, f64)> = pairs
+    let checks: Vec<NoisyCheck> = pairs
         .iter()
-        .map(|&(c, right)| (c, f64::from(u8::from(right))))
+        .map(|&(confidence, agrees)| NoisyCheck {
+            confidence,
+            agrees,
+            label_error: 0.0,
+        })
         .collect();
-    threshold_credited(&credited, target_precision, min_evidence)
-}
-
-/// [`threshold`] with each pair's rightness a probability (`credit` in [0, 1]) instead of
-/// a yes or no: precision above `t` is the credits' sum over the pairs' count, bounded by
-/// the same one-sided Wilson bound. With credits of 0 and 1 it is [`threshold`].
-pub fn threshold_credited(pairs: &[(f64, f64)], target_precision: f64, min_evidence: usize) -> Option<f64> {
-    let mut v: Vec<(f64, f64)> = pairs
-        .iter()
-        .copied()
-        .filter(|(c, r)| c.is_finite() && r.is_finite())
-        .map(|(c, r)| (c, r.clamp(0.0, 1.0)))
-        .collect();
-    v.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-    let min_evidence = min_evidence.max(1) as f64;
-    let (mut n, mut right) = (0.0f64, 0.0f64);
-    let mut best = None;
-    let mut i = 0;
-    while i < v.len() {
-        let c = v[i].0;
-        // Every pair tied at this confidence is on the same side of `t = c`.
-        while i < v.len() && v[i].0 == c {
-            n += 1.0;
-            right += v[i].1;
-            i += 1;
-        }
-        if n >= min_evidence && wilson_lower(right, n, Z_ONE_SIDED_95) >= target_precision {
-            best = Some(c);
-        }
-    }
-    best
-}
-
-/// The Wilson lower end for a (possibly fractional) number of successes.
-fn wilson_lower(successes: f64, n: f64, z: f64) -> f64 {
-    let p = (successes / n).clamp(0.0, 1.0);
-    let z2 = z * z;
-    let center = p + z2 / (2.0 * n);
-    let half = z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt();
-    ((center - half) / (1.0 + z2 / n)).max(0.0)
+    threshold_noisy(&checks, target_precision, min_evidence)
 }
 
 /// A human-verified prediction whose human label may itself be wrong.
@@ -90,46 +55,52 @@ pub struct NoisyCheck {
     pub label_error: f64,
 }
 
-/// Reviewers' per-answer error rate from how often two independent answers on an item
-/// split: with symmetric errors at rate `r` between two labels, a pair splits with
-/// probability `2r(1 − r)`. `None` without pairs; a split share of ½ or more (reviewers
-/// no better than chance) is `Some(0.5)`.
-pub fn reviewer_error_from_splits(split: u64, pairs: u64) -> Option<f64> {
-    if pairs == 0 {
-        return None;
+/// [`threshold`] when human labels err: at each candidate `t`, the one-sided 95% lower
+/// bound `L` of the share of checks at or above `t` that agree with their label is
+/// corrected for the labels' mean error `ē` there by Rogan–Gladen, `(L − ē) / (1 − 2ē)`
+/// (the model's precision `p` and the agreement share `a` are tied by
+/// `a = p(1 − ē) + (1 − p)ē` when label errors are independent of the model's and a wrong
+/// label on two labels is the other one; `p` increases with `a`, so `L` maps to a lower
+/// bound of `p`). The correction adds at most about `ē`. With every `label_error` 0 this
+/// is [`threshold`]. Checks with a non-finite confidence are ignored; errors are clamped
+/// into [0, 0.49].
+pub fn threshold_noisy(checks: &[NoisyCheck], target_precision: f64, min_evidence: usize) -> Option<f64> {
+    let mut v: Vec<NoisyCheck> = checks.iter().copied().filter(|c| c.confidence.is_finite()).collect();
+    v.sort_unstable_by(|a, b| b.confidence.total_cmp(&a.confidence));
+    let min_evidence = min_evidence.max(1) as u64;
+    let (mut n, mut agree, mut error_sum) = (0u64, 0u64, 0.0f64);
+    let mut best = None;
+    let mut i = 0;
+    while i < v.len() {
+        let c = v[i].confidence;
+        // Every check tied at this confidence is on the same side of `t = c`.
+        while i < v.len() && v[i].confidence == c {
+            n += 1;
+            agree += u64::from(v[i].agrees);
+            error_sum += v[i].label_error.clamp(0.0, 0.49);
+            i += 1;
+        }
+        if n < min_evidence {
+            continue;
+        }
+        let Some(lower) = lower_bound95(agree, n) else { continue };
+        let e = error_sum / n as f64;
+        let precision_lower = if e > 0.0 { (lower - e) / (1.0 - 2.0 * e) } else { lower };
+        if precision_lower >= target_precision {
+            best = Some(c);
+        }
     }
-    let s = (split.min(pairs) as f64 / pairs as f64).min(0.5);
-    Some((1.0 - (1.0 - 2.0 * s).sqrt()) / 2.0)
+    best
 }
 
-/// How likely the model was right on each item when human labels err with the given
-/// probabilities, errors independent of the model's (the assumption this rests on):
-/// by Bayes, an agreement credits `(1 − e)π / ((1 − e)π + e(1 − π))` and a disagreement
-/// `eπ / (eπ + (1 − e)(1 − π))`, where `π` is the model's precision over `checks`
-/// corrected for the labels' mean error `ē` (`π = (a − ē) / (1 − 2ē)` from the agreement
-/// share `a`, the Rogan–Gladen estimator). A disagreement with a label that was likely
-/// wrong (reviewers split) costs less than one with a label two reviewers agreed on.
-/// Returns `(confidence, credit)` pairs for [`threshold_credited`].
-pub fn noise_aware_credits(checks: &[NoisyCheck]) -> Vec<(f64, f64)> {
-    if checks.is_empty() {
-        return Vec::new();
-    }
-    let n = checks.len() as f64;
-    let a = checks.iter().filter(|c| c.agrees).count() as f64 / n;
-    let e_mean = checks.iter().map(|c| c.label_error.clamp(0.0, 0.49)).sum::<f64>() / n;
-    let pi = ((a - e_mean) / (1.0 - 2.0 * e_mean)).clamp(0.5, 1.0 - 1e-9);
-    checks
-        .iter()
-        .map(|c| {
-            let e = c.label_error.clamp(0.0, 0.49);
-            let credit = if c.agrees {
-                (1.0 - e) * pi / ((1.0 - e) * pi + e * (1.0 - pi))
-            } else {
-                e * pi / (e * pi + (1.0 - e) * (1.0 - pi))
-            };
-            (c.confidence, credit)
-        })
-        .collect()
+/// Reviewers' per-answer error rate from how often two independent answers on an item
+/// split: with symmetric errors at rate `r` between two labels, a pair splits with
+/// probability `2r(1 − r)`. Taken at the one-sided 95% lower bound of the split share, so
+/// that the rate — and any correction built on it — is on the low side. `None` without
+/// pairs; a split share of ½ or more (reviewers no better than chance) gives 0.5.
+pub fn reviewer_error_from_splits(split: u64, pairs: u64) -> Option<f64> {
+    let s = lower_bound95(split.min(pairs), pairs)?.min(0.5);
+    Some((1.0 - (1.0 - 2.0 * s).sqrt()) / 2.0)
 }
 
 /// An estimated proportion: `value` of `n` trials with its 95% Wilson interval; both
@@ -383,62 +354,70 @@ mod tests {
     }
 
     #[test]
-    fn credited_threshold_with_whole_credits_is_the_plain_one() {
+    fn noisy_threshold_with_exact_labels_is_the_plain_one() {
         let pairs = synthetic();
-        let credited: Vec<(f64, f64)> = pairs.iter().map(|&(c, r)| (c, if r { 1.0 } else { 0.0 })).collect();
+        let checks: Vec<NoisyCheck> = pairs
+            .iter()
+            .map(|&(confidence, agrees)| NoisyCheck {
+                confidence,
+                agrees,
+                label_error: 0.0,
+            })
+            .collect();
         for target in [0.6, 0.8, 0.9, 0.95, 0.99] {
-            assert_eq!(threshold(&pairs, target, 50), threshold_credited(&credited, target, 50));
+            assert_eq!(threshold(&pairs, target, 50), threshold_noisy(&checks, target, 50));
         }
     }
 
     #[test]
-    fn reviewer_error_from_the_split_rate() {
-        // r = 0.03: pairs split with probability 2 · 0.03 · 0.97 = 0.0582.
+    fn reviewer_error_from_the_split_rate_errs_low() {
+        // r = 0.03 splits pairs 5.82% of the time; the rate is read at the lower bound of
+        // 582 splits in 10,000 pairs.
         let r = reviewer_error_from_splits(582, 10_000).unwrap();
-        assert!((r - 0.03).abs() < 1e-9, "{r}");
+        let s = lower_bound95(582, 10_000).unwrap();
+        assert!((2.0 * r * (1.0 - r) - s).abs() < 1e-12, "{r}");
+        assert!((0.027..0.03).contains(&r), "{r}");
         assert_eq!(reviewer_error_from_splits(0, 100), Some(0.0));
-        assert_eq!(reviewer_error_from_splits(60, 100), Some(0.5));
+        assert_eq!(reviewer_error_from_splits(90, 100), Some(0.5));
         assert_eq!(reviewer_error_from_splits(0, 0), None);
     }
 
     #[test]
-    fn a_disagreement_with_a_likely_wrong_label_costs_less() {
-        // 600 checks above 0.95: 597 agree; two disagreements are with labels two
-        // reviewers agreed on (error 0.001), one with a split the adjudicator settled (0.03).
-        let mut checks: Vec<NoisyCheck> = (0..597)
+    fn label_noise_lowers_the_threshold_by_at_most_its_own_size() {
+        // 600 checks, the model right on all of them; labels wrong 0.3% of the time, so
+        // two disagreements at the top are the labels' doing.
+        let mut checks: Vec<NoisyCheck> = (0..600)
             .map(|i| NoisyCheck {
-                confidence: 0.95 + i as f64 * 1e-5,
+                confidence: 0.9 + i as f64 * 1e-4,
                 agrees: true,
-                label_error: 0.001,
+                label_error: 0.003,
             })
             .collect();
-        checks.push(NoisyCheck {
-            confidence: 0.999,
-            agrees: false,
-            label_error: 0.001,
-        });
-        checks.push(NoisyCheck {
-            confidence: 0.998,
-            agrees: false,
-            label_error: 0.001,
-        });
-        checks.push(NoisyCheck {
-            confidence: 0.997,
-            agrees: false,
-            label_error: 0.03,
-        });
-        let credits = noise_aware_credits(&checks);
-        let split = credits[599].1;
-        let agreed = credits[597].1;
-        assert!(split > 0.8 && agreed < 0.25, "{split} vs {agreed}");
-        assert!(credits[..597].iter().all(|c| c.1 > 0.999));
-        // The plain count (597/600) and the noise-aware one bracket the credits' sum.
-        let sum: f64 = credits.iter().map(|c| c.1).sum();
-        assert!(sum > 597.0 - 0.1 && sum < 600.0, "{sum}");
-        // With no label error at all it is the plain count.
-        let exact: Vec<NoisyCheck> = checks.iter().map(|c| NoisyCheck { label_error: 0.0, ..*c }).collect();
-        let plain: f64 = noise_aware_credits(&exact).iter().map(|c| c.1).sum();
-        assert!((plain - 597.0).abs() < 1e-6, "{plain}");
+        checks[599].agrees = false;
+        checks[598].agrees = false;
+        let plain: Vec<(f64, bool)> = checks.iter().map(|c| (c.confidence, c.agrees)).collect();
+        assert_eq!(threshold(&plain, 0.99, 200), None, "598/600 has a lower bound of 0.989");
+        assert_eq!(
+            threshold_noisy(&checks, 0.99, 200),
+            Some(0.9),
+            "corrected for 0.3% label error"
+        );
+        // Real model errors at the bottom stay errors: twenty of them among 100 checks at
+        // 0.55 keep the threshold above them, whatever the labels' error.
+        let mut mixed: Vec<NoisyCheck> = (0..900)
+            .map(|i| NoisyCheck {
+                confidence: 0.99 + i as f64 * 1e-6,
+                agrees: true,
+                label_error: 0.003,
+            })
+            .collect();
+        mixed.extend((0..100).map(|i| NoisyCheck {
+            confidence: 0.55,
+            agrees: i >= 20,
+            label_error: 0.003,
+        }));
+        let t = threshold_noisy(&mixed, 0.99, 200).unwrap();
+        assert!(t >= 0.99, "{t}");
     }
 
     #[test]

@@ -714,8 +714,8 @@ impl Policy {
     }
 
     /// Every queue work can reach under this policy, with the tiers that work it: the
-    /// rules' routes and the no-match default, audits, active learning, and one tier up
-    /// from each for adjudication. Sorted by queue, then tier.
+    /// rules' routes and the no-match default, audits, active learning, and every tier
+    /// above each (adjudication and escalation climb). Sorted by queue, then tier.
     pub fn queues(&self) -> Vec<(String, u8)> {
         let mut routes = vec![(DEFAULT_QUEUE.to_string(), 1)];
         for r in &self.rules {
@@ -727,9 +727,10 @@ impl Policy {
         if let Some(a) = &self.spec.active_learning {
             routes.push((a.queue.clone(), a.tier));
         }
+        // Adjudication goes one tier up, and an escalation one more, up to the last tier.
         let up: Vec<_> = routes
             .iter()
-            .map(|(q, t)| (q.clone(), t.saturating_add(1).min(MAX_TIER)))
+            .flat_map(|(q, t)| (t.saturating_add(1)..=MAX_TIER).map(move |u| (q.clone(), u)))
             .collect();
         routes.extend(up);
         routes.sort();

@@ -155,6 +155,8 @@ struct Budget {
 /// because scores drift down as the model learns, and a bar set from an older model's
 /// scores is one new items rarely reach: the budget would go unspent.
 const BAR_STEP: f64 = 0.25;
+/// The lowest bar (and score) the tracker works with.
+const BAR_FLOOR: f64 = 1e-12;
 
 impl Learning {
     /// The project's model, loading the latest snapshot (or starting fresh) on first use.
@@ -244,16 +246,17 @@ impl Learning {
                 let eligible_share = (eligible as f64 / (b.decisions.len() + 1) as f64).min(1.0);
                 // The share of auto-eligible items to pick: `budget / (1000 × eligible share)`.
                 let want = (f64::from(budget_per_1000) / 1000.0 / eligible_share).min(1.0);
-                let bar = b.log_bar.map_or(f64::MIN, f64::exp);
-                let reached = score >= bar;
-                let log_score = score.max(1e-12).ln();
+                // Compared in ln units, scores and bar both held to [1e-12, 1]: a run of zero
+                // scores cannot drag the bar down without end.
+                let log_score = score.clamp(BAR_FLOOR, 1.0).ln();
+                let reached = b.log_bar.is_none_or(|l| log_score >= l);
                 b.log_bar = Some(match b.log_bar {
                     None => log_score,
-                    Some(l) => l + BAR_STEP * (f64::from(u8::from(reached)) - want),
+                    Some(l) => (l + BAR_STEP * (f64::from(u8::from(reached)) - want)).clamp(BAR_FLOOR.ln(), 0.0),
                 });
                 // Paced: never more than the budget's share of the decisions seen so far.
                 let allowed = f64::from(budget_per_1000) * (b.decisions.len() + 1) as f64 / 1000.0;
-                reached && f64::from(used) < allowed.max(1.0)
+                budget_per_1000 > 0 && reached && f64::from(used) < allowed.max(1.0)
             }
         };
         b.decisions.push_back((probs.is_some(), pick));
@@ -300,20 +303,25 @@ impl Learning {
             .iter()
             .filter(|v| uniform_picks || !v.chosen_for_learning)
             .collect();
-        // With `account_for_label_noise`: reviewers' error rate from how often two answers
-        // on an item split (a split goes to adjudication), and from it each label's chance
-        // of being wrong: a settled split is as good as the adjudicator (r); two agreeing
-        // answers are wrong together with probability r² / (r² + (1 − r)²); one answer, r.
-        let reviewer_error = spec.account_for_label_noise.then(|| {
-            let multi = used.iter().filter(|v| v.votes >= 2).count() as u64;
-            let split = used.iter().filter(|v| v.adjudicated).count() as u64;
-            calibrate::reviewer_error_from_splits(split, multi)
-        });
+        // With `account_for_label_noise`: reviewers' error rate r from how often the two
+        // answers of an item split (a split under majority goes to adjudication: three
+        // label answers), read on the low side; and from it each label's chance of being
+        // wrong: two answers that agreed under majority are wrong together with
+        // probability r² / (r² + (1 − r)²); anything else (one answer, a settled split, a
+        // majority of three) is taken as r.
+        let majority = p.policy.consensus().method == flywheel_core::policy::ConsensusMethod::Majority;
+        let reviewer_error = if spec.account_for_label_noise {
+            let pairs = used.iter().filter(|v| v.votes >= 2).count() as u64;
+            let split = used.iter().filter(|v| v.adjudicated && v.votes >= 3).count() as u64;
+            calibrate::reviewer_error_from_splits(split, pairs)
+        } else {
+            None
+        };
         let label_error = |v: &flywheel_store::VerifiedPrediction, r: f64| {
-            if v.adjudicated || v.votes < 2 {
-                r
-            } else {
+            if majority && v.votes == 2 && !v.adjudicated {
                 r * r / (r * r + (1.0 - r) * (1.0 - r))
+            } else {
+                r
             }
         };
         let mut by_label: HashMap<String, Vec<calibrate::NoisyCheck>> = HashMap::new();
@@ -325,23 +333,12 @@ impl Learning {
                 .push(calibrate::NoisyCheck {
                     confidence,
                     agrees: label == v.human_label,
-                    label_error: match reviewer_error {
-                        Some(Some(r)) => label_error(v, r),
-                        _ => 0.0,
-                    },
+                    label_error: reviewer_error.map_or(0.0, |r| label_error(v, r)),
                 });
         }
         let mut fresh = HashMap::new();
         for (label, checks) in &by_label {
-            let credited: Vec<(f64, f64)> = match reviewer_error {
-                Some(Some(_)) => calibrate::noise_aware_credits(checks),
-                _ => checks
-                    .iter()
-                    .map(|c| (c.confidence, f64::from(u8::from(c.agrees))))
-                    .collect(),
-            };
-            if let Some(t) = calibrate::threshold_credited(&credited, spec.target_precision, spec.min_evidence as usize)
-            {
+            if let Some(t) = calibrate::threshold_noisy(checks, spec.target_precision, spec.min_evidence as usize) {
                 fresh.insert(label.clone(), t);
             }
         }
@@ -415,5 +412,63 @@ pub fn strategy(name: &str) -> Strategy {
         "entropy" => Strategy::Entropy,
         "random" => Strategy::Random,
         _ => Strategy::LeastConfidence,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Picks out of `n` auto-eligible decisions whose least-confidence scores come from
+    /// `score(i)`.
+    fn picks(budget: u32, n: usize, score: impl Fn(usize) -> f64) -> usize {
+        let l = Learning::default();
+        (0..n)
+            .filter(|&i| {
+                let top = 1.0 - score(i);
+                l.choose_for_learning(1, Strategy::LeastConfidence, budget, Some(&[top, 1.0 - top]), 0.5)
+            })
+            .count()
+    }
+
+    #[test]
+    fn the_budget_is_spent_while_scores_drift_down() {
+        // Uncertainty falls a hundredfold over the stream, as a model learning fast would
+        // make it; the budget of 100 per 1,000 is still spent (the pacing caps it).
+        let n = 5000;
+        let got = picks(100, n, |i| {
+            0.4 * (-(i as f64) / 1000.0).exp() * (1.0 + 0.5 * ((i * 7919) % 100) as f64 / 100.0)
+        });
+        assert!((440..=501).contains(&got), "{got} picks of 500 allowed");
+    }
+
+    #[test]
+    fn the_most_uncertain_items_are_the_ones_picked() {
+        let l = Learning::default();
+        let (mut uncertain, mut sure) = (0, 0);
+        for i in 0..4000 {
+            let score = if i % 10 == 0 { 0.45 } else { 0.01 };
+            let top = 1.0 - score;
+            if l.choose_for_learning(1, Strategy::LeastConfidence, 50, Some(&[top, 1.0 - top]), 0.5) {
+                if score > 0.1 { uncertain += 1 } else { sure += 1 }
+            }
+        }
+        assert!(
+            uncertain >= 150 && sure <= uncertain / 4,
+            "{uncertain} uncertain, {sure} sure"
+        );
+    }
+
+    #[test]
+    fn no_budget_no_picks_and_zero_scores_do_not_sink_the_bar() {
+        assert_eq!(picks(0, 2000, |_| 0.3), 0);
+        // A long run of certain items, then uncertain ones: the bar has not sunk so far
+        // that it cannot tell them apart from the next certain ones.
+        let l = Learning::default();
+        for _ in 0..5000 {
+            l.choose_for_learning(1, Strategy::LeastConfidence, 50, Some(&[1.0, 0.0]), 0.5);
+        }
+        let bar = l.budgets.lock().unwrap()[&1].log_bar.unwrap();
+        assert!(bar >= BAR_FLOOR.ln(), "{bar}");
     }
 }

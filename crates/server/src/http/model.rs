@@ -107,7 +107,6 @@ pub async fn predict(
             format!("send 1 to {} items", super::MAX_BATCH),
         ));
     }
-    let empty = Value::Object(Default::default());
     for (i, it) in body.items.iter().enumerate() {
         if !it.payload.is_object() {
             return Err(ApiError::invalid(
@@ -127,19 +126,26 @@ pub async fn predict(
         .model(s.store.as_ref(), &p)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("project '{project}' has no built-in model (policy.model)")))?;
-    let m = model.read().expect("model");
-    let predictions: Vec<Value> = body
-        .items
-        .iter()
-        .map(|it| {
-            let pr = m.predict(&it.payload, it.attributes.as_ref().filter(|a| a.is_object()).unwrap_or(&empty));
-            let (label, confidence) = pr.top();
-            json!({"label": label, "confidence": confidence, "scores": pr.scores.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()})
-        })
-        .collect();
-    Ok(Json(
-        json!({"model_version": m.version, "examples_seen": m.model.examples_seen(), "predictions": predictions}),
-    ))
+    // Scoring thousands of items is CPU work: off the async threads.
+    let out = tokio::task::spawn_blocking(move || {
+        let m = model.read().expect("model");
+        let empty = Value::Object(Default::default());
+        let predictions: Vec<Value> = body
+            .items
+            .iter()
+            .map(|it| {
+                let attributes = it.attributes.as_ref().filter(|a| a.is_object()).unwrap_or(&empty);
+                let pr = m.predict(&it.payload, attributes);
+                let (label, confidence) = pr.top();
+                let scores: std::collections::BTreeMap<_, _> = pr.scores.iter().cloned().collect();
+                json!({"label": label, "confidence": confidence, "scores": scores})
+            })
+            .collect();
+        json!({"model_version": m.version, "examples_seen": m.model.examples_seen(), "predictions": predictions})
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("scoring failed: {e}")))?;
+    Ok(Json(out))
 }
 
 /// Replays a proposed policy over the project's recent human-labelled items (`window`, at
