@@ -64,7 +64,8 @@ impl SqliteStore {
              PRAGMA cache_size = -16384;
              PRAGMA temp_store = MEMORY;
              PRAGMA mmap_size = 1073741824;
-             PRAGMA wal_autocheckpoint = 0;",
+             PRAGMA wal_autocheckpoint = 0;
+             PRAGMA journal_size_limit = 67108864;",
         )?;
         // rusqlite keeps 16 prepared statements by default; the writer uses more than that,
         // and re-parsing SQL cost 8% of its time in the claims benchmark.

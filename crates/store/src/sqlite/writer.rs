@@ -37,6 +37,8 @@ type Job = Box<dyn FnOnce(Result<&Connection>) -> (Reply, bool) + Send>;
 const MAX_BATCH: usize = 1024;
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// WAL frames (of 4 KiB pages: 64 MiB) past which the checkpointer restarts the log.
+const RESTART_FRAMES: i64 = 16_384;
 
 pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
@@ -260,12 +262,25 @@ fn sync(wal: PathBuf, rx: mpsc::Receiver<Committed>, synced: tokio::sync::watch:
 }
 
 /// Copies committed WAL frames into the database file, passively (it never blocks the
-/// writer or readers), until the writer stops.
+/// writer or readers), until the writer stops. Under steady writes a passive checkpoint
+/// never catches the end of the log, and SQLite restarts the log only once it has: the WAL
+/// grew without bound (4 GB in 30 s of decisions, and slower as it grew). So once the log
+/// passes [`RESTART_FRAMES`], a RESTART checkpoint finishes the copy — holding the writer
+/// back for the few frames the passive ones left — and the next commit starts the log
+/// from its beginning (trimmed to `journal_size_limit`).
 fn checkpoint(conn: Connection, stop: mpsc::Receiver<()>) {
     let _ = conn.busy_timeout(Duration::from_millis(100));
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
-        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-            tracing::warn!(error = %e, "checkpoint failed; will retry");
+        match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
+            Ok(frames) if frames > RESTART_FRAMES => {
+                let _ = conn.busy_timeout(Duration::from_secs(2));
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "restarting the WAL failed; will retry");
+                }
+                let _ = conn.busy_timeout(Duration::from_millis(100));
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "checkpoint failed; will retry"),
         }
     }
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
