@@ -315,25 +315,8 @@ async fn flywheel(args: SpamArgs) -> anyhow::Result<()> {
     let mut predicted_spam: Vec<bool> = Vec::with_capacity(messages.len());
     for (n, m) in messages.iter().enumerate() {
         if n % CHECKPOINT == 0 {
-            let segment = &messages[n..(n + CHECKPOINT).min(messages.len())];
-            let items: Vec<Value> = segment.iter().map(|m| json!({"payload": {"text": m.text}})).collect();
-            let scored = api
-                .ok(
-                    reqwest::Method::POST,
-                    &format!("/v1/projects/{project}/model/predict"),
-                    &svc,
-                    Some(json!({"items": items})),
-                )
-                .await?;
-            let predictions = scored["predictions"].as_array().map_or(&[][..], Vec::as_slice);
-            if predictions.len() != segment.len() {
-                bail!(
-                    "asked to score {} messages, got {} predictions",
-                    segment.len(),
-                    predictions.len()
-                );
-            }
-            predicted_spam.extend(predictions.iter().map(|p| p["label"] == "spam"));
+            let segment: Vec<&Sms> = messages[n..(n + CHECKPOINT).min(messages.len())].iter().collect();
+            predicted_spam.extend(predict_spam(&api, &project, &svc, &segment).await?);
         }
         let d = api
             .ok(
@@ -520,23 +503,7 @@ async fn learning_curve(args: SpamArgs) -> anyhow::Result<()> {
             labels += work_queue(&api, &project, &reviewers, &truth, &mut rng).await?;
             if (n + 1) % EVERY == 0 || n + 1 == stream.len() {
                 catch_up(&api, &project, &svc).await?;
-                let mut predicted = Vec::with_capacity(test.len());
-                for chunk in test.chunks(5000) {
-                    let items: Vec<Value> = chunk.iter().map(|m| json!({"payload": {"text": m.text}})).collect();
-                    let scored = api
-                        .ok(
-                            reqwest::Method::POST,
-                            &format!("/v1/projects/{project}/model/predict"),
-                            &svc,
-                            Some(json!({"items": items})),
-                        )
-                        .await?;
-                    let got = scored["predictions"].as_array().map_or(&[][..], Vec::as_slice);
-                    if got.len() != chunk.len() {
-                        bail!("asked to score {} messages, got {} predictions", chunk.len(), got.len());
-                    }
-                    predicted.extend(got.iter().map(|p| p["label"] == "spam"));
-                }
+                let predicted = predict_spam(&api, &project, &svc, &test).await?;
                 let f1 = f1(test.iter().map(|m| m.label == "spam"), predicted.into_iter());
                 points.push(json!({"messages": n + 1, "human_labels": labels, "f1_spam": f1}));
             }
@@ -634,6 +601,29 @@ fn curve_html(summary: &Value) -> String {
         budget = summary["budget_per_1000"],
         reached = escape(&summary["labels_to_f1"].to_string()),
     )
+}
+
+/// Whether the project's model labels each message spam, scored without storing anything
+/// (in chunks the endpoint takes).
+async fn predict_spam(api: &Client, project: &str, svc: &str, messages: &[&Sms]) -> anyhow::Result<Vec<bool>> {
+    let mut out = Vec::with_capacity(messages.len());
+    for chunk in messages.chunks(5000) {
+        let items: Vec<Value> = chunk.iter().map(|m| json!({"payload": {"text": m.text}})).collect();
+        let scored = api
+            .ok(
+                reqwest::Method::POST,
+                &format!("/v1/projects/{project}/model/predict"),
+                svc,
+                Some(json!({"items": items})),
+            )
+            .await?;
+        let got = scored["predictions"].as_array().map_or(&[][..], Vec::as_slice);
+        if got.len() != chunk.len() {
+            bail!("asked to score {} messages, got {} predictions", chunk.len(), got.len());
+        }
+        out.extend(got.iter().map(|p| p["label"] == "spam"));
+    }
+    Ok(out)
 }
 
 /// The simulated reviewers work the queue until it is empty. Returns the labels given.

@@ -173,14 +173,7 @@ pub(super) async fn hold_reviewer(
     actor: &str,
     now: Millis,
 ) -> TxResult<()> {
-    let id: i64 = sqlx::query_scalar(
-        "SELECT v.id FROM reviewers v JOIN reviewer_projects p ON p.reviewer_id = v.id WHERE v.name = $1 AND p.project_id = $2",
-    )
-    .bind(name)
-    .bind(project_id)
-    .fetch_optional(&mut *c)
-    .await?
-    .ok_or_else(|| StoreError::not_found(format!("reviewer '{name}' in this project")))?;
+    let id = super::ops::reviewer_in_project(c, name, project_id).await?;
     sqlx::query(
         "INSERT INTO reviewer_quality (project_id, reviewer_id, held_at, held_reason) VALUES ($1, $2, $3, $4)
          ON CONFLICT (project_id, reviewer_id) DO UPDATE SET held_at = excluded.held_at, held_reason = excluded.held_reason",

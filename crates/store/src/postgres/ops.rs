@@ -1593,6 +1593,18 @@ pub(super) async fn reviewer_stats(c: &mut PgConnection, project_id: i64) -> TxR
     Ok(out)
 }
 
+/// The id of reviewer `name` if granted the project; `NotFound` otherwise.
+pub(super) async fn reviewer_in_project(c: &mut PgConnection, name: &str, project_id: i64) -> TxResult<i64> {
+    sqlx::query_scalar(
+        "SELECT v.id FROM reviewers v JOIN reviewer_projects p ON p.reviewer_id = v.id WHERE v.name = $1 AND p.project_id = $2",
+    )
+    .bind(name)
+    .bind(project_id)
+    .fetch_optional(&mut *c)
+    .await?
+    .ok_or_else(|| StoreError::not_found(format!("reviewer '{name}' in this project")).into())
+}
+
 pub(super) async fn release_reviewer(
     c: &mut PgConnection,
     project_id: i64,
@@ -1600,14 +1612,7 @@ pub(super) async fn release_reviewer(
     actor: &str,
     now: Millis,
 ) -> TxResult<()> {
-    let id: i64 = sqlx::query_scalar(
-        "SELECT v.id FROM reviewers v JOIN reviewer_projects p ON p.reviewer_id = v.id WHERE v.name = $1 AND p.project_id = $2",
-    )
-    .bind(reviewer)
-    .bind(project_id)
-    .fetch_optional(&mut *c)
-    .await?
-    .ok_or_else(|| StoreError::not_found(format!("reviewer '{reviewer}' in this project")))?;
+    let id = reviewer_in_project(c, reviewer, project_id).await?;
     sqlx::query(
         "UPDATE reviewer_quality SET held_at = NULL, held_reason = NULL, gold_answers = 0, gold_correct = 0
          WHERE project_id = $1 AND reviewer_id = $2",

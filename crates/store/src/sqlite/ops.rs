@@ -1355,6 +1355,16 @@ pub(crate) fn fill_answer_stats(s: &mut ReviewerStats, rows: Vec<(Option<String>
     s.median_time_on_task_ms = (!times.is_empty()).then(|| times[times.len() / 2]);
 }
 
+/// The id of reviewer `name` if granted the project; `NotFound` otherwise.
+pub(super) fn reviewer_in_project(c: &Connection, name: &str, project_id: i64) -> Result<i64> {
+    c.prepare_cached(
+        "SELECT v.id FROM reviewers v JOIN reviewer_projects p ON p.reviewer_id = v.id WHERE v.name = ?1 AND p.project_id = ?2",
+    )?
+    .query_row(params![name, project_id], |r| r.get(0))
+    .optional()?
+    .ok_or_else(|| StoreError::not_found(format!("reviewer '{name}' in this project")))
+}
+
 pub(super) fn release_reviewer(
     c: &Connection,
     project_id: i64,
@@ -1362,13 +1372,7 @@ pub(super) fn release_reviewer(
     actor: &str,
     now: Millis,
 ) -> Result<()> {
-    let id: i64 = c
-        .prepare_cached(
-            "SELECT v.id FROM reviewers v JOIN reviewer_projects p ON p.reviewer_id = v.id WHERE v.name = ?1 AND p.project_id = ?2",
-        )?
-        .query_row(params![reviewer, project_id], |r| r.get(0))
-        .optional()?
-        .ok_or_else(|| StoreError::not_found(format!("reviewer '{reviewer}' in this project")))?;
+    let id = reviewer_in_project(c, reviewer, project_id)?;
     c.prepare_cached(
         "UPDATE reviewer_quality SET held_at = NULL, held_reason = NULL, gold_answers = 0, gold_correct = 0
          WHERE project_id = ?1 AND reviewer_id = ?2",
