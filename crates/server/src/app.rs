@@ -68,6 +68,7 @@ pub struct ProjectRuntime {
     pub policy: Policy,
     pub policy_json: serde_json::Value,
     pub policy_version: u32,
+    pub created_at: i64,
 }
 
 impl ProjectRuntime {
@@ -83,6 +84,7 @@ impl ProjectRuntime {
             policy,
             policy_json: p.policy,
             policy_version: p.policy_version,
+            created_at: p.created_at,
         })
     }
 }

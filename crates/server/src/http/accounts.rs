@@ -102,24 +102,35 @@ pub struct Account {
     pub created_at: String,
 }
 
+impl From<flywheel_store::ReviewerAccount> for Account {
+    fn from(a: flywheel_store::ReviewerAccount) -> Self {
+        Account {
+            name: a.reviewer.name,
+            tiers: a.reviewer.tiers,
+            projects: a.reviewer.project_names,
+            has_password: a.has_password,
+            active_keys: a.active_keys,
+            created_at: ts(a.created_at),
+        }
+    }
+}
+
+/// Reviewer `name`'s account, or 404.
+async fn account(s: &AppState, name: &str) -> Result<flywheel_store::ReviewerAccount, ApiError> {
+    s.store
+        .reviewers()
+        .await?
+        .into_iter()
+        .find(|a| a.reviewer.name == name)
+        .ok_or_else(|| ApiError::not_found(format!("reviewer '{name}' not found")))
+}
+
 /// Every reviewer with their grants (admin).
 #[utoipa::path(get, path = "/v1/reviewers", responses((status = 200, body = [Account])), security(("bearer" = [])))]
 pub async fn accounts(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<Vec<Account>>, ApiError> {
     caller.require_admin()?;
     Ok(Json(
-        s.store
-            .reviewers()
-            .await?
-            .into_iter()
-            .map(|a| Account {
-                name: a.reviewer.name,
-                tiers: a.reviewer.tiers,
-                projects: a.reviewer.project_names,
-                has_password: a.has_password,
-                active_keys: a.active_keys,
-                created_at: ts(a.created_at),
-            })
-            .collect(),
+        s.store.reviewers().await?.into_iter().map(Account::from).collect(),
     ))
 }
 
@@ -184,13 +195,7 @@ pub async fn update_reviewer(
     ApiJson(body): ApiJson<UpdateReviewer>,
 ) -> Result<Json<Account>, ApiError> {
     caller.require_admin()?;
-    let current = s
-        .store
-        .reviewers()
-        .await?
-        .into_iter()
-        .find(|a| a.reviewer.name == name)
-        .ok_or_else(|| ApiError::not_found(format!("reviewer '{name}' not found")))?;
+    let current = account(&s, &name).await?;
     let password = match body.password {
         None => None,
         Some(p) if p.is_empty() => Some(None),
@@ -212,21 +217,7 @@ pub async fn update_reviewer(
             .await?;
     }
     s.forget_principals();
-    let a = s
-        .store
-        .reviewers()
-        .await?
-        .into_iter()
-        .find(|a| a.reviewer.name == name)
-        .ok_or_else(|| ApiError::not_found(format!("reviewer '{name}' not found")))?;
-    Ok(Json(Account {
-        name: a.reviewer.name,
-        tiers: a.reviewer.tiers,
-        projects: a.reviewer.project_names,
-        has_password: a.has_password,
-        active_keys: a.active_keys,
-        created_at: ts(a.created_at),
-    }))
+    Ok(Json(account(&s, &name).await?.into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]

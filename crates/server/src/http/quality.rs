@@ -63,10 +63,21 @@ pub async fn reviewers(
 ) -> Result<Json<ReviewerPage>, ApiError> {
     caller.require_admin()?;
     let p = s.project(&project).await?;
+    // A fresh fit for this call when the project uses Dawid–Skene (an admin call, not a
+    // hot path).
+    let fresh = p.policy.consensus().method == flywheel_core::policy::ConsensusMethod::DawidSkene;
+    Ok(Json(reviewer_page(&s, &p, fresh).await?))
+}
+
+/// Every reviewer's record in project `p`, with Dawid–Skene accuracies from a fit made
+/// now (`fresh_fit`) or from whatever the last fit was.
+pub(crate) async fn reviewer_page(
+    s: &Arc<AppState>,
+    p: &crate::app::ProjectRuntime,
+    fresh_fit: bool,
+) -> Result<ReviewerPage, ApiError> {
     let stats = s.store.reviewer_stats(p.id).await?;
-    // A fresh fit for this page when the project uses Dawid–Skene (an admin page, not a
-    // hot path); otherwise whatever the last fit was.
-    let model = if p.policy.consensus().method == flywheel_core::policy::ConsensusMethod::DawidSkene {
+    let model = if fresh_fit {
         s.refit_ds(p.id).await?
     } else {
         s.ds_model_now(p.id)
@@ -95,7 +106,7 @@ pub async fn reviewers(
             }
         })
         .collect();
-    Ok(Json(ReviewerPage { reviewers }))
+    Ok(ReviewerPage { reviewers })
 }
 
 /// Lets a held reviewer claim in this project again, with a fresh gold record.

@@ -214,13 +214,8 @@ fn over_tls(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.eq_ignore_ascii_case("https"))
 }
 
-fn set_cookie(
-    headers: &HeaderMap,
-    name: &str,
-    value: &str,
-    max_age_s: i64,
-    path: &str,
-) -> (header::HeaderName, String) {
+/// Adds a `Set-Cookie` to `r`: HttpOnly, SameSite=Strict, Secure over HTTPS.
+fn set_cookie(r: &mut Response, headers: &HeaderMap, name: &str, value: &str, max_age_s: i64, path: &str) {
     let mut c = cookie::Cookie::build((name.to_string(), value.to_string()))
         .http_only(true)
         .same_site(cookie::SameSite::Strict)
@@ -229,7 +224,9 @@ fn set_cookie(
     if over_tls(headers) {
         c = c.secure(true);
     }
-    (header::SET_COOKIE, c.build().to_string())
+    if let Ok(v) = HeaderValue::from_str(&c.build().to_string()) {
+        r.headers_mut().append(header::SET_COOKIE, v);
+    }
 }
 
 #[derive(Template)]
@@ -255,10 +252,7 @@ fn login_form(headers: &HeaderMap, error: Option<String>, name: String, status: 
     };
     let mut r = html(&page, &[]);
     *r.status_mut() = status;
-    let (k, v) = set_cookie(headers, LOGIN_COOKIE, &nonce, 3600, "/login");
-    if let Ok(v) = HeaderValue::from_str(&v) {
-        r.headers_mut().append(k, v);
-    }
+    set_cookie(&mut r, headers, LOGIN_COOKIE, &nonce, 3600, "/login");
     r
 }
 
@@ -346,14 +340,8 @@ async fn login(
         .create_session(&hash_key(&token), owner, now + SESSION_MS, now)
         .await?;
     let mut r = Redirect::to("/ui").into_response();
-    for (k, v) in [
-        set_cookie(&headers, SESSION_COOKIE, &token, SESSION_MS / 1000, "/"),
-        set_cookie(&headers, LOGIN_COOKIE, "", 0, "/login"),
-    ] {
-        if let Ok(v) = HeaderValue::from_str(&v) {
-            r.headers_mut().append(k, v);
-        }
-    }
+    set_cookie(&mut r, &headers, SESSION_COOKIE, &token, SESSION_MS / 1000, "/");
+    set_cookie(&mut r, &headers, LOGIN_COOKIE, "", 0, "/login");
     Ok(r)
 }
 
@@ -378,10 +366,7 @@ async fn logout(
         s.forget_principals();
     }
     let mut r = Redirect::to("/login").into_response();
-    let (k, v) = set_cookie(&headers, SESSION_COOKIE, "", 0, "/");
-    if let Ok(v) = HeaderValue::from_str(&v) {
-        r.headers_mut().append(k, v);
-    }
+    set_cookie(&mut r, &headers, SESSION_COOKIE, "", 0, "/");
     Ok(r)
 }
 

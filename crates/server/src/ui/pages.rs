@@ -234,9 +234,8 @@ pub async fn dashboard(
     let stats = feeds::stats(State(s.clone()), caller.clone(), Path(project.clone()))
         .await?
         .0;
-    let reviewers = quality::reviewers(State(s.clone()), caller.clone(), Path(project.clone()))
-        .await?
-        .0;
+    // The last Dawid–Skene fit: this part re-renders every 2 s and must not refit.
+    let reviewers = quality::reviewer_page(&s, &p, false).await?;
     let agreement = quality::agreement(State(s.clone()), caller.clone(), Path(project.clone()))
         .await?
         .0;
@@ -264,7 +263,7 @@ pub async fn dashboard(
         .collect();
 
     // The last day (or the project's life, if shorter) in about 48 slices.
-    let since = (now - 86_400_000).max(p_created(&s, &project).await?);
+    let since = (now - 86_400_000).max(p.created_at);
     let bucket = ((now - since) / 48).max(60_000);
     let series = s.store.activity(p.id, since, bucket).await?;
     let minutes = |t: i64| (t - since) as f64 / 60_000.0;
@@ -401,14 +400,6 @@ pub async fn dashboard(
         },
         &[],
     ))
-}
-
-async fn p_created(s: &AppState, project: &str) -> Result<i64, UiError> {
-    Ok(s.store
-        .project(project)
-        .await?
-        .map(|p| p.created_at)
-        .ok_or_else(|| ApiError::not_found(format!("project '{project}' not found")))?)
 }
 
 #[derive(Template)]
