@@ -24,6 +24,9 @@ pub enum Scenario {
     Import,
     /// Reviewers in claim → answer loops on a queue pre-filled with `--items` tasks.
     Claims,
+    /// As `claims`, but each answer leases the next task in the same request and commit
+    /// ("submit and next", as the workbench does): one round trip per cycle.
+    ClaimsNext,
     /// Decisions and claim → answer loops together.
     Mixed,
     /// No server: one Dawid–Skene fit (crowd-kit's stopping rule) over synthetic answers
@@ -206,6 +209,11 @@ struct Report {
     server_rss_loaded_mb: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     open_tasks_at_start: Option<usize>,
+    /// CPU time of the started server per unit of throughput, in microseconds, by thread
+    /// (`total`, the SQLite `writer`, the async `workers`, ...): a figure that varies far
+    /// less with a noisy machine than throughput does.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    server_cpu_us_per_op: BTreeMap<String, f64>,
 }
 
 fn percentile(sorted: &[u32], p: f64) -> f64 {
@@ -262,6 +270,35 @@ impl OwnServer {
     }
 
     /// Resident memory of the server process, MB (Linux).
+    /// On-CPU time of each of the server's threads so far, in seconds, summed by kind.
+    fn cpu_by_thread(&self) -> BTreeMap<String, f64> {
+        let mut out = BTreeMap::new();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{}/task", self.child.id())) else {
+            return out;
+        };
+        for t in tasks.flatten() {
+            let path = t.path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            // schedstat: nanoseconds on the CPU, then waiting, then timeslices.
+            let Some(ns) = std::fs::read_to_string(path.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+            else {
+                continue;
+            };
+            let kind = match comm.trim() {
+                "fw-sql-writer" => "writer",
+                "fw-sql-sync" => "syncer",
+                "fw-sql-ckpt" => "checkpointer",
+                c if c.starts_with("tokio") => "workers",
+                _ => "other",
+            };
+            *out.entry(kind.to_string()).or_insert(0.0) += ns / 1e9;
+            *out.entry("total".to_string()).or_insert(0.0) += ns / 1e9;
+        }
+        out
+    }
+
     fn rss_mb(&self) -> Option<f64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
         let kb: f64 = status
@@ -474,6 +511,66 @@ async fn review_loop(api: Api, worker: usize, key: String, project: String, unti
     rec
 }
 
+/// Reviewers answering with "submit and next": a claim to start, then each answer leases
+/// the next task in the same request. `cycle` is one such round trip.
+async fn review_next_loop(api: Api, worker: usize, key: String, project: String, until: Instant) -> Recorder {
+    let mut rec = Recorder::default();
+    let node = api.node(worker).to_string();
+    let claim_url = format!("{node}/v1/projects/{project}/claim");
+    let mut task = Value::Null;
+    let mut n = 0u64;
+    while Instant::now() < until {
+        if task.is_null() {
+            let t = Instant::now();
+            match api
+                .http
+                .post(&claim_url)
+                .bearer_auth(&key)
+                .json(&json!({}))
+                .send()
+                .await
+            {
+                Ok(r) if r.status() == 200 => match r.json::<Value>().await {
+                    Ok(v) => {
+                        rec.ok("claim", t, 1);
+                        task = v;
+                    }
+                    Err(_) => rec.err("claim"),
+                },
+                Ok(r) if r.status() == 204 => rec.ok("claim_empty", t, 1),
+                _ => rec.err("claim"),
+            }
+            continue;
+        }
+        n += 1;
+        let body = json!({"lease_id": task["lease_id"], "review_id": format!("w{worker}-{n}"), "label": "ham",
+                          "next": {"project": project}});
+        let t = Instant::now();
+        let url = format!("{node}/v1/tasks/{}/reviews", task["task_id"]);
+        match api.http.post(url).bearer_auth(&key).json(&body).send().await {
+            Ok(r) if r.status().is_success() => match r.json::<Value>().await {
+                Ok(mut v) => {
+                    rec.ok("cycle", t, 1);
+                    task = v["next"].take();
+                }
+                Err(_) => rec.err("cycle"),
+            },
+            _ => {
+                rec.err("cycle");
+                task = Value::Null;
+            }
+        }
+    }
+    rec
+}
+
+/// The scenario as the command line spells it (`claims-next`).
+fn scenario_name(s: Scenario) -> String {
+    use clap::ValueEnum;
+    s.to_possible_value()
+        .map_or_else(|| format!("{s:?}"), |v| v.get_name().to_string())
+}
+
 /// Pre-fills `n` open review tasks (batches of 1,000, four at a time), with a progress bar
 /// on a terminal.
 async fn prefill(api: &Api, svc: &str, project: &str, n: usize) -> anyhow::Result<()> {
@@ -609,24 +706,20 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         nodes: Arc::new(nodes),
         admin,
     };
-    let project = format!(
-        "bench-{}-{}",
-        format!("{:?}", args.scenario).to_lowercase(),
-        std::process::id()
-    );
+    let project = format!("bench-{}-{}", scenario_name(args.scenario), std::process::id());
     let svc = api.project(&project).await?;
     let rss_idle = own.as_ref().and_then(OwnServer::rss_mb);
     let mut open_at_start = None;
     let reviewers = match args.scenario {
-        Scenario::Claims | Scenario::Mixed => {
-            let n = if args.scenario == Scenario::Claims {
+        Scenario::Claims | Scenario::ClaimsNext | Scenario::Mixed => {
+            let n = if args.scenario != Scenario::Mixed {
                 args.items
             } else {
                 args.items / 10
             };
             prefill(&api, &svc, &project, n).await?;
             open_at_start = Some(n.div_ceil(1000) * 1000);
-            let k = if args.scenario == Scenario::Claims {
+            let k = if args.scenario != Scenario::Mixed {
                 args.concurrency
             } else {
                 args.concurrency.div_ceil(2)
@@ -636,6 +729,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         _ => vec![],
     };
     let rss_loaded_before = own.as_ref().and_then(OwnServer::rss_mb);
+    let cpu_before = own.as_ref().map(OwnServer::cpu_by_thread).unwrap_or_default();
 
     let started = Instant::now();
     let until = started + Duration::from_secs_f64(args.duration);
@@ -661,6 +755,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::Decisions => tokio::spawn(decide_loop(api, w, svc, project, until)),
             Scenario::Import => tokio::spawn(import_loop(api, w, svc, project, until, None)),
             Scenario::Claims => tokio::spawn(review_loop(api, w, reviewers[w].clone(), project, until)),
+            Scenario::ClaimsNext => tokio::spawn(review_next_loop(api, w, reviewers[w].clone(), project, until)),
             Scenario::Mixed if w % 2 == 1 => tokio::spawn(decide_loop(api, w, svc, project, until)),
             Scenario::Mixed => tokio::spawn(review_loop(api, w, reviewers[w / 2].clone(), project, until)),
             Scenario::DsFit | Scenario::Model => unreachable!("returned before starting a server"),
@@ -671,6 +766,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         all.merge(h.await?);
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu_after = own.as_ref().map(OwnServer::cpu_by_thread).unwrap_or_default();
     let rss_loaded = match (own.as_ref().and_then(OwnServer::rss_mb), rss_loaded_before) {
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
@@ -681,7 +777,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Baseline => vec!["healthz"],
         Scenario::Decisions => vec!["decide"],
         Scenario::Import => vec!["batch"],
-        Scenario::Claims => vec!["cycle"],
+        Scenario::Claims | Scenario::ClaimsNext => vec!["cycle"],
         Scenario::Mixed => vec!["decide", "cycle"],
         Scenario::DsFit | Scenario::Model => vec![],
     };
@@ -693,12 +789,18 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         }
     }
     let head = stats(&mut merged, secs);
+    let units = merged.units as f64;
+    let server_cpu_us_per_op: BTreeMap<String, f64> = cpu_after
+        .iter()
+        .filter(|_| units > 0.0)
+        .map(|(k, after)| (k.clone(), (after - cpu_before.get(k).unwrap_or(&0.0)) * 1e6 / units))
+        .collect();
     let errors = operations.values().map(|o| o.errors).sum();
     if let Some(o) = operations.get_mut("claim_empty") {
         o.errors = 0;
     }
     let report = Report {
-        scenario: format!("{:?}", args.scenario).to_lowercase(),
+        scenario: scenario_name(args.scenario),
         throughput_per_s: head.throughput_per_s,
         p50_ms: head.p50_ms,
         p95_ms: head.p95_ms,
@@ -711,6 +813,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         server_rss_idle_mb: rss_idle,
         server_rss_loaded_mb: rss_loaded,
         open_tasks_at_start: open_at_start,
+        server_cpu_us_per_op,
     };
     if args.json {
         println!("{}", serde_json::to_string(&report)?);
@@ -744,5 +847,13 @@ fn print_table(r: &Report) {
     );
     if let (Some(idle), Some(loaded)) = (r.server_rss_idle_mb, r.server_rss_loaded_mb) {
         println!("server RSS: {idle:.1} MB idle, {loaded:.1} MB loaded");
+    }
+    if !r.server_cpu_us_per_op.is_empty() {
+        let parts: Vec<String> = r
+            .server_cpu_us_per_op
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.1}"))
+            .collect();
+        println!("server CPU µs per op: {}", parts.join(", "));
     }
 }

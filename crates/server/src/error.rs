@@ -62,6 +62,15 @@ impl ApiError {
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
+
+    /// The body's `error` object, for errors reported inside a 2xx reply.
+    pub fn detail(&self) -> crate::http::dto::ErrorDetail {
+        crate::http::dto::ErrorDetail {
+            code: self.code.clone(),
+            message: self.message.clone(),
+            field: self.field.clone(),
+        }
+    }
 }
 
 impl From<ValidationError> for ApiError {

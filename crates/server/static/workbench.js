@@ -1,7 +1,8 @@
 // Flywheel reviewer workbench: claim → show → answer, with the next item prefetched so
-// that answering shows it at once. Item content is hostile by nature: it is only ever
-// set as text (textContent), links are not followed, and images load only from the
-// project's allowed origins (the page's Content-Security-Policy enforces the same).
+// that answering shows it at once; each answer leases the one after it in the same
+// request ("submit and next"). Item content is hostile by nature: it is only ever set as
+// text (textContent), links are not followed, and images load only from the project's
+// allowed origins (the page's Content-Security-Policy enforces the same).
 "use strict";
 
 (function () {
@@ -192,10 +193,25 @@
     $("note").value = "";
     $("note-box").hidden = true;
     if (cat) cat.value = "";
+    // Submit and next: the answer also leases the task after the one about to show, in
+    // the same request and commit — unless a claim is in flight already.
+    const withNext = !fetching && !stopped;
+    if (withNext) body.next = queue ? { project: project, queue: queue } : { project: project };
+    const sending = send(t, body);
+    if (withNext) {
+      fetching = sending
+        .then((r) => {
+          const n = r.status === 200 && r.data ? r.data.next : null;
+          if (n) { n.claimedAt = Date.now(); next = n; }
+          return next;
+        })
+        .catch(() => null)
+        .finally(() => { fetching = null; if (!next) prefetch(); });
+    }
+    // The prefetched item shows at once (advance's own prefetch waits for the answer's).
     advance(started);
-    // The answer is sent after the next item is on screen; a refusal says so.
     try {
-      const r = await send(t, body);
+      const r = await sending;
       if (r.status === 401) {
         notice("You were signed out; your answer on " + t.item.external_id + " was not saved. Sign in again.");
         setTimeout(signedOut, 3000);

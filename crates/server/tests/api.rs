@@ -1971,6 +1971,88 @@ async fn console_accounts_sessions_and_csrf(db: Db) {
     app.stop().await;
 }
 
+/// "Submit and next": an answer with `next` leases the reviewer's next task in the same
+/// commit; a bad `next` writes nothing, not even the answer.
+async fn submit_and_next_leases_the_next_task_with_the_answer(db: Db) {
+    let app = spawn_app(&db).await;
+    let svc = app.project("spam", example_policy()).await;
+    app.project("other", example_policy()).await;
+    let items: Vec<Value> = (0..3)
+        .map(|i| item(&format!("n{i}"), &format!("message {i}"), Some(0.5)))
+        .collect();
+    app.submit("spam", &svc, Value::Array(items)).await;
+    let r1 = app.reviewer("r1", &[1], &["spam"]).await;
+    let first = app.claim("spam", &r1, None).await.expect("a task");
+
+    // A project the reviewer may not claim from, or none at all: refused before anything
+    // is written — the lease still holds and the answer can be given again.
+    for (next, status) in [
+        (json!({"project": "other"}), StatusCode::FORBIDDEN),
+        (json!({"project": "nope"}), StatusCode::NOT_FOUND),
+        (
+            json!({"project": "spam", "queue": "Bad Queue!"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ),
+    ] {
+        let (s, v) = app
+            .answer(&r1, &first, "a1", json!({"label": "ham", "next": next}))
+            .await;
+        assert_eq!(s, status, "{v}");
+        assert!(v["error"]["field"].as_str().unwrap().starts_with("next."), "{v}");
+    }
+    assert!(app.all_labels(ADMIN).await.is_empty());
+
+    let mut seen = vec![first["item"]["external_id"].clone()];
+    let (s, v) = app
+        .answer(&r1, &first, "a1", json!({"label": "ham", "next": {"project": "spam"}}))
+        .await;
+    assert_eq!((s, v["outcome"].as_str()), (StatusCode::OK, Some("resolved")), "{v}");
+    let mut task = v["next"].clone();
+    assert!(task["lease_id"].is_i64(), "{v}");
+    assert_eq!(task["labels"], json!(["ham", "spam"]));
+    assert!(v.get("next_error").is_none(), "{v}");
+    // A retry of the same answer is not stored twice.
+    let (s, again) = app
+        .answer(
+            &r1,
+            &first,
+            "a1",
+            json!({"label": "ham", "next": {"project": "spam", "queue": "urgent"}}),
+        )
+        .await;
+    assert_eq!(
+        (s, again["outcome"].as_str()),
+        (StatusCode::OK, Some("resolved")),
+        "{again}"
+    );
+    assert_eq!(again["next"], Value::Null, "nothing in urgent: {again}");
+    for n in 2..=3 {
+        assert!(!seen.contains(&task["item"]["external_id"]), "{task}");
+        seen.push(task["item"]["external_id"].clone());
+        let (s, v) = app
+            .answer(
+                &r1,
+                &task,
+                &format!("a{n}"),
+                json!({"label": "spam", "next": {"project": "spam"}}),
+            )
+            .await;
+        assert_eq!((s, v["outcome"].as_str()), (StatusCode::OK, Some("resolved")), "{v}");
+        task = v["next"].clone();
+    }
+    assert_eq!(task, Value::Null, "the queue is empty");
+    let labels = app.all_labels(ADMIN).await;
+    assert_eq!(labels.len(), 3, "{labels:?}");
+    let granted = app
+        .events("spam")
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "lease.granted")
+        .count();
+    assert_eq!(granted, 3, "one claim and two leases granted with answers");
+    app.stop().await;
+}
+
 fn rand_id() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(100);
@@ -2003,6 +2085,7 @@ macro_rules! on_both_backends {
 }
 
 on_both_backends!(
+    submit_and_next_leases_the_next_task_with_the_answer,
     console_accounts_sessions_and_csrf,
     monitors_fire_and_write_events,
     a_policy_can_be_backtested_on_human_labels,

@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use flywheel_core::Prediction;
 
 pub use error::StoreError;
+use error::refusal_only;
 pub use model::*;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -87,6 +88,17 @@ pub trait Store: Send + Sync + 'static {
     /// Stores a review and moves the task on. A `review_id` already stored by this
     /// reviewer returns the stored result and changes nothing.
     async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult>;
+    /// Stores a review and, in the same commit, leases the reviewer's next task ("submit
+    /// and next": one commit and one round trip where answer-then-claim takes two). The
+    /// answer stands whatever the claim finds: the inner result is the claim's own (a held
+    /// reviewer's refusal, which writes nothing). A retried `review_id` claims afresh; a
+    /// task leased by an attempt whose reply was lost goes back when its lease expires.
+    async fn submit_review_and_claim(
+        &self,
+        review: NewReview,
+        next: ClaimRequest,
+        now: Millis,
+    ) -> Result<(ReviewResult, Result<Option<ClaimedTask>>)>;
     /// Returns expired leases' tasks to their queues; at most `limit` at a time.
     async fn expire_leases(&self, now: Millis, limit: usize) -> Result<usize>;
 

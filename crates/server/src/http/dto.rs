@@ -233,6 +233,21 @@ pub struct ReviewIn {
     pub failure_category: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
+    /// "Submit and next": lease the reviewer's next task in the same commit as this
+    /// answer (one round trip instead of two). The reply's `next` holds it, or `null` when
+    /// there is nothing to do now (claim with `wait_ms` to wait for work).
+    #[serde(default)]
+    pub next: Option<NextIn>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NextIn {
+    /// The project to claim from.
+    pub project: String,
+    /// Only this queue; any queue of the reviewer's tiers when absent.
+    #[serde(default)]
+    pub queue: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -248,6 +263,15 @@ pub struct ReviewOut {
     pub outcome: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolution: Option<ResolutionOut>,
+    /// Present when the request asked for `next`: the task leased in the same commit, or
+    /// `null` (nothing to do now, or the claim was refused: see `next_error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable)]
+    pub next: Option<Option<ClaimOut>>,
+    /// Why the next claim was refused (a reviewer held for low gold accuracy); the answer
+    /// itself was stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_error: Option<ErrorDetail>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -8,14 +8,14 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flywheel_core::Answer;
 use flywheel_core::policy::parse_queue;
-use flywheel_store::{ClaimRequest, NewReview, Notice};
+use flywheel_store::{ClaimRequest, ClaimedTask, NewReview, Notice, Reviewer};
 use std::collections::HashMap;
 use std::time::Duration;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::dto::*;
 use super::{ApiJson, text_field, ts};
-use crate::app::AppState;
+use crate::app::{AppState, ProjectRuntime};
 use crate::auth::Caller;
 use crate::error::ApiError;
 
@@ -43,15 +43,7 @@ pub async fn claim(
             format!("wait_ms is at most {MAX_WAIT_MS}"),
         ));
     }
-    let req = ClaimRequest {
-        project_id: p.id,
-        reviewer_id: r.id,
-        reviewer_name: r.name.clone(),
-        tiers: r.tiers.clone(),
-        queue,
-        lease_ms: i64::from(p.policy.lease_seconds()) * 1000,
-        gold: p.policy.quality().is_some_and(|q| rand::random::<f64>() < q.gold_rate),
-    };
+    let req = claim_request(&p, r, queue);
     // Subscribe before the first attempt, so work that arrives in between is not missed.
     let mut notices = s.store.subscribe();
     let mut stopping = s.stopping.subscribe();
@@ -64,6 +56,24 @@ pub async fn claim(
             return Ok(StatusCode::NO_CONTENT.into_response());
         }
     };
+    Ok(Json(claim_out(&p, t)).into_response())
+}
+
+/// What a claim by `r` in `p` asks the store for.
+fn claim_request(p: &ProjectRuntime, r: &Reviewer, queue: Option<String>) -> ClaimRequest {
+    ClaimRequest {
+        project_id: p.id,
+        reviewer_id: r.id,
+        reviewer_name: r.name.clone(),
+        tiers: r.tiers.clone(),
+        queue,
+        lease_ms: i64::from(p.policy.lease_seconds()) * 1000,
+        gold: p.policy.quality().is_some_and(|q| rand::random::<f64>() < q.gold_rate),
+    }
+}
+
+/// A leased task as the reviewer sees it (the suggestion only where the policy shows it).
+fn claim_out(p: &ProjectRuntime, t: ClaimedTask) -> ClaimOut {
     let suggestion = t.prediction.filter(|_| p.policy.show_suggestion()).map(|pr| {
         let (label, confidence) = pr.top();
         Suggestion {
@@ -73,7 +83,7 @@ pub async fn claim(
             model: pr.model.clone(),
         }
     });
-    Ok(Json(ClaimOut {
+    ClaimOut {
         task_id: t.task_id,
         lease_id: t.lease_id,
         lease_expires_at: ts(t.lease_expires_at),
@@ -87,8 +97,7 @@ pub async fn claim(
             attributes: t.attributes,
         },
         suggestion,
-    })
-    .into_response())
+    }
 }
 
 /// Longest a claim may wait for work.
@@ -189,26 +198,49 @@ pub async fn review(
     if let Some(n) = &body.note {
         text_field("note", n, 0, 10_000)?;
     }
-    let out = s
-        .store
-        .submit_review(
-            NewReview {
-                task_id,
-                lease_id: body.lease_id,
-                reviewer_id: r.id,
-                reviewer_name: r.name.clone(),
-                review_id: body.review_id,
-                answer,
-                failure_category: body.failure_category,
-                note: body.note,
-                judging,
-            },
-            s.now(),
-        )
-        .await?;
+    // "Submit and next": the next task's project is checked (a grant, a queue name)
+    // before anything is written.
+    let next = match body.next {
+        Some(n) => {
+            let p = s.project(&n.project).await.map_err(|e| e.with_field("next.project"))?;
+            caller.require_reviewer(&p).map_err(|e| e.with_field("next.project"))?;
+            let queue = n
+                .queue
+                .map(|q| parse_queue(&q).map_err(|m| ApiError::invalid("next.queue", m)))
+                .transpose()?;
+            let req = claim_request(&p, r, queue);
+            Some((p, req))
+        }
+        None => None,
+    };
+    let review = NewReview {
+        task_id,
+        lease_id: body.lease_id,
+        reviewer_id: r.id,
+        reviewer_name: r.name.clone(),
+        review_id: body.review_id,
+        answer,
+        failure_category: body.failure_category,
+        note: body.note,
+        judging,
+    };
+    let (out, next) = match next {
+        None => (s.store.submit_review(review, s.now()).await?, None),
+        Some((p, req)) => {
+            let (out, claimed) = s.store.submit_review_and_claim(review, req, s.now()).await?;
+            (out, Some((p, claimed)))
+        }
+    };
+    let (next, next_error) = match next {
+        None => (None, None),
+        Some((p, Ok(t))) => (Some(t.map(|t| claim_out(&p, t))), None),
+        Some((_, Err(e))) => (Some(None), Some(ApiError::from(e).detail())),
+    };
     Ok(Json(ReviewOut {
         review_id: out.review_id,
         outcome: out.outcome,
         resolution: out.resolution.map(super::items::resolution_out),
+        next,
+        next_error,
     }))
 }

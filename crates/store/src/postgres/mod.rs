@@ -313,6 +313,24 @@ impl Store for PgStore {
         transaction!(self, |tx| ops::submit_review(&mut tx, ch, &review, now).await)
     }
 
+    async fn submit_review_and_claim(
+        &self,
+        review: NewReview,
+        next: ClaimRequest,
+        now: Millis,
+    ) -> Result<(ReviewResult, Result<Option<ClaimedTask>>)> {
+        let ch = &self.channel;
+        transaction!(self, |tx| {
+            let answered = ops::submit_review(&mut tx, ch, &review, now).await?;
+            let claimed = match ops::claim(&mut tx, &next, now).await {
+                Ok(t) => Ok(t),
+                Err(TxError::Store(e)) => refusal_only(Err(e))?,
+                Err(e) => return Err(e),
+            };
+            Ok((answered, claimed))
+        })
+    }
+
     async fn expire_leases(&self, now: Millis, limit: usize) -> Result<usize> {
         let ch = &self.channel;
         transaction!(self, |tx| ops::expire_leases(&mut tx, ch, now, limit).await)

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, OptionalExtension};
 
 use crate::*;
 use writer::Writer;
@@ -26,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0002_quality.sql"),
     include_str!("../../migrations/sqlite/0003_learning.sql"),
     include_str!("../../migrations/sqlite/0004_console.sql"),
+    include_str!("../../migrations/sqlite/0005_checks.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).
@@ -163,12 +164,37 @@ fn migrate(conn: &Connection) -> Result<()> {
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
         let version = i + 1;
-        conn.execute_batch(&format!(
-            "BEGIN IMMEDIATE; {sql}; PRAGMA user_version = {version}; COMMIT;"
-        ))
-        .map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
+        apply(conn, sql, version).map_err(|e| StoreError::Backend(format!("migration {version} failed: {e}")))?;
     }
     Ok(())
+}
+
+/// Runs one migration in a transaction. Foreign keys (enforced: the bundled SQLite turns
+/// them on) are off meanwhile so that a table can be rebuilt — SQLite's documented way to
+/// change a constraint — and checked as a whole before the commit.
+fn apply(conn: &Connection, sql: &str, version: usize) -> std::result::Result<(), String> {
+    let text = |e: rusqlite::Error| e.to_string();
+    let enforced: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).map_err(text)?;
+    conn.execute_batch("PRAGMA foreign_keys = OFF; BEGIN IMMEDIATE;")
+        .map_err(text)?;
+    let run = || -> std::result::Result<(), String> {
+        conn.execute_batch(&format!("{sql}; PRAGMA user_version = {version};"))
+            .map_err(text)?;
+        let broken: Option<String> = conn
+            .query_row("PRAGMA foreign_key_check", [], |r| r.get(0))
+            .optional()
+            .map_err(text)?;
+        match broken {
+            Some(table) => Err(format!("a row of {table} refers to a row that does not exist")),
+            None => conn.execute_batch("COMMIT").map_err(text),
+        }
+    };
+    let done = run();
+    if done.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    conn.pragma_update(None, "foreign_keys", enforced).map_err(text)?;
+    done
 }
 
 #[async_trait]
@@ -253,6 +279,24 @@ impl Store for SqliteStore {
             self.notify(Notice::TasksAvailable { project_id });
         }
         Ok(result)
+    }
+
+    async fn submit_review_and_claim(
+        &self,
+        review: NewReview,
+        next: ClaimRequest,
+        now: Millis,
+    ) -> Result<(ReviewResult, Result<Option<ClaimedTask>>)> {
+        let ((result, project_id), next) = self
+            .write(move |c| {
+                let answered = ops::submit_review(c, review, now)?;
+                Ok((answered, refusal_only(ops::claim(c, &next, now))?))
+            })
+            .await?;
+        if result.freed_work() {
+            self.notify(Notice::TasksAvailable { project_id });
+        }
+        Ok((result, next))
     }
 
     async fn expire_leases(&self, now: Millis, limit: usize) -> Result<usize> {
@@ -449,5 +493,80 @@ impl Store for SqliteStore {
 
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {
         self.inner.notices.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Migration 5 rebuilds four tables: every row and index survives, the constraints
+    /// still hold, and the hot statements no longer build a temporary B-tree per row.
+    #[test]
+    fn rebuilt_tables_keep_rows_indexes_and_checks() {
+        let conn = Connection::open_in_memory().unwrap();
+        for (i, sql) in MIGRATIONS[..4].iter().enumerate() {
+            conn.execute_batch(&format!("BEGIN; {sql}; PRAGMA user_version = {}; COMMIT;", i + 1))
+                .unwrap();
+        }
+        conn.execute_batch(
+            "INSERT INTO projects (name, labels, policy, policy_version, created_at) VALUES ('p', '[]', '{}', 1, 0);
+             INSERT INTO items (project_id, external_id, payload, attributes, decision, outcome, policy_version, created_at)
+                 VALUES (1, 'a', '{}', '{}', '{}', 'review', 1, 0), (1, 'b', '{}', '{}', '{}', 'review', 1, 0);
+             INSERT INTO reviewers (name, tiers, created_at) VALUES ('r', '[1]', 0);
+             INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, created_at, gold)
+                 VALUES (1, 1, 'audit', 'q', 1, 0, 1, 1, 'open', 5, 1);
+             INSERT INTO leases (task_id, item_id, reviewer_id, granted_at, expires_at, lease_ms, state)
+                 VALUES (1, 1, 1, 1, 2, 3, 'expired');
+             INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, claimed_at, answered_at, result)
+                 VALUES ('r', 1, 1, 1, 1, 'skip', 1, 2, '{}');
+             INSERT INTO labels (project_id, item_id, label, source, policy_version, resolved_at)
+                 VALUES (1, 1, 'ham', 'adjudicated', 1, 1);",
+        )
+        .unwrap();
+        let indexes = |c: &Connection| -> Vec<String> {
+            c.prepare("SELECT name FROM sqlite_schema WHERE type = 'index' ORDER BY name")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        let before = indexes(&conn);
+        migrate(&conn).unwrap();
+        assert_eq!(indexes(&conn), before);
+        let enforced: bool = conn.query_row("PRAGMA foreign_keys", [], |r| r.get(0)).unwrap();
+        assert!(enforced, "foreign keys are enforced again after the migration");
+        let row: (String, i64, String, String, String) = conn
+            .query_row(
+                "SELECT t.stage, t.gold, l.state, r.kind, b.source FROM tasks t, leases l, reviews r, labels b",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(
+            row,
+            ("audit".into(), 1, "expired".into(), "skip".into(), "adjudicated".into())
+        );
+        let refused = conn.execute("UPDATE leases SET state = 'lost' WHERE id = 1", []);
+        assert!(refused.unwrap_err().to_string().contains("CHECK"));
+        for sql in [
+            "INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, created_at)
+                 VALUES (1, 2, 'review', 'q', 1, 0, 1, 1, 'open', 6)",
+            "UPDATE leases SET state = 'answered' WHERE id = 1",
+            "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, claimed_at, answered_at, result)
+                 VALUES ('s', 1, 1, 1, 1, 'label', 1, 2, '{}')",
+            "INSERT INTO labels (project_id, item_id, label, source, policy_version, resolved_at)
+                 VALUES (1, 2, 'ham', 'auto', 1, 1)",
+        ] {
+            let ops: Vec<String> = conn
+                .prepare(&format!("EXPLAIN {sql}"))
+                .unwrap()
+                .query_map([], |r| r.get(1))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            assert!(!ops.iter().any(|o| o == "OpenEphemeral"), "{sql}");
+        }
     }
 }

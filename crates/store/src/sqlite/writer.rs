@@ -82,13 +82,15 @@ impl Writer {
         let generation = committed.clone();
         let wal = wal_path(path);
         let checkpointer = Connection::open(path).map_err(std::io::Error::other)?;
+        // Names of at most 15 bytes, so that `top` and `/proc` (and `flywheel bench`) show
+        // them whole.
         let thread = |name: &str| std::thread::Builder::new().name(name.to_string());
-        thread("flywheel-sqlite-writer").spawn(move || {
+        thread("fw-sql-writer").spawn(move || {
             run(conn, rx, sync_tx, generation);
             drop(stop_tx);
         })?;
-        thread("flywheel-sqlite-sync").spawn(move || sync(wal, sync_rx, synced_tx))?;
-        thread("flywheel-sqlite-checkpoint").spawn(move || checkpoint(checkpointer, stop_rx))?;
+        thread("fw-sql-sync").spawn(move || sync(wal, sync_rx, synced_tx))?;
+        thread("fw-sql-ckpt").spawn(move || checkpoint(checkpointer, stop_rx))?;
         Ok(Self {
             tx,
             durability: Durability { committed, synced },
