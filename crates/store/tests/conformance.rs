@@ -340,6 +340,48 @@ mod suite {
         assert_eq!(detail.attributes, json!({"country": "FR"}));
         assert_eq!(detail.resolution.unwrap().label, "spam");
         assert!(f.store.item(f.project.id, "zzz").await.unwrap().is_none());
+
+        // A batch larger than one multi-row statement (SQLite writes pieces of 64, 32, ...,
+        // 1 rows): every item keeps its place, its task, its label and its one event.
+        let batch: Vec<NewItem> = (0..150)
+            .map(|i| match i {
+                100 => review("big-3", "q", 1, 0, 1), // the same external id as item 3
+                i if i % 3 == 0 => review(&format!("big-{i}"), "q", 1, 0, 1),
+                i if i % 3 == 1 => auto(&format!("big-{i}"), "ham", false),
+                i => auto(&format!("big-{i}"), "spam", true),
+            })
+            .collect();
+        let events_before = f.all_events().await.len();
+        let out = f.submit(batch).await;
+        assert_eq!(out.len(), 150);
+        for (i, o) in out.iter().enumerate() {
+            let want = if i == 100 {
+                "big-3".to_string()
+            } else {
+                format!("big-{i}")
+            };
+            assert_eq!(o.external_id, want);
+            assert_eq!(o.duplicate, i == 100, "{i}");
+        }
+        assert_eq!(out[100].item_id, out[3].item_id);
+        let events = f.all_events().await;
+        let decided = &events[events_before..];
+        assert_eq!(decided.len(), 149);
+        for (e, o) in decided.iter().zip(out.iter().filter(|o| !o.duplicate)) {
+            assert_eq!(
+                (e.kind.as_str(), e.external_id.as_deref()),
+                ("item.decided", Some(o.external_id.as_str()))
+            );
+            // Reviews and audited auto decisions have one task, the rest none.
+            let i: usize = o.external_id[4..].parse().unwrap();
+            let tasks = e.data["tasks"].as_array().unwrap();
+            assert_eq!(tasks.len(), usize::from(i % 3 != 1), "{e:?}");
+            assert_eq!(e.task_id, tasks.first().and_then(|t| t.as_i64()), "{e:?}");
+        }
+        let labels = f.all_labels().await;
+        assert_eq!(labels.len(), 1 + 99, "the earlier auto item and every new auto item");
+        let stats = f.store.stats(f.project.id, 20).await.unwrap();
+        assert_eq!((stats.items, stats.open_tasks), (2 + 149, 1 + 50 + 50), "{stats:?}");
     }
 
     pub async fn claims_follow_priority_then_age_and_tiers(f: Fixture) {
