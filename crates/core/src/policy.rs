@@ -389,6 +389,10 @@ pub struct Policy {
     rules: Vec<Rule>,
     audit_route: Route,
     env: Arc<Env>,
+    /// The variables some rule refers to (bit `i`: `VARIABLES[i]`): only those are built
+    /// for each item — converting the payload to CEL values was most of a decision's
+    /// policy time when no rule looked at it.
+    used: u64,
 }
 
 impl std::fmt::Debug for Policy {
@@ -623,11 +627,20 @@ impl Policy {
                 action,
             });
         }
+        let used = rules.iter().fold(0u64, |bits, r| {
+            let refs = r.program.references();
+            VARIABLES
+                .iter()
+                .enumerate()
+                .filter(|(_, v)| refs.has_variable(v))
+                .fold(bits, |bits, (i, _)| bits | 1 << i)
+        });
         let policy = Self {
             spec,
             rules,
             audit_route,
             env,
+            used,
         };
         policy.dry_run(labels)?;
         Ok(policy)
@@ -762,27 +775,45 @@ impl Policy {
 
     fn context<'a>(&self, item: &ItemView<'_>) -> Context<'a, 'a> {
         let mut ctx = Context::with_env(self.env.clone());
-        let (label, confidence, margin, entropy, model) = match item.prediction {
-            Some(p) => {
-                let (l, c) = p.top();
-                (l.to_string(), c, p.margin(), p.entropy(), p.model.clone())
-            }
-            None => (String::new(), 0.0, 0.0, 0.0, String::new()),
+        let uses = |name: &str| {
+            VARIABLES
+                .iter()
+                .position(|v| *v == name)
+                .is_some_and(|i| self.used & (1 << i) != 0)
         };
-        let scores: std::collections::HashMap<String, f64> = item
-            .prediction
-            .map(|p| p.scores.iter().cloned().collect())
-            .unwrap_or_default();
-        ctx.add_variable_from_value("label", label);
-        ctx.add_variable_from_value("confidence", confidence);
-        ctx.add_variable_from_value("margin", margin);
-        ctx.add_variable_from_value("entropy", entropy);
-        ctx.add_variable_from_value("model", model);
-        ctx.add_variable_from_value("has_prediction", item.prediction.is_some());
-        ctx.add_variable_from_value("scores", scores);
-        ctx.add_variable_from_value("payload", json_to_cel(item.payload));
-        ctx.add_variable_from_value("attributes", json_to_cel(item.attributes));
-        ctx.add_variable_from_value("thresholds", item.thresholds.cloned().unwrap_or_default());
+        let p = item.prediction;
+        if uses("label") {
+            ctx.add_variable_from_value("label", p.map(|p| p.top().0.to_string()).unwrap_or_default());
+        }
+        if uses("confidence") {
+            ctx.add_variable_from_value("confidence", p.map_or(0.0, |p| p.top().1));
+        }
+        if uses("margin") {
+            ctx.add_variable_from_value("margin", p.map_or(0.0, Prediction::margin));
+        }
+        if uses("entropy") {
+            ctx.add_variable_from_value("entropy", p.map_or(0.0, Prediction::entropy));
+        }
+        if uses("model") {
+            ctx.add_variable_from_value("model", p.map(|p| p.model.clone()).unwrap_or_default());
+        }
+        if uses("has_prediction") {
+            ctx.add_variable_from_value("has_prediction", p.is_some());
+        }
+        if uses("scores") {
+            let scores: std::collections::HashMap<String, f64> =
+                p.map(|p| p.scores.iter().cloned().collect()).unwrap_or_default();
+            ctx.add_variable_from_value("scores", scores);
+        }
+        if uses("payload") {
+            ctx.add_variable_from_value("payload", json_to_cel(item.payload));
+        }
+        if uses("attributes") {
+            ctx.add_variable_from_value("attributes", json_to_cel(item.attributes));
+        }
+        if uses("thresholds") {
+            ctx.add_variable_from_value("thresholds", item.thresholds.cloned().unwrap_or_default());
+        }
         ctx
     }
 
