@@ -463,32 +463,9 @@ async fn review_loop(api: Api, worker: usize, key: String, project: String, unti
     let mut n = 0u64;
     while Instant::now() < until {
         let cycle = Instant::now();
-        let t = Instant::now();
-        let task: Value = match api
-            .http
-            .post(&claim_url)
-            .bearer_auth(&key)
-            .json(&json!({}))
-            .send()
-            .await
-        {
-            Ok(r) if r.status() == 200 => match r.json().await {
-                Ok(v) => v,
-                Err(_) => {
-                    rec.err("claim");
-                    continue;
-                }
-            },
-            Ok(r) if r.status() == 204 => {
-                rec.ok("claim_empty", t, 1);
-                continue;
-            }
-            _ => {
-                rec.err("claim");
-                continue;
-            }
+        let Some(task) = claim_once(&api, &claim_url, &key, &mut rec).await else {
+            continue;
         };
-        rec.ok("claim", t, 1);
         n += 1;
         let body = json!({"lease_id": task["lease_id"], "review_id": format!("w{worker}-{n}"), "label": "ham"});
         let t = Instant::now();
@@ -511,6 +488,31 @@ async fn review_loop(api: Api, worker: usize, key: String, project: String, unti
     rec
 }
 
+/// One claim, recorded as `claim`, `claim_empty` (204) or an error; the task if one came.
+async fn claim_once(api: &Api, url: &str, key: &str, rec: &mut Recorder) -> Option<Value> {
+    let t = Instant::now();
+    match api.http.post(url).bearer_auth(key).json(&json!({})).send().await {
+        Ok(r) if r.status() == 200 => match r.json::<Value>().await {
+            Ok(v) => {
+                rec.ok("claim", t, 1);
+                Some(v)
+            }
+            Err(_) => {
+                rec.err("claim");
+                None
+            }
+        },
+        Ok(r) if r.status() == 204 => {
+            rec.ok("claim_empty", t, 1);
+            None
+        }
+        _ => {
+            rec.err("claim");
+            None
+        }
+    }
+}
+
 /// Reviewers answering with "submit and next": a claim to start, then each answer leases
 /// the next task in the same request. `cycle` is one such round trip.
 async fn review_next_loop(api: Api, worker: usize, key: String, project: String, until: Instant) -> Recorder {
@@ -521,25 +523,9 @@ async fn review_next_loop(api: Api, worker: usize, key: String, project: String,
     let mut n = 0u64;
     while Instant::now() < until {
         if task.is_null() {
-            let t = Instant::now();
-            match api
-                .http
-                .post(&claim_url)
-                .bearer_auth(&key)
-                .json(&json!({}))
-                .send()
+            task = claim_once(&api, &claim_url, &key, &mut rec)
                 .await
-            {
-                Ok(r) if r.status() == 200 => match r.json::<Value>().await {
-                    Ok(v) => {
-                        rec.ok("claim", t, 1);
-                        task = v;
-                    }
-                    Err(_) => rec.err("claim"),
-                },
-                Ok(r) if r.status() == 204 => rec.ok("claim_empty", t, 1),
-                _ => rec.err("claim"),
-            }
+                .unwrap_or(Value::Null);
             continue;
         }
         n += 1;
