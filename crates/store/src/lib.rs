@@ -90,8 +90,10 @@ pub trait Store: Send + Sync + 'static {
     async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult>;
     /// Stores a review and, in the same commit, leases the reviewer's next task ("submit
     /// and next": one commit and one round trip where answer-then-claim takes two). The
-    /// answer stands whatever the claim finds: the inner result is the claim's own (a held
-    /// reviewer's refusal, which writes nothing). A retried `review_id` claims afresh; a
+    /// answer stands when the claim fails before writing anything (a held reviewer's
+    /// refusal; on SQLite also an item whose stored JSON cannot be read): the inner result
+    /// is the claim's own. A claim that fails after writing fails the whole transaction,
+    /// answer included (nothing half-written is committed). A retried `review_id` claims afresh; a
     /// task leased by an attempt whose reply was lost goes back when its lease expires.
     async fn submit_review_and_claim(
         &self,

@@ -290,7 +290,15 @@ impl Store for SqliteStore {
         let ((result, project_id), next) = self
             .write(move |c| {
                 let answered = ops::submit_review(c, review, now)?;
-                Ok((answered, refusal_only(ops::claim(c, &next, now))?))
+                // A claim that fails before writing (a held reviewer, an item whose stored
+                // JSON cannot be read) leaves the answer standing; one that fails after
+                // writing fails the whole job, and the writer rolls its group back.
+                let before = c.total_changes();
+                let claimed = match ops::claim(c, &next, now) {
+                    Err(e) if c.total_changes() == before => Err(e),
+                    other => Ok(other?),
+                };
+                Ok((answered, claimed))
             })
             .await?;
         if result.freed_work() {

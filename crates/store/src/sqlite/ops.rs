@@ -667,6 +667,18 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
     } else {
         None
     };
+    // Everything that can fail on the stored data is read before anything is written, so
+    // that a claim that fails has written nothing ("submit and next" keeps the answer then).
+    let (external_id, payload, attributes, prediction) = c
+        .prepare_cached("SELECT external_id, payload, attributes, prediction FROM items WHERE id = ?1")?
+        .query_row([gold_item.unwrap_or(item_id)], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                json_col(r, 1)?,
+                json_col(r, 2)?,
+                opt_json::<Prediction>(r, 3)?,
+            ))
+        })?;
     let expires = now + req.lease_ms;
     match gold_item {
         Some(gold) => {
@@ -690,16 +702,6 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
     let lease_id = c.last_insert_rowid();
     c.prepare_cached("INSERT OR IGNORE INTO item_reviewers (item_id, reviewer_id) VALUES (?1, ?2)")?
         .execute(params![item_id, req.reviewer_id])?;
-    let (external_id, payload, attributes, prediction) = c
-        .prepare_cached("SELECT external_id, payload, attributes, prediction FROM items WHERE id = ?1")?
-        .query_row([item_id], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                json_col(r, 1)?,
-                json_col(r, 2)?,
-                opt_json::<Prediction>(r, 3)?,
-            ))
-        })?;
     event(
         c,
         Some(req.project_id),
