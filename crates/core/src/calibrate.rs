@@ -33,15 +33,7 @@ pub fn lower_bound95(successes: u64, trials: u64) -> Option<f64> {
 /// in `t`); the lowest one is returned, since the rule "auto when confidence ≥ t" is what
 /// it certifies.
 pub fn threshold(pairs: &[(f64, bool)], target_precision: f64, min_evidence: usize) -> Option<f64> {
-    let checks: Vec<NoisyCheck> = pairs
-        .iter()
-        .map(|&(confidence, agrees)| NoisyCheck {
-            confidence,
-            agrees,
-            label_error: 0.0,
-        })
-        .collect();
-    threshold_noisy(&checks, target_precision, min_evidence)
+    threshold_noisy(&NoisyCheck::exact_all(pairs), target_precision, min_evidence)
 }
 
 /// A human-verified prediction whose human label may itself be wrong.
@@ -53,6 +45,20 @@ pub struct NoisyCheck {
     pub agrees: bool,
     /// The probability that the human label is wrong.
     pub label_error: f64,
+}
+
+impl NoisyCheck {
+    /// `(confidence, agrees)` pairs whose human labels are taken as exact.
+    pub fn exact_all(pairs: &[(f64, bool)]) -> Vec<Self> {
+        pairs
+            .iter()
+            .map(|&(confidence, agrees)| Self {
+                confidence,
+                agrees,
+                label_error: 0.0,
+            })
+            .collect()
+    }
 }
 
 /// [`threshold`] when human labels err: at each candidate `t`, the one-sided 95% lower
@@ -356,14 +362,7 @@ mod tests {
     #[test]
     fn noisy_threshold_with_exact_labels_is_the_plain_one() {
         let pairs = synthetic();
-        let checks: Vec<NoisyCheck> = pairs
-            .iter()
-            .map(|&(confidence, agrees)| NoisyCheck {
-                confidence,
-                agrees,
-                label_error: 0.0,
-            })
-            .collect();
+        let checks = NoisyCheck::exact_all(&pairs);
         for target in [0.6, 0.8, 0.9, 0.95, 0.99] {
             assert_eq!(threshold(&pairs, target, 50), threshold_noisy(&checks, target, 50));
         }

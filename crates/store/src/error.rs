@@ -58,17 +58,6 @@ impl StoreError {
     }
 }
 
-/// Splits a claim's result for "submit and next": a refusal (a held reviewer, decided
-/// before the claim writes anything) becomes the inner result, so the answer still commits;
-/// any other error stays outer and fails the whole transaction.
-pub(crate) fn refusal_only<T>(r: Result<T, StoreError>) -> Result<Result<T, StoreError>, StoreError> {
-    match r {
-        Err(e @ StoreError::Forbidden { .. }) => Ok(Err(e)),
-        Err(e) => Err(e),
-        Ok(v) => Ok(Ok(v)),
-    }
-}
-
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
         StoreError::Backend(e.to_string())

@@ -15,7 +15,6 @@ use async_trait::async_trait;
 use flywheel_core::Prediction;
 
 pub use error::StoreError;
-use error::refusal_only;
 pub use model::*;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -322,9 +322,11 @@ impl Store for PgStore {
         let ch = &self.channel;
         transaction!(self, |tx| {
             let answered = ops::submit_review(&mut tx, ch, &review, now).await?;
+            // A refusal (a held reviewer) is decided before the claim writes anything, so
+            // the answer stands; any other error rolls the whole transaction back.
             let claimed = match ops::claim(&mut tx, &next, now).await {
                 Ok(t) => Ok(t),
-                Err(TxError::Store(e)) => refusal_only(Err(e))?,
+                Err(TxError::Store(e @ StoreError::Forbidden { .. })) => Err(e),
                 Err(e) => return Err(e),
             };
             Ok((answered, claimed))
