@@ -43,13 +43,6 @@ impl StoreError {
         }
     }
 
-    pub fn review_id_reused(review_id: &str, task_id: i64) -> Self {
-        Self::conflict(
-            "review_id_reused",
-            format!("review_id '{review_id}' was already used for task {task_id}; use a new id for a new answer"),
-        )
-    }
-
     pub fn lease_lost() -> Self {
         Self::conflict(
             "lease_lost",

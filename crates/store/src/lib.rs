@@ -46,6 +46,9 @@ pub enum Notice {
 /// Milliseconds since the Unix epoch. The store never reads the clock: callers pass `now`.
 pub type Millis = i64;
 
+/// Milliseconds in a day: answers are counted per UTC day (`at.div_euclid(DAY_MS)`).
+pub const DAY_MS: Millis = 86_400_000;
+
 /// Everything Flywheel keeps. Handlers take `Arc<dyn Store>`, so the server compiles once
 /// whatever the backend.
 #[async_trait]
@@ -183,8 +186,8 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a key by its hash (`NotFound` if there is none, revoked or not).
     async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()>;
 
-    /// Answers a reviewer gave since `since`, in every project.
-    async fn answers_since(&self, reviewer_id: i64, since: Millis) -> Result<i64>;
+    /// Answers a reviewer gave on a UTC day (`at.div_euclid(DAY_MS)`), in every project.
+    async fn answers_on_day(&self, reviewer_id: i64, day: i64) -> Result<i64>;
     /// Decisions and answers per slice of `bucket_ms` since `since` (slices with none left out).
     async fn activity(&self, project_id: i64, since: Millis, bucket_ms: i64) -> Result<Vec<ActivityBucket>>;
     /// The project's most recent events, newest first.

@@ -582,21 +582,14 @@ mod suite {
         assert_eq!(f.all_labels().await.len(), 1);
         f.submit(vec![review("z", "q", 1, 0, 1)]).await;
         let t2 = f.claim(&a, None, 135).await.unwrap();
-        let reused = f.answer(&a, &t2, "r1", label("spam"), 136).await;
-        assert!(
-            matches!(
-                reused,
-                Err(StoreError::Conflict {
-                    code: "review_id_reused",
-                    ..
-                })
-            ),
-            "the same review_id on another task is refused, not silently dropped: {reused:?}"
-        );
+        // The idempotency key is per task: the same review_id on another task is another
+        // answer, stored and resolved, not the first one's result.
+        let labels_before = f.all_labels().await.len();
         assert_eq!(
-            f.answer(&a, &t2, "r3", label("spam"), 137).await.unwrap().outcome,
+            f.answer(&a, &t2, "r1", label("ham"), 136).await.unwrap().outcome,
             "resolved"
         );
+        assert_eq!(f.all_labels().await.len(), labels_before + 1);
         let other = f.answer(&a, &t, "r2", label("spam"), 140).await;
         assert!(
             matches!(other, Err(StoreError::Conflict { code: "lease_lost", .. })),
@@ -990,8 +983,6 @@ mod suite {
             1,
             "since filters"
         );
-        assert_eq!(s.answers_since(r.id, 1_000).await.unwrap(), 1);
-        assert_eq!(s.answers_since(r.id, 1_501).await.unwrap(), 0);
         assert_eq!(
             s.overdue_tasks(
                 f.project.id,
@@ -1002,6 +993,12 @@ mod suite {
             vec![1, 0, 0],
             "one open task in q was created before 11, none before 10"
         );
+        // Answers per UTC day: one on day 0, then one on day 1 (the second task).
+        let t2 = f.claim(&r, None, DAY_MS).await.unwrap();
+        f.answer(&r, &t2, "w2", label("ham"), DAY_MS + 5).await.unwrap();
+        assert_eq!(s.answers_on_day(r.id, 0).await.unwrap(), 1);
+        assert_eq!(s.answers_on_day(r.id, 1).await.unwrap(), 1);
+        assert_eq!(s.answers_on_day(r.id, 2).await.unwrap(), 0);
         let latest = s.latest_events(f.project.id, 2).await.unwrap();
         assert_eq!(latest.len(), 2);
         assert!(latest[0].seq > latest[1].seq, "newest first");

@@ -52,14 +52,13 @@ pub async fn me(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<M
             answers_today: 0,
         },
         Principal::Reviewer(r) => {
-            let now = s.now();
-            let midnight = now - now.rem_euclid(86_400_000);
+            let today = s.now().div_euclid(flywheel_store::DAY_MS);
             Me {
                 kind: "reviewer".into(),
                 name: Some(r.name.clone()),
                 tiers: r.tiers.clone(),
                 projects: r.project_names.clone(),
-                answers_today: s.store.answers_since(r.id, midnight).await?,
+                answers_today: s.store.answers_on_day(r.id, today).await?,
             }
         }
     }))

@@ -220,7 +220,8 @@ pub struct HeartbeatOut {
 #[serde(deny_unknown_fields)]
 pub struct ReviewIn {
     pub lease_id: i64,
-    /// The client's idempotency key for this answer (1 to 128 characters).
+    /// The client's idempotency key for this answer (1 to 128 characters), per task: a
+    /// retry sends the same `review_id` to the same task.
     pub review_id: String,
     /// Exactly one of `label`, `escalate`, `skip`.
     #[serde(default)]

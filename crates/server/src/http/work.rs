@@ -145,7 +145,8 @@ pub async fn heartbeat(
 }
 
 /// Answers a leased task: a label, an escalation or a skip (each with a reason). A
-/// `review_id` already stored returns the stored result and changes nothing.
+/// `review_id` already stored for this task and reviewer returns the stored result and
+/// changes nothing.
 #[utoipa::path(post, path = "/v1/tasks/{task_id}/reviews", params(("task_id" = i64, Path)), request_body = ReviewIn,
     responses((status = 200, body = ReviewOut), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]

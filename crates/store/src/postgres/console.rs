@@ -271,14 +271,15 @@ pub(super) async fn revoke_key(c: &mut PgConnection, key_hash: &str, actor: &str
     event(c, None, None, None, now, "key.revoked", actor, &data).await
 }
 
-pub(super) async fn answers_since(c: &mut PgConnection, reviewer_id: i64, since: Millis) -> TxResult<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT count(*) FROM reviews WHERE reviewer_id = $1 AND answered_at >= $2")
-            .bind(reviewer_id)
-            .bind(since)
-            .fetch_one(&mut *c)
-            .await?,
+pub(super) async fn answers_on_day(c: &mut PgConnection, reviewer_id: i64, day: i64) -> TxResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM reviews WHERE reviewer_id = $1 AND answered_at >= $2 AND answered_at < $2 + $3",
     )
+    .bind(reviewer_id)
+    .bind(day * DAY_MS)
+    .bind(DAY_MS)
+    .fetch_one(&mut *c)
+    .await?)
 }
 
 pub(super) async fn activity(

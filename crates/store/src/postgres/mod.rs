@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/postgres/0003_learning.sql"),
     ),
     (4, "console", include_str!("../../migrations/postgres/0004_console.sql")),
+    (
+        5,
+        "answer_scope",
+        include_str!("../../migrations/postgres/0005_answer_scope.sql"),
+    ),
 ];
 
 /// Retries of a transaction that lost a race (deadlock, serialization failure, a unique
@@ -536,9 +541,9 @@ impl Store for PgStore {
         transaction!(self, |tx| console::revoke_key(&mut tx, key_hash, actor, now).await)
     }
 
-    async fn answers_since(&self, reviewer_id: i64, since: Millis) -> Result<i64> {
+    async fn answers_on_day(&self, reviewer_id: i64, day: i64) -> Result<i64> {
         let mut c = self.pool.acquire().await?;
-        console::answers_since(&mut c, reviewer_id, since)
+        console::answers_on_day(&mut c, reviewer_id, day)
             .await
             .map_err(TxError::into_store)
     }

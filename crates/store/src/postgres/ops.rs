@@ -689,20 +689,17 @@ pub(super) async fn heartbeat(
     Ok(expires)
 }
 
-/// The stored result of this reviewer's `review_id`, if any; the same id on another task
-/// is a conflict (the client reused an idempotency key).
+/// The stored result of this reviewer's `review_id` on this task, if any.
 async fn stored_review(c: &mut PgConnection, r: &NewReview) -> TxResult<Option<ReviewResult>> {
-    let row: Option<(String, i64)> =
-        sqlx::query_as("SELECT result::text, task_id FROM reviews WHERE reviewer_id = $1 AND review_id = $2")
-            .bind(r.reviewer_id)
-            .bind(&r.review_id)
-            .fetch_optional(&mut *c)
-            .await?;
-    match row {
-        Some((_, task_id)) if task_id != r.task_id => Err(StoreError::review_id_reused(&r.review_id, task_id).into()),
-        Some((s, _)) => Ok(Some(parse(&s)?)),
-        None => Ok(None),
-    }
+    let row: Option<String> = sqlx::query_scalar(
+        "SELECT result::text FROM reviews WHERE task_id = $1 AND reviewer_id = $2 AND review_id = $3",
+    )
+    .bind(r.task_id)
+    .bind(r.reviewer_id)
+    .bind(&r.review_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    row.map(|s| parse(&s)).transpose()
 }
 
 pub(super) async fn submit_review(

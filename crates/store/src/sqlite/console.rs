@@ -214,9 +214,9 @@ pub(super) fn revoke_key(c: &Connection, key_hash: &str, actor: &str, now: Milli
     event(c, None, None, None, now, "key.revoked", actor, &data)
 }
 
-pub(super) fn answers_since(c: &Connection, reviewer_id: i64, since: Millis) -> Result<i64> {
-    c.prepare_cached("SELECT count(*) FROM reviews WHERE reviewer_id = ?1 AND answered_at >= ?2")?
-        .query_row(params![reviewer_id, since], |r| r.get(0))
+pub(super) fn answers_on_day(c: &Connection, reviewer_id: i64, day: i64) -> Result<i64> {
+    c.prepare_cached("SELECT coalesce(sum(answers), 0) FROM reviewer_days WHERE day = ?1 AND reviewer_id = ?2")?
+        .query_row(params![day, reviewer_id], |r| r.get(0))
         .map_err(Into::into)
 }
 

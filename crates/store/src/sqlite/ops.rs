@@ -6,6 +6,8 @@ use flywheel_core::policy::ConsensusMethod;
 use flywheel_core::quality;
 use flywheel_core::task::{self, Next, Source};
 use flywheel_core::{Answer, Decision, LabelSet, Outcome, Prediction, Route, Stage, ValidationError};
+use std::collections::HashMap;
+
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
 
@@ -911,19 +913,16 @@ fn gold_answer(
 
 /// Returns the result and the task's project.
 pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result<(ReviewResult, i64)> {
-    let stored: Option<(String, i64, i64)> = c
+    let stored: Option<(String, i64)> = c
         .prepare_cached(
-            "SELECT w.result, t.project_id, w.task_id FROM reviews w JOIN tasks t ON t.id = w.task_id
-             WHERE w.reviewer_id = ?1 AND w.review_id = ?2",
+            "SELECT w.result, t.project_id FROM reviews w JOIN tasks t ON t.id = w.task_id
+             WHERE w.task_id = ?1 AND w.reviewer_id = ?2 AND w.review_id = ?3",
         )?
-        .query_row(params![r.reviewer_id, r.review_id], |row| {
-            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        .query_row(params![r.task_id, r.reviewer_id, r.review_id], |row| {
+            Ok((row.get(0)?, row.get(1)?))
         })
         .optional()?;
-    if let Some((s, project_id, task_id)) = stored {
-        if task_id != r.task_id {
-            return Err(StoreError::review_id_reused(&r.review_id, task_id));
-        }
+    if let Some((s, project_id)) = stored {
         return Ok((serde_json::from_str(&s)?, project_id));
     }
     let lease = active_lease(c, r.task_id, r.lease_id, r.reviewer_id, now)?;
@@ -1128,8 +1127,9 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
     Ok((result, project_id))
 }
 
-/// Stores an answer and its `review.submitted` event; `result` is what the reviewer was
-/// told, kept so that a retry of the same `review_id` gets it again.
+/// Stores an answer, counts it in the reviewer's day, and writes its `review.submitted`
+/// event; `result` is what the reviewer was told, kept so that a retry of the same
+/// `review_id` gets it again.
 fn record_review(
     c: &Connection,
     r: &NewReview,
@@ -1152,6 +1152,11 @@ fn record_review(
         r.review_id, r.reviewer_id, r.task_id, item_id, r.lease_id, r.answer.kind(), label, reason,
         r.failure_category, r.note, granted_at, now, serde_json::to_string(result)?
     ])?;
+    c.prepare_cached(
+        "INSERT INTO reviewer_days (day, reviewer_id, answers) VALUES (?1, ?2, 1)
+         ON CONFLICT (day, reviewer_id) DO UPDATE SET answers = answers + 1",
+    )?
+    .execute(params![now.div_euclid(DAY_MS), r.reviewer_id])?;
     event(
         c,
         Some(project_id),
@@ -1490,31 +1495,33 @@ pub(super) fn reviewer_stats(c: &Connection, project_id: i64) -> Result<Vec<Revi
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut out = Vec::with_capacity(reviewers.len());
-    for mut s in reviewers {
-        let rows = c
-            .prepare_cached(
-                "SELECT w.label, i.resolved_label, w.answered_at - w.claimed_at FROM reviews w
-                 JOIN tasks t ON t.id = w.task_id JOIN items i ON i.id = w.item_id
-                 WHERE w.reviewer_id = ?1 AND t.project_id = ?2 AND t.gold = 0 AND w.kind = 'label'",
-            )?
-            .query_map(params![s.reviewer_id, project_id], |r| {
-                Ok((
-                    r.get::<_, Option<String>>(0)?,
-                    r.get::<_, Option<String>>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        fill_answer_stats(&mut s, rows);
-        out.push(s);
+    // One pass over the project's answers (reviews has no index by reviewer: see
+    // migration 0006), grouped here.
+    let mut rows: HashMap<i64, Vec<AnswerRow>> = HashMap::new();
+    let mut stmt = c.prepare_cached(
+        "SELECT w.reviewer_id, w.label, i.resolved_label, w.answered_at - w.claimed_at FROM reviews w
+         JOIN tasks t ON t.id = w.task_id JOIN items i ON i.id = w.item_id
+         WHERE t.project_id = ?1 AND t.gold = 0 AND w.kind = 'label'",
+    )?;
+    let mut q = stmt.query([project_id])?;
+    while let Some(r) = q.next()? {
+        rows.entry(r.get(0)?)
+            .or_default()
+            .push((r.get(1)?, r.get(2)?, r.get(3)?));
+    }
+    let mut out = reviewers;
+    for s in &mut out {
+        fill_answer_stats(s, rows.remove(&s.reviewer_id).unwrap_or_default());
     }
     Ok(out)
 }
 
 /// Counts, agreement with resolutions and the median time on task from a reviewer's
 /// (label, resolved label, time on task) rows.
-pub(crate) fn fill_answer_stats(s: &mut ReviewerStats, rows: Vec<(Option<String>, Option<String>, i64)>) {
+/// An answer as reviewer statistics see it: (label, resolved label, time on task).
+pub(crate) type AnswerRow = (Option<String>, Option<String>, i64);
+
+pub(crate) fn fill_answer_stats(s: &mut ReviewerStats, rows: Vec<AnswerRow>) {
     s.answers = rows.len() as i64;
     for (label, resolved, _) in &rows {
         if let (Some(l), Some(r)) = (label, resolved) {

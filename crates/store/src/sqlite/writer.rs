@@ -16,11 +16,12 @@
 //! ([`Durability::wait`]), so nothing that a power loss could still take back is shown.
 //!
 //! Checkpoints (copying the WAL back into the database file) run passively on a separate
-//! connection and thread, so the writer never stops for them.
+//! connection and thread, so the writer never stops for them — except, briefly, to let the
+//! log start again from its beginning (see [`checkpoint`]).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
@@ -37,7 +38,8 @@ type Job = Box<dyn FnOnce(Result<&Connection>) -> (Reply, bool) + Send>;
 const MAX_BATCH: usize = 1024;
 /// How often the checkpointer copies the WAL into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
-/// WAL frames (of 4 KiB pages: 64 MiB) past which the checkpointer restarts the log.
+/// WAL frames (of 4 KiB pages: 64 MiB) past which the log is started again from its
+/// beginning (`journal_size_limit` is set above this, so the file is reused, not regrown).
 const RESTART_FRAMES: i64 = 16_384;
 
 pub(crate) struct Writer {
@@ -82,15 +84,17 @@ impl Writer {
         let generation = committed.clone();
         let wal = wal_path(path);
         let checkpointer = Connection::open(path).map_err(std::io::Error::other)?;
+        let restart = Arc::new(AtomicBool::new(false));
+        let restart_wanted = restart.clone();
         // Names of at most 15 bytes, so that `top` and `/proc` (and `flywheel bench`) show
         // them whole.
         let thread = |name: &str| std::thread::Builder::new().name(name.to_string());
         thread("fw-sql-writer").spawn(move || {
-            run(conn, rx, sync_tx, generation);
+            run(conn, rx, sync_tx, generation, &restart_wanted);
             drop(stop_tx);
         })?;
         thread("fw-sql-sync").spawn(move || sync(wal, sync_rx, synced_tx))?;
-        thread("fw-sql-ckpt").spawn(move || checkpoint(checkpointer, stop_rx))?;
+        thread("fw-sql-ckpt").spawn(move || checkpoint(checkpointer, stop_rx, &restart))?;
         Ok(Self {
             tx,
             durability: Durability { committed, synced },
@@ -139,9 +143,18 @@ fn wal_path(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-fn run(conn: Connection, rx: mpsc::Receiver<Job>, sync_tx: mpsc::Sender<Committed>, committed: Arc<AtomicU64>) {
+fn run(
+    conn: Connection,
+    rx: mpsc::Receiver<Job>,
+    sync_tx: mpsc::Sender<Committed>,
+    committed: Arc<AtomicU64>,
+    restart: &AtomicBool,
+) {
     let mut generation = 0u64;
     while let Ok(first) = rx.recv() {
+        if restart.swap(false, Ordering::AcqRel) {
+            finish_checkpoint(&conn, restart);
+        }
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
             match rx.try_recv() {
@@ -263,24 +276,36 @@ fn sync(wal: PathBuf, rx: mpsc::Receiver<Committed>, synced: tokio::sync::watch:
     }
 }
 
+/// Run by the writer between two group commits when the checkpointer asks: copies the
+/// frames its passive passes have not reached yet (those of the last moments). With the
+/// whole log copied, the writer's next transaction starts the log from its beginning
+/// (SQLite does that by itself when no reader still uses the old frames; otherwise a later
+/// request tries again).
+fn finish_checkpoint(conn: &Connection, restart: &AtomicBool) {
+    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+    }) {
+        // Not busy and every frame copied: the next commit restarts the log.
+        Ok((0, frames, copied)) if frames == copied => {}
+        Ok(_) => restart.store(true, Ordering::Release),
+        Err(e) => tracing::warn!(error = %e, "checkpoint before restarting the WAL failed; will retry"),
+    }
+}
+
 /// Copies committed WAL frames into the database file, passively (it never blocks the
 /// writer or readers), until the writer stops. Under steady writes a passive checkpoint
 /// never catches the end of the log, and SQLite restarts the log only once it has: the WAL
-/// grew without bound (4 GB in 30 s of decisions, and slower as it grew). So once the log
-/// passes [`RESTART_FRAMES`], a RESTART checkpoint finishes the copy — holding the writer
-/// back for the few frames the passive ones left — and the next commit starts the log
-/// from its beginning (trimmed to `journal_size_limit`).
-fn checkpoint(conn: Connection, stop: mpsc::Receiver<()>) {
+/// grew without bound (4 GB in 30 s of decisions, and slower as it grew). A RESTART
+/// checkpoint from this thread had to catch the writer between two commits — its busy
+/// handler polls with sleeps, so it waited while the log grew to 400 MB, and then held
+/// the writer back, which in turn slept in its own busy handler. So once the log passes
+/// [`RESTART_FRAMES`], this thread asks the writer to copy the last few frames itself
+/// between two group commits ([`finish_checkpoint`]); no lock is waited for.
+fn checkpoint(conn: Connection, stop: mpsc::Receiver<()>, restart: &AtomicBool) {
     let _ = conn.busy_timeout(Duration::from_millis(100));
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
-            Ok(frames) if frames > RESTART_FRAMES => {
-                let _ = conn.busy_timeout(Duration::from_secs(2));
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "restarting the WAL failed; will retry");
-                }
-                let _ = conn.busy_timeout(Duration::from_millis(100));
-            }
+            Ok(frames) if frames > RESTART_FRAMES => restart.store(true, Ordering::Release),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "checkpoint failed; will retry"),
         }
