@@ -864,25 +864,3 @@ fn print_table(r: &Report) {
         println!("server CPU µs per op: {}", parts.join(", "));
     }
 }
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The hand-written request bodies are the JSON the API expects.
-    #[test]
-    fn items_body_is_valid_json() {
-        let body: Value = serde_json::from_str(&items_body(3, true)).unwrap();
-        let items = body["items"].as_array().unwrap();
-        assert_eq!(items.len(), 3);
-        for it in items {
-            let id = it["external_id"].as_str().unwrap().strip_prefix('b').unwrap();
-            assert_eq!(it["payload"]["text"], format!("message number {id}"));
-            let scores = &it["prediction"]["scores"];
-            let sum = scores["ham"].as_f64().unwrap() + scores["spam"].as_f64().unwrap();
-            assert!((sum - 1.0).abs() < 1e-9, "{it}");
-        }
-        let review: Value = serde_json::from_str(&items_body(1, false)).unwrap();
-        assert_eq!(review["items"][0]["prediction"]["scores"]["spam"], 0.5);
-    }
-}

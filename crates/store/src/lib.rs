@@ -88,7 +88,7 @@ pub trait Store: Send + Sync + 'static {
     /// `lease_lost` when the lease is not active.
     async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, now: Millis) -> Result<Millis>;
     /// Stores a review and moves the task on. A `review_id` already stored by this
-    /// reviewer returns the stored result and changes nothing.
+    /// reviewer for this task returns the stored result and changes nothing.
     async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult>;
     /// Stores a review and, in the same commit, leases the reviewer's next task ("submit
     /// and next": one commit and one round trip where answer-then-claim takes two). The

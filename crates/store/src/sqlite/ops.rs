@@ -952,9 +952,11 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         return gold_answer(c, &r, &judging, &t, project_id, item_id, lease.granted_at, now)
             .map(|res| (res, project_id));
     }
-    let earlier = c
+    // In the order given; sorted here, not by `ORDER BY id`: the task's index is
+    // (task_id, reviewer_id, review_id), so SQLite would open a sorter for every answer.
+    let mut earlier = c
         .prepare_cached(
-            "SELECT reviewer_id, kind, label, reason FROM reviews WHERE task_id = ?1 AND kind != 'skip' ORDER BY id",
+            "SELECT reviewer_id, kind, label, reason, id FROM reviews WHERE task_id = ?1 AND kind != 'skip'",
         )?
         .query_map([r.task_id], |row| {
             let kind: String = row.get(1)?;
@@ -964,9 +966,11 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
                     reason: row.get::<_, Option<String>>(3)?.unwrap_or_default(),
                 },
             };
-            Ok((row.get::<_, i64>(0)?, answer))
+            Ok((row.get::<_, i64>(4)?, row.get::<_, i64>(0)?, answer))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    earlier.sort_unstable_by_key(|(id, _, _)| *id);
+    let earlier: Vec<(i64, Answer)> = earlier.into_iter().map(|(_, v, a)| (v, a)).collect();
     let mut voters: Vec<i64> = earlier.iter().map(|(v, _)| *v).collect();
     voters.push(r.reviewer_id);
     let scorer = scorer_for(c, project_id, &voters, &judging)?;
@@ -1516,11 +1520,11 @@ pub(super) fn reviewer_stats(c: &Connection, project_id: i64) -> Result<Vec<Revi
     Ok(out)
 }
 
-/// Counts, agreement with resolutions and the median time on task from a reviewer's
-/// (label, resolved label, time on task) rows.
 /// An answer as reviewer statistics see it: (label, resolved label, time on task).
 pub(crate) type AnswerRow = (Option<String>, Option<String>, i64);
 
+/// Counts, agreement with resolutions and the median time on task from a reviewer's
+/// (label, resolved label, time on task) rows.
 pub(crate) fn fill_answer_stats(s: &mut ReviewerStats, rows: Vec<AnswerRow>) {
     s.answers = rows.len() as i64;
     for (label, resolved, _) in &rows {

@@ -153,7 +153,7 @@ fn run(
     let mut generation = 0u64;
     while let Ok(first) = rx.recv() {
         if restart.swap(false, Ordering::AcqRel) {
-            finish_checkpoint(&conn, restart);
+            finish_checkpoint(&conn);
         }
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -281,14 +281,12 @@ fn sync(wal: PathBuf, rx: mpsc::Receiver<Committed>, synced: tokio::sync::watch:
 /// whole log copied, the writer's next transaction starts the log from its beginning
 /// (SQLite does that by itself when no reader still uses the old frames; otherwise a later
 /// request tries again).
-fn finish_checkpoint(conn: &Connection, restart: &AtomicBool) {
-    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-        Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-    }) {
-        // Not busy and every frame copied: the next commit restarts the log.
-        Ok((0, frames, copied)) if frames == copied => {}
-        Ok(_) => restart.store(true, Ordering::Release),
-        Err(e) => tracing::warn!(error = %e, "checkpoint before restarting the WAL failed; will retry"),
+fn finish_checkpoint(conn: &Connection) {
+    // If not every frame could be copied (the checkpointer was copying, or a reader still
+    // uses old frames), the checkpointer asks again on its next pass: retrying before
+    // every group commit would put checkpoint fsyncs on the writer's path again and again.
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "checkpoint before restarting the WAL failed; will retry");
     }
 }
 
