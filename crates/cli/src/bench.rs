@@ -394,7 +394,7 @@ fn spam_score(id: u64, spread: bool) -> f64 {
 
 /// Appends item `id` as JSON. Written by hand: the client shares the machine's two cores
 /// with the server, so it should spend as little as it can (building a `serde_json::Value`
-/// per item and serialising it cost the import's client ~6 µs an item).
+/// per item and serialising it cost the import's client ~3.3 µs an item; this ~0.6 µs).
 fn write_item(out: &mut String, id: u64, spread: bool) {
     use std::fmt::Write;
     let spam = spam_score(id, spread);

@@ -1,13 +1,13 @@
 //! The SQL of every store operation, on one connection. Write operations run inside the
 //! writer's transaction (see `writer.rs`); each appends its events with [`event`].
 
+use std::collections::HashMap;
+
 use flywheel_core::consensus::Scorer;
 use flywheel_core::policy::ConsensusMethod;
 use flywheel_core::quality;
 use flywheel_core::task::{self, Next, Source};
 use flywheel_core::{Answer, Decision, LabelSet, Outcome, Prediction, Route, Stage, ValidationError};
-use std::collections::HashMap;
-
 use rusqlite::{Connection, OptionalExtension, Row, params};
 use serde_json::{Value, json};
 
@@ -408,7 +408,7 @@ fn insert_sql(
 ) -> std::rc::Rc<str> {
     type Shape = (usize, usize, usize, Option<&'static str>);
     thread_local! {
-        static SQL: std::cell::RefCell<std::collections::HashMap<Shape, std::rc::Rc<str>>> =
+        static SQL: std::cell::RefCell<HashMap<Shape, std::rc::Rc<str>>> =
             Default::default();
     }
     // `head` and `tail` are literals: their addresses identify the statement.
@@ -484,7 +484,7 @@ pub(super) fn submit_items(
             auto_label,
         ));
     }
-    let mut inserted: std::collections::HashMap<String, i64> = insert_rows(
+    let mut inserted: HashMap<String, i64> = insert_rows(
         c,
         "items (project_id, external_id, payload, attributes, prediction, decision, outcome, policy_version,
                 model, model_version, created_at, resolved_label, resolution, resolved_at)",
@@ -559,7 +559,7 @@ pub(super) fn submit_items(
             duplicate: false,
         });
     }
-    let task_of: std::collections::HashMap<i64, i64> = insert_rows(
+    let task_of: HashMap<i64, i64> = insert_rows(
         c,
         "tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, reason, created_at, state)",
         11,
@@ -790,7 +790,7 @@ fn scorer_for(c: &Connection, project_id: i64, voters: &[i64], judging: &Judging
             .map(Scorer::DawidSkene)
             .unwrap_or(Scorer::Majority),
         ConsensusMethod::Weighted => {
-            let mut weights = std::collections::HashMap::new();
+            let mut weights = HashMap::new();
             for v in voters {
                 let (answered, correct): (u64, u64) = c
                     .prepare_cached(
@@ -1477,7 +1477,7 @@ pub(super) fn add_gold(
 }
 
 pub(super) fn reviewer_stats(c: &Connection, project_id: i64) -> Result<Vec<ReviewerStats>> {
-    let reviewers = c
+    let mut reviewers = c
         .prepare_cached(
             "SELECT v.id, v.name, coalesce(q.gold_answers, 0), coalesce(q.gold_correct, 0), q.held_at IS NOT NULL, q.held_reason
              FROM reviewer_projects p JOIN reviewers v ON v.id = p.reviewer_id
@@ -1513,11 +1513,10 @@ pub(super) fn reviewer_stats(c: &Connection, project_id: i64) -> Result<Vec<Revi
             .or_default()
             .push((r.get(1)?, r.get(2)?, r.get(3)?));
     }
-    let mut out = reviewers;
-    for s in &mut out {
+    for s in &mut reviewers {
         fill_answer_stats(s, rows.remove(&s.reviewer_id).unwrap_or_default());
     }
-    Ok(out)
+    Ok(reviewers)
 }
 
 /// An answer as reviewer statistics see it: (label, resolved label, time on task).

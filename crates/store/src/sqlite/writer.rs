@@ -279,12 +279,11 @@ fn sync(wal: PathBuf, rx: mpsc::Receiver<Committed>, synced: tokio::sync::watch:
 /// Run by the writer between two group commits when the checkpointer asks: copies the
 /// frames its passive passes have not reached yet (those of the last moments). With the
 /// whole log copied, the writer's next transaction starts the log from its beginning
-/// (SQLite does that by itself when no reader still uses the old frames; otherwise a later
-/// request tries again).
+/// (SQLite does that by itself). If not every frame could be copied (the checkpointer was
+/// copying, or a reader still uses old frames), the checkpointer asks again on its next
+/// pass: retrying before every group commit would put checkpoint fsyncs on the writer's
+/// path again and again.
 fn finish_checkpoint(conn: &Connection) {
-    // If not every frame could be copied (the checkpointer was copying, or a reader still
-    // uses old frames), the checkpointer asks again on its next pass: retrying before
-    // every group commit would put checkpoint fsyncs on the writer's path again and again.
     if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
         tracing::warn!(error = %e, "checkpoint before restarting the WAL failed; will retry");
     }
