@@ -255,9 +255,10 @@ impl Store for SqliteStore {
             .into_iter()
             .map(ops::PreparedItem::new)
             .collect::<Result<Vec<_>>>()?;
-        let actor = actor.to_string();
         let out = self
-            .write(move |c| ops::submit_items(c, project_id, prepared, &actor, now))
+            .inner
+            .writer
+            .submit(project_id, prepared, actor.to_string(), now)
             .await?;
         if out.iter().any(Submitted::created_task) {
             self.notify(Notice::TasksAvailable { project_id });
