@@ -64,8 +64,12 @@ const MAX_MERGED_ITEMS: usize = 4096;
 
 /// Most jobs one transaction takes; more waiting jobs go in the next one.
 const MAX_BATCH: usize = 1024;
-/// How often the checkpointer copies the WAL into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+/// How often the checkpointer copies the WAL into the database file. Often, so that each
+/// checkpoint's fsync of the database file is small: the syncer's fsync of the WAL queues
+/// behind it on the disk. Against 250 ms (`flywheel bench claims`, 64 reviewers, 1M open
+/// tasks, alternating): claim p99 4.45–4.49 vs 4.83–5.01 ms, decisions p99 3.9 vs 4.1–4.2
+/// ms, the same throughput.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(50);
 /// WAL frames (of 4 KiB pages: 64 MiB) past which the log is started again from its
 /// beginning (`journal_size_limit` is set above this, so the file is reused, not regrown).
 const RESTART_FRAMES: i64 = 16_384;
