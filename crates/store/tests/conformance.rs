@@ -377,6 +377,9 @@ mod suite {
             let tasks = e.data["tasks"].as_array().unwrap();
             assert_eq!(tasks.len(), usize::from(i % 3 != 1), "{e:?}");
             assert_eq!(e.task_id, tasks.first().and_then(|t| t.as_i64()), "{e:?}");
+            // The event names the decision it records (SQLite reads it from the item).
+            assert_eq!(e.data["decision"], serde_json::to_value(&o.decision).unwrap(), "{e:?}");
+            assert_eq!(e.data["resolved"].is_string(), !i.is_multiple_of(3), "{e:?}");
         }
         let labels = f.all_labels().await;
         assert_eq!(labels.len(), 1 + 99, "the earlier auto item and every new auto item");

@@ -623,4 +623,30 @@ mod tests {
                 .any(|i| i == "reviews_reviewer_time" || i == "reviews_task")
         );
     }
+
+    /// `item.decided` events leave the decision in the item and get it back when read;
+    /// events stored before that keep the one they carry.
+    #[test]
+    fn decided_events_read_their_items_decision() {
+        let conn = Connection::open_in_memory().unwrap();
+        migrate(&conn).unwrap();
+        conn.execute_batch(
+            r#"INSERT INTO projects (name, labels, policy, policy_version, created_at) VALUES ('p', '[]', '{}', 1, 0);
+             INSERT INTO items (project_id, external_id, payload, attributes, decision, outcome, policy_version, created_at)
+                 VALUES (1, 'a', '{}', '{}', '{"rule":"now"}', 'review', 1, 0);
+             INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES
+                 (1, 1, NULL, 0, 'item.decided', 's', '{"tasks":[],"resolved":null}'),
+                 (1, 1, NULL, 0, 'item.decided', 's', '{"decision":{"rule":"then"},"tasks":[],"resolved":null}'),
+                 (1, 1, NULL, 0, 'item.noted', 's', '{"note":1}');"#,
+        )
+        .unwrap();
+        let data: Vec<serde_json::Value> = ops::events(&conn, Some(1), 0, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| e.data)
+            .collect();
+        assert_eq!(data[0]["decision"]["rule"], "now");
+        assert_eq!(data[1]["decision"]["rule"], "then");
+        assert_eq!(data[2], serde_json::json!({"note": 1}));
+    }
 }

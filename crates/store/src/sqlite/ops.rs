@@ -465,7 +465,7 @@ pub(super) fn submit_items(
             text(it.payload),
             text(it.attributes),
             opt(it.prediction),
-            text(it.decision_json.clone()),
+            text(it.decision_json),
             text(if auto_label.is_some() { "auto" } else { "review" }.into()),
             V::Integer(i64::from(d.policy_version)),
             opt(it.model.clone()),
@@ -475,14 +475,7 @@ pub(super) fn submit_items(
             opt(resolution),
             if auto_label.is_some() { V::Integer(now) } else { V::Null },
         ]);
-        kept.push((
-            it.external_id,
-            it.decision,
-            it.decision_json,
-            it.model,
-            it.model_version,
-            auto_label,
-        ));
+        kept.push((it.external_id, it.decision, it.model, it.model_version, auto_label));
     }
     let mut inserted: HashMap<String, i64> = insert_rows(
         c,
@@ -505,7 +498,7 @@ pub(super) fn submit_items(
     let mut labels = Vec::new();
     let mut out = Vec::with_capacity(kept.len());
     let mut new_items = Vec::new();
-    for (external_id, decision, decision_json, model, model_version, auto_label) in kept {
+    for (external_id, decision, model, model_version, auto_label) in kept {
         let Some(item_id) = inserted.remove(&external_id) else {
             // Stored before (idempotency): the first decision stands, nothing is created.
             let (item_id, stored): (i64, String) = c
@@ -551,7 +544,7 @@ pub(super) fn submit_items(
                 V::Integer(now),
             ]);
         }
-        new_items.push((item_id, decision_json, auto_label));
+        new_items.push((item_id, auto_label));
         out.push(Submitted {
             external_id,
             item_id,
@@ -582,11 +575,13 @@ pub(super) fn submit_items(
         None,
     )?;
     // One event per item, for the item, its decision, its task and (auto) its resolution.
+    // The decision is not copied into the event: it is the item's, never rewritten, and
+    // `event_row` puts it back (a third of each event's bytes otherwise; see `DECIDED`).
     let mut events = Vec::with_capacity(new_items.len() * 7);
-    for (item_id, decision_json, auto_label) in new_items {
+    for (item_id, auto_label) in new_items {
         let task = task_of.get(&item_id).copied();
         let data = format!(
-            r#"{{"decision":{decision_json},"tasks":{},"resolved":{}}}"#,
+            r#"{{"tasks":{},"resolved":{}}}"#,
             serde_json::to_string(&task.into_iter().collect::<Vec<_>>())?,
             serde_json::to_string(&auto_label)?
         );
@@ -597,7 +592,7 @@ pub(super) fn submit_items(
             V::Integer(now),
             text(actor.to_string()),
             text(data),
-            text("item.decided".into()),
+            text(DECIDED.into()),
         ]);
     }
     insert_rows(
@@ -1275,7 +1270,18 @@ pub(super) fn labels(c: &Connection, project_id: i64, after: i64, limit: usize) 
     .map_err(Into::into)
 }
 
+/// The kind of event whose `decision` (see `submit_items`) is read from its item.
+const DECIDED: &str = "item.decided";
+
 pub(super) fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
+    let mut data = json_col(r, 7)?;
+    // Events stored before the decision was left out still carry it.
+    if let Value::Object(fields) = &mut data
+        && !fields.contains_key("decision")
+        && r.get_ref(8)? != rusqlite::types::ValueRef::Null
+    {
+        fields.insert("decision".into(), json_col(r, 8)?);
+    }
     Ok(EventRecord {
         seq: r.get(0)?,
         at: r.get(1)?,
@@ -1284,11 +1290,13 @@ pub(super) fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
         project_id: r.get(4)?,
         external_id: r.get(5)?,
         task_id: r.get(6)?,
-        data: json_col(r, 7)?,
+        data,
     })
 }
 
-pub(super) const EVENT_COLUMNS: &str = "e.seq, e.at, e.kind, e.actor, e.project_id, i.external_id, e.task_id, e.data
+/// An event's columns, and its item's decision if it is an `item.decided` event.
+pub(super) const EVENT_COLUMNS: &str = "e.seq, e.at, e.kind, e.actor, e.project_id, i.external_id, e.task_id, e.data,
+     CASE WHEN e.kind = 'item.decided' THEN i.decision END
      FROM events e LEFT JOIN items i ON i.id = e.item_id";
 
 pub(super) fn events(c: &Connection, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
