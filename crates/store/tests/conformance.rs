@@ -470,7 +470,13 @@ mod suite {
             .collect();
         assert_eq!(got, [("agree", "spam", "human"), ("tie", "ham", "adjudicated")]);
         let detail = f.store.item(f.project.id, "tie").await.unwrap().unwrap();
-        assert_eq!(detail.tasks.len(), 2);
+        // Each task counts every answer, the one that closed it too.
+        let tasks: Vec<_> = detail
+            .tasks
+            .iter()
+            .map(|t| (t.stage, t.answered, t.state.as_str()))
+            .collect();
+        assert_eq!(tasks, [(Stage::Review, 2, "done"), (Stage::Adjudicate, 1, "done")]);
         assert_eq!(detail.reviews.len(), 3);
         assert_eq!(detail.reviews[0].claimed_at, 100);
         // Calibration sees how each label was reached: votes, and whether a split was settled.

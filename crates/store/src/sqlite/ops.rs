@@ -828,7 +828,7 @@ fn gold_answer(
     let skip = matches!(r.answer, Answer::Skip { .. });
     c.prepare_cached("UPDATE leases SET state = ?2, ended_at = ?3 WHERE id = ?1")?
         .execute(params![r.lease_id, if skip { "skipped" } else { "answered" }, now])?;
-    close_task(c, r.task_id, now, t.overlap > 1)?;
+    close_task(c, r.task_id, now, t.overlap > 1, false)?;
     let (outcome, resolution) = match &r.answer {
         Answer::Skip { .. } => ("requeued", None),
         Answer::Escalate { .. } => ("adjudicate", None),
@@ -979,17 +979,16 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
     };
     let next = task::after_answer(t.stage, t.tier, t.overlap, &earlier, (r.reviewer_id, &r.answer), &rule);
     let actor = format!("reviewer:{}", r.reviewer_name);
-    let lease_state = if matches!(r.answer, Answer::Skip { .. }) {
-        "skipped"
-    } else {
-        "answered"
-    };
+    let skip = matches!(r.answer, Answer::Skip { .. });
+    let lease_state = if skip { "skipped" } else { "answered" };
     c.prepare_cached("UPDATE leases SET state = ?2, ended_at = ?3 WHERE id = ?1")?
         .execute(params![r.lease_id, lease_state, now])?;
-    if matches!(r.answer, Answer::Skip { .. }) {
+    // An answer that closes the task is counted by the same UPDATE that closes it.
+    let closes = matches!(next, Next::Adjudicate { .. } | Next::Resolve { .. });
+    if skip {
         c.prepare_cached("UPDATE tasks SET available = available + 1 WHERE id = ?1")?
             .execute([r.task_id])?;
-    } else {
+    } else if !closes {
         c.prepare_cached("UPDATE tasks SET answered = answered + 1 WHERE id = ?1")?
             .execute([r.task_id])?;
     }
@@ -1016,7 +1015,7 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
             "waiting"
         }
         Next::Adjudicate { tier, reason } => {
-            close_task(c, r.task_id, now, t.overlap > 1)?;
+            close_task(c, r.task_id, now, t.overlap > 1, !skip)?;
             let route = Route {
                 queue: t.queue.clone(),
                 tier: *tier,
@@ -1042,7 +1041,7 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
             method,
             confidence,
         } => {
-            close_task(c, r.task_id, now, t.overlap > 1)?;
+            close_task(c, r.task_id, now, t.overlap > 1, !skip)?;
             // The first label on a task (overlap 1, the common case) has no one to look up.
             let mut reviewers = if earlier.iter().any(|(_, a)| matches!(a, Answer::Label(_))) {
                 c.prepare_cached(
@@ -1177,10 +1176,12 @@ fn record_review(
 /// event each). Called as an answer is stored: with an overlap of 1 that answer's lease was
 /// the only one the task could have (`available` counts the rest), so `others_may_hold`
 /// is false and the search for other leases (~4% of the writer's time in a claim-and-answer
-/// loop, by `perf`) is skipped.
-fn close_task(c: &Connection, task_id: i64, now: Millis, others_may_hold: bool) -> Result<()> {
-    c.prepare_cached("UPDATE tasks SET state = 'done', available = 0, closed_at = ?2 WHERE id = ?1")?
-        .execute(params![task_id, now])?;
+/// loop, by `perf`) is skipped. With `answered`, the answer that closes it is counted too.
+fn close_task(c: &Connection, task_id: i64, now: Millis, others_may_hold: bool, answered: bool) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE tasks SET state = 'done', available = 0, closed_at = ?2, answered = answered + ?3 WHERE id = ?1",
+    )?
+    .execute(params![task_id, now, i64::from(answered)])?;
     if !others_may_hold {
         return Ok(());
     }
