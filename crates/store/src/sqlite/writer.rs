@@ -64,6 +64,10 @@ const MAX_MERGED_ITEMS: usize = 4096;
 
 /// Most jobs one transaction takes; more waiting jobs go in the next one.
 const MAX_BATCH: usize = 1024;
+/// A group commit at least this large means the server is busy: before starting the next
+/// one the writer yields its core once, so that the request handlers it preempted can queue
+/// their writes first and the group grows (see [`run`]).
+const BUSY_GROUP: usize = 8;
 /// How often the checkpointer copies the WAL into the database file. Often, so that each
 /// checkpoint's fsync of the database file is small: the syncer's fsync of the WAL queues
 /// behind it on the disk. Against 250 ms (`flywheel bench claims`, 64 reviewers, 1M open
@@ -300,9 +304,19 @@ fn run(
     restart: &AtomicBool,
 ) {
     let mut generation = 0u64;
+    let mut last_group = 0usize;
     while let Ok(first) = rx.recv() {
         if restart.swap(false, Ordering::AcqRel) {
             finish_checkpoint(&conn);
+        }
+        // Woken by the first job of a new group while busy, the writer would otherwise take
+        // the core from the handlers that are about to send the rest: yielding once makes
+        // groups larger and every commit, fsync and statement serve more jobs. Measured
+        // (alternating, one sitting): decisions with 64 connections 37.6–38.0k → 39.6–40.4k/s,
+        // claim-and-answer with 64 reviewers 13.7–14.5k → 15.7–16.1k cycles/s; at moderate
+        // load groups are small and nothing changes.
+        if last_group >= BUSY_GROUP {
+            std::thread::yield_now();
         }
         let mut jobs = vec![first];
         while jobs.len() < MAX_BATCH {
@@ -311,6 +325,7 @@ fn run(
                 Err(_) => break,
             }
         }
+        last_group = jobs.len();
         let mut replies: Vec<Reply> = Vec::with_capacity(jobs.len());
         let units = Unit::plan(jobs);
         let commit: Result<()> = match conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])) {
