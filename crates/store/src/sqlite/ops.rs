@@ -579,7 +579,7 @@ pub(super) fn submit_items(
     )?;
     // One event per item, for the item, its decision, its task and (auto) its resolution.
     // The decision is not copied into the event: it is the item's, never rewritten, and
-    // `event_row` puts it back (a third of each event's bytes otherwise; see `DECIDED`).
+    // `event_row` puts it back (about half of each event's bytes otherwise; see `DECIDED`).
     let mut events = Vec::with_capacity(new_items.len() * 7);
     for (item_id, auto_label) in new_items {
         let task = task_of.get(&item_id).copied();
