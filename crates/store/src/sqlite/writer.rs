@@ -17,8 +17,8 @@
 //!
 //! Item submissions are the one kind of job merged with others: every submission to the
 //! same project by the same caller in a group commit becomes one call of
-//! [`ops::submit_items`], so 50 single-item decisions cost the writer one multi-row insert
-//! per table instead of 50 single-row ones (a statement's start and end cost as much as a
+//! [`ops::submit_items`], so 50 single-item decisions cost the writer three multi-row inserts
+//! per table (of 32, 16 and 2 rows) instead of 50 single-row ones (a statement's start and end cost as much as a
 //! row). Each caller still gets only its own items' results.
 //!
 //! Checkpoints (copying the WAL back into the database file) run passively on a separate
@@ -255,15 +255,14 @@ impl Unit {
                 dirty
             }
             Unit::Submits(group) => {
-                let project_id = group[0].project_id;
+                // `plan` put only submissions with the same project and actor together.
+                let (project_id, actor) = (group[0].project_id, group[0].actor.clone());
                 let now = group.iter().map(|s| s.now).max().unwrap_or_default();
                 let mut items = Vec::with_capacity(group.iter().map(|s| s.items.len()).sum());
                 let mut callers = Vec::with_capacity(group.len());
-                let mut actor = String::new();
                 for s in group {
                     callers.push((s.items.len(), s.tx));
                     items.extend(s.items);
-                    actor = s.actor;
                 }
                 let (outcome, dirty) = guarded(c, |c| ops::submit_items(c, project_id, items, &actor, now));
                 match outcome {
