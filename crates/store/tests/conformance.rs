@@ -1014,6 +1014,74 @@ mod suite {
         assert_eq!(latest[0].seq, f.all_events().await.last().unwrap().seq);
     }
 
+    /// Many callers at once, with external ids in common and two actors: the backends
+    /// merge concurrent submissions (SQLite in its group commit, PostgreSQL into one
+    /// statement), and each caller must still get exactly its own items' answers.
+    pub async fn concurrent_submissions_are_each_answered(f: Fixture) {
+        let store = f.store.clone();
+        let project = f.project.id;
+        let mut handles = Vec::new();
+        for caller in 0..48usize {
+            let store = store.clone();
+            handles.push(tokio::spawn(async move {
+                let ids: Vec<String> = (0..1 + caller % 3)
+                    .map(|k| format!("c{}", (caller * 7 + k) % 40))
+                    .collect();
+                let items = ids
+                    .iter()
+                    .enumerate()
+                    .map(|(k, id)| match (caller + k) % 3 {
+                        0 => auto(id, "spam", caller % 2 == 0),
+                        1 => auto(id, "ham", false),
+                        _ => review(id, "q", 1, i32::try_from(caller).unwrap(), 1),
+                    })
+                    .collect::<Vec<_>>();
+                let sent: Vec<Decision> = items.iter().map(|i| i.decision.clone()).collect();
+                let actor = if caller % 4 == 0 { "other" } else { "service" };
+                let out = store
+                    .submit_items(project, items, actor, 10 + caller as i64)
+                    .await
+                    .unwrap();
+                (ids, sent, out)
+            }));
+        }
+        let mut first: std::collections::HashMap<String, (i64, Decision)> = Default::default();
+        let mut answers = Vec::new();
+        for h in handles {
+            let (ids, sent, out) = h.await.unwrap();
+            assert_eq!(out.len(), ids.len(), "each caller gets one answer per item it sent");
+            for ((id, sent), o) in ids.iter().zip(sent).zip(out) {
+                assert_eq!(&o.external_id, id, "answers come in the caller's order");
+                if !o.duplicate {
+                    assert_eq!(o.decision, sent, "a new item is answered with its own decision");
+                    let earlier = first.insert(id.clone(), (o.item_id, o.decision.clone()));
+                    assert!(earlier.is_none(), "'{id}' was created twice");
+                }
+                answers.push(o);
+            }
+        }
+        assert_eq!(first.len(), 40, "every external id was created once");
+        for o in answers.iter().filter(|o| o.duplicate) {
+            let (item_id, decision) = &first[&o.external_id];
+            assert_eq!(
+                (o.item_id, &o.decision),
+                (*item_id, decision),
+                "a duplicate gets the stored item"
+            );
+        }
+        for (id, (item_id, decision)) in &first {
+            let d = f.store.item(project, id).await.unwrap().unwrap();
+            assert_eq!((d.item_id, &d.decision), (*item_id, decision));
+            let want_tasks =
+                usize::from(matches!(decision.outcome, Outcome::Review { .. }) || decision.audit.is_some());
+            assert_eq!(d.tasks.len(), want_tasks, "'{id}' has its one task, if any");
+            let decided = d.events.iter().filter(|e| e.kind == "item.decided").count();
+            assert_eq!(decided, 1, "'{id}' has one item.decided event");
+        }
+        let stats = f.store.stats(project, 100).await.unwrap();
+        assert_eq!(stats.items, 40);
+    }
+
     pub async fn concurrent_claims_never_double_assign(f: Fixture) {
         let items: Vec<_> = (0..200).map(|i| review(&format!("c{i}"), "q", 1, 0, 1)).collect();
         f.submit(items).await;
@@ -1076,6 +1144,7 @@ conformance!([
     keys_and_principals,
     projects_and_policy_versions,
     submit_is_idempotent,
+    concurrent_submissions_are_each_answered,
     claims_follow_priority_then_age_and_tiers,
     overlap_needs_distinct_reviewers_and_majority,
     escalate_and_skip,

@@ -8,6 +8,7 @@
 //! locks, so it moves to another node the moment a node dies.
 
 mod console;
+mod merge;
 mod ops;
 
 use std::str::FromStr;
@@ -45,6 +46,8 @@ pub struct PgStore {
     pool: PgPool,
     channel: String,
     notices: tokio::sync::broadcast::Sender<Notice>,
+    waiting: std::sync::Arc<merge::Waiting>,
+    stats: std::sync::Arc<merge::Statistics>,
     _listener: std::sync::Arc<ListenerGuard>,
 }
 
@@ -233,6 +236,8 @@ impl PgStore {
             pool,
             channel,
             notices,
+            waiting: Default::default(),
+            stats: Default::default(),
             _listener: std::sync::Arc::new(ListenerGuard(Some(stop))),
         })
     }
@@ -297,11 +302,7 @@ impl Store for PgStore {
             .into_iter()
             .map(ops::PreparedItem::new)
             .collect::<Result<Vec<_>>>()?;
-        let ch = &self.channel;
-        transaction!(self, |tx| ops::submit_items(
-            &mut tx, ch, project_id, &prepared, actor, now
-        )
-        .await)
+        self.submit_merged(project_id, prepared, actor, now).await
     }
 
     async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {

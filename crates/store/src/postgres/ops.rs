@@ -3,6 +3,8 @@
 //! `FOR UPDATE SKIP LOCKED`; an answer locks its task row first, and so does lease expiry,
 //! so the two never take locks in opposite orders.
 
+use std::collections::HashMap;
+
 use flywheel_core::consensus::Scorer;
 use flywheel_core::policy::ConsensusMethod;
 use flywheel_core::quality;
@@ -411,6 +413,55 @@ async fn insert_label(
     Ok(())
 }
 
+/// Every new item, its task (a review, or an auto decision's audit), its label (auto) and
+/// its `item.decided` event, written by one statement: one round trip, atomic without a
+/// transaction around it. (One statement per row cost ~6 round trips a decision, most of
+/// the node's CPU; see BENCHMARKS.md.) Items are inserted in batch order, so ids, task
+/// ids, label cursors and event sequence numbers follow it. The notice that tasks are
+/// waiting is sent by the same statement, so it is delivered only if it commits.
+const SUBMIT_ITEMS: &str = "
+WITH input AS (
+    SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int4[],
+                         $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int2[],
+                         $16::int4[], $17::int2[], $18::text[])
+        WITH ORDINALITY AS u(external_id, payload, attributes, prediction, decision, outcome, policy_version,
+                             model, model_version, resolved_label, resolution, stage, queue, tier,
+                             priority, overlap, reason, n)
+), ins AS (
+    INSERT INTO items (project_id, external_id, payload, attributes, prediction, decision, outcome, policy_version,
+                       model, model_version, created_at, resolved_label, resolution, resolved_at)
+    SELECT $1, external_id, payload::jsonb, attributes::jsonb, prediction::jsonb, decision::jsonb, outcome,
+           policy_version, model, model_version, $19, resolved_label, resolution::jsonb,
+           CASE WHEN resolved_label IS NULL THEN NULL ELSE $19::int8 END
+    FROM input ORDER BY n
+    ON CONFLICT (project_id, external_id) DO NOTHING
+    RETURNING id, external_id
+), new AS (
+    -- An external id twice in the batch: its first occurrence is the one inserted.
+    SELECT DISTINCT ON (i.external_id) i.*, ins.id AS item_id
+    FROM ins JOIN input i USING (external_id) ORDER BY i.external_id, i.n
+), task AS (
+    INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, reason, created_at)
+    SELECT $1, item_id, stage, queue, tier, priority, overlap, overlap, 'open', reason, $19
+    FROM new WHERE stage IS NOT NULL ORDER BY n
+    RETURNING id, item_id
+), label AS (
+    INSERT INTO labels (project_id, item_id, label, source, model, model_version, policy_version, resolved_at)
+    SELECT $1, item_id, resolved_label, 'auto', model, model_version, policy_version, $19
+    FROM new WHERE resolved_label IS NOT NULL ORDER BY n
+), event AS (
+    INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data)
+    SELECT $1, new.item_id, task.id, $19, 'item.decided', $20,
+           jsonb_build_object('decision', new.decision::jsonb,
+                              'tasks', CASE WHEN task.id IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(task.id) END,
+                              'resolved', new.resolved_label)
+    FROM new LEFT JOIN task USING (item_id) ORDER BY new.n
+)
+SELECT n, item_id, (SELECT count(*) FROM (SELECT pg_notify($21, $22) FROM task LIMIT 1) notified) AS notified
+FROM new";
+
+/// Submits items in one statement (see [`SUBMIT_ITEMS`]); an external id stored before,
+/// or earlier in the batch, is answered with its stored decision.
 pub(super) async fn submit_items(
     c: &mut PgConnection,
     channel: &str,
@@ -419,17 +470,143 @@ pub(super) async fn submit_items(
     actor: &str,
     now: Millis,
 ) -> TxResult<Vec<Submitted>> {
-    let mut out = Vec::with_capacity(items.len());
+    let n = items.len();
+    let mut cols = SubmitColumns::with_capacity(n);
     for it in items {
+        cols.push(it, now)?;
+    }
+    let notice = serde_json::to_string(&Notice::TasksAvailable { project_id })?;
+    let rows: Vec<(i64, i64, i64)> = sqlx::query_as(SUBMIT_ITEMS)
+        .bind(project_id)
+        .bind(items.iter().map(|it| it.external_id.as_str()).collect::<Vec<_>>())
+        .bind(items.iter().map(|it| it.payload.as_str()).collect::<Vec<_>>())
+        .bind(items.iter().map(|it| it.attributes.as_str()).collect::<Vec<_>>())
+        .bind(items.iter().map(|it| it.prediction.as_deref()).collect::<Vec<_>>())
+        .bind(items.iter().map(|it| it.decision_json.as_str()).collect::<Vec<_>>())
+        .bind(cols.outcome)
+        .bind(
+            items
+                .iter()
+                .map(|it| it.decision.policy_version as i32)
+                .collect::<Vec<_>>(),
+        )
+        .bind(items.iter().map(|it| it.model.as_deref()).collect::<Vec<_>>())
+        .bind(items.iter().map(|it| it.model_version.as_deref()).collect::<Vec<_>>())
+        .bind(cols.resolved_label)
+        .bind(cols.resolution)
+        .bind(cols.stage)
+        .bind(cols.queue)
+        .bind(cols.tier)
+        .bind(cols.priority)
+        .bind(cols.overlap)
+        .bind(cols.reason)
+        .bind(now)
+        .bind(actor)
+        .bind(channel)
+        .bind(notice)
+        .fetch_all(&mut *c)
+        .await?;
+    let mut item_ids: Vec<Option<i64>> = vec![None; n];
+    for (ordinal, item_id, _) in rows {
+        item_ids[(ordinal - 1) as usize] = Some(item_id);
+    }
+    // Duplicates: of an item earlier in this batch, or of one stored before (read now, so
+    // one inserted meanwhile by a concurrent request, which our insert waited for, is seen).
+    let mut first: HashMap<&str, usize> = HashMap::new();
+    let mut stored_before = Vec::new();
+    for (i, it) in items.iter().enumerate() {
+        match item_ids[i] {
+            Some(_) => {
+                first.insert(&it.external_id, i);
+            }
+            None if first.contains_key(it.external_id.as_str()) => {}
+            None => stored_before.push(it.external_id.as_str()),
+        }
+    }
+    let stored: HashMap<String, (i64, String)> = if stored_before.is_empty() {
+        HashMap::new()
+    } else {
+        sqlx::query_as::<_, (String, i64, String)>(
+            "SELECT external_id, id, decision::text FROM items WHERE project_id = $1 AND external_id = ANY($2)",
+        )
+        .bind(project_id)
+        .bind(&stored_before)
+        .fetch_all(&mut *c)
+        .await?
+        .into_iter()
+        .map(|(e, id, d)| (e, (id, d)))
+        .collect()
+    };
+    let mut out = Vec::with_capacity(n);
+    for (i, it) in items.iter().enumerate() {
+        let submitted = match (item_ids[i], first.get(it.external_id.as_str())) {
+            (Some(item_id), _) => Submitted {
+                external_id: it.external_id.clone(),
+                item_id,
+                decision: it.decision.clone(),
+                duplicate: false,
+            },
+            (None, Some(&j)) => Submitted {
+                external_id: it.external_id.clone(),
+                item_id: item_ids[j].expect("inserted"),
+                decision: items[j].decision.clone(),
+                duplicate: true,
+            },
+            (None, None) => {
+                let (item_id, decision) = stored.get(&it.external_id).ok_or_else(|| {
+                    StoreError::Backend(format!("item '{}' was neither inserted nor found", it.external_id))
+                })?;
+                Submitted {
+                    external_id: it.external_id.clone(),
+                    item_id: *item_id,
+                    decision: parse(decision)?,
+                    duplicate: true,
+                }
+            }
+        };
+        out.push(submitted);
+    }
+    Ok(out)
+}
+
+/// The columns of [`SUBMIT_ITEMS`] that are worked out from each item's decision.
+struct SubmitColumns {
+    outcome: Vec<&'static str>,
+    resolved_label: Vec<Option<String>>,
+    resolution: Vec<Option<String>>,
+    stage: Vec<Option<&'static str>>,
+    queue: Vec<Option<String>>,
+    tier: Vec<Option<i16>>,
+    priority: Vec<Option<i32>>,
+    overlap: Vec<Option<i16>>,
+    reason: Vec<Option<&'static str>>,
+}
+
+impl SubmitColumns {
+    fn with_capacity(n: usize) -> Self {
+        Self {
+            outcome: Vec::with_capacity(n),
+            resolved_label: Vec::with_capacity(n),
+            resolution: Vec::with_capacity(n),
+            stage: Vec::with_capacity(n),
+            queue: Vec::with_capacity(n),
+            tier: Vec::with_capacity(n),
+            priority: Vec::with_capacity(n),
+            overlap: Vec::with_capacity(n),
+            reason: Vec::with_capacity(n),
+        }
+    }
+
+    fn push(&mut self, it: &PreparedItem, now: Millis) -> TxResult<()> {
         let d = &it.decision;
-        let (outcome, auto_label) = match &d.outcome {
-            Outcome::Auto { label } => ("auto", Some(label.as_str())),
-            Outcome::Review { .. } => ("review", None),
+        let (outcome, auto_label, task) = match &d.outcome {
+            Outcome::Auto { label } => ("auto", Some(label), d.audit.as_ref().map(|r| (Stage::Audit, r))),
+            Outcome::Review { route } => ("review", None, Some((Stage::Review, route))),
         };
         let resolution = auto_label
             .map(|l| {
                 serde_json::to_string(&Resolution {
-                    label: l.to_string(),
+                    label: l.clone(),
                     source: Source::Auto,
                     method: format!("rule:{}", d.rule),
                     confidence: 1.0,
@@ -438,98 +615,18 @@ pub(super) async fn submit_items(
                 })
             })
             .transpose()?;
-        // A concurrent insert of the same external id waits here, then finds the row.
-        let inserted: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO items (project_id, external_id, payload, attributes, prediction, decision, outcome, policy_version,
-                                model, model_version, created_at, resolved_label, resolution, resolved_at)
-             VALUES ($1, $2, $3::jsonb, $4::jsonb, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11, $12, $13::jsonb, $14)
-             ON CONFLICT (project_id, external_id) DO NOTHING RETURNING id",
-        )
-        .bind(project_id)
-        .bind(&it.external_id)
-        .bind(&it.payload)
-        .bind(&it.attributes)
-        .bind(&it.prediction)
-        .bind(&it.decision_json)
-        .bind(outcome)
-        .bind(d.policy_version as i32)
-        .bind(&it.model)
-        .bind(&it.model_version)
-        .bind(now)
-        .bind(auto_label)
-        .bind(&resolution)
-        .bind(auto_label.map(|_| now))
-        .fetch_optional(&mut *c)
-        .await?;
-        let Some(item_id) = inserted else {
-            let (item_id, decision): (i64, String) =
-                sqlx::query_as("SELECT id, decision::text FROM items WHERE project_id = $1 AND external_id = $2")
-                    .bind(project_id)
-                    .bind(&it.external_id)
-                    .fetch_one(&mut *c)
-                    .await?;
-            out.push(Submitted {
-                external_id: it.external_id.clone(),
-                item_id,
-                decision: parse(&decision)?,
-                duplicate: true,
-            });
-            continue;
-        };
-        let mut tasks = Vec::new();
-        match &d.outcome {
-            Outcome::Review { route } => {
-                tasks.push(insert_task(c, project_id, item_id, Stage::Review, route, None, now).await?)
-            }
-            Outcome::Auto { label } => {
-                insert_label(
-                    c,
-                    project_id,
-                    item_id,
-                    label,
-                    Source::Auto,
-                    it.model.as_deref(),
-                    it.model_version.as_deref(),
-                    d.policy_version,
-                    now,
-                )
-                .await?;
-                if let Some(route) = &d.audit {
-                    tasks.push(
-                        insert_task(c, project_id, item_id, Stage::Audit, route, Some("audit sample"), now).await?,
-                    );
-                }
-            }
-        }
-        // One event for the item, its decision, its tasks and (auto) its resolution.
-        let data = format!(
-            r#"{{"decision":{},"tasks":{},"resolved":{}}}"#,
-            it.decision_json,
-            serde_json::to_string(&tasks)?,
-            serde_json::to_string(&auto_label)?
-        );
-        sqlx::query(
-            "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES ($1, $2, $3, $4, 'item.decided', $5, $6::jsonb)",
-        )
-        .bind(project_id)
-        .bind(item_id)
-        .bind(tasks.first())
-        .bind(now)
-        .bind(actor)
-        .bind(data)
-        .execute(&mut *c)
-        .await?;
-        out.push(Submitted {
-            external_id: it.external_id.clone(),
-            item_id,
-            decision: it.decision.clone(),
-            duplicate: false,
-        });
+        self.outcome.push(outcome);
+        self.resolved_label.push(auto_label.cloned());
+        self.resolution.push(resolution);
+        self.stage.push(task.map(|(s, _)| s.as_str()));
+        self.queue.push(task.map(|(_, r)| r.queue.clone()));
+        self.tier.push(task.map(|(_, r)| i16::from(r.tier)));
+        self.priority.push(task.map(|(_, r)| r.priority));
+        self.overlap.push(task.map(|(_, r)| i16::from(r.overlap)));
+        self.reason
+            .push(task.and_then(|(s, _)| (s == Stage::Audit).then_some("audit sample")));
+        Ok(())
     }
-    if out.iter().any(Submitted::created_task) {
-        notify(c, channel, &Notice::TasksAvailable { project_id }).await?;
-    }
-    Ok(out)
 }
 
 pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis) -> TxResult<Option<ClaimedTask>> {
@@ -955,7 +1052,7 @@ async fn scorer_for(c: &mut PgConnection, project_id: i64, voters: &[i64], judgi
             .map(Scorer::DawidSkene)
             .unwrap_or(Scorer::Majority),
         ConsensusMethod::Weighted => {
-            let mut weights = std::collections::HashMap::new();
+            let mut weights = HashMap::new();
             for v in voters {
                 let row: Option<(i32, i32)> = sqlx::query_as(
                     "SELECT gold_answers, gold_correct FROM reviewer_quality WHERE project_id = $1 AND reviewer_id = $2",
