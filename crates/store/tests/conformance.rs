@@ -741,6 +741,25 @@ mod suite {
             }
         }
         assert_eq!(held_at, Some(4), "held after min_gold wrong gold answers");
+        let plain = ClaimRequest {
+            project_id: f.project.id,
+            reviewer_id: a.id,
+            reviewer_name: "a".into(),
+            tiers: vec![1],
+            queue: None,
+            lease_ms: LEASE,
+            gold: false,
+        };
+        assert!(
+            matches!(
+                s.claim(plain, 150).await,
+                Err(StoreError::Forbidden {
+                    code: "reviewer_held",
+                    ..
+                })
+            ),
+            "held for regular work too"
+        );
         let stats = s.reviewer_stats(f.project.id).await.unwrap();
         assert_eq!(
             (stats[0].gold_answers, stats[0].gold_correct, stats[0].held),
@@ -748,7 +767,20 @@ mod suite {
         );
         assert!(f.all_labels().await.is_empty(), "gold never reaches the label feed");
         s.release_reviewer(f.project.id, "a", "admin", 200).await.unwrap();
-        assert!(f.claim(&a, None, 201).await.is_some(), "released");
+        let t = f.claim(&a, None, 201).await.expect("released");
+        let granted = s.item(f.project.id, &t.external_id).await.unwrap().unwrap().events;
+        let granted = granted
+            .iter()
+            .find(|e| e.kind == "lease.granted")
+            .expect("the lease's event");
+        assert_eq!(
+            (granted.task_id, granted.actor.as_str()),
+            (Some(t.task_id), "reviewer:a")
+        );
+        assert_eq!(
+            granted.data,
+            json!({"lease_id": t.lease_id, "reviewer_id": a.id, "expires_at": t.lease_expires_at, "stage": "review"})
+        );
         assert!(matches!(
             s.release_reviewer(f.project.id, "zed", "admin", 200).await,
             Err(StoreError::NotFound { .. })

@@ -306,7 +306,22 @@ impl Store for PgStore {
     }
 
     async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {
-        transaction!(self, |tx| ops::claim(&mut tx, &req, now).await)
+        if req.gold {
+            return transaction!(self, |tx| ops::claim(&mut tx, &req, now).await);
+        }
+        // Without gold a claim is one statement, atomic on its own: no BEGIN and COMMIT
+        // round trips around it.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut c = self.pool.acquire().await?;
+            match ops::claim(&mut c, &req, now).await {
+                Ok(v) => break Ok(v),
+                Err(TxError::Retry(e)) if attempt >= MAX_ATTEMPTS => break Err(StoreError::from(e)),
+                Err(TxError::Retry(_)) => continue,
+                Err(TxError::Store(e)) => break Err(e),
+            }
+        }
     }
 
     async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, now: Millis) -> Result<Millis> {

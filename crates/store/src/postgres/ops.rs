@@ -11,7 +11,7 @@ use flywheel_core::quality;
 use flywheel_core::task::{self, Next, Source};
 use flywheel_core::{Answer, Decision, LabelSet, Outcome, Prediction, Route, Stage, ValidationError};
 use serde_json::{Value, json};
-use sqlx::PgConnection;
+use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::{TxError, TxResult};
 use crate::*;
@@ -629,9 +629,109 @@ impl SubmitColumns {
     }
 }
 
+/// A claim without gold, in one statement (one round trip instead of seven): the held
+/// check, the pick (`FOR UPDATE SKIP LOCKED`), the slot taken, the lease, the reviewer
+/// marked as having seen the item, the event, and the item read back. `{queue}` is the
+/// queue filter, written into the SQL so that the planner walks the right index.
+const CLAIM: &str = "
+WITH held AS (
+    SELECT held_reason FROM reviewer_quality WHERE project_id = $1 AND reviewer_id = $2 AND held_at IS NOT NULL
+), pick AS (
+    SELECT t.id, t.item_id, t.stage, t.queue, t.tier FROM tasks t
+    WHERE t.project_id = $1 AND t.available > 0 AND NOT t.gold AND t.tier = ANY($3) {queue}
+      AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
+      AND NOT EXISTS (SELECT 1 FROM held)
+    ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED
+), taken AS (
+    UPDATE tasks SET available = available - 1 FROM pick WHERE tasks.id = pick.id
+), lease AS (
+    INSERT INTO leases (task_id, item_id, reviewer_id, granted_at, expires_at, lease_ms, state)
+    SELECT id, item_id, $2, $5, $6, $7, 'active' FROM pick
+    RETURNING id, task_id, item_id
+), seen AS (
+    INSERT INTO item_reviewers (item_id, reviewer_id) SELECT item_id, $2 FROM pick ON CONFLICT DO NOTHING
+), event AS (
+    INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data)
+    SELECT $1, lease.item_id, lease.task_id, $5, 'lease.granted', $8,
+           jsonb_build_object('lease_id', lease.id, 'reviewer_id', $2::int8, 'expires_at', $6::int8, 'stage', pick.stage)
+    FROM lease JOIN pick ON pick.id = lease.task_id
+)
+SELECT EXISTS (SELECT 1 FROM held), (SELECT held_reason FROM held),
+       p.id, p.stage, p.queue, p.tier, lease.id, i.external_id, i.payload::text, i.attributes::text, i.prediction::text
+FROM (SELECT 1) one
+LEFT JOIN (pick p JOIN lease ON lease.task_id = p.id JOIN items i ON i.id = p.item_id) ON true";
+
+type ClaimRow = (
+    bool,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i16>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+async fn claim_without_gold(c: &mut PgConnection, req: &ClaimRequest, now: Millis) -> TxResult<Option<ClaimedTask>> {
+    let queue = if req.queue.is_some() {
+        "AND t.queue = $4"
+    } else {
+        "AND $4::text IS NULL"
+    };
+    let sql = CLAIM.replace("{queue}", queue);
+    let tiers: Vec<i16> = req.tiers.iter().map(|t| i16::from(*t)).collect();
+    let expires = now + req.lease_ms;
+    let row: ClaimRow = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(req.project_id)
+        .bind(req.reviewer_id)
+        .bind(&tiers)
+        .bind(&req.queue)
+        .bind(now)
+        .bind(expires)
+        .bind(req.lease_ms)
+        .bind(format!("reviewer:{}", req.reviewer_name))
+        .fetch_one(&mut *c)
+        .await?;
+    let (held, reason, task_id, stage, queue, tier, lease_id, external_id, payload, attributes, prediction) = row;
+    if held {
+        return Err(StoreError::held(&req.reviewer_name, reason.as_deref()).into());
+    }
+    let (
+        Some(task_id),
+        Some(stage),
+        Some(queue),
+        Some(tier),
+        Some(lease_id),
+        Some(external_id),
+        Some(payload),
+        Some(attributes),
+    ) = (task_id, stage, queue, tier, lease_id, external_id, payload, attributes)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(ClaimedTask {
+        task_id,
+        lease_id,
+        lease_expires_at: expires,
+        stage: Stage::parse(&stage).ok_or_else(|| StoreError::Backend(format!("unknown stage {stage}")))?,
+        queue,
+        tier: tier as u8,
+        external_id,
+        payload: parse(&payload)?,
+        attributes: parse(&attributes)?,
+        prediction: prediction.as_deref().map(parse::<Prediction>).transpose()?,
+    }))
+}
+
 pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis) -> TxResult<Option<ClaimedTask>> {
     if req.tiers.is_empty() {
         return Ok(None);
+    }
+    if !req.gold {
+        return claim_without_gold(c, req, now).await;
     }
     let held: Option<Option<String>> = sqlx::query_scalar(
         "SELECT held_reason FROM reviewer_quality WHERE project_id = $1 AND reviewer_id = $2 AND held_at IS NOT NULL",
