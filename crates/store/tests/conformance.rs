@@ -703,18 +703,18 @@ mod suite {
             },
         )]
         .into();
+        let request = |gold: bool| ClaimRequest {
+            project_id: f.project.id,
+            reviewer_id: a.id,
+            reviewer_name: "a".into(),
+            tiers: vec![1],
+            queue: None,
+            lease_ms: LEASE,
+            gold,
+        };
         let mut held_at = None;
         for n in 0..6 {
-            let req = ClaimRequest {
-                project_id: f.project.id,
-                reviewer_id: a.id,
-                reviewer_name: "a".into(),
-                tiers: vec![1],
-                queue: None,
-                lease_ms: LEASE,
-                gold: true,
-            };
-            match s.claim(req, 100 + n).await {
+            match s.claim(request(true), 100 + n).await {
                 Err(StoreError::Forbidden {
                     code: "reviewer_held", ..
                 }) => {
@@ -741,18 +741,9 @@ mod suite {
             }
         }
         assert_eq!(held_at, Some(4), "held after min_gold wrong gold answers");
-        let plain = ClaimRequest {
-            project_id: f.project.id,
-            reviewer_id: a.id,
-            reviewer_name: "a".into(),
-            tiers: vec![1],
-            queue: None,
-            lease_ms: LEASE,
-            gold: false,
-        };
         assert!(
             matches!(
-                s.claim(plain, 150).await,
+                s.claim(request(false), 150).await,
                 Err(StoreError::Forbidden {
                     code: "reviewer_held",
                     ..
