@@ -1065,13 +1065,14 @@ mod suite {
                     .submit_items(project, items, actor, 10 + caller as i64)
                     .await
                     .unwrap();
-                (ids, sent, out)
+                (ids, sent, out, actor)
             }));
         }
         let mut first: std::collections::HashMap<String, (i64, Decision)> = Default::default();
+        let mut creator: std::collections::HashMap<String, &str> = Default::default();
         let mut answers = Vec::new();
         for h in handles {
-            let (ids, sent, out) = h.await.unwrap();
+            let (ids, sent, out, actor) = h.await.unwrap();
             assert_eq!(out.len(), ids.len(), "each caller gets one answer per item it sent");
             for ((id, sent), o) in ids.iter().zip(sent).zip(out) {
                 assert_eq!(&o.external_id, id, "answers come in the caller's order");
@@ -1079,6 +1080,7 @@ mod suite {
                     assert_eq!(o.decision, sent, "a new item is answered with its own decision");
                     let earlier = first.insert(id.clone(), (o.item_id, o.decision.clone()));
                     assert!(earlier.is_none(), "'{id}' was created twice");
+                    creator.insert(id.clone(), actor);
                 }
                 answers.push(o);
             }
@@ -1098,11 +1100,52 @@ mod suite {
             let want_tasks =
                 usize::from(matches!(decision.outcome, Outcome::Review { .. }) || decision.audit.is_some());
             assert_eq!(d.tasks.len(), want_tasks, "'{id}' has its one task, if any");
-            let decided = d.events.iter().filter(|e| e.kind == "item.decided").count();
-            assert_eq!(decided, 1, "'{id}' has one item.decided event");
+            let decided: Vec<_> = d.events.iter().filter(|e| e.kind == "item.decided").collect();
+            assert_eq!(decided.len(), 1, "'{id}' has one item.decided event");
+            assert_eq!(
+                decided[0].actor, creator[id],
+                "'{id}' was decided for the caller that created it"
+            );
         }
         let stats = f.store.stats(project, 100).await.unwrap();
         assert_eq!(stats.items, 40);
+    }
+
+    /// An item one backend refuses (PostgreSQL's jsonb has no NUL; SQLite stores it) fails
+    /// at most its own submission, never the others merged with it.
+    pub async fn a_refused_item_fails_only_its_own_submission(f: Fixture) {
+        // Many callers at once, so that refused items share statements with good ones.
+        let bad = |caller: usize| caller % 10 == 7;
+        let mut handles = Vec::new();
+        for caller in 0..120usize {
+            let store = f.store.clone();
+            let project = f.project.id;
+            handles.push(tokio::spawn(async move {
+                let mut item = review(&format!("r{caller}"), "q", 1, 0, 1);
+                if bad(caller) {
+                    item.payload = json!({"text": "nul \u{0} here"});
+                }
+                store.submit_items(project, vec![item], "service", 10).await
+            }));
+        }
+        let mut refused = 0;
+        for (caller, h) in handles.into_iter().enumerate() {
+            match h.await.unwrap() {
+                Ok(out) => assert_eq!(out[0].external_id, format!("r{caller}")),
+                Err(_) if bad(caller) => refused += 1,
+                Err(e) => panic!("caller {caller} failed with a refused item's error: {e}"),
+            }
+        }
+        for caller in (0..120).filter(|c| !bad(*c)) {
+            assert!(
+                f.store
+                    .item(f.project.id, &format!("r{caller}"))
+                    .await
+                    .unwrap()
+                    .is_some()
+            );
+        }
+        eprintln!("{refused} of 12 items with a NUL refused by this backend");
     }
 
     pub async fn concurrent_claims_never_double_assign(f: Fixture) {
@@ -1168,6 +1211,7 @@ conformance!([
     projects_and_policy_versions,
     submit_is_idempotent,
     concurrent_submissions_are_each_answered,
+    a_refused_item_fails_only_its_own_submission,
     claims_follow_priority_then_age_and_tiers,
     overlap_needs_distinct_reviewers_and_majority,
     escalate_and_skip,
