@@ -679,6 +679,22 @@ async fn bad_input_is_a_4xx_naming_the_field_and_writes_nothing(db: Db) {
             "items[0].external_id",
         ),
         (json!({"itemz": []}), StatusCode::UNPROCESSABLE_ENTITY, "itemz"),
+        // PostgreSQL cannot store a NUL; every backend refuses it alike.
+        (
+            json!({"items": [item("ok2", "x", None), {"external_id": "s\u{0}", "payload": {}}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[1].external_id",
+        ),
+        (
+            json!({"items": [{"external_id": "s", "payload": {"text": ["a", "b\u{0}"]}}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].payload",
+        ),
+        (
+            json!({"items": [{"external_id": "s", "payload": {}, "attributes": {"k\u{0}": 1}}]}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "items[0].attributes",
+        ),
     ];
     for (body, status, field) in cases {
         let (s, v) = app.post(p, &svc, body).await;

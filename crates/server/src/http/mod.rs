@@ -167,6 +167,9 @@ pub fn page(params: &HashMap<String, String>) -> Result<(i64, usize), ApiError> 
 
 /// Checks a free-text field's length.
 pub fn text_field(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
+    if value.contains('\0') {
+        return Err(ApiError::invalid(field, format!("{field} contains a NUL character")));
+    }
     let n = value.chars().count();
     if n < min || n > max {
         return Err(ApiError::invalid(
@@ -175,6 +178,17 @@ pub fn text_field(field: &str, value: &str, min: usize, max: usize) -> Result<()
         ));
     }
     Ok(())
+}
+
+/// Whether a string or an object key anywhere in `v` contains a NUL character.
+fn has_nul(v: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
 }
 
 /// Checks the parts every submitted item shares — external id, payload (an object),
@@ -199,6 +213,16 @@ pub fn item_parts(
         Some(v @ Value::Object(_)) => v,
         Some(_) => return Err(ApiError::invalid(at("attributes"), "attributes is a JSON object")),
     };
+    // PostgreSQL cannot store a NUL character in text or JSON; refuse it on every backend
+    // alike, naming the field, rather than fail at the database.
+    for (field, v) in [("payload", payload), ("attributes", &attributes)] {
+        if has_nul(v) {
+            return Err(ApiError::invalid(
+                at(field),
+                format!("{field} contains a NUL character (\\u0000), which cannot be stored"),
+            ));
+        }
+    }
     let prediction = prediction
         .map(|r| {
             let raw = flywheel_core::prediction::RawPrediction {
