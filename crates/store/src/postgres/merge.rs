@@ -22,7 +22,7 @@ use sqlx::pool::PoolConnection;
 use tokio::sync::oneshot;
 
 use super::ops::{self, PreparedItem};
-use super::{MAX_ATTEMPTS, PgStore, TxError};
+use super::{MAX_ATTEMPTS, PgStore, TxError, TxResult};
 use crate::{Millis, Result, StoreError, Submitted};
 
 /// Most items one merged statement takes; submissions beyond it wait for the next one.
@@ -124,8 +124,7 @@ impl PgStore {
         }
     }
 
-    /// One statement, retried when it lost a race, on `conn` (taken from the pool if there
-    /// is none; dropped after an error).
+    /// One statement for `items`, on `conn` (see `autocommit!`).
     async fn submit_once(
         &self,
         conn: &mut Option<PoolConnection<Postgres>>,
@@ -134,28 +133,12 @@ impl PgStore {
         now: Millis,
     ) -> Result<Vec<Submitted>> {
         let (project_id, actor) = key;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let c = match conn {
-                Some(c) => c,
-                None => conn.insert(self.pool.acquire().await?),
-            };
-            let outcome = ops::submit_items(c, &self.channel, *project_id, items, actor, now).await;
-            if outcome.is_err() {
-                *conn = None;
-            }
-            match outcome {
-                Ok(results) => {
-                    let tasks = results.iter().filter(|r| !r.duplicate && r.created_task()).count();
-                    self.stats.note_new_tasks(self, tasks);
-                    return Ok(results);
-                }
-                Err(TxError::Retry(e)) if attempt >= MAX_ATTEMPTS => return Err(StoreError::from(e)),
-                Err(TxError::Retry(_)) => continue,
-                Err(TxError::Store(e)) => return Err(e),
-            }
-        }
+        let results: Vec<Submitted> = autocommit!(self.pool, conn, |c| {
+            ops::submit_items(c, &self.channel, *project_id, items, actor, now).await
+        })?;
+        let tasks = results.iter().filter(|r| !r.duplicate && r.created_task()).count();
+        self.stats.note_new_tasks(self, tasks);
+        Ok(results)
     }
 }
 

@@ -7,6 +7,35 @@
 //! Singleton work (lease expiry, feed sequencing) runs under transaction-scoped advisory
 //! locks, so it moves to another node the moment a node dies.
 
+/// Runs `$body` (which uses `$c: &mut PgConnection`) outside a transaction — for an
+/// operation that is one statement, atomic on its own — retrying lost races, on `$conn`
+/// (an `Option<PoolConnection>`: taken from `$pool` when `None`, dropped after an error so
+/// a broken connection is not reused). A macro, not a function taking an async closure:
+/// the futures of such closures cannot yet be shown to be `Send`.
+macro_rules! autocommit {
+    ($pool:expr, $conn:expr, |$c:ident| $body:expr) => {{
+        let conn: &mut Option<sqlx::pool::PoolConnection<sqlx::Postgres>> = $conn;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let $c: &mut sqlx::PgConnection = match conn {
+                Some(c) => c,
+                None => conn.insert($pool.acquire().await?),
+            };
+            let outcome: TxResult<_> = $body;
+            if outcome.is_err() {
+                *conn = None;
+            }
+            match outcome {
+                Ok(v) => break Ok(v),
+                Err(TxError::Retry(e)) if attempt >= MAX_ATTEMPTS => break Err(StoreError::from(e)),
+                Err(TxError::Retry(_)) => continue,
+                Err(TxError::Store(e)) => break Err(e),
+            }
+        }
+    }};
+}
+
 mod console;
 mod merge;
 mod ops;
@@ -311,17 +340,7 @@ impl Store for PgStore {
         }
         // Without gold a claim is one statement, atomic on its own: no BEGIN and COMMIT
         // round trips around it.
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut c = self.pool.acquire().await?;
-            match ops::claim(&mut c, &req, now).await {
-                Ok(v) => break Ok(v),
-                Err(TxError::Retry(e)) if attempt >= MAX_ATTEMPTS => break Err(StoreError::from(e)),
-                Err(TxError::Retry(_)) => continue,
-                Err(TxError::Store(e)) => break Err(e),
-            }
-        }
+        autocommit!(self.pool, &mut None, |c| ops::claim(c, &req, now).await)
     }
 
     async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, now: Millis) -> Result<Millis> {
