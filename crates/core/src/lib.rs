@@ -12,14 +12,17 @@ pub mod calibrate;
 pub mod consensus;
 pub mod crowd;
 pub mod error;
+pub mod event;
 pub mod label;
 pub mod learn;
 pub mod policy;
 pub mod prediction;
 pub mod quality;
+pub mod review;
 pub mod task;
 
 pub use error::ValidationError;
+pub use event::Event;
 pub use label::{Label, LabelSet};
 pub use policy::{Decision, ItemView, Outcome, Policy, Route};
 pub use prediction::Prediction;

@@ -5,6 +5,9 @@ use serde::Serialize;
 
 use crate::Millis;
 
+// Decided in core (`flywheel_core::review`), stored and served by the store.
+pub use flywheel_core::review::{Judging, Resolution, ReviewResult};
+
 /// Who is calling, as their key says.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Principal {
@@ -113,29 +116,6 @@ pub struct NewGold {
     pub prediction: Option<Prediction>,
 }
 
-/// How an answer is judged: the consensus rule, the fitted Dawid–Skene model when the
-/// method uses one (majority until the first fit), and the quality bar for gold answers.
-#[derive(Debug, Clone, Default)]
-pub struct Judging {
-    pub consensus: flywheel_core::policy::ConsensusSpec,
-    pub ds_model: Option<std::sync::Arc<flywheel_core::consensus::DsModel>>,
-    pub quality: Option<flywheel_core::policy::QualitySpec>,
-}
-
-impl Judging {
-    /// The method a single answer would be resolved by under this rule: Dawid–Skene falls
-    /// back to majority until its first fit (as `Scorer` does).
-    pub fn method(&self) -> &'static str {
-        use flywheel_core::policy::ConsensusMethod;
-        match self.consensus.method {
-            ConsensusMethod::Majority => "majority",
-            ConsensusMethod::Weighted => "weighted",
-            ConsensusMethod::DawidSkene if self.ds_model.is_some() => "dawid_skene",
-            ConsensusMethod::DawidSkene => "majority",
-        }
-    }
-}
-
 /// One reviewer's record in a project.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReviewerStats {
@@ -191,35 +171,19 @@ pub struct NewReview {
     pub judging: std::collections::HashMap<i64, Judging>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Resolution {
-    pub label: String,
-    pub source: flywheel_core::task::Source,
-    pub method: String,
-    pub confidence: f64,
-    pub reviewers: Vec<String>,
-    pub resolved_at: Millis,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct ReviewResult {
-    pub review_id: String,
-    /// What the answer did: `waiting` (more answers needed), `resolved`, `adjudicate`
-    /// (a new task one tier up), `requeued` (a skip), `corrected` (an audit that disagreed).
-    pub outcome: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub resolution: Option<Resolution>,
-    /// The answer left too little agreement and the task asked for one more reviewer
-    /// (the reviewer sees `waiting`, as for any answer that does not resolve).
-    #[serde(skip)]
-    pub more_reviewers: bool,
-}
-
-impl ReviewResult {
-    /// Whether this answer put claimable work in a queue (a skip, an escalation, a slot
-    /// for one more reviewer).
-    pub fn freed_work(&self) -> bool {
-        self.more_reviewers || matches!(self.outcome.as_str(), "requeued" | "adjudicate")
+impl NewReview {
+    /// The answer as core's planner sees it, on a lease granted at `granted_at`.
+    pub fn answering(&self, granted_at: Millis, now: Millis) -> flywheel_core::review::Answering<'_> {
+        flywheel_core::review::Answering {
+            review_id: &self.review_id,
+            lease_id: self.lease_id,
+            reviewer_id: self.reviewer_id,
+            reviewer: &self.reviewer_name,
+            answer: &self.answer,
+            failure_category: self.failure_category.as_deref(),
+            granted_at,
+            now,
+        }
     }
 }
 

@@ -1179,6 +1179,17 @@ mod suite {
     }
 }
 
+/// Every event a case left in the log reads back as one of `flywheel_core::Event`'s kinds
+/// with its typed data, on each backend: both write the same shapes.
+async fn every_event_is_typed(store: &dyn Store) {
+    let events = store.events(None, 0, 100_000).await.unwrap();
+    for e in events {
+        if let Err(err) = flywheel_core::Event::parse(&e.kind, e.data.clone()) {
+            panic!("event {} ({}) does not parse: {err}: {}", e.seq, e.kind, e.data);
+        }
+    }
+}
+
 macro_rules! conformance {
     ([$($case:ident),* $(,)?]) => {
         mod sqlite_backend {
@@ -1186,7 +1197,10 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    suite::$case(sqlite().await).await;
+                    let f = sqlite().await;
+                    let store = f.store.clone();
+                    suite::$case(f).await;
+                    every_event_is_typed(&*store).await;
                 }
             )*
         }
@@ -1197,7 +1211,9 @@ macro_rules! conformance {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
                     if let Some((f, url, schema)) = postgres(stringify!($case)).await {
+                        let store = f.store.clone();
                         suite::$case(f).await;
+                        every_event_is_typed(&*store).await;
                         flywheel_store::postgres::PgStore::drop_schema(&url, &schema).await.unwrap();
                     }
                 }

@@ -1,0 +1,476 @@
+//! Every kind of event Flywheel writes, with its typed data: one [`Event`] type, serialised
+//! in one place.
+//!
+//! The event log is the audit trail, the change feed and (next) the source of webhooks, so
+//! its shapes are part of the API. Both backends write an event as its kind
+//! ([`Event::kind`]) and its data ([`Event::data_json`]) in two columns, and read it back
+//! with [`Event::parse`]; nothing else spells a kind. Statements that build an event in SQL
+//! (PostgreSQL's one-statement submission and claim) bind the kind from the constants here
+//! (`Event::ITEM_DECIDED`), and the conformance suite parses every event both backends
+//! wrote, so a shape that drifts fails a test.
+//!
+//! This module owns shapes only: which event a change writes is decided where the change
+//! is (`review.rs` for answers, the store for the rest).
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::task::{Source, Stage};
+
+macro_rules! events {
+    ($($(#[$doc:meta])* $variant:ident($data:ty) = $kind:literal as $konst:ident,)*) => {
+        /// One entry of the event log: its kind and its data. Serialised as
+        /// `{"kind": "...", "data": {...}}`; stored as the two parts.
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(tag = "kind", content = "data")]
+        pub enum Event {
+            $($(#[$doc])* #[serde(rename = $kind)] $variant($data),)*
+        }
+
+        impl Event {
+            $(pub const $konst: &'static str = $kind;)*
+
+            /// Every kind, in the order declared here.
+            pub const KINDS: &'static [&'static str] = &[$($kind),*];
+
+            /// The event's kind, as stored and served (`item.decided`).
+            pub fn kind(&self) -> &'static str {
+                match self {
+                    $(Event::$variant(_) => $kind,)*
+                }
+            }
+
+            /// The event's data as JSON text, as stored.
+            pub fn data_json(&self) -> Result<String, serde_json::Error> {
+                match self {
+                    $(Event::$variant(d) => serde_json::to_string(d),)*
+                }
+            }
+
+            /// The event's data as a JSON value.
+            pub fn data(&self) -> Result<Value, serde_json::Error> {
+                match self {
+                    $(Event::$variant(d) => serde_json::to_value(d),)*
+                }
+            }
+        }
+    };
+}
+
+events! {
+    /// An API key was issued: the admin key at first start, a service key, a reviewer key.
+    KeyCreated(KeyCreated) = "key.created" as KEY_CREATED,
+    /// A key was revoked (its first 12 hex digits name it).
+    KeyRevoked(KeyRevoked) = "key.revoked" as KEY_REVOKED,
+    ProjectCreated(ProjectCreated) = "project.created" as PROJECT_CREATED,
+    PolicyUpdated(PolicyUpdated) = "policy.updated" as POLICY_UPDATED,
+    ReviewerCreated(ReviewerGrant) = "reviewer.created" as REVIEWER_CREATED,
+    /// Written once per project a reviewer is granted (on creation and on update).
+    ReviewerGranted(ReviewerGrant) = "reviewer.granted" as REVIEWER_GRANTED,
+    ReviewerUpdated(ReviewerGrant) = "reviewer.updated" as REVIEWER_UPDATED,
+    ReviewerPassword(ReviewerPassword) = "reviewer.password" as REVIEWER_PASSWORD,
+    ReviewerHeld(ReviewerHeld) = "reviewer.held" as REVIEWER_HELD,
+    ReviewerReleased(ReviewerReleased) = "reviewer.released" as REVIEWER_RELEASED,
+    /// An item was stored with its decision, its task (if reviewed) and its auto label.
+    ItemDecided(ItemDecided) = "item.decided" as ITEM_DECIDED,
+    LeaseGranted(LeaseGranted) = "lease.granted" as LEASE_GRANTED,
+    LeaseExtended(LeaseExtended) = "lease.extended" as LEASE_EXTENDED,
+    LeaseCancelled(LeaseCancelled) = "lease.cancelled" as LEASE_CANCELLED,
+    LeaseExpired(LeaseExpired) = "lease.expired" as LEASE_EXPIRED,
+    ReviewSubmitted(ReviewSubmitted) = "review.submitted" as REVIEW_SUBMITTED,
+    TaskOverlapIncreased(TaskOverlapIncreased) = "task.overlap_increased" as TASK_OVERLAP_INCREASED,
+    /// An `adjudicate` task was opened (the event is on the new task).
+    TaskEscalated(TaskEscalated) = "task.escalated" as TASK_ESCALATED,
+    /// An audit agreed with the auto label.
+    AuditConfirmed(AuditConfirmed) = "audit.confirmed" as AUDIT_CONFIRMED,
+    ItemResolved(ItemResolved) = "item.resolved" as ITEM_RESOLVED,
+    /// An audit (or its adjudication) disagreed with the auto label and replaced it.
+    ItemCorrected(ItemResolved) = "item.corrected" as ITEM_CORRECTED,
+    GoldAnswered(GoldAnswered) = "gold.answered" as GOLD_ANSWERED,
+    GoldAdded(GoldAdded) = "gold.added" as GOLD_ADDED,
+    ModelSnapshot(ModelSnapshot) = "model.snapshot" as MODEL_SNAPSHOT,
+    ThresholdsChanged(ThresholdsChanged) = "thresholds.changed" as THRESHOLDS_CHANGED,
+    /// A monitor crossed its level (or came back under it).
+    Monitor(Monitor) = "monitor" as MONITOR,
+}
+
+impl Event {
+    /// An event as stored: its kind and its data.
+    pub fn parse(kind: &str, data: Value) -> Result<Event, serde_json::Error> {
+        let mut m = serde_json::Map::with_capacity(2);
+        m.insert("kind".into(), Value::String(kind.to_string()));
+        m.insert("data".into(), data);
+        serde_json::from_value(Value::Object(m))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyCreated {
+    /// `admin`, `service` or `reviewer`.
+    pub scope: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub projects: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reviewer: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyRevoked {
+    pub scope: String,
+    /// The first 12 hex digits of the key's hash.
+    pub key: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProjectCreated {
+    pub name: String,
+    pub labels: Vec<String>,
+    pub policy_version: u32,
+    pub policy: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PolicyUpdated {
+    pub policy_version: u32,
+    pub policy: Value,
+}
+
+/// A reviewer's grants, as created or updated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewerGrant {
+    pub reviewer_id: i64,
+    pub name: String,
+    pub tiers: Vec<u8>,
+    pub projects: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewerPassword {
+    pub reviewer_id: i64,
+    pub reviewer: String,
+    /// Whether the reviewer now has a password (false: it was removed).
+    pub password: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewerHeld {
+    pub reviewer_id: i64,
+    pub reviewer: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewerReleased {
+    pub reviewer_id: i64,
+    pub reviewer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemDecided {
+    /// The item's decision. SQLite leaves it out when writing (the item keeps it, never
+    /// rewritten) and puts it back when reading; read events always have it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<Value>,
+    /// The task the decision opened, if any.
+    pub tasks: Vec<i64>,
+    /// The auto label, for an auto decision.
+    pub resolved: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseGranted {
+    pub lease_id: i64,
+    pub reviewer_id: i64,
+    pub expires_at: i64,
+    pub stage: Stage,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseExtended {
+    pub lease_id: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseCancelled {
+    pub lease_id: i64,
+    pub reviewer_id: i64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeaseExpired {
+    pub lease_id: i64,
+    pub reviewer_id: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewSubmitted {
+    pub review_id: String,
+    pub lease_id: i64,
+    /// `label`, `escalate` or `skip`.
+    pub answer: String,
+    pub label: Option<String>,
+    pub reason: Option<String>,
+    pub failure_category: Option<String>,
+    /// What the answer did (`waiting`, `resolved`, …), as the reviewer was told.
+    pub outcome: String,
+    /// From the lease's grant to the answer, by the server's clock.
+    pub time_on_task_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskOverlapIncreased {
+    pub overlap: u8,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TaskEscalated {
+    pub from_task: i64,
+    pub tier: u8,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditConfirmed {
+    pub label: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemResolved {
+    pub label: String,
+    /// The label it had before (an auto label that an audit corrected), if any.
+    pub previous: Option<String>,
+    pub source: Source,
+    pub method: String,
+    pub confidence: f64,
+    pub reviewers: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GoldAnswered {
+    pub reviewer_id: i64,
+    pub correct: bool,
+    /// The reviewer's gold record in the project, this answer included.
+    pub gold_answers: u64,
+    pub gold_correct: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GoldAdded {
+    pub added: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelSnapshot {
+    pub version: u32,
+    pub examples_seen: u64,
+    pub trained_through: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ThresholdsChanged {
+    pub from: BTreeMap<String, f64>,
+    pub to: BTreeMap<String, f64>,
+    pub target_precision: f64,
+    pub min_evidence: u32,
+    /// How many human-verified predictions the calibration read.
+    pub verified: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Monitor {
+    pub monitor: String,
+    /// `firing` or `resolved`.
+    pub state: String,
+    pub value: Option<f64>,
+    pub threshold: Option<f64>,
+    pub basis: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn every_kind() -> Vec<Event> {
+        let grant = ReviewerGrant {
+            reviewer_id: 3,
+            name: "ann".into(),
+            tiers: vec![1, 2],
+            projects: vec!["sms".into()],
+        };
+        let resolved = ItemResolved {
+            label: "spam".into(),
+            previous: None,
+            source: Source::Human,
+            method: "majority".into(),
+            confidence: 1.0,
+            reviewers: vec!["ann".into()],
+        };
+        vec![
+            Event::KeyCreated(KeyCreated {
+                scope: "service".into(),
+                projects: Some(vec!["sms".into()]),
+                reviewer: None,
+            }),
+            Event::KeyRevoked(KeyRevoked {
+                scope: "service".into(),
+                key: "0123456789ab".into(),
+            }),
+            Event::ProjectCreated(ProjectCreated {
+                name: "sms".into(),
+                labels: vec!["ham".into(), "spam".into()],
+                policy_version: 1,
+                policy: json!({"rules": []}),
+            }),
+            Event::PolicyUpdated(PolicyUpdated {
+                policy_version: 2,
+                policy: json!({"rules": []}),
+            }),
+            Event::ReviewerCreated(grant.clone()),
+            Event::ReviewerGranted(grant.clone()),
+            Event::ReviewerUpdated(grant),
+            Event::ReviewerPassword(ReviewerPassword {
+                reviewer_id: 3,
+                reviewer: "ann".into(),
+                password: true,
+            }),
+            Event::ReviewerHeld(ReviewerHeld {
+                reviewer_id: 3,
+                reviewer: "ann".into(),
+                reason: "gold".into(),
+            }),
+            Event::ReviewerReleased(ReviewerReleased {
+                reviewer_id: 3,
+                reviewer: "ann".into(),
+            }),
+            Event::ItemDecided(ItemDecided {
+                decision: Some(json!({"outcome": "review"})),
+                tasks: vec![7],
+                resolved: None,
+            }),
+            Event::LeaseGranted(LeaseGranted {
+                lease_id: 1,
+                reviewer_id: 3,
+                expires_at: 10,
+                stage: Stage::Review,
+            }),
+            Event::LeaseExtended(LeaseExtended {
+                lease_id: 1,
+                expires_at: 20,
+            }),
+            Event::LeaseCancelled(LeaseCancelled {
+                lease_id: 1,
+                reviewer_id: 3,
+                reason: "the task closed".into(),
+            }),
+            Event::LeaseExpired(LeaseExpired {
+                lease_id: 1,
+                reviewer_id: 3,
+            }),
+            Event::ReviewSubmitted(ReviewSubmitted {
+                review_id: "r1".into(),
+                lease_id: 1,
+                answer: "label".into(),
+                label: Some("spam".into()),
+                reason: None,
+                failure_category: None,
+                outcome: "resolved".into(),
+                time_on_task_ms: 1200,
+            }),
+            Event::TaskOverlapIncreased(TaskOverlapIncreased {
+                overlap: 3,
+                reason: "consensus below min_confidence".into(),
+            }),
+            Event::TaskEscalated(TaskEscalated {
+                from_task: 7,
+                tier: 2,
+                reason: "reviewers disagreed".into(),
+            }),
+            Event::AuditConfirmed(AuditConfirmed { label: "ham".into() }),
+            Event::ItemResolved(resolved.clone()),
+            Event::ItemCorrected(resolved),
+            Event::GoldAnswered(GoldAnswered {
+                reviewer_id: 3,
+                correct: true,
+                gold_answers: 4,
+                gold_correct: 3,
+            }),
+            Event::GoldAdded(GoldAdded { added: 5 }),
+            Event::ModelSnapshot(ModelSnapshot {
+                version: 2,
+                examples_seen: 500,
+                trained_through: 88,
+            }),
+            Event::ThresholdsChanged(ThresholdsChanged {
+                from: BTreeMap::new(),
+                to: BTreeMap::from([("spam".to_string(), 0.93)]),
+                target_precision: 0.99,
+                min_evidence: 200,
+                verified: 640,
+            }),
+            Event::Monitor(Monitor {
+                monitor: "backlog".into(),
+                state: "firing".into(),
+                value: Some(1200.0),
+                threshold: Some(1000.0),
+                basis: "open tasks".into(),
+            }),
+        ]
+    }
+
+    #[test]
+    fn every_kind_round_trips_through_its_two_columns() {
+        let all = every_kind();
+        assert_eq!(all.len(), Event::KINDS.len(), "a kind without a case here");
+        for (e, kind) in all.iter().zip(Event::KINDS) {
+            assert_eq!(e.kind(), *kind);
+            let data: Value = serde_json::from_str(&e.data_json().unwrap()).unwrap();
+            assert_eq!(data, e.data().unwrap());
+            assert_eq!(&Event::parse(e.kind(), data).unwrap(), e);
+            // The tag serde writes is the kind we store.
+            assert_eq!(serde_json::to_value(e).unwrap()["kind"], *kind);
+        }
+    }
+
+    #[test]
+    fn shapes_are_the_ones_the_api_has_always_served() {
+        let e = Event::ReviewSubmitted(ReviewSubmitted {
+            review_id: "r1".into(),
+            lease_id: 1,
+            answer: "skip".into(),
+            label: None,
+            reason: Some("busy".into()),
+            failure_category: None,
+            outcome: "requeued".into(),
+            time_on_task_ms: 5,
+        });
+        assert_eq!(
+            e.data().unwrap(),
+            json!({"review_id": "r1", "lease_id": 1, "answer": "skip", "label": null, "reason": "busy",
+                   "failure_category": null, "outcome": "requeued", "time_on_task_ms": 5})
+        );
+        let admin = Event::KeyCreated(KeyCreated {
+            scope: "admin".into(),
+            projects: None,
+            reviewer: None,
+        });
+        assert_eq!(admin.data().unwrap(), json!({"scope": "admin"}));
+        let decided = Event::ItemDecided(ItemDecided {
+            decision: None,
+            tasks: vec![],
+            resolved: Some("ham".into()),
+        });
+        assert_eq!(decided.data_json().unwrap(), r#"{"tasks":[],"resolved":"ham"}"#);
+    }
+
+    #[test]
+    fn an_unknown_kind_or_a_wrong_shape_is_an_error() {
+        assert!(Event::parse("item.noted", json!({})).is_err());
+        assert!(Event::parse(Event::LEASE_EXPIRED, json!({"lease_id": "x"})).is_err());
+    }
+}
