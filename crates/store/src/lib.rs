@@ -53,24 +53,54 @@ pub const DAY_MS: Millis = 86_400_000;
 /// whatever the backend.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
+    // Accounts and projects: keys, projects and policies, reviewers, passwords and sessions.
     /// Stores the admin key's hash if the database has no admin key yet. Returns whether
     /// it did.
     async fn bootstrap_admin(&self, key_hash: &str, now: Millis) -> Result<bool>;
-
     /// Who holds the key with this hash, if anyone (revoked keys hold nothing).
     async fn principal(&self, key_hash: &str) -> Result<Option<Principal>>;
-
     async fn create_project(&self, new: NewProject, actor: &str, now: Millis) -> Result<Project>;
     async fn project(&self, name: &str) -> Result<Option<Project>>;
     /// Stores a new version of a project's policy (already checked by the caller) and
     /// returns that version.
     async fn set_policy(&self, project: &str, policy: serde_json::Value, actor: &str, now: Millis) -> Result<u32>;
-
+    async fn projects(&self) -> Result<Vec<Project>>;
     /// Creates a reviewer with its key. Unknown project names are a `Invalid` error on
     /// `projects`; a taken name is a `Conflict`.
     async fn create_reviewer(&self, new: NewReviewer, actor: &str, now: Millis) -> Result<Reviewer>;
     async fn create_service_key(&self, new: NewServiceKey, actor: &str, now: Millis) -> Result<()>;
+    async fn reviewers(&self) -> Result<Vec<ReviewerAccount>>;
+    /// Replaces a reviewer's tiers and granted projects.
+    async fn update_reviewer(
+        &self,
+        name: &str,
+        tiers: Vec<u8>,
+        projects: Vec<String>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Reviewer>;
+    /// Gives an existing reviewer another key.
+    async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()>;
+    async fn keys(&self) -> Result<Vec<KeyRecord>>;
+    /// Revokes a key by its hash (`NotFound` if there is none, revoked or not).
+    async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()>;
+    /// Sets (or, with `None`, removes) a reviewer's password, as an Argon2id PHC string.
+    async fn set_password(&self, reviewer: &str, password_hash: Option<&str>, actor: &str, now: Millis) -> Result<()>;
+    /// A reviewer's id and password hash, if the reviewer exists and has a password.
+    async fn password_hash(&self, reviewer: &str) -> Result<Option<(i64, String)>>;
+    /// Opens a browser session (stored as the hash of its cookie); drops expired ones.
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        owner: SessionOwner,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<()>;
+    /// Who an unexpired session acts as (`None` once its key is revoked).
+    async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<Principal>>;
+    async fn end_session(&self, token_hash: &str) -> Result<()>;
 
+    // Items: decided items stored with their tasks, and one item's whole record.
     /// Stores items with their decisions, creating their tasks and (for auto decisions)
     /// their resolutions. An external id already stored returns the stored decision with
     /// `duplicate: true` and creates nothing.
@@ -81,7 +111,9 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
         now: Millis,
     ) -> Result<Vec<Submitted>>;
+    async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>>;
 
+    // Work: claims, leases and answers.
     /// Leases the next task (priority, then age) the reviewer may take, or `None`.
     async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>>;
     /// Extends a lease by its own duration (set at claim). `Conflict` with code
@@ -106,22 +138,41 @@ pub trait Store: Send + Sync + 'static {
     /// Returns expired leases' tasks to their queues; at most `limit` at a time.
     async fn expire_leases(&self, now: Millis, limit: usize) -> Result<usize>;
 
+    // Feeds: the label feed and the event log.
     async fn labels(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<LabelRecord>>;
     /// The event log of one project, or of everything when `project_id` is `None`.
     async fn events(&self, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>>;
-    async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats>;
-    async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>>;
+    /// Appends an event of the server's own (a threshold changed, a monitor fired).
+    async fn append_event(
+        &self,
+        project_id: i64,
+        kind: &str,
+        actor: &str,
+        data: serde_json::Value,
+        now: Millis,
+    ) -> Result<()>;
 
+    // Quality: gold items and reviewers' records.
     /// Adds gold items (an external id already stored is skipped). Returns how many were
     /// added.
     async fn add_gold(&self, project_id: i64, items: Vec<NewGold>, actor: &str, now: Millis) -> Result<usize>;
     /// Every reviewer granted the project, with their record.
     async fn reviewer_stats(&self, project_id: i64) -> Result<Vec<ReviewerStats>>;
+    /// Stops a reviewer claiming in a project until released.
+    async fn hold_reviewer(
+        &self,
+        project_id: i64,
+        reviewer: &str,
+        reason: &str,
+        actor: &str,
+        now: Millis,
+    ) -> Result<()>;
     /// Lets a held reviewer claim again, with a fresh gold record.
     async fn release_reviewer(&self, project_id: i64, reviewer: &str, actor: &str, now: Millis) -> Result<()>;
     /// Every label answer on the project's regular review tasks.
     async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>>;
 
+    // Models: the built-in model's training data, snapshots and predictions.
     /// Human labels (sources `human`, `adjudicated`) after `after` in feed order, with the
     /// items' payloads: the built-in model's training stream.
     async fn training_examples(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<TrainingExample>>;
@@ -134,58 +185,9 @@ pub trait Store: Send + Sync + 'static {
     async fn history(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::backtest::HistoryItem>>;
     /// The predictions of the project's most recent items (newest first), for drift.
     async fn recent_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<Prediction>>;
-    /// Appends an event of the server's own (a threshold changed, a monitor fired).
-    async fn append_event(
-        &self,
-        project_id: i64,
-        kind: &str,
-        actor: &str,
-        data: serde_json::Value,
-        now: Millis,
-    ) -> Result<()>;
 
-    /// Sets (or, with `None`, removes) a reviewer's password, as an Argon2id PHC string.
-    async fn set_password(&self, reviewer: &str, password_hash: Option<&str>, actor: &str, now: Millis) -> Result<()>;
-    /// A reviewer's id and password hash, if the reviewer exists and has a password.
-    async fn password_hash(&self, reviewer: &str) -> Result<Option<(i64, String)>>;
-    /// Opens a browser session (stored as the hash of its cookie); drops expired ones.
-    async fn create_session(
-        &self,
-        token_hash: &str,
-        owner: SessionOwner,
-        expires_at: Millis,
-        now: Millis,
-    ) -> Result<()>;
-    /// Who an unexpired session acts as (`None` once its key is revoked).
-    async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<Principal>>;
-    async fn end_session(&self, token_hash: &str) -> Result<()>;
-
-    async fn projects(&self) -> Result<Vec<Project>>;
-    async fn reviewers(&self) -> Result<Vec<ReviewerAccount>>;
-    /// Replaces a reviewer's tiers and granted projects.
-    async fn update_reviewer(
-        &self,
-        name: &str,
-        tiers: Vec<u8>,
-        projects: Vec<String>,
-        actor: &str,
-        now: Millis,
-    ) -> Result<Reviewer>;
-    /// Stops a reviewer claiming in a project until released.
-    async fn hold_reviewer(
-        &self,
-        project_id: i64,
-        reviewer: &str,
-        reason: &str,
-        actor: &str,
-        now: Millis,
-    ) -> Result<()>;
-    /// Gives an existing reviewer another key.
-    async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()>;
-    async fn keys(&self) -> Result<Vec<KeyRecord>>;
-    /// Revokes a key by its hash (`NotFound` if there is none, revoked or not).
-    async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()>;
-
+    // Console and dashboard: counts and time series.
+    async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats>;
     /// Answers a reviewer gave on a UTC day (`at.div_euclid(DAY_MS)`), in every project.
     async fn answers_on_day(&self, reviewer_id: i64, day: i64) -> Result<i64>;
     /// Decisions and answers per slice of `bucket_ms` since `since` (slices with none left out).
@@ -195,6 +197,7 @@ pub trait Store: Send + Sync + 'static {
     /// For each `(queue, created_before)`, the queue's open tasks created before that time.
     async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>>;
 
+    // Notices.
     /// Notices of changes made through this store or, for a shared database, any node.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice>;
 }

@@ -21,7 +21,7 @@ use sqlx::Postgres;
 use sqlx::pool::PoolConnection;
 use tokio::sync::oneshot;
 
-use super::ops::{self, PreparedItem};
+use super::items::{self, PreparedItem};
 use super::{MAX_ATTEMPTS, PgStore, TxError, TxResult};
 use crate::{Millis, Result, StoreError, Submitted};
 
@@ -134,7 +134,7 @@ impl PgStore {
     ) -> Result<Vec<Submitted>> {
         let (project_id, actor) = key;
         let results: Vec<Submitted> = autocommit!(self.pool, conn, |c| {
-            ops::submit_items(c, &self.channel, *project_id, items, actor, now).await
+            items::submit_items(c, &self.channel, *project_id, items, actor, now).await
         })?;
         let tasks = results.iter().filter(|r| !r.duplicate && r.created_task()).count();
         self.stats.note_new_tasks(self, tasks);

@@ -36,9 +36,16 @@ macro_rules! autocommit {
     }};
 }
 
-mod console;
+mod accounts;
+mod answers;
+mod common;
+mod dashboard;
+mod feeds;
+mod items;
 mod merge;
-mod ops;
+mod models;
+mod quality;
+mod work;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -144,6 +151,15 @@ impl From<serde_json::Error> for TxError {
 impl From<flywheel_core::ValidationError> for TxError {
     fn from(e: flywheel_core::ValidationError) -> Self {
         TxError::Store(e.into())
+    }
+}
+
+impl From<TxError> for StoreError {
+    fn from(e: TxError) -> Self {
+        match e {
+            TxError::Store(s) => s,
+            TxError::Retry(e) => e.into(),
+        }
     }
 }
 
@@ -285,203 +301,98 @@ impl PgStore {
 
 #[async_trait]
 impl Store for PgStore {
+    // Accounts and projects: keys, projects and policies, reviewers, passwords and sessions.
     async fn bootstrap_admin(&self, key_hash: &str, now: Millis) -> Result<bool> {
-        transaction!(self, |tx| ops::bootstrap_admin(&mut tx, key_hash, now).await)
+        transaction!(self, |tx| accounts::bootstrap_admin(&mut tx, key_hash, now).await)
     }
 
     async fn principal(&self, key_hash: &str) -> Result<Option<Principal>> {
         let mut c = self.pool.acquire().await?;
-        ops::principal(&mut c, key_hash).await.map_err(TxError::into_store)
+        accounts::principal(&mut c, key_hash).await.map_err(TxError::into_store)
     }
 
     async fn create_project(&self, new: NewProject, actor: &str, now: Millis) -> Result<Project> {
         let ch = &self.channel;
-        transaction!(self, |tx| ops::create_project(&mut tx, ch, new.clone(), actor, now)
-            .await)
+        transaction!(self, |tx| accounts::create_project(
+            &mut tx,
+            ch,
+            new.clone(),
+            actor,
+            now
+        )
+        .await)
     }
 
     async fn project(&self, name: &str) -> Result<Option<Project>> {
         let mut c = self.pool.acquire().await?;
-        ops::project(&mut c, name).await.map_err(TxError::into_store)
+        accounts::project(&mut c, name).await.map_err(TxError::into_store)
     }
 
     async fn set_policy(&self, project: &str, policy: serde_json::Value, actor: &str, now: Millis) -> Result<u32> {
         let ch = &self.channel;
-        transaction!(self, |tx| ops::set_policy(&mut tx, ch, project, &policy, actor, now)
-            .await)
+        transaction!(self, |tx| accounts::set_policy(
+            &mut tx, ch, project, &policy, actor, now
+        )
+        .await)
+    }
+
+    async fn projects(&self) -> Result<Vec<Project>> {
+        let mut c = self.pool.acquire().await?;
+        accounts::projects(&mut c).await.map_err(TxError::into_store)
     }
 
     async fn create_reviewer(&self, new: NewReviewer, actor: &str, now: Millis) -> Result<Reviewer> {
-        transaction!(self, |tx| ops::create_reviewer(&mut tx, new.clone(), actor, now).await)
+        transaction!(self, |tx| accounts::create_reviewer(&mut tx, new.clone(), actor, now)
+            .await)
     }
 
     async fn create_service_key(&self, new: NewServiceKey, actor: &str, now: Millis) -> Result<()> {
-        transaction!(self, |tx| ops::create_service_key(&mut tx, new.clone(), actor, now)
-            .await)
-    }
-
-    async fn submit_items(
-        &self,
-        project_id: i64,
-        items: Vec<NewItem>,
-        actor: &str,
-        now: Millis,
-    ) -> Result<Vec<Submitted>> {
-        let prepared = items
-            .into_iter()
-            .map(ops::PreparedItem::new)
-            .collect::<Result<Vec<_>>>()?;
-        self.submit_merged(project_id, prepared, actor, now).await
-    }
-
-    async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {
-        if req.gold {
-            return transaction!(self, |tx| ops::claim(&mut tx, &req, now).await);
-        }
-        // Without gold a claim is one statement, atomic on its own: no BEGIN and COMMIT
-        // round trips around it.
-        autocommit!(self.pool, &mut None, |c| ops::claim(c, &req, now).await)
-    }
-
-    async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, now: Millis) -> Result<Millis> {
-        transaction!(self, |tx| ops::heartbeat(&mut tx, task_id, lease_id, reviewer_id, now)
-            .await)
-    }
-
-    async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult> {
-        let ch = &self.channel;
-        transaction!(self, |tx| ops::submit_review(&mut tx, ch, &review, now).await)
-    }
-
-    async fn submit_review_and_claim(
-        &self,
-        review: NewReview,
-        next: ClaimRequest,
-        now: Millis,
-    ) -> Result<(ReviewResult, Result<Option<ClaimedTask>>)> {
-        let ch = &self.channel;
-        transaction!(self, |tx| {
-            let answered = ops::submit_review(&mut tx, ch, &review, now).await?;
-            // A refusal (a held reviewer) is decided before the claim writes anything, so
-            // the answer stands; any other error rolls the whole transaction back.
-            let claimed = match ops::claim(&mut tx, &next, now).await {
-                Ok(t) => Ok(t),
-                Err(TxError::Store(e @ StoreError::Forbidden { .. })) => Err(e),
-                Err(e) => return Err(e),
-            };
-            Ok((answered, claimed))
-        })
-    }
-
-    async fn expire_leases(&self, now: Millis, limit: usize) -> Result<usize> {
-        let ch = &self.channel;
-        transaction!(self, |tx| ops::expire_leases(&mut tx, ch, now, limit).await)
-    }
-
-    async fn labels(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<LabelRecord>> {
-        transaction!(self, |tx| {
-            ops::sequence_feeds(&mut tx).await?;
-            ops::labels(&mut tx, project_id, after, limit).await
-        })
-    }
-
-    async fn events(&self, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
-        transaction!(self, |tx| {
-            ops::sequence_feeds(&mut tx).await?;
-            ops::events(&mut tx, project_id, after, limit).await
-        })
-    }
-
-    async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats> {
-        let mut c = self.pool.acquire().await?;
-        ops::stats(&mut c, project_id, now).await.map_err(TxError::into_store)
-    }
-
-    async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>> {
-        transaction!(self, |tx| {
-            ops::sequence_feeds(&mut tx).await?;
-            ops::item(&mut tx, project_id, external_id).await
-        })
-    }
-
-    async fn add_gold(&self, project_id: i64, items: Vec<NewGold>, actor: &str, now: Millis) -> Result<usize> {
-        transaction!(self, |tx| ops::add_gold(&mut tx, project_id, &items, actor, now).await)
-    }
-
-    async fn reviewer_stats(&self, project_id: i64) -> Result<Vec<ReviewerStats>> {
-        let mut c = self.pool.acquire().await?;
-        ops::reviewer_stats(&mut c, project_id)
-            .await
-            .map_err(TxError::into_store)
-    }
-
-    async fn release_reviewer(&self, project_id: i64, reviewer: &str, actor: &str, now: Millis) -> Result<()> {
-        transaction!(self, |tx| ops::release_reviewer(
-            &mut tx, project_id, reviewer, actor, now
+        transaction!(self, |tx| accounts::create_service_key(
+            &mut tx,
+            new.clone(),
+            actor,
+            now
         )
         .await)
     }
 
-    async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>> {
+    async fn reviewers(&self) -> Result<Vec<ReviewerAccount>> {
         let mut c = self.pool.acquire().await?;
-        ops::project_answers(&mut c, project_id)
-            .await
-            .map_err(TxError::into_store)
+        accounts::reviewers(&mut c).await.map_err(TxError::into_store)
     }
 
-    async fn training_examples(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<TrainingExample>> {
-        transaction!(self, |tx| {
-            ops::sequence_feeds(&mut tx).await?;
-            ops::training_examples(&mut tx, project_id, after, limit).await
-        })
-    }
-
-    async fn save_model(&self, project_id: i64, snapshot: ModelSnapshot, now: Millis) -> Result<()> {
-        transaction!(self, |tx| ops::save_model(&mut tx, project_id, &snapshot, now).await)
-    }
-
-    async fn latest_model(&self, project_id: i64) -> Result<Option<ModelSnapshot>> {
-        let mut c = self.pool.acquire().await?;
-        ops::latest_model(&mut c, project_id).await.map_err(TxError::into_store)
-    }
-
-    async fn verified_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<VerifiedPrediction>> {
-        let mut c = self.pool.acquire().await?;
-        ops::verified_predictions(&mut c, project_id, limit)
-            .await
-            .map_err(TxError::into_store)
-    }
-
-    async fn history(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::backtest::HistoryItem>> {
-        let mut c = self.pool.acquire().await?;
-        ops::history(&mut c, project_id, limit)
-            .await
-            .map_err(TxError::into_store)
-    }
-
-    async fn recent_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::Prediction>> {
-        let mut c = self.pool.acquire().await?;
-        ops::recent_predictions(&mut c, project_id, limit)
-            .await
-            .map_err(TxError::into_store)
-    }
-
-    async fn append_event(
+    async fn update_reviewer(
         &self,
-        project_id: i64,
-        kind: &str,
+        name: &str,
+        tiers: Vec<u8>,
+        projects: Vec<String>,
         actor: &str,
-        data: serde_json::Value,
         now: Millis,
-    ) -> Result<()> {
-        transaction!(self, |tx| ops::append_event(
-            &mut tx, project_id, kind, actor, &data, now
+    ) -> Result<Reviewer> {
+        transaction!(self, |tx| accounts::update_reviewer(
+            &mut tx, name, &tiers, &projects, actor, now
         )
         .await)
+    }
+
+    async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
+        transaction!(self, |tx| accounts::add_reviewer_key(
+            &mut tx, reviewer, key_hash, actor, now
+        )
+        .await)
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>> {
+        let mut c = self.pool.acquire().await?;
+        accounts::keys(&mut c).await.map_err(TxError::into_store)
+    }
+
+    async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
+        transaction!(self, |tx| accounts::revoke_key(&mut tx, key_hash, actor, now).await)
     }
 
     async fn set_password(&self, reviewer: &str, password_hash: Option<&str>, actor: &str, now: Millis) -> Result<()> {
-        transaction!(self, |tx| console::set_password(
+        transaction!(self, |tx| accounts::set_password(
             &mut tx,
             reviewer,
             password_hash,
@@ -493,7 +404,7 @@ impl Store for PgStore {
 
     async fn password_hash(&self, reviewer: &str) -> Result<Option<(i64, String)>> {
         let mut c = self.pool.acquire().await?;
-        console::password_hash(&mut c, reviewer)
+        accounts::password_hash(&mut c, reviewer)
             .await
             .map_err(TxError::into_store)
     }
@@ -505,7 +416,7 @@ impl Store for PgStore {
         expires_at: Millis,
         now: Millis,
     ) -> Result<()> {
-        transaction!(self, |tx| console::create_session(
+        transaction!(self, |tx| accounts::create_session(
             &mut tx, token_hash, &owner, expires_at, now
         )
         .await)
@@ -513,37 +424,122 @@ impl Store for PgStore {
 
     async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<Principal>> {
         let mut c = self.pool.acquire().await?;
-        console::session(&mut c, token_hash, now)
+        accounts::session(&mut c, token_hash, now)
             .await
             .map_err(TxError::into_store)
     }
 
     async fn end_session(&self, token_hash: &str) -> Result<()> {
-        transaction!(self, |tx| console::end_session(&mut tx, token_hash).await)
+        transaction!(self, |tx| accounts::end_session(&mut tx, token_hash).await)
     }
 
-    async fn projects(&self) -> Result<Vec<Project>> {
-        let mut c = self.pool.acquire().await?;
-        console::projects(&mut c).await.map_err(TxError::into_store)
-    }
-
-    async fn reviewers(&self) -> Result<Vec<ReviewerAccount>> {
-        let mut c = self.pool.acquire().await?;
-        console::reviewers(&mut c).await.map_err(TxError::into_store)
-    }
-
-    async fn update_reviewer(
+    // Items: decided items stored with their tasks, and one item's whole record.
+    async fn submit_items(
         &self,
-        name: &str,
-        tiers: Vec<u8>,
-        projects: Vec<String>,
+        project_id: i64,
+        items: Vec<NewItem>,
         actor: &str,
         now: Millis,
-    ) -> Result<Reviewer> {
-        transaction!(self, |tx| console::update_reviewer(
-            &mut tx, name, &tiers, &projects, actor, now
+    ) -> Result<Vec<Submitted>> {
+        let prepared = items
+            .into_iter()
+            .map(items::PreparedItem::new)
+            .collect::<Result<Vec<_>>>()?;
+        self.submit_merged(project_id, prepared, actor, now).await
+    }
+
+    async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>> {
+        transaction!(self, |tx| {
+            feeds::sequence_feeds(&mut tx).await?;
+            items::item(&mut tx, project_id, external_id).await
+        })
+    }
+
+    // Work: claims, leases and answers.
+    async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {
+        if req.gold {
+            return transaction!(self, |tx| work::claim(&mut tx, &req, now).await);
+        }
+        // Without gold a claim is one statement, atomic on its own: no BEGIN and COMMIT
+        // round trips around it.
+        autocommit!(self.pool, &mut None, |c| work::claim(c, &req, now).await)
+    }
+
+    async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, now: Millis) -> Result<Millis> {
+        transaction!(self, |tx| work::heartbeat(&mut tx, task_id, lease_id, reviewer_id, now)
+            .await)
+    }
+
+    async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult> {
+        let ch = &self.channel;
+        transaction!(self, |tx| answers::submit_review(&mut tx, ch, &review, now).await)
+    }
+
+    async fn submit_review_and_claim(
+        &self,
+        review: NewReview,
+        next: ClaimRequest,
+        now: Millis,
+    ) -> Result<(ReviewResult, Result<Option<ClaimedTask>>)> {
+        let ch = &self.channel;
+        transaction!(self, |tx| {
+            let answered = answers::submit_review(&mut tx, ch, &review, now).await?;
+            // A refusal (a held reviewer) is decided before the claim writes anything, so
+            // the answer stands; any other error rolls the whole transaction back.
+            let claimed = match work::claim(&mut tx, &next, now).await {
+                Ok(t) => Ok(t),
+                Err(TxError::Store(e @ StoreError::Forbidden { .. })) => Err(e),
+                Err(e) => return Err(e),
+            };
+            Ok((answered, claimed))
+        })
+    }
+
+    async fn expire_leases(&self, now: Millis, limit: usize) -> Result<usize> {
+        let ch = &self.channel;
+        transaction!(self, |tx| work::expire_leases(&mut tx, ch, now, limit).await)
+    }
+
+    // Feeds: the label feed and the event log.
+    async fn labels(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<LabelRecord>> {
+        transaction!(self, |tx| {
+            feeds::sequence_feeds(&mut tx).await?;
+            feeds::labels(&mut tx, project_id, after, limit).await
+        })
+    }
+
+    async fn events(&self, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
+        transaction!(self, |tx| {
+            feeds::sequence_feeds(&mut tx).await?;
+            feeds::events(&mut tx, project_id, after, limit).await
+        })
+    }
+
+    async fn append_event(
+        &self,
+        project_id: i64,
+        kind: &str,
+        actor: &str,
+        data: serde_json::Value,
+        now: Millis,
+    ) -> Result<()> {
+        transaction!(self, |tx| feeds::append_event(
+            &mut tx, project_id, kind, actor, &data, now
         )
         .await)
+    }
+
+    // Quality: gold items and reviewers' records.
+    async fn add_gold(&self, project_id: i64, items: Vec<NewGold>, actor: &str, now: Millis) -> Result<usize> {
+        transaction!(self, |tx| quality::add_gold(&mut tx, project_id, &items, actor, now)
+            .await)
+    }
+
+    async fn reviewer_stats(&self, project_id: i64) -> Result<Vec<ReviewerStats>> {
+        let mut c = self.pool.acquire().await?;
+        quality::reviewer_stats(&mut c, project_id)
+            .await
+            .map_err(TxError::into_store)
     }
 
     async fn hold_reviewer(
@@ -554,56 +550,103 @@ impl Store for PgStore {
         actor: &str,
         now: Millis,
     ) -> Result<()> {
-        transaction!(self, |tx| console::hold_reviewer(
+        transaction!(self, |tx| quality::hold_reviewer(
             &mut tx, project_id, reviewer, reason, actor, now
         )
         .await)
     }
 
-    async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
-        transaction!(self, |tx| console::add_reviewer_key(
-            &mut tx, reviewer, key_hash, actor, now
+    async fn release_reviewer(&self, project_id: i64, reviewer: &str, actor: &str, now: Millis) -> Result<()> {
+        transaction!(self, |tx| quality::release_reviewer(
+            &mut tx, project_id, reviewer, actor, now
         )
         .await)
     }
 
-    async fn keys(&self) -> Result<Vec<KeyRecord>> {
+    async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>> {
         let mut c = self.pool.acquire().await?;
-        console::keys(&mut c).await.map_err(TxError::into_store)
+        quality::project_answers(&mut c, project_id)
+            .await
+            .map_err(TxError::into_store)
     }
 
-    async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
-        transaction!(self, |tx| console::revoke_key(&mut tx, key_hash, actor, now).await)
+    // Models: the built-in model's training data, snapshots and predictions.
+    async fn training_examples(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<TrainingExample>> {
+        transaction!(self, |tx| {
+            feeds::sequence_feeds(&mut tx).await?;
+            models::training_examples(&mut tx, project_id, after, limit).await
+        })
+    }
+
+    async fn save_model(&self, project_id: i64, snapshot: ModelSnapshot, now: Millis) -> Result<()> {
+        transaction!(self, |tx| models::save_model(&mut tx, project_id, &snapshot, now).await)
+    }
+
+    async fn latest_model(&self, project_id: i64) -> Result<Option<ModelSnapshot>> {
+        let mut c = self.pool.acquire().await?;
+        models::latest_model(&mut c, project_id)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn verified_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<VerifiedPrediction>> {
+        let mut c = self.pool.acquire().await?;
+        models::verified_predictions(&mut c, project_id, limit)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn history(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::backtest::HistoryItem>> {
+        let mut c = self.pool.acquire().await?;
+        models::history(&mut c, project_id, limit)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn recent_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::Prediction>> {
+        let mut c = self.pool.acquire().await?;
+        models::recent_predictions(&mut c, project_id, limit)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    // Console and dashboard: counts and time series.
+    async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats> {
+        let mut c = self.pool.acquire().await?;
+        dashboard::stats(&mut c, project_id, now)
+            .await
+            .map_err(TxError::into_store)
     }
 
     async fn answers_on_day(&self, reviewer_id: i64, day: i64) -> Result<i64> {
         let mut c = self.pool.acquire().await?;
-        console::answers_on_day(&mut c, reviewer_id, day)
+        dashboard::answers_on_day(&mut c, reviewer_id, day)
             .await
             .map_err(TxError::into_store)
     }
 
     async fn activity(&self, project_id: i64, since: Millis, bucket_ms: i64) -> Result<Vec<ActivityBucket>> {
         let mut c = self.pool.acquire().await?;
-        console::activity(&mut c, project_id, since, bucket_ms)
+        dashboard::activity(&mut c, project_id, since, bucket_ms)
             .await
             .map_err(TxError::into_store)
     }
 
     async fn latest_events(&self, project_id: i64, limit: usize) -> Result<Vec<EventRecord>> {
         transaction!(self, |tx| {
-            ops::sequence_feeds(&mut tx).await?;
-            console::latest_events(&mut tx, project_id, limit).await
+            feeds::sequence_feeds(&mut tx).await?;
+            dashboard::latest_events(&mut tx, project_id, limit).await
         })
     }
 
     async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>> {
         let mut c = self.pool.acquire().await?;
-        console::overdue_tasks(&mut c, project_id, &cutoffs)
+        dashboard::overdue_tasks(&mut c, project_id, &cutoffs)
             .await
             .map_err(TxError::into_store)
     }
 
+    // Notices.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {
         self.notices.subscribe()
     }

@@ -6,11 +6,18 @@
 //! writer. Claims are writes, so the single writer serialises them: no two reviewers can
 //! be handed the same slot.
 
-mod console;
-mod ops;
-
-pub(crate) use ops::fill_answer_stats;
+mod accounts;
+mod answers;
+mod common;
+mod dashboard;
+mod feeds;
+mod items;
+mod models;
+mod quality;
+mod work;
 mod writer;
+
+pub(crate) use quality::fill_answer_stats;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -200,32 +207,35 @@ fn apply(conn: &Connection, sql: &str, version: usize) -> std::result::Result<()
 
 #[async_trait]
 impl Store for SqliteStore {
+    // Accounts and projects: keys, projects and policies, reviewers, passwords and sessions.
     async fn bootstrap_admin(&self, key_hash: &str, now: Millis) -> Result<bool> {
         let key_hash = key_hash.to_string();
-        self.write(move |c| ops::bootstrap_admin(c, &key_hash, now)).await
+        self.write(move |c| accounts::bootstrap_admin(c, &key_hash, now)).await
     }
 
     async fn principal(&self, key_hash: &str) -> Result<Option<Principal>> {
         let key_hash = key_hash.to_string();
-        self.read(move |c| ops::principal(c, &key_hash)).await
+        self.read(move |c| accounts::principal(c, &key_hash)).await
     }
 
     async fn create_project(&self, new: NewProject, actor: &str, now: Millis) -> Result<Project> {
         let actor = actor.to_string();
-        let p = self.write(move |c| ops::create_project(c, new, &actor, now)).await?;
+        let p = self
+            .write(move |c| accounts::create_project(c, new, &actor, now))
+            .await?;
         self.notify(Notice::ProjectChanged { name: p.name.clone() });
         Ok(p)
     }
 
     async fn project(&self, name: &str) -> Result<Option<Project>> {
         let name = name.to_string();
-        self.read(move |c| ops::project(c, &name)).await
+        self.read(move |c| accounts::project(c, &name)).await
     }
 
     async fn set_policy(&self, project: &str, policy: serde_json::Value, actor: &str, now: Millis) -> Result<u32> {
         let (name, actor) = (project.to_string(), actor.to_string());
         let version = self
-            .write(move |c| ops::set_policy(c, &name, &policy, &actor, now))
+            .write(move |c| accounts::set_policy(c, &name, &policy, &actor, now))
             .await?;
         self.notify(Notice::ProjectChanged {
             name: project.to_string(),
@@ -233,16 +243,93 @@ impl Store for SqliteStore {
         Ok(version)
     }
 
+    async fn projects(&self) -> Result<Vec<Project>> {
+        self.read(accounts::projects).await
+    }
+
     async fn create_reviewer(&self, new: NewReviewer, actor: &str, now: Millis) -> Result<Reviewer> {
         let actor = actor.to_string();
-        self.write(move |c| ops::create_reviewer(c, new, &actor, now)).await
+        self.write(move |c| accounts::create_reviewer(c, new, &actor, now))
+            .await
     }
 
     async fn create_service_key(&self, new: NewServiceKey, actor: &str, now: Millis) -> Result<()> {
         let actor = actor.to_string();
-        self.write(move |c| ops::create_service_key(c, new, &actor, now)).await
+        self.write(move |c| accounts::create_service_key(c, new, &actor, now))
+            .await
     }
 
+    async fn reviewers(&self) -> Result<Vec<ReviewerAccount>> {
+        self.read(accounts::reviewers).await
+    }
+
+    async fn update_reviewer(
+        &self,
+        name: &str,
+        tiers: Vec<u8>,
+        projects: Vec<String>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Reviewer> {
+        let (name, actor) = (name.to_string(), actor.to_string());
+        self.write(move |c| accounts::update_reviewer(c, &name, &tiers, &projects, &actor, now))
+            .await
+    }
+
+    async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
+        let (reviewer, key_hash, actor) = (reviewer.to_string(), key_hash.to_string(), actor.to_string());
+        self.write(move |c| accounts::add_reviewer_key(c, &reviewer, &key_hash, &actor, now))
+            .await
+    }
+
+    async fn keys(&self) -> Result<Vec<KeyRecord>> {
+        self.read(accounts::keys).await
+    }
+
+    async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
+        let (key_hash, actor) = (key_hash.to_string(), actor.to_string());
+        self.write(move |c| accounts::revoke_key(c, &key_hash, &actor, now))
+            .await
+    }
+
+    async fn set_password(&self, reviewer: &str, password_hash: Option<&str>, actor: &str, now: Millis) -> Result<()> {
+        let (reviewer, hash, actor) = (
+            reviewer.to_string(),
+            password_hash.map(str::to_string),
+            actor.to_string(),
+        );
+        self.write(move |c| accounts::set_password(c, &reviewer, hash.as_deref(), &actor, now))
+            .await
+    }
+
+    async fn password_hash(&self, reviewer: &str) -> Result<Option<(i64, String)>> {
+        let reviewer = reviewer.to_string();
+        self.read(move |c| accounts::password_hash(c, &reviewer)).await
+    }
+
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        owner: SessionOwner,
+        expires_at: Millis,
+        now: Millis,
+    ) -> Result<()> {
+        let token_hash = token_hash.to_string();
+        self.write(move |c| accounts::create_session(c, &token_hash, &owner, expires_at, now))
+            .await
+    }
+
+    async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<Principal>> {
+        let token_hash = token_hash.to_string();
+        self.read(move |c| accounts::session(c, &token_hash, now)).await
+    }
+
+    async fn end_session(&self, token_hash: &str) -> Result<()> {
+        let token_hash = token_hash.to_string();
+        self.write(move |c| accounts::end_session(c, &token_hash)).await
+    }
+
+    // Items: decided items stored with their tasks, and one item's whole record.
     async fn submit_items(
         &self,
         project_id: i64,
@@ -253,7 +340,7 @@ impl Store for SqliteStore {
         // Serialise outside the writer thread: it should only run SQL.
         let prepared = items
             .into_iter()
-            .map(ops::PreparedItem::new)
+            .map(items::PreparedItem::new)
             .collect::<Result<Vec<_>>>()?;
         let out = self
             .inner
@@ -266,17 +353,23 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>> {
+        let external_id = external_id.to_string();
+        self.read(move |c| items::item(c, project_id, &external_id)).await
+    }
+
+    // Work: claims, leases and answers.
     async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {
-        self.write(move |c| ops::claim(c, &req, now)).await
+        self.write(move |c| work::claim(c, &req, now)).await
     }
 
     async fn heartbeat(&self, task_id: i64, lease_id: i64, reviewer_id: i64, now: Millis) -> Result<Millis> {
-        self.write(move |c| ops::heartbeat(c, task_id, lease_id, reviewer_id, now))
+        self.write(move |c| work::heartbeat(c, task_id, lease_id, reviewer_id, now))
             .await
     }
 
     async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult> {
-        let (result, project_id) = self.write(move |c| ops::submit_review(c, review, now)).await?;
+        let (result, project_id) = self.write(move |c| answers::submit_review(c, review, now)).await?;
         if result.freed_work() {
             self.notify(Notice::TasksAvailable { project_id });
         }
@@ -291,12 +384,12 @@ impl Store for SqliteStore {
     ) -> Result<(ReviewResult, Result<Option<ClaimedTask>>)> {
         let ((result, project_id), next) = self
             .write(move |c| {
-                let answered = ops::submit_review(c, review, now)?;
+                let answered = answers::submit_review(c, review, now)?;
                 // A claim that fails before writing (a held reviewer, an item whose stored
                 // JSON cannot be read) leaves the answer standing; one that fails after
                 // writing fails the whole job, and the writer rolls its group back.
                 let before = c.total_changes();
-                let claimed = match ops::claim(c, &next, now) {
+                let claimed = match work::claim(c, &next, now) {
                     Err(e) if c.total_changes() == before => Err(e),
                     other => Ok(other?),
                 };
@@ -310,7 +403,7 @@ impl Store for SqliteStore {
     }
 
     async fn expire_leases(&self, now: Millis, limit: usize) -> Result<usize> {
-        let projects = self.write(move |c| ops::expire_leases(c, now, limit)).await?;
+        let projects = self.write(move |c| work::expire_leases(c, now, limit)).await?;
         let mut distinct = projects.clone();
         distinct.sort_unstable();
         distinct.dedup();
@@ -320,67 +413,13 @@ impl Store for SqliteStore {
         Ok(projects.len())
     }
 
+    // Feeds: the label feed and the event log.
     async fn labels(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<LabelRecord>> {
-        self.read(move |c| ops::labels(c, project_id, after, limit)).await
+        self.read(move |c| feeds::labels(c, project_id, after, limit)).await
     }
 
     async fn events(&self, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
-        self.read(move |c| ops::events(c, project_id, after, limit)).await
-    }
-
-    async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats> {
-        self.read(move |c| ops::stats(c, project_id, now)).await
-    }
-
-    async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>> {
-        let external_id = external_id.to_string();
-        self.read(move |c| ops::item(c, project_id, &external_id)).await
-    }
-
-    async fn add_gold(&self, project_id: i64, items: Vec<NewGold>, actor: &str, now: Millis) -> Result<usize> {
-        let actor = actor.to_string();
-        self.write(move |c| ops::add_gold(c, project_id, items, &actor, now))
-            .await
-    }
-
-    async fn reviewer_stats(&self, project_id: i64) -> Result<Vec<ReviewerStats>> {
-        self.read(move |c| ops::reviewer_stats(c, project_id)).await
-    }
-
-    async fn release_reviewer(&self, project_id: i64, reviewer: &str, actor: &str, now: Millis) -> Result<()> {
-        let (reviewer, actor) = (reviewer.to_string(), actor.to_string());
-        self.write(move |c| ops::release_reviewer(c, project_id, &reviewer, &actor, now))
-            .await
-    }
-
-    async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>> {
-        self.read(move |c| ops::project_answers(c, project_id)).await
-    }
-
-    async fn training_examples(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<TrainingExample>> {
-        self.read(move |c| ops::training_examples(c, project_id, after, limit))
-            .await
-    }
-
-    async fn save_model(&self, project_id: i64, snapshot: ModelSnapshot, now: Millis) -> Result<()> {
-        self.write(move |c| ops::save_model(c, project_id, snapshot, now)).await
-    }
-
-    async fn latest_model(&self, project_id: i64) -> Result<Option<ModelSnapshot>> {
-        self.read(move |c| ops::latest_model(c, project_id)).await
-    }
-
-    async fn verified_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<VerifiedPrediction>> {
-        self.read(move |c| ops::verified_predictions(c, project_id, limit))
-            .await
-    }
-
-    async fn history(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::backtest::HistoryItem>> {
-        self.read(move |c| ops::history(c, project_id, limit)).await
-    }
-
-    async fn recent_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::Prediction>> {
-        self.read(move |c| ops::recent_predictions(c, project_id, limit)).await
+        self.read(move |c| feeds::events(c, project_id, after, limit)).await
     }
 
     async fn append_event(
@@ -392,66 +431,19 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<()> {
         let (kind, actor) = (kind.to_string(), actor.to_string());
-        self.write(move |c| ops::append_event(c, project_id, &kind, &actor, &data, now))
+        self.write(move |c| feeds::append_event(c, project_id, &kind, &actor, &data, now))
             .await
     }
 
-    async fn set_password(&self, reviewer: &str, password_hash: Option<&str>, actor: &str, now: Millis) -> Result<()> {
-        let (reviewer, hash, actor) = (
-            reviewer.to_string(),
-            password_hash.map(str::to_string),
-            actor.to_string(),
-        );
-        self.write(move |c| console::set_password(c, &reviewer, hash.as_deref(), &actor, now))
+    // Quality: gold items and reviewers' records.
+    async fn add_gold(&self, project_id: i64, items: Vec<NewGold>, actor: &str, now: Millis) -> Result<usize> {
+        let actor = actor.to_string();
+        self.write(move |c| quality::add_gold(c, project_id, items, &actor, now))
             .await
     }
 
-    async fn password_hash(&self, reviewer: &str) -> Result<Option<(i64, String)>> {
-        let reviewer = reviewer.to_string();
-        self.read(move |c| console::password_hash(c, &reviewer)).await
-    }
-
-    async fn create_session(
-        &self,
-        token_hash: &str,
-        owner: SessionOwner,
-        expires_at: Millis,
-        now: Millis,
-    ) -> Result<()> {
-        let token_hash = token_hash.to_string();
-        self.write(move |c| console::create_session(c, &token_hash, &owner, expires_at, now))
-            .await
-    }
-
-    async fn session(&self, token_hash: &str, now: Millis) -> Result<Option<Principal>> {
-        let token_hash = token_hash.to_string();
-        self.read(move |c| console::session(c, &token_hash, now)).await
-    }
-
-    async fn end_session(&self, token_hash: &str) -> Result<()> {
-        let token_hash = token_hash.to_string();
-        self.write(move |c| console::end_session(c, &token_hash)).await
-    }
-
-    async fn projects(&self) -> Result<Vec<Project>> {
-        self.read(console::projects).await
-    }
-
-    async fn reviewers(&self) -> Result<Vec<ReviewerAccount>> {
-        self.read(console::reviewers).await
-    }
-
-    async fn update_reviewer(
-        &self,
-        name: &str,
-        tiers: Vec<u8>,
-        projects: Vec<String>,
-        actor: &str,
-        now: Millis,
-    ) -> Result<Reviewer> {
-        let (name, actor) = (name.to_string(), actor.to_string());
-        self.write(move |c| console::update_reviewer(c, &name, &tiers, &projects, &actor, now))
-            .await
+    async fn reviewer_stats(&self, project_id: i64) -> Result<Vec<ReviewerStats>> {
+        self.read(move |c| quality::reviewer_stats(c, project_id)).await
     }
 
     async fn hold_reviewer(
@@ -463,44 +455,73 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<()> {
         let (reviewer, reason, actor) = (reviewer.to_string(), reason.to_string(), actor.to_string());
-        self.write(move |c| console::hold_reviewer(c, project_id, &reviewer, &reason, &actor, now))
+        self.write(move |c| quality::hold_reviewer(c, project_id, &reviewer, &reason, &actor, now))
             .await
     }
 
-    async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
-        let (reviewer, key_hash, actor) = (reviewer.to_string(), key_hash.to_string(), actor.to_string());
-        self.write(move |c| console::add_reviewer_key(c, &reviewer, &key_hash, &actor, now))
+    async fn release_reviewer(&self, project_id: i64, reviewer: &str, actor: &str, now: Millis) -> Result<()> {
+        let (reviewer, actor) = (reviewer.to_string(), actor.to_string());
+        self.write(move |c| quality::release_reviewer(c, project_id, &reviewer, &actor, now))
             .await
     }
 
-    async fn keys(&self) -> Result<Vec<KeyRecord>> {
-        self.read(console::keys).await
+    async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>> {
+        self.read(move |c| quality::project_answers(c, project_id)).await
     }
 
-    async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
-        let (key_hash, actor) = (key_hash.to_string(), actor.to_string());
-        self.write(move |c| console::revoke_key(c, &key_hash, &actor, now))
+    // Models: the built-in model's training data, snapshots and predictions.
+    async fn training_examples(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<TrainingExample>> {
+        self.read(move |c| models::training_examples(c, project_id, after, limit))
             .await
+    }
+
+    async fn save_model(&self, project_id: i64, snapshot: ModelSnapshot, now: Millis) -> Result<()> {
+        self.write(move |c| models::save_model(c, project_id, snapshot, now))
+            .await
+    }
+
+    async fn latest_model(&self, project_id: i64) -> Result<Option<ModelSnapshot>> {
+        self.read(move |c| models::latest_model(c, project_id)).await
+    }
+
+    async fn verified_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<VerifiedPrediction>> {
+        self.read(move |c| models::verified_predictions(c, project_id, limit))
+            .await
+    }
+
+    async fn history(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::backtest::HistoryItem>> {
+        self.read(move |c| models::history(c, project_id, limit)).await
+    }
+
+    async fn recent_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::Prediction>> {
+        self.read(move |c| models::recent_predictions(c, project_id, limit))
+            .await
+    }
+
+    // Console and dashboard: counts and time series.
+    async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats> {
+        self.read(move |c| dashboard::stats(c, project_id, now)).await
     }
 
     async fn answers_on_day(&self, reviewer_id: i64, day: i64) -> Result<i64> {
-        self.read(move |c| console::answers_on_day(c, reviewer_id, day)).await
+        self.read(move |c| dashboard::answers_on_day(c, reviewer_id, day)).await
     }
 
     async fn activity(&self, project_id: i64, since: Millis, bucket_ms: i64) -> Result<Vec<ActivityBucket>> {
-        self.read(move |c| console::activity(c, project_id, since, bucket_ms))
+        self.read(move |c| dashboard::activity(c, project_id, since, bucket_ms))
             .await
     }
 
     async fn latest_events(&self, project_id: i64, limit: usize) -> Result<Vec<EventRecord>> {
-        self.read(move |c| console::latest_events(c, project_id, limit)).await
+        self.read(move |c| dashboard::latest_events(c, project_id, limit)).await
     }
 
     async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>> {
-        self.read(move |c| console::overdue_tasks(c, project_id, &cutoffs))
+        self.read(move |c| dashboard::overdue_tasks(c, project_id, &cutoffs))
             .await
     }
 
+    // Notices.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {
         self.inner.notices.subscribe()
     }
@@ -640,7 +661,7 @@ mod tests {
                  (1, 1, NULL, 0, 'item.noted', 's', '{"note":1}');"#,
         )
         .unwrap();
-        let data: Vec<serde_json::Value> = ops::events(&conn, Some(1), 0, 10)
+        let data: Vec<serde_json::Value> = feeds::events(&conn, Some(1), 0, 10)
             .unwrap()
             .into_iter()
             .map(|e| e.data)

@@ -17,7 +17,7 @@
 //!
 //! Item submissions are the one kind of job merged with others: every submission to the
 //! same project by the same caller in a group commit becomes one call of
-//! [`ops::submit_items`], so 50 single-item decisions cost the writer three multi-row inserts
+//! [`items::submit_items`], so 50 single-item decisions cost the writer three multi-row inserts
 //! per table (of 32, 16 and 2 rows) instead of 50 single-row ones (a statement's start and end cost as much as a
 //! row). Each caller still gets only its own items' results.
 //!
@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::ops::{self, PreparedItem};
+use super::items::{self, PreparedItem};
 use crate::{Millis, Result, StoreError, Submitted};
 
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
@@ -154,7 +154,7 @@ impl Writer {
         self.send(Job::Write(job), rx).await
     }
 
-    /// Stores submitted items ([`ops::submit_items`]) in the next group commit, merged with
+    /// Stores submitted items ([`items::submit_items`]) in the next group commit, merged with
     /// the other submissions to `project_id` by `actor` there, and returns this call's
     /// results, in order, once durable. The merged call stores every item with the latest
     /// `now` among them (a fraction of a millisecond later than this one's, at most a group
@@ -264,7 +264,7 @@ impl Unit {
                     callers.push((s.items.len(), s.tx));
                     items.extend(s.items);
                 }
-                let (outcome, dirty) = guarded(c, |c| ops::submit_items(c, project_id, items, &actor, now));
+                let (outcome, dirty) = guarded(c, |c| items::submit_items(c, project_id, items, &actor, now));
                 match outcome {
                     Ok(all) => {
                         let mut all = all.into_iter();

@@ -1,0 +1,50 @@
+//! What every PostgreSQL operation shares: [`event`], through which every change appends
+//! its events in the same transaction as the change, [`notify`] (a notice sent with
+//! `pg_notify`, delivered only if the transaction commits) and [`parse`] for JSON read as
+//! text. It owns no operation of its own.
+
+use serde_json::Value;
+use sqlx::PgConnection;
+
+use super::TxResult;
+use crate::*;
+
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn event(
+    c: &mut PgConnection,
+    project_id: Option<i64>,
+    item_id: Option<i64>,
+    task_id: Option<i64>,
+    now: Millis,
+    kind: &str,
+    actor: &str,
+    data: &Value,
+) -> TxResult<()> {
+    sqlx::query(
+        "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
+    )
+    .bind(project_id)
+    .bind(item_id)
+    .bind(task_id)
+    .bind(now)
+    .bind(kind)
+    .bind(actor)
+    .bind(data.to_string())
+    .execute(&mut *c)
+    .await?;
+    Ok(())
+}
+
+/// Sends a notice to every node; delivered only if the transaction commits.
+pub(super) async fn notify(c: &mut PgConnection, channel: &str, notice: &Notice) -> TxResult<()> {
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(channel)
+        .bind(serde_json::to_string(notice)?)
+        .execute(&mut *c)
+        .await?;
+    Ok(())
+}
+
+pub(super) fn parse<T: serde::de::DeserializeOwned>(s: &str) -> TxResult<T> {
+    Ok(serde_json::from_str(s)?)
+}

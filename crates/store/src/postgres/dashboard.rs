@@ -1,0 +1,122 @@
+//! What the console's dashboard and `/stats` read on PostgreSQL (the same model as
+//! `sqlite/dashboard.rs`): a project's counts and queues, its activity over time, its
+//! latest events and overdue tasks, a reviewer's answers in a day. Read-only.
+
+use sqlx::PgConnection;
+
+use super::TxResult;
+use super::feeds::{EVENT_COLUMNS, EventRow, event_record};
+use crate::*;
+
+pub(super) async fn stats(c: &mut PgConnection, project_id: i64, now: Millis) -> TxResult<Stats> {
+    let (items, auto, review, resolved): (i64, i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE outcome = 'auto'), count(*) FILTER (WHERE outcome = 'review'),
+                count(*) FILTER (WHERE resolved_label IS NOT NULL) FROM items WHERE project_id = $1 AND gold_label IS NULL",
+    )
+    .bind(project_id)
+    .fetch_one(&mut *c)
+    .await?;
+    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+        "SELECT queue, count(*), min(created_at) FROM tasks WHERE project_id = $1 AND state = 'open' AND NOT gold
+         GROUP BY queue ORDER BY queue",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *c)
+    .await?;
+    let queues: Vec<QueueStats> = rows
+        .into_iter()
+        .map(|(name, open, oldest)| QueueStats {
+            name,
+            open,
+            oldest_age_ms: (now - oldest).max(0),
+        })
+        .collect();
+    let (audits_confirmed, audits_corrected): (i64, i64) = sqlx::query_as(
+        "SELECT count(*) FILTER (WHERE kind = 'audit.confirmed'), count(*) FILTER (WHERE kind = 'item.corrected') FROM events
+         WHERE project_id = $1 AND kind IN ('audit.confirmed', 'item.corrected')",
+    )
+    .bind(project_id)
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(Stats {
+        audits_confirmed,
+        audits_corrected,
+        items,
+        auto,
+        review,
+        resolved,
+        open_tasks: queues.iter().map(|q| q.open).sum(),
+        queues,
+    })
+}
+
+pub(super) async fn answers_on_day(c: &mut PgConnection, reviewer_id: i64, day: i64) -> TxResult<i64> {
+    Ok(sqlx::query_scalar(
+        "SELECT count(*) FROM reviews WHERE reviewer_id = $1 AND answered_at >= $2 AND answered_at < $2 + $3",
+    )
+    .bind(reviewer_id)
+    .bind(day * DAY_MS)
+    .bind(DAY_MS)
+    .fetch_one(&mut *c)
+    .await?)
+}
+
+pub(super) async fn activity(
+    c: &mut PgConnection,
+    project_id: i64,
+    since: Millis,
+    bucket_ms: i64,
+) -> TxResult<Vec<ActivityBucket>> {
+    let decided: Vec<(i64, i64, i64)> = sqlx::query_as(
+        "SELECT (created_at / $3) * $3, count(*) FILTER (WHERE outcome = 'auto'), count(*) FILTER (WHERE outcome = 'review')
+         FROM items WHERE project_id = $1 AND created_at >= $2 AND gold_label IS NULL GROUP BY 1",
+    )
+    .bind(project_id)
+    .bind(since)
+    .bind(bucket_ms)
+    .fetch_all(&mut *c)
+    .await?;
+    let answered: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT (w.answered_at / $3) * $3, count(*) FROM reviews w JOIN tasks t ON t.id = w.task_id
+         WHERE t.project_id = $1 AND w.answered_at >= $2 GROUP BY 1",
+    )
+    .bind(project_id)
+    .bind(since)
+    .bind(bucket_ms)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(ActivityBucket::merge(decided, answered))
+}
+
+pub(super) async fn latest_events(c: &mut PgConnection, project_id: i64, limit: usize) -> TxResult<Vec<EventRecord>> {
+    let sql =
+        format!("SELECT {EVENT_COLUMNS} WHERE e.project_id = $1 AND e.seq IS NOT NULL ORDER BY e.seq DESC LIMIT $2");
+    let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(project_id)
+        .bind(limit as i64)
+        .fetch_all(&mut *c)
+        .await?;
+    rows.into_iter().map(event_record).collect()
+}
+
+pub(super) async fn overdue_tasks(
+    c: &mut PgConnection,
+    project_id: i64,
+    cutoffs: &[(String, Millis)],
+) -> TxResult<Vec<i64>> {
+    let mut out = Vec::with_capacity(cutoffs.len());
+    for (queue, before) in cutoffs {
+        out.push(
+            sqlx::query_scalar(
+                "SELECT count(*) FROM tasks WHERE project_id = $1 AND queue = $2 AND state = 'open' AND NOT gold
+                 AND created_at < $3",
+            )
+            .bind(project_id)
+            .bind(queue)
+            .bind(before)
+            .fetch_one(&mut *c)
+            .await?,
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,351 @@
+//! Claims and leases on PostgreSQL (the same model as `sqlite/work.rs`); what differs is
+//! how rows are locked. A claim takes its task with `FOR UPDATE SKIP LOCKED`, and without
+//! gold is one statement ([`CLAIM`]), atomic without a transaction. Lease expiry locks the
+//! task row before its leases, as an answer does (`answers.rs`), so the two never take
+//! locks in opposite orders; it runs on one node at a time.
+
+use flywheel_core::{Prediction, Stage};
+use serde_json::json;
+use sqlx::{AssertSqlSafe, PgConnection};
+
+use super::TxResult;
+use super::common::{event, notify, parse};
+use crate::*;
+
+/// A claim without gold, in one statement (one round trip instead of seven): the held
+/// check, the pick (`FOR UPDATE SKIP LOCKED`), the slot taken, the lease, the reviewer
+/// marked as having seen the item, the event, and the item read back. `{queue}` is the
+/// queue filter, written into the SQL so that the planner walks the right index.
+const CLAIM: &str = "
+WITH held AS (
+    SELECT held_reason FROM reviewer_quality WHERE project_id = $1 AND reviewer_id = $2 AND held_at IS NOT NULL
+), pick AS (
+    SELECT t.id, t.item_id, t.stage, t.queue, t.tier FROM tasks t
+    WHERE t.project_id = $1 AND t.available > 0 AND NOT t.gold AND t.tier = ANY($3) {queue}
+      AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
+      AND NOT EXISTS (SELECT 1 FROM held)
+    ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED
+), taken AS (
+    UPDATE tasks SET available = available - 1 FROM pick WHERE tasks.id = pick.id
+), lease AS (
+    INSERT INTO leases (task_id, item_id, reviewer_id, granted_at, expires_at, lease_ms, state)
+    SELECT id, item_id, $2, $5, $6, $7, 'active' FROM pick
+    RETURNING id, task_id, item_id
+), seen AS (
+    INSERT INTO item_reviewers (item_id, reviewer_id) SELECT item_id, $2 FROM pick ON CONFLICT DO NOTHING
+), event AS (
+    INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data)
+    SELECT $1, lease.item_id, lease.task_id, $5, 'lease.granted', $8,
+           jsonb_build_object('lease_id', lease.id, 'reviewer_id', $2::int8, 'expires_at', $6::int8, 'stage', pick.stage)
+    FROM lease JOIN pick ON pick.id = lease.task_id
+)
+SELECT EXISTS (SELECT 1 FROM held), (SELECT held_reason FROM held),
+       p.id, p.stage, p.queue, p.tier, lease.id, i.external_id, i.payload::text, i.attributes::text, i.prediction::text
+FROM (SELECT 1) one
+LEFT JOIN (pick p JOIN lease ON lease.task_id = p.id JOIN items i ON i.id = p.item_id) ON true";
+
+type ClaimRow = (
+    bool,
+    Option<String>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<i16>,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+async fn claim_without_gold(c: &mut PgConnection, req: &ClaimRequest, now: Millis) -> TxResult<Option<ClaimedTask>> {
+    let queue = if req.queue.is_some() {
+        "AND t.queue = $4"
+    } else {
+        "AND $4::text IS NULL"
+    };
+    let sql = CLAIM.replace("{queue}", queue);
+    let tiers: Vec<i16> = req.tiers.iter().map(|t| i16::from(*t)).collect();
+    let expires = now + req.lease_ms;
+    let row: ClaimRow = sqlx::query_as(AssertSqlSafe(sql))
+        .bind(req.project_id)
+        .bind(req.reviewer_id)
+        .bind(&tiers)
+        .bind(&req.queue)
+        .bind(now)
+        .bind(expires)
+        .bind(req.lease_ms)
+        .bind(format!("reviewer:{}", req.reviewer_name))
+        .fetch_one(&mut *c)
+        .await?;
+    let (held, reason, task_id, stage, queue, tier, lease_id, external_id, payload, attributes, prediction) = row;
+    if held {
+        return Err(StoreError::held(&req.reviewer_name, reason.as_deref()).into());
+    }
+    let (
+        Some(task_id),
+        Some(stage),
+        Some(queue),
+        Some(tier),
+        Some(lease_id),
+        Some(external_id),
+        Some(payload),
+        Some(attributes),
+    ) = (task_id, stage, queue, tier, lease_id, external_id, payload, attributes)
+    else {
+        return Ok(None);
+    };
+    Ok(Some(ClaimedTask {
+        task_id,
+        lease_id,
+        lease_expires_at: expires,
+        stage: Stage::parse(&stage).ok_or_else(|| StoreError::Backend(format!("unknown stage {stage}")))?,
+        queue,
+        tier: tier as u8,
+        external_id,
+        payload: parse(&payload)?,
+        attributes: parse(&attributes)?,
+        prediction: prediction.as_deref().map(parse::<Prediction>).transpose()?,
+    }))
+}
+
+pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis) -> TxResult<Option<ClaimedTask>> {
+    if req.tiers.is_empty() {
+        return Ok(None);
+    }
+    if !req.gold {
+        return claim_without_gold(c, req, now).await;
+    }
+    let held: Option<Option<String>> = sqlx::query_scalar(
+        "SELECT held_reason FROM reviewer_quality WHERE project_id = $1 AND reviewer_id = $2 AND held_at IS NOT NULL",
+    )
+    .bind(req.project_id)
+    .bind(req.reviewer_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    if let Some(reason) = held {
+        return Err(StoreError::held(&req.reviewer_name, reason.as_deref()).into());
+    }
+    let tiers: Vec<i16> = req.tiers.iter().map(|t| i16::from(*t)).collect();
+    let sql = if req.queue.is_some() {
+        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority, t.overlap FROM tasks t
+         WHERE t.project_id = $1 AND t.available > 0 AND NOT t.gold AND t.tier = ANY($3) AND t.queue = $4
+           AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
+         ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
+    } else {
+        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority, t.overlap FROM tasks t
+         WHERE t.project_id = $1 AND t.available > 0 AND NOT t.gold AND t.tier = ANY($3) AND $4::text IS NULL
+           AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
+         ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
+    };
+    let row: Option<(i64, i64, String, String, i16, i32, i16)> = sqlx::query_as(sql)
+        .bind(req.project_id)
+        .bind(req.reviewer_id)
+        .bind(&tiers)
+        .bind(&req.queue)
+        .fetch_optional(&mut *c)
+        .await?;
+    let Some((mut task_id, mut item_id, stage, queue, tier, priority, overlap)) = row else {
+        return Ok(None);
+    };
+    let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Backend(format!("unknown stage {stage}")))?;
+    // Gold passes for the regular task it replaces (see the SQLite backend).
+    let gold_item: Option<i64> = if req.gold && stage == Stage::Review {
+        sqlx::query_scalar(
+            "SELECT i.id FROM items i WHERE i.project_id = $1 AND i.gold_label IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = i.id AND r.reviewer_id = $2)
+             ORDER BY random() LIMIT 1",
+        )
+        .bind(req.project_id)
+        .bind(req.reviewer_id)
+        .fetch_optional(&mut *c)
+        .await?
+    } else {
+        None
+    };
+    let expires = now + req.lease_ms;
+    match gold_item {
+        Some(gold) => {
+            task_id = sqlx::query_scalar(
+                "INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, created_at, gold)
+                 VALUES ($1, $2, 'review', $3, $4, $5, $6, 0, 'open', $7, true) RETURNING id",
+            )
+            .bind(req.project_id)
+            .bind(gold)
+            .bind(&queue)
+            .bind(tier)
+            .bind(priority)
+            .bind(overlap)
+            .bind(now)
+            .fetch_one(&mut *c)
+            .await?;
+            item_id = gold;
+        }
+        None => {
+            sqlx::query("UPDATE tasks SET available = available - 1 WHERE id = $1")
+                .bind(task_id)
+                .execute(&mut *c)
+                .await?;
+        }
+    }
+    let lease_id: i64 = sqlx::query_scalar(
+        "INSERT INTO leases (task_id, item_id, reviewer_id, granted_at, expires_at, lease_ms, state)
+         VALUES ($1, $2, $3, $4, $5, $6, 'active') RETURNING id",
+    )
+    .bind(task_id)
+    .bind(item_id)
+    .bind(req.reviewer_id)
+    .bind(now)
+    .bind(expires)
+    .bind(req.lease_ms)
+    .fetch_one(&mut *c)
+    .await?;
+    sqlx::query("INSERT INTO item_reviewers (item_id, reviewer_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(item_id)
+        .bind(req.reviewer_id)
+        .execute(&mut *c)
+        .await?;
+    let (external_id, payload, attributes, prediction): (String, String, String, Option<String>) = sqlx::query_as(
+        "SELECT external_id, payload::text, attributes::text, prediction::text FROM items WHERE id = $1",
+    )
+    .bind(item_id)
+    .fetch_one(&mut *c)
+    .await?;
+    event(
+        c,
+        Some(req.project_id),
+        Some(item_id),
+        Some(task_id),
+        now,
+        "lease.granted",
+        &format!("reviewer:{}", req.reviewer_name),
+        &json!({"lease_id": lease_id, "reviewer_id": req.reviewer_id, "expires_at": expires, "stage": stage}),
+    )
+    .await?;
+    Ok(Some(ClaimedTask {
+        task_id,
+        lease_id,
+        lease_expires_at: expires,
+        stage,
+        queue,
+        tier: tier as u8,
+        external_id,
+        payload: parse(&payload)?,
+        attributes: parse(&attributes)?,
+        prediction: prediction.as_deref().map(parse::<Prediction>).transpose()?,
+    }))
+}
+
+pub(super) async fn heartbeat(
+    c: &mut PgConnection,
+    task_id: i64,
+    lease_id: i64,
+    reviewer_id: i64,
+    now: Millis,
+) -> TxResult<Millis> {
+    let row: Option<(i64, i64, i64)> = sqlx::query_as(
+        "UPDATE leases SET expires_at = $4 + lease_ms
+         WHERE id = $1 AND task_id = $2 AND reviewer_id = $3 AND state = 'active' AND expires_at > $4
+         RETURNING expires_at, item_id, (SELECT project_id FROM tasks WHERE tasks.id = leases.task_id)",
+    )
+    .bind(lease_id)
+    .bind(task_id)
+    .bind(reviewer_id)
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?;
+    let (expires, item_id, project_id) = row.ok_or_else(StoreError::lease_lost)?;
+    event(
+        c,
+        Some(project_id),
+        Some(item_id),
+        Some(task_id),
+        now,
+        "lease.extended",
+        &format!("reviewer_id:{reviewer_id}"),
+        &json!({"lease_id": lease_id, "expires_at": expires}),
+    )
+    .await?;
+    Ok(expires)
+}
+
+/// Runs on one node at a time (a transaction-scoped advisory lock: if the node holding it
+/// dies, its transaction ends and the next node's attempt takes over).
+pub(super) async fn expire_leases(c: &mut PgConnection, channel: &str, now: Millis, limit: usize) -> TxResult<usize> {
+    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.expire'))")
+        .fetch_one(&mut *c)
+        .await?;
+    if !got {
+        return Ok(0);
+    }
+    let due: Vec<(i64, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT l.id, l.task_id, l.item_id, l.reviewer_id, t.project_id FROM leases l JOIN tasks t ON t.id = l.task_id
+         WHERE l.state = 'active' AND l.expires_at <= $1 ORDER BY l.expires_at LIMIT $2",
+    )
+    .bind(now)
+    .bind(limit as i64)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut projects = Vec::new();
+    let mut count = 0;
+    for (lease_id, task_id, item_id, reviewer_id, project_id) in due {
+        // Task first, then lease: the same order as an answer takes them.
+        sqlx::query("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE")
+            .bind(task_id)
+            .execute(&mut *c)
+            .await?;
+        let expired = sqlx::query(
+            "UPDATE leases SET state = 'expired', ended_at = $2 WHERE id = $1 AND state = 'active' AND expires_at <= $2",
+        )
+        .bind(lease_id)
+        .bind(now)
+        .execute(&mut *c)
+        .await?
+        .rows_affected();
+        if expired == 0 {
+            continue; // answered or extended meanwhile
+        }
+        count += 1;
+        // A gold task exists only for the reviewer it was made for: it closes.
+        sqlx::query(
+            "UPDATE tasks SET available = CASE WHEN gold THEN 0 ELSE available + 1 END,
+                              state = CASE WHEN gold THEN 'done' ELSE state END,
+                              closed_at = CASE WHEN gold THEN $2 ELSE closed_at END
+             WHERE id = $1 AND state = 'open'",
+        )
+        .bind(task_id)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+        sqlx::query("DELETE FROM item_reviewers WHERE item_id = $1 AND reviewer_id = $2")
+            .bind(item_id)
+            .bind(reviewer_id)
+            .execute(&mut *c)
+            .await?;
+        event(
+            c,
+            Some(project_id),
+            Some(item_id),
+            Some(task_id),
+            now,
+            "lease.expired",
+            "system",
+            &json!({"lease_id": lease_id, "reviewer_id": reviewer_id}),
+        )
+        .await?;
+        if !projects.contains(&project_id) {
+            projects.push(project_id);
+        }
+    }
+    for project_id in &projects {
+        notify(
+            c,
+            channel,
+            &Notice::TasksAvailable {
+                project_id: *project_id,
+            },
+        )
+        .await?;
+    }
+    Ok(count)
+}

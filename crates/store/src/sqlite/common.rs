@@ -1,0 +1,50 @@
+//! What every SQLite operation shares: [`event`], through which every change appends its
+//! events in the same transaction as the change, and the readers of JSON columns. It owns
+//! no operation of its own.
+
+use rusqlite::{Connection, Row, params};
+use serde_json::Value;
+
+use crate::*;
+
+/// Appends one event. Every change calls this in the same transaction as the change.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn event(
+    c: &Connection,
+    project_id: Option<i64>,
+    item_id: Option<i64>,
+    task_id: Option<i64>,
+    now: Millis,
+    kind: &str,
+    actor: &str,
+    data: &Value,
+) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        project_id,
+        item_id,
+        task_id,
+        now,
+        kind,
+        actor,
+        data.to_string()
+    ])?;
+    Ok(())
+}
+
+pub(super) fn json_col(r: &Row<'_>, idx: usize) -> rusqlite::Result<Value> {
+    let s: String = r.get(idx)?;
+    serde_json::from_str(&s)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+}
+
+pub(super) fn opt_json<T: serde::de::DeserializeOwned>(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
+    let s: Option<String> = r.get(idx)?;
+    s.map(|s| {
+        serde_json::from_str(&s)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
+    })
+    .transpose()
+}
