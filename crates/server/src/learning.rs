@@ -14,7 +14,7 @@ use std::sync::{Arc, RwLock};
 
 use flywheel_core::calibrate::{self, Strategy};
 use flywheel_core::learn::{Featurizer, OnlineModel, fnv1a};
-use flywheel_core::{Prediction, ValidationError};
+use flywheel_core::{Event, Prediction, ValidationError, event};
 use flywheel_store::{ModelSnapshot, Store};
 use serde_json::{Value, json};
 
@@ -347,10 +347,14 @@ impl Learning {
             store
                 .append_event(
                     p.id,
-                    "thresholds.changed",
+                    Event::ThresholdsChanged(event::ThresholdsChanged {
+                        from: old.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                        to: fresh.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+                        target_precision: spec.target_precision,
+                        min_evidence: spec.min_evidence,
+                        verified: verified.len() as u64,
+                    }),
                     "system",
-                    json!({"from": *old, "to": fresh, "target_precision": spec.target_precision,
-                           "min_evidence": spec.min_evidence, "verified": verified.len()}),
                     now,
                 )
                 .await?;

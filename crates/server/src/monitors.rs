@@ -6,9 +6,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use flywheel_core::calibrate::psi;
+use flywheel_core::{Event, event};
 use flywheel_store::{Store, StoreError};
 use serde::Serialize;
-use serde_json::json;
 
 use crate::app::ProjectRuntime;
 
@@ -109,10 +109,14 @@ impl Alarms {
                 store
                     .append_event(
                         p.id,
-                        "monitor",
+                        Event::Monitor(event::Monitor {
+                            monitor: m.name.clone(),
+                            state: if m.firing { "firing" } else { "resolved" }.into(),
+                            value: m.value,
+                            threshold: m.threshold,
+                            basis: m.basis.clone(),
+                        }),
                         "system",
-                        json!({"monitor": m.name, "state": if m.firing { "firing" } else { "resolved" },
-                               "value": m.value, "threshold": m.threshold, "basis": m.basis}),
                         now,
                     )
                     .await?;

@@ -143,14 +143,7 @@ pub trait Store: Send + Sync + 'static {
     /// The event log of one project, or of everything when `project_id` is `None`.
     async fn events(&self, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>>;
     /// Appends an event of the server's own (a threshold changed, a monitor fired).
-    async fn append_event(
-        &self,
-        project_id: i64,
-        kind: &str,
-        actor: &str,
-        data: serde_json::Value,
-        now: Millis,
-    ) -> Result<()>;
+    async fn append_event(&self, project_id: i64, event: flywheel_core::Event, actor: &str, now: Millis) -> Result<()>;
 
     // Quality: gold items and reviewers' records.
     /// Adds gold items (an external id already stored is skipped). Returns how many were

@@ -1197,10 +1197,11 @@ macro_rules! conformance {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    let f = sqlite().await;
-                    let store = f.store.clone();
+                    let mut f = sqlite().await;
+                    let (store, dir) = (f.store.clone(), f._dir.take());
                     suite::$case(f).await;
                     every_event_is_typed(&*store).await;
+                    drop(dir);
                 }
             )*
         }

@@ -3,11 +3,12 @@
 //! and browser sessions (formerly `console.rs`). Each runs inside the caller's transaction.
 
 use flywheel_core::ValidationError;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::common::{event, notify, parse};
 use super::{TxError, TxResult};
+use flywheel_core::{Event, event as ev};
 use crate::*;
 
 pub(super) async fn bootstrap_admin(c: &mut PgConnection, key_hash: &str, now: Millis) -> TxResult<bool> {
@@ -27,16 +28,11 @@ pub(super) async fn bootstrap_admin(c: &mut PgConnection, key_hash: &str, now: M
         .bind(now)
         .execute(&mut *c)
         .await?;
-    event(
-        c,
-        None,
-        None,
-        None,
-        now,
-        "key.created",
-        "system",
-        &json!({"scope": "admin"}),
-    )
+    event(c, None, None, None, now, "system", &Event::KeyCreated(ev::KeyCreated {
+            scope: "admin".into(),
+            projects: None,
+            reviewer: None,
+        }))
     .await?;
     Ok(true)
 }
@@ -135,16 +131,7 @@ pub(super) async fn create_project(
     .bind(actor)
     .execute(&mut *c)
     .await?;
-    event(
-        c,
-        Some(id),
-        None,
-        None,
-        now,
-        "project.created",
-        actor,
-        &json!({"name": new.name, "labels": new.labels, "policy_version": 1, "policy": new.policy}),
-    )
+    event(c, Some(id), None, None, now, actor, &Event::ProjectCreated(ev::ProjectCreated { name: new.name.clone(), labels: new.labels.clone(), policy_version: 1, policy: new.policy.clone() }))
     .await?;
     notify(c, channel, &Notice::ProjectChanged { name: new.name.clone() }).await?;
     Ok(Project {
@@ -204,16 +191,7 @@ pub(super) async fn set_policy(
     .bind(actor)
     .execute(&mut *c)
     .await?;
-    event(
-        c,
-        Some(id),
-        None,
-        None,
-        now,
-        "policy.updated",
-        actor,
-        &json!({"policy_version": version, "policy": policy}),
-    )
+    event(c, Some(id), None, None, now, actor, &Event::PolicyUpdated(ev::PolicyUpdated { policy_version: version as u32, policy: policy.clone() }))
     .await?;
     notify(c, channel, &Notice::ProjectChanged { name: name.to_string() }).await?;
     Ok(version as u32)
@@ -269,10 +247,16 @@ pub(super) async fn create_reviewer(
         .bind(now)
         .execute(&mut *c)
         .await?;
-    let data = json!({"reviewer_id": id, "name": new.name, "tiers": new.tiers, "projects": new.projects});
-    event(c, None, None, None, now, "reviewer.created", actor, &data).await?;
+    let grant = ev::ReviewerGrant {
+        reviewer_id: id,
+        name: new.name,
+        tiers: new.tiers,
+        projects: new.projects,
+    };
+    event(c, None, None, None, now, actor, &Event::ReviewerCreated(grant.clone())).await?;
+    let granted = Event::ReviewerGranted(grant);
     for p in &projects {
-        event(c, Some(*p), None, None, now, "reviewer.granted", actor, &data).await?;
+        event(c, Some(*p), None, None, now, actor, &granted).await?;
     }
     reviewer(c, id).await
 }
@@ -290,10 +274,14 @@ pub(super) async fn create_service_key(
         .bind(now)
         .execute(&mut *c)
         .await?;
-    let data = json!({"scope": "service", "projects": new.projects});
-    event(c, None, None, None, now, "key.created", actor, &data).await?;
+    let data = Event::KeyCreated(ev::KeyCreated {
+        scope: "service".into(),
+        projects: Some(new.projects),
+        reviewer: None,
+    });
+    event(c, None, None, None, now, actor, &data).await?;
     for p in &projects {
-        event(c, Some(*p), None, None, now, "key.created", actor, &data).await?;
+        event(c, Some(*p), None, None, now, actor, &data).await?;
     }
     Ok(())
 }
@@ -352,10 +340,16 @@ pub(super) async fn update_reviewer(
             .execute(&mut *c)
             .await?;
     }
-    let data = json!({"reviewer_id": id, "name": name, "tiers": tiers, "projects": projects});
-    event(c, None, None, None, now, "reviewer.updated", actor, &data).await?;
+    let grant = ev::ReviewerGrant {
+        reviewer_id: id,
+        name: name.to_string(),
+        tiers: tiers.to_vec(),
+        projects: projects.to_vec(),
+    };
+    event(c, None, None, None, now, actor, &Event::ReviewerUpdated(grant.clone())).await?;
+    let granted = Event::ReviewerGranted(grant);
     for p in &ids {
-        event(c, Some(*p), None, None, now, "reviewer.granted", actor, &data).await?;
+        event(c, Some(*p), None, None, now, actor, &granted).await?;
     }
     reviewer(c, id).await
 }
@@ -374,8 +368,12 @@ pub(super) async fn add_reviewer_key(
         .bind(now)
         .execute(&mut *c)
         .await?;
-    let data = json!({"scope": "reviewer", "reviewer": name});
-    event(c, None, None, None, now, "key.created", actor, &data).await
+    let data = Event::KeyCreated(ev::KeyCreated {
+        scope: "reviewer".into(),
+        projects: None,
+        reviewer: Some(name.to_string()),
+    });
+    event(c, None, None, None, now, actor, &data).await
 }
 
 /// hash, kind, reviewer, projects (JSON), created_at, revoked_at
@@ -439,8 +437,8 @@ pub(super) async fn revoke_key(c: &mut PgConnection, key_hash: &str, actor: &str
         .bind(key_hash)
         .execute(&mut *c)
         .await?;
-    let data = json!({"scope": kind, "key": &key_hash[..key_hash.len().min(12)]});
-    event(c, None, None, None, now, "key.revoked", actor, &data).await
+    let data = Event::KeyRevoked(ev::KeyRevoked { scope: kind.clone(), key: key_hash[..key_hash.len().min(12)].to_string() });
+    event(c, None, None, None, now, actor, &data).await
 }
 
 pub(super) async fn set_password(
@@ -461,8 +459,8 @@ pub(super) async fn set_password(
         .bind(id)
         .execute(&mut *c)
         .await?;
-    let data = json!({"reviewer_id": id, "reviewer": name, "password": hash.is_some()});
-    event(c, None, None, None, now, "reviewer.password", actor, &data).await
+    let data = Event::ReviewerPassword(ev::ReviewerPassword { reviewer_id: id, reviewer: name.to_string(), password: hash.is_some() });
+    event(c, None, None, None, now, actor, &data).await
 }
 
 pub(super) async fn password_hash(c: &mut PgConnection, name: &str) -> TxResult<Option<(i64, String)>> {

@@ -1,15 +1,14 @@
-//! Answers on PostgreSQL (the same model as `sqlite/answers.rs`), inside the caller's
-//! transaction. An answer locks its task row first, and so does lease expiry (`work.rs`),
-//! so the two never take locks in opposite orders.
+//! Answers on PostgreSQL, inside the caller's transaction: this module loads what
+//! `flywheel_core::review` needs to decide an answer and writes the plan it returns, as
+//! `sqlite/answers.rs` does; it decides nothing itself. An answer locks its task row
+//! first, and so does lease expiry (`work.rs`), so the two never take locks in opposite
+//! orders.
 
 use std::collections::HashMap;
 
-use flywheel_core::consensus::Scorer;
-use flywheel_core::policy::ConsensusMethod;
-use flywheel_core::quality;
-use flywheel_core::task::{self, Next, Source};
-use flywheel_core::{Answer, LabelSet, Route, Stage};
-use serde_json::json;
+use flywheel_core::review::{self, GoldRecord, ItemState, Plan, Prior, TaskChange, TaskState};
+use flywheel_core::task::Source;
+use flywheel_core::{Answer, Event, Route, Stage, event as ev};
 use sqlx::PgConnection;
 
 use super::TxResult;
@@ -29,28 +28,16 @@ async fn stored_review(c: &mut PgConnection, r: &NewReview) -> TxResult<Option<R
     row.map(|s| parse(&s)).transpose()
 }
 
-pub(super) async fn submit_review(
-    c: &mut PgConnection,
-    channel: &str,
-    r: &NewReview,
-    now: Millis,
-) -> TxResult<ReviewResult> {
+/// Stores an answer and moves its task on as core's plan says.
+pub(super) async fn submit_review(c: &mut PgConnection, channel: &str, r: &NewReview, now: Millis) -> TxResult<ReviewResult> {
     if let Some(done) = stored_review(c, r).await? {
         return Ok(done);
     }
     // Lock the task first: answers to one task (and lease expiry) take their turn here.
-    let task: Option<(i64, String, String, i16, i32, i16, bool)> = sqlx::query_as(
-        "SELECT project_id, stage, queue, tier, priority, overlap, gold FROM tasks WHERE id = $1 FOR UPDATE",
-    )
-    .bind(r.task_id)
-    .fetch_optional(&mut *c)
-    .await?;
-    let (project_id, stage, queue, tier, priority, overlap, gold) = task.ok_or_else(StoreError::lease_lost)?;
+    let (project_id, task) = task_state(c, r.task_id).await?.ok_or_else(StoreError::lease_lost)?;
     if let Some(done) = stored_review(c, r).await? {
         return Ok(done);
     }
-    let stage = Stage::parse(&stage).unwrap_or(Stage::Review);
-    let (tier, overlap) = (tier as u8, overlap as u8);
     let lease: Option<(i64, i64)> = sqlx::query_as(
         "SELECT item_id, granted_at FROM leases
          WHERE id = $1 AND task_id = $2 AND reviewer_id = $3 AND state = 'active' AND expires_at > $4 FOR UPDATE",
@@ -63,350 +50,243 @@ pub(super) async fn submit_review(
     .await?;
     let (item_id, granted_at) = lease.ok_or_else(StoreError::lease_lost)?;
     let judging = r.judging.get(&project_id).cloned().unwrap_or_default();
-    if let Answer::Label(l) = &r.answer {
+    if let Answer::Label(_) = r.answer {
         let labels: String = sqlx::query_scalar("SELECT labels::text FROM projects WHERE id = $1")
             .bind(project_id)
             .fetch_one(&mut *c)
             .await?;
-        let names: Vec<String> = parse(&labels)?;
-        LabelSet::parse(&names)?.answer("label", l)?;
+        review::check_answer(&parse::<Vec<String>>(&labels)?, &r.answer)?;
     }
-    if gold {
-        return gold_answer(c, r, &judging, overlap, project_id, item_id, granted_at, now).await;
+    let a = r.answering(granted_at, now);
+    let at = On {
+        project_id,
+        item_id,
+        task_id: r.task_id,
+        lease_id: r.lease_id,
+        actor: format!("reviewer:{}", r.reviewer_name),
+        now,
+    };
+    let plan = if task.gold {
+        let gold: String = sqlx::query_scalar("SELECT gold_label FROM items WHERE id = $1")
+            .bind(item_id)
+            .fetch_one(&mut *c)
+            .await?;
+        let (plan, correct) = review::gold_plan(&task, &a, &gold, &judging);
+        write_plan(c, &plan, &at, 0).await?;
+        if let Some(correct) = correct {
+            let record = count_gold(c, project_id, r.reviewer_id, correct).await?;
+            let (scored, hold) = review::gold_scored(&a, correct, record, judging.quality.as_ref());
+            event(c, Some(project_id), Some(item_id), Some(r.task_id), now, &at.actor, &scored).await?;
+            if let Some((reason, held)) = hold {
+                mark_held(c, project_id, r.reviewer_id, &reason, now).await?;
+                event(c, Some(project_id), None, None, now, "system", &held).await?;
+            }
+        }
+        plan
+    } else {
+        let earlier = earlier_answers(c, r.task_id).await?;
+        let records = if judging.weighs_reviewers() {
+            let voters: Vec<i64> = earlier.iter().map(|p| p.reviewer_id).chain([r.reviewer_id]).collect();
+            gold_records(c, project_id, &voters).await?
+        } else {
+            HashMap::new()
+        };
+        let next = review::judge(&task, &earlier, &a, &judging, &records);
+        let item = if review::resolves(&next) {
+            Some(item_state(c, item_id).await?)
+        } else {
+            None
+        };
+        let plan = review::plan(&task, &earlier, &a, next, item.as_ref().map(|(i, _)| i));
+        write_plan(c, &plan, &at, item.map_or(0, |(_, v)| v)).await?;
+        plan
+    };
+    record_review(c, r, &at, granted_at, &plan, &plan.submitted(&a)).await?;
+    if plan.result.freed_work() {
+        notify(c, channel, &Notice::TasksAvailable { project_id }).await?;
     }
-    let earlier: Vec<(i64, String, Option<String>, Option<String>)> = sqlx::query_as(
-        "SELECT reviewer_id, kind, label, reason FROM reviews WHERE task_id = $1 AND kind <> 'skip' ORDER BY id",
+    Ok(plan.result)
+}
+
+/// Where an answer's writes go.
+struct On {
+    project_id: i64,
+    item_id: i64,
+    task_id: i64,
+    lease_id: i64,
+    actor: String,
+    now: Millis,
+}
+
+/// Writes what core planned for an answer, but the answer itself (`record_review`).
+/// `policy_version` is the item's, for a label-feed entry.
+async fn write_plan(c: &mut PgConnection, plan: &Plan, at: &On, policy_version: u32) -> TxResult<()> {
+    let (task_id, now) = (at.task_id, at.now);
+    sqlx::query("UPDATE leases SET state = $2, ended_at = $3 WHERE id = $1")
+        .bind(at.lease_id)
+        .bind(plan.lease.as_str())
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+    let counters = match plan.task {
+        TaskChange::Counted => "UPDATE tasks SET answered = answered + 1 WHERE id = $1",
+        TaskChange::SlotBack => "UPDATE tasks SET available = available + 1 WHERE id = $1",
+        TaskChange::MoreReviewers => {
+            "UPDATE tasks SET answered = answered + 1, overlap = overlap + 1, available = available + 1 WHERE id = $1"
+        }
+        TaskChange::Close { counted, .. } if counted => {
+            "UPDATE tasks SET state = 'done', available = 0, closed_at = $2, answered = answered + 1 WHERE id = $1"
+        }
+        TaskChange::Close { .. } => "UPDATE tasks SET state = 'done', available = 0, closed_at = $2 WHERE id = $1",
+    };
+    let closes = matches!(plan.task, TaskChange::Close { .. });
+    let query = sqlx::query(counters).bind(task_id);
+    if closes { query.bind(now) } else { query }.execute(&mut *c).await?;
+    if let TaskChange::Close {
+        others_may_hold: true, ..
+    } = plan.task
+    {
+        cancel_other_leases(c, task_id, now).await?;
+    }
+    if let Some(e) = &plan.escalation {
+        let new_task = insert_task(c, at.project_id, at.item_id, Stage::Adjudicate, &e.route, Some(&e.reason), now).await?;
+        event(c, Some(at.project_id), Some(at.item_id), Some(new_task), now, &at.actor, &e.event).await?;
+    }
+    if let Some(res) = &plan.resolve_item {
+        sqlx::query("UPDATE items SET resolved_label = $2, resolution = $3::jsonb, resolved_at = $4 WHERE id = $1")
+            .bind(at.item_id)
+            .bind(&res.label)
+            .bind(serde_json::to_string(res)?)
+            .bind(now)
+            .execute(&mut *c)
+            .await?;
+    }
+    if let Some((label, source)) = &plan.feed {
+        insert_label(c, at.project_id, at.item_id, label, *source, None, None, policy_version, now).await?;
+    }
+    for e in &plan.events {
+        event(c, Some(at.project_id), Some(at.item_id), Some(task_id), now, &at.actor, e).await?;
+    }
+    Ok(())
+}
+
+/// The task, locked for this transaction, and its project.
+async fn task_state(c: &mut PgConnection, task_id: i64) -> TxResult<Option<(i64, TaskState)>> {
+    let row: Option<(i64, String, String, i16, i32, i16, bool)> = sqlx::query_as(
+        "SELECT project_id, stage, queue, tier, priority, overlap, gold FROM tasks WHERE id = $1 FOR UPDATE",
     )
-    .bind(r.task_id)
+    .bind(task_id)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(row.map(|(project_id, stage, queue, tier, priority, overlap, gold)| {
+        let task = TaskState {
+            id: task_id,
+            stage: Stage::parse(&stage).unwrap_or(Stage::Review),
+            queue,
+            tier: tier as u8,
+            priority,
+            overlap: overlap as u8,
+            gold,
+        };
+        (project_id, task)
+    }))
+}
+
+/// The task's answers so far but skips, in the order given, with their reviewers' names.
+async fn earlier_answers(c: &mut PgConnection, task_id: i64) -> TxResult<Vec<Prior>> {
+    let rows: Vec<(i64, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+        "SELECT w.reviewer_id, v.name, w.kind, w.label, w.reason FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id
+         WHERE w.task_id = $1 AND w.kind <> 'skip' ORDER BY w.id",
+    )
+    .bind(task_id)
     .fetch_all(&mut *c)
     .await?;
-    let earlier: Vec<(i64, Answer)> = earlier
+    Ok(rows
         .into_iter()
-        .map(|(reviewer, kind, label, reason)| {
-            let answer = match kind.as_str() {
+        .map(|(reviewer_id, reviewer, kind, label, reason)| Prior {
+            reviewer_id,
+            reviewer,
+            answer: match kind.as_str() {
                 "label" => Answer::Label(label.unwrap_or_default()),
                 _ => Answer::Escalate {
                     reason: reason.unwrap_or_default(),
                 },
-            };
-            (reviewer, answer)
+            },
         })
-        .collect();
-    let mut voters: Vec<i64> = earlier.iter().map(|(v, _)| *v).collect();
-    voters.push(r.reviewer_id);
-    let scorer = scorer_for(c, project_id, &voters, &judging).await?;
-    let rule = task::Rule {
-        scorer: &scorer,
-        min_confidence: judging.consensus.min_confidence,
-        max_overlap: judging.consensus.max_overlap,
-    };
-    let next = task::after_answer(stage, tier, overlap, &earlier, (r.reviewer_id, &r.answer), &rule);
-    let actor = format!("reviewer:{}", r.reviewer_name);
-    let skip = matches!(r.answer, Answer::Skip { .. });
-    sqlx::query("UPDATE leases SET state = $2, ended_at = $3 WHERE id = $1")
-        .bind(r.lease_id)
-        .bind(if skip { "skipped" } else { "answered" })
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
-    let counter = if skip {
-        "UPDATE tasks SET available = available + 1 WHERE id = $1"
-    } else {
-        "UPDATE tasks SET answered = answered + 1 WHERE id = $1"
-    };
-    sqlx::query(counter).bind(r.task_id).execute(&mut *c).await?;
-
-    let mut resolution = None;
-    let mut more_reviewers = false;
-    let outcome = match &next {
-        Next::Wait => "waiting",
-        Next::Requeue => "requeued",
-        Next::MoreReviewers => {
-            sqlx::query("UPDATE tasks SET overlap = overlap + 1, available = available + 1 WHERE id = $1")
-                .bind(r.task_id)
-                .execute(&mut *c)
-                .await?;
-            event(
-                c,
-                Some(project_id),
-                Some(item_id),
-                Some(r.task_id),
-                now,
-                "task.overlap_increased",
-                &actor,
-                &json!({"overlap": overlap + 1, "reason": "consensus below min_confidence"}),
-            )
-            .await?;
-            more_reviewers = true;
-            "waiting"
-        }
-        Next::Adjudicate { tier, reason } => {
-            close_task(c, r.task_id, now).await?;
-            let route = Route {
-                queue: queue.clone(),
-                tier: *tier,
-                priority,
-                overlap: 1,
-            };
-            let new_task = insert_task(c, project_id, item_id, Stage::Adjudicate, &route, Some(reason), now).await?;
-            event(
-                c,
-                Some(project_id),
-                Some(item_id),
-                Some(new_task),
-                now,
-                "task.escalated",
-                &actor,
-                &json!({"from_task": r.task_id, "tier": tier, "reason": reason}),
-            )
-            .await?;
-            "adjudicate"
-        }
-        Next::Resolve {
-            label,
-            source,
-            method,
-            confidence,
-        } => {
-            close_task(c, r.task_id, now).await?;
-            let mut reviewers: Vec<String> = sqlx::query_scalar(
-                "SELECT DISTINCT v.name FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id
-                 WHERE w.task_id = $1 AND w.kind = 'label' ORDER BY v.name",
-            )
-            .bind(r.task_id)
-            .fetch_all(&mut *c)
-            .await?;
-            if !reviewers.contains(&r.reviewer_name) {
-                reviewers.push(r.reviewer_name.clone());
-            }
-            let res = Resolution {
-                label: label.clone(),
-                source: *source,
-                method: method.to_string(),
-                confidence: *confidence,
-                reviewers,
-                resolved_at: now,
-            };
-            let (current, policy_version, was_auto): (Option<String>, i32, bool) =
-                sqlx::query_as("SELECT resolved_label, policy_version, outcome = 'auto' FROM items WHERE id = $1")
-                    .bind(item_id)
-                    .fetch_one(&mut *c)
-                    .await?;
-            // An audit, or the adjudication of a contested audit: it confirms or corrects.
-            let audit = stage == Stage::Audit || (stage == Stage::Adjudicate && was_auto);
-            if audit && current.as_deref() == Some(label.as_str()) {
-                event(
-                    c,
-                    Some(project_id),
-                    Some(item_id),
-                    Some(r.task_id),
-                    now,
-                    "audit.confirmed",
-                    &actor,
-                    &json!({"label": label}),
-                )
-                .await?;
-                insert_label(
-                    c,
-                    project_id,
-                    item_id,
-                    label,
-                    Source::Human,
-                    None,
-                    None,
-                    policy_version as u32,
-                    now,
-                )
-                .await?;
-                resolution = Some(res);
-                "confirmed"
-            } else {
-                sqlx::query(
-                    "UPDATE items SET resolved_label = $2, resolution = $3::jsonb, resolved_at = $4 WHERE id = $1",
-                )
-                .bind(item_id)
-                .bind(label)
-                .bind(serde_json::to_string(&res)?)
-                .bind(now)
-                .execute(&mut *c)
-                .await?;
-                insert_label(
-                    c,
-                    project_id,
-                    item_id,
-                    label,
-                    *source,
-                    None,
-                    None,
-                    policy_version as u32,
-                    now,
-                )
-                .await?;
-                event(
-                    c,
-                    Some(project_id),
-                    Some(item_id),
-                    Some(r.task_id),
-                    now,
-                    if audit { "item.corrected" } else { "item.resolved" },
-                    &actor,
-                    &json!({"label": label, "previous": current, "source": source, "method": method,
-                            "confidence": confidence, "reviewers": res.reviewers}),
-                )
-                .await?;
-                resolution = Some(res);
-                if audit { "corrected" } else { "resolved" }
-            }
-        }
-    };
-    let result = ReviewResult {
-        review_id: r.review_id.clone(),
-        outcome: outcome.to_string(),
-        resolution,
-        more_reviewers,
-    };
-    record_review(c, r, project_id, item_id, granted_at, &result, now).await?;
-    if result.freed_work() {
-        notify(c, channel, &Notice::TasksAvailable { project_id }).await?;
-    }
-    Ok(result)
+        .collect())
 }
 
-/// The scorer for a task's voters: weights come from the reviewers' gold records.
-async fn scorer_for(c: &mut PgConnection, project_id: i64, voters: &[i64], judging: &Judging) -> TxResult<Scorer> {
-    Ok(match judging.consensus.method {
-        ConsensusMethod::Majority => Scorer::Majority,
-        ConsensusMethod::DawidSkene => judging
-            .ds_model
-            .clone()
-            .map(Scorer::DawidSkene)
-            .unwrap_or(Scorer::Majority),
-        ConsensusMethod::Weighted => {
-            let mut weights = HashMap::new();
-            for v in voters {
-                let row: Option<(i32, i32)> = sqlx::query_as(
-                    "SELECT gold_answers, gold_correct FROM reviewer_quality WHERE project_id = $1 AND reviewer_id = $2",
-                )
-                .bind(project_id)
-                .bind(v)
-                .fetch_optional(&mut *c)
-                .await?;
-                let (answered, correct) = row.unwrap_or((0, 0));
-                weights.insert(*v, quality::reliability(correct as u64, answered as u64));
-            }
-            Scorer::Weighted(weights)
-        }
+/// (gold answers, gold correct) of each voter who has a record in the project.
+async fn gold_records(c: &mut PgConnection, project_id: i64, voters: &[i64]) -> TxResult<HashMap<i64, (u64, u64)>> {
+    let rows: Vec<(i64, i32, i32)> = sqlx::query_as(
+        "SELECT reviewer_id, gold_answers, gold_correct FROM reviewer_quality WHERE project_id = $1 AND reviewer_id = ANY($2)",
+    )
+    .bind(project_id)
+    .bind(voters)
+    .fetch_all(&mut *c)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(v, answered, correct)| (v, (answered as u64, correct as u64)))
+        .collect())
+}
+
+/// The item as an answer that resolves it needs it, and its policy version.
+async fn item_state(c: &mut PgConnection, item_id: i64) -> TxResult<(ItemState, u32)> {
+    let (resolved_label, policy_version, was_auto): (Option<String>, i32, bool) =
+        sqlx::query_as("SELECT resolved_label, policy_version, outcome = 'auto' FROM items WHERE id = $1")
+            .bind(item_id)
+            .fetch_one(&mut *c)
+            .await?;
+    Ok((
+        ItemState {
+            resolved_label,
+            was_auto,
+        },
+        policy_version as u32,
+    ))
+}
+
+/// Counts a gold answer in the reviewer's record and returns the record with it.
+async fn count_gold(c: &mut PgConnection, project_id: i64, reviewer_id: i64, correct: bool) -> TxResult<GoldRecord> {
+    let (answers, right, held): (i32, i32, Option<i64>) = sqlx::query_as(
+        "INSERT INTO reviewer_quality (project_id, reviewer_id, gold_answers, gold_correct) VALUES ($1, $2, 1, $3)
+         ON CONFLICT (project_id, reviewer_id) DO UPDATE SET gold_answers = reviewer_quality.gold_answers + 1,
+             gold_correct = reviewer_quality.gold_correct + excluded.gold_correct
+         RETURNING gold_answers, gold_correct, held_at",
+    )
+    .bind(project_id)
+    .bind(reviewer_id)
+    .bind(i32::from(correct))
+    .fetch_one(&mut *c)
+    .await?;
+    Ok(GoldRecord {
+        answers: answers as u64,
+        correct: right as u64,
+        held: held.is_some(),
     })
 }
 
-/// An answer to a gold task (see the SQLite backend's `gold_answer`).
-#[allow(clippy::too_many_arguments)]
-async fn gold_answer(
-    c: &mut PgConnection,
-    r: &NewReview,
-    judging: &Judging,
-    overlap: u8,
-    project_id: i64,
-    item_id: i64,
-    granted_at: Millis,
-    now: Millis,
-) -> TxResult<ReviewResult> {
-    let actor = format!("reviewer:{}", r.reviewer_name);
-    let skip = matches!(r.answer, Answer::Skip { .. });
-    sqlx::query("UPDATE leases SET state = $2, ended_at = $3 WHERE id = $1")
-        .bind(r.lease_id)
-        .bind(if skip { "skipped" } else { "answered" })
+async fn mark_held(c: &mut PgConnection, project_id: i64, reviewer_id: i64, reason: &str, now: Millis) -> TxResult<()> {
+    sqlx::query("UPDATE reviewer_quality SET held_at = $3, held_reason = $4 WHERE project_id = $1 AND reviewer_id = $2")
+        .bind(project_id)
+        .bind(reviewer_id)
         .bind(now)
+        .bind(reason)
         .execute(&mut *c)
         .await?;
-    close_task(c, r.task_id, now).await?;
-    let (outcome, resolution) = match &r.answer {
-        Answer::Skip { .. } => ("requeued", None),
-        Answer::Escalate { .. } => ("adjudicate", None),
-        Answer::Label(l) => {
-            let gold: String = sqlx::query_scalar("SELECT gold_label FROM items WHERE id = $1")
-                .bind(item_id)
-                .fetch_one(&mut *c)
-                .await?;
-            let correct = *l == gold;
-            let (answered, right, held): (i32, i32, Option<i64>) = sqlx::query_as(
-                "INSERT INTO reviewer_quality (project_id, reviewer_id, gold_answers, gold_correct) VALUES ($1, $2, 1, $3)
-                 ON CONFLICT (project_id, reviewer_id) DO UPDATE SET gold_answers = reviewer_quality.gold_answers + 1,
-                     gold_correct = reviewer_quality.gold_correct + excluded.gold_correct
-                 RETURNING gold_answers, gold_correct, held_at",
-            )
-            .bind(project_id)
-            .bind(r.reviewer_id)
-            .bind(i32::from(correct))
-            .fetch_one(&mut *c)
-            .await?;
-            event(c, Some(project_id), Some(item_id), Some(r.task_id), now, "gold.answered", &actor,
-                &json!({"reviewer_id": r.reviewer_id, "correct": correct, "gold_answers": answered, "gold_correct": right}))
-            .await?;
-            if let Some(q) = judging.quality
-                && held.is_none()
-                && quality::should_hold(right as u64, answered as u64, q.min_accuracy, u64::from(q.min_gold))
-            {
-                let reason = format!(
-                    "gold accuracy {right}/{answered}: its 95% upper bound is below {}",
-                    q.min_accuracy
-                );
-                sqlx::query(
-                    "UPDATE reviewer_quality SET held_at = $3, held_reason = $4 WHERE project_id = $1 AND reviewer_id = $2",
-                )
-                .bind(project_id)
-                .bind(r.reviewer_id)
-                .bind(now)
-                .bind(&reason)
-                .execute(&mut *c)
-                .await?;
-                event(
-                    c,
-                    Some(project_id),
-                    None,
-                    None,
-                    now,
-                    "reviewer.held",
-                    "system",
-                    &json!({"reviewer_id": r.reviewer_id, "reviewer": r.reviewer_name, "reason": reason}),
-                )
-                .await?;
-            }
-            if overlap > 1 {
-                ("waiting", None)
-            } else {
-                let method = judging.method();
-                let res = Resolution {
-                    label: l.clone(),
-                    source: Source::Human,
-                    method: method.to_string(),
-                    confidence: 1.0,
-                    reviewers: vec![r.reviewer_name.clone()],
-                    resolved_at: now,
-                };
-                ("resolved", Some(res))
-            }
-        }
-    };
-    let result = ReviewResult {
-        review_id: r.review_id.clone(),
-        outcome: outcome.to_string(),
-        resolution,
-        more_reviewers: false,
-    };
-    record_review(c, r, project_id, item_id, granted_at, &result, now).await?;
-    Ok(result)
+    Ok(())
 }
 
-/// Stores an answer and its `review.submitted` event (see the SQLite backend).
+/// Stores an answer and its `review.submitted` event; the plan's result is kept so that a
+/// retry of the same `review_id` gets it again.
 async fn record_review(
     c: &mut PgConnection,
     r: &NewReview,
-    project_id: i64,
-    item_id: i64,
+    at: &On,
     granted_at: Millis,
-    result: &ReviewResult,
-    now: Millis,
+    plan: &Plan,
+    submitted: &Event,
 ) -> TxResult<()> {
     let (label, reason) = match &r.answer {
         Answer::Label(l) => (Some(l.as_str()), None),
@@ -420,7 +300,7 @@ async fn record_review(
     .bind(&r.review_id)
     .bind(r.reviewer_id)
     .bind(r.task_id)
-    .bind(item_id)
+    .bind(at.item_id)
     .bind(r.lease_id)
     .bind(r.answer.kind())
     .bind(label)
@@ -428,31 +308,15 @@ async fn record_review(
     .bind(&r.failure_category)
     .bind(&r.note)
     .bind(granted_at)
-    .bind(now)
-    .bind(serde_json::to_string(result)?)
+    .bind(at.now)
+    .bind(serde_json::to_string(&plan.result)?)
     .execute(&mut *c)
     .await?;
-    event(
-        c,
-        Some(project_id),
-        Some(item_id),
-        Some(r.task_id),
-        now,
-        "review.submitted",
-        &format!("reviewer:{}", r.reviewer_name),
-        &json!({"review_id": r.review_id, "lease_id": r.lease_id, "answer": r.answer.kind(), "label": label,
-                "reason": reason, "failure_category": r.failure_category, "outcome": result.outcome,
-                "time_on_task_ms": now - granted_at}),
-    )
-    .await
+    event(c, Some(at.project_id), Some(at.item_id), Some(r.task_id), at.now, &at.actor, submitted).await
 }
 
-async fn close_task(c: &mut PgConnection, task_id: i64, now: Millis) -> TxResult<()> {
-    sqlx::query("UPDATE tasks SET state = 'done', available = 0, closed_at = $2 WHERE id = $1")
-        .bind(task_id)
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
+/// Ends every other reviewer's active lease on a task that closed, with an event each.
+async fn cancel_other_leases(c: &mut PgConnection, task_id: i64, now: Millis) -> TxResult<()> {
     let cancelled: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
         "UPDATE leases SET state = 'cancelled', ended_at = $2 WHERE task_id = $1 AND state = 'active'
          RETURNING id, item_id, reviewer_id, (SELECT project_id FROM tasks WHERE id = $1)",
@@ -462,17 +326,12 @@ async fn close_task(c: &mut PgConnection, task_id: i64, now: Millis) -> TxResult
     .fetch_all(&mut *c)
     .await?;
     for (lease_id, item_id, reviewer_id, project_id) in cancelled {
-        event(
-            c,
-            Some(project_id),
-            Some(item_id),
-            Some(task_id),
-            now,
-            "lease.cancelled",
-            "system",
-            &json!({"lease_id": lease_id, "reviewer_id": reviewer_id, "reason": "the task closed"}),
-        )
-        .await?;
+        let cancelled = Event::LeaseCancelled(ev::LeaseCancelled {
+            lease_id,
+            reviewer_id,
+            reason: "the task closed".into(),
+        });
+        event(c, Some(project_id), Some(item_id), Some(task_id), now, "system", &cancelled).await?;
     }
     Ok(())
 }

@@ -3,22 +3,21 @@
 //! `pg_notify`, delivered only if the transaction commits) and [`parse`] for JSON read as
 //! text. It owns no operation of its own.
 
-use serde_json::Value;
+use flywheel_core::Event;
 use sqlx::PgConnection;
 
 use super::TxResult;
 use crate::*;
 
-#[allow(clippy::too_many_arguments)]
+/// Appends one event (its kind and data from core's [`Event`]) in the caller's transaction.
 pub(super) async fn event(
     c: &mut PgConnection,
     project_id: Option<i64>,
     item_id: Option<i64>,
     task_id: Option<i64>,
     now: Millis,
-    kind: &str,
     actor: &str,
-    data: &Value,
+    e: &Event,
 ) -> TxResult<()> {
     sqlx::query(
         "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
@@ -27,9 +26,9 @@ pub(super) async fn event(
     .bind(item_id)
     .bind(task_id)
     .bind(now)
-    .bind(kind)
+    .bind(e.kind())
     .bind(actor)
-    .bind(data.to_string())
+    .bind(e.data_json()?)
     .execute(&mut *c)
     .await?;
     Ok(())

@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 
 use super::TxResult;
 use super::feeds::{EVENT_COLUMNS, EventRow, event_record};
+use flywheel_core::Event;
 use crate::*;
 
 pub(super) async fn stats(c: &mut PgConnection, project_id: i64, now: Millis) -> TxResult<Stats> {
@@ -32,10 +33,12 @@ pub(super) async fn stats(c: &mut PgConnection, project_id: i64, now: Millis) ->
         })
         .collect();
     let (audits_confirmed, audits_corrected): (i64, i64) = sqlx::query_as(
-        "SELECT count(*) FILTER (WHERE kind = 'audit.confirmed'), count(*) FILTER (WHERE kind = 'item.corrected') FROM events
-         WHERE project_id = $1 AND kind IN ('audit.confirmed', 'item.corrected')",
+        "SELECT count(*) FILTER (WHERE kind = $2), count(*) FILTER (WHERE kind = $3) FROM events
+         WHERE project_id = $1 AND kind IN ($2, $3)",
     )
     .bind(project_id)
+    .bind(Event::AUDIT_CONFIRMED)
+    .bind(Event::ITEM_CORRECTED)
     .fetch_one(&mut *c)
     .await?;
     Ok(Stats {

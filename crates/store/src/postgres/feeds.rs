@@ -2,7 +2,6 @@
 //! (one transaction at a time, before every feed read), the label feed and the event log
 //! read by cursor, and the events the server appends of its own.
 
-use serde_json::Value;
 use sqlx::PgConnection;
 
 use super::TxResult;
@@ -119,10 +118,9 @@ pub(super) async fn events(
 pub(super) async fn append_event(
     c: &mut PgConnection,
     project_id: i64,
-    kind: &str,
+    e: &flywheel_core::Event,
     actor: &str,
-    data: &Value,
     now: Millis,
 ) -> TxResult<()> {
-    event(c, Some(project_id), None, None, now, kind, actor, data).await
+    event(c, Some(project_id), None, None, now, actor, e).await
 }

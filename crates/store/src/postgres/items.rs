@@ -11,6 +11,7 @@ use sqlx::PgConnection;
 use super::TxResult;
 use super::common::parse;
 use super::feeds::{EVENT_COLUMNS, EventRow, event_record};
+use flywheel_core::Event;
 use crate::*;
 
 /// An item with its JSON already serialised.
@@ -78,7 +79,7 @@ WITH input AS (
     FROM new WHERE resolved_label IS NOT NULL ORDER BY n
 ), event AS (
     INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data)
-    SELECT $1, new.item_id, task.id, $19, 'item.decided', $20,
+    SELECT $1, new.item_id, task.id, $19, $23, $20,
            jsonb_build_object('decision', new.decision::jsonb,
                               'tasks', CASE WHEN task.id IS NULL THEN '[]'::jsonb ELSE jsonb_build_array(task.id) END,
                               'resolved', new.resolved_label)
@@ -131,6 +132,7 @@ pub(super) async fn submit_items(
         .bind(actor)
         .bind(channel)
         .bind(notice)
+        .bind(Event::ITEM_DECIDED)
         .fetch_all(&mut *c)
         .await?;
     let mut item_ids: Vec<Option<i64>> = vec![None; n];

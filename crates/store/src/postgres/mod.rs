@@ -515,18 +515,9 @@ impl Store for PgStore {
         })
     }
 
-    async fn append_event(
-        &self,
-        project_id: i64,
-        kind: &str,
-        actor: &str,
-        data: serde_json::Value,
-        now: Millis,
-    ) -> Result<()> {
-        transaction!(self, |tx| feeds::append_event(
-            &mut tx, project_id, kind, actor, &data, now
-        )
-        .await)
+    async fn append_event(&self, project_id: i64, event: flywheel_core::Event, actor: &str, now: Millis) -> Result<()> {
+        transaction!(self, |tx| feeds::append_event(&mut tx, project_id, &event, actor, now)
+            .await)
     }
 
     // Quality: gold items and reviewers' records.

@@ -2,11 +2,11 @@
 //! predictions that back-tests and drift monitors compare with human labels.
 
 use flywheel_core::Prediction;
-use serde_json::json;
 use sqlx::PgConnection;
 
 use super::TxResult;
 use super::common::{event, parse};
+use flywheel_core::{Event, event as ev};
 use crate::*;
 
 pub(super) async fn training_examples(
@@ -50,16 +50,7 @@ pub(super) async fn save_model(c: &mut PgConnection, project_id: i64, m: &ModelS
     .bind(now)
     .execute(&mut *c)
     .await?;
-    event(
-        c,
-        Some(project_id),
-        None,
-        None,
-        now,
-        "model.snapshot",
-        "system",
-        &json!({"version": m.version, "examples_seen": m.examples_seen, "trained_through": m.trained_through}),
-    )
+    event(c, Some(project_id), None, None, now, "system", &Event::ModelSnapshot(ev::ModelSnapshot { version: m.version, examples_seen: m.examples_seen, trained_through: m.trained_through }))
     .await
 }
 

@@ -3,11 +3,11 @@
 //! reviewer, and the answers agreement is computed from.
 
 use flywheel_core::{Decision, LabelSet, Outcome, Route};
-use serde_json::json;
 use sqlx::PgConnection;
 
 use super::TxResult;
 use super::common::{event, parse};
+use flywheel_core::{Event, event as ev};
 use crate::*;
 
 pub(super) async fn add_gold(
@@ -55,16 +55,7 @@ pub(super) async fn add_gold(
         .await?
         .rows_affected() as usize;
     }
-    event(
-        c,
-        Some(project_id),
-        None,
-        None,
-        now,
-        "gold.added",
-        actor,
-        &json!({"added": added}),
-    )
+    event(c, Some(project_id), None, None, now, actor, &Event::GoldAdded(ev::GoldAdded { added: added as u64 }))
     .await?;
     Ok(added)
 }
@@ -139,8 +130,8 @@ pub(super) async fn hold_reviewer(
     .bind(reason)
     .execute(&mut *c)
     .await?;
-    let data = json!({"reviewer_id": id, "reviewer": name, "reason": reason});
-    event(c, Some(project_id), None, None, now, "reviewer.held", actor, &data).await
+    let data = Event::ReviewerHeld(ev::ReviewerHeld { reviewer_id: id, reviewer: name.to_string(), reason: reason.to_string() });
+    event(c, Some(project_id), None, None, now, actor, &data).await
 }
 
 pub(super) async fn release_reviewer(
@@ -159,16 +150,7 @@ pub(super) async fn release_reviewer(
     .bind(id)
     .execute(&mut *c)
     .await?;
-    event(
-        c,
-        Some(project_id),
-        None,
-        None,
-        now,
-        "reviewer.released",
-        actor,
-        &json!({"reviewer_id": id, "reviewer": reviewer}),
-    )
+    event(c, Some(project_id), None, None, now, actor, &Event::ReviewerReleased(ev::ReviewerReleased { reviewer_id: id, reviewer: reviewer.to_string() }))
     .await?;
     Ok(())
 }

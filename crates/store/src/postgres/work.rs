@@ -5,11 +5,11 @@
 //! locks in opposite orders; it runs on one node at a time.
 
 use flywheel_core::{Prediction, Stage};
-use serde_json::json;
 use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::TxResult;
 use super::common::{event, notify, parse};
+use flywheel_core::{Event, event as ev};
 use crate::*;
 
 /// A claim without gold, in one statement (one round trip instead of seven): the held
@@ -35,7 +35,7 @@ WITH held AS (
     INSERT INTO item_reviewers (item_id, reviewer_id) SELECT item_id, $2 FROM pick ON CONFLICT DO NOTHING
 ), event AS (
     INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data)
-    SELECT $1, lease.item_id, lease.task_id, $5, 'lease.granted', $8,
+    SELECT $1, lease.item_id, lease.task_id, $5, $9, $8,
            jsonb_build_object('lease_id', lease.id, 'reviewer_id', $2::int8, 'expires_at', $6::int8, 'stage', pick.stage)
     FROM lease JOIN pick ON pick.id = lease.task_id
 )
@@ -76,6 +76,7 @@ async fn claim_without_gold(c: &mut PgConnection, req: &ClaimRequest, now: Milli
         .bind(expires)
         .bind(req.lease_ms)
         .bind(format!("reviewer:{}", req.reviewer_name))
+        .bind(Event::LEASE_GRANTED)
         .fetch_one(&mut *c)
         .await?;
     let (held, reason, task_id, stage, queue, tier, lease_id, external_id, payload, attributes, prediction) = row;
@@ -211,16 +212,7 @@ pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis)
     .bind(item_id)
     .fetch_one(&mut *c)
     .await?;
-    event(
-        c,
-        Some(req.project_id),
-        Some(item_id),
-        Some(task_id),
-        now,
-        "lease.granted",
-        &format!("reviewer:{}", req.reviewer_name),
-        &json!({"lease_id": lease_id, "reviewer_id": req.reviewer_id, "expires_at": expires, "stage": stage}),
-    )
+    event(c, Some(req.project_id), Some(item_id), Some(task_id), now, &format!("reviewer:{}", req.reviewer_name), &Event::LeaseGranted(ev::LeaseGranted { lease_id, reviewer_id: req.reviewer_id, expires_at: expires, stage }))
     .await?;
     Ok(Some(ClaimedTask {
         task_id,
@@ -255,16 +247,7 @@ pub(super) async fn heartbeat(
     .fetch_optional(&mut *c)
     .await?;
     let (expires, item_id, project_id) = row.ok_or_else(StoreError::lease_lost)?;
-    event(
-        c,
-        Some(project_id),
-        Some(item_id),
-        Some(task_id),
-        now,
-        "lease.extended",
-        &format!("reviewer_id:{reviewer_id}"),
-        &json!({"lease_id": lease_id, "expires_at": expires}),
-    )
+    event(c, Some(project_id), Some(item_id), Some(task_id), now, &format!("reviewer_id:{reviewer_id}"), &Event::LeaseExtended(ev::LeaseExtended { lease_id, expires_at: expires }))
     .await?;
     Ok(expires)
 }
@@ -322,16 +305,7 @@ pub(super) async fn expire_leases(c: &mut PgConnection, channel: &str, now: Mill
             .bind(reviewer_id)
             .execute(&mut *c)
             .await?;
-        event(
-            c,
-            Some(project_id),
-            Some(item_id),
-            Some(task_id),
-            now,
-            "lease.expired",
-            "system",
-            &json!({"lease_id": lease_id, "reviewer_id": reviewer_id}),
-        )
+        event(c, Some(project_id), Some(item_id), Some(task_id), now, "system", &Event::LeaseExpired(ev::LeaseExpired { lease_id, reviewer_id }))
         .await?;
         if !projects.contains(&project_id) {
             projects.push(project_id);

@@ -6,9 +6,10 @@
 
 use flywheel_core::ValidationError;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::common::{event, json_col};
+use flywheel_core::{Event, event as ev};
 use crate::*;
 
 pub(super) fn bootstrap_admin(c: &Connection, key_hash: &str, now: Millis) -> Result<bool> {
@@ -24,16 +25,11 @@ pub(super) fn bootstrap_admin(c: &Connection, key_hash: &str, now: Millis) -> Re
         "INSERT INTO api_keys (hash, kind, created_at) VALUES (?1, 'admin', ?2)",
         params![key_hash, now],
     )?;
-    event(
-        c,
-        None,
-        None,
-        None,
-        now,
-        "key.created",
-        "system",
-        &json!({"scope": "admin"}),
-    )?;
+    event(c, None, None, None, now, "system", &Event::KeyCreated(ev::KeyCreated {
+            scope: "admin".into(),
+            projects: None,
+            reviewer: None,
+        }))?;
     Ok(true)
 }
 
@@ -119,16 +115,7 @@ pub(super) fn create_project(c: &Connection, new: NewProject, actor: &str, now: 
         "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES (?1, 1, ?2, ?3, ?4)",
         params![id, policy, now, actor],
     )?;
-    event(
-        c,
-        Some(id),
-        None,
-        None,
-        now,
-        "project.created",
-        actor,
-        &json!({"name": new.name, "labels": new.labels, "policy_version": 1, "policy": new.policy}),
-    )?;
+    event(c, Some(id), None, None, now, actor, &Event::ProjectCreated(ev::ProjectCreated { name: new.name.clone(), labels: new.labels.clone(), policy_version: 1, policy: new.policy.clone() }))?;
     Ok(Project {
         id,
         name: new.name,
@@ -169,16 +156,7 @@ pub(super) fn set_policy(c: &Connection, name: &str, policy: &Value, actor: &str
         "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, version, text, now, actor],
     )?;
-    event(
-        c,
-        Some(id),
-        None,
-        None,
-        now,
-        "policy.updated",
-        actor,
-        &json!({"policy_version": version, "policy": policy}),
-    )?;
+    event(c, Some(id), None, None, now, actor, &Event::PolicyUpdated(ev::PolicyUpdated { policy_version: version, policy: policy.clone() }))?;
     Ok(version)
 }
 
@@ -221,10 +199,16 @@ pub(super) fn create_reviewer(c: &Connection, new: NewReviewer, actor: &str, now
         "INSERT INTO api_keys (hash, kind, reviewer_id, created_at) VALUES (?1, 'reviewer', ?2, ?3)",
         params![new.key_hash, id, now],
     )?;
-    let data = json!({"reviewer_id": id, "name": new.name, "tiers": new.tiers, "projects": new.projects});
-    event(c, None, None, None, now, "reviewer.created", actor, &data)?;
+    let grant = ev::ReviewerGrant {
+        reviewer_id: id,
+        name: new.name,
+        tiers: new.tiers,
+        projects: new.projects,
+    };
+    event(c, None, None, None, now, actor, &Event::ReviewerCreated(grant.clone()))?;
+    let granted = Event::ReviewerGranted(grant);
     for p in &projects {
-        event(c, Some(*p), None, None, now, "reviewer.granted", actor, &data)?;
+        event(c, Some(*p), None, None, now, actor, &granted)?;
     }
     reviewer(c, id)
 }
@@ -235,10 +219,14 @@ pub(super) fn create_service_key(c: &Connection, new: NewServiceKey, actor: &str
         "INSERT INTO api_keys (hash, kind, projects, created_at) VALUES (?1, 'service', ?2, ?3)",
         params![new.key_hash, serde_json::to_string(&projects)?, now],
     )?;
-    let data = json!({"scope": "service", "projects": new.projects});
-    event(c, None, None, None, now, "key.created", actor, &data)?;
+    let data = Event::KeyCreated(ev::KeyCreated {
+        scope: "service".into(),
+        projects: Some(new.projects),
+        reviewer: None,
+    });
+    event(c, None, None, None, now, actor, &data)?;
     for p in &projects {
-        event(c, Some(*p), None, None, now, "key.created", actor, &data)?;
+        event(c, Some(*p), None, None, now, actor, &data)?;
     }
     Ok(())
 }
@@ -292,10 +280,16 @@ pub(super) fn update_reviewer(
             params![id, p],
         )?;
     }
-    let data = json!({"reviewer_id": id, "name": name, "tiers": tiers, "projects": projects});
-    event(c, None, None, None, now, "reviewer.updated", actor, &data)?;
+    let grant = ev::ReviewerGrant {
+        reviewer_id: id,
+        name: name.to_string(),
+        tiers: tiers.to_vec(),
+        projects: projects.to_vec(),
+    };
+    event(c, None, None, None, now, actor, &Event::ReviewerUpdated(grant.clone()))?;
+    let granted = Event::ReviewerGranted(grant);
     for p in &ids {
-        event(c, Some(*p), None, None, now, "reviewer.granted", actor, &data)?;
+        event(c, Some(*p), None, None, now, actor, &granted)?;
     }
     reviewer(c, id)
 }
@@ -306,8 +300,12 @@ pub(super) fn add_reviewer_key(c: &Connection, name: &str, key_hash: &str, actor
         "INSERT INTO api_keys (hash, kind, reviewer_id, created_at) VALUES (?1, 'reviewer', ?2, ?3)",
         params![key_hash, id, now],
     )?;
-    let data = json!({"scope": "reviewer", "reviewer": name});
-    event(c, None, None, None, now, "key.created", actor, &data)
+    let data = Event::KeyCreated(ev::KeyCreated {
+        scope: "reviewer".into(),
+        projects: None,
+        reviewer: Some(name.to_string()),
+    });
+    event(c, None, None, None, now, actor, &data)
 }
 
 pub(super) fn keys(c: &Connection) -> Result<Vec<KeyRecord>> {
@@ -359,8 +357,8 @@ pub(super) fn revoke_key(c: &Connection, key_hash: &str, actor: &str, now: Milli
         params![now, key_hash],
     )?;
     c.execute("DELETE FROM web_sessions WHERE key_hash = ?1", [key_hash])?;
-    let data = json!({"scope": kind, "key": &key_hash[..key_hash.len().min(12)]});
-    event(c, None, None, None, now, "key.revoked", actor, &data)
+    let data = Event::KeyRevoked(ev::KeyRevoked { scope: kind.clone(), key: key_hash[..key_hash.len().min(12)].to_string() });
+    event(c, None, None, None, now, actor, &data)
 }
 
 pub(super) fn set_password(c: &Connection, name: &str, hash: Option<&str>, actor: &str, now: Millis) -> Result<()> {
@@ -371,8 +369,8 @@ pub(super) fn set_password(c: &Connection, name: &str, hash: Option<&str>, actor
     )?;
     // A changed (or removed) password ends the sessions it opened.
     c.execute("DELETE FROM web_sessions WHERE reviewer_id = ?1", [id])?;
-    let data = json!({"reviewer_id": id, "reviewer": name, "password": hash.is_some()});
-    event(c, None, None, None, now, "reviewer.password", actor, &data)
+    let data = Event::ReviewerPassword(ev::ReviewerPassword { reviewer_id: id, reviewer: name.to_string(), password: hash.is_some() });
+    event(c, None, None, None, now, actor, &data)
 }
 
 pub(super) fn password_hash(c: &Connection, name: &str) -> Result<Option<(i64, String)>> {

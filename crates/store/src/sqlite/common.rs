@@ -2,22 +2,22 @@
 //! events in the same transaction as the change, and the readers of JSON columns. It owns
 //! no operation of its own.
 
+use flywheel_core::Event;
 use rusqlite::{Connection, Row, params};
 use serde_json::Value;
 
 use crate::*;
 
-/// Appends one event. Every change calls this in the same transaction as the change.
-#[allow(clippy::too_many_arguments)]
+/// Appends one event (its kind and data from core's [`Event`]). Every change calls this in
+/// the same transaction as the change.
 pub(super) fn event(
     c: &Connection,
     project_id: Option<i64>,
     item_id: Option<i64>,
     task_id: Option<i64>,
     now: Millis,
-    kind: &str,
     actor: &str,
-    data: &Value,
+    e: &Event,
 ) -> Result<()> {
     c.prepare_cached(
         "INSERT INTO events (project_id, item_id, task_id, at, kind, actor, data) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -27,9 +27,9 @@ pub(super) fn event(
         item_id,
         task_id,
         now,
-        kind,
+        e.kind(),
         actor,
-        data.to_string()
+        e.data_json()?
     ])?;
     Ok(())
 }

@@ -5,7 +5,8 @@
 
 use rusqlite::{Connection, params};
 
-use super::feeds::{EVENT_COLUMNS, event_row};
+use super::feeds::{event_columns, event_row};
+use flywheel_core::Event;
 use crate::*;
 
 pub(super) fn stats(c: &Connection, project_id: i64, now: Millis) -> Result<Stats> {
@@ -30,10 +31,12 @@ pub(super) fn stats(c: &Connection, project_id: i64, now: Millis) -> Result<Stat
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let (audits_confirmed, audits_corrected): (i64, i64) = c
         .prepare_cached(
-            "SELECT coalesce(sum(kind = 'audit.confirmed'), 0), coalesce(sum(kind = 'item.corrected'), 0) FROM events
-             WHERE project_id = ?1 AND kind IN ('audit.confirmed', 'item.corrected')",
+            "SELECT coalesce(sum(kind = ?2), 0), coalesce(sum(kind = ?3), 0) FROM events
+             WHERE project_id = ?1 AND kind IN (?2, ?3)",
         )?
-        .query_row([project_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        .query_row(params![project_id, Event::AUDIT_CONFIRMED, Event::ITEM_CORRECTED], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
     Ok(Stats {
         audits_confirmed,
         audits_corrected,
@@ -73,7 +76,8 @@ pub(super) fn activity(c: &Connection, project_id: i64, since: Millis, bucket_ms
 }
 
 pub(super) fn latest_events(c: &Connection, project_id: i64, limit: usize) -> Result<Vec<EventRecord>> {
-    let sql = format!("SELECT {EVENT_COLUMNS} WHERE e.project_id = ?1 ORDER BY e.seq DESC LIMIT ?2");
+    let cols = event_columns();
+    let sql = format!("SELECT {cols} WHERE e.project_id = ?1 ORDER BY e.seq DESC LIMIT ?2");
     c.prepare_cached(&sql)?
         .query_map(params![project_id, limit as i64], event_row)?
         .collect::<rusqlite::Result<Vec<_>>>()

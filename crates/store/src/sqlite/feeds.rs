@@ -2,6 +2,7 @@
 //! the server appends of its own. An `item.decided` event does not copy its decision:
 //! [`event_row`] reads it back from the item.
 
+use flywheel_core::Event;
 use rusqlite::{Connection, Row, params};
 use serde_json::Value;
 
@@ -29,9 +30,6 @@ pub(super) fn labels(c: &Connection, project_id: i64, after: i64, limit: usize) 
     .map_err(Into::into)
 }
 
-/// The kind of event whose `decision` (see `submit_items`) is read from its item.
-pub(super) const DECIDED: &str = "item.decided";
-
 pub(super) fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
     let mut data = json_col(r, 7)?;
     // Events stored before the decision was left out still carry it.
@@ -53,15 +51,25 @@ pub(super) fn event_row(r: &Row<'_>) -> rusqlite::Result<EventRecord> {
     })
 }
 
-/// An event's columns, and its item's decision if it is an `item.decided` event.
-pub(super) const EVENT_COLUMNS: &str = "e.seq, e.at, e.kind, e.actor, e.project_id, i.external_id, e.task_id, e.data,
-     CASE WHEN e.kind = 'item.decided' THEN i.decision END
-     FROM events e LEFT JOIN items i ON i.id = e.item_id";
+/// An event's columns, and its item's decision if it is an `item.decided` event (whose
+/// `decision` `submit_items` leaves in the item).
+pub(super) fn event_columns() -> &'static str {
+    static COLUMNS: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "e.seq, e.at, e.kind, e.actor, e.project_id, i.external_id, e.task_id, e.data,
+             CASE WHEN e.kind = '{}' THEN i.decision END
+             FROM events e LEFT JOIN items i ON i.id = e.item_id",
+            Event::ITEM_DECIDED
+        )
+    });
+    &COLUMNS
+}
 
 pub(super) fn events(c: &Connection, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
+    let cols = event_columns();
     let sql = match project_id {
-        Some(_) => format!("SELECT {EVENT_COLUMNS} WHERE e.project_id = ?1 AND e.seq > ?2 ORDER BY e.seq LIMIT ?3"),
-        None => format!("SELECT {EVENT_COLUMNS} WHERE ?1 IS NULL AND e.seq > ?2 ORDER BY e.seq LIMIT ?3"),
+        Some(_) => format!("SELECT {cols} WHERE e.project_id = ?1 AND e.seq > ?2 ORDER BY e.seq LIMIT ?3"),
+        None => format!("SELECT {cols} WHERE ?1 IS NULL AND e.seq > ?2 ORDER BY e.seq LIMIT ?3"),
     };
     c.prepare_cached(&sql)?
         .query_map(params![project_id, after, limit as i64], event_row)?
@@ -69,13 +77,6 @@ pub(super) fn events(c: &Connection, project_id: Option<i64>, after: i64, limit:
         .map_err(Into::into)
 }
 
-pub(super) fn append_event(
-    c: &Connection,
-    project_id: i64,
-    kind: &str,
-    actor: &str,
-    data: &Value,
-    now: Millis,
-) -> Result<()> {
-    event(c, Some(project_id), None, None, now, kind, actor, data)
+pub(super) fn append_event(c: &Connection, project_id: i64, e: &Event, actor: &str, now: Millis) -> Result<()> {
+    event(c, Some(project_id), None, None, now, actor, e)
 }

@@ -11,7 +11,8 @@ use flywheel_core::{Decision, Outcome, Prediction, Stage};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::common::{json_col, opt_json};
-use super::feeds::{DECIDED, EVENT_COLUMNS, event_row};
+use super::feeds::{event_columns, event_row};
+use flywheel_core::{Event, event as ev};
 use crate::*;
 
 /// An item made ready for the writer: its JSON already serialised.
@@ -271,15 +272,16 @@ pub(super) fn submit_items(
     )?;
     // One event per item, for the item, its decision, its task and (auto) its resolution.
     // The decision is not copied into the event: it is the item's, never rewritten, and
-    // `event_row` puts it back (about half of each event's bytes otherwise; see `DECIDED`).
+    // `event_row` puts it back (about half of each event's bytes otherwise; see `feeds::event_row`).
     let mut events = Vec::with_capacity(new_items.len() * 7);
     for (item_id, auto_label) in new_items {
         let task = task_of.get(&item_id).copied();
-        let data = format!(
-            r#"{{"tasks":{},"resolved":{}}}"#,
-            serde_json::to_string(&task.into_iter().collect::<Vec<_>>())?,
-            serde_json::to_string(&auto_label)?
-        );
+        let data = Event::ItemDecided(ev::ItemDecided {
+            decision: None,
+            tasks: task.into_iter().collect(),
+            resolved: auto_label.map(|l| l.to_string()),
+        })
+        .data_json()?;
         events.extend([
             V::Integer(project_id),
             V::Integer(item_id),
@@ -287,7 +289,7 @@ pub(super) fn submit_items(
             V::Integer(now),
             text(actor.to_string()),
             text(data),
-            text(DECIDED.into()),
+            text(Event::ITEM_DECIDED.into()),
         ]);
     }
     insert_rows(
@@ -362,7 +364,7 @@ pub(super) fn item(c: &Connection, project_id: i64, external_id: &str) -> Result
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let events = c
-        .prepare_cached(&format!("SELECT {EVENT_COLUMNS} WHERE e.item_id = ?1 ORDER BY e.seq"))?
+        .prepare_cached(&format!("SELECT {} WHERE e.item_id = ?1 ORDER BY e.seq", event_columns()))?
         .query_map([item_id], event_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Some(ItemDetail {

@@ -422,16 +422,9 @@ impl Store for SqliteStore {
         self.read(move |c| feeds::events(c, project_id, after, limit)).await
     }
 
-    async fn append_event(
-        &self,
-        project_id: i64,
-        kind: &str,
-        actor: &str,
-        data: serde_json::Value,
-        now: Millis,
-    ) -> Result<()> {
-        let (kind, actor) = (kind.to_string(), actor.to_string());
-        self.write(move |c| feeds::append_event(c, project_id, &kind, &actor, &data, now))
+    async fn append_event(&self, project_id: i64, event: flywheel_core::Event, actor: &str, now: Millis) -> Result<()> {
+        let actor = actor.to_string();
+        self.write(move |c| feeds::append_event(c, project_id, &event, &actor, now))
             .await
     }
 

@@ -3,9 +3,9 @@
 
 use flywheel_core::Prediction;
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 use super::common::{event, json_col, opt_json};
+use flywheel_core::{Event, event as ev};
 use crate::*;
 
 pub(super) fn training_examples(
@@ -44,16 +44,7 @@ pub(super) fn save_model(c: &Connection, project_id: i64, m: ModelSnapshot, now:
         m.trained_through,
         now
     ])?;
-    event(
-        c,
-        Some(project_id),
-        None,
-        None,
-        now,
-        "model.snapshot",
-        "system",
-        &json!({"version": m.version, "examples_seen": m.examples_seen, "trained_through": m.trained_through}),
-    )
+    event(c, Some(project_id), None, None, now, "system", &Event::ModelSnapshot(ev::ModelSnapshot { version: m.version, examples_seen: m.examples_seen, trained_through: m.trained_through }))
 }
 
 pub(super) fn latest_model(c: &Connection, project_id: i64) -> Result<Option<ModelSnapshot>> {

@@ -7,9 +7,9 @@ use std::collections::HashMap;
 
 use flywheel_core::{Decision, LabelSet, Outcome, Route};
 use rusqlite::{Connection, OptionalExtension, params};
-use serde_json::json;
 
 use super::common::event;
+use flywheel_core::{Event, event as ev};
 use crate::*;
 
 pub(super) fn add_gold(
@@ -56,16 +56,7 @@ pub(super) fn add_gold(
             ])?;
         added += n;
     }
-    event(
-        c,
-        Some(project_id),
-        None,
-        None,
-        now,
-        "gold.added",
-        actor,
-        &json!({"added": added}),
-    )?;
+    event(c, Some(project_id), None, None, now, actor, &Event::GoldAdded(ev::GoldAdded { added: added as u64 }))?;
     Ok(added)
 }
 
@@ -154,8 +145,8 @@ pub(super) fn hold_reviewer(
          ON CONFLICT (project_id, reviewer_id) DO UPDATE SET held_at = excluded.held_at, held_reason = excluded.held_reason",
     )?
     .execute(params![project_id, id, now, reason])?;
-    let data = json!({"reviewer_id": id, "reviewer": name, "reason": reason});
-    event(c, Some(project_id), None, None, now, "reviewer.held", actor, &data)
+    let data = Event::ReviewerHeld(ev::ReviewerHeld { reviewer_id: id, reviewer: name.to_string(), reason: reason.to_string() });
+    event(c, Some(project_id), None, None, now, actor, &data)
 }
 
 pub(super) fn release_reviewer(
@@ -171,16 +162,7 @@ pub(super) fn release_reviewer(
          WHERE project_id = ?1 AND reviewer_id = ?2",
     )?
     .execute(params![project_id, id])?;
-    event(
-        c,
-        Some(project_id),
-        None,
-        None,
-        now,
-        "reviewer.released",
-        actor,
-        &json!({"reviewer_id": id, "reviewer": reviewer}),
-    )?;
+    event(c, Some(project_id), None, None, now, actor, &Event::ReviewerReleased(ev::ReviewerReleased { reviewer_id: id, reviewer: reviewer.to_string() }))?;
     Ok(())
 }
 
