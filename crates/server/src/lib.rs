@@ -11,8 +11,6 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod http;
-pub mod learning;
-pub mod monitors;
 pub mod ui;
 pub mod workers;
 
@@ -21,6 +19,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use app::AppState;
+pub use app::{learning, monitors};
 pub use clock::{Clock, ManualClock, SystemClock};
 
 /// How often the built-in models catch up with the label feed.

@@ -1,0 +1,5 @@
+pub mod learning;
+pub mod monitors;
+mod state;
+
+pub use state::*;
