@@ -1,6 +1,8 @@
-//! API keys and who holds them. A key is 32 random bytes shown once; the store keeps only
-//! its SHA-256, which is also how a key is looked up (a high-entropy key needs no slow
-//! hash). Scopes: the admin key, service keys (per project), reviewer keys.
+//! Who is calling: the `Caller` extractor (a bearer key, or a browser session's cookie with
+//! its CSRF token) and the checks handlers authorise with. A key is 32 random bytes shown
+//! once; the store keeps only its SHA-256 (`app::accounts` makes and hashes keys), which is
+//! also how a key is looked up (a high-entropy key needs no slow hash). Scopes: the admin
+//! key, service keys (per project), reviewer keys.
 
 use std::sync::Arc;
 
@@ -9,22 +11,9 @@ use axum::http::request::Parts;
 use flywheel_store::{Principal, Reviewer};
 use sha2::{Digest, Sha256};
 
+pub use crate::app::accounts::{generate_key, hash_key};
 use crate::app::{AppState, ProjectRuntime};
 use crate::error::ApiError;
-
-const PREFIX: &str = "fw_";
-
-/// A new random key.
-pub fn generate_key() -> String {
-    let mut bytes = [0u8; 32];
-    rand::fill(&mut bytes);
-    format!("{PREFIX}{}", hex::encode(bytes))
-}
-
-/// What the store keeps of a key.
-pub fn hash_key(key: &str) -> String {
-    hex::encode(Sha256::digest(key.as_bytes()))
-}
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
@@ -63,14 +52,8 @@ impl Caller {
     /// A reviewer granted this project.
     pub fn require_reviewer(&self, p: &ProjectRuntime) -> Result<&Reviewer, ApiError> {
         let r = self.reviewer()?;
-        if r.projects.contains(&p.id) {
-            Ok(r)
-        } else {
-            Err(ApiError::forbidden(format!(
-                "reviewer '{}' is not granted project '{}'",
-                r.name, p.name
-            )))
-        }
+        crate::app::accounts::require_granted(r, p)?;
+        Ok(r)
     }
 
     pub fn reviewer(&self) -> Result<&Reviewer, ApiError> {

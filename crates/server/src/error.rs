@@ -1,13 +1,18 @@
 //! The one error type of the HTTP layer: every failure becomes
-//! `{"error": {"code", "message", "field"?}}` with one status, mapped here and nowhere else.
-//! 5xx are logged with their cause; 4xx are the client's to fix.
+//! `{"error": {"code", "message", "field"?}}` with one status, mapped here and nowhere else
+//! (an `AppError` from a use case, a `StoreError`, a `ValidationError`). 5xx are logged
+//! with their cause; 4xx are the client's to fix.
 
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flywheel_core::ValidationError;
 use flywheel_store::StoreError;
+use serde::Serialize;
 use serde_json::json;
+use utoipa::ToSchema;
+
+use crate::app::AppError;
 
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -64,11 +69,36 @@ impl ApiError {
     }
 
     /// The body's `error` object, for errors reported inside a 2xx reply.
-    pub fn detail(&self) -> crate::http::dto::ErrorDetail {
-        crate::http::dto::ErrorDetail {
+    pub fn detail(&self) -> ErrorDetail {
+        ErrorDetail {
             code: self.code.clone(),
             message: self.message.clone(),
             field: self.field.clone(),
+        }
+    }
+}
+
+/// The `error` object of an error body (here rather than in `http::dto` because
+/// [`ApiError::detail`] builds it; `dto` re-exports it).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail {
+    /// A stable code: `invalid`, `bad_request`, `malformed_json`, `unauthorized`,
+    /// `forbidden`, `not_found`, `lease_lost`, `project_exists`, `reviewer_exists`, `internal`.
+    pub code: String,
+    pub message: String,
+    /// The request field at fault, as a path (`items[3].prediction.scores.spam`).
+    pub field: Option<String>,
+}
+
+impl From<AppError> for ApiError {
+    fn from(e: AppError) -> Self {
+        match e {
+            AppError::NotFound(m) => ApiError::not_found(m),
+            AppError::Forbidden(m) => ApiError::forbidden(m),
+            AppError::Invalid(v) => v.into(),
+            AppError::Store(s) => s.into(),
+            AppError::Internal(m) => ApiError::internal(m),
+            AppError::At { field, source } => ApiError::from(*source).with_field(field),
         }
     }
 }

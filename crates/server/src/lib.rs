@@ -1,6 +1,10 @@
 //! Flywheel's server: the HTTP API, auth, and the background workers, over one
 //! `Arc<dyn Store>`. Only this crate knows HTTP.
 //!
+//! Modules depend one way: `http` and `ui` call `app` (the use cases), `workers` call
+//! `app`, and `app` imports neither `http` nor `ui`. `auth` (who is calling) and `error`
+//! (the one mapping to HTTP) sit between them.
+//!
 //! [`serve`] takes a bound listener and a shutdown future: the binary passes SIGTERM,
 //! tests pass a oneshot. On shutdown the server stops accepting, finishes in-flight
 //! requests (whose writes the store commits before answering), stops the workers, and
@@ -11,8 +15,6 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod http;
-pub mod learning;
-pub mod monitors;
 pub mod ui;
 pub mod workers;
 
@@ -21,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use app::AppState;
+pub use app::accounts::bootstrap_admin;
 pub use clock::{Clock, ManualClock, SystemClock};
 
 /// How often the built-in models catch up with the label feed.
@@ -28,26 +31,6 @@ pub const LEARN_EVERY: Duration = Duration::from_millis(200);
 
 /// How often expired leases are returned to their queues.
 pub const LEASE_REAPER_EVERY: Duration = Duration::from_secs(1);
-
-/// Makes sure an admin key exists. With `wanted` (from `FLYWHEEL_ADMIN_KEY`) that key is
-/// the admin key of a new database. Returns the key when this call created it.
-pub async fn bootstrap_admin(
-    state: &AppState,
-    wanted: Option<&str>,
-) -> Result<Option<String>, flywheel_store::StoreError> {
-    let key = wanted.map(str::to_string).unwrap_or_else(auth::generate_key);
-    if state.store.bootstrap_admin(&auth::hash_key(&key), state.now()).await? {
-        return Ok(Some(key));
-    }
-    if let Some(w) = wanted
-        && state.store.principal(&auth::hash_key(w)).await? != Some(flywheel_store::Principal::Admin)
-    {
-        tracing::warn!(
-            "FLYWHEEL_ADMIN_KEY is set but the database already has a different admin key; it was not changed"
-        );
-    }
-    Ok(None)
-}
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains and returns.
 pub async fn serve(
@@ -65,7 +48,7 @@ pub async fn serve(
     let learner = workers::LearningWorker { state: state.clone() };
     let learner = tokio::spawn(learner.run(LEARN_EVERY, stop_rx.clone()));
     let notices = tokio::spawn(workers::follow_notices(state.clone(), stop_rx));
-    let app = http::router(state.clone());
+    let app = http::router(state.clone(), ui::router());
     let stopping = state.stopping.clone();
     let result = axum::serve(listener, app)
         .with_graceful_shutdown(async move {

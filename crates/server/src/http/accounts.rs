@@ -1,25 +1,20 @@
 //! Accounts: who am I, reviewers' grants and passwords, holds, keys — the admin console's
-//! API, which the browser console calls like any other client.
+//! API, which the browser console calls like any other client (`app::accounts` does them).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use flywheel_core::Policy;
-use flywheel_core::policy::MAX_TIER;
+use flywheel_store::Principal;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::dto::ErrorBody;
-use super::{ApiJson, text_field, ts};
-use crate::app::AppState;
-use crate::auth::{Caller, generate_key, hash_key};
+use super::{ApiJson, ts};
+use crate::app::{AppState, accounts, projects};
+use crate::auth::Caller;
 use crate::error::ApiError;
-use flywheel_store::Principal;
-
-/// Shortest password accepted.
-pub const MIN_PASSWORD: usize = 8;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Me {
@@ -51,16 +46,13 @@ pub async fn me(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<M
             projects: vec![],
             answers_today: 0,
         },
-        Principal::Reviewer(r) => {
-            let today = s.now().div_euclid(flywheel_store::DAY_MS);
-            Me {
-                kind: "reviewer".into(),
-                name: Some(r.name.clone()),
-                tiers: r.tiers.clone(),
-                projects: r.project_names.clone(),
-                answers_today: s.store.answers_on_day(r.id, today).await?,
-            }
-        }
+        Principal::Reviewer(r) => Me {
+            kind: "reviewer".into(),
+            name: Some(r.name.clone()),
+            tiers: r.tiers.clone(),
+            projects: r.project_names.clone(),
+            answers_today: accounts::answers_today(&s, r).await?,
+        },
     }))
 }
 
@@ -77,8 +69,7 @@ pub struct ProjectSummary {
 pub async fn projects(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<Vec<ProjectSummary>>, ApiError> {
     caller.require_admin()?;
     Ok(Json(
-        s.store
-            .projects()
+        projects::list(&s)
             .await?
             .into_iter()
             .map(|p| ProjectSummary {
@@ -114,22 +105,12 @@ impl From<flywheel_store::ReviewerAccount> for Account {
     }
 }
 
-/// Reviewer `name`'s account, or 404.
-async fn account(s: &AppState, name: &str) -> Result<flywheel_store::ReviewerAccount, ApiError> {
-    s.store
-        .reviewers()
-        .await?
-        .into_iter()
-        .find(|a| a.reviewer.name == name)
-        .ok_or_else(|| ApiError::not_found(format!("reviewer '{name}' not found")))
-}
-
 /// Every reviewer with their grants (admin).
 #[utoipa::path(get, path = "/v1/reviewers", responses((status = 200, body = [Account])), security(("bearer" = [])))]
 pub async fn accounts(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<Vec<Account>>, ApiError> {
     caller.require_admin()?;
     Ok(Json(
-        s.store.reviewers().await?.into_iter().map(Account::from).collect(),
+        accounts::reviewers(&s).await?.into_iter().map(Account::from).collect(),
     ))
 }
 
@@ -148,40 +129,6 @@ pub struct UpdateReviewer {
     pub password: Option<String>,
 }
 
-/// Checks tiers: at least one, each 1..=9; returns them sorted without repeats.
-pub fn check_tiers(tiers: &[u8]) -> Result<Vec<u8>, ApiError> {
-    if tiers.is_empty() {
-        return Err(ApiError::invalid("tiers", "grant at least one tier"));
-    }
-    for (i, t) in tiers.iter().enumerate() {
-        if !(1..=MAX_TIER).contains(t) {
-            return Err(ApiError::invalid(
-                format!("tiers[{i}]"),
-                format!("a tier is between 1 and {MAX_TIER}"),
-            ));
-        }
-    }
-    let mut tiers = tiers.to_vec();
-    tiers.sort_unstable();
-    tiers.dedup();
-    Ok(tiers)
-}
-
-/// An Argon2id hash of a password (at least [`MIN_PASSWORD`] characters), computed off the
-/// async threads.
-pub async fn hash_password(field: &str, password: String) -> Result<String, ApiError> {
-    text_field(field, &password, MIN_PASSWORD, 256)?;
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::PasswordHasher;
-        argon2::Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| ApiError::internal(format!("hashing the password failed: {e}")))
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("hashing the password failed: {e}")))?
-}
-
 /// Changes a reviewer's tiers, projects or password (admin). Takes effect on this node at
 /// once, on others within 5 s.
 #[utoipa::path(patch, path = "/v1/reviewers/{name}", params(("name" = String, Path)), request_body = UpdateReviewer,
@@ -194,29 +141,9 @@ pub async fn update_reviewer(
     ApiJson(body): ApiJson<UpdateReviewer>,
 ) -> Result<Json<Account>, ApiError> {
     caller.require_admin()?;
-    let current = account(&s, &name).await?;
-    let password = match body.password {
-        None => None,
-        Some(p) if p.is_empty() => Some(None),
-        Some(p) => Some(Some(hash_password("password", p).await?)),
-    };
-    if body.tiers.is_some() || body.projects.is_some() {
-        let tiers = match &body.tiers {
-            Some(t) => check_tiers(t)?,
-            None => current.reviewer.tiers.clone(),
-        };
-        let projects = body.projects.unwrap_or(current.reviewer.project_names.clone());
-        s.store
-            .update_reviewer(&name, tiers, projects, &caller.actor(), s.now())
-            .await?;
-    }
-    if let Some(hash) = password {
-        s.store
-            .set_password(&name, hash.as_deref(), &caller.actor(), s.now())
-            .await?;
-    }
-    s.forget_principals();
-    Ok(Json(account(&s, &name).await?.into()))
+    let account =
+        accounts::update_reviewer(&s, &name, body.tiers, body.projects, body.password, &caller.actor()).await?;
+    Ok(Json(account.into()))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -235,9 +162,7 @@ pub async fn add_key(
     Path(name): Path<String>,
 ) -> Result<(StatusCode, Json<NewKey>), ApiError> {
     caller.require_admin()?;
-    let api_key = generate_key();
-    let hash = hash_key(&api_key);
-    s.store.add_reviewer_key(&name, &hash, &caller.actor(), s.now()).await?;
+    let (api_key, hash) = accounts::add_key(&s, &name, &caller.actor()).await?;
     Ok((StatusCode::CREATED, Json(NewKey { api_key, hash })))
 }
 
@@ -259,11 +184,7 @@ pub async fn hold(
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let p = s.project(&project).await?;
-    let reason = body.reason.trim().to_string();
-    text_field("reason", &reason, 1, 500)?;
-    s.store
-        .hold_reviewer(p.id, &name, &reason, &caller.actor(), s.now())
-        .await?;
+    accounts::hold(&s, &p, &name, &body.reason, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -281,25 +202,24 @@ pub struct KeyOut {
     pub revoked_at: Option<String>,
 }
 
+impl From<flywheel_store::KeyRecord> for KeyOut {
+    fn from(k: flywheel_store::KeyRecord) -> Self {
+        KeyOut {
+            hash: k.hash,
+            kind: k.kind,
+            reviewer: k.reviewer,
+            projects: k.projects,
+            created_at: ts(k.created_at),
+            revoked_at: k.revoked_at.map(ts),
+        }
+    }
+}
+
 /// Every key, revoked ones too (admin).
 #[utoipa::path(get, path = "/v1/keys", responses((status = 200, body = [KeyOut])), security(("bearer" = [])))]
 pub async fn keys(State(s): State<Arc<AppState>>, caller: Caller) -> Result<Json<Vec<KeyOut>>, ApiError> {
     caller.require_admin()?;
-    Ok(Json(
-        s.store
-            .keys()
-            .await?
-            .into_iter()
-            .map(|k| KeyOut {
-                hash: k.hash,
-                kind: k.kind,
-                reviewer: k.reviewer,
-                projects: k.projects,
-                created_at: ts(k.created_at),
-                revoked_at: k.revoked_at.map(ts),
-            })
-            .collect(),
-    ))
+    Ok(Json(accounts::keys(&s).await?.into_iter().map(KeyOut::from).collect()))
 }
 
 /// Revokes a key by its hash (admin); sessions opened with it end too. Revoking the last
@@ -312,8 +232,7 @@ pub async fn revoke(
     Path(hash): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
-    s.store.revoke_key(&hash, &caller.actor(), s.now()).await?;
-    s.forget_principals();
+    accounts::revoke(&s, &hash, &caller.actor()).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -343,11 +262,10 @@ pub async fn check_policy(
 ) -> Result<Json<PolicyChecked>, ApiError> {
     caller.require_admin()?;
     let p = s.project(&project).await?;
-    let compiled = Policy::from_json(&policy, &p.labels)?;
+    let queues = projects::check_policy(&p, &policy)?;
     Ok(Json(PolicyChecked {
         valid: true,
-        queues: compiled
-            .queues()
+        queues: queues
             .into_iter()
             .map(|(queue, tier)| QueueTier { queue, tier })
             .collect(),

@@ -1,18 +1,16 @@
-//! Projects, policies, reviewers and keys: the admin's side.
+//! Projects, policies, reviewers and keys: the admin's side (`app::projects`,
+//! `app::accounts`).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use flywheel_core::policy::parse_queue;
-use flywheel_core::{LabelSet, Policy};
-use flywheel_store::{NewProject, NewReviewer, NewServiceKey};
 
+use super::ApiJson;
 use super::dto::*;
-use super::{ApiJson, text_field};
-use crate::app::{AppState, ProjectRuntime};
-use crate::auth::{Caller, generate_key, hash_key};
+use crate::app::{AppState, accounts, projects};
+use crate::auth::Caller;
 use crate::error::ApiError;
 
 #[utoipa::path(get, path = "/healthz", responses((status = 200, body = Health)))]
@@ -29,28 +27,12 @@ pub async fn create_project(
     ApiJson(body): ApiJson<CreateProject>,
 ) -> Result<(StatusCode, Json<ProjectCreated>), ApiError> {
     caller.require_admin()?;
-    let name =
-        parse_queue(&body.name).map_err(|m| ApiError::invalid("name", m.replace("queue name", "project name")))?;
-    let labels = LabelSet::parse(&body.labels)?;
-    Policy::from_json(&body.policy, &labels).map_err(|e| ApiError::from(e.within("policy")))?;
-    let project = s
-        .store
-        .create_project(
-            NewProject {
-                name,
-                labels: labels.names(),
-                policy: body.policy,
-            },
-            &caller.actor(),
-            s.now(),
-        )
-        .await?;
+    let created = projects::create(&s, &body.name, &body.labels, body.policy, &caller.actor()).await?;
     let out = ProjectCreated {
-        name: project.name.clone(),
-        labels: project.labels.clone(),
-        policy_version: project.policy_version,
+        name: created.name,
+        labels: created.labels,
+        policy_version: created.policy_version,
     };
-    s.remember(Arc::new(ProjectRuntime::from_project(project)?));
     Ok((StatusCode::CREATED, Json(out)))
 }
 
@@ -85,11 +67,7 @@ pub async fn put_policy(
 ) -> Result<Json<PolicyStored>, ApiError> {
     caller.require_admin()?;
     let p = s.project(&project).await?;
-    Policy::from_json(&policy, &p.labels)?;
-    let version = s.store.set_policy(&project, policy, &caller.actor(), s.now()).await?;
-    if let Some(fresh) = s.store.project(&project).await? {
-        s.remember(Arc::new(ProjectRuntime::from_project(fresh)?));
-    }
+    let version = projects::set_policy(&s, &p, policy, &caller.actor()).await?;
     Ok(Json(PolicyStored {
         policy_version: version,
     }))
@@ -104,38 +82,15 @@ pub async fn create_reviewer(
     ApiJson(body): ApiJson<CreateReviewer>,
 ) -> Result<(StatusCode, Json<ReviewerCreated>), ApiError> {
     caller.require_admin()?;
-    let name = body.name.trim().to_string();
-    text_field("name", &name, 1, 64)?;
-    if name
-        .chars()
-        .any(|c| c.is_control() || matches!(c, '/' | '\\' | '?' | '#' | '%'))
-        || name.chars().all(|c| c == '.')
-    {
-        return Err(ApiError::invalid(
-            "name",
-            "a reviewer name has no control characters and none of / \\ ? # %, and is not only dots",
-        ));
-    }
-    let tiers = super::accounts::check_tiers(&body.tiers)?;
-    let password = match body.password.clone() {
-        Some(p) => Some(super::accounts::hash_password("password", p).await?),
-        None => None,
-    };
-    let api_key = generate_key();
-    let r = s
-        .store
-        .create_reviewer(
-            NewReviewer {
-                name,
-                tiers,
-                projects: body.projects.clone(),
-                key_hash: hash_key(&api_key),
-                password_hash: password,
-            },
-            &caller.actor(),
-            s.now(),
-        )
-        .await?;
+    let (r, api_key) = accounts::create_reviewer(
+        &s,
+        &body.name,
+        &body.tiers,
+        body.projects.clone(),
+        body.password,
+        &caller.actor(),
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(ReviewerCreated {
@@ -162,20 +117,7 @@ pub async fn create_key(
             "scope is 'service' (reviewer keys come with POST /v1/reviewers)",
         ));
     }
-    if body.projects.is_empty() {
-        return Err(ApiError::invalid("projects", "grant at least one project"));
-    }
-    let api_key = generate_key();
-    s.store
-        .create_service_key(
-            NewServiceKey {
-                projects: body.projects.clone(),
-                key_hash: hash_key(&api_key),
-            },
-            &caller.actor(),
-            s.now(),
-        )
-        .await?;
+    let api_key = accounts::create_service_key(&s, body.projects.clone(), &caller.actor()).await?;
     Ok((
         StatusCode::CREATED,
         Json(KeyCreated {

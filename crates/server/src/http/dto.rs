@@ -1,5 +1,6 @@
 //! The wire format: request and response bodies, with their OpenAPI schemas. Field names
-//! here are the API contract: add fields freely, rename none.
+//! here are the API contract: add fields freely, rename none. Request bodies a use case
+//! takes whole (items, gold, answers) are defined beside it in `app` and re-exported here.
 
 use std::collections::BTreeMap;
 
@@ -7,19 +8,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub use crate::app::items::{ItemIn, PredictionIn};
+pub use crate::app::quality::GoldIn;
+pub use crate::app::work::{NextIn, ReasonIn, ReviewIn};
+pub use crate::error::ErrorDetail;
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorDetail {
-    /// A stable code: `invalid`, `bad_request`, `malformed_json`, `unauthorized`,
-    /// `forbidden`, `not_found`, `lease_lost`, `project_exists`, `reviewer_exists`, `internal`.
-    pub code: String,
-    pub message: String,
-    /// The request field at fault, as a path (`items[3].prediction.scores.spam`).
-    pub field: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -99,32 +95,6 @@ pub struct KeyCreated {
 pub struct SubmitItems {
     /// 1 to 10,000 items.
     pub items: Vec<ItemIn>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ItemIn {
-    /// The client's id: the idempotency key (1 to 256 characters).
-    pub external_id: String,
-    /// A JSON object; `text`, when present, is what reviewers see first.
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    /// A JSON object that rules may read as `attributes`.
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub attributes: Option<Value>,
-    #[serde(default)]
-    pub prediction: Option<PredictionIn>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PredictionIn {
-    pub model: String,
-    #[serde(default)]
-    pub version: Option<String>,
-    /// A probability in [0, 1] for every label of the project.
-    pub scores: BTreeMap<String, f64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -214,47 +184,6 @@ pub struct HeartbeatIn {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct HeartbeatOut {
     pub lease_expires_at: String,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReviewIn {
-    pub lease_id: i64,
-    /// The client's idempotency key for this answer (1 to 128 characters), per task: a
-    /// retry sends the same `review_id` to the same task.
-    pub review_id: String,
-    /// Exactly one of `label`, `escalate`, `skip`.
-    #[serde(default)]
-    pub label: Option<String>,
-    #[serde(default)]
-    pub escalate: Option<ReasonIn>,
-    #[serde(default)]
-    pub skip: Option<ReasonIn>,
-    #[serde(default)]
-    pub failure_category: Option<String>,
-    #[serde(default)]
-    pub note: Option<String>,
-    /// "Submit and next": lease the reviewer's next task in the same commit as this
-    /// answer (one round trip instead of two). The reply's `next` holds it, or `null` when
-    /// there is nothing to do now (claim with `wait_ms` to wait for work).
-    #[serde(default)]
-    pub next: Option<NextIn>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct NextIn {
-    /// The project to claim from.
-    pub project: String,
-    /// Only this queue; any queue of the reviewer's tiers when absent.
-    #[serde(default)]
-    pub queue: Option<String>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ReasonIn {
-    pub reason: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -425,23 +354,6 @@ pub struct Health {
 #[serde(deny_unknown_fields)]
 pub struct AddGold {
     pub items: Vec<GoldIn>,
-}
-
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GoldIn {
-    pub external_id: String,
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    #[serde(default)]
-    #[schema(value_type = Option<Object>)]
-    pub attributes: Option<Value>,
-    /// The known answer.
-    pub label: String,
-    /// Scores like regular items carry (recommended where suggestions are shown, so gold
-    /// does not stand out by lacking one).
-    #[serde(default)]
-    pub prediction: Option<PredictionIn>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -10,7 +10,7 @@ use flywheel_store::EventRecord;
 
 use super::dto::*;
 use super::{page, ts};
-use crate::app::AppState;
+use crate::app::{AppState, feeds};
 use crate::auth::Caller;
 use crate::error::ApiError;
 
@@ -28,7 +28,7 @@ pub async fn labels(
     let p = s.project(&project).await?;
     caller.require_service(&p)?;
     let (after, limit) = page(&params)?;
-    let rows = s.store.labels(p.id, after, limit).await?;
+    let rows = feeds::labels(&s, &p, after, limit).await?;
     let next_cursor = rows.last().map_or(after, |r| r.cursor);
     Ok(Json(LabelPage {
         labels: rows
@@ -66,7 +66,7 @@ async fn event_page(
     params: &HashMap<String, String>,
 ) -> Result<Json<EventPage>, ApiError> {
     let (after, limit) = page(params)?;
-    let rows = s.store.events(project, after, limit).await?;
+    let rows = feeds::events(s, project, after, limit).await?;
     let next_cursor = rows.last().map_or(after, |r| r.seq);
     Ok(Json(EventPage {
         events: rows.into_iter().map(event_out).collect(),
@@ -110,25 +110,20 @@ pub async fn stats(
 ) -> Result<Json<StatsOut>, ApiError> {
     let p = s.project(&project).await?;
     caller.require_any(&p)?;
-    let st = s.store.stats(p.id, s.now()).await?;
-    let audited = (st.audits_confirmed + st.audits_corrected) as u64;
-    let audit = flywheel_core::calibrate::audit_precision(st.audits_confirmed as u64, audited);
+    let st = feeds::stats(&s, &p).await?;
     Ok(Json(StatsOut {
-        items: st.items,
-        auto: st.auto,
-        review: st.review,
-        resolved: st.resolved,
-        open_tasks: st.open_tasks,
-        automation_rate: if st.items > 0 {
-            st.auto as f64 / st.items as f64
-        } else {
-            0.0
-        },
-        audits: audited,
-        auto_precision_from_audits: audit.value,
-        auto_precision_interval: audit.interval.map(|(lo, hi)| [lo, hi]),
-        thresholds: (*s.learning.thresholds(p.id)).clone().into_iter().collect(),
+        automation_rate: st.automation_rate(),
+        items: st.counts.items,
+        auto: st.counts.auto,
+        review: st.counts.review,
+        resolved: st.counts.resolved,
+        open_tasks: st.counts.open_tasks,
+        audits: st.audits,
+        auto_precision_from_audits: st.audit.value,
+        auto_precision_interval: st.audit.interval.map(|(lo, hi)| [lo, hi]),
+        thresholds: st.thresholds.iter().map(|(l, t)| (l.clone(), *t)).collect(),
         queues: st
+            .counts
             .queues
             .into_iter()
             .map(|q| {

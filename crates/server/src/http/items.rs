@@ -1,16 +1,16 @@
-//! Items in, decisions out; and an item's whole story.
+//! Items in, decisions out; and an item's whole story (`app::items` decides).
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use flywheel_core::{Decision, ItemView, Outcome, Route};
-use flywheel_store::{NewItem, Resolution};
+use flywheel_core::{Decision, Outcome, Route};
+use flywheel_store::Resolution;
 use serde_json::Value;
 
 use super::dto::*;
 use super::{ApiJson, MAX_BATCH, ts};
-use crate::app::AppState;
+use crate::app::{AppState, items};
 use crate::auth::Caller;
 use crate::error::ApiError;
 
@@ -33,56 +33,7 @@ pub async fn submit(
             format!("send 1 to {MAX_BATCH} items, got {}", body.items.len()),
         ));
     }
-    let model = s.learning.model(s.store.as_ref(), &p).await?;
-    let thresholds = s.learning.thresholds(p.id);
-    let learning = p
-        .policy
-        .active_learning()
-        .map(|a| (crate::learning::strategy(&a.strategy), a.budget_per_1000));
-    let mut new = Vec::with_capacity(body.items.len());
-    for (i, it) in body.items.into_iter().enumerate() {
-        let (attributes, given) =
-            super::item_parts(i, &it.external_id, &it.payload, it.attributes, it.prediction, &p.labels)?;
-        // Without a prediction of its own, the project's built-in model scores the item.
-        let prediction = match (given, &model) {
-            (Some(p), _) => Some(p),
-            (None, Some(m)) => Some(m.read().expect("model").predict(&it.payload, &attributes)),
-            (None, None) => None,
-        };
-        let mut decision = p.policy.decide(
-            &ItemView {
-                payload: &it.payload,
-                attributes: &attributes,
-                prediction: prediction.as_ref(),
-                thresholds: Some(&thresholds),
-            },
-            p.policy_version,
-            flywheel_core::learn::keyed_draw(&format!("audit/{}/{}", p.name, it.external_id)),
-        );
-        if let (Some((strategy, budget)), Outcome::Auto { .. }) = (learning, &decision.outcome) {
-            let probs: Option<Vec<f64>> = prediction.as_ref().map(|p| p.scores.iter().map(|(_, x)| *x).collect());
-            if s.learning.choose_for_learning(
-                p.id,
-                strategy,
-                budget,
-                probs.as_deref(),
-                flywheel_core::learn::keyed_draw(&format!("learn/{}/{}", p.name, it.external_id)),
-            ) {
-                decision = p.policy.send_to_learning(decision);
-            }
-        } else if let Some((strategy, budget)) = learning {
-            // Reviews count toward the window of 1,000, never toward the budget.
-            s.learning.choose_for_learning(p.id, strategy, budget, None, 0.0);
-        }
-        new.push(NewItem {
-            external_id: it.external_id,
-            payload: it.payload,
-            attributes,
-            prediction,
-            decision,
-        });
-    }
-    let out = s.store.submit_items(p.id, new, &caller.actor(), s.now()).await?;
+    let out = items::submit(&s, &p, &caller.actor(), body.items).await?;
     Ok(Json(SubmitResponse {
         decisions: out
             .into_iter()
@@ -141,11 +92,7 @@ pub async fn detail(
 ) -> Result<Json<ItemDetailOut>, ApiError> {
     let p = s.project(&project).await?;
     caller.require_service(&p)?;
-    let d = s
-        .store
-        .item(p.id, &external_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("item '{external_id}' not found in project '{project}'")))?;
+    let d = items::detail(&s, &p, &external_id).await?;
     Ok(Json(ItemDetailOut {
         item: ItemOut {
             item_id: d.item_id,

@@ -1,4 +1,9 @@
-//! HTTP: thin handlers that parse at the edge, call the store and core, and answer JSON.
+//! HTTP: thin handlers grouped by resource. Each parses at the edge (`ApiJson`, `Path`,
+//! `Query`, the `Caller`), authorises, calls a use case in `app`, and maps the result to
+//! the wire types of `dto` (errors through `crate::error`, once).
+//!
+//! Must not: hold a use case's logic (deciding, claiming, judging, statistics), or be
+//! imported by `app`, `ui` or `workers` for anything but its wire types.
 
 pub(crate) mod accounts;
 mod admin;
@@ -21,6 +26,7 @@ use axum::routing::{get, patch, post, put};
 use serde::de::DeserializeOwned;
 
 use crate::app::AppState;
+pub use crate::app::text_field;
 use crate::error::ApiError;
 
 /// Largest request body: a batch of 10,000 items with room for their payloads.
@@ -30,7 +36,9 @@ pub const MAX_BATCH: usize = 10_000;
 pub const MAX_PAGE: usize = 1000;
 pub const DEFAULT_PAGE: usize = 100;
 
-pub fn router(state: Arc<AppState>) -> Router {
+/// The API's routes, with `console` (the browser console's pages) merged in, behind the
+/// fallbacks and layers both share.
+pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
     Router::new()
         .route("/healthz", get(admin::healthz))
         .route("/v1/openapi.json", get(openapi::serve))
@@ -66,7 +74,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/projects/{project}/model/predict", post(model::predict))
         .route("/v1/projects/{project}/policy/backtest", post(model::backtest))
         .route("/v1/projects/{project}/monitors", get(model::monitors))
-        .merge(crate::ui::router())
+        .merge(console)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {
             ApiError::new(
@@ -163,75 +171,4 @@ pub fn page(params: &HashMap<String, String>) -> Result<(i64, usize), ApiError> 
             .min(MAX_PAGE),
     };
     Ok((after, limit))
-}
-
-/// Checks a free-text field's length.
-pub fn text_field(field: &str, value: &str, min: usize, max: usize) -> Result<(), ApiError> {
-    if value.contains('\0') {
-        return Err(ApiError::invalid(field, format!("{field} contains a NUL character")));
-    }
-    let n = value.chars().count();
-    if n < min || n > max {
-        return Err(ApiError::invalid(
-            field,
-            format!("{field} has {min} to {max} characters, got {n}"),
-        ));
-    }
-    Ok(())
-}
-
-/// Whether a string or an object key anywhere in `v` contains a NUL character.
-fn has_nul(v: &serde_json::Value) -> bool {
-    use serde_json::Value;
-    match v {
-        Value::String(s) => s.contains('\0'),
-        Value::Array(a) => a.iter().any(has_nul),
-        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
-        _ => false,
-    }
-}
-
-/// Checks the parts every submitted item shares — external id, payload (an object),
-/// attributes (an object, `{}` when absent) and prediction (against the project's labels)
-/// — naming `items[i].…` in any error. Returns the attributes and the prediction.
-pub fn item_parts(
-    i: usize,
-    external_id: &str,
-    payload: &serde_json::Value,
-    attributes: Option<serde_json::Value>,
-    prediction: Option<dto::PredictionIn>,
-    labels: &flywheel_core::LabelSet,
-) -> Result<(serde_json::Value, Option<flywheel_core::Prediction>), ApiError> {
-    use serde_json::Value;
-    let at = |f: &str| format!("items[{i}].{f}");
-    text_field(&at("external_id"), external_id, 1, 256)?;
-    if !payload.is_object() {
-        return Err(ApiError::invalid(at("payload"), "payload is a JSON object"));
-    }
-    let attributes = match attributes {
-        None | Some(Value::Null) => Value::Object(Default::default()),
-        Some(v @ Value::Object(_)) => v,
-        Some(_) => return Err(ApiError::invalid(at("attributes"), "attributes is a JSON object")),
-    };
-    // PostgreSQL cannot store a NUL character in text or JSON; refuse it on every backend
-    // alike, naming the field, rather than fail at the database.
-    for (field, v) in [("payload", payload), ("attributes", &attributes)] {
-        if has_nul(v) {
-            return Err(ApiError::invalid(
-                at(field),
-                format!("{field} contains a NUL character (\\u0000), which cannot be stored"),
-            ));
-        }
-    }
-    let prediction = prediction
-        .map(|r| {
-            let raw = flywheel_core::prediction::RawPrediction {
-                model: r.model,
-                version: r.version,
-                scores: r.scores,
-            };
-            flywheel_core::Prediction::parse(raw, labels).map_err(|e| e.within(&at("prediction")))
-        })
-        .transpose()?;
-    Ok((attributes, prediction))
 }

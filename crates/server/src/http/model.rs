@@ -1,4 +1,5 @@
-//! The built-in model: its state and evaluation, and a full retrain.
+//! The built-in model: its state and evaluation, a full retrain, score-only predict,
+//! back-test, and the monitors (`app::model`, `app::monitors`).
 
 use std::sync::Arc;
 
@@ -6,10 +7,9 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::app::{AppState, model, monitors};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::learning;
 
 /// The project's built-in model: version, examples seen, how far into the label feed it
 /// has trained, its evaluation on held-back human labels, and the current thresholds.
@@ -22,19 +22,14 @@ pub async fn get(
 ) -> Result<Json<Value>, ApiError> {
     let p = s.project(&project).await?;
     caller.require_service(&p)?;
-    let model = s
-        .learning
-        .model(s.store.as_ref(), &p)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("project '{project}' has no built-in model (policy.model)")))?;
-    let m = model.read().expect("model");
+    let m = model::status(&s, &p).await?;
     Ok(Json(json!({
         "version": m.version,
-        "examples_seen": m.model.examples_seen(),
+        "examples_seen": m.examples_seen,
         "trained_through": m.trained_through,
-        "labels": m.model.labels(),
-        "evaluation": m.evaluate(),
-        "thresholds": *s.learning.thresholds(p.id),
+        "labels": m.labels,
+        "evaluation": m.evaluation,
+        "thresholds": *m.thresholds,
     })))
 }
 
@@ -49,25 +44,9 @@ pub async fn retrain(
 ) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
     let p = s.project(&project).await?;
-    let spec = p
-        .policy
-        .model()
-        .ok_or_else(|| ApiError::not_found(format!("project '{project}' has no built-in model (policy.model)")))?;
-    let previous = s
-        .learning
-        .model(s.store.as_ref(), &p)
-        .await?
-        .map(|m| m.read().expect("model").version)
-        .unwrap_or(0);
-    let model = s.learning.reset(&p, spec.bits);
-    model.write().expect("model").version = previous;
-    let used = learning::train(s.store.as_ref(), p.id, &model, s.now()).await?;
-    let snapshot = model.write().expect("model").snapshot(s.now());
-    let version = snapshot.version;
-    s.store.save_model(p.id, snapshot, s.now()).await?;
-    let evaluation = model.read().expect("model").evaluate();
+    let r = model::retrain(&s, &p).await?;
     Ok(Json(
-        json!({"version": version, "examples_used": used, "evaluation": evaluation}),
+        json!({"version": r.version, "examples_used": r.examples_used, "evaluation": r.evaluation}),
     ))
 }
 
@@ -78,15 +57,7 @@ pub struct PredictIn {
     pub items: Vec<PredictItem>,
 }
 
-#[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct PredictItem {
-    #[schema(value_type = Object)]
-    pub payload: Value,
-    #[serde(default)]
-    #[schema(value_type = Object)]
-    pub attributes: Option<Value>,
-}
+pub use crate::app::model::PredictItem;
 
 /// Scores items with the project's built-in model without storing or deciding anything:
 /// for evaluating the model on a test set of your own, or for a dry run.
@@ -121,31 +92,7 @@ pub async fn predict(
             ));
         }
     }
-    let model = s
-        .learning
-        .model(s.store.as_ref(), &p)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("project '{project}' has no built-in model (policy.model)")))?;
-    // Scoring thousands of items is CPU work: off the async threads.
-    let out = tokio::task::spawn_blocking(move || {
-        let m = model.read().expect("model");
-        let empty = Value::Object(Default::default());
-        let predictions: Vec<Value> = body
-            .items
-            .iter()
-            .map(|it| {
-                let attributes = it.attributes.as_ref().filter(|a| a.is_object()).unwrap_or(&empty);
-                let pr = m.predict(&it.payload, attributes);
-                let (label, confidence) = pr.top();
-                let scores: std::collections::BTreeMap<_, _> = pr.scores.iter().cloned().collect();
-                json!({"label": label, "confidence": confidence, "scores": scores})
-            })
-            .collect();
-        json!({"model_version": m.version, "examples_seen": m.model.examples_seen(), "predictions": predictions})
-    })
-    .await
-    .map_err(|e| ApiError::internal(format!("scoring failed: {e}")))?;
-    Ok(Json(out))
+    Ok(Json(model::predict(&s, &p, body.items).await?))
 }
 
 /// Replays a proposed policy over the project's recent human-labelled items (`window`, at
@@ -164,17 +111,7 @@ pub async fn backtest(
 ) -> Result<Json<Value>, ApiError> {
     caller.require_admin()?;
     let p = s.project(&project).await?;
-    let policy =
-        flywheel_core::Policy::from_json(&body.policy, &p.labels).map_err(|e| ApiError::from(e.within("policy")))?;
-    let window = body.window.unwrap_or(5000);
-    if !(1..=50_000).contains(&window) {
-        return Err(ApiError::invalid("window", "window is between 1 and 50000 items"));
-    }
-    let history = s.store.history(p.id, window).await?;
-    let thresholds = s.learning.thresholds(p.id);
-    let report = tokio::task::spawn_blocking(move || flywheel_core::backtest::backtest(&policy, &thresholds, &history))
-        .await
-        .map_err(|e| ApiError::internal(format!("back-test failed: {e}")))?;
+    let report = model::backtest(&s, &p, &body.policy, body.window.unwrap_or(5000)).await?;
     Ok(Json(
         serde_json::to_value(report).map_err(|e| ApiError::internal(e.to_string()))?,
     ))
@@ -200,6 +137,6 @@ pub async fn monitors(
 ) -> Result<Json<Value>, ApiError> {
     let p = s.project(&project).await?;
     caller.require_any(&p)?;
-    let monitors = s.alarms.check(s.store.as_ref(), &p, s.now()).await?;
+    let monitors = monitors::check(&s, &p).await?;
     Ok(Json(json!({"monitors": monitors})))
 }

@@ -8,6 +8,9 @@
 //! SHA-256 is stored; the CSRF token is derived from the cookie (see `auth::csrf_token`).
 //! Every page is sent with a Content-Security-Policy that allows only our own scripts and
 //! styles, and images only from the project's allowed origins.
+//!
+//! Must not: call the JSON API's handlers. Pages get their data from `app`, the same use
+//! cases the API calls, so a page shows what the API says.
 
 pub mod chart;
 mod pages;
@@ -21,50 +24,13 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
-use flywheel_store::{Principal, SessionOwner};
+use flywheel_store::Principal;
 use serde::Deserialize;
 
-use crate::app::AppState;
+use crate::app::accounts::{self, SignIn};
+use crate::app::{AppError, AppState};
 use crate::auth::{self, SESSION_COOKIE, csrf_token, generate_key, hash_key, same_token};
 use crate::error::ApiError;
-
-/// Failed sign-ins allowed per name within [`LOGIN_WINDOW`] before the name is refused
-/// (429) until the window passes: a brake on password guessing.
-pub const MAX_LOGIN_FAILURES: u32 = 10;
-pub const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Failed sign-ins per name on this node.
-#[derive(Default)]
-pub struct LoginGuard(std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>);
-
-impl LoginGuard {
-    fn blocked(&self, name: &str) -> bool {
-        let mut m = self.0.lock().expect("login guard");
-        m.retain(|_, (_, since)| since.elapsed() < LOGIN_WINDOW);
-        m.get(name).is_some_and(|(n, _)| *n >= MAX_LOGIN_FAILURES)
-    }
-
-    fn failed(&self, name: &str) {
-        let mut m = self.0.lock().expect("login guard");
-        if m.len() > 100_000 {
-            m.clear();
-        }
-        m.entry(name.to_string()).or_insert((0, std::time::Instant::now())).0 += 1;
-    }
-}
-
-/// A hash to verify against when the name is unknown, so that a wrong name takes as long
-/// as a wrong password.
-fn decoy_hash() -> &'static str {
-    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    DECOY.get_or_init(|| {
-        use argon2::password_hash::PasswordHasher;
-        argon2::Argon2::default()
-            .hash_password(generate_key().as_bytes())
-            .map(|h| h.to_string())
-            .unwrap_or_default()
-    })
-}
 
 /// How long a browser session lasts.
 pub const SESSION_MS: i64 = 12 * 3600 * 1000;
@@ -129,7 +95,7 @@ impl FromRequestParts<Arc<AppState>> for Session {
                 csrf: csrf_token(&token),
             }),
             Ok(None) => Err(to_login()),
-            Err(e) => Err(UiError(e).into_response()),
+            Err(e) => Err(UiError::from(e).into_response()),
         }
     }
 }
@@ -140,6 +106,12 @@ pub struct UiError(pub ApiError);
 impl From<ApiError> for UiError {
     fn from(e: ApiError) -> Self {
         UiError(e)
+    }
+}
+
+impl From<AppError> for UiError {
+    fn from(e: AppError) -> Self {
+        UiError(e.into())
     }
 }
 
@@ -287,58 +259,22 @@ async fn login(
             StatusCode::UNAUTHORIZED,
         ))
     };
-    let owner = if !form.key.trim().is_empty() {
-        let key_hash = hash_key(form.key.trim());
-        match s.store.principal(&key_hash).await? {
-            Some(Principal::Admin | Principal::Reviewer(_)) => SessionOwner::Key(key_hash),
-            Some(Principal::Service { .. }) => {
-                return refused("a service key cannot sign in; use an admin or reviewer key");
-            }
-            None => return refused("unknown or revoked key"),
-        }
-    } else {
-        let name = form.name.trim().to_string();
-        if s.login_guard.blocked(&name) {
+    let owner = match accounts::sign_in(&s, &form.name, &form.password, &form.key).await? {
+        SignIn::Owner(owner) => owner,
+        SignIn::Refused(msg) => return refused(msg),
+        SignIn::Blocked => {
             let mut r = login_form(
                 &headers,
                 Some("too many failed sign-ins for this name; wait ten minutes".into()),
-                name,
+                form.name.trim().to_string(),
                 StatusCode::TOO_MANY_REQUESTS,
             );
             r.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("600"));
             return Ok(r);
         }
-        let found = s.store.password_hash(&name).await?;
-        let stored = found
-            .as_ref()
-            .map_or_else(|| decoy_hash().to_string(), |(_, h)| h.clone());
-        let password = form.password.clone();
-        let ok = tokio::task::spawn_blocking(move || {
-            use argon2::password_hash::{PasswordVerifier, phc::PasswordHash};
-            PasswordHash::new(&stored)
-                .map(|h| {
-                    argon2::Argon2::default()
-                        .verify_password(password.as_bytes(), &h)
-                        .is_ok()
-                })
-                .unwrap_or(false)
-        })
-        .await
-        .unwrap_or(false);
-        match found {
-            Some((id, _)) if ok => SessionOwner::Reviewer(id),
-            _ => {
-                s.login_guard.failed(&name);
-                return refused("wrong name or password");
-            }
-        }
     };
-    let token = generate_key();
-    let now = s.now();
-    s.store
-        .create_session(&hash_key(&token), owner, now + SESSION_MS, now)
-        .await?;
+    let token = accounts::open_session(&s, owner, SESSION_MS).await?;
     let mut r = Redirect::to("/ui").into_response();
     set_cookie(&mut r, &headers, SESSION_COOKIE, &token, SESSION_MS / 1000, "/");
     set_cookie(&mut r, &headers, LOGIN_COOKIE, "", 0, "/login");
@@ -362,8 +298,7 @@ async fn logout(
                 ApiError::forbidden("missing or wrong CSRF token").with_code("csrf"),
             ));
         }
-        s.store.end_session(&hash_key(&token)).await?;
-        s.forget_principals();
+        accounts::sign_out(&s, &token).await?;
     }
     let mut r = Redirect::to("/login").into_response();
     set_cookie(&mut r, &headers, SESSION_COOKIE, "", 0, "/");

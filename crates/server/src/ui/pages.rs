@@ -1,5 +1,6 @@
-//! The console's pages. Data comes from the same handlers the JSON API serves, so a page
-//! shows exactly what the API says.
+//! The console's pages. Data comes from the same use cases (`app`) the JSON API calls, so
+//! a page shows what the API says; pages format it (numbers, ages, charts) and nothing
+//! more. Lists of accounts and keys reuse the API's wire types.
 
 use std::sync::Arc;
 
@@ -11,9 +12,10 @@ use serde::Deserialize;
 
 use super::chart::{Series, line_chart};
 use super::{Nav, Session, UiError, html};
-use crate::app::{AppState, ProjectRuntime};
+use crate::app::{AppState, ProjectRuntime, accounts, dashboard, projects};
 use crate::error::ApiError;
-use crate::http::{accounts, feeds, model, quality};
+use crate::http::accounts::{Account, KeyOut};
+use crate::http::ts;
 
 /// The queues a reviewer with `tiers` may open in a project: those the policy routes work
 /// to at one of their tiers.
@@ -54,7 +56,7 @@ pub async fn home(State(s): State<Arc<AppState>>, session: Session) -> Result<Re
     };
     match &session.principal {
         Principal::Admin => {
-            page.projects = s.store.projects().await?.into_iter().map(|p| p.name).collect();
+            page.projects = projects::list(&s).await?.into_iter().map(|p| p.name).collect();
         }
         Principal::Reviewer(r) => {
             for name in &r.project_names {
@@ -64,8 +66,7 @@ pub async fn home(State(s): State<Arc<AppState>>, session: Session) -> Result<Re
                     queues: queues_for(&p, &r.tiers),
                 });
             }
-            let me = accounts::me(State(s.clone()), session.caller()).await?;
-            page.answers_today = me.0.answers_today;
+            page.answers_today = accounts::answers_today(&s, r).await?;
         }
         Principal::Service { .. } => {
             return Err(ApiError::forbidden("service keys have no console").into());
@@ -230,42 +231,22 @@ pub async fn dashboard(
     let caller = session.caller();
     caller.require_admin()?;
     let p = s.project(&project).await?;
-    let now = s.now();
-    let stats = feeds::stats(State(s.clone()), caller.clone(), Path(project.clone()))
-        .await?
-        .0;
-    // The last Dawid–Skene fit: this part re-renders every 2 s and must not refit.
-    let reviewers = quality::reviewer_page(&s, &p, false).await?;
-    let agreement = quality::agreement(State(s.clone()), caller.clone(), Path(project.clone()))
-        .await?
-        .0;
-    let monitors = model::monitors(State(s.clone()), caller.clone(), Path(project.clone()))
-        .await?
-        .0;
-
-    let sla = &p.policy.spec().sla_seconds;
-    let cutoffs: Vec<(String, i64)> = stats
-        .queues
-        .keys()
-        .filter_map(|q| sla.get(q).map(|secs| (q.clone(), now - i64::from(*secs) * 1000)))
-        .collect();
-    let overdue = s.store.overdue_tasks(p.id, cutoffs.clone()).await?;
-    let queues = stats
+    let d = dashboard::dashboard(&s, &p).await?;
+    let (now, since, bucket) = (d.now, d.since, d.bucket_ms);
+    let stats = &d.stats;
+    let queues = d
         .queues
         .iter()
-        .map(|(name, out)| QueueRow {
-            name: name.clone(),
-            open: out.open,
-            oldest: age(out.oldest_age_s),
-            sla: sla.get(name).map_or("—".into(), |s| age(f64::from(*s))),
-            breaches: cutoffs.iter().position(|(q, _)| q == name).map(|i| overdue[i]),
+        .map(|q| QueueRow {
+            name: q.name.clone(),
+            open: q.open,
+            oldest: age(q.oldest_age_s),
+            sla: q.sla_seconds.map_or("—".into(), |s| age(f64::from(s))),
+            breaches: q.breaches,
         })
         .collect();
 
-    // The last day (or the project's life, if shorter) in about 48 slices.
-    let since = (now - 86_400_000).max(p.created_at);
-    let bucket = ((now - since) / 48).max(60_000);
-    let series = s.store.activity(p.id, since, bucket).await?;
+    let series = &d.activity;
     let minutes = |t: i64| (t - since) as f64 / 60_000.0;
     let x1 = minutes(now).max(1.0);
     let rate: Vec<(f64, Option<f64>)> = series
@@ -278,7 +259,7 @@ pub async fn dashboard(
     let peak = series.iter().map(|b| b.review.max(b.answers)).max().unwrap_or(0).max(1) as f64;
     let chart_rate = line_chart(
         "automation rate",
-        &format!("minutes since {}", crate::http::ts(since)),
+        &format!("minutes since {}", ts(since)),
         &[Series {
             name: "auto share",
             color: "#1f6feb",
@@ -312,13 +293,11 @@ pub async fn dashboard(
         (0.0, peak),
     );
 
-    let events = s
-        .store
-        .latest_events(p.id, 20)
-        .await?
+    let events = d
+        .events
         .into_iter()
         .map(|e| EventRow {
-            at: crate::http::ts(e.at),
+            at: ts(e.at),
             kind: e.kind,
             actor: e.actor,
             item: e.external_id.unwrap_or_default(),
@@ -332,41 +311,41 @@ pub async fn dashboard(
             },
         })
         .collect();
-    let monitors = monitors["monitors"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
+    let monitors = d
+        .monitors
         .into_iter()
         .map(|m| MonitorRow {
-            name: m["name"].as_str().unwrap_or_default().to_string(),
-            value: fmt(m["value"].as_f64(), 3),
-            threshold: fmt(m["threshold"].as_f64(), 3),
-            firing: m["firing"].as_bool().unwrap_or(false),
-            basis: m["basis"].as_str().unwrap_or_default().to_string(),
+            name: m.name,
+            value: fmt(m.value, 3),
+            threshold: fmt(m.threshold, 3),
+            firing: m.firing,
+            basis: m.basis,
         })
         .collect();
+    let mut thresholds: Vec<(String, String)> = stats
+        .thresholds
+        .iter()
+        .map(|(l, t)| (l.clone(), format!("{t:.3}")))
+        .collect();
+    thresholds.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let live = Live {
         project: p.name.clone(),
         csrf: session.csrf.clone(),
-        items: stats.items,
-        auto: stats.auto,
-        review: stats.review,
-        resolved: stats.resolved,
-        open_tasks: stats.open_tasks,
-        automation: format!("{:.1}%", stats.automation_rate * 100.0),
+        items: stats.counts.items,
+        auto: stats.counts.auto,
+        review: stats.counts.review,
+        resolved: stats.counts.resolved,
+        open_tasks: stats.counts.open_tasks,
+        automation: format!("{:.1}%", stats.automation_rate() * 100.0),
         audits: stats.audits,
-        audit_precision: match (stats.auto_precision_from_audits, stats.auto_precision_interval) {
-            (Some(v), Some([lo, hi])) => format!("{v:.3} (95% CI {lo:.3}–{hi:.3})"),
+        audit_precision: match (stats.audit.value, stats.audit.interval) {
+            (Some(v), Some((lo, hi))) => format!("{v:.3} (95% CI {lo:.3}–{hi:.3})"),
             (Some(v), None) => format!("{v:.3}"),
             _ => "— (no audits yet)".into(),
         },
-        thresholds: stats
-            .thresholds
-            .iter()
-            .map(|(l, t)| (l.clone(), format!("{t:.3}")))
-            .collect(),
+        thresholds,
         queues,
-        reviewers: reviewers
+        reviewers: d
             .reviewers
             .into_iter()
             .map(|r| ReviewerRow {
@@ -382,8 +361,8 @@ pub async fn dashboard(
                 held_reason: r.held_reason.unwrap_or_default(),
             })
             .collect(),
-        kappa: fmt(agreement["fleiss_kappa"].as_f64(), 3),
-        alpha: fmt(agreement["krippendorff_alpha"].as_f64(), 3),
+        kappa: fmt(d.agreement.as_ref().and_then(|a| a.fleiss_kappa), 3),
+        alpha: fmt(d.agreement.as_ref().and_then(|a| a.krippendorff_alpha), 3),
         events,
         monitors,
         chart_rate,
@@ -434,15 +413,15 @@ pub async fn policy(
 #[template(path = "reviewers.html")]
 struct ReviewersPage {
     nav: Nav,
-    accounts: Vec<accounts::Account>,
+    accounts: Vec<Account>,
     projects: Vec<String>,
 }
 
 /// Reviewers: create, grant tiers and projects, passwords, new keys (admin).
 pub async fn reviewers(State(s): State<Arc<AppState>>, session: Session) -> Result<Response, UiError> {
-    let caller = session.caller();
-    let accounts = accounts::accounts(State(s.clone()), caller.clone()).await?.0;
-    let projects = s.store.projects().await?.into_iter().map(|p| p.name).collect();
+    session.caller().require_admin()?;
+    let accounts = accounts::reviewers(&s).await?.into_iter().map(Account::from).collect();
+    let projects = projects::list(&s).await?.into_iter().map(|p| p.name).collect();
     Ok(html(
         &ReviewersPage {
             nav: session.nav(),
@@ -457,14 +436,15 @@ pub async fn reviewers(State(s): State<Arc<AppState>>, session: Session) -> Resu
 #[template(path = "keys.html")]
 struct KeysPage {
     nav: Nav,
-    keys: Vec<accounts::KeyOut>,
+    keys: Vec<KeyOut>,
     projects: Vec<String>,
 }
 
 /// Keys: list, create service keys, revoke (admin).
 pub async fn keys(State(s): State<Arc<AppState>>, session: Session) -> Result<Response, UiError> {
-    let keys = accounts::keys(State(s.clone()), session.caller()).await?.0;
-    let projects = s.store.projects().await?.into_iter().map(|p| p.name).collect();
+    session.caller().require_admin()?;
+    let keys = accounts::keys(&s).await?.into_iter().map(KeyOut::from).collect();
+    let projects = projects::list(&s).await?.into_iter().map(|p| p.name).collect();
     Ok(html(
         &KeysPage {
             nav: session.nav(),

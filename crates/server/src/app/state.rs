@@ -1,4 +1,5 @@
-//! The application state shared by handlers and workers, and the project cache.
+//! The application state shared by use cases and workers, and its caches: projects,
+//! key holders, Dawid–Skene fits. Nothing here knows HTTP.
 //!
 //! A project's policy is compiled once per version and kept here; handlers ask
 //! [`AppState::project`]. A `ProjectChanged` notice from the store (sent by whichever node
@@ -18,8 +19,8 @@ use flywheel_core::policy::ConsensusMethod;
 use flywheel_core::{LabelSet, Policy};
 use flywheel_store::{Judging, Principal, Project, ProjectAnswer, Store};
 
+use super::AppError;
 use crate::clock::Clock;
-use crate::error::ApiError;
 
 /// How long a cached project is trusted before it is read again.
 pub const PROJECT_TTL: Duration = Duration::from_secs(2);
@@ -41,11 +42,11 @@ pub struct AppState {
     /// Per project: the last Dawid–Skene fit, when it was made, and whether a refit runs.
     ds_models: Mutex<HashMap<i64, DsSlot>>,
     /// The built-in models, calibrated thresholds and active-learning budgets.
-    pub learning: crate::learning::Learning,
+    pub learning: super::learning::Learning,
     /// Which monitors are firing.
-    pub alarms: crate::monitors::Alarms,
+    pub alarms: super::monitors::Alarms,
     /// Failed sign-ins per name (the console's brake on password guessing).
-    pub login_guard: crate::ui::LoginGuard,
+    pub login_guard: super::accounts::LoginGuard,
 }
 
 #[derive(Default)]
@@ -72,11 +73,11 @@ pub struct ProjectRuntime {
 }
 
 impl ProjectRuntime {
-    pub fn from_project(p: Project) -> Result<Self, ApiError> {
+    pub fn from_project(p: Project) -> Result<Self, AppError> {
         let labels = LabelSet::parse(&p.labels)
-            .map_err(|e| ApiError::internal(format!("stored labels of '{}' do not parse: {e}", p.name)))?;
+            .map_err(|e| AppError::Internal(format!("stored labels of '{}' do not parse: {e}", p.name)))?;
         let policy = Policy::from_json(&p.policy, &labels)
-            .map_err(|e| ApiError::internal(format!("stored policy of '{}' does not compile: {e}", p.name)))?;
+            .map_err(|e| AppError::Internal(format!("stored policy of '{}' does not compile: {e}", p.name)))?;
         Ok(Self {
             id: p.id,
             name: p.name,
@@ -109,7 +110,7 @@ impl AppState {
     }
 
     /// The project named, or 404.
-    pub async fn project(&self, name: &str) -> Result<Arc<ProjectRuntime>, ApiError> {
+    pub async fn project(&self, name: &str) -> Result<Arc<ProjectRuntime>, AppError> {
         if let Some((at, p)) = self.projects.read().expect("project cache").get(name)
             && at.elapsed() < PROJECT_TTL
         {
@@ -119,7 +120,7 @@ impl AppState {
             .store
             .project(name)
             .await?
-            .ok_or_else(|| ApiError::not_found(format!("project '{name}' not found")))?;
+            .ok_or_else(|| AppError::NotFound(format!("project '{name}' not found")))?;
         let runtime = Arc::new(ProjectRuntime::from_project(p)?);
         self.remember(runtime.clone());
         Ok(runtime)
@@ -157,7 +158,7 @@ impl AppState {
                 match fitted {
                     Ok(Some(m)) => slot.model = Some(Arc::new(m)),
                     Ok(None) => {}
-                    Err(e) => tracing::warn!(project_id, error = %e.message, "Dawid-Skene refit failed"),
+                    Err(e) => tracing::warn!(project_id, error = %e, "Dawid-Skene refit failed"),
                 }
             });
         }
@@ -165,15 +166,15 @@ impl AppState {
     }
 
     /// Fits Dawid–Skene over every label answer of the project (off the async threads).
-    pub async fn fit_ds(&self, project_id: i64) -> Result<Option<DsModel>, ApiError> {
+    pub async fn fit_ds(&self, project_id: i64) -> Result<Option<DsModel>, AppError> {
         let answers = self.store.project_answers(project_id).await?;
         tokio::task::spawn_blocking(move || fit_ds_model(&answers))
             .await
-            .map_err(|e| ApiError::internal(format!("refit task failed: {e}")))
+            .map_err(|e| AppError::Internal(format!("refit task failed: {e}")))
     }
 
     /// Fits now, keeps the fit for the project's answers, and returns it.
-    pub async fn refit_ds(&self, project_id: i64) -> Result<Option<Arc<DsModel>>, ApiError> {
+    pub async fn refit_ds(&self, project_id: i64) -> Result<Option<Arc<DsModel>>, AppError> {
         let model = self.fit_ds(project_id).await?.map(Arc::new);
         let mut slots = self.ds_models.lock().expect("ds models");
         let slot = slots.entry(project_id).or_default();
@@ -194,7 +195,7 @@ impl AppState {
     }
 
     /// Who holds the key with this hash, from the cache or the store.
-    pub async fn principal(&self, key_hash: &str) -> Result<Option<Principal>, ApiError> {
+    pub async fn principal(&self, key_hash: &str) -> Result<Option<Principal>, AppError> {
         if let Some((at, p)) = self.principals.read().expect("principal cache").get(key_hash)
             && at.elapsed() < PRINCIPAL_TTL
         {
@@ -208,7 +209,7 @@ impl AppState {
     }
 
     /// Who a browser session (by its token's hash) acts as, cached like keys.
-    pub async fn session(&self, token_hash: &str) -> Result<Option<Principal>, ApiError> {
+    pub async fn session(&self, token_hash: &str) -> Result<Option<Principal>, AppError> {
         let cache_key = format!("session:{token_hash}");
         if let Some((at, p)) = self.principals.read().expect("principal cache").get(&cache_key)
             && at.elapsed() < PRINCIPAL_TTL

@@ -125,3 +125,9 @@ impl Alarms {
         Ok(monitors)
     }
 }
+
+/// Project `p`'s monitors now, writing an event for each that started or stopped firing.
+#[tracing::instrument(level = "debug", skip_all, fields(project = %p.name))]
+pub async fn check(s: &crate::app::AppState, p: &ProjectRuntime) -> Result<Vec<Monitor>, StoreError> {
+    s.alarms.check(s.store.as_ref(), p, s.now()).await
+}

@@ -1,0 +1,170 @@
+//! Items in, decisions out: each submitted item is checked, scored by the project's
+//! built-in model when it has no prediction of its own, decided by the policy (with the
+//! calibrated thresholds), possibly sent to review for active learning, and stored with
+//! its decision. Also an item's whole story.
+//!
+//! The batch is checked whole before the store sees it: an item that does not parse
+//! refuses the batch with the field at fault (`items[3].payload`), and nothing is written.
+
+use std::collections::BTreeMap;
+
+use flywheel_core::{ItemView, LabelSet, Outcome, Prediction, ValidationError};
+use flywheel_store::{ItemDetail, NewItem, Submitted};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use super::error::text_field;
+use super::{AppError, AppState, ProjectRuntime, learning};
+
+/// An item as submitted (the request's `items[i]`; the wire format re-exports it).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ItemIn {
+    /// The client's id: the idempotency key (1 to 256 characters).
+    pub external_id: String,
+    /// A JSON object; `text`, when present, is what reviewers see first.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// A JSON object that rules may read as `attributes`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Value>,
+    #[serde(default)]
+    pub prediction: Option<PredictionIn>,
+}
+
+/// A prediction as submitted, before it is checked against the project's labels.
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PredictionIn {
+    pub model: String,
+    #[serde(default)]
+    pub version: Option<String>,
+    /// A probability in [0, 1] for every label of the project.
+    pub scores: BTreeMap<String, f64>,
+}
+
+/// Whether a string or an object key anywhere in `v` contains a NUL character.
+fn has_nul(v: &Value) -> bool {
+    match v {
+        Value::String(s) => s.contains('\0'),
+        Value::Array(a) => a.iter().any(has_nul),
+        Value::Object(o) => o.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        _ => false,
+    }
+}
+
+/// Checks the parts every submitted item shares — external id, payload (an object),
+/// attributes (an object, `{}` when absent) and prediction (against the project's labels)
+/// — naming `items[i].…` in any error. Returns the attributes and the prediction.
+pub fn item_parts(
+    i: usize,
+    external_id: &str,
+    payload: &Value,
+    attributes: Option<Value>,
+    prediction: Option<PredictionIn>,
+    labels: &LabelSet,
+) -> Result<(Value, Option<Prediction>), ValidationError> {
+    let at = |f: &str| format!("items[{i}].{f}");
+    text_field(&at("external_id"), external_id, 1, 256)?;
+    if !payload.is_object() {
+        return Err(ValidationError::new(at("payload"), "payload is a JSON object"));
+    }
+    let attributes = match attributes {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(v @ Value::Object(_)) => v,
+        Some(_) => return Err(ValidationError::new(at("attributes"), "attributes is a JSON object")),
+    };
+    // PostgreSQL cannot store a NUL character in text or JSON; refuse it on every backend
+    // alike, naming the field, rather than fail at the database.
+    for (field, v) in [("payload", payload), ("attributes", &attributes)] {
+        if has_nul(v) {
+            return Err(ValidationError::new(
+                at(field),
+                format!("{field} contains a NUL character (\\u0000), which cannot be stored"),
+            ));
+        }
+    }
+    let prediction = prediction
+        .map(|r| {
+            let raw = flywheel_core::prediction::RawPrediction {
+                model: r.model,
+                version: r.version,
+                scores: r.scores,
+            };
+            Prediction::parse(raw, labels).map_err(|e| e.within(&at("prediction")))
+        })
+        .transpose()?;
+    Ok((attributes, prediction))
+}
+
+/// Decides and stores a batch of items for project `p` (the caller checked the batch's
+/// size and the caller's grant). Each item gets its decision; an `external_id` already
+/// stored gets its first decision back, marked duplicate.
+#[tracing::instrument(level = "debug", skip_all, fields(project = %p.name, items = items.len()))]
+pub async fn submit(
+    s: &AppState,
+    p: &ProjectRuntime,
+    actor: &str,
+    items: Vec<ItemIn>,
+) -> Result<Vec<Submitted>, AppError> {
+    let model = s.learning.model(s.store.as_ref(), p).await?;
+    let thresholds = s.learning.thresholds(p.id);
+    let learning = p
+        .policy
+        .active_learning()
+        .map(|a| (learning::strategy(&a.strategy), a.budget_per_1000));
+    let mut new = Vec::with_capacity(items.len());
+    for (i, it) in items.into_iter().enumerate() {
+        let (attributes, given) = item_parts(i, &it.external_id, &it.payload, it.attributes, it.prediction, &p.labels)?;
+        // Without a prediction of its own, the project's built-in model scores the item.
+        let prediction = match (given, &model) {
+            (Some(p), _) => Some(p),
+            (None, Some(m)) => Some(m.read().expect("model").predict(&it.payload, &attributes)),
+            (None, None) => None,
+        };
+        let mut decision = p.policy.decide(
+            &ItemView {
+                payload: &it.payload,
+                attributes: &attributes,
+                prediction: prediction.as_ref(),
+                thresholds: Some(&thresholds),
+            },
+            p.policy_version,
+            flywheel_core::learn::keyed_draw(&format!("audit/{}/{}", p.name, it.external_id)),
+        );
+        if let (Some((strategy, budget)), Outcome::Auto { .. }) = (learning, &decision.outcome) {
+            let probs: Option<Vec<f64>> = prediction.as_ref().map(|p| p.scores.iter().map(|(_, x)| *x).collect());
+            if s.learning.choose_for_learning(
+                p.id,
+                strategy,
+                budget,
+                probs.as_deref(),
+                flywheel_core::learn::keyed_draw(&format!("learn/{}/{}", p.name, it.external_id)),
+            ) {
+                decision = p.policy.send_to_learning(decision);
+            }
+        } else if let Some((strategy, budget)) = learning {
+            // Reviews count toward the window of 1,000, never toward the budget.
+            s.learning.choose_for_learning(p.id, strategy, budget, None, 0.0);
+        }
+        new.push(NewItem {
+            external_id: it.external_id,
+            payload: it.payload,
+            attributes,
+            prediction,
+            decision,
+        });
+    }
+    Ok(s.store.submit_items(p.id, new, actor, s.now()).await?)
+}
+
+/// Everything about one item of project `p`: decision, tasks, reviews, resolution, events.
+#[tracing::instrument(level = "debug", skip(s, p), fields(project = %p.name))]
+pub async fn detail(s: &AppState, p: &ProjectRuntime, external_id: &str) -> Result<ItemDetail, AppError> {
+    s.store
+        .item(p.id, external_id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("item '{external_id}' not found in project '{}'", p.name)))
+}

@@ -1,0 +1,239 @@
+//! The reviewer's loop: claim (with a long poll for work to arrive), heartbeat, answer,
+//! and "answer and next" (the answer and the next lease in one commit).
+//!
+//! The store decides what an answer does to its task; this module checks the answer
+//! (shape, texts, the projects' failure categories, the next project's grant) before
+//! anything is written, and tells the store how each granted project judges answers.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use flywheel_core::Answer;
+use flywheel_core::policy::parse_queue;
+use flywheel_store::{ClaimRequest, ClaimedTask, NewReview, Notice, ReviewResult, Reviewer, StoreError};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+use utoipa::ToSchema;
+
+use super::accounts::require_granted;
+use super::error::text_field;
+use super::{AppError, AppState, ProjectRuntime};
+
+/// Longest a claim may wait for work.
+pub const MAX_WAIT_MS: u64 = 30_000;
+
+/// What a claim by `r` in `p` asks the store for.
+pub fn claim_request(p: &ProjectRuntime, r: &Reviewer, queue: Option<String>) -> ClaimRequest {
+    ClaimRequest {
+        project_id: p.id,
+        reviewer_id: r.id,
+        reviewer_name: r.name.clone(),
+        tiers: r.tiers.clone(),
+        queue,
+        lease_ms: i64::from(p.policy.lease_seconds()) * 1000,
+        gold: p.policy.quality().is_some_and(|q| rand::random::<f64>() < q.gold_rate),
+    }
+}
+
+/// Leases reviewer `r`'s next task in `p` (priority, then age; only `queue` when given),
+/// waiting up to `wait` for work to arrive; `None` when there is nothing to do (or the
+/// server is stopping). The caller checked the grant and the queue's name.
+#[tracing::instrument(level = "debug", skip_all, fields(project = %p.name, reviewer = %r.name))]
+pub async fn claim(
+    s: &AppState,
+    p: &ProjectRuntime,
+    r: &Reviewer,
+    queue: Option<String>,
+    wait: Duration,
+) -> Result<Option<ClaimedTask>, AppError> {
+    let req = claim_request(p, r, queue);
+    // Subscribe before the first attempt, so work that arrives in between is not missed.
+    let mut notices = s.store.subscribe();
+    let mut stopping = s.stopping.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        if let Some(t) = s.store.claim(req.clone(), s.now()).await? {
+            return Ok(Some(t));
+        }
+        if !wait_for_work(&mut notices, &mut stopping, p.id, deadline).await {
+            return Ok(None);
+        }
+    }
+}
+
+/// Waits until the store says `project_id` has new work (true) or the deadline passes or
+/// the server is stopping (false).
+async fn wait_for_work(
+    notices: &mut tokio::sync::broadcast::Receiver<Notice>,
+    stopping: &mut tokio::sync::watch::Receiver<bool>,
+    project_id: i64,
+    deadline: tokio::time::Instant,
+) -> bool {
+    loop {
+        if *stopping.borrow() {
+            return false;
+        }
+        tokio::select! {
+            n = notices.recv() => match n {
+                Ok(Notice::TasksAvailable { project_id: p }) if p == project_id => return true,
+                Ok(_) => {}
+                Err(RecvError::Lagged(_)) => return true,
+                Err(RecvError::Closed) => return false,
+            },
+            _ = stopping.changed() => return false,
+            _ = tokio::time::sleep_until(deadline) => return false,
+        }
+    }
+}
+
+/// Extends reviewer `r`'s lease by the project's lease length; returns when it now ends.
+#[tracing::instrument(level = "debug", skip(s, r), fields(reviewer = %r.name))]
+pub async fn heartbeat(s: &AppState, r: &Reviewer, task_id: i64, lease_id: i64) -> Result<i64, AppError> {
+    Ok(s.store.heartbeat(task_id, lease_id, r.id, s.now()).await?)
+}
+
+/// An answer as sent (the request body; the wire format re-exports it).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewIn {
+    pub lease_id: i64,
+    /// The client's idempotency key for this answer (1 to 128 characters), per task: a
+    /// retry sends the same `review_id` to the same task.
+    pub review_id: String,
+    /// Exactly one of `label`, `escalate`, `skip`.
+    #[serde(default)]
+    pub label: Option<String>,
+    #[serde(default)]
+    pub escalate: Option<ReasonIn>,
+    #[serde(default)]
+    pub skip: Option<ReasonIn>,
+    #[serde(default)]
+    pub failure_category: Option<String>,
+    #[serde(default)]
+    pub note: Option<String>,
+    /// "Submit and next": lease the reviewer's next task in the same commit as this
+    /// answer (one round trip instead of two). The reply's `next` holds it, or `null` when
+    /// there is nothing to do now (claim with `wait_ms` to wait for work).
+    #[serde(default)]
+    pub next: Option<NextIn>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NextIn {
+    /// The project to claim from.
+    pub project: String,
+    /// Only this queue; any queue of the reviewer's tiers when absent.
+    #[serde(default)]
+    pub queue: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReasonIn {
+    pub reason: String,
+}
+
+/// What an answer did, and with "next", the claim made in the same commit.
+pub struct Answered {
+    pub result: ReviewResult,
+    /// Present when "next" was asked for.
+    pub next: Option<NextClaim>,
+}
+
+/// The claim "answer and next" made in the answer's commit.
+pub struct NextClaim {
+    /// The project claimed in.
+    pub project: Arc<ProjectRuntime>,
+    /// The claim's own result: a refused claim (a held reviewer) leaves the answer stored.
+    pub claimed: Result<Option<ClaimedTask>, StoreError>,
+}
+
+/// Answers task `task_id` as reviewer `r`: a label, an escalation or a skip. Everything is
+/// checked before anything is written; a `review_id` already stored for this task returns
+/// the stored result and changes nothing.
+#[tracing::instrument(level = "debug", skip_all, fields(task_id = task_id, reviewer = %r.name, review_id = %body.review_id))]
+pub async fn answer(s: &Arc<AppState>, r: &Reviewer, task_id: i64, body: ReviewIn) -> Result<Answered, AppError> {
+    text_field("review_id", &body.review_id, 1, 128)?;
+    // The task's project is known only to the store: judge by each granted project's rule.
+    let mut judging = HashMap::new();
+    let mut taxonomy = Vec::new();
+    for name in &r.project_names {
+        let p = s.project(name).await?;
+        judging.insert(p.id, s.judging(&p));
+        taxonomy.extend(p.policy.workbench().failure_categories);
+    }
+    let answer = match (body.label, body.escalate, body.skip) {
+        (Some(l), None, None) => Answer::Label(l),
+        (None, Some(e), None) => {
+            text_field("escalate.reason", &e.reason, 1, 2000)?;
+            Answer::Escalate { reason: e.reason }
+        }
+        (None, None, Some(k)) => {
+            text_field("skip.reason", &k.reason, 0, 2000)?;
+            Answer::Skip { reason: k.reason }
+        }
+        _ => {
+            return Err(AppError::invalid(
+                "label",
+                "give exactly one of label, escalate or skip",
+            ));
+        }
+    };
+    if let Some(c) = &body.failure_category {
+        text_field("failure_category", c, 1, 128)?;
+        // Where projects define a taxonomy, a category is one of theirs.
+        if !taxonomy.is_empty() && !taxonomy.contains(c) {
+            return Err(AppError::invalid(
+                "failure_category",
+                format!(
+                    "'{c}' is not a failure category of your projects: {}",
+                    taxonomy.join(", ")
+                ),
+            ));
+        }
+    }
+    if let Some(n) = &body.note {
+        text_field("note", n, 0, 10_000)?;
+    }
+    // "Submit and next": the next task's project is checked (a grant, a queue name)
+    // before anything is written.
+    let next = match body.next {
+        Some(n) => {
+            let p = s.project(&n.project).await.map_err(|e| e.at("next.project"))?;
+            require_granted(r, &p).map_err(|e| e.at("next.project"))?;
+            let queue = n
+                .queue
+                .map(|q| parse_queue(&q).map_err(|m| AppError::invalid("next.queue", m)))
+                .transpose()?;
+            let req = claim_request(&p, r, queue);
+            Some((p, req))
+        }
+        None => None,
+    };
+    let review = NewReview {
+        task_id,
+        lease_id: body.lease_id,
+        reviewer_id: r.id,
+        reviewer_name: r.name.clone(),
+        review_id: body.review_id,
+        answer,
+        failure_category: body.failure_category,
+        note: body.note,
+        judging,
+    };
+    Ok(match next {
+        None => Answered {
+            result: s.store.submit_review(review, s.now()).await?,
+            next: None,
+        },
+        Some((p, req)) => {
+            let (result, claimed) = s.store.submit_review_and_claim(review, req, s.now()).await?;
+            Answered {
+                result,
+                next: Some(NextClaim { project: p, claimed }),
+            }
+        }
+    })
+}
