@@ -1,15 +1,15 @@
-//! The built-in model: its state and evaluation, and a full retrain.
+//! The built-in model: its state and evaluation, training on demand, and a full retrain.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
-use crate::app::AppState;
+use crate::app::{AppState, ProjectRuntime};
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::learning;
+use crate::learning::{self, ProjectModel};
 
 /// The project's built-in model: version, examples seen, how far into the label feed it
 /// has trained, its evaluation on held-back human labels, and the current thresholds.
@@ -22,20 +22,47 @@ pub async fn get(
 ) -> Result<Json<Value>, ApiError> {
     let p = s.project(&project).await?;
     caller.require_service(&p)?;
-    let model = s
-        .learning
-        .model(s.store.as_ref(), &p)
+    let model = built_in(&s, &p).await?;
+    Ok(Json(state_of(&s, &p, &model)))
+}
+
+/// Trains the model now on every human label of the feed it has not seen, recalibrates
+/// the thresholds, and answers what `GET …/model` then shows. The same step the
+/// background learner takes; with it off (`ServeOptions`), the only way a model learns,
+/// so a simulation can train at fixed points of its stream.
+#[utoipa::path(post, path = "/v1/projects/{project}/model/train", params(("project" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = super::dto::ErrorBody)), security(("bearer" = [])))]
+pub async fn train(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
+    let p = s.project(&project).await?;
+    let model = built_in(&s, &p).await?;
+    s.learning.train_project(s.store.as_ref(), &p, &model, s.now()).await?;
+    Ok(Json(state_of(&s, &p, &model)))
+}
+
+/// The project's built-in model, loaded on first use, or 404.
+async fn built_in(s: &AppState, p: &ProjectRuntime) -> Result<Arc<RwLock<ProjectModel>>, ApiError> {
+    s.learning
+        .model(s.store.as_ref(), p)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("project '{project}' has no built-in model (policy.model)")))?;
+        .ok_or_else(|| ApiError::not_found(format!("project '{}' has no built-in model (policy.model)", p.name)))
+}
+
+/// The body of `GET …/model`.
+fn state_of(s: &AppState, p: &ProjectRuntime, model: &RwLock<ProjectModel>) -> Value {
     let m = model.read().expect("model");
-    Ok(Json(json!({
+    json!({
         "version": m.version,
         "examples_seen": m.model.examples_seen(),
         "trained_through": m.trained_through,
         "labels": m.model.labels(),
         "evaluation": m.evaluate(),
         "thresholds": *s.learning.thresholds(p.id),
-    })))
+    })
 }
 
 /// Refits the model from every human label, from the start of the feed, and stores it as
