@@ -30,9 +30,11 @@ pub struct Sms {
     pub label: String,
 }
 
-/// The model trains (and thresholds recalibrate) after every this many messages, and the
-/// series takes a point.
-pub const TRAIN_EVERY: usize = 50;
+/// The model trains (and thresholds recalibrate) after every this many messages.
+pub const TRAIN_EVERY: usize = 25;
+/// The series takes a point (and the next segment of the stream is scored) every this
+/// many messages: a multiple of [`TRAIN_EVERY`].
+pub const SERIES_EVERY: usize = 50;
 /// Simulated time between two messages.
 pub const MESSAGE_EVERY_MS: i64 = 10_000;
 /// Simulated time a review takes.
@@ -135,7 +137,7 @@ async fn predict_spam(client: &Client, project: &str, svc: &str, messages: &[&Sm
 }
 
 /// The whole loop. The summary holds the totals, the final figures, and a point of the
-/// series every [`TRAIN_EVERY`] messages. F1 is measured on the stream: each segment is
+/// series every [`SERIES_EVERY`] messages. F1 is measured on the stream: each segment is
 /// scored by the model as it is just before the segment arrives, so every prediction is of
 /// a message whose label the model has not seen.
 pub async fn flywheel(
@@ -158,9 +160,10 @@ pub async fn flywheel(
     let mut outcomes: Vec<bool> = Vec::with_capacity(messages.len()); // true = auto
     let mut predicted_spam: Vec<bool> = Vec::with_capacity(messages.len());
     let mut series = Vec::new();
+    let mut model = Value::Null;
     for (n, m) in messages.iter().enumerate() {
-        if n % TRAIN_EVERY == 0 {
-            let segment: Vec<&Sms> = messages[n..(n + TRAIN_EVERY).min(messages.len())].iter().collect();
+        if n % SERIES_EVERY == 0 {
+            let segment: Vec<&Sms> = messages[n..(n + SERIES_EVERY).min(messages.len())].iter().collect();
             predicted_spam.extend(predict_spam(client, &project, &svc, &segment).await?);
         }
         clock.advance_ms(MESSAGE_EVERY_MS);
@@ -174,8 +177,11 @@ pub async fn flywheel(
         }
         outcomes.push(is_auto);
         human_labels += work_queue(client, clock, &project, &mut reviewers, &labels, &truth, &mut rng).await?;
-        if (n + 1) % TRAIN_EVERY == 0 || n + 1 == messages.len() {
-            let model = client.train(&project).await?;
+        let last = n + 1 == messages.len();
+        if (n + 1) % TRAIN_EVERY == 0 || last {
+            model = client.train(&project).await?;
+        }
+        if (n + 1) % SERIES_EVERY == 0 || last {
             let window = &outcomes[outcomes.len().saturating_sub(1000)..];
             let from = (n + 1).saturating_sub(1000);
             let f1_stream = f1(
@@ -227,9 +233,10 @@ pub const CURVE_TARGETS: [f64; 4] = [0.7, 0.8, 0.85, 0.9];
 
 /// Active learning against random selection, each with the same budget on the same
 /// stream: every message is automated except the strategy's picks, which go to one
-/// reviewer, so the picks are all the model learns from. Every [`TRAIN_EVERY`] messages
-/// the model trains and scores a held-out fifth of the collection (never streamed), and
-/// its spam F1 is recorded against the human labels used so far.
+/// reviewer, so the picks are all the model learns from. The model trains every
+/// [`TRAIN_EVERY`] messages; every [`SERIES_EVERY`] it scores a held-out fifth of the
+/// collection (never streamed), and its spam F1 is recorded against the human labels used
+/// so far.
 pub async fn learning_curve(
     client: &Client,
     clock: &dyn Clock,
@@ -276,8 +283,11 @@ pub async fn learning_curve(
             clock.advance_ms(MESSAGE_EVERY_MS);
             submit(client, &project, &svc, m).await?;
             human_labels += work_queue(client, clock, &project, &mut reviewers, &labels, &truth, &mut rng).await?;
-            if (n + 1) % TRAIN_EVERY == 0 || n + 1 == stream.len() {
+            let last = n + 1 == stream.len();
+            if (n + 1) % TRAIN_EVERY == 0 || last {
                 client.train(&project).await?;
+            }
+            if (n + 1) % SERIES_EVERY == 0 || last {
                 let predicted = predict_spam(client, &project, &svc, &test).await?;
                 let f1 = f1(test.iter().map(|m| m.label == "spam"), predicted.into_iter());
                 points.push(json!({"messages": n + 1, "human_labels": human_labels, "f1_spam": f1}));
