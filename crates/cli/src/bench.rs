@@ -6,11 +6,11 @@
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use flywheel_sim::{Client as Api, Rng};
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -68,27 +68,6 @@ pub struct BenchArgs {
     labels: usize,
 }
 
-/// SplitMix64: a small deterministic generator for the synthetic crowd.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// Times one Dawid–Skene fit over `answers` synthetic answers (five per task) from
 /// `workers` reviewers of accuracy 0.55–0.95, with `labels` labels.
 fn ds_fit(answers: usize, workers: usize, labels: usize, json: bool) -> anyhow::Result<()> {
@@ -97,7 +76,7 @@ fn ds_fit(answers: usize, workers: usize, labels: usize, json: bool) -> anyhow::
     if workers < 5 || labels < 2 || answers < 5 {
         bail!("ds-fit needs at least 5 workers, 2 labels and 5 answers");
     }
-    let mut rng = SplitMix(7);
+    let mut rng = Rng::new(7);
     let accuracy: Vec<f64> = (0..workers).map(|_| 0.55 + 0.4 * rng.unit()).collect();
     let names: Vec<String> = (0..workers).map(|w| format!("w{w}")).collect();
     let label_names: Vec<String> = (0..labels).map(|l| l.to_string()).collect();
@@ -321,65 +300,28 @@ impl Drop for OwnServer {
     }
 }
 
-/// The HTTP side: a pooled client and the nodes to spread load over.
-#[derive(Clone)]
-struct Api {
-    http: reqwest::Client,
-    nodes: Arc<Vec<String>>,
-    admin: String,
+/// A fresh project with the three-rule policy, and a service key for it.
+async fn bench_project(api: &Api, name: &str) -> anyhow::Result<String> {
+    api.create_project(
+        name,
+        &["ham".into(), "spam".into()],
+        &json!({"rules": [
+            {"name": "urgent", "when": "payload.text.contains('urgent')", "action": "review", "queue": "urgent", "tier": 2, "priority": 10},
+            {"name": "confident", "when": "confidence >= 0.9", "action": "auto"},
+            {"name": "uncertain", "when": "true", "action": "review", "queue": "standard", "tier": 1}],
+            "lease_seconds": 600}),
+    )
+    .await?;
+    Ok(api.service_key(name).await?)
 }
 
-impl Api {
-    fn node(&self, i: usize) -> &str {
-        &self.nodes[i % self.nodes.len()]
+/// `n` tier-1 reviewers of `project`; their keys.
+async fn bench_reviewers(api: &Api, project: &str, n: usize) -> anyhow::Result<Vec<String>> {
+    let mut keys = Vec::with_capacity(n);
+    for i in 0..n {
+        keys.push(api.reviewer(&format!("{project}-r{i}"), &[1], &[project]).await?);
     }
-
-    async fn admin_post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.node(0)))
-            .bearer_auth(&self.admin)
-            .json(&body)
-            .send()
-            .await?;
-        let status = r.status();
-        let v: Value = r.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("setup {path}: {status} {v}");
-        }
-        Ok(v)
-    }
-
-    /// A fresh project with the three-rule policy, and a service key for it.
-    async fn project(&self, name: &str) -> anyhow::Result<String> {
-        self.admin_post(
-            "/v1/projects",
-            json!({"name": name, "labels": ["ham", "spam"], "policy": {"rules": [
-                {"name": "urgent", "when": "payload.text.contains('urgent')", "action": "review", "queue": "urgent", "tier": 2, "priority": 10},
-                {"name": "confident", "when": "confidence >= 0.9", "action": "auto"},
-                {"name": "uncertain", "when": "true", "action": "review", "queue": "standard", "tier": 1}],
-                "lease_seconds": 600}}),
-        )
-        .await?;
-        let k = self
-            .admin_post("/v1/keys", json!({"scope": "service", "projects": [name]}))
-            .await?;
-        Ok(k["api_key"].as_str().unwrap_or_default().to_string())
-    }
-
-    async fn reviewers(&self, project: &str, n: usize) -> anyhow::Result<Vec<String>> {
-        let mut keys = Vec::with_capacity(n);
-        for i in 0..n {
-            let v = self
-                .admin_post(
-                    "/v1/reviewers",
-                    json!({"name": format!("{project}-r{i}"), "tiers": [1], "projects": [project]}),
-                )
-                .await?;
-            keys.push(v["api_key"].as_str().unwrap_or_default().to_string());
-        }
-        Ok(keys)
-    }
+    Ok(keys)
 }
 
 /// The spam score of item `id`: with `spread`, spread over [0, 1) so that the policy sends
@@ -623,8 +565,8 @@ fn model(items: usize, json: bool) -> anyhow::Result<()> {
     }
     // Short texts like SMS: 5 to 30 words from a 5,000-word vocabulary, a tenth of them
     // "spam" with words of their own.
-    let mut rng = SplitMix(11);
-    let word = |rng: &mut SplitMix, spam: bool| {
+    let mut rng = Rng::new(11);
+    let word = |rng: &mut Rng, spam: bool| {
         let w = rng.below(5000);
         if spam && rng.unit() < 0.3 {
             format!("offer{}", w % 200)
@@ -708,13 +650,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency + 8)
         .build()?;
-    let api = Api {
-        http,
-        nodes: Arc::new(nodes),
-        admin,
-    };
+    let api = Api::with_http(http, nodes, admin);
     let project = format!("bench-{}-{}", scenario_name(args.scenario), std::process::id());
-    let svc = api.project(&project).await?;
+    let svc = bench_project(&api, &project).await?;
     let rss_idle = own.as_ref().and_then(OwnServer::rss_mb);
     let mut open_at_start = None;
     let reviewers = match args.scenario {
@@ -731,7 +669,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             } else {
                 args.concurrency.div_ceil(2)
             };
-            api.reviewers(&project, k).await?
+            bench_reviewers(&api, &project, k).await?
         }
         _ => vec![],
     };
@@ -816,7 +754,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         operations,
         concurrency: args.concurrency,
         duration_s: secs,
-        nodes: api.nodes.len(),
+        nodes: api.node_count(),
         server_rss_idle_mb: rss_idle,
         server_rss_loaded_mb: rss_loaded,
         open_tasks_at_start: open_at_start,

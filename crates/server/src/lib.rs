@@ -32,11 +32,39 @@ pub const LEARN_EVERY: Duration = Duration::from_millis(200);
 /// How often expired leases are returned to their queues.
 pub const LEASE_REAPER_EVERY: Duration = Duration::from_secs(1);
 
+/// What runs beside the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeOptions {
+    /// Train the built-in models from the label feed (and recalibrate thresholds, and
+    /// check monitors) every [`LEARN_EVERY`]. On by default. Off, a model learns only when
+    /// `POST /v1/projects/{p}/model/train` asks, so which model version decides an item
+    /// does not depend on wall-clock time: for simulations that must be reproducible.
+    pub background_learning: bool,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            background_learning: true,
+        }
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, then drains and returns.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, state, shutdown, ServeOptions::default()).await
+}
+
+/// [`serve`] with the background work chosen by `options`.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    options: ServeOptions,
 ) -> std::io::Result<()> {
     let stop_rx = state.stopping.subscribe();
     let reaper = workers::LeaseReaper {
@@ -45,8 +73,9 @@ pub async fn serve(
         batch: 1000,
     };
     let reaper = tokio::spawn(reaper.run(LEASE_REAPER_EVERY, stop_rx.clone()));
-    let learner = workers::LearningWorker { state: state.clone() };
-    let learner = tokio::spawn(learner.run(LEARN_EVERY, stop_rx.clone()));
+    let learner = options
+        .background_learning
+        .then(|| tokio::spawn(workers::LearningWorker { state: state.clone() }.run(LEARN_EVERY, stop_rx.clone())));
     let notices = tokio::spawn(workers::follow_notices(state.clone(), stop_rx));
     let app = http::router(state.clone(), ui::router());
     let stopping = state.stopping.clone();
@@ -61,6 +90,8 @@ pub async fn serve(
     let _ = state.stopping.send(true);
     let _ = reaper.await;
     let _ = notices.await;
-    let _ = learner.await;
+    if let Some(learner) = learner {
+        let _ = learner.await;
+    }
     result
 }

@@ -3,6 +3,8 @@
 
 #[path = "api/browser.rs"]
 mod browser;
+#[path = "api/model_train.rs"]
+mod model_train;
 
 use std::sync::Arc;
 

@@ -279,12 +279,25 @@ impl Learning {
             let Some(model) = self.models.read().expect("models").get(&p.id).cloned() else {
                 continue;
             };
-            total += train(store, p.id, &model, now).await?;
-            if let Some(spec) = p.policy.thresholds() {
-                self.calibrate(store, p, spec, now).await?;
-            }
+            total += self.train_project(store, p, &model, now).await?;
         }
         Ok(total)
+    }
+
+    /// Trains project `p`'s model on every new human label of the feed, then recalibrates
+    /// its thresholds (when the policy asks for them). Returns how many examples were used.
+    pub async fn train_project(
+        &self,
+        store: &dyn Store,
+        p: &ProjectRuntime,
+        model: &Arc<RwLock<ProjectModel>>,
+        now: i64,
+    ) -> Result<usize, flywheel_store::StoreError> {
+        let used = train(store, p.id, model, now).await?;
+        if let Some(spec) = p.policy.thresholds() {
+            self.calibrate(store, p, spec, now).await?;
+        }
+        Ok(used)
     }
 
     async fn calibrate(
@@ -381,6 +394,11 @@ pub async fn train(
         let snapshot = {
             let mut m = model.write().expect("model");
             for ex in &batch {
+                // Another caller (the background learner, `POST …/model/train`) may have
+                // trained through this example while the batch was read.
+                if ex.cursor <= m.trained_through {
+                    continue;
+                }
                 let Some(y) = m.model.labels().iter().position(|l| *l == ex.label) else {
                     m.trained_through = ex.cursor;
                     continue;

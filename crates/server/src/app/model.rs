@@ -48,6 +48,16 @@ pub async fn status(s: &AppState, p: &ProjectRuntime) -> Result<ModelStatus, App
     })
 }
 
+/// Trains project `p`'s model now on every human label of the feed it has not seen and
+/// recalibrates its thresholds — the background learner's step, on demand — and returns
+/// the model's state after it.
+#[tracing::instrument(level = "debug", skip_all, fields(project = %p.name))]
+pub async fn train(s: &AppState, p: &ProjectRuntime) -> Result<ModelStatus, AppError> {
+    let model = model_of(s, p).await?;
+    s.learning.train_project(s.store.as_ref(), p, &model, s.now()).await?;
+    status(s, p).await
+}
+
 /// What a retrain made.
 pub struct Retrained {
     pub version: u32,

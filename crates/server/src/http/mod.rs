@@ -70,6 +70,7 @@ pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
         )
         .route("/v1/projects/{project}/agreement", get(quality::agreement))
         .route("/v1/projects/{project}/model", get(model::get))
+        .route("/v1/projects/{project}/model/train", post(model::train))
         .route("/v1/projects/{project}/model/retrain", post(model::retrain))
         .route("/v1/projects/{project}/model/predict", post(model::predict))
         .route("/v1/projects/{project}/policy/backtest", post(model::backtest))

@@ -1,5 +1,5 @@
-//! The built-in model: its state and evaluation, a full retrain, score-only predict,
-//! back-test, and the monitors (`app::model`, `app::monitors`).
+//! The built-in model: its state and evaluation, training on demand, a full retrain,
+//! score-only predict, back-test, and the monitors (`app::model`, `app::monitors`).
 
 use std::sync::Arc;
 
@@ -22,15 +22,35 @@ pub async fn get(
 ) -> Result<Json<Value>, ApiError> {
     let p = s.project(&project).await?;
     caller.require_service(&p)?;
-    let m = model::status(&s, &p).await?;
-    Ok(Json(json!({
+    Ok(Json(status_body(model::status(&s, &p).await?)))
+}
+
+/// Trains the model now on every human label of the feed it has not seen, recalibrates
+/// the thresholds, and answers what `GET …/model` then shows. The same step the
+/// background learner takes; with it off (`ServeOptions`), the only way a model learns,
+/// so a simulation can train at fixed points of its stream.
+#[utoipa::path(post, path = "/v1/projects/{project}/model/train", params(("project" = String, Path)),
+    responses((status = 200, body = Object), (status = 404, body = super::dto::ErrorBody)), security(("bearer" = [])))]
+pub async fn train(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    caller.require_admin()?;
+    let p = s.project(&project).await?;
+    Ok(Json(status_body(model::train(&s, &p).await?)))
+}
+
+/// The body of `GET …/model`.
+fn status_body(m: model::ModelStatus) -> Value {
+    json!({
         "version": m.version,
         "examples_seen": m.examples_seen,
         "trained_through": m.trained_through,
         "labels": m.labels,
         "evaluation": m.evaluation,
         "thresholds": *m.thresholds,
-    })))
+    })
 }
 
 /// Refits the model from every human label, from the start of the feed, and stores it as

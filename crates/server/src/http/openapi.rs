@@ -14,7 +14,7 @@ use super::{accounts, admin, feeds, items, model, quality, work};
         items::submit, items::detail, work::claim, work::heartbeat, work::review,
         feeds::labels, feeds::project_events, feeds::all_events, feeds::stats,
         quality::add_gold, quality::reviewers, quality::release, quality::agreement,
-        model::get, model::retrain, model::predict, model::backtest, model::monitors,
+        model::get, model::train, model::retrain, model::predict, model::backtest, model::monitors,
         accounts::me, accounts::projects, accounts::accounts, accounts::update_reviewer, accounts::add_key,
         accounts::hold, accounts::keys, accounts::revoke, accounts::check_policy,
     ),
