@@ -51,7 +51,9 @@ pub async fn add_gold(s: &AppState, p: &ProjectRuntime, actor: &str, items: Vec<
     Ok(s.store.add_gold(p.id, new, actor, s.now()).await?)
 }
 
-/// One reviewer's record in a project.
+/// One reviewer's record in a project (served as is: `ReviewerOut` in the API's schema).
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[schema(as = ReviewerOut)]
 pub struct ReviewerQuality {
     pub name: String,
     pub answers: i64,
@@ -61,7 +63,7 @@ pub struct ReviewerQuality {
     pub gold_accuracy_interval: Option<[f64; 2]>,
     /// Share of the reviewer's answers on resolved items that match the resolution.
     pub agreement_with_consensus: Option<f64>,
-    /// Dawid–Skene's estimate (prior-weighted diagonal of the confusion matrix).
+    /// Dawid–Skene's estimate (prior-weighted diagonal of the reviewer's confusion matrix).
     pub ds_accuracy: Option<f64>,
     pub median_time_on_task_s: Option<f64>,
     pub held: bool,

@@ -361,22 +361,7 @@ pub struct GoldAdded {
     pub added: usize,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ReviewerOut {
-    pub name: String,
-    pub answers: i64,
-    pub gold_answers: i64,
-    pub gold_accuracy: Option<f64>,
-    /// 95% Wilson score interval of the gold accuracy.
-    pub gold_accuracy_interval: Option<[f64; 2]>,
-    /// Share of the reviewer's answers on resolved items that match the resolution.
-    pub agreement_with_consensus: Option<f64>,
-    /// Dawid–Skene's estimate (prior-weighted diagonal of the reviewer's confusion matrix).
-    pub ds_accuracy: Option<f64>,
-    pub median_time_on_task_s: Option<f64>,
-    pub held: bool,
-    pub held_reason: Option<String>,
-}
+pub use crate::app::quality::ReviewerQuality as ReviewerOut;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ReviewerPage {

@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::dto::*;
 use super::{ApiJson, MAX_BATCH};
 use crate::app::AppState;
-use crate::app::quality::{self, ReviewerQuality};
+use crate::app::quality;
 use crate::auth::Caller;
 use crate::error::ApiError;
 
@@ -53,23 +53,8 @@ pub async fn reviewers(
     let fresh = p.policy.consensus().method == flywheel_core::policy::ConsensusMethod::DawidSkene;
     let reviewers = quality::reviewers(&s, &p, fresh).await?;
     Ok(Json(ReviewerPage {
-        reviewers: reviewers.into_iter().map(reviewer_out).collect(),
+        reviewers,
     }))
-}
-
-fn reviewer_out(r: ReviewerQuality) -> ReviewerOut {
-    ReviewerOut {
-        name: r.name,
-        answers: r.answers,
-        gold_answers: r.gold_answers,
-        gold_accuracy: r.gold_accuracy,
-        gold_accuracy_interval: r.gold_accuracy_interval,
-        agreement_with_consensus: r.agreement_with_consensus,
-        ds_accuracy: r.ds_accuracy,
-        median_time_on_task_s: r.median_time_on_task_s,
-        held: r.held,
-        held_reason: r.held_reason,
-    }
 }
 
 /// Lets a held reviewer claim in this project again, with a fresh gold record.
