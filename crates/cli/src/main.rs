@@ -1,6 +1,5 @@
 //! The `flywheel` binary: the only place that knows argv, environment and exit codes.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -8,7 +7,10 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use flywheel_server::{AppState, SystemClock};
 
+use crate::config::{ServeArgs, Settings};
+
 mod bench;
+mod config;
 mod demo;
 mod offline;
 
@@ -41,6 +43,15 @@ enum Command {
     Agreement(offline::AgreementArgs),
     /// Aggregate a crowd answers file into one label per task (JSON on stdout).
     Aggregate(offline::AggregateArgs),
+    /// The settings file of `flywheel serve --config`.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print a commented flywheel.toml with every setting at its default.
+    Example,
 }
 
 #[derive(Subcommand)]
@@ -50,38 +61,39 @@ enum DemoCommand {
     Spam(demo::SpamArgs),
 }
 
-#[derive(clap::Args)]
-struct ServeArgs {
-    /// Address to listen on.
-    #[arg(long, env = "FLYWHEEL_LISTEN", default_value = "127.0.0.1:7700")]
-    listen: SocketAddr,
-    /// Database URL: sqlite://PATH (embedded).
-    #[arg(
-        long,
-        env = "FLYWHEEL_DATABASE",
-        default_value = "sqlite://./flywheel-data/flywheel.db"
-    )]
-    database: String,
-    /// The admin API key of a new database (otherwise one is generated and printed once).
-    #[arg(long, env = "FLYWHEEL_ADMIN_KEY", hide_env_values = true)]
-    admin_key: Option<String>,
-}
-
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("FLYWHEEL_LOG")
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    // `serve` takes its log filter from its settings; the other commands from FLYWHEEL_LOG.
+    let log = match &cli.command {
+        Command::Serve(_) | Command::Config(_) => None,
+        _ => Some(
+            tracing_subscriber::EnvFilter::try_from_env("FLYWHEEL_LOG").unwrap_or_else(|_| config::DEFAULT_LOG.into()),
+        ),
+    };
+    if let Some(filter) = log {
+        init_tracing(filter);
+    }
     let result = match cli.command {
-        Command::Serve(args) => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .context("cannot start the async runtime")
-            .and_then(|rt| rt.block_on(serve(args))),
+        Command::Serve(args) => {
+            let settings = match Settings::resolve(args) {
+                Ok(s) => s,
+                Err(e) => {
+                    // A usage error, like clap's own: exit code 2.
+                    eprintln!("flywheel: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            init_tracing(settings.log_filter());
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")
+                .and_then(|rt| rt.block_on(serve(settings)))
+        }
+        Command::Config(ConfigCommand::Example) => {
+            print!("{}", config::EXAMPLE);
+            Ok(())
+        }
         Command::Bench(args) => tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -104,11 +116,20 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+fn init_tracing(filter: tracing_subscriber::EnvFilter) {
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn serve(args: Settings) -> anyhow::Result<()> {
     if let Some(k) = &args.admin_key
         && k.len() < 16
     {
-        anyhow::bail!("FLYWHEEL_ADMIN_KEY is too short: use at least 16 characters");
+        anyhow::bail!(
+            "the admin key (FLYWHEEL_ADMIN_KEY, --admin-key or admin_key) is too short: use at least 16 characters"
+        );
     }
     let store = flywheel_store::open(&args.database)
         .await
@@ -118,7 +139,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         if args.admin_key.is_none() {
             println!("admin API key (shown once; keep it): {key}");
         } else {
-            println!("admin API key: the one in FLYWHEEL_ADMIN_KEY");
+            println!("admin API key: the one given (FLYWHEEL_ADMIN_KEY, --admin-key or admin_key)");
         }
     }
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -8,21 +8,27 @@ fn flywheel() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_flywheel"));
     c.env_remove("FLYWHEEL_ADMIN_KEY")
         .env_remove("FLYWHEEL_DATABASE")
-        .env_remove("FLYWHEEL_LISTEN");
+        .env_remove("FLYWHEEL_LISTEN")
+        .env_remove("FLYWHEEL_CONFIG")
+        .env_remove("FLYWHEEL_LOG");
     c
 }
 
 /// Starts `flywheel serve` and reads its stdout up to the "listening" line. The caller
 /// waits for the child (see `terminate`).
-#[allow(clippy::zombie_processes)]
 fn start(db: &str, envs: &[(&str, &str)]) -> (Child, Vec<String>, String) {
-    let mut child = flywheel()
+    let mut serve = flywheel();
+    serve
         .args(["serve", "--listen", "127.0.0.1:0", "--database", db])
-        .envs(envs.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .envs(envs.iter().copied());
+    start_serve(serve)
+}
+
+/// Spawns `serve` (a `flywheel serve …` command) and reads its stdout up to the
+/// "listening" line, as `start` does.
+#[allow(clippy::zombie_processes)]
+fn start_serve(mut serve: Command) -> (Child, Vec<String>, String) {
+    let mut child = serve.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
     let mut lines = vec![];
     let mut out = BufReader::new(child.stdout.take().unwrap());
     loop {
@@ -121,6 +127,136 @@ fn operator_mistakes_get_a_message_and_a_non_zero_exit() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(err.contains(message), "{args:?}: {err}");
     }
+}
+
+/// Ports free at the time of asking (all held at once, so they differ).
+fn free_ports<const N: usize>() -> [u16; N] {
+    let held: Vec<_> = (0..N)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    std::array::from_fn(|i| held[i].local_addr().unwrap().port())
+}
+
+/// `GET /healthz` until it answers (a few seconds at most).
+async fn healthy(addr: &str) -> bool {
+    for _ in 0..50 {
+        if let Ok(r) = reqwest::get(format!("{addr}/healthz")).await {
+            return r.status() == 200;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// `flywheel config example > flywheel.toml && flywheel serve --config flywheel.toml`:
+/// the example is a working configuration, and the server listens where it says.
+#[tokio::test]
+async fn the_example_config_serves() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = flywheel().args(["config", "example"]).output().unwrap();
+    assert!(out.status.success());
+    let example = String::from_utf8(out.stdout).unwrap();
+    let [port] = free_ports();
+    let config = example.replace("listen = \"127.0.0.1:7700\"", &format!("listen = \"127.0.0.1:{port}\""));
+    assert_ne!(config, example, "the example sets listen to its default");
+    std::fs::write(dir.path().join("flywheel.toml"), config).unwrap();
+    let mut serve = flywheel();
+    serve
+        .current_dir(dir.path())
+        .args(["serve", "--config", "flywheel.toml"]);
+    let (mut child, lines, addr) = start_serve(serve);
+    assert_eq!(addr, format!("http://127.0.0.1:{port}"), "{lines:?}");
+    assert!(healthy(&addr).await);
+    assert!(
+        lines.iter().any(|l| l.starts_with("admin API key")),
+        "no admin key in the example: one is generated: {lines:?}"
+    );
+    assert!(
+        dir.path().join("flywheel-data/flywheel.db").exists(),
+        "the example's database, under the working directory"
+    );
+    assert!(terminate(&mut child).success());
+}
+
+/// For each setting a flag beats its environment variable, which beats the file; the
+/// file may be named by FLYWHEEL_CONFIG too.
+#[tokio::test]
+async fn flags_and_the_environment_override_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flywheel.toml");
+    let [file_port, flag_port, env_port] = free_ports();
+    std::fs::write(
+        &path,
+        format!(
+            "listen = \"127.0.0.1:{file_port}\"\ndatabase = \"sqlite://{}\"\n",
+            dir.path().join("f.db").display()
+        ),
+    )
+    .unwrap();
+    let path = path.to_str().unwrap();
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], u16);
+    let flag = format!("127.0.0.1:{flag_port}");
+    let env = format!("127.0.0.1:{env_port}");
+    let cases: &[Case] = &[
+        (
+            &["--config", path, "--listen", &flag],
+            &[("FLYWHEEL_LISTEN", &env)],
+            flag_port,
+        ),
+        (&["--config", path], &[("FLYWHEEL_LISTEN", &env)], env_port),
+        (&[], &[("FLYWHEEL_CONFIG", path)], file_port),
+    ];
+    for (args, envs, port) in cases {
+        let mut serve = flywheel();
+        serve.arg("serve").args(*args).envs(envs.iter().copied());
+        let (mut child, lines, addr) = start_serve(serve);
+        assert_eq!(addr, format!("http://127.0.0.1:{port}"), "{args:?} {envs:?}: {lines:?}");
+        assert!(healthy(&addr).await);
+        if *port != file_port {
+            assert!(
+                reqwest::get(format!("http://127.0.0.1:{file_port}/healthz"))
+                    .await
+                    .is_err(),
+                "nothing listens on the file's port"
+            );
+        }
+        assert!(terminate(&mut child).success());
+    }
+}
+
+/// A config file the server cannot use is a usage error: exit code 2, and stderr names
+/// the file and the key at fault.
+#[test]
+fn a_bad_config_file_is_refused_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flywheel.toml");
+    let cases: &[(&str, &[&str])] = &[
+        (
+            "listen = \"127.0.0.1:0\"\nlisen = \"127.0.0.1:0\"\n",
+            &["flywheel.toml", "unknown field", "lisen"],
+        ),
+        ("listen = \"nowhere\"\n", &["flywheel.toml", "listen"]),
+        ("log = \"info,x=notalevel\"\n", &["log"]),
+    ];
+    for (text, needles) in cases {
+        std::fs::write(&path, text).unwrap();
+        let out = flywheel()
+            .args(["serve", "--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{text:?}: {err}");
+        for n in *needles {
+            assert!(err.contains(n), "{text:?}: {err}");
+        }
+    }
+    let missing = dir.path().join("nope.toml");
+    let out = flywheel()
+        .args(["serve", "--config", missing.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope.toml"));
 }
 
 /// Two `flywheel serve` processes on one PostgreSQL database: 32 simulated reviewers work

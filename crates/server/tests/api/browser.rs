@@ -12,9 +12,10 @@ use std::time::Duration;
 
 use fantoccini::actions::{InputSource, KeyAction, KeyActions};
 use fantoccini::{Client, ClientBuilder, Locator};
+use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use super::*;
+use crate::helpers::*;
 
 const HOSTILE: &str = "<img src=x onerror=\"document.title='pwned'\"> <script>document.title='pwned'</script>";
 

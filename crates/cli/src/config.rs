@@ -1,0 +1,252 @@
+//! `flywheel serve`'s settings, in layers: the built-in defaults, then a `flywheel.toml`
+//! named by `--config` or `FLYWHEEL_CONFIG`, then the `FLYWHEEL_*` environment, then the
+//! flags — for each setting the last layer that gives it wins. clap reads the flags and
+//! the environment (its fields are `Option`s without defaults, so an absent flag or
+//! variable leaves the file's value standing); this module reads the file and merges.
+//!
+//! It owns the names and defaults of the settings and the example file
+//! (`flywheel.example.toml`, printed by `flywheel config example`); it does not start
+//! anything. A file is read only when it is named: a `./flywheel.toml` is never picked up
+//! on its own.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use tracing_subscriber::EnvFilter;
+
+/// The commented example: every setting at its default.
+pub const EXAMPLE: &str = include_str!("flywheel.example.toml");
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7700";
+pub const DEFAULT_DATABASE: &str = "sqlite://./flywheel-data/flywheel.db";
+pub const DEFAULT_LOG: &str = "info,tower_http=warn";
+
+/// `flywheel serve`'s flags, each with its `FLYWHEEL_*` environment variable.
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// A flywheel.toml to read settings from (flags and FLYWHEEL_* variables override it;
+    /// `flywheel config example` prints one).
+    #[arg(long, env = "FLYWHEEL_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:7700].
+    #[arg(long, env = "FLYWHEEL_LISTEN", value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Database URL: sqlite://PATH (embedded) or postgres://… [default:
+    /// sqlite://./flywheel-data/flywheel.db].
+    #[arg(long, env = "FLYWHEEL_DATABASE", value_name = "URL")]
+    pub database: Option<String>,
+    /// The admin API key of a new database (otherwise one is generated and printed once).
+    #[arg(long, env = "FLYWHEEL_ADMIN_KEY", hide_env_values = true, value_name = "KEY")]
+    pub admin_key: Option<String>,
+    /// The log filter, in `tracing` syntax [default: info,tower_http=warn].
+    #[arg(long, env = "FLYWHEEL_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+}
+
+/// The settings `flywheel serve` runs with, every layer applied.
+#[derive(Clone, PartialEq)]
+pub struct Settings {
+    pub listen: SocketAddr,
+    pub database: String,
+    pub admin_key: Option<String>,
+    pub log: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: DEFAULT_LISTEN.parse().expect("the default address parses"),
+            database: DEFAULT_DATABASE.into(),
+            admin_key: None,
+            log: DEFAULT_LOG.into(),
+        }
+    }
+}
+
+/// Never prints the admin key.
+impl std::fmt::Debug for Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("listen", &self.listen)
+            .field("database", &self.database)
+            .field("admin_key", &self.admin_key.as_ref().map(|_| "<set>"))
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+/// A `flywheel.toml`: every key optional, no other key allowed.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    listen: Option<SocketAddr>,
+    database: Option<String>,
+    admin_key: Option<String>,
+    log: Option<String>,
+}
+
+/// A configuration the operator must fix: the file cannot be read, has an unknown key or a
+/// bad value, or a setting is invalid. The binary exits with 2, as for a usage error.
+#[derive(Debug)]
+pub struct ConfigError(String);
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl FileConfig {
+    fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError(format!("cannot read the config file {}: {e}", path.display())))?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses a file's `text`; `origin` (its path) starts every error message, then the
+    /// line and the key at fault.
+    fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        let at = |span: Option<std::ops::Range<usize>>| {
+            span.map(|s| format!(" (line {})", text[..s.start].matches('\n').count() + 1))
+                .unwrap_or_default()
+        };
+        let de = toml::Deserializer::parse(text)
+            .map_err(|e| ConfigError(format!("{origin}{}: {}", at(e.span()), e.message())))?;
+        serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner();
+            let key = if key == "." { String::new() } else { format!("{key}: ") };
+            ConfigError(format!("{origin}{}: {key}{}", at(inner.span()), inner.message()))
+        })
+    }
+}
+
+impl Settings {
+    /// The settings from the flags and environment in `args`, then the file they name (if
+    /// any), then the defaults.
+    pub fn resolve(args: ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => Some((FileConfig::read(path)?, path.display().to_string())),
+            None => None,
+        };
+        Self::layer(args, file)
+    }
+
+    /// `args` over `file` (and the file's name, for errors) over the defaults.
+    fn layer(args: ServeArgs, file: Option<(FileConfig, String)>) -> Result<Self, ConfigError> {
+        let (file, origin) = file.unwrap_or_default();
+        let log_from = if args.log.is_some() {
+            "--log or FLYWHEEL_LOG".to_string()
+        } else {
+            origin
+        };
+        let default = Settings::default();
+        let settings = Settings {
+            listen: args.listen.or(file.listen).unwrap_or(default.listen),
+            database: args.database.or(file.database).unwrap_or(default.database),
+            admin_key: args.admin_key.or(file.admin_key),
+            log: args.log.or(file.log).unwrap_or(default.log),
+        };
+        EnvFilter::try_new(&settings.log)
+            .map_err(|e| ConfigError(format!("{log_from}: log: '{}' is not a log filter: {e}", settings.log)))?;
+        Ok(settings)
+    }
+
+    /// The tracing filter of `log` (checked by `resolve`).
+    pub fn log_filter(&self) -> EnvFilter {
+        EnvFilter::new(&self.log)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_flags() -> ServeArgs {
+        ServeArgs {
+            config: None,
+            listen: None,
+            database: None,
+            admin_key: None,
+            log: None,
+        }
+    }
+
+    fn from_file(text: &str) -> Result<Settings, ConfigError> {
+        let file = FileConfig::parse(text, "flywheel.toml")?;
+        Settings::layer(no_flags(), Some((file, "flywheel.toml".into())))
+    }
+
+    #[test]
+    fn the_example_is_every_default() {
+        let file = FileConfig::parse(EXAMPLE, "example").unwrap();
+        // Each setting is written out (the admin key commented), not left to the default.
+        assert!(file.listen.is_some() && file.database.is_some() && file.log.is_some());
+        assert!(file.admin_key.is_none(), "the example sets no admin key");
+        assert_eq!(
+            Settings::layer(no_flags(), Some((file, "example".into()))).unwrap(),
+            Settings::default()
+        );
+        let uncommented = EXAMPLE.replace("# admin_key = ", "admin_key = ");
+        assert_ne!(uncommented, EXAMPLE);
+        let file = FileConfig::parse(&uncommented, "example").unwrap();
+        assert_eq!(file.admin_key.as_deref(), Some("at-least-16-characters"));
+    }
+
+    #[test]
+    fn a_flag_beats_the_file_and_the_file_beats_the_default() {
+        let file = "listen = \"127.0.0.1:9001\"\nlog = \"debug\"\nadmin_key = \"file-admin-key-0123456789\"\n";
+        let s = from_file(file).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9001".parse().unwrap());
+        assert_eq!((s.log.as_str(), s.database.as_str()), ("debug", DEFAULT_DATABASE));
+        assert_eq!(s.admin_key.as_deref(), Some("file-admin-key-0123456789"));
+        let flags = ServeArgs {
+            listen: Some("127.0.0.1:9002".parse().unwrap()),
+            database: Some("sqlite:///tmp/x.db".into()),
+            ..no_flags()
+        };
+        let s = Settings::layer(flags, Some((FileConfig::parse(file, "f").unwrap(), "f".into()))).unwrap();
+        assert_eq!(s.listen, "127.0.0.1:9002".parse().unwrap());
+        assert_eq!((s.log.as_str(), s.database.as_str()), ("debug", "sqlite:///tmp/x.db"));
+        assert_eq!(from_file("").unwrap(), Settings::default());
+        assert_eq!(Settings::layer(no_flags(), None).unwrap(), Settings::default());
+    }
+
+    #[test]
+    fn mistakes_name_the_file_and_the_key() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "log = \"info\"\nlissen = \"127.0.0.1:1\"",
+                &["flywheel.toml (line 2): lissen: ", "unknown field"],
+            ),
+            (
+                "log = \"info\"\nlisten = \"nowhere\"",
+                &["flywheel.toml", "line 2", "listen: "],
+            ),
+            ("database = 5", &["flywheel.toml", "database: "]),
+            (
+                "log = \"info,x=notalevel\"",
+                &["flywheel.toml: log: ", "not a log filter"],
+            ),
+            ("log = \"info\"\nlisten = ", &["flywheel.toml (line 2): "]),
+        ];
+        for (text, needles) in cases {
+            let e = from_file(text).unwrap_err().to_string();
+            for n in *needles {
+                assert!(e.contains(n), "{text:?}: {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_debug_form_hides_the_admin_key() {
+        let s = Settings {
+            admin_key: Some("secret-admin-key-0123".into()),
+            ..Settings::default()
+        };
+        assert!(!format!("{s:?}").contains("secret"));
+    }
+}

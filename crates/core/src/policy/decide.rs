@@ -1,0 +1,433 @@
+//! A compiled [`Policy`] applied to one item: the first rule that holds decides `auto`
+//! (with a label, maybe sampled for audit) or `review` (with a [`Route`]); no rule holding
+//! is review in `default`. Builds only the CEL variables some rule reads. Never fails: a
+//! rule that cannot be evaluated on an item does not hold, and says why in the reasons.
+
+use cel::{Context, Value};
+use serde::{Deserialize, Serialize};
+
+use super::compile::{Policy, Rule, RuleAction};
+use super::spec::{DEFAULT_QUEUE, VARIABLES};
+use crate::Prediction;
+
+/// Where a piece of human work goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Route {
+    pub queue: String,
+    pub tier: u8,
+    pub priority: i32,
+    pub overlap: u8,
+}
+
+impl Route {
+    pub fn default_review() -> Self {
+        Self {
+            queue: DEFAULT_QUEUE.into(),
+            tier: 1,
+            priority: 0,
+            overlap: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "lowercase")]
+pub enum Outcome {
+    Auto { label: String },
+    Review { route: Route },
+}
+
+/// What the policy said for one item, and why. Never rewritten once stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub rule: String,
+    pub reasons: Vec<String>,
+    pub policy_version: u32,
+    /// For a sampled auto decision: where its audit task goes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<Route>,
+}
+
+/// What the rules can see of an item.
+#[derive(Debug, Clone, Copy)]
+pub struct ItemView<'a> {
+    pub payload: &'a serde_json::Value,
+    pub attributes: &'a serde_json::Value,
+    pub prediction: Option<&'a Prediction>,
+    /// The project's calibrated thresholds per label (none yet: an empty map).
+    pub thresholds: Option<&'a std::collections::HashMap<String, f64>>,
+}
+
+impl Policy {
+    /// Turns an auto decision into review for active learning (the caller chose the item
+    /// within the budget). Other decisions pass unchanged.
+    pub fn send_to_learning(&self, mut d: Decision) -> Decision {
+        let (Some(al), Outcome::Auto { .. }) = (&self.spec.active_learning, &d.outcome) else {
+            return d;
+        };
+        d.outcome = Outcome::Review {
+            route: Route {
+                queue: al.queue.clone(),
+                tier: al.tier,
+                priority: 0,
+                overlap: al.overlap,
+            },
+        };
+        d.audit = None;
+        d.reasons.push(format!(
+            "active_learning: chosen by {} within {} per 1000",
+            al.strategy, al.budget_per_1000
+        ));
+        d
+    }
+
+    pub(super) fn context<'a>(&self, item: &ItemView<'_>) -> Context<'a, 'a> {
+        let mut ctx = Context::with_env(self.env.clone());
+        let uses = |name: &str| {
+            VARIABLES
+                .iter()
+                .position(|v| *v == name)
+                .is_some_and(|i| self.used & (1 << i) != 0)
+        };
+        let p = item.prediction;
+        if uses("label") {
+            ctx.add_variable_from_value("label", p.map(|p| p.top().0.to_string()).unwrap_or_default());
+        }
+        if uses("confidence") {
+            ctx.add_variable_from_value("confidence", p.map_or(0.0, |p| p.top().1));
+        }
+        if uses("margin") {
+            ctx.add_variable_from_value("margin", p.map_or(0.0, Prediction::margin));
+        }
+        if uses("entropy") {
+            ctx.add_variable_from_value("entropy", p.map_or(0.0, Prediction::entropy));
+        }
+        if uses("model") {
+            ctx.add_variable_from_value("model", p.map(|p| p.model.clone()).unwrap_or_default());
+        }
+        if uses("has_prediction") {
+            ctx.add_variable_from_value("has_prediction", p.is_some());
+        }
+        if uses("scores") {
+            let scores: std::collections::HashMap<String, f64> =
+                p.map(|p| p.scores.iter().cloned().collect()).unwrap_or_default();
+            ctx.add_variable_from_value("scores", scores);
+        }
+        if uses("payload") {
+            ctx.add_variable_from_value("payload", json_to_cel(item.payload));
+        }
+        if uses("attributes") {
+            ctx.add_variable_from_value("attributes", json_to_cel(item.attributes));
+        }
+        if uses("thresholds") {
+            ctx.add_variable_from_value("thresholds", item.thresholds.cloned().unwrap_or_default());
+        }
+        ctx
+    }
+
+    /// Decides one item. `version` is this policy's stored version; `audit_draw` is a
+    /// uniform draw in [0, 1) that samples auto decisions for audit.
+    pub fn decide(&self, item: &ItemView<'_>, version: u32, audit_draw: f64) -> Decision {
+        let ctx = self.context(item);
+        let mut reasons = Vec::new();
+        for rule in &self.rules {
+            match eval_rule(rule, &ctx) {
+                Ok(false) => continue,
+                Err(e) => {
+                    reasons.push(format!("rule '{}' could not be evaluated: {e}", rule.name));
+                    continue;
+                }
+                Ok(true) => {}
+            }
+            match &rule.action {
+                RuleAction::Review(route) => {
+                    reasons.push(format!("rule '{}' matched", rule.name));
+                    return Decision {
+                        outcome: Outcome::Review { route: route.clone() },
+                        rule: rule.name.clone(),
+                        reasons,
+                        policy_version: version,
+                        audit: None,
+                    };
+                }
+                RuleAction::Auto { label } => {
+                    let label = match (label, item.prediction) {
+                        (Some(l), _) => l.clone(),
+                        (None, Some(p)) => p.top().0.to_string(),
+                        (None, None) => {
+                            reasons.push(format!(
+                                "rule '{}' matched but the item has no prediction to act on",
+                                rule.name
+                            ));
+                            break;
+                        }
+                    };
+                    reasons.push(format!("rule '{}' matched", rule.name));
+                    let audit = (audit_draw < self.spec.audit_rate).then(|| {
+                        reasons.push(format!("sampled for audit (rate {})", self.spec.audit_rate));
+                        self.audit_route.clone()
+                    });
+                    return Decision {
+                        outcome: Outcome::Auto { label },
+                        rule: rule.name.clone(),
+                        reasons,
+                        policy_version: version,
+                        audit,
+                    };
+                }
+            }
+        }
+        reasons.push("no rule matched".into());
+        Decision {
+            outcome: Outcome::Review {
+                route: Route::default_review(),
+            },
+            rule: DEFAULT_QUEUE.into(),
+            reasons,
+            policy_version: version,
+            audit: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub(super) enum RuleError {
+    #[error("{0}")]
+    Execution(cel::ExecutionError),
+    #[error("the condition must be true or false, got {0}")]
+    NotBool(String),
+}
+
+pub(super) fn eval_rule(rule: &Rule, ctx: &Context<'_, '_>) -> Result<bool, RuleError> {
+    match rule.program.execute(ctx).map_err(RuleError::Execution)? {
+        Value::Bool(b) => Ok(b),
+        other => Err(RuleError::NotBool(format!("{other:?}"))),
+    }
+}
+
+fn json_to_cel(v: &serde_json::Value) -> Value {
+    // Serialising a `serde_json::Value` cannot fail: it has no maps with non-string keys.
+    cel::to_value(v).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::super::fixtures::{example, labels, pred};
+    use super::*;
+
+    #[test]
+    fn routing_table() {
+        let p = example();
+        type Case = (
+            serde_json::Value,
+            serde_json::Value,
+            Option<f64>,
+            f64,
+            &'static str,
+            Outcome,
+        );
+        let cases: &[Case] = &[
+            (
+                json!({"text": "I want to hurt myself"}),
+                json!({}),
+                Some(0.99),
+                0.5,
+                "distress",
+                Outcome::Review {
+                    route: Route {
+                        queue: "urgent".into(),
+                        tier: 2,
+                        priority: 100,
+                        overlap: 1,
+                    },
+                },
+            ),
+            (
+                json!({"text": "hi"}),
+                json!({"vip": true}),
+                Some(0.5),
+                0.5,
+                "vip",
+                Outcome::Auto { label: "ham".into() },
+            ),
+            (
+                json!({"text": "win money"}),
+                json!({}),
+                Some(0.97),
+                0.5,
+                "confident",
+                Outcome::Auto { label: "spam".into() },
+            ),
+            (
+                json!({"text": "hello"}),
+                json!({}),
+                Some(0.02),
+                0.5,
+                "confident",
+                Outcome::Auto { label: "ham".into() },
+            ),
+            (
+                json!({"text": "hello"}),
+                json!({}),
+                Some(0.5),
+                0.5,
+                "uncertain",
+                Outcome::Review {
+                    route: Route {
+                        queue: "standard".into(),
+                        tier: 1,
+                        priority: 0,
+                        overlap: 2,
+                    },
+                },
+            ),
+            (
+                json!({"text": "hello"}),
+                json!({}),
+                None,
+                0.5,
+                "default",
+                Outcome::Review {
+                    route: Route::default_review(),
+                },
+            ),
+        ];
+        for (payload, attributes, spam, draw, rule, outcome) in cases {
+            let pr = spam.map(pred);
+            let d = p.decide(
+                &ItemView {
+                    payload,
+                    attributes,
+                    prediction: pr.as_ref(),
+                    thresholds: None,
+                },
+                7,
+                *draw,
+            );
+            assert_eq!(&d.rule, rule, "{payload}");
+            assert_eq!(&d.outcome, outcome, "{payload}");
+            assert_eq!(d.policy_version, 7);
+        }
+    }
+
+    #[test]
+    fn no_match_is_review_in_default_with_reason() {
+        let p = Policy::from_json(
+            &json!({"rules": [{"name": "never", "when": "false", "action": "auto"}]}),
+            &labels(),
+        )
+        .unwrap();
+        let d = p.decide(
+            &ItemView {
+                payload: &json!({}),
+                attributes: &json!({}),
+                prediction: Some(&pred(0.99)),
+                thresholds: None,
+            },
+            1,
+            0.0,
+        );
+        assert_eq!(
+            d.outcome,
+            Outcome::Review {
+                route: Route::default_review()
+            }
+        );
+        assert_eq!(d.reasons, vec!["no rule matched".to_string()]);
+    }
+
+    #[test]
+    fn a_rule_that_fails_on_an_item_does_not_hold() {
+        let p = example();
+        // No payload.text: the distress rule cannot be evaluated; the item is still decided.
+        let d = p.decide(
+            &ItemView {
+                payload: &json!({}),
+                attributes: &json!({}),
+                prediction: Some(&pred(0.99)),
+                thresholds: None,
+            },
+            1,
+            0.5,
+        );
+        assert_eq!(d.rule, "confident");
+        assert!(d.reasons[0].contains("distress"), "{:?}", d.reasons);
+    }
+
+    #[test]
+    fn auto_without_a_prediction_never_autos() {
+        let p = Policy::from_json(
+            &json!({"rules": [{"name": "all", "when": "true", "action": "auto"}]}),
+            &labels(),
+        )
+        .unwrap();
+        let d = p.decide(
+            &ItemView {
+                payload: &json!({}),
+                attributes: &json!({}),
+                prediction: None,
+                thresholds: None,
+            },
+            1,
+            0.0,
+        );
+        assert!(matches!(d.outcome, Outcome::Review { .. }));
+    }
+
+    #[test]
+    fn audit_sampling_follows_the_draw() {
+        let p = example();
+        let item = |pr: &Prediction| {
+            p.decide(
+                &ItemView {
+                    payload: &json!({"text": "x"}),
+                    attributes: &json!({}),
+                    prediction: Some(pr),
+                    thresholds: None,
+                },
+                1,
+                0.05,
+            )
+            .audit
+        };
+        assert_eq!(item(&pred(0.99)).unwrap().queue, "audit");
+        let d = p.decide(
+            &ItemView {
+                payload: &json!({"text": "x"}),
+                attributes: &json!({}),
+                prediction: Some(&pred(0.99)),
+                thresholds: None,
+            },
+            1,
+            0.5,
+        );
+        assert!(d.audit.is_none());
+        // Reviews are never audited.
+        assert!(item(&pred(0.5)).is_none());
+    }
+
+    #[test]
+    fn decisions_round_trip_as_json() {
+        let p = example();
+        let d = p.decide(
+            &ItemView {
+                payload: &json!({"text": "x"}),
+                attributes: &json!({}),
+                prediction: Some(&pred(0.99)),
+                thresholds: None,
+            },
+            3,
+            0.01,
+        );
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["outcome"], "auto");
+        assert_eq!(v["label"], "spam");
+        assert_eq!(v["audit"]["queue"], "audit");
+        let back: Decision = serde_json::from_value(v).unwrap();
+        assert_eq!(back, d);
+    }
+}

@@ -1,0 +1,276 @@
+//! What an admin writes: the policy as serde types (rules, audit, consensus, quality,
+//! model, active learning, thresholds, monitors, workbench, SLAs) with their defaults, and
+//! the limits of the language. Nothing here is checked or compiled — that is `compile`.
+
+use serde::{Deserialize, Serialize};
+
+/// The variables a rule's `when` may read.
+pub const VARIABLES: &[&str] = &[
+    "thresholds",
+    "label",
+    "confidence",
+    "margin",
+    "entropy",
+    "scores",
+    "payload",
+    "attributes",
+    "model",
+    "has_prediction",
+];
+
+pub const MAX_RULES: usize = 200;
+pub const MAX_TIER: u8 = 9;
+pub const MAX_OVERLAP: u8 = 10;
+pub const DEFAULT_QUEUE: &str = "default";
+pub const AUDIT_QUEUE: &str = "audit";
+
+/// A policy as an admin writes it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicySpec {
+    pub rules: Vec<RuleSpec>,
+    /// The fraction of auto decisions that also get an `audit` task.
+    #[serde(default)]
+    pub audit_rate: f64,
+    /// Where audit tasks go (default: queue `audit`, tier 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditSpec>,
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u32,
+    /// Whether a reviewer sees the model's suggestion (showing it anchors reviewers).
+    #[serde(default = "default_true")]
+    pub show_suggestion: bool,
+    /// How a task's answers become one label, and when to ask for more answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consensus: Option<ConsensusSpec>,
+    /// Gold tasks and the bar reviewers must clear.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quality: Option<QualitySpec>,
+    /// The built-in model scores items that arrive without a prediction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelSpec>,
+    /// Send the most informative auto-eligible items to review, within a budget.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_learning: Option<ActiveLearningSpec>,
+    /// Per-label confidence thresholds calibrated to a target precision; rules read them
+    /// as `thresholds[label]` (a label without enough evidence has none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thresholds: Option<ThresholdSpec>,
+    /// What to watch, and the level at which each monitor fires (writes a `monitor` event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub monitors: Option<MonitorSpec>,
+    /// What the reviewer workbench offers and may show.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workbench: Option<WorkbenchSpec>,
+    /// Per queue, how long a task may wait before it breaches its service level.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sla_seconds: std::collections::BTreeMap<String, u32>,
+}
+
+/// The reviewer workbench's settings for a project.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkbenchSpec {
+    /// The taxonomy of model failures a reviewer may tag an answer with.
+    #[serde(default)]
+    pub failure_categories: Vec<String>,
+    /// Origins (`https://host[:port]`) images may be shown from; others are shown as text.
+    #[serde(default)]
+    pub image_origins: Vec<String>,
+}
+
+/// Monitor thresholds; a monitor without one is computed and shown but never fires.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MonitorSpec {
+    /// Share of recent human-verified items whose label differs from the model's.
+    #[serde(default)]
+    pub disagreement_rate: Option<f64>,
+    /// Share of audits that corrected the auto label.
+    #[serde(default)]
+    pub audit_error_rate: Option<f64>,
+    /// Population stability index of the model's top score, recent window vs the one before.
+    #[serde(default)]
+    pub psi: Option<f64>,
+    /// Open tasks in any queue.
+    #[serde(default)]
+    pub backlog: Option<u64>,
+    /// Age of the oldest open task in any queue.
+    #[serde(default)]
+    pub oldest_age_s: Option<f64>,
+    /// Items per window (disagreement and drift).
+    #[serde(default = "default_monitor_window")]
+    pub window: u32,
+}
+
+fn default_monitor_window() -> u32 {
+    500
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// 2^bits hashed feature slots.
+    #[serde(default = "default_bits")]
+    pub bits: u32,
+}
+
+fn default_bits() -> u32 {
+    18
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActiveLearningSpec {
+    /// `least_confidence`, `margin`, `entropy` or `random`.
+    pub strategy: String,
+    /// At most this many of every 1,000 items go to review for learning.
+    pub budget_per_1000: u32,
+    #[serde(default = "default_learning_queue")]
+    pub queue: String,
+    #[serde(default = "default_tier")]
+    pub tier: u8,
+    /// Independent answers per chosen item (labels for learning should be reliable).
+    #[serde(default = "default_overlap")]
+    pub overlap: u8,
+}
+
+fn default_learning_queue() -> String {
+    "learning".to_string()
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThresholdSpec {
+    pub target_precision: f64,
+    #[serde(default = "default_min_evidence")]
+    pub min_evidence: u32,
+    /// Count a disagreement between the model and a human label by how likely the label
+    /// itself was wrong (estimated from how often reviewers split), assuming reviewers'
+    /// errors are independent of the model's. Off: every disagreement is a model error.
+    #[serde(default)]
+    pub account_for_label_noise: bool,
+}
+
+fn default_min_evidence() -> u32 {
+    200
+}
+
+/// How answers are aggregated: `majority`, `weighted` (by each reviewer's reliability:
+/// gold accuracy, smoothed) or `dawid_skene` (per-reviewer confusion matrices fitted over
+/// the project's answers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsensusMethod {
+    Majority,
+    Weighted,
+    DawidSkene,
+}
+
+/// Dynamic overlap: after a route's `overlap` answers, a consensus below `min_confidence`
+/// asks one more reviewer, up to `max_overlap`; then the task goes to adjudication.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsensusSpec {
+    #[serde(default = "default_method")]
+    pub method: ConsensusMethod,
+    #[serde(default)]
+    pub min_confidence: f64,
+    #[serde(default = "default_max_overlap")]
+    pub max_overlap: u8,
+}
+
+fn default_method() -> ConsensusMethod {
+    ConsensusMethod::Majority
+}
+fn default_max_overlap() -> u8 {
+    5
+}
+
+impl Default for ConsensusSpec {
+    fn default() -> Self {
+        Self {
+            method: ConsensusMethod::Majority,
+            min_confidence: 0.0,
+            max_overlap: 1,
+        }
+    }
+}
+
+/// That fraction of claims hands out a gold task; a reviewer whose gold accuracy's 95%
+/// Wilson upper bound falls below `min_accuracy` after `min_gold` gold answers is held.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QualitySpec {
+    #[serde(default)]
+    pub gold_rate: f64,
+    #[serde(default = "default_min_accuracy")]
+    pub min_accuracy: f64,
+    #[serde(default = "default_min_gold")]
+    pub min_gold: u32,
+}
+
+fn default_min_accuracy() -> f64 {
+    0.85
+}
+fn default_min_gold() -> u32 {
+    20
+}
+
+fn default_lease_seconds() -> u32 {
+    300
+}
+fn default_true() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditSpec {
+    #[serde(default = "default_audit_queue")]
+    pub queue: String,
+    #[serde(default = "default_tier")]
+    pub tier: u8,
+    /// Independent answers per audit (majority decides; a tie goes to adjudication).
+    #[serde(default = "default_overlap")]
+    pub overlap: u8,
+}
+
+fn default_overlap() -> u8 {
+    1
+}
+
+fn default_audit_queue() -> String {
+    AUDIT_QUEUE.to_string()
+}
+fn default_tier() -> u8 {
+    1
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    Auto,
+    Review,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub name: String,
+    pub when: String,
+    pub action: Action,
+    /// For `auto`: a fixed label instead of the model's top label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overlap: Option<u8>,
+}

@@ -1,0 +1,17 @@
+//! The API, end to end: a real server on 127.0.0.1:0 with a fresh database, spoken to
+//! over HTTP. Time is a `ManualClock`, so lease expiry needs no sleeping.
+//!
+//! One test binary (`[[test]] name = "api"` in Cargo.toml), one file per area of the API;
+//! `helpers.rs` is the harness they share. Every case that takes a `Db` runs on SQLite and,
+//! with `FLYWHEEL_TEST_POSTGRES_URL`, on PostgreSQL (`on_both_backends!`).
+
+mod helpers;
+
+mod browser;
+mod cluster;
+mod console;
+mod feeds;
+mod items;
+mod learning;
+mod quality;
+mod work;
