@@ -55,7 +55,11 @@ impl Judging {
     pub fn scorer(&self, gold_records: &HashMap<i64, (u64, u64)>, voters: &[i64]) -> Scorer {
         match self.consensus.method {
             ConsensusMethod::Majority => Scorer::Majority,
-            ConsensusMethod::DawidSkene => self.ds_model.clone().map(Scorer::DawidSkene).unwrap_or(Scorer::Majority),
+            ConsensusMethod::DawidSkene => self
+                .ds_model
+                .clone()
+                .map(Scorer::DawidSkene)
+                .unwrap_or(Scorer::Majority),
             ConsensusMethod::Weighted => Scorer::Weighted(
                 voters
                     .iter()
@@ -227,7 +231,14 @@ pub fn judge(
         min_confidence: judging.consensus.min_confidence,
         max_overlap: judging.consensus.max_overlap,
     };
-    task::after_answer(task.stage, task.tier, task.overlap, &prior, (a.reviewer_id, a.answer), &rule)
+    task::after_answer(
+        task.stage,
+        task.tier,
+        task.overlap,
+        &prior,
+        (a.reviewer_id, a.answer),
+        &rule,
+    )
 }
 
 /// Whether `next` resolves the item, so that [`plan`] needs its [`ItemState`].
@@ -246,7 +257,11 @@ pub fn plan(task: &TaskState, earlier: &[Prior], a: &Answering<'_>, next: Next, 
     let mut p = Plan {
         result: result(a, "waiting", None),
         lease: if skip { LeaseEnd::Skipped } else { LeaseEnd::Answered },
-        task: if skip { TaskChange::SlotBack } else { TaskChange::Counted },
+        task: if skip {
+            TaskChange::SlotBack
+        } else {
+            TaskChange::Counted
+        },
         escalation: None,
         resolve_item: None,
         feed: None,
@@ -302,7 +317,8 @@ pub fn plan(task: &TaskState, earlier: &[Prior], a: &Answering<'_>, next: Next, 
             let audit = task.stage == Stage::Audit || (task.stage == Stage::Adjudicate && was_auto);
             if audit && current.as_deref() == Some(label.as_str()) {
                 p.result.outcome = "confirmed".into();
-                p.events.push(Event::AuditConfirmed(event::AuditConfirmed { label: label.clone() }));
+                p.events
+                    .push(Event::AuditConfirmed(event::AuditConfirmed { label: label.clone() }));
                 // A human has now verified the label: the feed says so (and the model may
                 // learn from it).
                 p.feed = Some((label, Source::Human));
@@ -528,7 +544,10 @@ mod tests {
         );
         let res = p.resolve_item.clone().expect("the item is resolved");
         assert_eq!(res.reviewers, vec!["ann", "bea"]);
-        assert_eq!((res.method.as_str(), res.confidence, res.resolved_at), ("majority", 1.0, 4_000));
+        assert_eq!(
+            (res.method.as_str(), res.confidence, res.resolved_at),
+            ("majority", 1.0, 4_000)
+        );
         assert_eq!(p.feed, Some(("spam".into(), Source::Human)));
         assert_eq!(kinds(&p), vec![Event::ITEM_RESOLVED]);
         match p.submitted(&answering(&l("spam"))) {
@@ -555,7 +574,10 @@ mod tests {
         assert_eq!(p.result.outcome, "adjudicate");
         assert!(p.result.freed_work());
         let e = p.escalation.expect("an adjudicate task");
-        assert_eq!((e.route.tier, e.route.overlap, e.route.queue.as_str(), e.route.priority), (2, 1, "standard", 5));
+        assert_eq!(
+            (e.route.tier, e.route.overlap, e.route.queue.as_str(), e.route.priority),
+            (2, 1, "standard", 5)
+        );
         assert_eq!(e.reason, "reviewers disagreed");
         assert_eq!(
             e.event,
@@ -604,8 +626,17 @@ mod tests {
             },
             ..Judging::default()
         };
-        let p = answer(&task(Stage::Review, 2), &[prior(3, "ann", l("ham"))], l("spam"), &judging, None);
-        assert_eq!((p.result.outcome.as_str(), p.task), ("waiting", TaskChange::MoreReviewers));
+        let p = answer(
+            &task(Stage::Review, 2),
+            &[prior(3, "ann", l("ham"))],
+            l("spam"),
+            &judging,
+            None,
+        );
+        assert_eq!(
+            (p.result.outcome.as_str(), p.task),
+            ("waiting", TaskChange::MoreReviewers)
+        );
         assert!(p.result.more_reviewers && p.result.freed_work());
         assert_eq!(kinds(&p), vec![Event::TASK_OVERLAP_INCREASED]);
     }
@@ -659,7 +690,13 @@ mod tests {
         assert_eq!(p.resolve_item.unwrap().label, "spam");
 
         // The adjudication of a contested audit also corrects.
-        let p = answer(&task(Stage::Adjudicate, 1), &[], l("spam"), &Judging::default(), auto("ham"));
+        let p = answer(
+            &task(Stage::Adjudicate, 1),
+            &[],
+            l("spam"),
+            &Judging::default(),
+            auto("ham"),
+        );
         assert_eq!(p.result.outcome, "corrected");
         assert_eq!(p.feed, Some(("spam".into(), Source::Adjudicated)));
     }
@@ -719,7 +756,9 @@ mod tests {
         assert!(reason.starts_with("gold accuracy 1/6"), "{reason}");
         assert_eq!(held.kind(), Event::REVIEWER_HELD);
         assert!(
-            gold_scored(&a, false, GoldRecord { held: true, ..bad }, Some(&quality)).1.is_none(),
+            gold_scored(&a, false, GoldRecord { held: true, ..bad }, Some(&quality))
+                .1
+                .is_none(),
             "held once"
         );
         assert!(gold_scored(&a, false, bad, None).1.is_none(), "no bar, no hold");
@@ -729,7 +768,10 @@ mod tests {
         assert_eq!(gold_plan(&t, &a, "spam", &judging).0.result.outcome, "waiting");
         let skip = Answer::Skip { reason: "x".into() };
         let (p, correct) = gold_plan(&t, &answering(&skip), "spam", &judging);
-        assert_eq!((p.result.outcome.as_str(), correct, p.lease), ("requeued", None, LeaseEnd::Skipped));
+        assert_eq!(
+            (p.result.outcome.as_str(), correct, p.lease),
+            ("requeued", None, LeaseEnd::Skipped)
+        );
     }
 
     #[test]

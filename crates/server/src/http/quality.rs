@@ -52,9 +52,7 @@ pub async fn reviewers(
     // hot path).
     let fresh = p.policy.consensus().method == flywheel_core::policy::ConsensusMethod::DawidSkene;
     let reviewers = quality::reviewers(&s, &p, fresh).await?;
-    Ok(Json(ReviewerPage {
-        reviewers,
-    }))
+    Ok(Json(ReviewerPage { reviewers }))
 }
 
 /// Lets a held reviewer claim in this project again, with a fresh gold record.

@@ -90,7 +90,9 @@ pub async fn spawn_with(db: &Db, clock: Arc<ManualClock>, options: flywheel_serv
         let stopped = async {
             let _ = rx.await;
         };
-        flywheel_server::serve_with(listener, st, stopped, options).await.unwrap();
+        flywheel_server::serve_with(listener, st, stopped, options)
+            .await
+            .unwrap();
     });
     TestApp {
         base,

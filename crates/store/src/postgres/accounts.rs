@@ -8,8 +8,8 @@ use sqlx::PgConnection;
 
 use super::common::{event, notify, parse};
 use super::{TxError, TxResult};
-use flywheel_core::{Event, event as ev};
 use crate::*;
+use flywheel_core::{Event, event as ev};
 
 pub(super) async fn bootstrap_admin(c: &mut PgConnection, key_hash: &str, now: Millis) -> TxResult<bool> {
     // One node bootstraps; the others wait here and then see the key.
@@ -28,11 +28,19 @@ pub(super) async fn bootstrap_admin(c: &mut PgConnection, key_hash: &str, now: M
         .bind(now)
         .execute(&mut *c)
         .await?;
-    event(c, None, None, None, now, "system", &Event::KeyCreated(ev::KeyCreated {
+    event(
+        c,
+        None,
+        None,
+        None,
+        now,
+        "system",
+        &Event::KeyCreated(ev::KeyCreated {
             scope: "admin".into(),
             projects: None,
             reviewer: None,
-        }))
+        }),
+    )
     .await?;
     Ok(true)
 }
@@ -131,7 +139,20 @@ pub(super) async fn create_project(
     .bind(actor)
     .execute(&mut *c)
     .await?;
-    event(c, Some(id), None, None, now, actor, &Event::ProjectCreated(ev::ProjectCreated { name: new.name.clone(), labels: new.labels.clone(), policy_version: 1, policy: new.policy.clone() }))
+    event(
+        c,
+        Some(id),
+        None,
+        None,
+        now,
+        actor,
+        &Event::ProjectCreated(ev::ProjectCreated {
+            name: new.name.clone(),
+            labels: new.labels.clone(),
+            policy_version: 1,
+            policy: new.policy.clone(),
+        }),
+    )
     .await?;
     notify(c, channel, &Notice::ProjectChanged { name: new.name.clone() }).await?;
     Ok(Project {
@@ -191,7 +212,18 @@ pub(super) async fn set_policy(
     .bind(actor)
     .execute(&mut *c)
     .await?;
-    event(c, Some(id), None, None, now, actor, &Event::PolicyUpdated(ev::PolicyUpdated { policy_version: version as u32, policy: policy.clone() }))
+    event(
+        c,
+        Some(id),
+        None,
+        None,
+        now,
+        actor,
+        &Event::PolicyUpdated(ev::PolicyUpdated {
+            policy_version: version as u32,
+            policy: policy.clone(),
+        }),
+    )
     .await?;
     notify(c, channel, &Notice::ProjectChanged { name: name.to_string() }).await?;
     Ok(version as u32)
@@ -437,7 +469,10 @@ pub(super) async fn revoke_key(c: &mut PgConnection, key_hash: &str, actor: &str
         .bind(key_hash)
         .execute(&mut *c)
         .await?;
-    let data = Event::KeyRevoked(ev::KeyRevoked { scope: kind.clone(), key: key_hash[..key_hash.len().min(12)].to_string() });
+    let data = Event::KeyRevoked(ev::KeyRevoked {
+        scope: kind.clone(),
+        key: key_hash[..key_hash.len().min(12)].to_string(),
+    });
     event(c, None, None, None, now, actor, &data).await
 }
 
@@ -459,7 +494,11 @@ pub(super) async fn set_password(
         .bind(id)
         .execute(&mut *c)
         .await?;
-    let data = Event::ReviewerPassword(ev::ReviewerPassword { reviewer_id: id, reviewer: name.to_string(), password: hash.is_some() });
+    let data = Event::ReviewerPassword(ev::ReviewerPassword {
+        reviewer_id: id,
+        reviewer: name.to_string(),
+        password: hash.is_some(),
+    });
     event(c, None, None, None, now, actor, &data).await
 }
 

@@ -29,7 +29,12 @@ async fn stored_review(c: &mut PgConnection, r: &NewReview) -> TxResult<Option<R
 }
 
 /// Stores an answer and moves its task on as core's plan says.
-pub(super) async fn submit_review(c: &mut PgConnection, channel: &str, r: &NewReview, now: Millis) -> TxResult<ReviewResult> {
+pub(super) async fn submit_review(
+    c: &mut PgConnection,
+    channel: &str,
+    r: &NewReview,
+    now: Millis,
+) -> TxResult<ReviewResult> {
     if let Some(done) = stored_review(c, r).await? {
         return Ok(done);
     }
@@ -76,7 +81,16 @@ pub(super) async fn submit_review(c: &mut PgConnection, channel: &str, r: &NewRe
         if let Some(correct) = correct {
             let record = count_gold(c, project_id, r.reviewer_id, correct).await?;
             let (scored, hold) = review::gold_scored(&a, correct, record, judging.quality.as_ref());
-            event(c, Some(project_id), Some(item_id), Some(r.task_id), now, &at.actor, &scored).await?;
+            event(
+                c,
+                Some(project_id),
+                Some(item_id),
+                Some(r.task_id),
+                now,
+                &at.actor,
+                &scored,
+            )
+            .await?;
             if let Some((reason, held)) = hold {
                 mark_held(c, project_id, r.reviewer_id, &reason, now).await?;
                 event(c, Some(project_id), None, None, now, "system", &held).await?;
@@ -149,8 +163,26 @@ async fn write_plan(c: &mut PgConnection, plan: &Plan, at: &On, policy_version: 
         cancel_other_leases(c, task_id, now).await?;
     }
     if let Some(e) = &plan.escalation {
-        let new_task = insert_task(c, at.project_id, at.item_id, Stage::Adjudicate, &e.route, Some(&e.reason), now).await?;
-        event(c, Some(at.project_id), Some(at.item_id), Some(new_task), now, &at.actor, &e.event).await?;
+        let new_task = insert_task(
+            c,
+            at.project_id,
+            at.item_id,
+            Stage::Adjudicate,
+            &e.route,
+            Some(&e.reason),
+            now,
+        )
+        .await?;
+        event(
+            c,
+            Some(at.project_id),
+            Some(at.item_id),
+            Some(new_task),
+            now,
+            &at.actor,
+            &e.event,
+        )
+        .await?;
     }
     if let Some(res) = &plan.resolve_item {
         sqlx::query("UPDATE items SET resolved_label = $2, resolution = $3::jsonb, resolved_at = $4 WHERE id = $1")
@@ -162,10 +194,30 @@ async fn write_plan(c: &mut PgConnection, plan: &Plan, at: &On, policy_version: 
             .await?;
     }
     if let Some((label, source)) = &plan.feed {
-        insert_label(c, at.project_id, at.item_id, label, *source, None, None, policy_version, now).await?;
+        insert_label(
+            c,
+            at.project_id,
+            at.item_id,
+            label,
+            *source,
+            None,
+            None,
+            policy_version,
+            now,
+        )
+        .await?;
     }
     for e in &plan.events {
-        event(c, Some(at.project_id), Some(at.item_id), Some(task_id), now, &at.actor, e).await?;
+        event(
+            c,
+            Some(at.project_id),
+            Some(at.item_id),
+            Some(task_id),
+            now,
+            &at.actor,
+            e,
+        )
+        .await?;
     }
     Ok(())
 }
@@ -192,9 +244,12 @@ async fn task_state(c: &mut PgConnection, task_id: i64) -> TxResult<Option<(i64,
     }))
 }
 
+/// reviewer id, reviewer name, kind, label, reason.
+type PriorRow = (i64, String, String, Option<String>, Option<String>);
+
 /// The task's answers so far but skips, in the order given, with their reviewers' names.
 async fn earlier_answers(c: &mut PgConnection, task_id: i64) -> TxResult<Vec<Prior>> {
-    let rows: Vec<(i64, String, String, Option<String>, Option<String>)> = sqlx::query_as(
+    let rows: Vec<PriorRow> = sqlx::query_as(
         "SELECT w.reviewer_id, v.name, w.kind, w.label, w.reason FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id
          WHERE w.task_id = $1 AND w.kind <> 'skip' ORDER BY w.id",
     )
@@ -268,13 +323,15 @@ async fn count_gold(c: &mut PgConnection, project_id: i64, reviewer_id: i64, cor
 }
 
 async fn mark_held(c: &mut PgConnection, project_id: i64, reviewer_id: i64, reason: &str, now: Millis) -> TxResult<()> {
-    sqlx::query("UPDATE reviewer_quality SET held_at = $3, held_reason = $4 WHERE project_id = $1 AND reviewer_id = $2")
-        .bind(project_id)
-        .bind(reviewer_id)
-        .bind(now)
-        .bind(reason)
-        .execute(&mut *c)
-        .await?;
+    sqlx::query(
+        "UPDATE reviewer_quality SET held_at = $3, held_reason = $4 WHERE project_id = $1 AND reviewer_id = $2",
+    )
+    .bind(project_id)
+    .bind(reviewer_id)
+    .bind(now)
+    .bind(reason)
+    .execute(&mut *c)
+    .await?;
     Ok(())
 }
 
@@ -312,7 +369,16 @@ async fn record_review(
     .bind(serde_json::to_string(&plan.result)?)
     .execute(&mut *c)
     .await?;
-    event(c, Some(at.project_id), Some(at.item_id), Some(r.task_id), at.now, &at.actor, submitted).await
+    event(
+        c,
+        Some(at.project_id),
+        Some(at.item_id),
+        Some(r.task_id),
+        at.now,
+        &at.actor,
+        submitted,
+    )
+    .await
 }
 
 /// Ends every other reviewer's active lease on a task that closed, with an event each.
@@ -331,7 +397,16 @@ async fn cancel_other_leases(c: &mut PgConnection, task_id: i64, now: Millis) ->
             reviewer_id,
             reason: "the task closed".into(),
         });
-        event(c, Some(project_id), Some(item_id), Some(task_id), now, "system", &cancelled).await?;
+        event(
+            c,
+            Some(project_id),
+            Some(item_id),
+            Some(task_id),
+            now,
+            "system",
+            &cancelled,
+        )
+        .await?;
     }
     Ok(())
 }

@@ -6,8 +6,8 @@ use sqlx::PgConnection;
 
 use super::TxResult;
 use super::feeds::{EVENT_COLUMNS, EventRow, event_record};
-use flywheel_core::Event;
 use crate::*;
+use flywheel_core::Event;
 
 pub(super) async fn stats(c: &mut PgConnection, project_id: i64, now: Millis) -> TxResult<Stats> {
     let (items, auto, review, resolved): (i64, i64, i64, i64) = sqlx::query_as(

@@ -11,8 +11,8 @@ use sqlx::PgConnection;
 use super::TxResult;
 use super::common::parse;
 use super::feeds::{EVENT_COLUMNS, EventRow, event_record};
-use flywheel_core::Event;
 use crate::*;
+use flywheel_core::Event;
 
 /// An item with its JSON already serialised.
 pub(super) struct PreparedItem {

@@ -6,8 +6,8 @@ use sqlx::PgConnection;
 
 use super::TxResult;
 use super::common::{event, parse};
-use flywheel_core::{Event, event as ev};
 use crate::*;
+use flywheel_core::{Event, event as ev};
 
 pub(super) async fn training_examples(
     c: &mut PgConnection,
@@ -50,7 +50,19 @@ pub(super) async fn save_model(c: &mut PgConnection, project_id: i64, m: &ModelS
     .bind(now)
     .execute(&mut *c)
     .await?;
-    event(c, Some(project_id), None, None, now, "system", &Event::ModelSnapshot(ev::ModelSnapshot { version: m.version, examples_seen: m.examples_seen, trained_through: m.trained_through }))
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        "system",
+        &Event::ModelSnapshot(ev::ModelSnapshot {
+            version: m.version,
+            examples_seen: m.examples_seen,
+            trained_through: m.trained_through,
+        }),
+    )
     .await
 }
 

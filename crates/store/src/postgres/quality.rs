@@ -7,8 +7,8 @@ use sqlx::PgConnection;
 
 use super::TxResult;
 use super::common::{event, parse};
-use flywheel_core::{Event, event as ev};
 use crate::*;
+use flywheel_core::{Event, event as ev};
 
 pub(super) async fn add_gold(
     c: &mut PgConnection,
@@ -55,7 +55,15 @@ pub(super) async fn add_gold(
         .await?
         .rows_affected() as usize;
     }
-    event(c, Some(project_id), None, None, now, actor, &Event::GoldAdded(ev::GoldAdded { added: added as u64 }))
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        actor,
+        &Event::GoldAdded(ev::GoldAdded { added: added as u64 }),
+    )
     .await?;
     Ok(added)
 }
@@ -130,7 +138,11 @@ pub(super) async fn hold_reviewer(
     .bind(reason)
     .execute(&mut *c)
     .await?;
-    let data = Event::ReviewerHeld(ev::ReviewerHeld { reviewer_id: id, reviewer: name.to_string(), reason: reason.to_string() });
+    let data = Event::ReviewerHeld(ev::ReviewerHeld {
+        reviewer_id: id,
+        reviewer: name.to_string(),
+        reason: reason.to_string(),
+    });
     event(c, Some(project_id), None, None, now, actor, &data).await
 }
 
@@ -150,7 +162,18 @@ pub(super) async fn release_reviewer(
     .bind(id)
     .execute(&mut *c)
     .await?;
-    event(c, Some(project_id), None, None, now, actor, &Event::ReviewerReleased(ev::ReviewerReleased { reviewer_id: id, reviewer: reviewer.to_string() }))
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        actor,
+        &Event::ReviewerReleased(ev::ReviewerReleased {
+            reviewer_id: id,
+            reviewer: reviewer.to_string(),
+        }),
+    )
     .await?;
     Ok(())
 }

@@ -9,8 +9,8 @@ use sqlx::{AssertSqlSafe, PgConnection};
 
 use super::TxResult;
 use super::common::{event, notify, parse};
-use flywheel_core::{Event, event as ev};
 use crate::*;
+use flywheel_core::{Event, event as ev};
 
 /// A claim without gold, in one statement (one round trip instead of seven): the held
 /// check, the pick (`FOR UPDATE SKIP LOCKED`), the slot taken, the lease, the reviewer
@@ -212,7 +212,20 @@ pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis)
     .bind(item_id)
     .fetch_one(&mut *c)
     .await?;
-    event(c, Some(req.project_id), Some(item_id), Some(task_id), now, &format!("reviewer:{}", req.reviewer_name), &Event::LeaseGranted(ev::LeaseGranted { lease_id, reviewer_id: req.reviewer_id, expires_at: expires, stage }))
+    event(
+        c,
+        Some(req.project_id),
+        Some(item_id),
+        Some(task_id),
+        now,
+        &format!("reviewer:{}", req.reviewer_name),
+        &Event::LeaseGranted(ev::LeaseGranted {
+            lease_id,
+            reviewer_id: req.reviewer_id,
+            expires_at: expires,
+            stage,
+        }),
+    )
     .await?;
     Ok(Some(ClaimedTask {
         task_id,
@@ -247,7 +260,18 @@ pub(super) async fn heartbeat(
     .fetch_optional(&mut *c)
     .await?;
     let (expires, item_id, project_id) = row.ok_or_else(StoreError::lease_lost)?;
-    event(c, Some(project_id), Some(item_id), Some(task_id), now, &format!("reviewer_id:{reviewer_id}"), &Event::LeaseExtended(ev::LeaseExtended { lease_id, expires_at: expires }))
+    event(
+        c,
+        Some(project_id),
+        Some(item_id),
+        Some(task_id),
+        now,
+        &format!("reviewer_id:{reviewer_id}"),
+        &Event::LeaseExtended(ev::LeaseExtended {
+            lease_id,
+            expires_at: expires,
+        }),
+    )
     .await?;
     Ok(expires)
 }
@@ -305,7 +329,15 @@ pub(super) async fn expire_leases(c: &mut PgConnection, channel: &str, now: Mill
             .bind(reviewer_id)
             .execute(&mut *c)
             .await?;
-        event(c, Some(project_id), Some(item_id), Some(task_id), now, "system", &Event::LeaseExpired(ev::LeaseExpired { lease_id, reviewer_id }))
+        event(
+            c,
+            Some(project_id),
+            Some(item_id),
+            Some(task_id),
+            now,
+            "system",
+            &Event::LeaseExpired(ev::LeaseExpired { lease_id, reviewer_id }),
+        )
         .await?;
         if !projects.contains(&project_id) {
             projects.push(project_id);

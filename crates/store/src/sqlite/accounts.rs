@@ -9,8 +9,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
 use super::common::{event, json_col};
-use flywheel_core::{Event, event as ev};
 use crate::*;
+use flywheel_core::{Event, event as ev};
 
 pub(super) fn bootstrap_admin(c: &Connection, key_hash: &str, now: Millis) -> Result<bool> {
     let exists: bool = c.query_row(
@@ -25,11 +25,19 @@ pub(super) fn bootstrap_admin(c: &Connection, key_hash: &str, now: Millis) -> Re
         "INSERT INTO api_keys (hash, kind, created_at) VALUES (?1, 'admin', ?2)",
         params![key_hash, now],
     )?;
-    event(c, None, None, None, now, "system", &Event::KeyCreated(ev::KeyCreated {
+    event(
+        c,
+        None,
+        None,
+        None,
+        now,
+        "system",
+        &Event::KeyCreated(ev::KeyCreated {
             scope: "admin".into(),
             projects: None,
             reviewer: None,
-        }))?;
+        }),
+    )?;
     Ok(true)
 }
 
@@ -115,7 +123,20 @@ pub(super) fn create_project(c: &Connection, new: NewProject, actor: &str, now: 
         "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES (?1, 1, ?2, ?3, ?4)",
         params![id, policy, now, actor],
     )?;
-    event(c, Some(id), None, None, now, actor, &Event::ProjectCreated(ev::ProjectCreated { name: new.name.clone(), labels: new.labels.clone(), policy_version: 1, policy: new.policy.clone() }))?;
+    event(
+        c,
+        Some(id),
+        None,
+        None,
+        now,
+        actor,
+        &Event::ProjectCreated(ev::ProjectCreated {
+            name: new.name.clone(),
+            labels: new.labels.clone(),
+            policy_version: 1,
+            policy: new.policy.clone(),
+        }),
+    )?;
     Ok(Project {
         id,
         name: new.name,
@@ -156,7 +177,18 @@ pub(super) fn set_policy(c: &Connection, name: &str, policy: &Value, actor: &str
         "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, version, text, now, actor],
     )?;
-    event(c, Some(id), None, None, now, actor, &Event::PolicyUpdated(ev::PolicyUpdated { policy_version: version, policy: policy.clone() }))?;
+    event(
+        c,
+        Some(id),
+        None,
+        None,
+        now,
+        actor,
+        &Event::PolicyUpdated(ev::PolicyUpdated {
+            policy_version: version,
+            policy: policy.clone(),
+        }),
+    )?;
     Ok(version)
 }
 
@@ -357,7 +389,10 @@ pub(super) fn revoke_key(c: &Connection, key_hash: &str, actor: &str, now: Milli
         params![now, key_hash],
     )?;
     c.execute("DELETE FROM web_sessions WHERE key_hash = ?1", [key_hash])?;
-    let data = Event::KeyRevoked(ev::KeyRevoked { scope: kind.clone(), key: key_hash[..key_hash.len().min(12)].to_string() });
+    let data = Event::KeyRevoked(ev::KeyRevoked {
+        scope: kind.clone(),
+        key: key_hash[..key_hash.len().min(12)].to_string(),
+    });
     event(c, None, None, None, now, actor, &data)
 }
 
@@ -369,7 +404,11 @@ pub(super) fn set_password(c: &Connection, name: &str, hash: Option<&str>, actor
     )?;
     // A changed (or removed) password ends the sessions it opened.
     c.execute("DELETE FROM web_sessions WHERE reviewer_id = ?1", [id])?;
-    let data = Event::ReviewerPassword(ev::ReviewerPassword { reviewer_id: id, reviewer: name.to_string(), password: hash.is_some() });
+    let data = Event::ReviewerPassword(ev::ReviewerPassword {
+        reviewer_id: id,
+        reviewer: name.to_string(),
+        password: hash.is_some(),
+    });
     event(c, None, None, None, now, actor, &data)
 }
 

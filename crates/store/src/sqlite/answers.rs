@@ -48,7 +48,15 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         if let Some(correct) = correct {
             let record = count_gold(c, project_id, r.reviewer_id, correct)?;
             let (scored, hold) = review::gold_scored(&a, correct, record, judging.quality.as_ref());
-            event(c, Some(project_id), Some(item_id), Some(r.task_id), now, &at.actor, &scored)?;
+            event(
+                c,
+                Some(project_id),
+                Some(item_id),
+                Some(r.task_id),
+                now,
+                &at.actor,
+                &scored,
+            )?;
             if let Some((reason, held)) = hold {
                 c.prepare_cached(
                     "UPDATE reviewer_quality SET held_at = ?3, held_reason = ?4 WHERE project_id = ?1 AND reviewer_id = ?2",
@@ -61,7 +69,11 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
     } else {
         let earlier = earlier_answers(c, r.task_id)?;
         let records = if judging.weighs_reviewers() {
-            gold_records(c, project_id, earlier.iter().map(|p| p.reviewer_id).chain([r.reviewer_id]))?
+            gold_records(
+                c,
+                project_id,
+                earlier.iter().map(|p| p.reviewer_id).chain([r.reviewer_id]),
+            )?
         } else {
             HashMap::new()
         };
@@ -104,7 +116,10 @@ fn write_plan(c: &Connection, plan: &Plan, at: &On, policy_version: u32) -> Resu
         TaskChange::Close {
             counted,
             others_may_hold,
-        } => return close_task(c, task_id, now, others_may_hold, counted).and_then(|()| rest(c, plan, at, policy_version)),
+        } => {
+            return close_task(c, task_id, now, others_may_hold, counted)
+                .and_then(|()| rest(c, plan, at, policy_version));
+        }
     };
     c.prepare_cached(counters)?.execute([task_id])?;
     rest(c, plan, at, policy_version)
@@ -114,18 +129,52 @@ fn write_plan(c: &Connection, plan: &Plan, at: &On, policy_version: u32) -> Resu
 fn rest(c: &Connection, plan: &Plan, at: &On, policy_version: u32) -> Result<()> {
     let (task_id, now) = (at.task_id, at.now);
     if let Some(e) = &plan.escalation {
-        let new_task = insert_task(c, at.project_id, at.item_id, Stage::Adjudicate, &e.route, Some(&e.reason), now)?;
-        event(c, Some(at.project_id), Some(at.item_id), Some(new_task), now, &at.actor, &e.event)?;
+        let new_task = insert_task(
+            c,
+            at.project_id,
+            at.item_id,
+            Stage::Adjudicate,
+            &e.route,
+            Some(&e.reason),
+            now,
+        )?;
+        event(
+            c,
+            Some(at.project_id),
+            Some(at.item_id),
+            Some(new_task),
+            now,
+            &at.actor,
+            &e.event,
+        )?;
     }
     if let Some(res) = &plan.resolve_item {
         c.prepare_cached("UPDATE items SET resolved_label = ?2, resolution = ?3, resolved_at = ?4 WHERE id = ?1")?
             .execute(params![at.item_id, res.label, serde_json::to_string(res)?, now])?;
     }
     if let Some((label, source)) = &plan.feed {
-        insert_label(c, at.project_id, at.item_id, label, *source, None, None, policy_version, now)?;
+        insert_label(
+            c,
+            at.project_id,
+            at.item_id,
+            label,
+            *source,
+            None,
+            None,
+            policy_version,
+            now,
+        )?;
     }
     for e in &plan.events {
-        event(c, Some(at.project_id), Some(at.item_id), Some(task_id), now, &at.actor, e)?;
+        event(
+            c,
+            Some(at.project_id),
+            Some(at.item_id),
+            Some(task_id),
+            now,
+            &at.actor,
+            e,
+        )?;
     }
     Ok(())
 }
@@ -148,20 +197,21 @@ fn stored_review(c: &Connection, r: &NewReview) -> Result<Option<(ReviewResult, 
 }
 
 fn task_state(c: &Connection, task_id: i64) -> Result<TaskState> {
-    Ok(c
-        .prepare_cached("SELECT stage, queue, tier, priority, overlap, gold FROM tasks WHERE id = ?1")?
-        .query_row([task_id], |row| {
-            let stage: String = row.get(0)?;
-            Ok(TaskState {
-                id: task_id,
-                stage: Stage::parse(&stage).unwrap_or(Stage::Review),
-                queue: row.get(1)?,
-                tier: row.get(2)?,
-                priority: row.get(3)?,
-                overlap: row.get(4)?,
-                gold: row.get(5)?,
-            })
-        })?)
+    Ok(
+        c.prepare_cached("SELECT stage, queue, tier, priority, overlap, gold FROM tasks WHERE id = ?1")?
+            .query_row([task_id], |row| {
+                let stage: String = row.get(0)?;
+                Ok(TaskState {
+                    id: task_id,
+                    stage: Stage::parse(&stage).unwrap_or(Stage::Review),
+                    queue: row.get(1)?,
+                    tier: row.get(2)?,
+                    priority: row.get(3)?,
+                    overlap: row.get(4)?,
+                    gold: row.get(5)?,
+                })
+            })?,
+    )
 }
 
 /// The task's answers so far but skips, in the order given, with their reviewers' names.
@@ -194,7 +244,11 @@ fn earlier_answers(c: &Connection, task_id: i64) -> Result<Vec<Prior>> {
 }
 
 /// (gold answers, gold correct) of each voter who has a record in the project.
-fn gold_records(c: &Connection, project_id: i64, voters: impl Iterator<Item = i64>) -> Result<HashMap<i64, (u64, u64)>> {
+fn gold_records(
+    c: &Connection,
+    project_id: i64,
+    voters: impl Iterator<Item = i64>,
+) -> Result<HashMap<i64, (u64, u64)>> {
     let mut records = HashMap::new();
     for v in voters {
         let row: Option<(u64, u64)> = c
@@ -210,17 +264,18 @@ fn gold_records(c: &Connection, project_id: i64, voters: impl Iterator<Item = i6
 
 /// The item as an answer that resolves it needs it, and its policy version.
 fn item_state(c: &Connection, item_id: i64) -> Result<(ItemState, u32)> {
-    Ok(c
-        .prepare_cached("SELECT resolved_label, policy_version, outcome = 'auto' FROM items WHERE id = ?1")?
-        .query_row([item_id], |row| {
-            Ok((
-                ItemState {
-                    resolved_label: row.get(0)?,
-                    was_auto: row.get(2)?,
-                },
-                row.get(1)?,
-            ))
-        })?)
+    Ok(
+        c.prepare_cached("SELECT resolved_label, policy_version, outcome = 'auto' FROM items WHERE id = ?1")?
+            .query_row([item_id], |row| {
+                Ok((
+                    ItemState {
+                        resolved_label: row.get(0)?,
+                        was_auto: row.get(2)?,
+                    },
+                    row.get(1)?,
+                ))
+            })?,
+    )
 }
 
 /// Counts a gold answer in the reviewer's record and returns the record with it.
@@ -231,21 +286,29 @@ fn count_gold(c: &Connection, project_id: i64, reviewer_id: i64, correct: bool) 
              gold_correct = gold_correct + excluded.gold_correct",
     )?
     .execute(params![project_id, reviewer_id, i64::from(correct)])?;
-    Ok(c
-        .prepare_cached("SELECT gold_answers, gold_correct, held_at FROM reviewer_quality WHERE project_id = ?1 AND reviewer_id = ?2")?
-        .query_row(params![project_id, reviewer_id], |row| {
-            Ok(GoldRecord {
-                answers: row.get(0)?,
-                correct: row.get(1)?,
-                held: row.get::<_, Option<i64>>(2)?.is_some(),
-            })
-        })?)
+    Ok(c.prepare_cached(
+        "SELECT gold_answers, gold_correct, held_at FROM reviewer_quality WHERE project_id = ?1 AND reviewer_id = ?2",
+    )?
+    .query_row(params![project_id, reviewer_id], |row| {
+        Ok(GoldRecord {
+            answers: row.get(0)?,
+            correct: row.get(1)?,
+            held: row.get::<_, Option<i64>>(2)?.is_some(),
+        })
+    })?)
 }
 
 /// Stores an answer, counts it in the reviewer's day, and writes its `review.submitted`
 /// event; the plan's result is what the reviewer was told, kept so that a retry of the
 /// same `review_id` gets it again.
-fn record_review(c: &Connection, r: &NewReview, at: &On, granted_at: Millis, plan: &Plan, submitted: &Event) -> Result<()> {
+fn record_review(
+    c: &Connection,
+    r: &NewReview,
+    at: &On,
+    granted_at: Millis,
+    plan: &Plan,
+    submitted: &Event,
+) -> Result<()> {
     let (label, reason) = match &r.answer {
         Answer::Label(l) => (Some(l.as_str()), None),
         Answer::Escalate { reason } | Answer::Skip { reason } => (None, Some(reason.as_str())),
@@ -264,7 +327,15 @@ fn record_review(c: &Connection, r: &NewReview, at: &On, granted_at: Millis, pla
          ON CONFLICT (day, reviewer_id) DO UPDATE SET answers = answers + 1",
     )?
     .execute(params![at.now.div_euclid(DAY_MS), r.reviewer_id])?;
-    event(c, Some(at.project_id), Some(at.item_id), Some(r.task_id), at.now, &at.actor, submitted)
+    event(
+        c,
+        Some(at.project_id),
+        Some(at.item_id),
+        Some(r.task_id),
+        at.now,
+        &at.actor,
+        submitted,
+    )
 }
 
 /// Closes a task: no more slots, and any other reviewer's active lease on it ends (with an
@@ -300,7 +371,15 @@ fn close_task(c: &Connection, task_id: i64, now: Millis, others_may_hold: bool, 
             reviewer_id,
             reason: "the task closed".into(),
         });
-        event(c, Some(project_id), Some(item_id), Some(task_id), now, "system", &cancelled)?;
+        event(
+            c,
+            Some(project_id),
+            Some(item_id),
+            Some(task_id),
+            now,
+            "system",
+            &cancelled,
+        )?;
     }
     Ok(())
 }

@@ -6,8 +6,8 @@
 use rusqlite::{Connection, params};
 
 use super::feeds::{event_columns, event_row};
-use flywheel_core::Event;
 use crate::*;
+use flywheel_core::Event;
 
 pub(super) fn stats(c: &Connection, project_id: i64, now: Millis) -> Result<Stats> {
     let (items, auto, review, resolved): (i64, i64, i64, i64) = c
@@ -34,9 +34,10 @@ pub(super) fn stats(c: &Connection, project_id: i64, now: Millis) -> Result<Stat
             "SELECT coalesce(sum(kind = ?2), 0), coalesce(sum(kind = ?3), 0) FROM events
              WHERE project_id = ?1 AND kind IN (?2, ?3)",
         )?
-        .query_row(params![project_id, Event::AUDIT_CONFIRMED, Event::ITEM_CORRECTED], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })?;
+        .query_row(
+            params![project_id, Event::AUDIT_CONFIRMED, Event::ITEM_CORRECTED],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
     Ok(Stats {
         audits_confirmed,
         audits_corrected,

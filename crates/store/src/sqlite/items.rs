@@ -12,8 +12,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::common::{json_col, opt_json};
 use super::feeds::{event_columns, event_row};
-use flywheel_core::{Event, event as ev};
 use crate::*;
+use flywheel_core::{Event, event as ev};
 
 /// An item made ready for the writer: its JSON already serialised.
 pub(super) struct PreparedItem {
@@ -364,7 +364,10 @@ pub(super) fn item(c: &Connection, project_id: i64, external_id: &str) -> Result
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let events = c
-        .prepare_cached(&format!("SELECT {} WHERE e.item_id = ?1 ORDER BY e.seq", event_columns()))?
+        .prepare_cached(&format!(
+            "SELECT {} WHERE e.item_id = ?1 ORDER BY e.seq",
+            event_columns()
+        ))?
         .query_map([item_id], event_row)?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     Ok(Some(ItemDetail {

@@ -5,8 +5,8 @@ use flywheel_core::Prediction;
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::common::{event, json_col, opt_json};
-use flywheel_core::{Event, event as ev};
 use crate::*;
+use flywheel_core::{Event, event as ev};
 
 pub(super) fn training_examples(
     c: &Connection,
@@ -44,7 +44,19 @@ pub(super) fn save_model(c: &Connection, project_id: i64, m: ModelSnapshot, now:
         m.trained_through,
         now
     ])?;
-    event(c, Some(project_id), None, None, now, "system", &Event::ModelSnapshot(ev::ModelSnapshot { version: m.version, examples_seen: m.examples_seen, trained_through: m.trained_through }))
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        "system",
+        &Event::ModelSnapshot(ev::ModelSnapshot {
+            version: m.version,
+            examples_seen: m.examples_seen,
+            trained_through: m.trained_through,
+        }),
+    )
 }
 
 pub(super) fn latest_model(c: &Connection, project_id: i64) -> Result<Option<ModelSnapshot>> {

@@ -9,8 +9,8 @@ use flywheel_core::{Decision, LabelSet, Outcome, Route};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::common::event;
-use flywheel_core::{Event, event as ev};
 use crate::*;
+use flywheel_core::{Event, event as ev};
 
 pub(super) fn add_gold(
     c: &Connection,
@@ -56,7 +56,15 @@ pub(super) fn add_gold(
             ])?;
         added += n;
     }
-    event(c, Some(project_id), None, None, now, actor, &Event::GoldAdded(ev::GoldAdded { added: added as u64 }))?;
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        actor,
+        &Event::GoldAdded(ev::GoldAdded { added: added as u64 }),
+    )?;
     Ok(added)
 }
 
@@ -145,7 +153,11 @@ pub(super) fn hold_reviewer(
          ON CONFLICT (project_id, reviewer_id) DO UPDATE SET held_at = excluded.held_at, held_reason = excluded.held_reason",
     )?
     .execute(params![project_id, id, now, reason])?;
-    let data = Event::ReviewerHeld(ev::ReviewerHeld { reviewer_id: id, reviewer: name.to_string(), reason: reason.to_string() });
+    let data = Event::ReviewerHeld(ev::ReviewerHeld {
+        reviewer_id: id,
+        reviewer: name.to_string(),
+        reason: reason.to_string(),
+    });
     event(c, Some(project_id), None, None, now, actor, &data)
 }
 
@@ -162,7 +174,18 @@ pub(super) fn release_reviewer(
          WHERE project_id = ?1 AND reviewer_id = ?2",
     )?
     .execute(params![project_id, id])?;
-    event(c, Some(project_id), None, None, now, actor, &Event::ReviewerReleased(ev::ReviewerReleased { reviewer_id: id, reviewer: reviewer.to_string() }))?;
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        actor,
+        &Event::ReviewerReleased(ev::ReviewerReleased {
+            reviewer_id: id,
+            reviewer: reviewer.to_string(),
+        }),
+    )?;
     Ok(())
 }
 

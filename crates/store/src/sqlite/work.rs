@@ -7,8 +7,8 @@ use flywheel_core::{Prediction, Stage};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::common::{event, json_col, opt_json};
-use flywheel_core::{Event, event as ev};
 use crate::*;
+use flywheel_core::{Event, event as ev};
 
 pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {
     if req.tiers.is_empty() {
@@ -103,7 +103,20 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
     let lease_id = c.last_insert_rowid();
     c.prepare_cached("INSERT OR IGNORE INTO item_reviewers (item_id, reviewer_id) VALUES (?1, ?2)")?
         .execute(params![item_id, req.reviewer_id])?;
-    event(c, Some(req.project_id), Some(item_id), Some(task_id), now, &format!("reviewer:{}", req.reviewer_name), &Event::LeaseGranted(ev::LeaseGranted { lease_id, reviewer_id: req.reviewer_id, expires_at: expires, stage }))?;
+    event(
+        c,
+        Some(req.project_id),
+        Some(item_id),
+        Some(task_id),
+        now,
+        &format!("reviewer:{}", req.reviewer_name),
+        &Event::LeaseGranted(ev::LeaseGranted {
+            lease_id,
+            reviewer_id: req.reviewer_id,
+            expires_at: expires,
+            stage,
+        }),
+    )?;
     Ok(Some(ClaimedTask {
         task_id,
         lease_id,
@@ -154,7 +167,18 @@ pub(super) fn heartbeat(c: &Connection, task_id: i64, lease_id: i64, reviewer_id
     let expires = now + lease.lease_ms;
     c.prepare_cached("UPDATE leases SET expires_at = ?2 WHERE id = ?1")?
         .execute(params![lease_id, expires])?;
-    event(c, Some(lease.project_id), Some(lease.item_id), Some(task_id), now, &format!("reviewer_id:{reviewer_id}"), &Event::LeaseExtended(ev::LeaseExtended { lease_id, expires_at: expires }))?;
+    event(
+        c,
+        Some(lease.project_id),
+        Some(lease.item_id),
+        Some(task_id),
+        now,
+        &format!("reviewer_id:{reviewer_id}"),
+        &Event::LeaseExtended(ev::LeaseExtended {
+            lease_id,
+            expires_at: expires,
+        }),
+    )?;
     Ok(expires)
 }
 
@@ -183,7 +207,18 @@ pub(super) fn expire_leases(c: &Connection, now: Millis, limit: usize) -> Result
         .execute(params![task_id, now])?;
         c.prepare_cached("DELETE FROM item_reviewers WHERE item_id = ?1 AND reviewer_id = ?2")?
             .execute(params![item_id, reviewer_id])?;
-        event(c, Some(*project_id), Some(*item_id), Some(*task_id), now, "system", &Event::LeaseExpired(ev::LeaseExpired { lease_id: *lease_id, reviewer_id: *reviewer_id }))?;
+        event(
+            c,
+            Some(*project_id),
+            Some(*item_id),
+            Some(*task_id),
+            now,
+            "system",
+            &Event::LeaseExpired(ev::LeaseExpired {
+                lease_id: *lease_id,
+                reviewer_id: *reviewer_id,
+            }),
+        )?;
     }
     Ok(expired.into_iter().map(|e| e.4).collect())
 }
