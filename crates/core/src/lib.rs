@@ -5,6 +5,7 @@
 //! serves them) can both be tested against the same rules. Nothing in this crate can fail
 //! for outside reasons; its errors are all about the input.
 
+pub mod active;
 pub mod aggregate;
 pub mod agreement;
 pub mod backtest;
@@ -15,6 +16,7 @@ pub mod error;
 pub mod event;
 pub mod label;
 pub mod learn;
+pub mod monitor;
 pub mod policy;
 pub mod prediction;
 pub mod quality;

@@ -9,9 +9,10 @@
 //! (by a hash of the item's external id) are held back for evaluation, never trained on.
 //! Nothing here is on the decision path except `predict`, which takes a read lock.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+use flywheel_core::active;
 use flywheel_core::calibrate::{self, Strategy};
 use flywheel_core::learn::{Featurizer, OnlineModel, fnv1a};
 use flywheel_core::{Event, Prediction, ValidationError, event};
@@ -137,26 +138,8 @@ pub fn held_back(external_id: &str) -> bool {
 pub struct Learning {
     models: RwLock<HashMap<i64, Arc<RwLock<ProjectModel>>>>,
     thresholds: RwLock<HashMap<i64, Arc<HashMap<String, f64>>>>,
-    budgets: std::sync::Mutex<HashMap<i64, Budget>>,
+    budgets: std::sync::Mutex<HashMap<i64, active::Budget>>,
 }
-
-/// The last 1,000 decisions of a project — whether each was auto-eligible and whether it
-/// went to review for learning — and the bar an item's informativeness must reach.
-#[derive(Default)]
-struct Budget {
-    decisions: VecDeque<(bool, bool)>,
-    /// ln of the bar; `None` until the first auto-eligible item.
-    log_bar: Option<f64>,
-}
-
-/// How far the bar moves per item, in ln units: up by `STEP × (1 − share)` when an item
-/// reaches it, down by `STEP × share` when not (Robbins–Monro tracking of the quantile
-/// that leaves `share` of items above it). Tracking, not a quantile of stored scores,
-/// because scores drift down as the model learns, and a bar set from an older model's
-/// scores is one new items rarely reach: the budget would go unspent.
-const BAR_STEP: f64 = 0.25;
-/// The lowest bar (and score) the tracker works with.
-const BAR_FLOOR: f64 = 1e-12;
 
 impl Learning {
     /// The project's model, loading the latest snapshot (or starting fresh) on first use.
@@ -236,34 +219,10 @@ impl Learning {
         draw: f64,
     ) -> bool {
         let mut budgets = self.budgets.lock().expect("budgets");
-        let b = budgets.entry(project_id).or_default();
-        let pick = match probs {
-            None => false,
-            Some(probs) => {
-                let score = calibrate::informativeness(strategy, probs, draw);
-                let used = b.decisions.iter().filter(|d| d.1).count() as u32;
-                let eligible = b.decisions.iter().filter(|d| d.0).count() + 1;
-                let eligible_share = (eligible as f64 / (b.decisions.len() + 1) as f64).min(1.0);
-                // The share of auto-eligible items to pick: `budget / (1000 × eligible share)`.
-                let want = (f64::from(budget_per_1000) / 1000.0 / eligible_share).min(1.0);
-                // Compared in ln units, scores and bar both held to [1e-12, 1]: a run of zero
-                // scores cannot drag the bar down without end.
-                let log_score = score.clamp(BAR_FLOOR, 1.0).ln();
-                let reached = b.log_bar.is_none_or(|l| log_score >= l);
-                b.log_bar = Some(match b.log_bar {
-                    None => log_score,
-                    Some(l) => (l + BAR_STEP * (f64::from(u8::from(reached)) - want)).clamp(BAR_FLOOR.ln(), 0.0),
-                });
-                // Paced: never more than the budget's share of the decisions seen so far.
-                let allowed = f64::from(budget_per_1000) * (b.decisions.len() + 1) as f64 / 1000.0;
-                budget_per_1000 > 0 && reached && f64::from(used) < allowed.max(1.0)
-            }
-        };
-        b.decisions.push_back((probs.is_some(), pick));
-        if b.decisions.len() > 1000 {
-            b.decisions.pop_front();
-        }
-        pick
+        budgets
+            .entry(project_id)
+            .or_default()
+            .choose(strategy, budget_per_1000, probs, draw)
     }
 
     /// Trains every loaded model on the feed's new human labels, snapshots, and
@@ -434,63 +393,5 @@ pub fn strategy(name: &str) -> Strategy {
         "entropy" => Strategy::Entropy,
         "random" => Strategy::Random,
         _ => Strategy::LeastConfidence,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// Picks out of `n` auto-eligible decisions whose least-confidence scores come from
-    /// `score(i)`.
-    fn picks(budget: u32, n: usize, score: impl Fn(usize) -> f64) -> usize {
-        let l = Learning::default();
-        (0..n)
-            .filter(|&i| {
-                let top = 1.0 - score(i);
-                l.choose_for_learning(1, Strategy::LeastConfidence, budget, Some(&[top, 1.0 - top]), 0.5)
-            })
-            .count()
-    }
-
-    #[test]
-    fn the_budget_is_spent_while_scores_drift_down() {
-        // Uncertainty falls a hundredfold over the stream, as a model learning fast would
-        // make it; the budget of 100 per 1,000 is still spent (the pacing caps it).
-        let n = 5000;
-        let got = picks(100, n, |i| {
-            0.4 * (-(i as f64) / 1000.0).exp() * (1.0 + 0.5 * ((i * 7919) % 100) as f64 / 100.0)
-        });
-        assert!((440..=501).contains(&got), "{got} picks of 500 allowed");
-    }
-
-    #[test]
-    fn the_most_uncertain_items_are_the_ones_picked() {
-        let l = Learning::default();
-        let (mut uncertain, mut sure) = (0, 0);
-        for i in 0..4000 {
-            let score = if i % 10 == 0 { 0.45 } else { 0.01 };
-            let top = 1.0 - score;
-            if l.choose_for_learning(1, Strategy::LeastConfidence, 50, Some(&[top, 1.0 - top]), 0.5) {
-                if score > 0.1 { uncertain += 1 } else { sure += 1 }
-            }
-        }
-        assert!(
-            uncertain >= 150 && sure <= uncertain / 4,
-            "{uncertain} uncertain, {sure} sure"
-        );
-    }
-
-    #[test]
-    fn no_budget_no_picks_and_zero_scores_do_not_sink_the_bar() {
-        assert_eq!(picks(0, 2000, |_| 0.3), 0);
-        // A long run of certain items, then uncertain ones: the bar has not sunk so far
-        // that it cannot tell them apart from the next certain ones.
-        let l = Learning::default();
-        for _ in 0..5000 {
-            l.choose_for_learning(1, Strategy::LeastConfidence, 50, Some(&[1.0, 0.0]), 0.5);
-        }
-        let bar = l.budgets.lock().unwrap()[&1].log_bar.unwrap();
-        assert!(bar >= BAR_FLOOR.ln(), "{bar}");
     }
 }

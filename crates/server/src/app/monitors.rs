@@ -1,93 +1,36 @@
-//! Monitors, the "detect" part: model–human disagreement, the error of auto decisions from
-//! audits, drift of the model's scores, backlog. Each has a level in the policy; crossing
-//! it writes a `monitor` event (and another when it recovers).
+//! Monitors on a node: reads what `flywheel_core::monitor` computes them from, and writes a
+//! `monitor` event when one crosses its level (and another when it recovers).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use flywheel_core::calibrate::psi;
+use flywheel_core::monitor::{self, Inputs};
 use flywheel_core::{Event, event};
 use flywheel_store::{Store, StoreError};
-use serde::Serialize;
 
 use crate::app::ProjectRuntime;
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Monitor {
-    pub name: String,
-    pub value: Option<f64>,
-    pub threshold: Option<f64>,
-    pub firing: bool,
-    /// What the value was computed from (items, audits, queue).
-    pub basis: String,
-}
+pub use flywheel_core::monitor::Monitor;
 
-/// Computes the project's monitors now.
+/// Computes the project's monitors now: reads their inputs, and core computes them.
 pub async fn evaluate(store: &dyn Store, p: &ProjectRuntime, now: i64) -> Result<Vec<Monitor>, StoreError> {
-    let spec = p.policy.monitors().unwrap_or(flywheel_core::policy::MonitorSpec {
-        disagreement_rate: None,
-        audit_error_rate: None,
-        psi: None,
-        backlog: None,
-        oldest_age_s: None,
-        window: 500,
-    });
+    let spec = p.policy.monitors().unwrap_or_else(monitor::unset);
     let window = spec.window as usize;
     let verified = store.verified_predictions(p.id, window).await?;
-    let disagree = verified
-        .iter()
-        .filter(|v| v.prediction.top().0 != v.human_label)
-        .count();
     let stats = store.stats(p.id, now).await?;
-    let audited = stats.audits_confirmed + stats.audits_corrected;
     let recent = store.recent_predictions(p.id, 2 * window).await?;
-    let top: Vec<f64> = recent.iter().map(|p| p.top().1).collect();
-    let drift = (top.len() >= 2 * window).then(|| psi(&top[window..], &top[..window], 10));
-    let backlog = stats.queues.iter().map(|q| q.open).max();
-    let oldest = stats
-        .queues
-        .iter()
-        .map(|q| q.oldest_age_ms as f64 / 1000.0)
-        .fold(None, |m: Option<f64>, a| Some(m.map_or(a, |m| m.max(a))));
-    let make = |name: &str, value: Option<f64>, threshold: Option<f64>, basis: String| Monitor {
-        name: name.into(),
-        firing: matches!((value, threshold), (Some(v), Some(t)) if v > t),
-        value,
-        threshold,
-        basis,
+    let inputs = Inputs {
+        verified: verified.len(),
+        disagreements: verified
+            .iter()
+            .filter(|v| v.prediction.top().0 != v.human_label)
+            .count(),
+        audits_confirmed: stats.audits_confirmed,
+        audits_corrected: stats.audits_corrected,
+        recent_top_scores: recent.iter().map(|p| p.top().1).collect(),
+        queues: stats.queues.iter().map(|q| (q.open, q.oldest_age_ms)).collect(),
     };
-    Ok(vec![
-        make(
-            "disagreement_rate",
-            (!verified.is_empty()).then(|| disagree as f64 / verified.len() as f64),
-            spec.disagreement_rate,
-            format!("{} recent human-verified items", verified.len()),
-        ),
-        make(
-            "audit_error_rate",
-            (audited > 0).then(|| stats.audits_corrected as f64 / audited as f64),
-            spec.audit_error_rate,
-            format!("{audited} audits"),
-        ),
-        make(
-            "psi",
-            drift,
-            spec.psi,
-            format!("top score of the last {window} items vs the {window} before"),
-        ),
-        make(
-            "backlog",
-            backlog.map(|b| b as f64),
-            spec.backlog.map(|b| b as f64),
-            "open tasks in the fullest queue".into(),
-        ),
-        make(
-            "oldest_age_s",
-            oldest,
-            spec.oldest_age_s,
-            "oldest open task in any queue".into(),
-        ),
-    ])
+    Ok(monitor::evaluate(&spec, &inputs))
 }
 
 /// Which monitors are firing, per project, so that an event is written on each change.
