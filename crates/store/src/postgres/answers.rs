@@ -43,17 +43,7 @@ pub(super) async fn submit_review(
     if let Some(done) = stored_review(c, r).await? {
         return Ok(done);
     }
-    let lease: Option<(i64, i64)> = sqlx::query_as(
-        "SELECT item_id, granted_at FROM leases
-         WHERE id = $1 AND task_id = $2 AND reviewer_id = $3 AND state = 'active' AND expires_at > $4 FOR UPDATE",
-    )
-    .bind(r.lease_id)
-    .bind(r.task_id)
-    .bind(r.reviewer_id)
-    .bind(now)
-    .fetch_optional(&mut *c)
-    .await?;
-    let (item_id, granted_at) = lease.ok_or_else(StoreError::lease_lost)?;
+    let (item_id, granted_at) = answering_lease(c, r, now).await?;
     let judging = r.judging.get(&project_id).cloned().unwrap_or_default();
     if let Answer::Label(_) = r.answer {
         let labels: String = sqlx::query_scalar("SELECT labels::text FROM projects WHERE id = $1")
@@ -72,31 +62,7 @@ pub(super) async fn submit_review(
         now,
     };
     let plan = if task.gold {
-        let gold: String = sqlx::query_scalar("SELECT gold_label FROM items WHERE id = $1")
-            .bind(item_id)
-            .fetch_one(&mut *c)
-            .await?;
-        let (plan, correct) = review::gold_plan(&task, &a, &gold, &judging);
-        write_plan(c, &plan, &at, 0).await?;
-        if let Some(correct) = correct {
-            let record = count_gold(c, project_id, r.reviewer_id, correct).await?;
-            let (scored, hold) = review::gold_scored(&a, correct, record, judging.quality.as_ref());
-            event(
-                c,
-                Some(project_id),
-                Some(item_id),
-                Some(r.task_id),
-                now,
-                &at.actor,
-                &scored,
-            )
-            .await?;
-            if let Some((reason, held)) = hold {
-                mark_held(c, project_id, r.reviewer_id, &reason, now).await?;
-                event(c, Some(project_id), None, None, now, "system", &held).await?;
-            }
-        }
-        plan
+        gold_answer(c, &task, &a, &at, &judging).await?
     } else {
         let earlier = earlier_answers(c, r.task_id).await?;
         let records = if judging.weighs_reviewers() {
@@ -120,6 +86,50 @@ pub(super) async fn submit_review(
         notify(c, channel, &Notice::TasksAvailable { project_id }).await?;
     }
     Ok(plan.result)
+}
+
+/// The answering lease, locked: its item and when it was granted (`lease_lost` when it is
+/// not this reviewer's active lease on this task).
+async fn answering_lease(c: &mut PgConnection, r: &NewReview, now: Millis) -> TxResult<(i64, i64)> {
+    let lease: Option<(i64, i64)> = sqlx::query_as(
+        "SELECT item_id, granted_at FROM leases
+         WHERE id = $1 AND task_id = $2 AND reviewer_id = $3 AND state = 'active' AND expires_at > $4 FOR UPDATE",
+    )
+    .bind(r.lease_id)
+    .bind(r.task_id)
+    .bind(r.reviewer_id)
+    .bind(now)
+    .fetch_optional(&mut *c)
+    .await?;
+    Ok(lease.ok_or_else(StoreError::lease_lost)?)
+}
+
+/// A gold task's answer: core's gold plan written, then the answer counted in the
+/// reviewer's gold record, scored, and (below the bar) the reviewer held.
+async fn gold_answer(
+    c: &mut PgConnection,
+    task: &TaskState,
+    a: &review::Answering<'_>,
+    at: &On,
+    judging: &Judging,
+) -> TxResult<Plan> {
+    let gold: String = sqlx::query_scalar("SELECT gold_label FROM items WHERE id = $1")
+        .bind(at.item_id)
+        .fetch_one(&mut *c)
+        .await?;
+    let (plan, correct) = review::gold_plan(task, a, &gold, judging);
+    write_plan(c, &plan, at, 0).await?;
+    if let Some(correct) = correct {
+        let record = count_gold(c, at.project_id, a.reviewer_id, correct).await?;
+        let (scored, hold) = review::gold_scored(a, correct, record, judging.quality.as_ref());
+        let on_task = (Some(at.project_id), Some(at.item_id), Some(at.task_id));
+        event(c, on_task.0, on_task.1, on_task.2, at.now, &at.actor, &scored).await?;
+        if let Some((reason, held)) = hold {
+            mark_held(c, at.project_id, a.reviewer_id, &reason, at.now).await?;
+            event(c, Some(at.project_id), None, None, at.now, "system", &held).await?;
+        }
+    }
+    Ok(plan)
 }
 
 /// Where an answer's writes go.

@@ -40,32 +40,7 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         now,
     };
     let plan = if task.gold {
-        let gold: String = c
-            .prepare_cached("SELECT gold_label FROM items WHERE id = ?1")?
-            .query_row([item_id], |row| row.get(0))?;
-        let (plan, correct) = review::gold_plan(&task, &a, &gold, &judging);
-        write_plan(c, &plan, &at, 0)?;
-        if let Some(correct) = correct {
-            let record = count_gold(c, project_id, r.reviewer_id, correct)?;
-            let (scored, hold) = review::gold_scored(&a, correct, record, judging.quality.as_ref());
-            event(
-                c,
-                Some(project_id),
-                Some(item_id),
-                Some(r.task_id),
-                now,
-                &at.actor,
-                &scored,
-            )?;
-            if let Some((reason, held)) = hold {
-                c.prepare_cached(
-                    "UPDATE reviewer_quality SET held_at = ?3, held_reason = ?4 WHERE project_id = ?1 AND reviewer_id = ?2",
-                )?
-                .execute(params![project_id, r.reviewer_id, now, reason])?;
-                event(c, Some(project_id), None, None, now, "system", &held)?;
-            }
-        }
-        plan
+        gold_answer(c, &task, &a, &at, &judging)?
     } else {
         let earlier = earlier_answers(c, r.task_id)?;
         let records = if judging.weighs_reviewers() {
@@ -89,6 +64,43 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
     };
     record_review(c, &r, &at, lease.granted_at, &plan, &plan.submitted(&a))?;
     Ok((plan.result, project_id))
+}
+
+/// A gold task's answer: core's gold plan written, then the answer counted in the
+/// reviewer's gold record, scored, and (below the bar) the reviewer held.
+fn gold_answer(
+    c: &Connection,
+    task: &TaskState,
+    a: &review::Answering<'_>,
+    at: &On,
+    judging: &Judging,
+) -> Result<Plan> {
+    let gold: String = c
+        .prepare_cached("SELECT gold_label FROM items WHERE id = ?1")?
+        .query_row([at.item_id], |row| row.get(0))?;
+    let (plan, correct) = review::gold_plan(task, a, &gold, judging);
+    write_plan(c, &plan, at, 0)?;
+    if let Some(correct) = correct {
+        let record = count_gold(c, at.project_id, a.reviewer_id, correct)?;
+        let (scored, hold) = review::gold_scored(a, correct, record, judging.quality.as_ref());
+        event(
+            c,
+            Some(at.project_id),
+            Some(at.item_id),
+            Some(at.task_id),
+            at.now,
+            &at.actor,
+            &scored,
+        )?;
+        if let Some((reason, held)) = hold {
+            c.prepare_cached(
+                "UPDATE reviewer_quality SET held_at = ?3, held_reason = ?4 WHERE project_id = ?1 AND reviewer_id = ?2",
+            )?
+            .execute(params![at.project_id, a.reviewer_id, at.now, reason])?;
+            event(c, Some(at.project_id), None, None, at.now, "system", &held)?;
+        }
+    }
+    Ok(plan)
 }
 
 /// Where an answer's writes go.
