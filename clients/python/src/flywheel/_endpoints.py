@@ -1,0 +1,132 @@
+"""Every route the client calls, in one table: method, path, the query parameters and body
+fields it sends, and the schema of the answer it reads.
+
+The test suite reads this table against the running server's OpenAPI document: each
+route must exist with that method and those parameters, each body field must be one the
+schema takes (and every field it requires must be sent), and each answer's schema must be
+the one the client's model mirrors. A route marked ``pending`` belongs to work not yet on
+this branch (webhooks, exports); it is checked the same way as soon as the document lists it.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple
+
+__all__ = ["Endpoint", "ENDPOINTS"]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str
+    #: Query parameters the client may send.
+    query: Tuple[str, ...] = ()
+    #: The request body's schema (a name under ``components.schemas``), or ``"object"``
+    #: for a free JSON object (a policy), or ``None`` for no body.
+    body: Optional[str] = None
+    #: The body fields the client may send (checked against ``body``'s schema).
+    sends: Tuple[str, ...] = ()
+    #: The schema of the success answer the client reads (``"X[]"`` for an array of X,
+    #: ``"object"`` for a free object, ``None`` for no body).
+    returns: Optional[str] = None
+    #: Sending the same request twice is safe, so a transient failure is retried.
+    idempotent: bool = False
+    #: The branch that brings this route, while it is not in this server's document.
+    pending: Optional[str] = None
+
+
+_P = "/v1/projects/{project}"
+_W = _P + "/webhooks/{webhook_id}"
+
+ENDPOINTS: Dict[str, Endpoint] = {
+    "health": Endpoint("GET", "/healthz", returns="Health", idempotent=True),
+    "me": Endpoint("GET", "/v1/me", returns="Me", idempotent=True),
+    # projects and policies
+    "create_project": Endpoint(
+        "POST", "/v1/projects", body="CreateProject", sends=("name", "labels", "policy"), returns="ProjectCreated"
+    ),
+    "projects": Endpoint("GET", "/v1/projects", returns="ProjectSummary[]", idempotent=True),
+    "project": Endpoint("GET", _P, returns="ProjectOut", idempotent=True),
+    "set_policy": Endpoint("PUT", _P + "/policy", body="object", returns="PolicyStored"),
+    "check_policy": Endpoint("POST", _P + "/policy/check", body="object", returns="PolicyChecked", idempotent=True),
+    "backtest": Endpoint(
+        "POST", _P + "/policy/backtest", body="object", sends=("policy", "window"), returns="object", idempotent=True
+    ),
+    # reviewers and keys
+    "create_reviewer": Endpoint(
+        "POST",
+        "/v1/reviewers",
+        body="CreateReviewer",
+        sends=("name", "tiers", "projects", "password"),
+        returns="ReviewerCreated",
+    ),
+    "reviewers": Endpoint("GET", "/v1/reviewers", returns="Account[]", idempotent=True),
+    "update_reviewer": Endpoint(
+        "PATCH",
+        "/v1/reviewers/{name}",
+        body="UpdateReviewer",
+        sends=("tiers", "projects", "password"),
+        returns="Account",
+        idempotent=True,
+    ),
+    "reviewer_key": Endpoint("POST", "/v1/reviewers/{name}/keys", returns="NewKey"),
+    "project_reviewers": Endpoint("GET", _P + "/reviewers", returns="ReviewerPage", idempotent=True),
+    "hold": Endpoint("POST", _P + "/reviewers/{name}/hold", body="HoldIn", sends=("reason",), idempotent=True),
+    "release": Endpoint("POST", _P + "/reviewers/{name}/release", returns="Released", idempotent=True),
+    "create_key": Endpoint("POST", "/v1/keys", body="CreateKey", sends=("scope", "projects"), returns="KeyCreated"),
+    "keys": Endpoint("GET", "/v1/keys", returns="KeyOut[]", idempotent=True),
+    "revoke_key": Endpoint("POST", "/v1/keys/{hash}/revoke", idempotent=True),
+    # items and gold
+    "submit": Endpoint(
+        "POST", _P + "/items", body="SubmitItems", sends=("items",), returns="SubmitResponse", idempotent=True
+    ),
+    "item": Endpoint("GET", _P + "/items/{external_id}", returns="ItemDetailOut", idempotent=True),
+    "add_gold": Endpoint("POST", _P + "/gold", body="AddGold", sends=("items",), returns="GoldAdded", idempotent=True),
+    # review work
+    "claim": Endpoint("POST", _P + "/claim", body="ClaimIn", sends=("queue", "wait_ms"), returns="ClaimOut"),
+    "heartbeat": Endpoint(
+        "POST",
+        "/v1/tasks/{task_id}/heartbeat",
+        body="HeartbeatIn",
+        sends=("lease_id",),
+        returns="HeartbeatOut",
+        idempotent=True,
+    ),
+    "answer": Endpoint(
+        "POST",
+        "/v1/tasks/{task_id}/reviews",
+        body="ReviewIn",
+        sends=("lease_id", "review_id", "label", "escalate", "skip", "failure_category", "note", "next"),
+        returns="ReviewOut",
+        idempotent=True,
+    ),
+    # feeds and figures
+    "labels": Endpoint("GET", _P + "/labels", query=("after", "limit"), returns="LabelPage", idempotent=True),
+    "project_events": Endpoint("GET", _P + "/events", query=("after", "limit"), returns="EventPage", idempotent=True),
+    "events": Endpoint("GET", "/v1/events", query=("after", "limit"), returns="EventPage", idempotent=True),
+    "stats": Endpoint("GET", _P + "/stats", returns="StatsOut", idempotent=True),
+    "agreement": Endpoint("GET", _P + "/agreement", returns="object", idempotent=True),
+    "model": Endpoint("GET", _P + "/model", returns="object", idempotent=True),
+    "train": Endpoint("POST", _P + "/model/train", returns="object"),
+    "retrain": Endpoint("POST", _P + "/model/retrain", returns="object"),
+    "predict": Endpoint(
+        "POST", _P + "/model/predict", body="PredictIn", sends=("items",), returns="object", idempotent=True
+    ),
+    "monitors": Endpoint("GET", _P + "/monitors", returns="object", idempotent=True),
+    # exports (issue #19, branch `export`)
+    "export": Endpoint(
+        "GET", _P + "/export", query=("format", "since", "until", "source"), idempotent=True, pending="export"
+    ),
+    # webhooks (issue #19, branch `webhooks`)
+    "create_webhook": Endpoint(
+        "POST", _P + "/webhooks", body="object", sends=("url", "events", "enabled"), pending="webhooks"
+    ),
+    "webhooks": Endpoint("GET", _P + "/webhooks", idempotent=True, pending="webhooks"),
+    "webhook": Endpoint("GET", _W, idempotent=True, pending="webhooks"),
+    "update_webhook": Endpoint(
+        "PATCH", _W, body="object", sends=("url", "events", "enabled"), idempotent=True, pending="webhooks"
+    ),
+    "delete_webhook": Endpoint("DELETE", _W, idempotent=True, pending="webhooks"),
+    "rotate_webhook_secret": Endpoint("POST", _W + "/rotate", pending="webhooks"),
+    "replay_webhook": Endpoint("POST", _W + "/replay", body="object", sends=("from_seq",), pending="webhooks"),
+    "webhook_deliveries": Endpoint("GET", _W + "/deliveries", idempotent=True, pending="webhooks"),
+}

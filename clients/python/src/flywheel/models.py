@@ -1,0 +1,409 @@
+"""The wire format, as typed dictionaries: what the API takes and answers.
+
+Each class mirrors one schema of the server's OpenAPI document (``GET /v1/openapi.json``);
+``SCHEMAS`` says which. The test suite compares every class here with the document of a
+running server — field names, which fields are required, and their types — so the client
+and the server cannot drift apart unnoticed.
+
+A field the schema does not require is ``NotRequired``; where the server may also send it
+as ``null`` it is ``Optional`` too. The server may add fields (it adds, never renames), so
+code should read the fields it knows and ignore the rest.
+"""
+
+import sys
+from typing import Any, Dict, List, Optional
+
+if sys.version_info >= (3, 11):
+    from typing import NotRequired, TypedDict
+else:  # pragma: no cover - exercised on Python < 3.11 only
+    from typing_extensions import NotRequired, TypedDict
+
+JSON = Dict[str, Any]
+
+# ---------------------------------------------------------------------------- requests
+
+
+class Prediction(TypedDict):
+    """A model's scores: a probability in [0, 1] for every label of the project."""
+
+    model: str
+    version: NotRequired[Optional[str]]
+    scores: Dict[str, float]
+
+
+class Item(TypedDict):
+    """An item to decide; ``external_id`` is the idempotency key."""
+
+    external_id: str
+    payload: JSON
+    attributes: NotRequired[Optional[JSON]]
+    prediction: NotRequired[Optional[Prediction]]
+
+
+class GoldItem(TypedDict):
+    """A gold item: an item with its known answer."""
+
+    external_id: str
+    payload: JSON
+    label: str
+    attributes: NotRequired[Optional[JSON]]
+    prediction: NotRequired[Optional[Prediction]]
+
+
+class PredictItem(TypedDict):
+    """An item to score with the project's built-in model (nothing is stored)."""
+
+    payload: JSON
+    attributes: NotRequired[JSON]
+
+
+# ---------------------------------------------------------------------------- decisions
+
+
+class Route(TypedDict):
+    queue: str
+    tier: int
+    priority: int
+    overlap: int
+
+
+class Decision(TypedDict):
+    """What the policy decided for one item: ``auto`` with a label, or ``review`` with a route."""
+
+    external_id: str
+    item_id: int
+    outcome: str
+    label: NotRequired[Optional[str]]
+    route: NotRequired[Optional[Route]]
+    audit: NotRequired[Optional[Route]]
+    rule: str
+    reasons: List[str]
+    policy_version: int
+    duplicate: bool
+
+
+class SubmitResponse(TypedDict):
+    decisions: List[Decision]
+
+
+class Resolution(TypedDict):
+    label: str
+    source: str
+    method: str
+    confidence: float
+    reviewers: List[str]
+    resolved_at: str
+
+
+# ---------------------------------------------------------------------------- review work
+
+
+class ClaimItem(TypedDict):
+    external_id: str
+    payload: JSON
+    attributes: JSON
+
+
+class Suggestion(TypedDict):
+    label: str
+    confidence: float
+    scores: Dict[str, float]
+    model: str
+
+
+class Task(TypedDict):
+    """A leased task, as ``claim`` (or an answer with ``next``) hands it to a reviewer."""
+
+    task_id: int
+    lease_id: int
+    lease_expires_at: str
+    stage: str
+    queue: str
+    tier: int
+    labels: List[str]
+    item: ClaimItem
+    suggestion: NotRequired[Optional[Suggestion]]
+
+
+class ErrorDetail(TypedDict):
+    code: str
+    message: str
+    field: NotRequired[Optional[str]]
+
+
+class ReviewResult(TypedDict):
+    """What an answer did; with ``next``, the task leased in the same commit (or ``None``)."""
+
+    review_id: str
+    outcome: str
+    resolution: NotRequired[Optional[Resolution]]
+    next: NotRequired[Optional[Task]]
+    next_error: NotRequired[Optional[ErrorDetail]]
+
+
+class Heartbeat(TypedDict):
+    lease_expires_at: str
+
+
+# ---------------------------------------------------------------------------- feeds
+
+
+class Label(TypedDict):
+    """One entry of the label feed; a later entry for an item supersedes an earlier one."""
+
+    cursor: int
+    external_id: str
+    label: str
+    source: str
+    model: NotRequired[Optional[str]]
+    model_version: NotRequired[Optional[str]]
+    policy_version: int
+    resolved_at: str
+
+
+class LabelPage(TypedDict):
+    labels: List[Label]
+    next_cursor: int
+
+
+class Event(TypedDict):
+    seq: int
+    at: str
+    kind: str
+    actor: str
+    external_id: NotRequired[Optional[str]]
+    task_id: NotRequired[Optional[int]]
+    data: JSON
+
+
+class EventPage(TypedDict):
+    events: List[Event]
+    next_cursor: int
+
+
+class QueueStats(TypedDict):
+    open: int
+    oldest_age_s: float
+
+
+class Stats(TypedDict):
+    items: int
+    auto: int
+    review: int
+    resolved: int
+    open_tasks: int
+    automation_rate: float
+    audits: int
+    auto_precision_from_audits: NotRequired[Optional[float]]
+    auto_precision_interval: NotRequired[Optional[List[float]]]
+    thresholds: Dict[str, float]
+    queues: Dict[str, QueueStats]
+
+
+class ItemRecord(TypedDict):
+    item_id: int
+    external_id: str
+    payload: JSON
+    attributes: JSON
+    prediction: NotRequired[Optional[JSON]]
+    created_at: str
+
+
+class TaskRecord(TypedDict):
+    task_id: int
+    stage: str
+    queue: str
+    tier: int
+    priority: int
+    overlap: int
+    answered: int
+    state: str
+    reason: NotRequired[Optional[str]]
+    created_at: str
+    closed_at: NotRequired[Optional[str]]
+
+
+class ReviewRecord(TypedDict):
+    review_id: str
+    task_id: int
+    reviewer: str
+    answer: str
+    label: NotRequired[Optional[str]]
+    reason: NotRequired[Optional[str]]
+    failure_category: NotRequired[Optional[str]]
+    note: NotRequired[Optional[str]]
+    claimed_at: str
+    answered_at: str
+    time_on_task_ms: int
+
+
+class ItemDetail(TypedDict):
+    """An item's whole story: decisions, tasks, reviews, resolution, events."""
+
+    item: ItemRecord
+    decisions: List[Decision]
+    tasks: List[TaskRecord]
+    reviews: List[ReviewRecord]
+    resolution: NotRequired[Optional[Resolution]]
+    events: List[Event]
+
+
+# ---------------------------------------------------------------------------- admin
+
+
+class ProjectCreated(TypedDict):
+    name: str
+    labels: List[str]
+    policy_version: int
+
+
+class Project(TypedDict):
+    name: str
+    labels: List[str]
+    policy: JSON
+    policy_version: int
+
+
+class ProjectSummary(TypedDict):
+    name: str
+    labels: List[str]
+    policy_version: int
+    created_at: str
+
+
+class PolicyStored(TypedDict):
+    policy_version: int
+
+
+class QueueTier(TypedDict):
+    queue: str
+    tier: int
+
+
+class PolicyChecked(TypedDict):
+    valid: bool
+    queues: List[QueueTier]
+
+
+class ReviewerCreated(TypedDict):
+    id: int
+    name: str
+    tiers: List[int]
+    projects: List[str]
+    api_key: str
+
+
+class Account(TypedDict):
+    """A reviewer's account: grants, password set or not, active keys."""
+
+    name: str
+    tiers: List[int]
+    projects: List[str]
+    has_password: bool
+    active_keys: int
+    created_at: str
+
+
+class ReviewerRecord(TypedDict):
+    """A reviewer's record in one project: answers, gold accuracy, agreement, hold."""
+
+    name: str
+    answers: int
+    gold_answers: int
+    gold_accuracy: NotRequired[Optional[float]]
+    gold_accuracy_interval: NotRequired[Optional[List[float]]]
+    agreement_with_consensus: NotRequired[Optional[float]]
+    ds_accuracy: NotRequired[Optional[float]]
+    median_time_on_task_s: NotRequired[Optional[float]]
+    held: bool
+    held_reason: NotRequired[Optional[str]]
+
+
+class ReviewerPage(TypedDict):
+    reviewers: List[ReviewerRecord]
+
+
+class Released(TypedDict):
+    released: str
+
+
+class KeyCreated(TypedDict):
+    api_key: str
+    scope: str
+    projects: List[str]
+
+
+class NewKey(TypedDict):
+    api_key: str
+    hash: str
+
+
+class KeyRecord(TypedDict):
+    hash: str
+    kind: str
+    reviewer: NotRequired[Optional[str]]
+    projects: List[str]
+    created_at: str
+    revoked_at: NotRequired[Optional[str]]
+
+
+class Me(TypedDict):
+    kind: str
+    name: NotRequired[Optional[str]]
+    tiers: List[int]
+    projects: List[str]
+    answers_today: int
+
+
+class GoldAdded(TypedDict):
+    added: int
+
+
+class Health(TypedDict):
+    status: str
+
+
+#: Each class above and the OpenAPI schema it mirrors (checked by the test suite).
+SCHEMAS: Dict[str, type] = {
+    "PredictionIn": Prediction,
+    "ItemIn": Item,
+    "GoldIn": GoldItem,
+    "PredictItem": PredictItem,
+    "RouteOut": Route,
+    "DecisionOut": Decision,
+    "SubmitResponse": SubmitResponse,
+    "ResolutionOut": Resolution,
+    "ClaimItem": ClaimItem,
+    "Suggestion": Suggestion,
+    "ClaimOut": Task,
+    "ErrorDetail": ErrorDetail,
+    "ReviewOut": ReviewResult,
+    "HeartbeatOut": Heartbeat,
+    "LabelOut": Label,
+    "LabelPage": LabelPage,
+    "EventOut": Event,
+    "EventPage": EventPage,
+    "QueueOut": QueueStats,
+    "StatsOut": Stats,
+    "ItemOut": ItemRecord,
+    "TaskOut": TaskRecord,
+    "ReviewRecordOut": ReviewRecord,
+    "ItemDetailOut": ItemDetail,
+    "ProjectCreated": ProjectCreated,
+    "ProjectOut": Project,
+    "ProjectSummary": ProjectSummary,
+    "PolicyStored": PolicyStored,
+    "QueueTier": QueueTier,
+    "PolicyChecked": PolicyChecked,
+    "ReviewerCreated": ReviewerCreated,
+    "Account": Account,
+    "ReviewerOut": ReviewerRecord,
+    "ReviewerPage": ReviewerPage,
+    "Released": Released,
+    "KeyCreated": KeyCreated,
+    "NewKey": NewKey,
+    "KeyOut": KeyRecord,
+    "Me": Me,
+    "GoldAdded": GoldAdded,
+    "Health": Health,
+}

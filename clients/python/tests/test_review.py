@@ -1,0 +1,75 @@
+"""A scripted reviewer: claim, answer with "next", heartbeat, and the `work` loop."""
+
+from typing import List
+
+from conftest import Project, Server, instant, item
+from flywheel import Client, Escalate, FlywheelError, Skip
+from flywheel.models import Task
+
+
+def test_a_scripted_reviewer_resolves_the_review_queue(server: Server, project: Project) -> None:
+    svc = Client(server.url, api_key=project.service_key)
+    texts = {i: ("WIN a prize" if i % 2 else "see you at noon") for i in range(12)}
+    decisions = svc.submit(project.name, [item(i, 0.6, texts[i]) for i in range(12)])
+    assert {d["outcome"] for d in decisions} == {"review"}
+
+    ann = Client(server.url, api_key=project.reviewer_keys[0])
+    seen: List[Task] = []
+
+    def review(task: Task) -> str:  # an LLM would go here
+        seen.append(task)
+        return "spam" if "WIN" in task["item"]["payload"]["text"] else "ham"
+
+    assert ann.work(project.name, review) == 12
+    assert all(t["suggestion"] and t["suggestion"]["label"] == "spam" for t in seen)
+    labels = {x["external_id"]: (x["label"], x["source"]) for x in svc.labels(project.name)}
+    assert labels == {f"m{i}": ("spam" if i % 2 else "ham", "human") for i in range(12)}
+    assert svc.stats(project.name)["open_tasks"] == 0
+    assert ann.claim(project.name) is None
+
+
+def test_claim_heartbeat_answer_and_next(server: Server, project: Project) -> None:
+    Client(server.url, api_key=project.service_key).submit(project.name, [item(i, 0.5) for i in range(3)])
+    ann = Client(server.url, api_key=project.reviewer_keys[0])
+    task = ann.claim(project.name, queue="standard")
+    assert task is not None and task["stage"] == "review" and task["labels"] == ["ham", "spam"]
+    assert instant(ann.heartbeat(task)["lease_expires_at"]) >= instant(task["lease_expires_at"])
+
+    result = ann.answer(task, "ham", review_id="r-1", note="plain", next=project.name)
+    assert result["outcome"] == "resolved" and result.get("resolution", {})["label"] == "ham"  # type: ignore[index]
+    nxt = result.get("next")
+    assert nxt is not None and nxt["task_id"] != task["task_id"]
+    # The same review_id again is the stored answer, not a second one.
+    assert ann.answer(task, "ham", review_id="r-1")["outcome"] == "resolved"
+
+    # An escalation goes one tier up; a skip gives the task back for someone else.
+    assert ann.answer(nxt, escalate="not sure")["outcome"] == "adjudicate"
+    last = ann.claim(project.name)
+    assert last is not None
+    assert ann.answer(last, skip="conflict of interest")["outcome"] == "requeued"
+    assert ann.claim(project.name) is None  # never the same item twice
+    bob = Client(server.url, api_key=project.reviewer_keys[1])
+    assert bob.work(project.name, lambda t: Skip("no") if t["stage"] != "review" else "spam") == 1
+
+
+def test_work_stops_after_max_tasks_and_takes_escalations(server: Server, project: Project) -> None:
+    Client(server.url, api_key=project.service_key).submit(project.name, [item(i, 0.5) for i in range(4)])
+    ann = Client(server.url, api_key=project.reviewer_keys[0])
+    assert ann.work(project.name, lambda t: Escalate("unclear"), max_tasks=2) == 2
+    assert ann.work(project.name, lambda t: "ham") == 2
+    stats = Client(server.url, api_key=project.service_key).stats(project.name)
+    assert stats["resolved"] == 2 and stats["open_tasks"] == 2  # two adjudications wait at tier 2
+
+
+def test_answering_a_lost_lease_is_a_typed_error(server: Server, project: Project) -> None:
+    Client(server.url, api_key=project.service_key).submit(project.name, [item(1, 0.5)])
+    ann = Client(server.url, api_key=project.reviewer_keys[0])
+    task = ann.claim(project.name)
+    assert task is not None
+    ann.answer(task, "ham")
+    try:
+        ann.answer(task, "spam")  # another review id: the lease is gone
+    except FlywheelError as e:
+        assert (e.status, e.code) == (409, "lease_lost")
+    else:
+        raise AssertionError("a second answer on a closed lease was accepted")
