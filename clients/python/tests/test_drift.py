@@ -2,7 +2,8 @@
 exists with the method, path and query parameters and body fields it sends, and every
 model mirrors its schema field by field."""
 
-from typing import Any, Dict, List, Union, get_args, get_origin, get_type_hints
+import sys
+from typing import Any, Dict, List, Union, get_args, get_origin
 
 import httpx
 import pytest
@@ -10,6 +11,11 @@ import pytest
 from conftest import Server
 from flywheel._endpoints import ENDPOINTS
 from flywheel.models import SCHEMAS
+
+if sys.version_info >= (3, 11):
+    from typing import get_type_hints
+else:  # typing's own does not unwrap typing_extensions' NotRequired
+    from typing_extensions import get_type_hints
 
 
 @pytest.fixture(scope="module")

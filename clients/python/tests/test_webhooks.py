@@ -5,8 +5,14 @@ with (libraries/go/webhook_test.go, `TestWebhookSign`): this secret, id, timesta
 body sign to this signature.
 """
 
-from typing import Dict
+import sys
+import threading
+import time
+from http.server import HTTPServer
+from pathlib import Path
+from typing import Any, Dict, List
 
+import httpx
 import pytest
 
 from flywheel import webhooks
@@ -60,3 +66,28 @@ def test_a_changed_body_or_secret_is_refused() -> None:
         verify(HEADERS, BODY, "whsec_" + "A" * 32, now=TIMESTAMP)
     with pytest.raises(ValueError):
         verify(HEADERS, BODY, "whsec_not base64!", now=TIMESTAMP)
+
+
+def test_the_example_receiver(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+    from webhook_receiver import make_handler
+
+    got: List[Any] = []
+    httpd = HTTPServer(("127.0.0.1", 0), make_handler(SECRET, got.append))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/hook"
+    try:
+        body = b'{"type":"item.resolved","timestamp":"2026-12-05T00:00:00Z","data":{"label":"spam"}}'
+        now = int(time.time())
+        headers = {
+            "webhook-id": "msg_1",
+            "webhook-timestamp": str(now),
+            "webhook-signature": webhooks.sign("msg_1", now, body, SECRET),
+            "content-type": "application/json",
+        }
+        assert httpx.post(url, content=body, headers=headers).status_code == 204
+        assert httpx.post(url, content=body, headers=headers).status_code == 204  # a retry
+        assert httpx.post(url, content=body.replace(b"spam", b"ham"), headers=headers).status_code == 400
+        assert got == [{"type": "item.resolved", "timestamp": "2026-12-05T00:00:00Z", "data": {"label": "spam"}}]
+    finally:
+        httpd.shutdown()

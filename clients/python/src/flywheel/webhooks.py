@@ -13,7 +13,7 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Iterable, Optional, Protocol, Tuple, Union
 
 __all__ = ["WebhookVerificationError", "verify", "sign", "DEFAULT_TOLERANCE"]
 
@@ -22,6 +22,13 @@ __all__ = ["WebhookVerificationError", "verify", "sign", "DEFAULT_TOLERANCE"]
 DEFAULT_TOLERANCE = 300
 
 _PREFIX = "whsec_"
+
+
+class Headers(Protocol):
+    """Anything with the request's headers as ``.items()``: a dict, ``http.server``'s
+    message, Starlette's or httpx's headers."""
+
+    def items(self) -> Iterable[Tuple[str, str]]: ...
 
 
 class WebhookVerificationError(Exception):
@@ -50,7 +57,7 @@ def sign(msg_id: str, timestamp: int, body: Union[bytes, str], secret: Union[str
 
 
 def verify(
-    headers: Mapping[str, str],
+    headers: Headers,
     body: Union[bytes, str],
     secret: Union[str, bytes],
     *,
@@ -59,8 +66,8 @@ def verify(
 ) -> Any:
     """Checks a delivery and returns its parsed JSON body.
 
-    ``headers`` is any mapping of the request's headers (names in any case: a plain dict,
-    or a framework's header object); ``body`` the raw bytes as received. Raises
+    ``headers`` is the request's headers (names in any case: a plain dict, or a
+    framework's header object); ``body`` the raw bytes as received. Raises
     `WebhookVerificationError` when a header is missing, the timestamp is more than
     ``tolerance`` seconds from ``now`` (the clock by default), or no ``v1`` signature
     matches (compared in constant time).
