@@ -1,0 +1,82 @@
+"""The admin helpers: projects and policies (check, back-test, versions), reviewers and
+keys, holds, gold, the built-in model, the figures."""
+
+import secrets
+
+import pytest
+
+from conftest import POLICY, Project, Server, item
+from flywheel import Client, FlywheelError
+
+
+def test_projects_and_policies(admin: Client, project: Project) -> None:
+    assert admin.health() == {"status": "ok"}
+    assert admin.me()["kind"] == "admin"
+    assert project.name in [p["name"] for p in admin.projects()]
+    got = admin.project(project.name)
+    assert (got["labels"], got["policy_version"]) == (["ham", "spam"], 1)
+
+    stricter = {**POLICY, "rules": [{**POLICY["rules"][0], "when": "confidence >= 0.99"}, POLICY["rules"][1]]}
+    checked = admin.check_policy(project.name, stricter)
+    assert checked["valid"] and {"queue": "standard", "tier": 1} in checked["queues"]
+    report = admin.backtest(project.name, stricter, window=100)
+    assert isinstance(report, dict) and report  # nothing labelled yet, but a report
+    assert admin.set_policy(project.name, stricter) == 2
+    assert admin.project(project.name)["policy"]["rules"][0]["when"] == "confidence >= 0.99"
+
+
+def test_reviewers_keys_and_holds(server: Server, admin: Client, project: Project) -> None:
+    name = f"{project.name}-r0"
+    account = next(a for a in admin.reviewers() if a["name"] == name)
+    assert (account["tiers"], account["projects"], account["has_password"]) == ([1], [project.name], False)
+    updated = admin.update_reviewer(name, tiers=[1, 2], password="correct horse battery")
+    assert updated["tiers"] == [1, 2] and updated["has_password"]
+
+    new = admin.reviewer_key(name)
+    me = Client(server.url, api_key=new["api_key"]).me()
+    assert (me["kind"], me.get("name")) == ("reviewer", name)
+    admin.revoke_key(new["hash"])
+    revoked = next(k for k in admin.keys() if k["hash"] == new["hash"])
+    assert revoked.get("revoked_at")
+    with pytest.raises(FlywheelError) as e:
+        Client(server.url, api_key=new["api_key"]).me()
+    assert e.value.status == 401
+
+    Client(server.url, api_key=project.service_key).submit(project.name, [item(1, 0.5)])
+    admin.hold(project.name, name, "spot check")
+    records = {r["name"]: r for r in admin.project_reviewers(project.name)}
+    assert records[name]["held"] and records[name].get("held_reason") == "spot check"
+    held = Client(server.url, api_key=project.reviewer_keys[0])
+    with pytest.raises(FlywheelError) as e:
+        held.claim(project.name)
+    assert (e.value.status, e.value.code) == (403, "reviewer_held")
+    assert admin.release(project.name, name) == {"released": name}
+    assert held.claim(project.name) is not None
+
+
+def test_gold_is_added_once(admin: Client, project: Project) -> None:
+    gold = [{**item(i, 0.5), "external_id": f"g{i}", "label": "spam" if i % 2 else "ham"} for i in range(5)]
+    assert admin.add_gold(project.name, gold, batch_size=2) == 5
+    assert admin.add_gold(project.name, gold) == 0  # an external_id already stored is skipped
+    with pytest.raises(FlywheelError) as e:
+        admin.add_gold(project.name, [{**gold[0], "external_id": "g9", "label": "eggs"}])
+    assert (e.value.code, e.value.field) == ("invalid", "items[0].label")
+
+
+def test_figures_and_the_built_in_model(server: Server, admin: Client) -> None:
+    name = f"model-{secrets.token_hex(3)}"
+    admin.create_project(name, ["ham", "spam"], {**POLICY, "model": {"enabled": True}})
+    svc = Client(server.url, api_key=admin.create_key([name])["api_key"])
+    svc.submit(name, [item(i, 0.99 if i % 2 else 0.01, "WIN cash" if i % 2 else "hello mum") for i in range(6)])
+    assert svc.model(name)["examples_seen"] == 0  # auto decisions are never trained on
+    assert isinstance(admin.train(name)["version"], int)
+    assert "examples_used" in admin.retrain(name)
+    scored = svc.predict(name, [{"payload": {"text": "WIN cash now"}}])
+    assert isinstance(scored, dict) and scored
+    assert isinstance(admin.monitors(name)["monitors"], list)
+    assert admin.agreement(name)["answers"] == 0
+    detail = admin.item(name, "m1")
+    assert detail["decisions"][0]["outcome"] == "auto" and detail["resolution"]["label"] == "spam"  # type: ignore[index]
+    assert [e["kind"] for e in detail["events"]] == ["item.decided"]
+    stats = svc.stats(name)
+    assert (stats["items"], stats["auto"], stats["automation_rate"]) == (6, 6, 1.0)
