@@ -5,6 +5,7 @@ import asyncio
 import inspect
 from typing import Any, Awaitable, Callable, Dict, List, TypeVar
 
+import httpx
 import pytest
 
 from conftest import Project, Server, item
@@ -73,3 +74,32 @@ def test_async_errors_are_typed(server: Server, project: Project) -> None:
     with pytest.raises(FlywheelError) as e:
         run(main)
     assert (e.value.status, e.value.code) == (404, "not_found")
+
+
+def test_async_work_heartbeats_while_an_async_reviewer_thinks(server: Server, project: Project) -> None:
+    Client(server.url, api_key=project.service_key).submit(project.name, [item(1, 0.5)])
+    beats: List[int] = []
+
+    async def count(response: httpx.Response) -> None:
+        if response.request.url.path.endswith("/heartbeat"):
+            beats.append(response.status_code)
+
+    async def main() -> int:
+        http = httpx.AsyncClient(
+            base_url=server.url,
+            headers={"authorization": f"Bearer {project.reviewer_keys[0]}"},
+            event_hooks={"response": [count]},
+        )
+
+        async def slow(task: Task) -> str:  # thinks until the lease has been extended twice
+            for _ in range(3000):
+                if len(beats) >= 2:
+                    return "ham"
+                await asyncio.sleep(0.01)
+            raise AssertionError("no heartbeats")
+
+        async with AsyncClient(server.url, http=http) as ann:
+            return await ann.work(project.name, slow, heartbeat_every=0.05)
+
+    assert run(main) == 1
+    assert beats[:2] == [200, 200]

@@ -1,6 +1,9 @@
 """A scripted reviewer: claim, answer with "next", heartbeat, and the `work` loop."""
 
+import threading
 from typing import List
+
+import httpx
 
 from conftest import Project, Server, instant, item
 from flywheel import Client, Escalate, FlywheelError, Skip
@@ -73,3 +76,25 @@ def test_answering_a_lost_lease_is_a_typed_error(server: Server, project: Projec
         assert (e.status, e.code) == (409, "lease_lost")
     else:
         raise AssertionError("a second answer on a closed lease was accepted")
+
+
+def test_work_heartbeats_while_a_slow_reviewer_thinks(server: Server, project: Project) -> None:
+    Client(server.url, api_key=project.service_key).submit(project.name, [item(1, 0.5)])
+    beats = threading.Semaphore(0)
+
+    def count(response: httpx.Response) -> None:
+        if response.request.url.path.endswith("/heartbeat"):
+            assert response.status_code == 200
+            beats.release()
+
+    http = httpx.Client(
+        base_url=server.url,
+        headers={"authorization": f"Bearer {project.reviewer_keys[0]}"},
+        event_hooks={"response": [count]},
+    )
+
+    def slow(task: Task) -> str:  # thinks until the lease has been extended twice
+        assert beats.acquire(timeout=30) and beats.acquire(timeout=30)
+        return "spam"
+
+    assert Client(server.url, http=http).work(project.name, slow, heartbeat_every=0.05) == 1

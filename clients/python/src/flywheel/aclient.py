@@ -1,6 +1,7 @@
 """The asynchronous client: `Client`'s methods, awaited, on ``httpx.AsyncClient``."""
 
 import asyncio
+import contextlib
 import inspect
 import os
 from typing import Any, Awaitable, Callable, Iterable, List, Mapping, Optional, Sequence, Union, cast
@@ -278,18 +279,24 @@ class AsyncClient:
         queue: Optional[str] = None,
         wait_ms: int = 0,
         max_tasks: Optional[int] = None,
+        heartbeat_every: Optional[float] = None,
     ) -> int:
         """A scripted reviewer: claims tasks and answers each with ``review(task)`` — a label,
         `Escalate` or `Skip` — leasing the next in the same request, until there is nothing
         to do (after ``wait_ms``) or ``max_tasks`` are answered. Returns how many were
-        answered. A lost lease (the reviewer was too slow) moves on to the next task."""
+        answered. A lost lease (the reviewer was too slow) moves on to the next task.
+        With ``heartbeat_every`` (seconds, well under the policy's ``lease_seconds``) the
+        lease is extended in the background while ``review`` thinks (a slow model)."""
         done = 0
         task = await self.claim(project, queue=queue, wait_ms=wait_ms)
         while task is not None and (max_tasks is None or done < max_tasks):
             last = max_tasks is not None and done + 1 == max_tasks
             try:
                 result = await self.answer(
-                    task, await _ask(review, task), next=None if last else project, next_queue=None if last else queue
+                    task,
+                    await self._review(review, task, heartbeat_every),
+                    next=None if last else project,
+                    next_queue=None if last else queue,
                 )
             except FlywheelError as e:
                 if e.code != "lease_lost":
@@ -303,6 +310,28 @@ class AsyncClient:
             if task is None and not last:
                 task = await self.claim(project, queue=queue, wait_ms=wait_ms)
         return done
+
+    async def _review(self, review: Reviewer, task: Task, heartbeat_every: Optional[float]) -> Verdict:
+        """``review(task)``, heartbeating the lease meanwhile when asked (an async reviewer
+        lets the heartbeats run; a plain function blocks the event loop while it thinks)."""
+        if heartbeat_every is None:
+            return await _ask(review, task)
+
+        async def beat() -> None:
+            while True:
+                await asyncio.sleep(heartbeat_every)
+                try:
+                    await self.heartbeat(task)
+                except FlywheelError:
+                    return  # the lease is gone: the answer will say so
+
+        beating = asyncio.ensure_future(beat())
+        try:
+            return await _ask(review, task)
+        finally:
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beating
 
     # ------------------------------------------------------------------ projects and policies
 

@@ -1,6 +1,7 @@
 """The synchronous client. `AsyncClient` (``aclient.py``) has the same methods, awaited."""
 
 import os
+import threading
 import time
 from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, Union, cast
 
@@ -272,18 +273,24 @@ class Client:
         queue: Optional[str] = None,
         wait_ms: int = 0,
         max_tasks: Optional[int] = None,
+        heartbeat_every: Optional[float] = None,
     ) -> int:
         """A scripted reviewer: claims tasks and answers each with ``review(task)`` — a label,
         `Escalate` or `Skip` — leasing the next in the same request, until there is nothing
         to do (after ``wait_ms``) or ``max_tasks`` are answered. Returns how many were
-        answered. A lost lease (the reviewer was too slow) moves on to the next task."""
+        answered. A lost lease (the reviewer was too slow) moves on to the next task.
+        With ``heartbeat_every`` (seconds, well under the policy's ``lease_seconds``) the
+        lease is extended in the background while ``review`` thinks (a slow model)."""
         done = 0
         task = self.claim(project, queue=queue, wait_ms=wait_ms)
         while task is not None and (max_tasks is None or done < max_tasks):
             last = max_tasks is not None and done + 1 == max_tasks
             try:
                 result = self.answer(
-                    task, review(task), next=None if last else project, next_queue=None if last else queue
+                    task,
+                    self._review(review, task, heartbeat_every),
+                    next=None if last else project,
+                    next_queue=None if last else queue,
                 )
             except FlywheelError as e:
                 if e.code != "lease_lost":
@@ -297,6 +304,27 @@ class Client:
             if task is None and not last:
                 task = self.claim(project, queue=queue, wait_ms=wait_ms)
         return done
+
+    def _review(self, review: Callable[[Task], Verdict], task: Task, heartbeat_every: Optional[float]) -> Verdict:
+        """``review(task)``, heartbeating the lease from another thread meanwhile when asked."""
+        if heartbeat_every is None:
+            return review(task)
+        stop = threading.Event()
+
+        def beat() -> None:
+            while not stop.wait(heartbeat_every):
+                try:
+                    self.heartbeat(task)
+                except FlywheelError:
+                    return  # the lease is gone: the answer will say so
+
+        beating = threading.Thread(target=beat, name="flywheel-heartbeat", daemon=True)
+        beating.start()
+        try:
+            return review(task)
+        finally:
+            stop.set()
+            beating.join()
 
     # ------------------------------------------------------------------ projects and policies
 
