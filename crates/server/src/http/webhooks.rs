@@ -40,7 +40,7 @@ pub struct WebhookOut {
 }
 
 impl WebhookOut {
-    fn from(h: flywheel_store::Webhook, now: i64) -> Self {
+    pub(crate) fn from(h: flywheel_store::Webhook, now: i64) -> Self {
         Self {
             id: h.id,
             url: h.url,

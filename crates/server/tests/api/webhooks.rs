@@ -233,6 +233,22 @@ async fn webhook_endpoints_and_a_signed_delivery(db: Db) {
     assert_eq!(hook(&app, id).await["cursor"].as_i64().unwrap(), seq);
     assert_eq!(run(&app).await, Delivered::default(), "nothing left to send");
 
+    // The console shows the endpoint and its attempts.
+    let (cookie, _) = crate::console::sign_in(&app, &[("key", ADMIN)]).await.unwrap();
+    let page = app
+        .http
+        .get(format!("{}/ui/projects/spam/webhooks", app.base))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.unwrap();
+    for needle in [url.as_str(), "item.decided", "delivered", "thanks", &format!("<td>{seq}</td>")] {
+        assert!(html.contains(needle), "{needle} not on the page");
+    }
+    assert!(!html.contains(&secret), "the secret is never shown again");
+
     // Changes: patterns are checked, each change is an event, the secret is in none.
     let path = format!("/v1/projects/spam/webhooks/{id}");
     let (s, v) = app
