@@ -487,7 +487,51 @@ async fn webhook_private_addresses_are_refused_unless_allowed(db: Db) {
     app.stop().await;
 }
 
+/// Two delivery workers at once — on PostgreSQL on two nodes of one database, on SQLite
+/// in one process — deliver every event to every endpoint exactly once, in order: one
+/// round at a time holds an endpoint.
+async fn webhook_two_workers_deliver_each_event_once(db: Db) {
+    let app = app_on(&db).await;
+    let second = match &db {
+        Db::Postgres { .. } => Some(spawn_with(&db, app.clock.clone(), no_background_delivery()).await),
+        Db::Sqlite(_) => None,
+    };
+    let other = second.as_ref().map_or(app.state.clone(), |n| n.state.clone());
+    let key = app.project("spam", example_policy()).await;
+    let mut endpoints = vec![];
+    for _ in 0..3 {
+        let (url, rx) = receiver().await;
+        let (id, _) = create(&app, &url, json!(["item.decided"])).await;
+        endpoints.push((id, rx));
+    }
+    let items: Vec<Value> = (0..40).map(|i| item(&format!("x{i}"), "t", Some(0.5))).collect();
+    app.submit("spam", &key, json!(items)).await;
+    let (w1, w2) = (WebhookWorker::new(app.state.clone()), WebhookWorker::new(other.clone()));
+    loop {
+        let (a, b) = tokio::join!(w1.try_run_once(), w2.try_run_once());
+        if (a.unwrap(), b.unwrap()) == (Delivered::default(), Delivered::default()) {
+            break;
+        }
+    }
+    let seqs: Vec<i64> = events_of(&app, "item.decided")
+        .await
+        .iter()
+        .map(|e| e["seq"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs.len(), 40);
+    for (id, rx) in &endpoints {
+        let ids: Vec<String> = rx.got().into_iter().map(|g| g.id).collect();
+        let want: Vec<String> = seqs.iter().map(|s| format!("msg_{s}_{id}")).collect();
+        assert_eq!(ids, want, "endpoint {id}");
+    }
+    if let Some(n) = second {
+        n.stop().await;
+    }
+    app.stop().await;
+}
+
 on_both_backends!(
+    webhook_two_workers_deliver_each_event_once,
     webhook_endpoints_and_a_signed_delivery,
     webhook_retries_back_off_to_the_last_attempt,
     webhook_receiver_down_gets_every_event_once_after_a_restart,
