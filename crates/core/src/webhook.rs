@@ -61,7 +61,9 @@ impl EventPattern {
         if !crate::Event::KINDS.iter().any(|k| p.matches(k)) {
             return Err(ValidationError::new(
                 field,
-                format!("'{s}' matches no event kind (kinds look like item.resolved; a family is task.*; everything is *)"),
+                format!(
+                    "'{s}' matches no event kind (kinds look like item.resolved; a family is task.*; everything is *)"
+                ),
             ));
         }
         Ok(p)

@@ -80,9 +80,9 @@ pub async fn serve_with(
     let learner = options
         .background_learning
         .then(|| tokio::spawn(workers::LearningWorker { state: state.clone() }.run(LEARN_EVERY, stop_rx.clone())));
-    let webhooks = options
-        .background_webhooks
-        .then(|| tokio::spawn(workers::WebhookWorker::new(state.clone()).run(workers::WEBHOOK_POLL_EVERY, stop_rx.clone())));
+    let webhooks = options.background_webhooks.then(|| {
+        tokio::spawn(workers::WebhookWorker::new(state.clone()).run(workers::WEBHOOK_POLL_EVERY, stop_rx.clone()))
+    });
     let notices = tokio::spawn(workers::follow_notices(state.clone(), stop_rx));
     let app = http::router(state.clone(), ui::router());
     let stopping = state.stopping.clone();

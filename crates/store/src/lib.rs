@@ -230,7 +230,14 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> Result<Webhook>;
     /// Moves an endpoint's cursor so that events from `from_seq` on are sent (again).
-    async fn replay_webhook(&self, project_id: i64, id: i64, from_seq: i64, actor: &str, now: Millis) -> Result<Webhook>;
+    async fn replay_webhook(
+        &self,
+        project_id: i64,
+        id: i64,
+        from_seq: i64,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Webhook>;
     /// An endpoint's attempts, newest first.
     async fn webhook_deliveries(&self, project_id: i64, id: i64, limit: usize) -> Result<Vec<DeliveryRecord>>;
     /// Enabled endpoints with an event after their cursor that is due by `now`.

@@ -80,7 +80,12 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     for n in 0..args.concurrency {
         let body = json!({"url": format!("{url}/{n}"), "events": ["item.decided"], "enabled": false});
         let (status, v) = api
-            .call(Method::POST, &format!("/v1/projects/{project}/webhooks"), key, Some(&body))
+            .call(
+                Method::POST,
+                &format!("/v1/projects/{project}/webhooks"),
+                key,
+                Some(&body),
+            )
             .await?;
         if status != 201 {
             bail!("creating an endpoint: {status} {v}");
@@ -91,8 +96,13 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     for id in &hooks {
         let path = format!("/v1/projects/{project}/webhooks/{id}");
-        api.call(Method::POST, &format!("{path}/replay"), key, Some(&json!({"from_seq": 1})))
-            .await?;
+        api.call(
+            Method::POST,
+            &format!("{path}/replay"),
+            key,
+            Some(&json!({"from_seq": 1})),
+        )
+        .await?;
         api.call(Method::PATCH, &path, key, Some(&json!({"enabled": true})))
             .await?;
     }

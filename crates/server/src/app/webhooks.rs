@@ -179,7 +179,12 @@ fn patterns(events: &[String]) -> Result<(), AppError> {
 
 /// Creates an endpoint; returns it with its secret, which is shown this once.
 #[instrument(level = "debug", skip_all, fields(project = %p.name))]
-pub async fn create(s: &AppState, p: &ProjectRuntime, spec: EndpointSpec, actor: &str) -> Result<(Webhook, String), AppError> {
+pub async fn create(
+    s: &AppState,
+    p: &ProjectRuntime,
+    spec: EndpointSpec,
+    actor: &str,
+) -> Result<(Webhook, String), AppError> {
     let url = check_url(&spec.url, s.webhooks).await?;
     patterns(&spec.events)?;
     let secret = new_secret();
@@ -246,14 +251,28 @@ pub async fn rotate(s: &AppState, p: &ProjectRuntime, id: i64, actor: &str) -> R
 
 /// Sends the project's events from `from_seq` on to the endpoint (again).
 #[instrument(level = "debug", skip_all, fields(project = %p.name, webhook = id))]
-pub async fn replay(s: &AppState, p: &ProjectRuntime, id: i64, from_seq: i64, actor: &str) -> Result<Webhook, AppError> {
+pub async fn replay(
+    s: &AppState,
+    p: &ProjectRuntime,
+    id: i64,
+    from_seq: i64,
+    actor: &str,
+) -> Result<Webhook, AppError> {
     if from_seq < 1 {
-        return Err(AppError::invalid("from_seq", "from_seq is an event position, 1 or more"));
+        return Err(AppError::invalid(
+            "from_seq",
+            "from_seq is an event position, 1 or more",
+        ));
     }
     Ok(s.store.replay_webhook(p.id, id, from_seq, actor, s.now()).await?)
 }
 
-pub async fn deliveries(s: &AppState, p: &ProjectRuntime, id: i64, limit: usize) -> Result<Vec<DeliveryRecord>, AppError> {
+pub async fn deliveries(
+    s: &AppState,
+    p: &ProjectRuntime,
+    id: i64,
+    limit: usize,
+) -> Result<Vec<DeliveryRecord>, AppError> {
     Ok(s.store.webhook_deliveries(p.id, id, limit).await?)
 }
 
@@ -267,7 +286,12 @@ mod tests {
     fn the_standard_webhooks_test_vector_signs_alike() {
         let secrets = vec!["whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".to_string()];
         assert_eq!(
-            sign(&secrets, "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, br#"{"test": 2432232314}"#),
+            sign(
+                &secrets,
+                "msg_p5jXN8AQM9LWM0D4loKWxJek",
+                1614265330,
+                br#"{"test": 2432232314}"#
+            ),
             "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
         );
         let two = vec![secrets[0].clone(), new_secret()];

@@ -13,8 +13,8 @@ use utoipa::ToSchema;
 
 use super::dto::ErrorBody;
 use super::{ApiJson, page, ts};
-use crate::app::webhooks::{self, EndpointPatch, EndpointSpec};
 use crate::app::AppState;
+use crate::app::webhooks::{self, EndpointPatch, EndpointSpec};
 use crate::auth::Caller;
 use crate::error::ApiError;
 
@@ -105,7 +105,11 @@ pub struct DeliveryList {
     pub deliveries: Vec<DeliveryOut>,
 }
 
-type WithSecret = (StatusCode, [(header::HeaderName, &'static str); 1], Json<WebhookWithSecret>);
+type WithSecret = (
+    StatusCode,
+    [(header::HeaderName, &'static str); 1],
+    Json<WebhookWithSecret>,
+);
 
 fn with_secret(status: StatusCode, h: flywheel_store::Webhook, secret: String, now: i64) -> WithSecret {
     (

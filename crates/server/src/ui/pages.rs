@@ -12,12 +12,12 @@ use serde::Deserialize;
 
 use super::chart::{Series, line_chart};
 use super::{Nav, Session, UiError, html};
+use crate::app::webhooks as app_webhooks;
 use crate::app::{AppState, ProjectRuntime, accounts, dashboard, projects};
 use crate::error::ApiError;
-use crate::app::webhooks as app_webhooks;
 use crate::http::accounts::{Account, KeyOut};
-use crate::http::webhooks::{DeliveryOut, WebhookOut, delivery_out};
 use crate::http::ts;
+use crate::http::webhooks::{DeliveryOut, WebhookOut, delivery_out};
 
 /// The queues a reviewer with `tiers` may open in a project: those the policy routes work
 /// to at one of their tiers.

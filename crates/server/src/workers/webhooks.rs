@@ -21,9 +21,7 @@ use std::time::{Duration, Instant};
 use flywheel_core::Event;
 use flywheel_core::event::{WebhookDisabled, WebhookFailing};
 use flywheel_core::webhook::{EventPattern, Verdict, next_attempt, verdict, wanted};
-use flywheel_store::{
-    AttemptOutcome, DeliveryAttempt, DeliveryRound, EventRecord, Result, WebhookTarget, message_id,
-};
+use flywheel_store::{AttemptOutcome, DeliveryAttempt, DeliveryRound, EventRecord, Result, WebhookTarget, message_id};
 use tokio::sync::watch;
 
 use crate::app::AppState;

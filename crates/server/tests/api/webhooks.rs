@@ -129,7 +129,12 @@ fn no_background_delivery() -> flywheel_server::ServeOptions {
 }
 
 async fn app_on(db: &Db) -> TestApp {
-    spawn_with(db, Arc::new(flywheel_server::ManualClock::new(START_MS)), no_background_delivery()).await
+    spawn_with(
+        db,
+        Arc::new(flywheel_server::ManualClock::new(START_MS)),
+        no_background_delivery(),
+    )
+    .await
 }
 
 async fn run(app: &TestApp) -> Delivered {
@@ -203,13 +208,22 @@ async fn webhook_endpoints_and_a_signed_delivery(db: Db) {
     let (s, v) = app.get("/v1/projects/spam/webhooks", ADMIN).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(v["webhooks"].as_array().unwrap().len(), 1);
-    assert!(v["webhooks"][0].get("secret").is_none(), "the secret is shown once: {v}");
+    assert!(
+        v["webhooks"][0].get("secret").is_none(),
+        "the secret is shown once: {v}"
+    );
     assert_eq!(v["webhooks"][0]["events"], json!(["item.decided"]));
     let (s, _) = app.get("/v1/projects/spam/webhooks", &key).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "admin only");
 
     submit_one(&app, &key, "a").await;
-    assert_eq!(run(&app).await, Delivered { delivered: 1, failed: 0 });
+    assert_eq!(
+        run(&app).await,
+        Delivered {
+            delivered: 1,
+            failed: 0
+        }
+    );
     let got = rx.delivered();
     assert_eq!(got.len(), 1);
     verify(&got[0], &[&secret]);
@@ -226,7 +240,11 @@ async fn webhook_endpoints_and_a_signed_delivery(db: Db) {
     let d = deliveries(&app, id).await;
     assert_eq!(d.len(), 1);
     assert_eq!(
-        (d[0]["status"].as_u64(), d[0]["outcome"].as_str(), d[0]["response"].as_str()),
+        (
+            d[0]["status"].as_u64(),
+            d[0]["outcome"].as_str(),
+            d[0]["response"].as_str()
+        ),
         (Some(200), Some("delivered"), Some("thanks"))
     );
     assert_eq!(d[0]["message_id"], got[0].id.as_str());
@@ -244,7 +262,13 @@ async fn webhook_endpoints_and_a_signed_delivery(db: Db) {
         .unwrap();
     assert_eq!(page.status(), StatusCode::OK);
     let html = page.text().await.unwrap();
-    for needle in [url.as_str(), "item.decided", "delivered", "thanks", &format!("<td>{seq}</td>")] {
+    for needle in [
+        url.as_str(),
+        "item.decided",
+        "delivered",
+        "thanks",
+        &format!("<td>{seq}</td>"),
+    ] {
         assert!(html.contains(needle), "{needle} not on the page");
     }
     assert!(!html.contains(&secret), "the secret is never shown again");
@@ -254,12 +278,23 @@ async fn webhook_endpoints_and_a_signed_delivery(db: Db) {
     let (s, v) = app
         .call(Method::PATCH, &path, ADMIN, Some(json!({"events": ["item.*", "nope"]})))
         .await;
-    assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("events[1]")));
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("events[1]"))
+    );
     let (s, v) = app
-        .call(Method::PATCH, &path, ADMIN, Some(json!({"events": ["task.*"], "enabled": false})))
+        .call(
+            Method::PATCH,
+            &path,
+            ADMIN,
+            Some(json!({"events": ["task.*"], "enabled": false})),
+        )
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    assert_eq!((v["events"].clone(), v["enabled"].clone()), (json!(["task.*"]), json!(false)));
+    assert_eq!(
+        (v["events"].clone(), v["enabled"].clone()),
+        (json!(["task.*"]), json!(false))
+    );
     let (s, _) = app.call(Method::DELETE, &path, ADMIN, None).await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = app.get(&path, ADMIN).await;
@@ -270,7 +305,11 @@ async fn webhook_endpoints_and_a_signed_delivery(db: Db) {
         .map(|e| e["kind"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(kinds, ["webhook.created", "webhook.updated", "webhook.deleted"]);
-    assert!(!serde_json::to_string(&app.events("spam").await).unwrap().contains(&secret[6..]));
+    assert!(
+        !serde_json::to_string(&app.events("spam").await)
+            .unwrap()
+            .contains(&secret[6..])
+    );
     app.stop().await;
 }
 
@@ -281,22 +320,44 @@ async fn webhook_retries_back_off_to_the_last_attempt(db: Db) {
     rx.set(500);
     let (id, _) = create(&app, &url, json!(["item.decided"])).await;
     submit_one(&app, &key, "a").await;
-    assert_eq!(run(&app).await, Delivered { delivered: 0, failed: 1 }, "the first attempt is immediate");
+    assert_eq!(
+        run(&app).await,
+        Delivered {
+            delivered: 0,
+            failed: 1
+        },
+        "the first attempt is immediate"
+    );
     for (i, delay) in RETRY_DELAYS_MS.iter().enumerate() {
         // Not before the schedule says...
         app.clock.advance_ms(delay - 1);
         assert_eq!(run(&app).await, Delivered::default(), "retry {} came early", i + 1);
         // ...and by the schedule's delay with the most jitter.
         app.clock.advance_ms((*delay as f64 * JITTER) as i64 + 1);
-        assert_eq!(run(&app).await, Delivered { delivered: 0, failed: 1 }, "retry {}", i + 1);
+        assert_eq!(
+            run(&app).await,
+            Delivered {
+                delivered: 0,
+                failed: 1
+            },
+            "retry {}",
+            i + 1
+        );
     }
     let d = deliveries(&app, id).await;
     assert_eq!(d.len(), RETRY_DELAYS_MS.len() + 1, "ten attempts in all");
     assert_eq!(d[0]["outcome"], "given_up");
     assert_eq!(d[0]["attempt"], 10);
-    assert!(d[1..].iter().all(|a| a["outcome"] == "failed" && a["next_attempt_at"].is_string()));
+    assert!(
+        d[1..]
+            .iter()
+            .all(|a| a["outcome"] == "failed" && a["next_attempt_at"].is_string())
+    );
     assert_eq!(rx.got().len(), 10);
-    assert!(rx.got().windows(2).all(|w| w[0].id == w[1].id), "one webhook-id for every attempt");
+    assert!(
+        rx.got().windows(2).all(|w| w[0].id == w[1].id),
+        "one webhook-id for every attempt"
+    );
     let h = hook(&app, id).await;
     assert_eq!((h["failing"].clone(), h["enabled"].clone()), (json!(true), json!(true)));
     let failing = events_of(&app, "webhook.failing").await;
@@ -307,14 +368,26 @@ async fn webhook_retries_back_off_to_the_last_attempt(db: Db) {
     // The endpoint goes on with the next event, and a success clears `failing`.
     rx.set(200);
     submit_one(&app, &key, "b").await;
-    assert_eq!(drain(&app).await, Delivered { delivered: 1, failed: 0 });
+    assert_eq!(
+        drain(&app).await,
+        Delivered {
+            delivered: 1,
+            failed: 0
+        }
+    );
     assert_eq!(hook(&app, id).await["failing"], false);
 
     // A receiver's Retry-After replaces the schedule.
     rx.set(503);
     *rx.retry_after.lock().unwrap() = Some("120".into());
     submit_one(&app, &key, "c").await;
-    assert_eq!(run(&app).await, Delivered { delivered: 0, failed: 1 });
+    assert_eq!(
+        run(&app).await,
+        Delivered {
+            delivered: 0,
+            failed: 1
+        }
+    );
     let p = app.state.project("spam").await.unwrap();
     let stored = app.state.store.webhook(p.id, id).await.unwrap().unwrap();
     assert_eq!(stored.next_attempt_at, app.clock_now() + 120_000);
@@ -330,7 +403,13 @@ async fn webhook_receiver_down_gets_every_event_once_after_a_restart(db: Db) {
     for i in 0..3 {
         submit_one(&app, &key, &format!("a{i}")).await;
     }
-    assert_eq!(run(&app).await, Delivered { delivered: 0, failed: 1 });
+    assert_eq!(
+        run(&app).await,
+        Delivered {
+            delivered: 0,
+            failed: 1
+        }
+    );
     // The server restarts while the receiver is down; the outbox is the database.
     let clock = app.stop().await;
     let app = spawn_with(&db, clock, no_background_delivery()).await;
@@ -338,7 +417,13 @@ async fn webhook_receiver_down_gets_every_event_once_after_a_restart(db: Db) {
         submit_one(&app, &key, &format!("a{i}")).await;
     }
     app.clock.advance_ms(6_000);
-    assert_eq!(run(&app).await, Delivered { delivered: 0, failed: 1 });
+    assert_eq!(
+        run(&app).await,
+        Delivered {
+            delivered: 0,
+            failed: 1
+        }
+    );
     rx.set(200);
     assert_eq!(run(&app).await, Delivered::default(), "the next attempt is not due yet");
     app.clock.advance_ms(330_001);
@@ -367,13 +452,19 @@ async fn webhook_replay_and_rotation(db: Db) {
     let seq = events_of(&app, "item.decided").await[0]["seq"].as_i64().unwrap();
     let replay = format!("/v1/projects/spam/webhooks/{id}/replay");
     let (s, v) = app.post(&replay, ADMIN, json!({"from_seq": 0})).await;
-    assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("from_seq")));
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("from_seq"))
+    );
     let (s, v) = app.post(&replay, ADMIN, json!({"from_seq": seq})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["cursor"], seq - 1);
     assert_eq!(drain(&app).await.delivered, 1);
     let again = rx.delivered();
-    assert_eq!((again.len(), again[1].id.as_str(), again[1].body.as_str()), (2, first.id.as_str(), first.body.as_str()));
+    assert_eq!(
+        (again.len(), again[1].id.as_str(), again[1].body.as_str()),
+        (2, first.id.as_str(), first.body.as_str())
+    );
 
     // Rotation: both secrets sign for 24 hours, the new one first; then only the new one.
     let resp = app
@@ -409,14 +500,24 @@ async fn webhook_gone_disables_until_re_enabled(db: Db) {
     rx.set(410);
     let (id, _) = create(&app, &url, json!(["item.decided"])).await;
     submit_one(&app, &key, "a").await;
-    assert_eq!(run(&app).await, Delivered { delivered: 0, failed: 1 });
+    assert_eq!(
+        run(&app).await,
+        Delivered {
+            delivered: 0,
+            failed: 1
+        }
+    );
     assert_eq!(hook(&app, id).await["enabled"], false);
     assert_eq!(deliveries(&app, id).await[0]["outcome"], "gone");
     let disabled = events_of(&app, "webhook.disabled").await;
     assert_eq!(disabled.len(), 1);
     submit_one(&app, &key, "b").await;
     app.clock.advance_ms(3_600_000);
-    assert_eq!(run(&app).await, Delivered::default(), "a disabled endpoint gets nothing");
+    assert_eq!(
+        run(&app).await,
+        Delivered::default(),
+        "a disabled endpoint gets nothing"
+    );
     rx.set(200);
     let (s, _) = app
         .call(
@@ -433,7 +534,10 @@ async fn webhook_gone_disables_until_re_enabled(db: Db) {
         .iter()
         .map(|g| serde_json::from_str(&g.body).unwrap())
         .collect();
-    assert_eq!((bodies[0]["external_id"].as_str(), bodies[1]["external_id"].as_str()), (Some("a"), Some("b")));
+    assert_eq!(
+        (bodies[0]["external_id"].as_str(), bodies[1]["external_id"].as_str()),
+        (Some("a"), Some("b"))
+    );
     app.stop().await;
 }
 
@@ -453,9 +557,17 @@ async fn webhook_private_addresses_are_refused_unless_allowed(db: Db) {
         "not a url",
     ] {
         let (s, v) = app
-            .post("/v1/projects/spam/webhooks", ADMIN, json!({"url": url, "events": ["*"]}))
+            .post(
+                "/v1/projects/spam/webhooks",
+                ADMIN,
+                json!({"url": url, "events": ["*"]}),
+            )
             .await;
-        assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("url")), "{url}: {v}");
+        assert_eq!(
+            (s, v["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some("url")),
+            "{url}: {v}"
+        );
     }
     // A public address passes the URL check; the patterns are checked next.
     let (s, v) = app
@@ -465,7 +577,11 @@ async fn webhook_private_addresses_are_refused_unless_allowed(db: Db) {
             json!({"url": "http://93.184.215.14/hook", "events": ["item.resolve"]}),
         )
         .await;
-    assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("events[0]")), "{v}");
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("events[0]")),
+        "{v}"
+    );
     let (s, v) = app
         .post(
             "/v1/projects/spam/webhooks",
@@ -482,7 +598,11 @@ async fn webhook_private_addresses_are_refused_unless_allowed(db: Db) {
             Some(json!({"url": "http://127.0.0.1:9/hook"})),
         )
         .await;
-    assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("url")), "{v}");
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("url")),
+        "{v}"
+    );
     assert_eq!(events_of(&app, "webhook.").await.len(), 1, "refusals write nothing");
     app.stop().await;
 }

@@ -666,8 +666,10 @@ impl Store for PgStore {
         actor: &str,
         now: Millis,
     ) -> Result<Webhook> {
-        transaction!(self, |tx| webhooks::update(&mut tx, project_id, id, &change, actor, now)
-            .await)
+        transaction!(self, |tx| webhooks::update(
+            &mut tx, project_id, id, &change, actor, now
+        )
+        .await)
     }
 
     async fn delete_webhook(&self, project_id: i64, id: i64, actor: &str, now: Millis) -> Result<()> {
@@ -695,9 +697,18 @@ impl Store for PgStore {
         .await)
     }
 
-    async fn replay_webhook(&self, project_id: i64, id: i64, from_seq: i64, actor: &str, now: Millis) -> Result<Webhook> {
-        transaction!(self, |tx| webhooks::replay(&mut tx, project_id, id, from_seq, actor, now)
-            .await)
+    async fn replay_webhook(
+        &self,
+        project_id: i64,
+        id: i64,
+        from_seq: i64,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Webhook> {
+        transaction!(self, |tx| webhooks::replay(
+            &mut tx, project_id, id, from_seq, actor, now
+        )
+        .await)
     }
 
     async fn webhook_deliveries(&self, project_id: i64, id: i64, limit: usize) -> Result<Vec<DeliveryRecord>> {

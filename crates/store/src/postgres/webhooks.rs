@@ -104,7 +104,16 @@ pub(super) async fn create(
     .fetch_one(&mut *c)
     .await?;
     let (hook, ..) = stored(c, project_id, id).await?;
-    event(c, Some(project_id), None, None, now, actor, &Event::WebhookCreated(changed(&hook))).await?;
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        actor,
+        &Event::WebhookCreated(changed(&hook)),
+    )
+    .await?;
     Ok(hook)
 }
 
@@ -154,7 +163,16 @@ pub(super) async fn update(
     .execute(&mut *c)
     .await?;
     let (hook, ..) = stored(c, project_id, id).await?;
-    event(c, Some(project_id), None, None, now, actor, &Event::WebhookUpdated(changed(&hook))).await?;
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        actor,
+        &Event::WebhookUpdated(changed(&hook)),
+    )
+    .await?;
     Ok(hook)
 }
 
@@ -297,10 +315,11 @@ pub(super) async fn due(c: &mut PgConnection, now: Millis) -> TxResult<Vec<i64>>
 /// Takes the endpoint's advisory lock (for the caller's transaction) and reads it, if no
 /// other round holds it and it is enabled and due.
 pub(super) async fn target(c: &mut PgConnection, id: i64, now: Millis) -> TxResult<Option<WebhookTarget>> {
-    let got: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.webhook'), $1::int)")
-        .bind(id as i32)
-        .fetch_one(&mut *c)
-        .await?;
+    let got: bool =
+        sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.webhook'), $1::int)")
+            .bind(id as i32)
+            .fetch_one(&mut *c)
+            .await?;
     if !got {
         return Ok(None);
     }

@@ -555,7 +555,8 @@ impl Store for SqliteStore {
     // Webhooks: endpoints, their outbox cursors (into the event log) and attempts.
     async fn create_webhook(&self, project_id: i64, new: NewWebhook, actor: &str, now: Millis) -> Result<Webhook> {
         let actor = actor.to_string();
-        self.write(move |c| webhooks::create(c, project_id, new, &actor, now)).await
+        self.write(move |c| webhooks::create(c, project_id, new, &actor, now))
+            .await
     }
 
     async fn webhooks(&self, project_id: i64) -> Result<Vec<Webhook>> {
@@ -581,7 +582,8 @@ impl Store for SqliteStore {
 
     async fn delete_webhook(&self, project_id: i64, id: i64, actor: &str, now: Millis) -> Result<()> {
         let actor = actor.to_string();
-        self.write(move |c| webhooks::delete(c, project_id, id, &actor, now)).await
+        self.write(move |c| webhooks::delete(c, project_id, id, &actor, now))
+            .await
     }
 
     async fn rotate_webhook(
@@ -598,7 +600,14 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn replay_webhook(&self, project_id: i64, id: i64, from_seq: i64, actor: &str, now: Millis) -> Result<Webhook> {
+    async fn replay_webhook(
+        &self,
+        project_id: i64,
+        id: i64,
+        from_seq: i64,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Webhook> {
         let actor = actor.to_string();
         self.write(move |c| webhooks::replay(c, project_id, id, from_seq, &actor, now))
             .await

@@ -77,16 +77,26 @@ pub(super) fn create(c: &Connection, project_id: i64, new: NewWebhook, actor: &s
             |r| r.get(0),
         )?;
     let (hook, ..) = stored(c, project_id, id)?;
-    event(c, Some(project_id), None, None, now, actor, &Event::WebhookCreated(changed(&hook)))?;
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        actor,
+        &Event::WebhookCreated(changed(&hook)),
+    )?;
     Ok(hook)
 }
 
 pub(super) fn list(c: &Connection, project_id: i64) -> Result<Vec<Webhook>> {
-    c.prepare_cached(&format!("SELECT {COLUMNS} FROM webhooks WHERE project_id = ?1 ORDER BY id"))?
-        .query_map([project_id], hook_row)?
-        .map(|r| r.map(|(h, ..)| h))
-        .collect::<rusqlite::Result<Vec<_>>>()
-        .map_err(Into::into)
+    c.prepare_cached(&format!(
+        "SELECT {COLUMNS} FROM webhooks WHERE project_id = ?1 ORDER BY id"
+    ))?
+    .query_map([project_id], hook_row)?
+    .map(|r| r.map(|(h, ..)| h))
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .map_err(Into::into)
 }
 
 pub(super) fn get(c: &Connection, project_id: i64, id: i64) -> Result<Option<Webhook>> {
@@ -116,9 +126,24 @@ pub(super) fn update(
                 next_attempt_at = CASE WHEN ?6 THEN 0 ELSE next_attempt_at END
          WHERE id = ?1",
     )?
-    .execute(params![id, url, serde_json::to_string(&events)?, enabled, now, reenabled])?;
+    .execute(params![
+        id,
+        url,
+        serde_json::to_string(&events)?,
+        enabled,
+        now,
+        reenabled
+    ])?;
     let (hook, ..) = stored(c, project_id, id)?;
-    event(c, Some(project_id), None, None, now, actor, &Event::WebhookUpdated(changed(&hook)))?;
+    event(
+        c,
+        Some(project_id),
+        None,
+        None,
+        now,
+        actor,
+        &Event::WebhookUpdated(changed(&hook)),
+    )?;
     Ok(hook)
 }
 
@@ -156,7 +181,14 @@ pub(super) fn rotate(
     Ok(stored(c, project_id, id)?.0)
 }
 
-pub(super) fn replay(c: &Connection, project_id: i64, id: i64, from_seq: i64, actor: &str, now: Millis) -> Result<Webhook> {
+pub(super) fn replay(
+    c: &Connection,
+    project_id: i64,
+    id: i64,
+    from_seq: i64,
+    actor: &str,
+    now: Millis,
+) -> Result<Webhook> {
     stored(c, project_id, id)?;
     c.prepare_cached(
         "UPDATE webhooks SET cursor = ?2, attempts = 0, next_attempt_at = 0, updated_at = ?3,

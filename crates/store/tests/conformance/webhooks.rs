@@ -35,8 +35,15 @@ fn attempt(seq: i64, n: u32, outcome: AttemptOutcome, at: Millis) -> DeliveryAtt
 pub async fn webhooks_keep_a_cursor_and_their_attempts(f: Fixture) {
     let (s, p) = (f.store, f.project.id);
     let before = s.events(Some(p), 0, 1000).await.unwrap();
-    let hook = s.create_webhook(p, new_hook("http://a.example/h"), "admin", 10).await.unwrap();
-    assert_eq!(hook.cursor, before.last().map_or(0, |e| e.seq), "new endpoints start at the end of the log");
+    let hook = s
+        .create_webhook(p, new_hook("http://a.example/h"), "admin", 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        hook.cursor,
+        before.last().map_or(0, |e| e.seq),
+        "new endpoints start at the end of the log"
+    );
     assert!((hook.enabled, hook.failing, hook.attempts) == (true, false, 0));
     assert_eq!(s.webhooks(p).await.unwrap(), vec![hook.clone()]);
     // Its own `webhook.created` is after the cursor: there is work.
@@ -46,14 +53,24 @@ pub async fn webhooks_keep_a_cursor_and_their_attempts(f: Fixture) {
         .await
         .unwrap();
     let events = s.events(Some(p), hook.cursor, 100).await.unwrap();
-    let decided: Vec<i64> = events.iter().filter(|e| e.kind == "item.decided").map(|e| e.seq).collect();
+    let decided: Vec<i64> = events
+        .iter()
+        .filter(|e| e.kind == "item.decided")
+        .map(|e| e.seq)
+        .collect();
     assert_eq!(decided.len(), 2);
 
     // One round at a time holds an endpoint.
     let lease = s.lease_webhook(hook.id, 30).await.unwrap().expect("due and free");
-    assert!(s.lease_webhook(hook.id, 30).await.unwrap().is_none(), "held by the first round");
+    assert!(
+        s.lease_webhook(hook.id, 30).await.unwrap().is_none(),
+        "held by the first round"
+    );
     let t = lease.target();
-    assert_eq!((t.secrets.clone(), t.hook.cursor), (vec!["whsec_AAAA".to_string()], hook.cursor));
+    assert_eq!(
+        (t.secrets.clone(), t.hook.cursor),
+        (vec!["whsec_AAAA".to_string()], hook.cursor)
+    );
     let round = DeliveryRound {
         attempts: vec![
             attempt(decided[0], 1, AttemptOutcome::Delivered, 31),
@@ -101,7 +118,11 @@ pub async fn webhooks_keep_a_cursor_and_their_attempts(f: Fixture) {
     lease.finish(round, 6_003).await.unwrap();
     let h = s.webhook(p, hook.id).await.unwrap().unwrap();
     assert_eq!((h.cursor, h.failing), (decided[0] - 1, false), "the replay stands");
-    assert_eq!(s.webhook_deliveries(p, hook.id, 10).await.unwrap().len(), 3, "the attempt is kept");
+    assert_eq!(
+        s.webhook_deliveries(p, hook.id, 10).await.unwrap().len(),
+        3,
+        "the attempt is kept"
+    );
     let kinds = |evs: Vec<EventRecord>| evs.into_iter().map(|e| e.kind).collect::<Vec<_>>();
     assert!(!kinds(s.events(Some(p), 0, 1000).await.unwrap()).contains(&"webhook.failing".to_string()));
 
@@ -136,15 +157,33 @@ pub async fn webhooks_keep_a_cursor_and_their_attempts(f: Fixture) {
     assert_eq!(s.due_webhooks(8_002).await.unwrap(), vec![hook.id]);
 
     // Rotation: both secrets sign until `previous_until`, then the new one alone.
-    let r = s.rotate_webhook(p, hook.id, "whsec_BBBB", 9_000, "admin", 8_003).await.unwrap();
+    let r = s
+        .rotate_webhook(p, hook.id, "whsec_BBBB", 9_000, "admin", 8_003)
+        .await
+        .unwrap();
     assert_eq!(r.previous_until, Some(9_000));
     let lease = s.lease_webhook(hook.id, 8_999).await.unwrap().unwrap();
-    assert_eq!(lease.target().secrets, vec!["whsec_BBBB".to_string(), "whsec_AAAA".to_string()]);
-    lease.finish(DeliveryRound { cursor: decided[0], ..Default::default() }, 8_999).await.unwrap();
+    assert_eq!(
+        lease.target().secrets,
+        vec!["whsec_BBBB".to_string(), "whsec_AAAA".to_string()]
+    );
+    lease
+        .finish(
+            DeliveryRound {
+                cursor: decided[0],
+                ..Default::default()
+            },
+            8_999,
+        )
+        .await
+        .unwrap();
     let lease = s.lease_webhook(hook.id, 9_000).await.unwrap().unwrap();
     assert_eq!(lease.target().secrets, vec!["whsec_BBBB".to_string()]);
     drop(lease);
-    assert!(s.lease_webhook(hook.id, 9_001).await.unwrap().is_some(), "a dropped round lets go");
+    assert!(
+        s.lease_webhook(hook.id, 9_001).await.unwrap().is_some(),
+        "a dropped round lets go"
+    );
 }
 
 pub async fn webhooks_belong_to_their_project(f: Fixture) {
@@ -161,18 +200,35 @@ pub async fn webhooks_belong_to_their_project(f: Fixture) {
         )
         .await
         .unwrap();
-    let hook = s.create_webhook(p, new_hook("http://a.example/h"), "admin", 10).await.unwrap();
-    let hook2 = s.create_webhook(other.id, new_hook("http://b.example/h"), "admin", 10).await.unwrap();
+    let hook = s
+        .create_webhook(p, new_hook("http://a.example/h"), "admin", 10)
+        .await
+        .unwrap();
+    let hook2 = s
+        .create_webhook(other.id, new_hook("http://b.example/h"), "admin", 10)
+        .await
+        .unwrap();
     assert_ne!(hook.id, hook2.id);
     assert_eq!(s.webhook(other.id, hook.id).await.unwrap(), None);
-    let missing = s.update_webhook(other.id, hook.id, WebhookChange::default(), "admin", 11).await;
+    let missing = s
+        .update_webhook(other.id, hook.id, WebhookChange::default(), "admin", 11)
+        .await;
     assert!(matches!(missing, Err(StoreError::NotFound { .. })), "{missing:?}");
-    assert!(matches!(s.delete_webhook(other.id, hook.id, "admin", 11).await, Err(StoreError::NotFound { .. })));
-    assert!(matches!(s.webhook_deliveries(other.id, hook.id, 5).await, Err(StoreError::NotFound { .. })));
+    assert!(matches!(
+        s.delete_webhook(other.id, hook.id, "admin", 11).await,
+        Err(StoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        s.webhook_deliveries(other.id, hook.id, 5).await,
+        Err(StoreError::NotFound { .. })
+    ));
     s.delete_webhook(p, hook.id, "admin", 12).await.unwrap();
     assert!(s.webhooks(p).await.unwrap().is_empty());
     assert_eq!(s.webhooks(other.id).await.unwrap().len(), 1);
     // A new endpoint never takes a deleted one's id (message ids name the endpoint).
-    let again = s.create_webhook(p, new_hook("http://a.example/h"), "admin", 13).await.unwrap();
+    let again = s
+        .create_webhook(p, new_hook("http://a.example/h"), "admin", 13)
+        .await
+        .unwrap();
     assert!(again.id > hook2.id);
 }
