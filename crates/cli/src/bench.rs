@@ -9,6 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod webhooks;
+
 use anyhow::{Context, bail};
 use flywheel_sim::{Client as Api, Rng};
 use serde::Serialize;
@@ -32,6 +34,9 @@ pub enum Scenario {
     /// No server: one Dawid–Skene fit (crowd-kit's stopping rule) over synthetic answers
     /// (`--items` answers from `--workers` reviewers, `--labels` labels), timed on one core.
     DsFit,
+    /// Webhook deliveries: `--concurrency` endpoints each deliver a backlog of `--items`
+    /// events to a receiver in this process that answers at once.
+    Webhooks,
     /// No server: the built-in model on one core — featurise and score `--items` short
     /// synthetic texts, then learn from them one at a time.
     Model,
@@ -230,6 +235,8 @@ impl OwnServer {
             .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
             .env("FLYWHEEL_ADMIN_KEY", admin_key)
             .env("FLYWHEEL_LOG", "warn")
+            // The webhooks scenario's receiver is on loopback.
+            .env("FLYWHEEL_WEBHOOKS_ALLOW_PRIVATE", "true")
             .stdout(Stdio::piped())
             .spawn()
             .context("cannot start a server to bench")?;
@@ -626,6 +633,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.scenario == Scenario::Model {
         return model(args.items, args.json);
     }
+    if args.scenario == Scenario::Webhooks {
+        return webhooks::run(&args).await;
+    }
     if args.concurrency == 0 || args.duration <= 0.0 {
         bail!("--concurrency and --duration must be positive");
     }
@@ -703,7 +713,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::ClaimsNext => tokio::spawn(review_next_loop(api, w, reviewers[w].clone(), project, until)),
             Scenario::Mixed if w % 2 == 1 => tokio::spawn(decide_loop(api, w, svc, project, until)),
             Scenario::Mixed => tokio::spawn(review_loop(api, w, reviewers[w / 2].clone(), project, until)),
-            Scenario::DsFit | Scenario::Model => unreachable!("returned before starting a server"),
+            Scenario::DsFit | Scenario::Model | Scenario::Webhooks => unreachable!("returned above"),
         });
     }
     let mut all = Recorder::default();
@@ -724,7 +734,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Import => vec!["batch"],
         Scenario::Claims | Scenario::ClaimsNext => vec!["cycle"],
         Scenario::Mixed => vec!["decide", "cycle"],
-        Scenario::DsFit | Scenario::Model => vec![],
+        Scenario::DsFit | Scenario::Model | Scenario::Webhooks => vec![],
     };
     let mut merged = Samples::default();
     for m in &main {

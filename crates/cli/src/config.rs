@@ -42,6 +42,10 @@ pub struct ServeArgs {
     /// The log filter, in `tracing` syntax [default: info,tower_http=warn].
     #[arg(long, env = "FLYWHEEL_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// Let webhook endpoints point at private, loopback and link-local addresses
+    /// [default: false].
+    #[arg(long, env = "FLYWHEEL_WEBHOOKS_ALLOW_PRIVATE", value_name = "BOOL")]
+    pub webhooks_allow_private: Option<bool>,
 }
 
 /// The settings `flywheel serve` runs with, every layer applied.
@@ -51,6 +55,8 @@ pub struct Settings {
     pub database: String,
     pub admin_key: Option<String>,
     pub log: String,
+    /// `[webhooks] allow_private`.
+    pub webhooks_allow_private: bool,
 }
 
 impl Default for Settings {
@@ -60,6 +66,7 @@ impl Default for Settings {
             database: DEFAULT_DATABASE.into(),
             admin_key: None,
             log: DEFAULT_LOG.into(),
+            webhooks_allow_private: false,
         }
     }
 }
@@ -72,6 +79,7 @@ impl std::fmt::Debug for Settings {
             .field("database", &self.database)
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<set>"))
             .field("log", &self.log)
+            .field("webhooks_allow_private", &self.webhooks_allow_private)
             .finish()
     }
 }
@@ -84,6 +92,14 @@ struct FileConfig {
     database: Option<String>,
     admin_key: Option<String>,
     log: Option<String>,
+    webhooks: Option<WebhooksFile>,
+}
+
+/// The `[webhooks]` table.
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhooksFile {
+    allow_private: Option<bool>,
 }
 
 /// A configuration the operator must fix: the file cannot be read, has an unknown key or a
@@ -149,6 +165,10 @@ impl Settings {
             database: args.database.or(file.database).unwrap_or(default.database),
             admin_key: args.admin_key.or(file.admin_key),
             log: args.log.or(file.log).unwrap_or(default.log),
+            webhooks_allow_private: args
+                .webhooks_allow_private
+                .or(file.webhooks.and_then(|w| w.allow_private))
+                .unwrap_or(default.webhooks_allow_private),
         };
         EnvFilter::try_new(&settings.log)
             .map_err(|e| ConfigError(format!("{log_from}: log: '{}' is not a log filter: {e}", settings.log)))?;
@@ -172,6 +192,7 @@ mod tests {
             database: None,
             admin_key: None,
             log: None,
+            webhooks_allow_private: None,
         }
     }
 
@@ -185,6 +206,7 @@ mod tests {
         let file = FileConfig::parse(EXAMPLE, "example").unwrap();
         // Each setting is written out (the admin key commented), not left to the default.
         assert!(file.listen.is_some() && file.database.is_some() && file.log.is_some());
+        assert!(file.webhooks.as_ref().is_some_and(|w| w.allow_private.is_some()));
         assert!(file.admin_key.is_none(), "the example sets no admin key");
         assert_eq!(
             Settings::layer(no_flags(), Some((file, "example".into()))).unwrap(),
@@ -212,6 +234,14 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:9002".parse().unwrap());
         assert_eq!((s.log.as_str(), s.database.as_str()), ("debug", "sqlite:///tmp/x.db"));
         assert_eq!(from_file("").unwrap(), Settings::default());
+        let hooks = "[webhooks]\nallow_private = true\n";
+        assert!(from_file(hooks).unwrap().webhooks_allow_private);
+        let flags = ServeArgs {
+            webhooks_allow_private: Some(false),
+            ..no_flags()
+        };
+        let s = Settings::layer(flags, Some((FileConfig::parse(hooks, "f").unwrap(), "f".into()))).unwrap();
+        assert!(!s.webhooks_allow_private);
         assert_eq!(Settings::layer(no_flags(), None).unwrap(), Settings::default());
     }
 
@@ -227,6 +257,10 @@ mod tests {
                 &["flywheel.toml", "line 2", "listen: "],
             ),
             ("database = 5", &["flywheel.toml", "database: "]),
+            (
+                "[webhooks]\nallow_privat = true",
+                &["flywheel.toml (line 2): webhooks.allow_privat: ", "unknown field"],
+            ),
             (
                 "log = \"info,x=notalevel\"",
                 &["flywheel.toml: log: ", "not a log filter"],

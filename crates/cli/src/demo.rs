@@ -125,6 +125,7 @@ async fn connect(args: &SpamArgs, dir: &std::path::Path) -> anyhow::Result<(Clie
     let base = format!("http://{}", listener.local_addr()?);
     let options = flywheel_server::ServeOptions {
         background_learning: false,
+        ..Default::default()
     };
     tokio::spawn(flywheel_server::serve_with(
         listener,

@@ -134,7 +134,9 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
     let store = flywheel_store::open(&args.database)
         .await
         .with_context(|| format!("cannot open database {}", args.database))?;
-    let state = Arc::new(AppState::new(store, Arc::new(SystemClock)));
+    let mut state = AppState::new(store, Arc::new(SystemClock));
+    state.webhooks.allow_private = args.webhooks_allow_private;
+    let state = Arc::new(state);
     if let Some(key) = flywheel_server::bootstrap_admin(&state, args.admin_key.as_deref()).await? {
         if args.admin_key.is_none() {
             println!("admin API key (shown once; keep it): {key}");

@@ -94,6 +94,20 @@ events! {
     ThresholdsChanged(ThresholdsChanged) = "thresholds.changed" as THRESHOLDS_CHANGED,
     /// A monitor crossed its level (or came back under it).
     Monitor(Monitor) = "monitor" as MONITOR,
+    /// A webhook endpoint was created (its secret is never in the log).
+    WebhookCreated(WebhookChanged) = "webhook.created" as WEBHOOK_CREATED,
+    /// An endpoint's URL, patterns or `enabled` changed.
+    WebhookUpdated(WebhookChanged) = "webhook.updated" as WEBHOOK_UPDATED,
+    WebhookDeleted(WebhookDeleted) = "webhook.deleted" as WEBHOOK_DELETED,
+    /// An endpoint got a new secret; the previous one signs too until `previous_until`.
+    WebhookRotated(WebhookRotated) = "webhook.rotated" as WEBHOOK_ROTATED,
+    /// An endpoint's cursor was moved back: events from `from_seq` on are sent again.
+    WebhookReplayed(WebhookReplayed) = "webhook.replayed" as WEBHOOK_REPLAYED,
+    /// Every attempt to deliver an event failed: the endpoint is marked failing and the
+    /// event passed over (a replay sends it again).
+    WebhookFailing(WebhookFailing) = "webhook.failing" as WEBHOOK_FAILING,
+    /// The receiver answered 410 Gone: the endpoint is disabled until re-enabled.
+    WebhookDisabled(WebhookDisabled) = "webhook.disabled" as WEBHOOK_DISABLED,
 }
 
 impl Event {
@@ -291,6 +305,56 @@ pub struct Monitor {
     pub basis: String,
 }
 
+/// A webhook endpoint as created or updated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookChanged {
+    pub webhook_id: i64,
+    pub url: String,
+    pub events: Vec<String>,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookDeleted {
+    pub webhook_id: i64,
+    pub url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookRotated {
+    pub webhook_id: i64,
+    /// Until when (epoch ms) the previous secret signs beside the new one.
+    pub previous_until: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookReplayed {
+    pub webhook_id: i64,
+    pub from_seq: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookFailing {
+    pub webhook_id: i64,
+    pub url: String,
+    /// The event that could not be delivered.
+    pub event_seq: i64,
+    pub attempts: u32,
+    /// The last attempt's HTTP status, if it got one.
+    pub status: Option<u16>,
+    /// The last attempt's error or the start of its response.
+    pub error: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WebhookDisabled {
+    pub webhook_id: i64,
+    pub url: String,
+    /// The event whose delivery was answered 410; it is sent first when re-enabled.
+    pub event_seq: i64,
+    pub reason: String,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,6 +366,12 @@ mod tests {
             name: "ann".into(),
             tiers: vec![1, 2],
             projects: vec!["sms".into()],
+        };
+        let hook = WebhookChanged {
+            webhook_id: 1,
+            url: "https://example.com/hook".into(),
+            events: vec!["item.*".into()],
+            enabled: true,
         };
         let resolved = ItemResolved {
             label: "spam".into(),
@@ -419,6 +489,34 @@ mod tests {
                 value: Some(1200.0),
                 threshold: Some(1000.0),
                 basis: "open tasks".into(),
+            }),
+            Event::WebhookCreated(hook.clone()),
+            Event::WebhookUpdated(hook),
+            Event::WebhookDeleted(WebhookDeleted {
+                webhook_id: 1,
+                url: "https://example.com/hook".into(),
+            }),
+            Event::WebhookRotated(WebhookRotated {
+                webhook_id: 1,
+                previous_until: 86_400_000,
+            }),
+            Event::WebhookReplayed(WebhookReplayed {
+                webhook_id: 1,
+                from_seq: 10,
+            }),
+            Event::WebhookFailing(WebhookFailing {
+                webhook_id: 1,
+                url: "https://example.com/hook".into(),
+                event_seq: 12,
+                attempts: 10,
+                status: Some(500),
+                error: "boom".into(),
+            }),
+            Event::WebhookDisabled(WebhookDisabled {
+                webhook_id: 1,
+                url: "https://example.com/hook".into(),
+                event_seq: 12,
+                reason: "the receiver answered 410 Gone".into(),
             }),
         ]
     }

@@ -22,6 +22,7 @@ pub mod prediction;
 pub mod quality;
 pub mod review;
 pub mod task;
+pub mod webhook;
 
 pub use error::ValidationError;
 pub use event::Event;

@@ -40,12 +40,16 @@ pub struct ServeOptions {
     /// `POST /v1/projects/{p}/model/train` asks, so which model version decides an item
     /// does not depend on wall-clock time: for simulations that must be reproducible.
     pub background_learning: bool,
+    /// Deliver webhooks in the background (`workers::WebhookWorker::run`). On by default;
+    /// tests turn it off and drive `try_run_once` under a manual clock.
+    pub background_webhooks: bool,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         Self {
             background_learning: true,
+            background_webhooks: true,
         }
     }
 }
@@ -76,6 +80,9 @@ pub async fn serve_with(
     let learner = options
         .background_learning
         .then(|| tokio::spawn(workers::LearningWorker { state: state.clone() }.run(LEARN_EVERY, stop_rx.clone())));
+    let webhooks = options.background_webhooks.then(|| {
+        tokio::spawn(workers::WebhookWorker::new(state.clone()).run(workers::WEBHOOK_POLL_EVERY, stop_rx.clone()))
+    });
     let notices = tokio::spawn(workers::follow_notices(state.clone(), stop_rx));
     let app = http::router(state.clone(), ui::router());
     let stopping = state.stopping.clone();
@@ -92,6 +99,9 @@ pub async fn serve_with(
     let _ = notices.await;
     if let Some(learner) = learner {
         let _ = learner.await;
+    }
+    if let Some(webhooks) = webhooks {
+        let _ = webhooks.await;
     }
     result
 }

@@ -49,6 +49,17 @@ pub type Millis = i64;
 /// Milliseconds in a day: answers are counted per UTC day (`at.div_euclid(DAY_MS)`).
 pub const DAY_MS: Millis = 86_400_000;
 
+/// One delivery round's hold on an endpoint: on SQLite an in-process claim, on
+/// PostgreSQL a transaction holding the endpoint's advisory lock (so one node delivers
+/// each endpoint, and a dead node's hold ends with its connection).
+#[async_trait]
+pub trait WebhookLease: Send {
+    fn target(&self) -> &WebhookTarget;
+    /// Writes the round's attempts and the endpoint's new state (unless the API changed
+    /// the endpoint meanwhile: then only the attempts), with its events, and lets go.
+    async fn finish(self: Box<Self>, round: DeliveryRound, now: Millis) -> Result<()>;
+}
+
 /// Everything Flywheel keeps. Handlers take `Arc<dyn Store>`, so the server compiles once
 /// whatever the backend.
 #[async_trait]
@@ -189,6 +200,52 @@ pub trait Store: Send + Sync + 'static {
     async fn latest_events(&self, project_id: i64, limit: usize) -> Result<Vec<EventRecord>>;
     /// For each `(queue, created_before)`, the queue's open tasks created before that time.
     async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>>;
+
+    // Webhooks: endpoints, their outbox cursors (into the event log) and attempts.
+    /// Creates an endpoint whose cursor is the project's last event: it gets what happens
+    /// from now on (`webhook.created` included, if its patterns want it).
+    async fn create_webhook(&self, project_id: i64, new: NewWebhook, actor: &str, now: Millis) -> Result<Webhook>;
+    async fn webhooks(&self, project_id: i64) -> Result<Vec<Webhook>>;
+    async fn webhook(&self, project_id: i64, id: i64) -> Result<Option<Webhook>>;
+    /// Changes an endpoint. Re-enabling one tries its next event at once.
+    async fn update_webhook(
+        &self,
+        project_id: i64,
+        id: i64,
+        change: WebhookChange,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Webhook>;
+    /// Deletes an endpoint with its attempts.
+    async fn delete_webhook(&self, project_id: i64, id: i64, actor: &str, now: Millis) -> Result<()>;
+    /// Gives an endpoint a new secret; the current one keeps signing until
+    /// `previous_until` (a secret older than that is dropped).
+    async fn rotate_webhook(
+        &self,
+        project_id: i64,
+        id: i64,
+        secret: &str,
+        previous_until: Millis,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Webhook>;
+    /// Moves an endpoint's cursor so that events from `from_seq` on are sent (again).
+    async fn replay_webhook(
+        &self,
+        project_id: i64,
+        id: i64,
+        from_seq: i64,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Webhook>;
+    /// An endpoint's attempts, newest first.
+    async fn webhook_deliveries(&self, project_id: i64, id: i64, limit: usize) -> Result<Vec<DeliveryRecord>>;
+    /// Enabled endpoints with an event after their cursor that is due by `now`.
+    async fn due_webhooks(&self, now: Millis) -> Result<Vec<i64>>;
+    /// Takes an endpoint for one delivery round, or `None` if it is gone, disabled, not
+    /// due, or another round (on any node) holds it. The round ends with
+    /// [`WebhookLease::finish`], which writes what it did and lets the endpoint go.
+    async fn lease_webhook(&self, id: i64, now: Millis) -> Result<Option<Box<dyn WebhookLease>>>;
 
     // Notices.
     /// Notices of changes made through this store or, for a shared database, any node.

@@ -189,7 +189,12 @@ fn label(s: &str) -> Answer {
     Answer::Label(s.into())
 }
 
+#[path = "conformance/webhooks.rs"]
+mod webhook_cases;
+
 mod suite {
+    pub use super::webhook_cases::*;
+
     use super::*;
 
     pub async fn keys_and_principals(f: Fixture) {
@@ -1242,4 +1247,6 @@ conformance!([
     gold_is_scored_and_a_careless_reviewer_held,
     dynamic_overlap_adds_a_slot,
     closing_a_task_cancels_other_leases_and_expired_gold_closes,
+    webhooks_keep_a_cursor_and_their_attempts,
+    webhooks_belong_to_their_project,
 ]);

@@ -22,6 +22,7 @@ pub mod monitors;
 pub mod projects;
 pub mod quality;
 mod state;
+pub mod webhooks;
 pub mod work;
 
 pub use error::{AppError, text_field};

@@ -47,6 +47,8 @@ pub struct AppState {
     pub alarms: super::monitors::Alarms,
     /// Failed sign-ins per name (the console's brake on password guessing).
     pub login_guard: super::accounts::LoginGuard,
+    /// Where outbound webhook requests may go.
+    pub webhooks: super::webhooks::Settings,
 }
 
 #[derive(Default)]
@@ -102,6 +104,7 @@ impl AppState {
             learning: Default::default(),
             alarms: Default::default(),
             login_guard: Default::default(),
+            webhooks: Default::default(),
         }
     }
 

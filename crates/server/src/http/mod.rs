@@ -13,6 +13,7 @@ mod items;
 pub(crate) mod model;
 pub mod openapi;
 pub(crate) mod quality;
+pub(crate) mod webhooks;
 mod work;
 
 use std::collections::HashMap;
@@ -75,6 +76,20 @@ pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
         .route("/v1/projects/{project}/model/predict", post(model::predict))
         .route("/v1/projects/{project}/policy/backtest", post(model::backtest))
         .route("/v1/projects/{project}/monitors", get(model::monitors))
+        .route(
+            "/v1/projects/{project}/webhooks",
+            post(webhooks::create).get(webhooks::list),
+        )
+        .route(
+            "/v1/projects/{project}/webhooks/{id}",
+            get(webhooks::get).patch(webhooks::update).delete(webhooks::delete),
+        )
+        .route("/v1/projects/{project}/webhooks/{id}/rotate", post(webhooks::rotate))
+        .route("/v1/projects/{project}/webhooks/{id}/replay", post(webhooks::replay))
+        .route(
+            "/v1/projects/{project}/webhooks/{id}/deliveries",
+            get(webhooks::deliveries),
+        )
         .merge(console)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

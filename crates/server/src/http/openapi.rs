@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, feeds, items, model, quality, work};
+use super::{accounts, admin, feeds, items, model, quality, webhooks, work};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -17,6 +17,8 @@ use super::{accounts, admin, feeds, items, model, quality, work};
         model::get, model::train, model::retrain, model::predict, model::backtest, model::monitors,
         accounts::me, accounts::projects, accounts::accounts, accounts::update_reviewer, accounts::add_key,
         accounts::hold, accounts::keys, accounts::revoke, accounts::check_policy,
+        webhooks::create, webhooks::list, webhooks::get, webhooks::update, webhooks::delete, webhooks::rotate,
+        webhooks::replay, webhooks::deliveries,
     ),
     modifiers(&Bearer)
 )]

@@ -46,6 +46,7 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/ui/work/{project}/{queue}", get(pages::workbench))
         .route("/ui/projects/{project}", get(pages::dashboard))
         .route("/ui/projects/{project}/policy", get(pages::policy))
+        .route("/ui/projects/{project}/webhooks", get(pages::webhooks))
         .route("/ui/reviewers", get(pages::reviewers))
         .route("/ui/keys", get(pages::keys))
         .route("/ui/static/{file}", get(asset))

@@ -12,10 +12,12 @@ use serde::Deserialize;
 
 use super::chart::{Series, line_chart};
 use super::{Nav, Session, UiError, html};
+use crate::app::webhooks as app_webhooks;
 use crate::app::{AppState, ProjectRuntime, accounts, dashboard, projects};
 use crate::error::ApiError;
 use crate::http::accounts::{Account, KeyOut};
 use crate::http::ts;
+use crate::http::webhooks::{DeliveryOut, WebhookOut, delivery_out};
 
 /// The queues a reviewer with `tiers` may open in a project: those the policy routes work
 /// to at one of their tiers.
@@ -453,4 +455,46 @@ pub async fn keys(State(s): State<Arc<AppState>>, session: Session) -> Result<Re
         },
         &[],
     ))
+}
+
+/// An endpoint and its latest attempts, as the webhooks page shows them.
+struct EndpointView {
+    hook: WebhookOut,
+    deliveries: Vec<DeliveryOut>,
+}
+
+#[derive(Template)]
+#[template(path = "webhooks.html")]
+struct WebhooksPage {
+    nav: Nav,
+    project: String,
+    endpoints: Vec<EndpointView>,
+}
+
+/// Attempts shown per endpoint on the webhooks page.
+const DELIVERIES_SHOWN: usize = 20;
+
+/// A project's webhook endpoints with their latest attempts (admin).
+pub async fn webhooks(
+    State(s): State<Arc<AppState>>,
+    session: Session,
+    Path(project): Path<String>,
+) -> Result<Response, UiError> {
+    session.caller().require_admin()?;
+    let p = s.project(&project).await?;
+    let now = s.now();
+    let mut endpoints = Vec::new();
+    for h in app_webhooks::list(&s, &p).await? {
+        let deliveries = app_webhooks::deliveries(&s, &p, h.id, DELIVERIES_SHOWN).await?;
+        endpoints.push(EndpointView {
+            hook: WebhookOut::from(h, now),
+            deliveries: deliveries.into_iter().map(delivery_out).collect(),
+        });
+    }
+    let page = WebhooksPage {
+        nav: session.nav(),
+        project: p.name.clone(),
+        endpoints,
+    };
+    Ok(html(&page, &[]))
 }

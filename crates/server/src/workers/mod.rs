@@ -5,7 +5,9 @@
 mod learner;
 mod lease_reaper;
 mod notices;
+mod webhooks;
 
 pub use learner::LearningWorker;
 pub use lease_reaper::LeaseReaper;
 pub use notices::follow_notices;
+pub use webhooks::{Delivered, POLL_EVERY as WEBHOOK_POLL_EVERY, WebhookWorker, body as webhook_body};

@@ -77,10 +77,24 @@ pub async fn spawn_on(db: &Db, clock: Arc<ManualClock>) -> TestApp {
     spawn_with(db, clock, flywheel_server::ServeOptions::default()).await
 }
 
-/// A server on `db` with these options (say, without the background learner).
+/// A server on `db` with these options (say, without the background learner). Webhooks
+/// may go to private addresses (the tests' receivers are on 127.0.0.1).
 pub async fn spawn_with(db: &Db, clock: Arc<ManualClock>, options: flywheel_server::ServeOptions) -> TestApp {
+    let webhooks = flywheel_server::app::webhooks::Settings { allow_private: true };
+    spawn_configured(db, clock, options, webhooks).await
+}
+
+/// A server on `db` with these options and these webhook settings.
+pub async fn spawn_configured(
+    db: &Db,
+    clock: Arc<ManualClock>,
+    options: flywheel_server::ServeOptions,
+    webhooks: flywheel_server::app::webhooks::Settings,
+) -> TestApp {
     let store = db.store().await;
-    let state = Arc::new(AppState::new(store, clock.clone()));
+    let mut state = AppState::new(store, clock.clone());
+    state.webhooks = webhooks;
+    let state = Arc::new(state);
     flywheel_server::bootstrap_admin(&state, Some(ADMIN)).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -234,6 +248,12 @@ impl TestApp {
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
         v["events"].as_array().unwrap().clone()
+    }
+
+    /// The server's clock, now.
+    pub fn clock_now(&self) -> i64 {
+        use flywheel_server::Clock;
+        self.clock.now_ms()
     }
 
     pub async fn stop(mut self) -> Arc<ManualClock> {

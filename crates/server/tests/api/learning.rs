@@ -233,6 +233,7 @@ async fn monitors_fire_and_write_events(db: Db) {
 async fn training_on_demand_trains_through_the_feed_and_recalibrates(db: Db) {
     let options = flywheel_server::ServeOptions {
         background_learning: false,
+        ..Default::default()
     };
     let app = spawn_with(&db, Arc::new(ManualClock::new(START_MS)), options).await;
     let svc = app

@@ -14,4 +14,5 @@ mod feeds;
 mod items;
 mod learning;
 mod quality;
+mod webhooks;
 mod work;

@@ -45,6 +45,7 @@ mod items;
 mod merge;
 mod models;
 mod quality;
+mod webhooks;
 mod work;
 
 use std::str::FromStr;
@@ -70,6 +71,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         5,
         "answer_scope",
         include_str!("../../migrations/postgres/0005_answer_scope.sql"),
+    ),
+    (
+        6,
+        "webhooks",
+        include_str!("../../migrations/postgres/0006_webhooks.sql"),
     ),
 ];
 
@@ -637,9 +643,131 @@ impl Store for PgStore {
             .map_err(TxError::into_store)
     }
 
+    // Webhooks: endpoints, their outbox cursors (into the event log) and attempts.
+    async fn create_webhook(&self, project_id: i64, new: NewWebhook, actor: &str, now: Millis) -> Result<Webhook> {
+        transaction!(self, |tx| webhooks::create(&mut tx, project_id, &new, actor, now).await)
+    }
+
+    async fn webhooks(&self, project_id: i64) -> Result<Vec<Webhook>> {
+        let mut c = self.pool.acquire().await?;
+        webhooks::list(&mut c, project_id).await.map_err(TxError::into_store)
+    }
+
+    async fn webhook(&self, project_id: i64, id: i64) -> Result<Option<Webhook>> {
+        let mut c = self.pool.acquire().await?;
+        webhooks::get(&mut c, project_id, id).await.map_err(TxError::into_store)
+    }
+
+    async fn update_webhook(
+        &self,
+        project_id: i64,
+        id: i64,
+        change: WebhookChange,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Webhook> {
+        transaction!(self, |tx| webhooks::update(
+            &mut tx, project_id, id, &change, actor, now
+        )
+        .await)
+    }
+
+    async fn delete_webhook(&self, project_id: i64, id: i64, actor: &str, now: Millis) -> Result<()> {
+        transaction!(self, |tx| webhooks::delete(&mut tx, project_id, id, actor, now).await)
+    }
+
+    async fn rotate_webhook(
+        &self,
+        project_id: i64,
+        id: i64,
+        secret: &str,
+        previous_until: Millis,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Webhook> {
+        transaction!(self, |tx| webhooks::rotate(
+            &mut tx,
+            project_id,
+            id,
+            secret,
+            previous_until,
+            actor,
+            now
+        )
+        .await)
+    }
+
+    async fn replay_webhook(
+        &self,
+        project_id: i64,
+        id: i64,
+        from_seq: i64,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Webhook> {
+        transaction!(self, |tx| webhooks::replay(
+            &mut tx, project_id, id, from_seq, actor, now
+        )
+        .await)
+    }
+
+    async fn webhook_deliveries(&self, project_id: i64, id: i64, limit: usize) -> Result<Vec<DeliveryRecord>> {
+        let mut c = self.pool.acquire().await?;
+        webhooks::deliveries(&mut c, project_id, id, limit)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn due_webhooks(&self, now: Millis) -> Result<Vec<i64>> {
+        transaction!(self, |tx| {
+            feeds::sequence_feeds(&mut tx).await?;
+            webhooks::due(&mut tx, now).await
+        })
+    }
+
+    async fn lease_webhook(&self, id: i64, now: Millis) -> Result<Option<Box<dyn WebhookLease>>> {
+        let mut tx = self.pool.begin().await?;
+        match webhooks::target(&mut tx, id, now).await {
+            Ok(Some(target)) => Ok(Some(Box::new(PgWebhookLease { tx, target }))),
+            Ok(None) => {
+                let _ = tx.rollback().await;
+                Ok(None)
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e.into_store())
+            }
+        }
+    }
+
     // Notices.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {
         self.notices.subscribe()
+    }
+}
+
+/// A delivery round's hold on an endpoint: a transaction holding the endpoint's advisory
+/// lock, which writes the round's bookkeeping and commits when the round finishes.
+struct PgWebhookLease {
+    tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    target: WebhookTarget,
+}
+
+#[async_trait]
+impl WebhookLease for PgWebhookLease {
+    fn target(&self) -> &WebhookTarget {
+        &self.target
+    }
+
+    async fn finish(self: Box<Self>, round: DeliveryRound, now: Millis) -> Result<()> {
+        let PgWebhookLease { mut tx, target } = *self;
+        match webhooks::finish(&mut tx, &target, &round, now).await {
+            Ok(()) => Ok(tx.commit().await?),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e.into_store())
+            }
+        }
     }
 }
 

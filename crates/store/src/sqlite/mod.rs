@@ -14,6 +14,7 @@ mod feeds;
 mod items;
 mod models;
 mod quality;
+mod webhooks;
 mod work;
 mod writer;
 
@@ -35,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0004_console.sql"),
     include_str!("../../migrations/sqlite/0005_checks.sql"),
     include_str!("../../migrations/sqlite/0006_answer_indexes.sql"),
+    include_str!("../../migrations/sqlite/0007_webhooks.sql"),
 ];
 
 /// Prepared statements kept per connection (more than the store has).
@@ -53,6 +55,8 @@ struct Inner {
     notices: tokio::sync::broadcast::Sender<Notice>,
     path: PathBuf,
     readers: Mutex<Vec<Connection>>,
+    /// Endpoints a delivery round holds (one node has the file, so in-process is enough).
+    webhook_rounds: Mutex<std::collections::HashSet<i64>>,
 }
 
 impl SqliteStore {
@@ -93,6 +97,7 @@ impl SqliteStore {
                 notices: tokio::sync::broadcast::channel(1024).0,
                 path,
                 readers: Mutex::new(Vec::new()),
+                webhook_rounds: Mutex::default(),
             }),
         })
     }
@@ -149,6 +154,39 @@ impl SqliteStore {
         // visible, so waiting now for every commit counted so far covers it.
         self.inner.writer.durability.wait().await;
         out
+    }
+}
+
+/// A delivery round's in-process hold on an endpoint.
+struct SqliteWebhookLease {
+    store: SqliteStore,
+    id: i64,
+    target: Option<WebhookTarget>,
+}
+
+impl Drop for SqliteWebhookLease {
+    fn drop(&mut self) {
+        self.store
+            .inner
+            .webhook_rounds
+            .lock()
+            .expect("webhook rounds")
+            .remove(&self.id);
+    }
+}
+
+#[async_trait]
+impl WebhookLease for SqliteWebhookLease {
+    fn target(&self) -> &WebhookTarget {
+        self.target.as_ref().expect("a lease has its target until dropped")
+    }
+
+    async fn finish(self: Box<Self>, round: DeliveryRound, now: Millis) -> Result<()> {
+        let target = self.target().clone();
+        self.store
+            .write(move |c| webhooks::finish(c, &target, &round, now))
+            .await
+        // `self` drops here, after the write: the endpoint is let go.
     }
 }
 
@@ -512,6 +550,89 @@ impl Store for SqliteStore {
     async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>> {
         self.read(move |c| dashboard::overdue_tasks(c, project_id, &cutoffs))
             .await
+    }
+
+    // Webhooks: endpoints, their outbox cursors (into the event log) and attempts.
+    async fn create_webhook(&self, project_id: i64, new: NewWebhook, actor: &str, now: Millis) -> Result<Webhook> {
+        let actor = actor.to_string();
+        self.write(move |c| webhooks::create(c, project_id, new, &actor, now))
+            .await
+    }
+
+    async fn webhooks(&self, project_id: i64) -> Result<Vec<Webhook>> {
+        self.read(move |c| webhooks::list(c, project_id)).await
+    }
+
+    async fn webhook(&self, project_id: i64, id: i64) -> Result<Option<Webhook>> {
+        self.read(move |c| webhooks::get(c, project_id, id)).await
+    }
+
+    async fn update_webhook(
+        &self,
+        project_id: i64,
+        id: i64,
+        change: WebhookChange,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Webhook> {
+        let actor = actor.to_string();
+        self.write(move |c| webhooks::update(c, project_id, id, change, &actor, now))
+            .await
+    }
+
+    async fn delete_webhook(&self, project_id: i64, id: i64, actor: &str, now: Millis) -> Result<()> {
+        let actor = actor.to_string();
+        self.write(move |c| webhooks::delete(c, project_id, id, &actor, now))
+            .await
+    }
+
+    async fn rotate_webhook(
+        &self,
+        project_id: i64,
+        id: i64,
+        secret: &str,
+        previous_until: Millis,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Webhook> {
+        let (secret, actor) = (secret.to_string(), actor.to_string());
+        self.write(move |c| webhooks::rotate(c, project_id, id, &secret, previous_until, &actor, now))
+            .await
+    }
+
+    async fn replay_webhook(
+        &self,
+        project_id: i64,
+        id: i64,
+        from_seq: i64,
+        actor: &str,
+        now: Millis,
+    ) -> Result<Webhook> {
+        let actor = actor.to_string();
+        self.write(move |c| webhooks::replay(c, project_id, id, from_seq, &actor, now))
+            .await
+    }
+
+    async fn webhook_deliveries(&self, project_id: i64, id: i64, limit: usize) -> Result<Vec<DeliveryRecord>> {
+        self.read(move |c| webhooks::deliveries(c, project_id, id, limit)).await
+    }
+
+    async fn due_webhooks(&self, now: Millis) -> Result<Vec<i64>> {
+        self.read(move |c| webhooks::due(c, now)).await
+    }
+
+    async fn lease_webhook(&self, id: i64, now: Millis) -> Result<Option<Box<dyn WebhookLease>>> {
+        if !self.inner.webhook_rounds.lock().expect("webhook rounds").insert(id) {
+            return Ok(None);
+        }
+        // From here the claim is released when `lease` drops, whatever happens.
+        let mut lease = SqliteWebhookLease {
+            store: self.clone(),
+            id,
+            target: None,
+        };
+        lease.target = self.read(move |c| webhooks::target(c, id, now)).await?;
+        Ok(lease.target.is_some().then(|| Box::new(lease) as Box<dyn WebhookLease>))
     }
 
     // Notices.
