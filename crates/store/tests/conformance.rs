@@ -8,6 +8,9 @@ use flywheel_core::{Answer, Decision, Outcome, Prediction, Route, Stage};
 use flywheel_store::*;
 use serde_json::json;
 
+#[path = "conformance/exports.rs"]
+mod exports;
+
 const LEASE: i64 = 60_000;
 
 struct Fixture {
@@ -191,6 +194,7 @@ fn label(s: &str) -> Answer {
 
 mod suite {
     use super::*;
+    pub use super::exports::*;
 
     pub async fn keys_and_principals(f: Fixture) {
         let s = &f.store;
@@ -1242,4 +1246,6 @@ conformance!([
     gold_is_scored_and_a_careless_reviewer_held,
     dynamic_overlap_adds_a_slot,
     closing_a_task_cancels_other_leases_and_expired_gold_closes,
+    export_pages_items_with_answers_and_filters,
+    imported_labels_resolve_items_once,
 ]);

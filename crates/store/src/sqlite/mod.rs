@@ -10,6 +10,7 @@ mod accounts;
 mod answers;
 mod common;
 mod dashboard;
+mod export;
 mod feeds;
 mod items;
 mod models;
@@ -511,6 +512,18 @@ impl Store for SqliteStore {
 
     async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>> {
         self.read(move |c| dashboard::overdue_tasks(c, project_id, &cutoffs))
+            .await
+    }
+
+    // Exports.
+    async fn export_items(&self, project_id: i64, filter: ExportFilter, after: i64, limit: usize) -> Result<Vec<ExportRow>> {
+        self.read(move |c| export::export_items(c, project_id, &filter, after, limit))
+            .await
+    }
+
+    async fn import_labels(&self, project_id: i64, labels: Vec<ImportedLabel>, actor: &str, now: Millis) -> Result<usize> {
+        let actor = actor.to_string();
+        self.write(move |c| export::import_labels(c, project_id, labels, &actor, now))
             .await
     }
 
