@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use flywheel_sim::{Client as Api, Rng};
+
+mod export;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -35,6 +37,8 @@ pub enum Scenario {
     /// No server: the built-in model on one core — featurise and score `--items` short
     /// synthetic texts, then learn from them one at a time.
     Model,
+    /// `--items` items, then one streamed export per format (rows/s, server RSS).
+    Export,
 }
 
 #[derive(clap::Args, Debug)]
@@ -54,7 +58,8 @@ pub struct BenchArgs {
     /// Seconds of load, after setup.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Open tasks to pre-fill for `claims` (and a tenth of it for `mixed`).
+    /// Open tasks to pre-fill for `claims` (a tenth of it for `mixed`; items to export for
+    /// `export`).
     #[arg(long, default_value_t = 1_000_000)]
     items: usize,
     /// One JSON line instead of a table.
@@ -626,6 +631,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.scenario == Scenario::Model {
         return model(args.items, args.json);
     }
+    if args.scenario == Scenario::Export {
+        return export::run(&args).await;
+    }
     if args.concurrency == 0 || args.duration <= 0.0 {
         bail!("--concurrency and --duration must be positive");
     }
@@ -703,7 +711,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::ClaimsNext => tokio::spawn(review_next_loop(api, w, reviewers[w].clone(), project, until)),
             Scenario::Mixed if w % 2 == 1 => tokio::spawn(decide_loop(api, w, svc, project, until)),
             Scenario::Mixed => tokio::spawn(review_loop(api, w, reviewers[w / 2].clone(), project, until)),
-            Scenario::DsFit | Scenario::Model => unreachable!("returned before starting a server"),
+            Scenario::DsFit | Scenario::Model | Scenario::Export => unreachable!("returned before the load"),
         });
     }
     let mut all = Recorder::default();
@@ -724,7 +732,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Import => vec!["batch"],
         Scenario::Claims | Scenario::ClaimsNext => vec!["cycle"],
         Scenario::Mixed => vec!["decide", "cycle"],
-        Scenario::DsFit | Scenario::Model => vec![],
+        Scenario::DsFit | Scenario::Model | Scenario::Export => vec![],
     };
     let mut merged = Samples::default();
     for m in &main {
