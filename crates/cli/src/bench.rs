@@ -13,6 +13,8 @@ mod webhooks;
 
 use anyhow::{Context, bail};
 use flywheel_sim::{Client as Api, Rng};
+
+mod export;
 use serde::Serialize;
 use serde_json::{Value, json};
 
@@ -40,6 +42,8 @@ pub enum Scenario {
     /// No server: the built-in model on one core — featurise and score `--items` short
     /// synthetic texts, then learn from them one at a time.
     Model,
+    /// `--items` items, then one streamed export per format (rows/s, server RSS).
+    Export,
 }
 
 #[derive(clap::Args, Debug)]
@@ -59,7 +63,8 @@ pub struct BenchArgs {
     /// Seconds of load, after setup.
     #[arg(long, default_value_t = 10.0)]
     duration: f64,
-    /// Open tasks to pre-fill for `claims` (and a tenth of it for `mixed`).
+    /// Open tasks to pre-fill for `claims` (a tenth of it for `mixed`; items to export for
+    /// `export`).
     #[arg(long, default_value_t = 1_000_000)]
     items: usize,
     /// One JSON line instead of a table.
@@ -636,6 +641,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.scenario == Scenario::Webhooks {
         return webhooks::run(&args).await;
     }
+    if args.scenario == Scenario::Export {
+        return export::run(&args).await;
+    }
     if args.concurrency == 0 || args.duration <= 0.0 {
         bail!("--concurrency and --duration must be positive");
     }
@@ -713,7 +721,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::ClaimsNext => tokio::spawn(review_next_loop(api, w, reviewers[w].clone(), project, until)),
             Scenario::Mixed if w % 2 == 1 => tokio::spawn(decide_loop(api, w, svc, project, until)),
             Scenario::Mixed => tokio::spawn(review_loop(api, w, reviewers[w / 2].clone(), project, until)),
-            Scenario::DsFit | Scenario::Model | Scenario::Webhooks => unreachable!("returned above"),
+            Scenario::DsFit | Scenario::Model | Scenario::Webhooks | Scenario::Export => {
+                unreachable!("returned before the load")
+            }
         });
     }
     let mut all = Recorder::default();
@@ -734,7 +744,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Import => vec!["batch"],
         Scenario::Claims | Scenario::ClaimsNext => vec!["cycle"],
         Scenario::Mixed => vec!["decide", "cycle"],
-        Scenario::DsFit | Scenario::Model | Scenario::Webhooks => vec![],
+        Scenario::DsFit | Scenario::Model | Scenario::Webhooks | Scenario::Export => vec![],
     };
     let mut merged = Samples::default();
     for m in &main {

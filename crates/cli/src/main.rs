@@ -13,6 +13,7 @@ mod bench;
 mod config;
 mod demo;
 mod offline;
+mod transfer;
 
 /// mimalloc instead of the system allocator: requests allocate many small short-lived
 /// buffers, and glibc's malloc showed up at ~8% of the server's CPU in the decisions bench.
@@ -43,6 +44,12 @@ enum Command {
     Agreement(offline::AgreementArgs),
     /// Aggregate a crowd answers file into one label per task (JSON on stdout).
     Aggregate(offline::AggregateArgs),
+    /// Write a project's items (decisions, labels, answers) to stdout: jsonl, csv or
+    /// label-studio.
+    Export(transfer::ExportArgs),
+    /// Read a Label Studio export or a `flywheel export --format jsonl` file into a
+    /// project (idempotent by external id; a bad row refuses the file, naming its line).
+    Import(transfer::ImportArgs),
     /// The settings file of `flywheel serve --config`.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -104,6 +111,16 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(demo::spam(args))),
+        Command::Export(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(transfer::export(args))),
+        Command::Import(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(transfer::import(args))),
         Command::Agreement(args) => offline::agreement(args),
         Command::Aggregate(args) => offline::aggregate(args),
     };

@@ -4,6 +4,9 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+#[path = "cli/transfer.rs"]
+mod transfer;
+
 fn flywheel() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_flywheel"));
     c.env_remove("FLYWHEEL_ADMIN_KEY")

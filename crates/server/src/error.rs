@@ -20,6 +20,8 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub field: Option<String>,
+    /// The line of an imported file at fault.
+    pub line: Option<usize>,
 }
 
 impl ApiError {
@@ -29,6 +31,7 @@ impl ApiError {
             code: code.to_string(),
             message: message.into(),
             field: None,
+            line: None,
         }
     }
 
@@ -74,6 +77,7 @@ impl ApiError {
             code: self.code.clone(),
             message: self.message.clone(),
             field: self.field.clone(),
+            line: self.line,
         }
     }
 }
@@ -88,6 +92,9 @@ pub struct ErrorDetail {
     pub message: String,
     /// The request field at fault, as a path (`items[3].prediction.scores.spam`).
     pub field: Option<String>,
+    /// An import's row at fault: its line in the file, from 1.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<usize>,
 }
 
 impl From<AppError> for ApiError {
@@ -99,6 +106,10 @@ impl From<AppError> for ApiError {
             AppError::Store(s) => s.into(),
             AppError::Internal(m) => ApiError::internal(m),
             AppError::At { field, source } => ApiError::from(*source).with_field(field),
+            AppError::Row { line, error } => ApiError {
+                line: Some(line),
+                ..error.into()
+            },
         }
     }
 }
@@ -132,6 +143,9 @@ impl IntoResponse for ApiError {
         let mut err = json!({"code": self.code, "message": self.message});
         if let Some(f) = self.field {
             err["field"] = json!(f);
+        }
+        if let Some(line) = self.line {
+            err["line"] = json!(line);
         }
         (self.status, Json(json!({ "error": err }))).into_response()
     }

@@ -520,3 +520,81 @@ pub const DELIVERIES_KEPT: i64 = 1000;
 pub fn message_id(webhook_id: i64, event_seq: i64) -> String {
     format!("msg_{event_seq}_{webhook_id}")
 }
+
+/// Which of a project's items an export takes (every condition given must hold).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ExportFilter {
+    /// Items created at or after this time.
+    pub since: Option<Millis>,
+    /// Items created before this time.
+    pub until: Option<Millis>,
+    /// Items whose resolution came from this source (`auto`, `human`, `adjudicated`), or
+    /// with `Unresolved`, items not resolved yet.
+    pub source: Option<SourceFilter>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFilter {
+    Resolved(flywheel_core::task::Source),
+    Unresolved,
+}
+
+/// One item as an export writes it: what it is, what the policy said, how it was resolved
+/// and every answer it was given. The payload and attributes come as the JSON text the
+/// database holds, so an export copies them out without parsing them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportRow {
+    pub item_id: i64,
+    pub external_id: String,
+    /// JSON text of an object.
+    pub payload: String,
+    /// JSON text of an object.
+    pub attributes: String,
+    pub prediction: Option<Prediction>,
+    pub decision: Decision,
+    pub resolution: Option<Resolution>,
+    /// Every answer on the item's tasks (review, adjudication, audit), in answer order.
+    pub reviews: Vec<ExportReview>,
+    pub created_at: Millis,
+}
+
+/// One answer an item was given.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportReview {
+    pub reviewer: String,
+    pub stage: Stage,
+    /// `label`, `escalate` or `skip`.
+    pub answer: String,
+    pub label: Option<String>,
+    pub claimed_at: Millis,
+    pub answered_at: Millis,
+}
+
+/// A label given to an item elsewhere (another tool's annotations), stored as the item's
+/// human resolution with method `imported`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ImportedLabel {
+    pub external_id: String,
+    pub label: String,
+    /// Who gave it, as the other tool names them.
+    pub reviewers: Vec<String>,
+    /// The share of the annotators who gave this label.
+    pub confidence: f64,
+}
+
+/// The resolution method of a label given elsewhere and imported.
+pub const IMPORTED: &str = "imported";
+
+impl ImportedLabel {
+    /// The resolution this label stands as: human, method `imported`.
+    pub fn resolution(&self, now: Millis) -> Resolution {
+        Resolution {
+            label: self.label.clone(),
+            source: flywheel_core::task::Source::Human,
+            method: IMPORTED.into(),
+            confidence: self.confidence,
+            reviewers: self.reviewers.clone(),
+            resolved_at: now,
+        }
+    }
+}

@@ -8,6 +8,9 @@ use flywheel_core::{Answer, Decision, Outcome, Prediction, Route, Stage};
 use flywheel_store::*;
 use serde_json::json;
 
+#[path = "conformance/exports.rs"]
+mod exports;
+
 const LEASE: i64 = 60_000;
 
 struct Fixture {
@@ -196,6 +199,7 @@ mod suite {
     pub use super::webhook_cases::*;
 
     use super::*;
+    pub use super::exports::*;
 
     pub async fn keys_and_principals(f: Fixture) {
         let s = &f.store;
@@ -1249,4 +1253,6 @@ conformance!([
     closing_a_task_cancels_other_leases_and_expired_gold_closes,
     webhooks_keep_a_cursor_and_their_attempts,
     webhooks_belong_to_their_project,
+    export_pages_items_with_answers_and_filters,
+    imported_labels_resolve_items_once,
 ]);

@@ -25,6 +25,10 @@ pub enum AppError {
     /// not granted is `next.project`'s fault).
     #[error("{field}: {source}")]
     At { field: &'static str, source: Box<AppError> },
+    /// A row of an imported file that does not fit: its line (from 1) and the field at
+    /// fault (already named `line N: …`).
+    #[error("{}: {}", .error.field, .error.message)]
+    Row { line: usize, error: ValidationError },
 }
 
 impl AppError {

@@ -14,7 +14,9 @@
 pub mod accounts;
 pub mod dashboard;
 mod error;
+pub mod export;
 pub mod feeds;
+pub mod import;
 pub mod items;
 pub mod learning;
 pub mod model;

@@ -8,6 +8,7 @@
 pub(crate) mod accounts;
 mod admin;
 pub mod dto;
+mod export;
 pub(crate) mod feeds;
 mod items;
 pub(crate) mod model;
@@ -56,6 +57,11 @@ pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
         .route("/v1/projects/{project}/reviewers/{name}/hold", post(accounts::hold))
         .route("/v1/projects/{project}/items", post(items::submit))
         .route("/v1/projects/{project}/items/{external_id}", get(items::detail))
+        .route("/v1/projects/{project}/export", get(export::export))
+        .route(
+            "/v1/projects/{project}/import",
+            post(export::import).layer(axum::extract::DefaultBodyLimit::max(export::MAX_IMPORT_BYTES)),
+        )
         .route("/v1/projects/{project}/claim", post(work::claim))
         .route("/v1/tasks/{task_id}/heartbeat", post(work::heartbeat))
         .route("/v1/tasks/{task_id}/reviews", post(work::review))

@@ -4,14 +4,14 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, feeds, items, model, quality, webhooks, work};
+use super::{accounts, admin, export, feeds, items, model, quality, webhooks, work};
 
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Flywheel", description = "Human-in-the-loop decisions: a policy routes each prediction to auto or to human review; human judgments flow back as labels."),
     paths(
         admin::healthz, admin::create_project, admin::get_project, admin::put_policy, admin::create_reviewer, admin::create_key,
-        items::submit, items::detail, work::claim, work::heartbeat, work::review,
+        items::submit, items::detail, export::export, export::import, work::claim, work::heartbeat, work::review,
         feeds::labels, feeds::project_events, feeds::all_events, feeds::stats,
         quality::add_gold, quality::reviewers, quality::release, quality::agreement,
         model::get, model::train, model::retrain, model::predict, model::backtest, model::monitors,

@@ -449,7 +449,7 @@ async fn insert_task(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn insert_label(
+pub(super) async fn insert_label(
     c: &mut PgConnection,
     project_id: i64,
     item_id: i64,

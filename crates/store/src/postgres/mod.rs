@@ -40,6 +40,7 @@ mod accounts;
 mod answers;
 mod common;
 mod dashboard;
+mod export;
 mod feeds;
 mod items;
 mod merge;
@@ -738,6 +739,18 @@ impl Store for PgStore {
                 Err(e.into_store())
             }
         }
+    }
+
+    // Exports.
+    async fn export_items(&self, project_id: i64, filter: ExportFilter, after: i64, limit: usize) -> Result<Vec<ExportRow>> {
+        let mut c = self.pool.acquire().await?;
+        export::export_items(&mut c, project_id, &filter, after, limit)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn import_labels(&self, project_id: i64, labels: Vec<ImportedLabel>, actor: &str, now: Millis) -> Result<usize> {
+        transaction!(self, |tx| export::import_labels(&mut tx, project_id, &labels, actor, now).await)
     }
 
     // Notices.

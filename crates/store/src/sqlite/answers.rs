@@ -414,7 +414,7 @@ fn insert_task(
 }
 
 #[allow(clippy::too_many_arguments)]
-fn insert_label(
+pub(super) fn insert_label(
     c: &Connection,
     project_id: i64,
     item_id: i64,

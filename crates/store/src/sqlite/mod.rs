@@ -10,6 +10,7 @@ mod accounts;
 mod answers;
 mod common;
 mod dashboard;
+mod export;
 mod feeds;
 mod items;
 mod models;
@@ -633,6 +634,18 @@ impl Store for SqliteStore {
         };
         lease.target = self.read(move |c| webhooks::target(c, id, now)).await?;
         Ok(lease.target.is_some().then(|| Box::new(lease) as Box<dyn WebhookLease>))
+    }
+
+    // Exports.
+    async fn export_items(&self, project_id: i64, filter: ExportFilter, after: i64, limit: usize) -> Result<Vec<ExportRow>> {
+        self.read(move |c| export::export_items(c, project_id, &filter, after, limit))
+            .await
+    }
+
+    async fn import_labels(&self, project_id: i64, labels: Vec<ImportedLabel>, actor: &str, now: Millis) -> Result<usize> {
+        let actor = actor.to_string();
+        self.write(move |c| export::import_labels(c, project_id, labels, &actor, now))
+            .await
     }
 
     // Notices.

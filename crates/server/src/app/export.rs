@@ -1,0 +1,530 @@
+//! Exports: a project's items, one row per item with its prediction, decision, resolution
+//! and answers, as JSON lines, CSV or Label Studio's JSON tasks. The store yields pages by
+//! a keyset cursor (the item id); [`stream`] turns each page into one chunk of bytes, so a
+//! project of any size is written with one page in memory.
+//!
+//! The formats, column by column, are in the README ("Exports and imports").
+
+use std::sync::Arc;
+
+use flywheel_core::task::Source;
+use flywheel_core::{Outcome, Prediction, ValidationError};
+use flywheel_store::{ExportFilter, ExportReview, ExportRow, Resolution, SourceFilter, Store};
+use futures_util::Stream;
+use serde::Serialize;
+
+use super::AppError;
+
+/// Items per page read from the store (and per chunk written).
+pub const PAGE: usize = 1000;
+
+/// Label Studio's names for the control (`<Choices name="label">`) and the object it
+/// labels (`<Text name="text" value="$text">`) in the result of every annotation and
+/// prediction.
+pub const LS_FROM_NAME: &str = "label";
+pub const LS_TO_NAME: &str = "text";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Jsonl,
+    Csv,
+    LabelStudio,
+}
+
+impl Format {
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "jsonl" => Ok(Format::Jsonl),
+            "csv" => Ok(Format::Csv),
+            "label-studio" => Ok(Format::LabelStudio),
+            _ => Err(ValidationError::new("format", "format is jsonl, csv or label-studio")),
+        }
+    }
+
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Jsonl => "application/x-ndjson",
+            Format::Csv => "text/csv; charset=utf-8",
+            Format::LabelStudio => "application/json",
+        }
+    }
+}
+
+/// A time parameter: RFC 3339 (`2026-01-31T00:00:00Z`) or epoch milliseconds.
+pub fn parse_time(field: &str, s: &str) -> Result<i64, ValidationError> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+        .map_err(|_| {
+            ValidationError::new(
+                field,
+                format!("{field} is an RFC 3339 time (2026-01-31T00:00:00Z) or epoch milliseconds"),
+            )
+        })
+}
+
+/// `source`: a resolution's source, or `none` for items not resolved yet.
+pub fn parse_source(s: &str) -> Result<SourceFilter, ValidationError> {
+    if s == "none" {
+        return Ok(SourceFilter::Unresolved);
+    }
+    Source::parse(s)
+        .map(SourceFilter::Resolved)
+        .ok_or_else(|| ValidationError::new("source", "source is auto, human, adjudicated or none"))
+}
+
+/// RFC 3339 for epoch milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .ok()
+        .and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
+        .unwrap_or_default()
+}
+
+/// The project's items that pass `filter`, written in `format` one page per chunk.
+/// A failure after the first chunk ends the body early (the status line is gone by then).
+pub fn stream(
+    store: Arc<dyn Store>,
+    project_id: i64,
+    format: Format,
+    filter: ExportFilter,
+) -> impl Stream<Item = Result<Vec<u8>, AppError>> + Send + 'static {
+    struct State {
+        store: Arc<dyn Store>,
+        after: i64,
+        started: bool,
+        done: bool,
+    }
+    let state = State {
+        store,
+        after: 0,
+        started: false,
+        done: false,
+    };
+    futures_util::stream::unfold(state, move |mut st| {
+        let filter = filter.clone();
+        async move {
+            if st.done {
+                return None;
+            }
+            let mut out = Vec::new();
+            if !st.started {
+                st.started = true;
+                head(format, &mut out);
+            }
+            let rows = match st.store.export_items(project_id, filter, st.after, PAGE).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    st.done = true;
+                    return Some((Err(AppError::from(e)), st));
+                }
+            };
+            let first = st.after == 0;
+            for (i, r) in rows.iter().enumerate() {
+                if let Err(e) = write_row(format, r, first && i == 0, &mut out) {
+                    st.done = true;
+                    return Some((Err(e), st));
+                }
+            }
+            match rows.last() {
+                Some(last) if rows.len() == PAGE => st.after = last.item_id,
+                _ => {
+                    st.done = true;
+                    tail(format, &mut out);
+                }
+            }
+            Some((Ok(out), st))
+        }
+    })
+}
+
+/// The CSV columns, in order.
+pub const CSV_COLUMNS: [&str; 19] = [
+    "external_id",
+    "created_at",
+    "payload",
+    "attributes",
+    "model",
+    "model_version",
+    "scores",
+    "decision",
+    "rule",
+    "decision_label",
+    "queue",
+    "policy_version",
+    "label",
+    "source",
+    "method",
+    "confidence",
+    "resolved_at",
+    "resolution_reviewers",
+    "reviews",
+];
+
+fn head(format: Format, out: &mut Vec<u8>) {
+    match format {
+        Format::Jsonl => {}
+        Format::Csv => {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(CSV_COLUMNS).expect("writing to memory");
+            w.flush().expect("writing to memory");
+        }
+        Format::LabelStudio => out.extend_from_slice(b"["),
+    }
+}
+
+fn tail(format: Format, out: &mut Vec<u8>) {
+    if format == Format::LabelStudio {
+        out.extend_from_slice(b"\n]\n");
+    }
+}
+
+fn write_row(format: Format, r: &ExportRow, first: bool, out: &mut Vec<u8>) -> Result<(), AppError> {
+    let json = |e: serde_json::Error| AppError::Internal(format!("an export row did not serialise: {e}"));
+    match format {
+        Format::Jsonl => {
+            spliced(out, &r.external_id, "payload", &r.payload, "attributes", &r.attributes, &JsonlRest::of(r))
+                .map_err(json)?;
+            out.push(b'\n');
+        }
+        Format::Csv => csv_row(r, out).map_err(|e| AppError::Internal(format!("an export row did not serialise: {e}")))?,
+        Format::LabelStudio => {
+            out.extend_from_slice(if first { b"\n" } else { b",\n" });
+            let task = LsRest::of(r);
+            let start = out.len();
+            out.extend_from_slice(b"{\"data\":");
+            out.extend_from_slice(r.payload.as_bytes());
+            out.push(b',');
+            let at = out.len();
+            serde_json::to_writer(&mut *out, &task).map_err(json)?;
+            out.remove(at); // the rest's own `{`
+            debug_assert!(out[start] == b'{');
+        }
+    }
+    Ok(())
+}
+
+/// Writes `{"external_id": …, "<a>": <raw a>, "<b>": <raw b>, …rest}`: the stored JSON
+/// text of payload and attributes is copied, not parsed and written again.
+fn spliced(
+    out: &mut Vec<u8>,
+    external_id: &str,
+    a: &str,
+    raw_a: &str,
+    b: &str,
+    raw_b: &str,
+    rest: &impl Serialize,
+) -> serde_json::Result<()> {
+    out.extend_from_slice(b"{\"external_id\":");
+    serde_json::to_writer(&mut *out, external_id)?;
+    for (name, raw) in [(a, raw_a), (b, raw_b)] {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":");
+        out.extend_from_slice(raw.as_bytes());
+    }
+    out.push(b',');
+    let at = out.len();
+    serde_json::to_writer(&mut *out, rest)?;
+    out.remove(at);
+    Ok(())
+}
+
+/// A prediction as exported (and imported): scores by label.
+#[derive(Serialize)]
+pub struct PredictionOut<'a> {
+    pub model: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<&'a str>,
+    pub scores: serde_json::Map<String, serde_json::Value>,
+}
+
+impl<'a> PredictionOut<'a> {
+    fn of(p: &'a Prediction) -> Self {
+        PredictionOut {
+            model: &p.model,
+            version: p.version.as_deref(),
+            scores: p.scores.iter().map(|(l, s)| (l.clone(), serde_json::json!(s))).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct DecisionOut<'a> {
+    /// `auto` or `review`.
+    action: &'static str,
+    rule: &'a str,
+    /// The auto label.
+    label: Option<&'a str>,
+    /// The review queue.
+    queue: Option<&'a str>,
+    policy_version: u32,
+    /// An auto decision sampled for audit.
+    audit: bool,
+}
+
+impl<'a> DecisionOut<'a> {
+    fn of(r: &'a ExportRow) -> Self {
+        let (action, label, queue) = match &r.decision.outcome {
+            Outcome::Auto { label } => ("auto", Some(label.as_str()), None),
+            Outcome::Review { route } => ("review", None, Some(route.queue.as_str())),
+        };
+        DecisionOut {
+            action,
+            rule: &r.decision.rule,
+            label,
+            queue,
+            policy_version: r.decision.policy_version,
+            audit: r.decision.audit.is_some(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ResolutionOut<'a> {
+    label: &'a str,
+    source: &'static str,
+    method: &'a str,
+    confidence: f64,
+    reviewers: &'a [String],
+    resolved_at: String,
+}
+
+impl<'a> ResolutionOut<'a> {
+    fn of(r: &'a Resolution) -> Self {
+        ResolutionOut {
+            label: &r.label,
+            source: r.source.as_str(),
+            method: &r.method,
+            confidence: r.confidence,
+            reviewers: &r.reviewers,
+            resolved_at: rfc3339(r.resolved_at),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ReviewOut<'a> {
+    reviewer: &'a str,
+    stage: &'static str,
+    /// `label`, `escalate` or `skip`.
+    answer: &'a str,
+    label: Option<&'a str>,
+    claimed_at: String,
+    answered_at: String,
+    /// Time from claim to answer.
+    time_ms: i64,
+}
+
+impl<'a> ReviewOut<'a> {
+    fn of(w: &'a ExportReview) -> Self {
+        ReviewOut {
+            reviewer: &w.reviewer,
+            stage: w.stage.as_str(),
+            answer: &w.answer,
+            label: w.label.as_deref(),
+            claimed_at: rfc3339(w.claimed_at),
+            answered_at: rfc3339(w.answered_at),
+            time_ms: w.answered_at - w.claimed_at,
+        }
+    }
+}
+
+/// A JSON line after its external id, payload and attributes.
+#[derive(Serialize)]
+struct JsonlRest<'a> {
+    created_at: String,
+    prediction: Option<PredictionOut<'a>>,
+    decision: DecisionOut<'a>,
+    resolution: Option<ResolutionOut<'a>>,
+    reviews: Vec<ReviewOut<'a>>,
+}
+
+impl<'a> JsonlRest<'a> {
+    fn of(r: &'a ExportRow) -> Self {
+        JsonlRest {
+            created_at: rfc3339(r.created_at),
+            prediction: r.prediction.as_ref().map(PredictionOut::of),
+            decision: DecisionOut::of(r),
+            resolution: r.resolution.as_ref().map(ResolutionOut::of),
+            reviews: r.reviews.iter().map(ReviewOut::of).collect(),
+        }
+    }
+}
+
+fn csv_row(r: &ExportRow, out: &mut Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+    let d = DecisionOut::of(r);
+    let p = r.prediction.as_ref().map(PredictionOut::of);
+    let res = r.resolution.as_ref();
+    let reviews: Vec<ReviewOut> = r.reviews.iter().map(ReviewOut::of).collect();
+    let opt = |s: Option<&str>| s.unwrap_or("").to_string();
+    let record = [
+        r.external_id.clone(),
+        rfc3339(r.created_at),
+        r.payload.clone(),
+        r.attributes.clone(),
+        opt(p.as_ref().map(|p| p.model)),
+        opt(p.as_ref().and_then(|p| p.version)),
+        p.as_ref()
+            .map(|p| serde_json::to_string(&p.scores))
+            .transpose()?
+            .unwrap_or_default(),
+        d.action.to_string(),
+        d.rule.to_string(),
+        opt(d.label),
+        opt(d.queue),
+        d.policy_version.to_string(),
+        opt(res.map(|r| r.label.as_str())),
+        opt(res.map(|r| r.source.as_str())),
+        opt(res.map(|r| r.method.as_str())),
+        res.map(|r| r.confidence.to_string()).unwrap_or_default(),
+        res.map(|r| rfc3339(r.resolved_at)).unwrap_or_default(),
+        res.map(|r| serde_json::to_string(&r.reviewers))
+            .transpose()?
+            .unwrap_or_default(),
+        serde_json::to_string(&reviews)?,
+    ];
+    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(out);
+    w.write_record(&record)?;
+    w.flush()?;
+    Ok(())
+}
+
+/// A Label Studio task after its `data` (the item's payload).
+#[derive(Serialize)]
+struct LsRest<'a> {
+    annotations: Vec<LsAnnotation<'a>>,
+    predictions: Vec<LsPrediction<'a>>,
+    meta: LsMeta<'a>,
+}
+
+#[derive(Serialize)]
+pub struct LsResult<'a> {
+    pub id: String,
+    pub from_name: &'static str,
+    pub to_name: &'static str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub value: LsChoices<'a>,
+}
+
+#[derive(Serialize)]
+pub struct LsChoices<'a> {
+    pub choices: [&'a str; 1],
+}
+
+impl<'a> LsResult<'a> {
+    fn choice(id: String, label: &'a str) -> Self {
+        LsResult {
+            id,
+            from_name: LS_FROM_NAME,
+            to_name: LS_TO_NAME,
+            kind: "choices",
+            value: LsChoices { choices: [label] },
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct LsAnnotation<'a> {
+    result: [LsResult<'a>; 1],
+    was_cancelled: bool,
+    ground_truth: bool,
+    created_at: String,
+    updated_at: String,
+    /// Seconds spent (Label Studio's unit).
+    lead_time: f64,
+}
+
+#[derive(Serialize)]
+struct LsPrediction<'a> {
+    model_version: String,
+    score: f64,
+    result: [LsResult<'a>; 1],
+}
+
+/// What Label Studio has no field for; kept in the task's `meta` (which it stores and
+/// exports again) so an import restores it.
+#[derive(Serialize)]
+struct LsMeta<'a> {
+    external_id: &'a str,
+    attributes: serde_json::Value,
+    created_at: String,
+    /// Who gave each annotation, in order (Label Studio's `completed_by` is one of its
+    /// own user ids, so it is left out).
+    annotators: Vec<String>,
+    prediction: Option<PredictionOut<'a>>,
+    decision: DecisionOut<'a>,
+    resolution: Option<ResolutionOut<'a>>,
+}
+
+impl<'a> LsRest<'a> {
+    fn of(r: &'a ExportRow) -> Self {
+        let mut annotations = Vec::new();
+        let mut annotators = Vec::new();
+        for (i, w) in r.reviews.iter().enumerate() {
+            let Some(label) = w.label.as_deref() else { continue };
+            annotations.push(LsAnnotation {
+                result: [LsResult::choice(format!("r{i}"), label)],
+                was_cancelled: false,
+                ground_truth: false,
+                created_at: rfc3339(w.answered_at),
+                updated_at: rfc3339(w.answered_at),
+                lead_time: (w.answered_at - w.claimed_at) as f64 / 1000.0,
+            });
+            annotators.push(w.reviewer.clone());
+        }
+        // A human label with no answers here (imported from elsewhere) is one annotation.
+        if let Some(res) = &r.resolution
+            && annotations.is_empty()
+            && res.source != Source::Auto
+        {
+            annotations.push(LsAnnotation {
+                result: [LsResult::choice("r0".into(), &res.label)],
+                was_cancelled: false,
+                ground_truth: false,
+                created_at: rfc3339(res.resolved_at),
+                updated_at: rfc3339(res.resolved_at),
+                lead_time: 0.0,
+            });
+            annotators.push(res.reviewers.join(", "));
+        }
+        let predictions = r
+            .prediction
+            .as_ref()
+            .and_then(|p| {
+                let (label, score) = p
+                    .scores
+                    .iter()
+                    .fold(None::<&(String, f64)>, |best, s| match best {
+                        Some(b) if b.1 >= s.1 => Some(b),
+                        _ => Some(s),
+                    })?;
+                Some(LsPrediction {
+                    model_version: match &p.version {
+                        Some(v) => format!("{}:{v}", p.model),
+                        None => p.model.clone(),
+                    },
+                    score: *score,
+                    result: [LsResult::choice("p0".into(), label)],
+                })
+            })
+            .into_iter()
+            .collect();
+        LsRest {
+            annotations,
+            predictions,
+            meta: LsMeta {
+                external_id: &r.external_id,
+                attributes: serde_json::from_str(&r.attributes).unwrap_or_default(),
+                created_at: rfc3339(r.created_at),
+                annotators,
+                prediction: r.prediction.as_ref().map(PredictionOut::of),
+                decision: DecisionOut::of(r),
+                resolution: r.resolution.as_ref().map(ResolutionOut::of),
+            },
+        }
+    }
+}
