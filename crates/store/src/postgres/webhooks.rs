@@ -300,6 +300,16 @@ pub(super) async fn deliveries(
         .collect()
 }
 
+/// Whether any enabled endpoint's next attempt is due (whatever the log holds).
+pub(super) async fn any_due(c: &mut PgConnection, now: Millis) -> TxResult<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM webhooks WHERE enabled AND next_attempt_at <= $1)")
+            .bind(now)
+            .fetch_one(&mut *c)
+            .await?,
+    )
+}
+
 pub(super) async fn due(c: &mut PgConnection, now: Millis) -> TxResult<Vec<i64>> {
     Ok(sqlx::query_scalar(
         "SELECT w.id FROM webhooks w
