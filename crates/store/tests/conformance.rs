@@ -193,8 +193,8 @@ fn label(s: &str) -> Answer {
 }
 
 mod suite {
-    use super::*;
     pub use super::exports::*;
+    use super::*;
 
     pub async fn keys_and_principals(f: Fixture) {
         let s = &f.store;
