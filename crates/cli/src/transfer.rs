@@ -120,7 +120,11 @@ pub async fn import(args: ImportArgs) -> anyhow::Result<()> {
         bail!("{} is empty", args.file);
     }
     let resp = reqwest::Client::new()
-        .post(url(&args.to, "import", &[("format", &args.format), ("as", &args.labels_as)])?)
+        .post(url(
+            &args.to,
+            "import",
+            &[("format", &args.format), ("as", &args.labels_as)],
+        )?)
         .bearer_auth(&args.to.key)
         .header("content-type", "application/json")
         .body(body)

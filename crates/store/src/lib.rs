@@ -250,13 +250,25 @@ pub trait Store: Send + Sync + 'static {
     /// Up to `limit` of the project's items with ids above `after` that pass `filter`, in
     /// id order (a keyset page: the next page starts after the last row's `item_id`), each
     /// with its answers. Gold items are left out.
-    async fn export_items(&self, project_id: i64, filter: ExportFilter, after: i64, limit: usize) -> Result<Vec<ExportRow>>;
+    async fn export_items(
+        &self,
+        project_id: i64,
+        filter: ExportFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ExportRow>>;
     /// Resolves stored items with labels given elsewhere: each gets a human resolution with
     /// method `imported`, a label-feed entry, its open tasks closed (active leases
     /// cancelled) and an `item.resolved` event. An item a human (or an earlier import)
     /// already resolved is left as it is, so a re-import changes nothing; an auto label is
     /// replaced. Returns how many items were resolved. An unknown external id is `Invalid`.
-    async fn import_labels(&self, project_id: i64, labels: Vec<ImportedLabel>, actor: &str, now: Millis) -> Result<usize>;
+    async fn import_labels(
+        &self,
+        project_id: i64,
+        labels: Vec<ImportedLabel>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<usize>;
 
     // Notices.
     /// Notices of changes made through this store or, for a shared database, any node.

@@ -196,10 +196,10 @@ fn label(s: &str) -> Answer {
 mod webhook_cases;
 
 mod suite {
+    pub use super::exports::*;
     pub use super::webhook_cases::*;
 
     use super::*;
-    pub use super::exports::*;
 
     pub async fn keys_and_principals(f: Fixture) {
         let s = &f.store;

@@ -60,7 +60,10 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     let (nodes, admin) = match &own {
         Some(s) => (vec![s.url.clone()], own_key.to_string()),
         None => (
-            args.server.iter().map(|s| s.trim_end_matches('/').to_string()).collect(),
+            args.server
+                .iter()
+                .map(|s| s.trim_end_matches('/').to_string())
+                .collect(),
             args.admin_key
                 .clone()
                 .context("--server needs the admin key (--admin-key or FLYWHEEL_ADMIN_KEY)")?,
@@ -97,7 +100,11 @@ pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         let started = Instant::now();
         let mut resp = api.http.get(&url).bearer_auth(&svc).send().await?;
         if !resp.status().is_success() {
-            bail!("export {format}: {} {}", resp.status(), resp.text().await.unwrap_or_default());
+            bail!(
+                "export {format}: {} {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default()
+            );
         }
         let (mut bytes, mut newlines) = (0u64, 0u64);
         while let Some(chunk) = resp.chunk().await? {

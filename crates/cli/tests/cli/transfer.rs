@@ -34,7 +34,12 @@ async fn export_to_a_file_and_import_it_into_another_project() {
     let policy = serde_json::json!({"rules": [{"name": "sure", "when": "confidence >= 0.9", "action": "auto"},
                                               {"name": "rest", "when": "true", "action": "review", "queue": "q"}]});
     for name in ["src", "dst"] {
-        admin_post(&addr, "/v1/projects", serde_json::json!({"name": name, "labels": ["ham", "spam"], "policy": policy})).await;
+        admin_post(
+            &addr,
+            "/v1/projects",
+            serde_json::json!({"name": name, "labels": ["ham", "spam"], "policy": policy}),
+        )
+        .await;
     }
     let items: Vec<_> = (0..30)
         .map(|i| {
@@ -56,11 +61,22 @@ async fn export_to_a_file_and_import_it_into_another_project() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["items"], 30);
-    let out = transfer(&addr, &["export", "--project", "dst", "--format", "jsonl", "--source", "auto"]);
+    let out = transfer(
+        &addr,
+        &["export", "--project", "dst", "--format", "jsonl", "--source", "auto"],
+    );
     assert!(out.status.success());
-    assert_eq!(String::from_utf8(out.stdout).unwrap().lines().count(), 10, "m0, m3, … decided auto again");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap().lines().count(),
+        10,
+        "m0, m3, … decided auto again"
+    );
 
-    std::fs::write(&file, "{\"external_id\": \"ok\", \"payload\": {}}\n{\"external_id\": 7}\n").unwrap();
+    std::fs::write(
+        &file,
+        "{\"external_id\": \"ok\", \"payload\": {}}\n{\"external_id\": 7}\n",
+    )
+    .unwrap();
     let out = transfer(&addr, &["import", "--project", "dst", "--format", "jsonl", path]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);

@@ -185,11 +185,21 @@ fn write_row(format: Format, r: &ExportRow, first: bool, out: &mut Vec<u8>) -> R
     let json = |e: serde_json::Error| AppError::Internal(format!("an export row did not serialise: {e}"));
     match format {
         Format::Jsonl => {
-            spliced(out, &r.external_id, "payload", &r.payload, "attributes", &r.attributes, &JsonlRest::of(r))
-                .map_err(json)?;
+            spliced(
+                out,
+                &r.external_id,
+                "payload",
+                &r.payload,
+                "attributes",
+                &r.attributes,
+                &JsonlRest::of(r),
+            )
+            .map_err(json)?;
             out.push(b'\n');
         }
-        Format::Csv => csv_row(r, out).map_err(|e| AppError::Internal(format!("an export row did not serialise: {e}")))?,
+        Format::Csv => {
+            csv_row(r, out).map_err(|e| AppError::Internal(format!("an export row did not serialise: {e}")))?
+        }
         Format::LabelStudio => {
             out.extend_from_slice(if first { b"\n" } else { b",\n" });
             let task = LsRest::of(r);
@@ -246,7 +256,11 @@ impl<'a> PredictionOut<'a> {
         PredictionOut {
             model: &p.model,
             version: p.version.as_deref(),
-            scores: p.scores.iter().map(|(l, s)| (l.clone(), serde_json::json!(s))).collect(),
+            scores: p
+                .scores
+                .iter()
+                .map(|(l, s)| (l.clone(), serde_json::json!(s)))
+                .collect(),
         }
     }
 }
@@ -495,13 +509,10 @@ impl<'a> LsRest<'a> {
             .prediction
             .as_ref()
             .and_then(|p| {
-                let (label, score) = p
-                    .scores
-                    .iter()
-                    .fold(None::<&(String, f64)>, |best, s| match best {
-                        Some(b) if b.1 >= s.1 => Some(b),
-                        _ => Some(s),
-                    })?;
+                let (label, score) = p.scores.iter().fold(None::<&(String, f64)>, |best, s| match best {
+                    Some(b) if b.1 >= s.1 => Some(b),
+                    _ => Some(s),
+                })?;
                 Some(LsPrediction {
                     model_version: match &p.version {
                         Some(v) => format!("{}:{v}", p.model),

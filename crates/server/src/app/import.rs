@@ -325,8 +325,13 @@ fn jsonl_row(p: &ProjectRuntime, v: Value) -> Result<Row, ValidationError> {
         attributes,
         prediction,
     };
-    checked(p, item, ["external_id", "payload", "prediction"], label)
-        .map_err(|e| if e.field == "label" { invalid("resolution.label", e.message) } else { e })
+    checked(p, item, ["external_id", "payload", "prediction"], label).map_err(|e| {
+        if e.field == "label" {
+            invalid("resolution.label", e.message)
+        } else {
+            e
+        }
+    })
 }
 
 fn prediction_in(v: Value) -> Result<PredictionIn, String> {
@@ -491,7 +496,11 @@ mod tests {
         assert_eq!(got, [1, 3]);
         assert_eq!(values(b"[]").unwrap().len(), 0);
         for bad in [&b"[{\"a\": 1}"[..], b"[{\"a\": 1} {\"b\": 2}]", b"{\"a\":\n}", b"[1] x"] {
-            assert!(matches!(values(bad), Err(AppError::Row { .. })), "{}", String::from_utf8_lossy(bad));
+            assert!(
+                matches!(values(bad), Err(AppError::Row { .. })),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
         }
         match values(b"{\"a\": 1}\n{\"b\": }\n") {
             Err(AppError::Row { line, .. }) => assert_eq!(line, 2),

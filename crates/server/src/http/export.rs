@@ -54,7 +54,11 @@ pub async fn export(
     let filter = ExportFilter {
         since: time("since")?,
         until: time("until")?,
-        source: params.get("source").map(|v| export::parse_source(v)).transpose().map_err(bad)?,
+        source: params
+            .get("source")
+            .map(|v| export::parse_source(v))
+            .transpose()
+            .map_err(bad)?,
     };
     let body = export::stream(s.store.clone(), p.id, format, filter)
         .map_ok(Bytes::from)
@@ -72,7 +76,10 @@ pub async fn export(
         }
     );
     Ok((
-        [(header::CONTENT_TYPE, format.content_type().to_string()), (header::CONTENT_DISPOSITION, name)],
+        [
+            (header::CONTENT_TYPE, format.content_type().to_string()),
+            (header::CONTENT_DISPOSITION, name),
+        ],
         Body::from_stream(body),
     )
         .into_response())

@@ -55,8 +55,12 @@ async fn reviewed_project(app: &TestApp, name: &str) -> String {
     )
     .await;
     app.clock.advance_ms(1000);
-    app.submit(name, &svc, json!([item("r2", "hmm", Some(0.4)), item("r3", "?", Some(0.5))]))
-        .await;
+    app.submit(
+        name,
+        &svc,
+        json!([item("r2", "hmm", Some(0.4)), item("r3", "?", Some(0.5))]),
+    )
+    .await;
     for (id, label) in [("r1", "spam"), ("r2", "ham")] {
         let t = app.claim(name, &ann, None).await.unwrap();
         assert_eq!(t["item"]["external_id"], id);
@@ -71,9 +75,15 @@ async fn reviewed_project(app: &TestApp, name: &str) -> String {
 fn essence(rows: &BTreeMap<String, Value>) -> Vec<Value> {
     rows.values()
         .map(|r| {
-            json!([r["external_id"], r["payload"], r["attributes"], r["prediction"],
-                   r["decision"]["action"], r["resolution"]["label"],
-                   r["resolution"]["source"]])
+            json!([
+                r["external_id"],
+                r["payload"],
+                r["attributes"],
+                r["prediction"],
+                r["decision"]["action"],
+                r["resolution"]["label"],
+                r["resolution"]["source"]
+            ])
         })
         .collect()
 }
@@ -113,7 +123,10 @@ async fn jsonl_export_round_trips_into_a_second_project(db: Db) {
     let copy = app.project("copy", example_policy()).await;
     let (s, report) = app.import("copy", &copy, "format=jsonl", &text).await;
     assert_eq!(s, StatusCode::OK, "{report}");
-    assert_eq!(report, json!({"rows": 5, "items": 5, "duplicates": 0, "labels": 2, "gold": 0}));
+    assert_eq!(
+        report,
+        json!({"rows": 5, "items": 5, "duplicates": 0, "labels": 2, "gold": 0})
+    );
     let copied = app.jsonl("copy", &copy).await;
     assert_eq!(essence(&copied), essence(&rows), "equal in items and labels");
     assert_eq!(copied["r1"]["resolution"]["method"], "imported");
@@ -128,13 +141,19 @@ async fn jsonl_export_round_trips_into_a_second_project(db: Db) {
     assert_eq!(feed, [("a1", "auto"), ("a2", "auto"), ("r1", "human"), ("r2", "human")]);
     // The imported labels closed their review tasks: only r3 is left to claim.
     let bob = app.reviewer("bob", &[1], &["copy"]).await;
-    assert_eq!(app.claim("copy", &bob, None).await.unwrap()["item"]["external_id"], "r3");
+    assert_eq!(
+        app.claim("copy", &bob, None).await.unwrap()["item"]["external_id"],
+        "r3"
+    );
     assert!(app.claim("copy", &bob, None).await.is_none());
 
     // Idempotent by external id.
     let (s, again) = app.import("copy", &copy, "format=jsonl", &text).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(again, json!({"rows": 5, "items": 0, "duplicates": 5, "labels": 0, "gold": 0}));
+    assert_eq!(
+        again,
+        json!({"rows": 5, "items": 0, "duplicates": 5, "labels": 0, "gold": 0})
+    );
     assert_eq!(app.jsonl("copy", &copy).await.len(), 5);
     let (_, labels) = app.get("/v1/projects/copy/labels", &copy).await;
     assert_eq!(labels["labels"].as_array().unwrap().len(), 4);
@@ -149,9 +168,25 @@ async fn csv_export_has_its_columns_and_quotes_properly(db: Db) {
     assert_eq!(
         header,
         [
-            "external_id", "created_at", "payload", "attributes", "model", "model_version", "scores", "decision",
-            "rule", "decision_label", "queue", "policy_version", "label", "source", "method", "confidence",
-            "resolved_at", "resolution_reviewers", "reviews"
+            "external_id",
+            "created_at",
+            "payload",
+            "attributes",
+            "model",
+            "model_version",
+            "scores",
+            "decision",
+            "rule",
+            "decision_label",
+            "queue",
+            "policy_version",
+            "label",
+            "source",
+            "method",
+            "confidence",
+            "resolved_at",
+            "resolution_reviewers",
+            "reviews"
         ]
     );
     let rows: Vec<BTreeMap<String, String>> = reader.deserialize().map(Result::unwrap).collect();
@@ -159,16 +194,25 @@ async fn csv_export_has_its_columns_and_quotes_properly(db: Db) {
     let a1 = &rows[0];
     assert_eq!(a1["external_id"], "a1");
     let payload: Value = serde_json::from_str(&a1["payload"]).unwrap();
-    assert_eq!(payload["text"], "WIN a prize, \"now\",\nreply", "commas, quotes and newlines survive");
+    assert_eq!(
+        payload["text"], "WIN a prize, \"now\",\nreply",
+        "commas, quotes and newlines survive"
+    );
     assert_eq!(a1["model"], "m");
     assert_eq!(a1["model_version"], "1");
     assert_eq!(serde_json::from_str::<Value>(&a1["scores"]).unwrap()["spam"], 0.99);
-    assert_eq!((a1["decision"].as_str(), a1["decision_label"].as_str()), ("auto", "spam"));
+    assert_eq!(
+        (a1["decision"].as_str(), a1["decision_label"].as_str()),
+        ("auto", "spam")
+    );
     assert_eq!((a1["label"].as_str(), a1["source"].as_str()), ("spam", "auto"));
     let r1 = rows.iter().find(|r| r["external_id"] == "r1").unwrap();
     assert_eq!((r1["decision"].as_str(), r1["queue"].as_str()), ("review", "standard"));
     assert_eq!((r1["label"].as_str(), r1["source"].as_str()), ("spam", "human"));
-    assert_eq!(serde_json::from_str::<Value>(&r1["resolution_reviewers"]).unwrap(), json!(["ann-spam"]));
+    assert_eq!(
+        serde_json::from_str::<Value>(&r1["resolution_reviewers"]).unwrap(),
+        json!(["ann-spam"])
+    );
     let reviews: Value = serde_json::from_str(&r1["reviews"]).unwrap();
     assert_eq!(reviews[0]["label"], "spam");
     let r3 = rows.iter().find(|r| r["external_id"] == "r3").unwrap();
@@ -184,9 +228,17 @@ async fn label_studio_tasks_have_the_fields_it_reads_and_round_trip(db: Db) {
     for t in &tasks {
         assert!(t["data"]["text"].is_string(), "data holds the payload: {t}");
         assert!(t["annotations"].is_array() && t["predictions"].is_array());
-        for a in t["annotations"].as_array().unwrap().iter().chain(t["predictions"].as_array().unwrap()) {
+        for a in t["annotations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .chain(t["predictions"].as_array().unwrap())
+        {
             let r = &a["result"][0];
-            assert_eq!((r["from_name"].as_str(), r["to_name"].as_str(), r["type"].as_str()), (Some("label"), Some("text"), Some("choices")));
+            assert_eq!(
+                (r["from_name"].as_str(), r["to_name"].as_str(), r["type"].as_str()),
+                (Some("label"), Some("text"), Some("choices"))
+            );
             assert_eq!(r["value"]["choices"].as_array().unwrap().len(), 1);
             assert!(r["id"].is_string());
         }
@@ -212,7 +264,10 @@ async fn label_studio_tasks_have_the_fields_it_reads_and_round_trip(db: Db) {
     assert_eq!(s, StatusCode::OK, "{report}");
     assert_eq!(report["items"], 5);
     assert_eq!(report["labels"], 2);
-    assert_eq!(essence(&app.jsonl("copy", &copy).await), essence(&app.jsonl("spam", &svc).await));
+    assert_eq!(
+        essence(&app.jsonl("copy", &copy).await),
+        essence(&app.jsonl("spam", &svc).await)
+    );
 
     // A task as Label Studio itself exports it (no meta): its id is the external id, its
     // one prediction's score the chosen label's, its annotators Label Studio's user ids.
@@ -229,7 +284,10 @@ async fn label_studio_tasks_have_the_fields_it_reads_and_round_trip(db: Db) {
     assert_eq!(report["labels"], 1);
     let (_, detail) = app.get("/v1/projects/copy/items/17", &copy).await;
     assert_eq!(detail["resolution"]["label"], "spam");
-    assert_eq!(detail["resolution"]["reviewers"], json!(["label-studio:3", "eve@example.com"]));
+    assert_eq!(
+        detail["resolution"]["reviewers"],
+        json!(["label-studio:3", "eve@example.com"])
+    );
     let scores = &app.jsonl("copy", &copy).await["17"]["prediction"];
     assert_eq!(scores["model"], "bert");
     assert_eq!(scores["scores"]["spam"], 0.8);
@@ -238,9 +296,16 @@ async fn label_studio_tasks_have_the_fields_it_reads_and_round_trip(db: Db) {
     let gold = app.project("gold", example_policy()).await;
     let (s, report) = app.import("gold", &gold, "format=label-studio&as=gold", &text).await;
     assert_eq!(s, StatusCode::OK, "{report}");
-    assert_eq!(report, json!({"rows": 5, "items": 3, "duplicates": 0, "labels": 0, "gold": 2}));
+    assert_eq!(
+        report,
+        json!({"rows": 5, "items": 3, "duplicates": 0, "labels": 0, "gold": 2})
+    );
     let rows = app.jsonl("gold", &gold).await;
-    assert_eq!(rows.keys().collect::<Vec<_>>(), ["a1", "a2", "r3"], "gold items are not exported");
+    assert_eq!(
+        rows.keys().collect::<Vec<_>>(),
+        ["a1", "a2", "r3"],
+        "gold items are not exported"
+    );
 }
 
 async fn a_bad_import_row_names_its_line_and_nothing_is_written(db: Db) {
@@ -263,7 +328,11 @@ async fn a_bad_import_row_names_its_line_and_nothing_is_written(db: Db) {
         assert_eq!(s, StatusCode::NOT_FOUND, "nothing of the file is written");
     }
     let cases = [
-        ("{\"external_id\": \"x\", \"payload\": {\"text\": \"a\"}}\n{\"external_id\": }\n", "line 2", 2),
+        (
+            "{\"external_id\": \"x\", \"payload\": {\"text\": \"a\"}}\n{\"external_id\": }\n",
+            "line 2",
+            2,
+        ),
         (
             "{\"external_id\": \"x\", \"payload\": {\"text\": \"a\"}, \"prediction\": {\"model\": \"m\", \"scores\": {\"ham\": 0.5, \"spam\": 1.5}}}",
             "line 1: prediction.scores.spam",
@@ -286,7 +355,10 @@ async fn a_bad_import_row_names_its_line_and_nothing_is_written(db: Db) {
     let (s, _) = app.get("/v1/projects/spam/items/x", &svc).await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, v) = app.import("spam", &svc, "format=xml", "[]").await;
-    assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("format")));
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("format"))
+    );
     let (s, v) = app.import("spam", &svc, "format=jsonl&as=truth", "{}").await;
     assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("as")));
     let ann = app.reviewer("ann", &[1], &["spam"]).await;
@@ -299,7 +371,12 @@ async fn export_filters_by_time_and_source(db: Db) {
     let svc = reviewed_project(&app, "spam").await;
     let ids = |text: String| -> Vec<String> {
         text.lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap()["external_id"].as_str().unwrap().to_string())
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["external_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
             .collect()
     };
     let second = START_MS + 1000;
@@ -309,23 +386,48 @@ async fn export_filters_by_time_and_source(db: Db) {
             .format(&time::format_description::well_known::Rfc3339)
             .unwrap()
     };
-    assert_eq!(ids(app.export("spam", &svc, &format!("format=jsonl&since={}", at(second))).await), ["r2", "r3"]);
-    assert_eq!(ids(app.export("spam", &svc, &format!("format=jsonl&until={second}")).await), ["a1", "a2", "r1"]);
-    assert_eq!(ids(app.export("spam", &svc, "format=jsonl&source=human").await), ["r1", "r2"]);
-    assert_eq!(ids(app.export("spam", &svc, "format=jsonl&source=auto").await), ["a1", "a2"]);
+    assert_eq!(
+        ids(app
+            .export("spam", &svc, &format!("format=jsonl&since={}", at(second)))
+            .await),
+        ["r2", "r3"]
+    );
+    assert_eq!(
+        ids(app.export("spam", &svc, &format!("format=jsonl&until={second}")).await),
+        ["a1", "a2", "r1"]
+    );
+    assert_eq!(
+        ids(app.export("spam", &svc, "format=jsonl&source=human").await),
+        ["r1", "r2"]
+    );
+    assert_eq!(
+        ids(app.export("spam", &svc, "format=jsonl&source=auto").await),
+        ["a1", "a2"]
+    );
     assert_eq!(ids(app.export("spam", &svc, "format=jsonl&source=none").await), ["r3"]);
     assert_eq!(
-        ids(app.export("spam", &svc, &format!("format=jsonl&source=human&since={second}")).await),
+        ids(app
+            .export("spam", &svc, &format!("format=jsonl&source=human&since={second}"))
+            .await),
         ["r2"]
     );
-    let (_, v) = app.get("/v1/projects/spam/export?format=jsonl&since=yesterday", &svc).await;
+    let (_, v) = app
+        .get("/v1/projects/spam/export?format=jsonl&since=yesterday", &svc)
+        .await;
     assert_eq!(v["error"]["field"], "since");
     let (s, v) = app.get("/v1/projects/spam/export?format=xml", &svc).await;
-    assert_eq!((s, v["error"]["field"].as_str()), (StatusCode::BAD_REQUEST, Some("format")));
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("format"))
+    );
     let (_, v) = app.get("/v1/projects/spam/export?format=csv&source=robot", &svc).await;
     assert_eq!(v["error"]["field"], "source");
     let empty = app.export("spam", &svc, "format=label-studio&source=adjudicated").await;
-    assert_eq!(serde_json::from_str::<Value>(&empty).unwrap(), json!([]), "an empty export is still a JSON array");
+    assert_eq!(
+        serde_json::from_str::<Value>(&empty).unwrap(),
+        json!([]),
+        "an empty export is still a JSON array"
+    );
 }
 
 on_both_backends!(

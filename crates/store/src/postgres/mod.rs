@@ -749,15 +749,30 @@ impl Store for PgStore {
     }
 
     // Exports.
-    async fn export_items(&self, project_id: i64, filter: ExportFilter, after: i64, limit: usize) -> Result<Vec<ExportRow>> {
+    async fn export_items(
+        &self,
+        project_id: i64,
+        filter: ExportFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ExportRow>> {
         let mut c = self.pool.acquire().await?;
         export::export_items(&mut c, project_id, &filter, after, limit)
             .await
             .map_err(TxError::into_store)
     }
 
-    async fn import_labels(&self, project_id: i64, labels: Vec<ImportedLabel>, actor: &str, now: Millis) -> Result<usize> {
-        transaction!(self, |tx| export::import_labels(&mut tx, project_id, &labels, actor, now).await)
+    async fn import_labels(
+        &self,
+        project_id: i64,
+        labels: Vec<ImportedLabel>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<usize> {
+        transaction!(self, |tx| export::import_labels(
+            &mut tx, project_id, &labels, actor, now
+        )
+        .await)
     }
 
     // Notices.

@@ -154,8 +154,10 @@ pub(super) fn import_labels(
              WHERE item_id = ?1 AND state = 'open'",
         )?
         .execute(params![t.id, now])?;
-        c.prepare_cached("UPDATE leases SET state = 'cancelled', ended_at = ?2 WHERE item_id = ?1 AND state = 'active'")?
-            .execute(params![t.id, now])?;
+        c.prepare_cached(
+            "UPDATE leases SET state = 'cancelled', ended_at = ?2 WHERE item_id = ?1 AND state = 'active'",
+        )?
+        .execute(params![t.id, now])?;
         insert_label(
             c,
             project_id,

@@ -637,12 +637,24 @@ impl Store for SqliteStore {
     }
 
     // Exports.
-    async fn export_items(&self, project_id: i64, filter: ExportFilter, after: i64, limit: usize) -> Result<Vec<ExportRow>> {
+    async fn export_items(
+        &self,
+        project_id: i64,
+        filter: ExportFilter,
+        after: i64,
+        limit: usize,
+    ) -> Result<Vec<ExportRow>> {
         self.read(move |c| export::export_items(c, project_id, &filter, after, limit))
             .await
     }
 
-    async fn import_labels(&self, project_id: i64, labels: Vec<ImportedLabel>, actor: &str, now: Millis) -> Result<usize> {
+    async fn import_labels(
+        &self,
+        project_id: i64,
+        labels: Vec<ImportedLabel>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<usize> {
         let actor = actor.to_string();
         self.write(move |c| export::import_labels(c, project_id, labels, &actor, now))
             .await

@@ -27,15 +27,25 @@ fn ids(rows: &[ExportRow]) -> Vec<&str> {
 
 pub async fn export_pages_items_with_answers_and_filters(f: Fixture) {
     let s = &f.store;
-    s.submit_items(f.project.id, vec![review("r1", "q", 1, 0, 1), review("r2", "q", 1, 0, 1)], "service", 100)
-        .await
-        .unwrap();
+    s.submit_items(
+        f.project.id,
+        vec![review("r1", "q", 1, 0, 1), review("r2", "q", 1, 0, 1)],
+        "service",
+        100,
+    )
+    .await
+    .unwrap();
     s.submit_items(f.project.id, vec![auto("a1", "spam", false)], "service", 200)
         .await
         .unwrap();
-    s.submit_items(f.project.id, vec![review("r3", "q", 1, 0, 1), auto("a2", "ham", false)], "service", 300)
-        .await
-        .unwrap();
+    s.submit_items(
+        f.project.id,
+        vec![review("r3", "q", 1, 0, 1), auto("a2", "ham", false)],
+        "service",
+        300,
+    )
+    .await
+    .unwrap();
     s.add_gold(
         f.project.id,
         vec![NewGold {
@@ -56,10 +66,20 @@ pub async fn export_pages_items_with_answers_and_filters(f: Fixture) {
     f.answer(&ann, &t, "x1", label("spam"), 450).await.unwrap();
 
     let all = export_all(&f, ExportFilter::default(), 2).await;
-    assert_eq!(ids(&all), ["r1", "r2", "a1", "r3", "a2"], "id order, gold left out, across pages");
+    assert_eq!(
+        ids(&all),
+        ["r1", "r2", "a1", "r3", "a2"],
+        "id order, gold left out, across pages"
+    );
     let r1 = &all[0];
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&r1.payload).unwrap(), json!({"text": "text of r1"}));
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&all[2].attributes).unwrap(), json!({"country": "FR"}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&r1.payload).unwrap(),
+        json!({"text": "text of r1"})
+    );
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&all[2].attributes).unwrap(),
+        json!({"country": "FR"})
+    );
     assert_eq!(r1.created_at, 100);
     assert_eq!(r1.decision.rule, "r");
     let res = r1.resolution.as_ref().unwrap();
@@ -85,14 +105,27 @@ pub async fn export_pages_items_with_answers_and_filters(f: Fixture) {
         until: Some(300),
         source: None,
     };
-    assert_eq!(ids(&export_all(&f, window, 10).await), ["a1"], "since is inclusive, until is not");
+    assert_eq!(
+        ids(&export_all(&f, window, 10).await),
+        ["a1"],
+        "since is inclusive, until is not"
+    );
     let by = |source| ExportFilter {
         source: Some(source),
         ..Default::default()
     };
-    assert_eq!(ids(&export_all(&f, by(SourceFilter::Resolved(Source::Auto)), 10).await), ["a1", "a2"]);
-    assert_eq!(ids(&export_all(&f, by(SourceFilter::Resolved(Source::Human)), 10).await), ["r1"]);
-    assert_eq!(ids(&export_all(&f, by(SourceFilter::Unresolved), 1).await), ["r2", "r3"]);
+    assert_eq!(
+        ids(&export_all(&f, by(SourceFilter::Resolved(Source::Auto)), 10).await),
+        ["a1", "a2"]
+    );
+    assert_eq!(
+        ids(&export_all(&f, by(SourceFilter::Resolved(Source::Human)), 10).await),
+        ["r1"]
+    );
+    assert_eq!(
+        ids(&export_all(&f, by(SourceFilter::Unresolved), 1).await),
+        ["r2", "r3"]
+    );
     let after_all = s
         .export_items(f.project.id, ExportFilter::default(), all[4].item_id, 10)
         .await
@@ -130,14 +163,23 @@ pub async fn imported_labels_resolve_items_once(f: Fixture) {
     };
     // Checked whole before anything is written.
     let bad = s
-        .import_labels(f.project.id, vec![imported("r2", "spam"), imported("nope", "spam")], "admin", 50)
+        .import_labels(
+            f.project.id,
+            vec![imported("r2", "spam"), imported("nope", "spam")],
+            "admin",
+            50,
+        )
         .await;
     assert!(matches!(bad, Err(StoreError::Invalid(v)) if v.field == "labels[1].external_id"));
     let bad = s
         .import_labels(f.project.id, vec![imported("r2", "maybe")], "admin", 50)
         .await;
     assert!(matches!(bad, Err(StoreError::Invalid(v)) if v.field == "labels[0].label"));
-    assert_eq!(f.all_labels().await.len(), labels_before, "a refused import writes nothing");
+    assert_eq!(
+        f.all_labels().await.len(),
+        labels_before,
+        "a refused import writes nothing"
+    );
     assert!(s.item(f.project.id, "r2").await.unwrap().unwrap().resolution.is_none());
 
     let batch = vec![
@@ -155,15 +197,31 @@ pub async fn imported_labels_resolve_items_once(f: Fixture) {
         ("spam", Source::Human, IMPORTED, 60)
     );
     assert_eq!(res.reviewers, ["ls-1", "ls-2"]);
-    assert!(r1.tasks.iter().all(|t| t.state == "done"), "the item's open task is closed");
+    assert!(
+        r1.tasks.iter().all(|t| t.state == "done"),
+        "the item's open task is closed"
+    );
     let lost = f.answer(&ann, &held, "a1", label("ham"), 70).await;
     assert!(
         matches!(lost, Err(StoreError::Conflict { code: "lease_lost", .. })),
         "the lease on a closed task is cancelled: {lost:?}"
     );
-    assert_eq!(s.item(f.project.id, "r4").await.unwrap().unwrap().resolution.unwrap().label, "ham");
+    assert_eq!(
+        s.item(f.project.id, "r4")
+            .await
+            .unwrap()
+            .unwrap()
+            .resolution
+            .unwrap()
+            .label,
+        "ham"
+    );
     let a1 = s.item(f.project.id, "a1").await.unwrap().unwrap();
-    assert_eq!(a1.resolution.unwrap().label, "ham", "an imported human label replaces an auto one");
+    assert_eq!(
+        a1.resolution.unwrap().label,
+        "ham",
+        "an imported human label replaces an auto one"
+    );
     let resolved = a1.events.iter().find(|e| e.kind == "item.resolved").unwrap();
     assert_eq!(resolved.data["previous"], "spam");
     assert_eq!(resolved.data["method"], IMPORTED);
@@ -173,9 +231,15 @@ pub async fn imported_labels_resolve_items_once(f: Fixture) {
         .iter()
         .map(|l| (l.external_id.as_str(), l.label.as_str(), l.source.as_str()))
         .collect();
-    assert_eq!(new, [("r1", "spam", "human"), ("r2", "ham", "human"), ("a1", "ham", "human")]);
+    assert_eq!(
+        new,
+        [("r1", "spam", "human"), ("r2", "ham", "human"), ("a1", "ham", "human")]
+    );
     let r3 = s.item(f.project.id, "r3").await.unwrap().unwrap();
-    assert!(r3.resolution.is_none() && r3.tasks[0].state == "open", "an item not imported stays open");
+    assert!(
+        r3.resolution.is_none() && r3.tasks[0].state == "open",
+        "an item not imported stays open"
+    );
 
     // Idempotent: the same import again changes nothing.
     assert_eq!(s.import_labels(f.project.id, batch, "admin", 90).await.unwrap(), 0);
