@@ -42,6 +42,25 @@ pub struct ServeArgs {
     /// The log filter, in `tracing` syntax [default: info,tower_http=warn].
     #[arg(long, env = "FLYWHEEL_LOG", value_name = "FILTER")]
     pub log: Option<String>,
+    /// The log's format: `text` (for people) or `json` (one object per line, for a log
+    /// pipeline) [default: text].
+    #[arg(long, env = "FLYWHEEL_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, a listener of its own
+    /// [default: off].
+    #[arg(long, env = "FLYWHEEL_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`, `spans`).
+    Json,
 }
 
 /// The settings `flywheel serve` runs with, every layer applied.
@@ -51,6 +70,9 @@ pub struct Settings {
     pub database: String,
     pub admin_key: Option<String>,
     pub log: String,
+    pub log_format: LogFormat,
+    /// Where `GET /metrics` is served; `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Settings {
@@ -60,6 +82,8 @@ impl Default for Settings {
             database: DEFAULT_DATABASE.into(),
             admin_key: None,
             log: DEFAULT_LOG.into(),
+            log_format: LogFormat::Text,
+            metrics_listen: None,
         }
     }
 }
@@ -72,6 +96,8 @@ impl std::fmt::Debug for Settings {
             .field("database", &self.database)
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<set>"))
             .field("log", &self.log)
+            .field("log_format", &self.log_format)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -84,6 +110,9 @@ struct FileConfig {
     database: Option<String>,
     admin_key: Option<String>,
     log: Option<String>,
+    log_format: Option<LogFormat>,
+    /// An address, or `""` for none (what the example writes: TOML has no null).
+    metrics_listen: Option<String>,
 }
 
 /// A configuration the operator must fix: the file cannot be read, has an unknown key or a
@@ -141,7 +170,7 @@ impl Settings {
         let log_from = if args.log.is_some() {
             "--log or FLYWHEEL_LOG".to_string()
         } else {
-            origin
+            origin.clone()
         };
         let default = Settings::default();
         let settings = Settings {
@@ -149,6 +178,17 @@ impl Settings {
             database: args.database.or(file.database).unwrap_or(default.database),
             admin_key: args.admin_key.or(file.admin_key),
             log: args.log.or(file.log).unwrap_or(default.log),
+            log_format: args.log_format.or(file.log_format).unwrap_or(default.log_format),
+            metrics_listen: match (args.metrics_listen, file.metrics_listen) {
+                (Some(a), _) => Some(a),
+                (None, Some(s)) if s.is_empty() => None,
+                (None, Some(s)) => Some(s.parse().map_err(|e| {
+                    ConfigError(format!(
+                        "{origin}: metrics_listen: '{s}' is not an address (host:port) or \"\" for off: {e}"
+                    ))
+                })?),
+                (None, None) => default.metrics_listen,
+            },
         };
         EnvFilter::try_new(&settings.log)
             .map_err(|e| ConfigError(format!("{log_from}: log: '{}' is not a log filter: {e}", settings.log)))?;
@@ -172,6 +212,8 @@ mod tests {
             database: None,
             admin_key: None,
             log: None,
+            log_format: None,
+            metrics_listen: None,
         }
     }
 
@@ -185,6 +227,7 @@ mod tests {
         let file = FileConfig::parse(EXAMPLE, "example").unwrap();
         // Each setting is written out (the admin key commented), not left to the default.
         assert!(file.listen.is_some() && file.database.is_some() && file.log.is_some());
+        assert!(file.log_format.is_some() && file.metrics_listen.is_some());
         assert!(file.admin_key.is_none(), "the example sets no admin key");
         assert_eq!(
             Settings::layer(no_flags(), Some((file, "example".into()))).unwrap(),
@@ -203,6 +246,17 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:9001".parse().unwrap());
         assert_eq!((s.log.as_str(), s.database.as_str()), ("debug", DEFAULT_DATABASE));
         assert_eq!(s.admin_key.as_deref(), Some("file-admin-key-0123456789"));
+        assert_eq!((s.log_format, s.metrics_listen), (LogFormat::Text, None));
+        let s = from_file("log_format = \"json\"\nmetrics_listen = \"127.0.0.1:9100\"\n").unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        let flags = ServeArgs {
+            metrics_listen: Some("127.0.0.1:9200".parse().unwrap()),
+            ..no_flags()
+        };
+        let file = FileConfig::parse("metrics_listen = \"127.0.0.1:9100\"", "f").unwrap();
+        let s = Settings::layer(flags, Some((file, "f".into()))).unwrap();
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9200".parse().unwrap()));
         let flags = ServeArgs {
             listen: Some("127.0.0.1:9002".parse().unwrap()),
             database: Some("sqlite:///tmp/x.db".into()),
@@ -232,6 +286,8 @@ mod tests {
                 &["flywheel.toml: log: ", "not a log filter"],
             ),
             ("log = \"info\"\nlisten = ", &["flywheel.toml (line 2): "]),
+            ("log_format = \"xml\"", &["flywheel.toml", "log_format: "]),
+            ("metrics_listen = \"nowhere\"", &["flywheel.toml: metrics_listen: ", "not an address"]),
         ];
         for (text, needles) in cases {
             let e = from_file(text).unwrap_err().to_string();

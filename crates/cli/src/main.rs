@@ -71,7 +71,7 @@ fn main() -> ExitCode {
         ),
     };
     if let Some(filter) = log {
-        init_tracing(filter);
+        init_tracing(filter, config::LogFormat::Text);
     }
     let result = match cli.command {
         Command::Serve(args) => {
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_tracing(settings.log_filter());
+            init_tracing(settings.log_filter(), settings.log_format);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
@@ -116,11 +116,14 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(filter: tracing_subscriber::EnvFilter) {
-    tracing_subscriber::fmt()
+fn init_tracing(filter: tracing_subscriber::EnvFilter, format: config::LogFormat) {
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => log.init(),
+        config::LogFormat::Json => log.json().init(),
+    }
 }
 
 async fn serve(args: Settings) -> anyhow::Result<()> {
@@ -147,9 +150,32 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal().context("cannot install the signal handlers")?;
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let metrics = match args.metrics_listen {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} for metrics"))?;
+            println!("metrics: http://{}/metrics", listener.local_addr()?);
+            let mut stop = stop_rx.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            Some(tokio::spawn(flywheel_server::serve_metrics(listener, state.clone(), stopped)))
+        }
+        None => None,
+    };
     println!("flywheel listening on http://{addr} (database {})", args.database);
     println!("console: http://{addr}/login (the workbench and the dashboard)");
     flywheel_server::serve(listener, state, shutdown).await?;
+    if let Some(m) = metrics {
+        m.await.context("the metrics listener failed")??;
+    }
     println!("flywheel stopped");
     Ok(())
 }

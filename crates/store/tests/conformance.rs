@@ -1025,6 +1025,31 @@ mod suite {
             vec![1, 0, 0],
             "one open task in q was created before 11, none before 10"
         );
+        // Open tasks by queue and tier: a tier-2 task joins the tier-1 one left open.
+        f.submit(vec![review("d", "q", 2, 0, 1)]).await;
+        let depth = |tier, breaches| QueueDepth {
+            queue: "q".into(),
+            tier,
+            open: 1,
+            oldest_age_ms: 990,
+            breaches,
+        };
+        assert_eq!(
+            s.queue_depths(f.project.id, 1_000, vec![("q".into(), 11), ("other".into(), 99)])
+                .await
+                .unwrap(),
+            vec![depth(1, Some(1)), depth(2, Some(1))],
+            "both tasks were created at 10, before the cutoff"
+        );
+        assert_eq!(
+            s.queue_depths(f.project.id, 1_000, vec![]).await.unwrap(),
+            vec![depth(1, None), depth(2, None)],
+            "no SLA, no breach count"
+        );
+        assert_eq!(
+            s.queue_depths(f.project.id, 1_000, vec![("q".into(), 10)]).await.unwrap(),
+            vec![depth(1, Some(0)), depth(2, Some(0))]
+        );
         // Answers per UTC day: one on day 0, then one on day 1 (the second task).
         let t2 = f.claim(&r, None, DAY_MS).await.unwrap();
         f.answer(&r, &t2, "w2", label("ham"), DAY_MS + 5).await.unwrap();

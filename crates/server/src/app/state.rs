@@ -47,6 +47,8 @@ pub struct AppState {
     pub alarms: super::monitors::Alarms,
     /// Failed sign-ins per name (the console's brake on password guessing).
     pub login_guard: super::accounts::LoginGuard,
+    /// The Prometheus metrics this server exposes (`crate::metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 #[derive(Default)]
@@ -93,6 +95,7 @@ impl ProjectRuntime {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Self {
+            metrics: crate::metrics::Metrics::new(store.writer_stats()),
             store,
             clock,
             projects: RwLock::new(HashMap::new()),

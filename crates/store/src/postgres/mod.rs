@@ -637,6 +637,18 @@ impl Store for PgStore {
             .map_err(TxError::into_store)
     }
 
+    async fn queue_depths(
+        &self,
+        project_id: i64,
+        now: Millis,
+        sla_cutoffs: Vec<(String, Millis)>,
+    ) -> Result<Vec<QueueDepth>> {
+        let mut c = self.pool.acquire().await?;
+        dashboard::queue_depths(&mut c, project_id, now, &sla_cutoffs)
+            .await
+            .map_err(TxError::into_store)
+    }
+
     // Notices.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {
         self.notices.subscribe()

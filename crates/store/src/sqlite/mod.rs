@@ -514,6 +514,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn queue_depths(
+        &self,
+        project_id: i64,
+        now: Millis,
+        sla_cutoffs: Vec<(String, Millis)>,
+    ) -> Result<Vec<QueueDepth>> {
+        self.read(move |c| dashboard::queue_depths(c, project_id, now, &sla_cutoffs))
+            .await
+    }
+
+    fn writer_stats(&self) -> Option<Arc<crate::observe::WriterStats>> {
+        Some(self.inner.writer.stats.clone())
+    }
+
     // Notices.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {
         self.inner.notices.subscribe()
