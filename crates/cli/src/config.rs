@@ -254,8 +254,8 @@ mod tests {
             metrics_listen: Some("127.0.0.1:9200".parse().unwrap()),
             ..no_flags()
         };
-        let file = FileConfig::parse("metrics_listen = \"127.0.0.1:9100\"", "f").unwrap();
-        let s = Settings::layer(flags, Some((file, "f".into()))).unwrap();
+        let metrics_file = FileConfig::parse("metrics_listen = \"127.0.0.1:9100\"", "f").unwrap();
+        let s = Settings::layer(flags, Some((metrics_file, "f".into()))).unwrap();
         assert_eq!(s.metrics_listen, Some("127.0.0.1:9200".parse().unwrap()));
         let flags = ServeArgs {
             listen: Some("127.0.0.1:9002".parse().unwrap()),

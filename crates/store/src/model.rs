@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::Millis;
 
 // Decided in core (`flywheel_core::review`), stored and served by the store.
-pub use flywheel_core::review::{Judging, Resolution, ReviewResult};
+pub use flywheel_core::review::{Judging, Resolution, ReviewResult, StoredAnswer};
 
 /// Who is calling, as their key says.
 #[derive(Debug, Clone, PartialEq)]

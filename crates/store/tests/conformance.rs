@@ -586,8 +586,22 @@ mod suite {
             "a refused review writes nothing"
         );
         let first = f.answer(&a, &t, "r1", label("spam"), 120).await.unwrap();
-        let again = f.answer(&a, &t, "r1", label("ham"), 130).await.unwrap();
-        assert_eq!(first, again, "a retried review returns the stored result");
+        let mut again = f.answer(&a, &t, "r1", label("ham"), 130).await.unwrap();
+        // The answer's tier and time on task come only with the call that stored it, so
+        // that the server's metrics count a retry once.
+        assert_eq!(
+            first.stored,
+            Some(StoredAnswer {
+                tier: 1,
+                time_on_task_ms: 20
+            })
+        );
+        assert_eq!(again.stored.take(), None, "a retry stores nothing");
+        assert_eq!(
+            ReviewResult { stored: first.stored, ..again },
+            first,
+            "a retried review returns the stored result"
+        );
         assert_eq!(f.all_labels().await.len(), 1);
         f.submit(vec![review("z", "q", 1, 0, 1)]).await;
         let t2 = f.claim(&a, None, 135).await.unwrap();

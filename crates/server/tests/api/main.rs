@@ -13,5 +13,6 @@ mod console;
 mod feeds;
 mod items;
 mod learning;
+mod metrics;
 mod quality;
 mod work;
