@@ -50,6 +50,16 @@ pub struct ServeArgs {
     /// [default: off].
     #[arg(long, env = "FLYWHEEL_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Seed a demo and keep feeding it while the server runs: `spam` makes a project, two
+    /// reviewers with passwords (printed), gold, and a stream of SMS messages. Not a
+    /// setting of the file: a flag for trying Flywheel out.
+    #[arg(long, value_name = "NAME")]
+    pub demo: Option<crate::live_demo::Demo>,
+    /// The demo's messages: a JSON-lines file of {id, text, label} [default:
+    /// $FLYWHEEL_DATA_DIR/sms_spam.jsonl, else ../shared/data/sms_spam.jsonl, else a small
+    /// built-in sample].
+    #[arg(long, value_name = "PATH", requires = "demo")]
+    pub data: Option<PathBuf>,
 }
 
 /// How log lines are written.
@@ -214,6 +224,8 @@ mod tests {
             log: None,
             log_format: None,
             metrics_listen: None,
+            demo: None,
+            data: None,
         }
     }
 

@@ -12,6 +12,7 @@ use crate::config::{ServeArgs, Settings};
 mod bench;
 mod config;
 mod demo;
+mod live_demo;
 mod offline;
 
 /// mimalloc instead of the system allocator: requests allocate many small short-lived
@@ -74,7 +75,8 @@ fn main() -> ExitCode {
         init_tracing(filter, config::LogFormat::Text);
     }
     let result = match cli.command {
-        Command::Serve(args) => {
+        Command::Serve(mut args) => {
+            let demo = args.demo.take().map(|d| (d, args.data.take()));
             let settings = match Settings::resolve(args) {
                 Ok(s) => s,
                 Err(e) => {
@@ -88,7 +90,7 @@ fn main() -> ExitCode {
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")
-                .and_then(|rt| rt.block_on(serve(settings)))
+                .and_then(|rt| rt.block_on(serve(settings, demo)))
         }
         Command::Config(ConfigCommand::Example) => {
             print!("{}", config::EXAMPLE);
@@ -126,7 +128,7 @@ fn init_tracing(filter: tracing_subscriber::EnvFilter, format: config::LogFormat
     }
 }
 
-async fn serve(args: Settings) -> anyhow::Result<()> {
+async fn serve(args: Settings, demo: Option<(live_demo::Demo, Option<std::path::PathBuf>)>) -> anyhow::Result<()> {
     if let Some(k) = &args.admin_key
         && k.len() < 16
     {
@@ -145,6 +147,23 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
             println!("admin API key: the one given (FLYWHEEL_ADMIN_KEY, --admin-key or admin_key)");
         }
     }
+    let demo = match demo {
+        Some((live_demo::Demo::Spam, data)) => {
+            let (messages, source) = live_demo::messages(data.as_deref())?;
+            let seeded = live_demo::seed(&state, &messages).await.context("cannot seed the demo")?;
+            println!(
+                "demo: project {} ({}), messages from {source}, one every {} s",
+                live_demo::PROJECT,
+                if seeded.created { "new" } else { "reused" },
+                live_demo::EVERY.as_secs()
+            );
+            for (name, password) in &seeded.reviewers {
+                println!("demo: reviewer {name}, password {password}");
+            }
+            Some(messages)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -170,6 +189,9 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
         }
         None => None,
     };
+    if let Some(messages) = demo {
+        tokio::spawn(live_demo::stream(state.clone(), messages));
+    }
     println!("flywheel listening on http://{addr} (database {})", args.database);
     println!("console: http://{addr}/login (the workbench and the dashboard)");
     flywheel_server::serve(listener, state, shutdown).await?;
