@@ -29,7 +29,8 @@ pub const PROJECT: &str = "spam-demo";
 pub const REVIEWERS: [&str; 2] = ["alice", "bob"];
 /// How often a new message arrives.
 pub const EVERY: Duration = Duration::from_secs(3);
-/// Messages submitted at once on the first start, so the queue has work at once.
+/// Messages submitted in one batch by [`seed`], so the queues have work before the server
+/// listens.
 const FIRST_BATCH: usize = 30;
 /// Gold items: this many known answers, half spam where the data allows.
 const GOLD: usize = 10;
@@ -91,8 +92,9 @@ pub struct Seeded {
     pub reviewers: Vec<(String, String)>,
 }
 
-/// Creates the project, its reviewers and gold on the first start; on a later one, finds
-/// them and gives the reviewers new passwords (the old ones were shown only once).
+/// Creates the project, its reviewers and gold, and submits the first messages, on the
+/// first start; on a later one, finds them and gives the reviewers new passwords (the old
+/// ones were shown only once).
 pub async fn seed(s: &AppState, messages: &[Sms]) -> anyhow::Result<Seeded> {
     let created = match s.project(PROJECT).await {
         Ok(_) => false,
@@ -135,17 +137,24 @@ pub async fn seed(s: &AppState, messages: &[Sms]) -> anyhow::Result<Seeded> {
             })
             .collect();
         quality::add_gold(s, &p, ACTOR, gold).await?;
+        let first = messages
+            .iter()
+            .take(FIRST_BATCH)
+            .map(|m| item(m.id.clone(), &m.text))
+            .collect();
+        items::submit(s, &p, ACTOR, first).await?;
     }
     Ok(Seeded { created, reviewers })
 }
 
-/// Submits `messages` one at a time, [`EVERY`] apart (the first [`FIRST_BATCH`] at once),
-/// round after round under new ids, until the server stops. A message already stored (by
-/// an earlier start) is skipped without waiting.
+/// Submits the messages after [`seed`]'s first batch one at a time, [`EVERY`] apart, then
+/// all of them again round after round under new ids, until the server stops. A message
+/// already stored (by an earlier start) is skipped without waiting.
 pub async fn stream(s: Arc<AppState>, messages: Vec<Sms>) {
     let mut stopping = s.stopping.subscribe();
     for round in 0u64.. {
-        for (i, m) in messages.iter().enumerate() {
+        let skip = if round == 0 { FIRST_BATCH } else { 0 };
+        for m in messages.iter().skip(skip) {
             if *stopping.borrow() {
                 return;
             }
@@ -154,7 +163,7 @@ pub async fn stream(s: Arc<AppState>, messages: Vec<Sms>) {
                 r => format!("{}~{r}", m.id),
             };
             let wait = match submit(&s, external_id, &m.text).await {
-                Ok(new) => new && (round > 0 || i >= FIRST_BATCH),
+                Ok(new) => new,
                 Err(e) => {
                     tracing::warn!(error = %e, "the demo could not submit a message; will retry the next");
                     true
@@ -173,12 +182,15 @@ pub async fn stream(s: Arc<AppState>, messages: Vec<Sms>) {
 /// Submits one message; returns whether it was new.
 async fn submit(s: &AppState, external_id: String, text: &str) -> Result<bool, AppError> {
     let p = s.project(PROJECT).await?;
-    let item = ItemIn {
+    let out = items::submit(s, &p, ACTOR, vec![item(external_id, text)]).await?;
+    Ok(out.iter().any(|d| !d.duplicate))
+}
+
+fn item(external_id: String, text: &str) -> ItemIn {
+    ItemIn {
         external_id,
         payload: json!({"text": text}),
         attributes: None,
         prediction: None,
-    };
-    let out = items::submit(s, &p, ACTOR, vec![item]).await?;
-    Ok(out.iter().any(|d| !d.duplicate))
+    }
 }
