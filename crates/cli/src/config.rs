@@ -299,7 +299,10 @@ mod tests {
             ),
             ("log = \"info\"\nlisten = ", &["flywheel.toml (line 2): "]),
             ("log_format = \"xml\"", &["flywheel.toml", "log_format: "]),
-            ("metrics_listen = \"nowhere\"", &["flywheel.toml: metrics_listen: ", "not an address"]),
+            (
+                "metrics_listen = \"nowhere\"",
+                &["flywheel.toml: metrics_listen: ", "not an address"],
+            ),
         ];
         for (text, needles) in cases {
             let e = from_file(text).unwrap_err().to_string();

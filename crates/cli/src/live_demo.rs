@@ -114,8 +114,7 @@ pub async fn seed(s: &AppState, messages: &[Sms]) -> anyhow::Result<Seeded> {
                 accounts::update_reviewer(s, name, None, None, Some(password.clone()), ACTOR).await?;
             }
             Err(AppError::NotFound(_)) => {
-                accounts::create_reviewer(s, name, &[1], vec![PROJECT.into()], Some(password.clone()), ACTOR)
-                    .await?;
+                accounts::create_reviewer(s, name, &[1], vec![PROJECT.into()], Some(password.clone()), ACTOR).await?;
             }
             Err(e) => return Err(e.into()),
         }

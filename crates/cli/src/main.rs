@@ -150,7 +150,9 @@ async fn serve(args: Settings, demo: Option<(live_demo::Demo, Option<std::path::
     let demo = match demo {
         Some((live_demo::Demo::Spam, data)) => {
             let (messages, source) = live_demo::messages(data.as_deref())?;
-            let seeded = live_demo::seed(&state, &messages).await.context("cannot seed the demo")?;
+            let seeded = live_demo::seed(&state, &messages)
+                .await
+                .context("cannot seed the demo")?;
             println!(
                 "demo: project {} ({}), messages from {source}, one every {} s",
                 live_demo::PROJECT,
@@ -185,7 +187,11 @@ async fn serve(args: Settings, demo: Option<(live_demo::Demo, Option<std::path::
             let stopped = async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
-            Some(tokio::spawn(flywheel_server::serve_metrics(listener, state.clone(), stopped)))
+            Some(tokio::spawn(flywheel_server::serve_metrics(
+                listener,
+                state.clone(),
+                stopped,
+            )))
         }
         None => None,
     };

@@ -22,10 +22,11 @@
 //! set under their own families' locks, after the store reads).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+use crate::app::{AppError, AppState};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::middleware::Next;
@@ -40,7 +41,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
-use crate::app::{AppError, AppState};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
@@ -399,9 +399,7 @@ impl Collector for WriterCollector {
 
 /// The metrics listener's routes: `GET /metrics`.
 pub fn router(state: Arc<AppState>) -> axum::Router {
-    axum::Router::new()
-        .route("/metrics", get(scrape))
-        .with_state(state)
+    axum::Router::new().route("/metrics", get(scrape)).with_state(state)
 }
 
 async fn scrape(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Response {

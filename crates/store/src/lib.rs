@@ -194,8 +194,12 @@ pub trait Store: Send + Sync + 'static {
     /// oldest at `now` and, for each queue named in `sla_cutoffs` (`(queue,
     /// created_before)`), how many were created before its cutoff. Reads only open tasks
     /// (an index holds them), so its cost follows the backlog, not the project's history.
-    async fn queue_depths(&self, project_id: i64, now: Millis, sla_cutoffs: Vec<(String, Millis)>)
-    -> Result<Vec<QueueDepth>>;
+    async fn queue_depths(
+        &self,
+        project_id: i64,
+        now: Millis,
+        sla_cutoffs: Vec<(String, Millis)>,
+    ) -> Result<Vec<QueueDepth>>;
 
     // Observability.
     /// The SQLite writer's group-commit and fsync figures; `None` on a backend without one.

@@ -43,9 +43,9 @@ impl Histogram {
     pub fn observe(&self, v: f64) {
         let i = self.bounds.iter().position(|b| v <= *b).unwrap_or(self.bounds.len());
         self.counts[i].fetch_add(1, Ordering::Relaxed);
-        let _ = self
-            .sum
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| Some((f64::from_bits(s) + v).to_bits()));
+        let _ = self.sum.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |s| {
+            Some((f64::from_bits(s) + v).to_bits())
+        });
     }
 
     /// The counts so far. Observations racing with the read may be in a bucket and not

@@ -598,7 +598,10 @@ mod suite {
         );
         assert_eq!(again.stored.take(), None, "a retry stores nothing");
         assert_eq!(
-            ReviewResult { stored: first.stored, ..again },
+            ReviewResult {
+                stored: first.stored,
+                ..again
+            },
             first,
             "a retried review returns the stored result"
         );
@@ -1061,7 +1064,9 @@ mod suite {
             "no SLA, no breach count"
         );
         assert_eq!(
-            s.queue_depths(f.project.id, 1_000, vec![("q".into(), 10)]).await.unwrap(),
+            s.queue_depths(f.project.id, 1_000, vec![("q".into(), 10)])
+                .await
+                .unwrap(),
             vec![depth(1, Some(0)), depth(2, Some(0))]
         );
         // Answers per UTC day: one on day 0, then one on day 1 (the second task).

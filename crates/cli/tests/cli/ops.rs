@@ -69,10 +69,11 @@ async fn metrics_listen_serves_metrics_and_json_logs_are_json() {
     for l in &lines {
         assert!(l["level"].is_string() && l["fields"]["message"].is_string(), "{l}");
     }
-    assert!(lines.iter().any(|l| l["fields"]["message"]
-        .as_str()
-        .unwrap()
-        .starts_with("shutting down")));
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["fields"]["message"].as_str().unwrap().starts_with("shutting down"))
+    );
 }
 
 #[test]
@@ -124,7 +125,9 @@ async fn serve_demo_spam_seeds_a_project_reviewers_and_items_once() {
     };
     let (mut child, lines, addr) = start();
     assert!(
-        lines.iter().any(|l| l.starts_with("demo: project spam-demo (new), messages from the built-in sample")),
+        lines
+            .iter()
+            .any(|l| l.starts_with("demo: project spam-demo (new), messages from the built-in sample")),
         "{lines:?}"
     );
     let passwords: Vec<(String, String)> = lines
@@ -142,10 +145,18 @@ async fn serve_demo_spam_seeds_a_project_reviewers_and_items_once() {
     let stats = admin_get(&addr, "/v1/projects/spam-demo/stats").await;
     let items = stats["items"].as_i64().unwrap();
     assert!(items >= 30, "the first batch is there at once: {stats}");
-    assert!(stats["open_tasks"].as_i64().unwrap() > 0, "reviewers have work: {stats}");
+    assert!(
+        stats["open_tasks"].as_i64().unwrap() > 0,
+        "reviewers have work: {stats}"
+    );
     let reviewers = admin_get(&addr, "/v1/reviewers").await;
     for (name, _) in &passwords {
-        let r = reviewers.as_array().unwrap().iter().find(|r| r["name"] == *name).unwrap();
+        let r = reviewers
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == *name)
+            .unwrap();
         assert_eq!(r["has_password"], true);
         assert_eq!(r["projects"], serde_json::json!(["spam-demo"]));
     }
@@ -171,7 +182,10 @@ async fn serve_demo_spam_seeds_a_project_reviewers_and_items_once() {
         .unwrap();
     assert!(signed_in.status().is_redirection(), "{}", signed_in.status());
     assert!(
-        signed_in.headers()["set-cookie"].to_str().unwrap().starts_with("fw_session="),
+        signed_in.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("fw_session="),
         "{:?}",
         signed_in.headers()
     );

@@ -11,6 +11,9 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+/// A series' labels but `le`, in order.
+type Labels = Vec<(String, String)>;
+
 /// One sample: its name, labels and value.
 #[derive(Debug)]
 struct Sample {
@@ -35,7 +38,10 @@ impl Scrape {
         for line in text.lines().filter(|l| !l.is_empty()) {
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').expect("# TYPE name kind");
-                assert!(types.insert(name.to_string(), kind.to_string()).is_none(), "{name} typed twice");
+                assert!(
+                    types.insert(name.to_string(), kind.to_string()).is_none(),
+                    "{name} typed twice"
+                );
                 continue;
             }
             if line.starts_with("# HELP ") {
@@ -64,7 +70,10 @@ impl Scrape {
             };
             let family = ["_bucket", "_sum", "_count"]
                 .iter()
-                .find_map(|s| name.strip_suffix(s).filter(|f| types.get(*f).is_some_and(|t| t == "histogram")))
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|f| types.get(*f).is_some_and(|t| t == "histogram"))
+                })
                 .unwrap_or(&name);
             assert!(types.contains_key(family), "sample {name} has no # TYPE");
             samples.push(Sample { name, labels, value });
@@ -77,17 +86,25 @@ impl Scrape {
     /// Each histogram series' buckets rise with `le` and end at `+Inf` = `_count`.
     fn check_histograms(&self) {
         for (family, _) in self.types.iter().filter(|(_, t)| *t == "histogram") {
-            let mut series: BTreeMap<Vec<(String, String)>, Vec<(f64, f64)>> = BTreeMap::new();
+            let mut series: BTreeMap<Labels, Vec<(f64, f64)>> = BTreeMap::new();
             for s in self.samples.iter().filter(|s| s.name == format!("{family}_bucket")) {
                 let le: f64 = match s.labels["le"].as_str() {
                     "+Inf" => f64::INFINITY,
                     v => v.parse().unwrap(),
                 };
-                let key = s.labels.iter().filter(|(k, _)| *k != "le").map(|(k, v)| (k.clone(), v.clone())).collect();
+                let key = s
+                    .labels
+                    .iter()
+                    .filter(|(k, _)| *k != "le")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 series.entry(key).or_default().push((le, s.value));
             }
             for (key, buckets) in series {
-                assert!(buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1), "{family} {key:?}");
+                assert!(
+                    buckets.windows(2).all(|w| w[0].0 < w[1].0 && w[0].1 <= w[1].1),
+                    "{family} {key:?}"
+                );
                 let labels: BTreeMap<String, String> = key.into_iter().collect();
                 let count = self.value(&format!("{family}_count"), &labels).unwrap();
                 assert_eq!(buckets.last().unwrap(), &(f64::INFINITY, count), "{family}");
@@ -142,17 +159,30 @@ async fn metrics_move_with_decisions_answers_and_expiries(db: Db) {
     app.submit(
         "spam",
         &svc,
-        json!([item("sure", "a", Some(0.99)), item("x1", "b", Some(0.5)), item("x2", "c", Some(0.6))]),
+        json!([
+            item("sure", "a", Some(0.99)),
+            item("x1", "b", Some(0.5)),
+            item("x2", "c", Some(0.6))
+        ]),
     )
     .await;
     // A duplicate is not a decision.
     app.submit("spam", &svc, json!([item("x1", "b", Some(0.5))])).await;
     let m = scrape(&app, &url).await;
     let decisions = |outcome, rule| [("project", "spam"), ("outcome", outcome), ("rule", rule)];
-    assert_eq!(m.get("flywheel_decisions_total", &decisions("auto", "confident")), Some(1.0));
-    assert_eq!(m.get("flywheel_decisions_total", &decisions("review", "uncertain")), Some(2.0));
+    assert_eq!(
+        m.get("flywheel_decisions_total", &decisions("auto", "confident")),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("flywheel_decisions_total", &decisions("review", "uncertain")),
+        Some(2.0)
+    );
     assert_eq!(m.types["flywheel_decisions_total"], "counter");
-    assert_eq!(m.get("flywheel_automation_ratio", &[("project", "spam")]), Some(1.0 / 3.0));
+    assert_eq!(
+        m.get("flywheel_automation_ratio", &[("project", "spam")]),
+        Some(1.0 / 3.0)
+    );
     let queue = [("project", "spam"), ("queue", "standard"), ("tier", "1")];
     assert_eq!(m.get("flywheel_queue_depth", &queue), Some(2.0));
     assert_eq!(m.get("flywheel_queue_sla_breaches", &queue), Some(0.0));
@@ -164,13 +194,22 @@ async fn metrics_move_with_decisions_answers_and_expiries(db: Db) {
     ];
     assert_eq!(m.get("flywheel_http_requests_total", &items), Some(2.0));
     let items_latency = [("method", "POST"), ("route", "/v1/projects/{project}/items")];
-    assert_eq!(m.get("flywheel_http_request_duration_seconds_count", &items_latency), Some(2.0));
     assert_eq!(
-        m.get("flywheel_http_requests_total", &[("method", "GET"), ("route", "unmatched"), ("status", "404")]),
+        m.get("flywheel_http_request_duration_seconds_count", &items_latency),
+        Some(2.0)
+    );
+    assert_eq!(
+        m.get(
+            "flywheel_http_requests_total",
+            &[("method", "GET"), ("route", "unmatched"), ("status", "404")]
+        ),
         Some(1.0),
         "a request no route took is counted under `unmatched`, not its raw path"
     );
-    assert!(m.get("flywheel_answers_total", &[("tier", "1"), ("answer", "label")]).is_none());
+    assert!(
+        m.get("flywheel_answers_total", &[("tier", "1"), ("answer", "label")])
+            .is_none()
+    );
 
     // Two minutes later both tasks are past the SLA of 60 s.
     app.clock.advance_ms(120_000);
@@ -186,11 +225,23 @@ async fn metrics_move_with_decisions_answers_and_expiries(db: Db) {
         assert_eq!(s, StatusCode::OK, "{v}");
     }
     let m = scrape(&app, &url).await;
-    assert_eq!(m.get("flywheel_answers_total", &[("tier", "1"), ("answer", "label")]), Some(1.0));
-    assert_eq!(m.get("flywheel_answer_time_on_task_seconds_count", &[("tier", "1")]), Some(1.0));
-    assert_eq!(m.get("flywheel_answer_time_on_task_seconds_sum", &[("tier", "1")]), Some(3.0));
     assert_eq!(
-        m.get("flywheel_answer_time_on_task_seconds_bucket", &[("tier", "1"), ("le", "4.0")]),
+        m.get("flywheel_answers_total", &[("tier", "1"), ("answer", "label")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("flywheel_answer_time_on_task_seconds_count", &[("tier", "1")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        m.get("flywheel_answer_time_on_task_seconds_sum", &[("tier", "1")]),
+        Some(3.0)
+    );
+    assert_eq!(
+        m.get(
+            "flywheel_answer_time_on_task_seconds_bucket",
+            &[("tier", "1"), ("le", "4.0")]
+        ),
         Some(1.0)
     );
     assert_eq!(m.get("flywheel_queue_depth", &queue), Some(1.0));
@@ -231,7 +282,12 @@ async fn metrics_move_with_decisions_answers_and_expiries(db: Db) {
         .send()
         .await
         .unwrap();
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("application/openmetrics-text"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text")
+    );
     let text = r.text().await.unwrap();
     assert!(text.ends_with("# EOF\n") && text.contains("# TYPE flywheel_decisions counter"));
     app.stop().await;

@@ -138,7 +138,10 @@ pub(super) async fn queue_depths(
     .fetch_all(&mut *c)
     .await?;
     let tier = |t: i16| u8::try_from(t).unwrap_or(u8::MAX);
-    let open = rows.into_iter().map(|(q, t, n, oldest)| (q, tier(t), n, oldest)).collect();
+    let open = rows
+        .into_iter()
+        .map(|(q, t, n, oldest)| (q, tier(t), n, oldest))
+        .collect();
     let mut overdue = Vec::new();
     for (queue, before) in cutoffs {
         let rows: Vec<(i16, i64)> = sqlx::query_as(
