@@ -46,6 +46,35 @@ pub struct ServeArgs {
     /// [default: false].
     #[arg(long, env = "FLYWHEEL_WEBHOOKS_ALLOW_PRIVATE", value_name = "BOOL")]
     pub webhooks_allow_private: Option<bool>,
+    /// The log's format: `text` (for people) or `json` (one object per line, for a log
+    /// pipeline) [default: text].
+    #[arg(long, env = "FLYWHEEL_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+    /// Serve Prometheus metrics (`GET /metrics`) on this address, a listener of its own
+    /// [default: off].
+    #[arg(long, env = "FLYWHEEL_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// Seed a demo and keep feeding it while the server runs: `spam` makes a project, two
+    /// reviewers with passwords (printed), gold, and a stream of SMS messages. Not a
+    /// setting of the file: a flag for trying Flywheel out.
+    #[arg(long, value_name = "NAME")]
+    pub demo: Option<crate::live_demo::Demo>,
+    /// The demo's messages: a JSON-lines file of {id, text, label} [default:
+    /// $FLYWHEEL_DATA_DIR/sms_spam.jsonl, else ../shared/data/sms_spam.jsonl, else a small
+    /// built-in sample].
+    #[arg(long, value_name = "PATH", requires = "demo")]
+    pub data: Option<PathBuf>,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`, `spans`).
+    Json,
 }
 
 /// The settings `flywheel serve` runs with, every layer applied.
@@ -57,6 +86,9 @@ pub struct Settings {
     pub log: String,
     /// `[webhooks] allow_private`.
     pub webhooks_allow_private: bool,
+    pub log_format: LogFormat,
+    /// Where `GET /metrics` is served; `None`: nowhere.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl Default for Settings {
@@ -67,6 +99,8 @@ impl Default for Settings {
             admin_key: None,
             log: DEFAULT_LOG.into(),
             webhooks_allow_private: false,
+            log_format: LogFormat::Text,
+            metrics_listen: None,
         }
     }
 }
@@ -80,6 +114,8 @@ impl std::fmt::Debug for Settings {
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<set>"))
             .field("log", &self.log)
             .field("webhooks_allow_private", &self.webhooks_allow_private)
+            .field("log_format", &self.log_format)
+            .field("metrics_listen", &self.metrics_listen)
             .finish()
     }
 }
@@ -92,6 +128,9 @@ struct FileConfig {
     database: Option<String>,
     admin_key: Option<String>,
     log: Option<String>,
+    log_format: Option<LogFormat>,
+    /// An address, or `""` for none (what the example writes: TOML has no null).
+    metrics_listen: Option<String>,
     webhooks: Option<WebhooksFile>,
 }
 
@@ -157,7 +196,7 @@ impl Settings {
         let log_from = if args.log.is_some() {
             "--log or FLYWHEEL_LOG".to_string()
         } else {
-            origin
+            origin.clone()
         };
         let default = Settings::default();
         let settings = Settings {
@@ -169,6 +208,17 @@ impl Settings {
                 .webhooks_allow_private
                 .or(file.webhooks.and_then(|w| w.allow_private))
                 .unwrap_or(default.webhooks_allow_private),
+            log_format: args.log_format.or(file.log_format).unwrap_or(default.log_format),
+            metrics_listen: match (args.metrics_listen, file.metrics_listen) {
+                (Some(a), _) => Some(a),
+                (None, Some(s)) if s.is_empty() => None,
+                (None, Some(s)) => Some(s.parse().map_err(|e| {
+                    ConfigError(format!(
+                        "{origin}: metrics_listen: '{s}' is not an address (host:port) or \"\" for off: {e}"
+                    ))
+                })?),
+                (None, None) => default.metrics_listen,
+            },
         };
         EnvFilter::try_new(&settings.log)
             .map_err(|e| ConfigError(format!("{log_from}: log: '{}' is not a log filter: {e}", settings.log)))?;
@@ -193,6 +243,10 @@ mod tests {
             admin_key: None,
             log: None,
             webhooks_allow_private: None,
+            log_format: None,
+            metrics_listen: None,
+            demo: None,
+            data: None,
         }
     }
 
@@ -207,6 +261,7 @@ mod tests {
         // Each setting is written out (the admin key commented), not left to the default.
         assert!(file.listen.is_some() && file.database.is_some() && file.log.is_some());
         assert!(file.webhooks.as_ref().is_some_and(|w| w.allow_private.is_some()));
+        assert!(file.log_format.is_some() && file.metrics_listen.is_some());
         assert!(file.admin_key.is_none(), "the example sets no admin key");
         assert_eq!(
             Settings::layer(no_flags(), Some((file, "example".into()))).unwrap(),
@@ -225,6 +280,17 @@ mod tests {
         assert_eq!(s.listen, "127.0.0.1:9001".parse().unwrap());
         assert_eq!((s.log.as_str(), s.database.as_str()), ("debug", DEFAULT_DATABASE));
         assert_eq!(s.admin_key.as_deref(), Some("file-admin-key-0123456789"));
+        assert_eq!((s.log_format, s.metrics_listen), (LogFormat::Text, None));
+        let s = from_file("log_format = \"json\"\nmetrics_listen = \"127.0.0.1:9100\"\n").unwrap();
+        assert_eq!(s.log_format, LogFormat::Json);
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9100".parse().unwrap()));
+        let flags = ServeArgs {
+            metrics_listen: Some("127.0.0.1:9200".parse().unwrap()),
+            ..no_flags()
+        };
+        let metrics_file = FileConfig::parse("metrics_listen = \"127.0.0.1:9100\"", "f").unwrap();
+        let s = Settings::layer(flags, Some((metrics_file, "f".into()))).unwrap();
+        assert_eq!(s.metrics_listen, Some("127.0.0.1:9200".parse().unwrap()));
         let flags = ServeArgs {
             listen: Some("127.0.0.1:9002".parse().unwrap()),
             database: Some("sqlite:///tmp/x.db".into()),
@@ -266,6 +332,11 @@ mod tests {
                 &["flywheel.toml: log: ", "not a log filter"],
             ),
             ("log = \"info\"\nlisten = ", &["flywheel.toml (line 2): "]),
+            ("log_format = \"xml\"", &["flywheel.toml", "log_format: "]),
+            (
+                "metrics_listen = \"nowhere\"",
+                &["flywheel.toml: metrics_listen: ", "not an address"],
+            ),
         ];
         for (text, needles) in cases {
             let e = from_file(text).unwrap_err().to_string();

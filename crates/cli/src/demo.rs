@@ -61,9 +61,18 @@ pub struct SpamArgs {
 }
 
 fn data_path(args: &SpamArgs) -> anyhow::Result<PathBuf> {
-    if let Some(p) = &args.data {
+    collection_path(args.data.as_deref())?.context(
+        "the SMS Spam Collection was not found: pass --data PATH (a JSON-lines file of {id, text, label}) or set FLYWHEEL_DATA_DIR",
+    )
+}
+
+/// Where the SMS Spam Collection is: `explicit` (which must exist), else
+/// `$FLYWHEEL_DATA_DIR/sms_spam.jsonl`, else `../shared/data/sms_spam.jsonl`; `None` when
+/// neither default exists.
+pub fn collection_path(explicit: Option<&std::path::Path>) -> anyhow::Result<Option<PathBuf>> {
+    if let Some(p) = explicit {
         if p.exists() {
-            return Ok(p.clone());
+            return Ok(Some(p.to_path_buf()));
         }
         bail!(
             "{} was not found: --data names a JSON-lines file of {{id, text, label}}",
@@ -74,9 +83,7 @@ fn data_path(args: &SpamArgs) -> anyhow::Result<PathBuf> {
         std::env::var_os("FLYWHEEL_DATA_DIR").map(|d| PathBuf::from(d).join("sms_spam.jsonl")),
         Some(PathBuf::from("../shared/data/sms_spam.jsonl")),
     ];
-    candidates.into_iter().flatten().find(|p| p.exists()).context(
-        "the SMS Spam Collection was not found: pass --data PATH (a JSON-lines file of {id, text, label}) or set FLYWHEEL_DATA_DIR",
-    )
+    Ok(candidates.into_iter().flatten().find(|p| p.exists()))
 }
 
 fn reviewer_accuracies(args: &SpamArgs) -> anyhow::Result<Vec<f64>> {

@@ -12,6 +12,7 @@ use crate::config::{ServeArgs, Settings};
 mod bench;
 mod config;
 mod demo;
+mod live_demo;
 mod offline;
 mod transfer;
 
@@ -78,10 +79,11 @@ fn main() -> ExitCode {
         ),
     };
     if let Some(filter) = log {
-        init_tracing(filter);
+        init_tracing(filter, config::LogFormat::Text);
     }
     let result = match cli.command {
-        Command::Serve(args) => {
+        Command::Serve(mut args) => {
+            let demo = args.demo.take().map(|d| (d, args.data.take()));
             let settings = match Settings::resolve(args) {
                 Ok(s) => s,
                 Err(e) => {
@@ -90,12 +92,12 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            init_tracing(settings.log_filter());
+            init_tracing(settings.log_filter(), settings.log_format);
             tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .context("cannot start the async runtime")
-                .and_then(|rt| rt.block_on(serve(settings)))
+                .and_then(|rt| rt.block_on(serve(settings, demo)))
         }
         Command::Config(ConfigCommand::Example) => {
             print!("{}", config::EXAMPLE);
@@ -133,14 +135,17 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(filter: tracing_subscriber::EnvFilter) {
-    tracing_subscriber::fmt()
+fn init_tracing(filter: tracing_subscriber::EnvFilter, format: config::LogFormat) {
+    let log = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match format {
+        config::LogFormat::Text => log.init(),
+        config::LogFormat::Json => log.json().init(),
+    }
 }
 
-async fn serve(args: Settings) -> anyhow::Result<()> {
+async fn serve(args: Settings, demo: Option<(live_demo::Demo, Option<std::path::PathBuf>)>) -> anyhow::Result<()> {
     if let Some(k) = &args.admin_key
         && k.len() < 16
     {
@@ -161,14 +166,63 @@ async fn serve(args: Settings) -> anyhow::Result<()> {
             println!("admin API key: the one given (FLYWHEEL_ADMIN_KEY, --admin-key or admin_key)");
         }
     }
+    let demo = match demo {
+        Some((live_demo::Demo::Spam, data)) => {
+            let (messages, source) = live_demo::messages(data.as_deref())?;
+            let seeded = live_demo::seed(&state, &messages)
+                .await
+                .context("cannot seed the demo")?;
+            println!(
+                "demo: project {} ({}), messages from {source}, one every {} s",
+                live_demo::PROJECT,
+                if seeded.created { "new" } else { "reused" },
+                live_demo::EVERY.as_secs()
+            );
+            for (name, password) in &seeded.reviewers {
+                println!("demo: reviewer {name}, password {password}");
+            }
+            Some(messages)
+        }
+        None => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal().context("cannot install the signal handlers")?;
+    // One signal stops both listeners.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    };
+    let metrics = match args.metrics_listen {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} for metrics"))?;
+            println!("metrics: http://{}/metrics", listener.local_addr()?);
+            let mut stop = stop_rx.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            Some(tokio::spawn(flywheel_server::serve_metrics(
+                listener,
+                state.clone(),
+                stopped,
+            )))
+        }
+        None => None,
+    };
+    if let Some(messages) = demo {
+        tokio::spawn(live_demo::stream(state.clone(), messages));
+    }
     println!("flywheel listening on http://{addr} (database {})", args.database);
     println!("console: http://{addr}/login (the workbench and the dashboard)");
     flywheel_server::serve(listener, state, shutdown).await?;
+    if let Some(m) = metrics {
+        m.await.context("the metrics listener failed")??;
+    }
     println!("flywheel stopped");
     Ok(())
 }

@@ -13,9 +13,14 @@ fn flywheel() -> Command {
         .env_remove("FLYWHEEL_DATABASE")
         .env_remove("FLYWHEEL_LISTEN")
         .env_remove("FLYWHEEL_CONFIG")
-        .env_remove("FLYWHEEL_LOG");
+        .env_remove("FLYWHEEL_LOG")
+        .env_remove("FLYWHEEL_LOG_FORMAT")
+        .env_remove("FLYWHEEL_METRICS_LISTEN");
     c
 }
+
+#[path = "cli/ops.rs"]
+mod ops;
 
 /// Starts `flywheel serve` and reads its stdout up to the "listening" line. The caller
 /// waits for the child (see `terminate`).
@@ -24,14 +29,14 @@ fn start(db: &str, envs: &[(&str, &str)]) -> (Child, Vec<String>, String) {
     serve
         .args(["serve", "--listen", "127.0.0.1:0", "--database", db])
         .envs(envs.iter().copied());
-    start_serve(serve)
+    start_serve(serve, Stdio::null())
 }
 
 /// Spawns `serve` (a `flywheel serve …` command) and reads its stdout up to the
-/// "listening" line, as `start` does.
+/// "listening" line, as `start` does; its stderr goes to `stderr`.
 #[allow(clippy::zombie_processes)]
-fn start_serve(mut serve: Command) -> (Child, Vec<String>, String) {
-    let mut child = serve.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+fn start_serve(mut serve: Command, stderr: Stdio) -> (Child, Vec<String>, String) {
+    let mut child = serve.stdout(Stdio::piped()).stderr(stderr).spawn().unwrap();
     let mut lines = vec![];
     let mut out = BufReader::new(child.stdout.take().unwrap());
     loop {
@@ -167,7 +172,7 @@ async fn the_example_config_serves() {
     serve
         .current_dir(dir.path())
         .args(["serve", "--config", "flywheel.toml"]);
-    let (mut child, lines, addr) = start_serve(serve);
+    let (mut child, lines, addr) = start_serve(serve, Stdio::null());
     assert_eq!(addr, format!("http://127.0.0.1:{port}"), "{lines:?}");
     assert!(healthy(&addr).await);
     assert!(
@@ -212,7 +217,7 @@ async fn flags_and_the_environment_override_the_config_file() {
     for (args, envs, port) in cases {
         let mut serve = flywheel();
         serve.arg("serve").args(*args).envs(envs.iter().copied());
-        let (mut child, lines, addr) = start_serve(serve);
+        let (mut child, lines, addr) = start_serve(serve, Stdio::null());
         assert_eq!(addr, format!("http://127.0.0.1:{port}"), "{args:?} {envs:?}: {lines:?}");
         assert!(healthy(&addr).await);
         if *port != file_port {

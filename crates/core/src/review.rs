@@ -98,6 +98,19 @@ pub struct ReviewResult {
     /// (the reviewer sees `waiting`, as for any answer that does not resolve).
     #[serde(skip)]
     pub more_reviewers: bool,
+    /// The answer this call stored (its task's tier, its time on task), for the server's
+    /// metrics; `None` when a retried `review_id` returns the stored result, so that a
+    /// retry is not counted twice. Never on the wire or in the stored result.
+    #[serde(skip)]
+    pub stored: Option<StoredAnswer>,
+}
+
+/// What an answer's metrics need to know of it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredAnswer {
+    pub tier: u8,
+    /// From the lease's grant to the answer, by the server's clock.
+    pub time_on_task_ms: i64,
 }
 
 impl ReviewResult {
@@ -255,7 +268,7 @@ pub fn plan(task: &TaskState, earlier: &[Prior], a: &Answering<'_>, next: Next, 
         others_may_hold: task.overlap > 1,
     };
     let mut p = Plan {
-        result: result(a, "waiting", None),
+        result: result(task, a, "waiting", None),
         lease: if skip { LeaseEnd::Skipped } else { LeaseEnd::Answered },
         task: if skip {
             TaskChange::SlotBack
@@ -370,7 +383,7 @@ pub fn gold_plan(task: &TaskState, a: &Answering<'_>, gold_label: &str, judging:
         ),
     };
     let p = Plan {
-        result: result(a, outcome, resolution),
+        result: result(task, a, outcome, resolution),
         lease: if skip { LeaseEnd::Skipped } else { LeaseEnd::Answered },
         // A gold task exists for one reviewer: any answer closes it.
         task: TaskChange::Close {
@@ -427,12 +440,16 @@ pub fn gold_scored(
     (answered, hold)
 }
 
-fn result(a: &Answering<'_>, outcome: &str, resolution: Option<Resolution>) -> ReviewResult {
+fn result(task: &TaskState, a: &Answering<'_>, outcome: &str, resolution: Option<Resolution>) -> ReviewResult {
     ReviewResult {
         review_id: a.review_id.to_string(),
         outcome: outcome.to_string(),
         resolution,
         more_reviewers: false,
+        stored: Some(StoredAnswer {
+            tier: task.tier,
+            time_on_task_ms: a.now - a.granted_at,
+        }),
     }
 }
 

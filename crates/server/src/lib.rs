@@ -15,6 +15,7 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod http;
+pub mod metrics;
 pub mod ui;
 pub mod workers;
 
@@ -63,6 +64,19 @@ pub async fn serve(
     serve_with(listener, state, shutdown, ServeOptions::default()).await
 }
 
+/// Serves `GET /metrics` (Prometheus) for `state` on `listener` until `shutdown`
+/// resolves. A listener of its own, so the API's port never exposes it; off unless the
+/// binary is given `--metrics-listen`.
+pub async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    state: Arc<AppState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, metrics::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
 /// [`serve`] with the background work chosen by `options`.
 pub async fn serve_with(
     listener: tokio::net::TcpListener,
@@ -72,8 +86,7 @@ pub async fn serve_with(
 ) -> std::io::Result<()> {
     let stop_rx = state.stopping.subscribe();
     let reaper = workers::LeaseReaper {
-        store: state.store.clone(),
-        clock: state.clock.clone(),
+        state: state.clone(),
         batch: 1000,
     };
     let reaper = tokio::spawn(reaper.run(LEASE_REAPER_EVERY, stop_rx.clone()));

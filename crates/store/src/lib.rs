@@ -8,6 +8,7 @@
 
 mod error;
 mod model;
+pub mod observe;
 pub mod postgres;
 pub mod sqlite;
 
@@ -200,6 +201,22 @@ pub trait Store: Send + Sync + 'static {
     async fn latest_events(&self, project_id: i64, limit: usize) -> Result<Vec<EventRecord>>;
     /// For each `(queue, created_before)`, the queue's open tasks created before that time.
     async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>>;
+    /// The project's open tasks (gold left out) by queue and tier, each with the age of its
+    /// oldest at `now` and, for each queue named in `sla_cutoffs` (`(queue,
+    /// created_before)`), how many were created before its cutoff. Reads only open tasks
+    /// (an index holds them), so its cost follows the backlog, not the project's history.
+    async fn queue_depths(
+        &self,
+        project_id: i64,
+        now: Millis,
+        sla_cutoffs: Vec<(String, Millis)>,
+    ) -> Result<Vec<QueueDepth>>;
+
+    // Observability.
+    /// The SQLite writer's group-commit and fsync figures; `None` on a backend without one.
+    fn writer_stats(&self) -> Option<std::sync::Arc<observe::WriterStats>> {
+        None
+    }
 
     // Webhooks: endpoints, their outbox cursors (into the event log) and attempts.
     /// Creates an endpoint whose cursor is the project's last event: it gets what happens

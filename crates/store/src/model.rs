@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::Millis;
 
 // Decided in core (`flywheel_core::review`), stored and served by the store.
-pub use flywheel_core::review::{Judging, Resolution, ReviewResult};
+pub use flywheel_core::review::{Judging, Resolution, ReviewResult, StoredAnswer};
 
 /// Who is calling, as their key says.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,6 +216,47 @@ pub struct QueueStats {
     pub name: String,
     pub open: i64,
     pub oldest_age_ms: i64,
+}
+
+/// Open tasks of one queue and tier (see `Store::queue_depths`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueueDepth {
+    pub queue: String,
+    pub tier: u8,
+    pub open: i64,
+    pub oldest_age_ms: i64,
+    /// Open tasks past the queue's SLA; `None` when no cutoff was given for the queue.
+    pub breaches: Option<i64>,
+}
+
+impl QueueDepth {
+    /// Both backends' rows put together: `open` is `(queue, tier, open, oldest created_at)`,
+    /// `overdue` is `(queue, tier, count)` for the queues in `cutoffs`.
+    pub(crate) fn assemble(
+        open: Vec<(String, u8, i64, Millis)>,
+        overdue: &[(String, u8, i64)],
+        cutoffs: &[(String, Millis)],
+        now: Millis,
+    ) -> Vec<QueueDepth> {
+        open.into_iter()
+            .map(|(queue, tier, n, oldest)| {
+                let breaches = cutoffs.iter().any(|(q, _)| *q == queue).then(|| {
+                    overdue
+                        .iter()
+                        .filter(|(q, t, _)| *q == queue && *t == tier)
+                        .map(|(_, _, n)| n)
+                        .sum()
+                });
+                QueueDepth {
+                    queue,
+                    tier,
+                    open: n,
+                    oldest_age_ms: (now - oldest).max(0),
+                    breaches,
+                }
+            })
+            .collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -595,8 +595,25 @@ mod suite {
             "a refused review writes nothing"
         );
         let first = f.answer(&a, &t, "r1", label("spam"), 120).await.unwrap();
-        let again = f.answer(&a, &t, "r1", label("ham"), 130).await.unwrap();
-        assert_eq!(first, again, "a retried review returns the stored result");
+        let mut again = f.answer(&a, &t, "r1", label("ham"), 130).await.unwrap();
+        // The answer's tier and time on task come only with the call that stored it, so
+        // that the server's metrics count a retry once.
+        assert_eq!(
+            first.stored,
+            Some(StoredAnswer {
+                tier: 1,
+                time_on_task_ms: 20
+            })
+        );
+        assert_eq!(again.stored.take(), None, "a retry stores nothing");
+        assert_eq!(
+            ReviewResult {
+                stored: first.stored,
+                ..again
+            },
+            first,
+            "a retried review returns the stored result"
+        );
         assert_eq!(f.all_labels().await.len(), 1);
         f.submit(vec![review("z", "q", 1, 0, 1)]).await;
         let t2 = f.claim(&a, None, 135).await.unwrap();
@@ -1033,6 +1050,33 @@ mod suite {
             .unwrap(),
             vec![1, 0, 0],
             "one open task in q was created before 11, none before 10"
+        );
+        // Open tasks by queue and tier: a tier-2 task joins the tier-1 one left open.
+        f.submit(vec![review("d", "q", 2, 0, 1)]).await;
+        let depth = |tier, breaches| QueueDepth {
+            queue: "q".into(),
+            tier,
+            open: 1,
+            oldest_age_ms: 990,
+            breaches,
+        };
+        assert_eq!(
+            s.queue_depths(f.project.id, 1_000, vec![("q".into(), 11), ("other".into(), 99)])
+                .await
+                .unwrap(),
+            vec![depth(1, Some(1)), depth(2, Some(1))],
+            "both tasks were created at 10, before the cutoff"
+        );
+        assert_eq!(
+            s.queue_depths(f.project.id, 1_000, vec![]).await.unwrap(),
+            vec![depth(1, None), depth(2, None)],
+            "no SLA, no breach count"
+        );
+        assert_eq!(
+            s.queue_depths(f.project.id, 1_000, vec![("q".into(), 10)])
+                .await
+                .unwrap(),
+            vec![depth(1, Some(0)), depth(2, Some(0))]
         );
         // Answers per UTC day: one on day 0, then one on day 1 (the second task).
         let t2 = f.claim(&r, None, DAY_MS).await.unwrap();

@@ -157,7 +157,10 @@ pub async fn submit(
             decision,
         });
     }
-    Ok(s.store.submit_items(p.id, new, actor, s.now()).await?)
+    let submitted = s.store.submit_items(p.id, new, actor, s.now()).await?;
+    s.metrics
+        .decided(&p.name, submitted.iter().filter(|d| !d.duplicate).map(|d| &d.decision));
+    Ok(submitted)
 }
 
 /// Everything about one item of project `p`: decision, tasks, reviews, resolution, events.

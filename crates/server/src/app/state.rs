@@ -49,6 +49,8 @@ pub struct AppState {
     pub login_guard: super::accounts::LoginGuard,
     /// Where outbound webhook requests may go.
     pub webhooks: super::webhooks::Settings,
+    /// The Prometheus metrics this server exposes (`crate::metrics`).
+    pub metrics: crate::metrics::Metrics,
 }
 
 #[derive(Default)]
@@ -95,6 +97,7 @@ impl ProjectRuntime {
 impl AppState {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>) -> Self {
         Self {
+            metrics: crate::metrics::Metrics::new(store.writer_stats()),
             store,
             clock,
             projects: RwLock::new(HashMap::new()),

@@ -212,6 +212,7 @@ pub async fn answer(s: &Arc<AppState>, r: &Reviewer, task_id: i64, body: ReviewI
         }
         None => None,
     };
+    let kind = answer.kind();
     let review = NewReview {
         task_id,
         lease_id: body.lease_id,
@@ -223,7 +224,7 @@ pub async fn answer(s: &Arc<AppState>, r: &Reviewer, task_id: i64, body: ReviewI
         note: body.note,
         judging,
     };
-    Ok(match next {
+    let answered = match next {
         None => Answered {
             result: s.store.submit_review(review, s.now()).await?,
             next: None,
@@ -235,5 +236,9 @@ pub async fn answer(s: &Arc<AppState>, r: &Reviewer, task_id: i64, body: ReviewI
                 next: Some(NextClaim { project: p, claimed }),
             }
         }
-    })
+    };
+    if let Some(stored) = answered.result.stored {
+        s.metrics.answered(stored.tier, kind, stored.time_on_task_ms);
+    }
+    Ok(answered)
 }

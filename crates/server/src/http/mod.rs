@@ -110,6 +110,10 @@ pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
             axum::response::IntoResponse::into_response(ApiError::internal("the server hit a bug; nothing was written"))
         }))
         .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .with_state(state)
 }
 

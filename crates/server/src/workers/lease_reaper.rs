@@ -4,15 +4,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use flywheel_store::{Result, Store};
+use flywheel_store::Result;
 use tokio::sync::watch;
 
-use crate::clock::Clock;
+use crate::app::AppState;
 
-/// Returns expired leases' tasks to their queues.
+/// Returns expired leases' tasks to their queues (and counts them in the metrics).
 pub struct LeaseReaper {
-    pub store: Arc<dyn Store>,
-    pub clock: Arc<dyn Clock>,
+    pub state: Arc<AppState>,
     pub batch: usize,
 }
 
@@ -21,7 +20,8 @@ impl LeaseReaper {
     pub async fn try_run_once(&self) -> Result<usize> {
         let mut total = 0;
         loop {
-            let n = self.store.expire_leases(self.clock.now_ms(), self.batch).await?;
+            let n = self.state.store.expire_leases(self.state.now(), self.batch).await?;
+            self.state.metrics.leases_expired(n);
             total += n;
             if n < self.batch {
                 return Ok(total);

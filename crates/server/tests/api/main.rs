@@ -14,6 +14,7 @@ mod export;
 mod feeds;
 mod items;
 mod learning;
+mod metrics;
 mod quality;
 mod webhooks;
 mod work;

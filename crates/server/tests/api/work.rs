@@ -145,8 +145,7 @@ async fn leases_expire_return_and_heartbeats_extend(db: Db) {
     let t = app.claim("spam", &a, None).await.unwrap();
     assert!(app.claim("spam", &b, None).await.is_none());
     let reaper = LeaseReaper {
-        store: app.state.store.clone(),
-        clock: app.clock.clone(),
+        state: app.state.clone(),
         batch: 10,
     };
     app.clock.advance_ms(200_000);

@@ -123,3 +123,37 @@ pub(super) async fn overdue_tasks(
     }
     Ok(out)
 }
+
+pub(super) async fn queue_depths(
+    c: &mut PgConnection,
+    project_id: i64,
+    now: Millis,
+    cutoffs: &[(String, Millis)],
+) -> TxResult<Vec<QueueDepth>> {
+    let rows: Vec<(String, i16, i64, i64)> = sqlx::query_as(
+        "SELECT queue, tier, count(*), min(created_at) FROM tasks WHERE project_id = $1 AND state = 'open' AND NOT gold
+         GROUP BY queue, tier ORDER BY queue, tier",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *c)
+    .await?;
+    let tier = |t: i16| u8::try_from(t).unwrap_or(u8::MAX);
+    let open = rows
+        .into_iter()
+        .map(|(q, t, n, oldest)| (q, tier(t), n, oldest))
+        .collect();
+    let mut overdue = Vec::new();
+    for (queue, before) in cutoffs {
+        let rows: Vec<(i16, i64)> = sqlx::query_as(
+            "SELECT tier, count(*) FROM tasks WHERE project_id = $1 AND queue = $2 AND state = 'open' AND NOT gold
+             AND created_at < $3 GROUP BY tier",
+        )
+        .bind(project_id)
+        .bind(queue)
+        .bind(before)
+        .fetch_all(&mut *c)
+        .await?;
+        overdue.extend(rows.into_iter().map(|(t, n)| (queue.clone(), tier(t), n)));
+    }
+    Ok(QueueDepth::assemble(open, &overdue, cutoffs, now))
+}

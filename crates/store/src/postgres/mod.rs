@@ -644,6 +644,18 @@ impl Store for PgStore {
             .map_err(TxError::into_store)
     }
 
+    async fn queue_depths(
+        &self,
+        project_id: i64,
+        now: Millis,
+        sla_cutoffs: Vec<(String, Millis)>,
+    ) -> Result<Vec<QueueDepth>> {
+        let mut c = self.pool.acquire().await?;
+        dashboard::queue_depths(&mut c, project_id, now, &sla_cutoffs)
+            .await
+            .map_err(TxError::into_store)
+    }
+
     // Webhooks: endpoints, their outbox cursors (into the event log) and attempts.
     async fn create_webhook(&self, project_id: i64, new: NewWebhook, actor: &str, now: Millis) -> Result<Webhook> {
         transaction!(self, |tx| webhooks::create(&mut tx, project_id, &new, actor, now).await)

@@ -98,3 +98,32 @@ pub(super) fn overdue_tasks(c: &Connection, project_id: i64, cutoffs: &[(String,
         })
         .collect()
 }
+
+pub(super) fn queue_depths(
+    c: &Connection,
+    project_id: i64,
+    now: Millis,
+    cutoffs: &[(String, Millis)],
+) -> Result<Vec<QueueDepth>> {
+    let open = c
+        .prepare_cached(
+            "SELECT queue, tier, count(*), min(created_at) FROM tasks WHERE project_id = ?1 AND state = 'open' AND gold = 0
+             GROUP BY queue, tier ORDER BY queue, tier",
+        )?
+        .query_map([project_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut overdue = Vec::new();
+    for (queue, before) in cutoffs {
+        let rows = c
+            .prepare_cached(
+                "SELECT tier, count(*) FROM tasks WHERE project_id = ?1 AND queue = ?2 AND state = 'open' AND gold = 0
+                 AND created_at < ?3 GROUP BY tier",
+            )?
+            .query_map(params![project_id, queue, before], |r| {
+                Ok((queue.clone(), r.get::<_, u8>(0)?, r.get::<_, i64>(1)?))
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        overdue.extend(rows);
+    }
+    Ok(QueueDepth::assemble(open, &overdue, cutoffs, now))
+}

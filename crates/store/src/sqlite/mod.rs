@@ -553,6 +553,20 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn queue_depths(
+        &self,
+        project_id: i64,
+        now: Millis,
+        sla_cutoffs: Vec<(String, Millis)>,
+    ) -> Result<Vec<QueueDepth>> {
+        self.read(move |c| dashboard::queue_depths(c, project_id, now, &sla_cutoffs))
+            .await
+    }
+
+    fn writer_stats(&self) -> Option<Arc<crate::observe::WriterStats>> {
+        Some(self.inner.writer.stats.clone())
+    }
+
     // Webhooks: endpoints, their outbox cursors (into the event log) and attempts.
     async fn create_webhook(&self, project_id: i64, new: NewWebhook, actor: &str, now: Millis) -> Result<Webhook> {
         let actor = actor.to_string();

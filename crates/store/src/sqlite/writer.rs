@@ -35,6 +35,7 @@ use std::time::Duration;
 use rusqlite::Connection;
 
 use super::items::{self, PreparedItem};
+use crate::observe::WriterStats;
 use crate::{Millis, Result, StoreError, Submitted};
 
 type Reply = Box<dyn FnOnce(Result<()>) + Send>;
@@ -81,6 +82,8 @@ const RESTART_FRAMES: i64 = 16_384;
 pub(crate) struct Writer {
     tx: mpsc::Sender<Job>,
     pub(crate) durability: Durability,
+    /// Group-commit sizes and WAL fsync times, for the server's metrics.
+    pub(crate) stats: Arc<WriterStats>,
 }
 
 /// How far commits and syncs have come: generation `n` is the n-th group commit.
@@ -122,18 +125,21 @@ impl Writer {
         let checkpointer = Connection::open(path).map_err(std::io::Error::other)?;
         let restart = Arc::new(AtomicBool::new(false));
         let restart_wanted = restart.clone();
+        let stats = Arc::new(WriterStats::default());
+        let (writer_stats, sync_stats) = (stats.clone(), stats.clone());
         // Names of at most 15 bytes, so that `top` and `/proc` (and `flywheel bench`) show
         // them whole.
         let thread = |name: &str| std::thread::Builder::new().name(name.to_string());
         thread("fw-sql-writer").spawn(move || {
-            run(conn, rx, sync_tx, generation, &restart_wanted);
+            run(conn, rx, sync_tx, generation, &restart_wanted, &writer_stats);
             drop(stop_tx);
         })?;
-        thread("fw-sql-sync").spawn(move || sync(wal, sync_rx, synced_tx))?;
+        thread("fw-sql-sync").spawn(move || sync(wal, sync_rx, synced_tx, &sync_stats))?;
         thread("fw-sql-ckpt").spawn(move || checkpoint(checkpointer, stop_rx, &restart))?;
         Ok(Self {
             tx,
             durability: Durability { committed, synced },
+            stats,
         })
     }
 
@@ -301,6 +307,7 @@ fn run(
     sync_tx: mpsc::Sender<Committed>,
     committed: Arc<AtomicU64>,
     restart: &AtomicBool,
+    stats: &WriterStats,
 ) {
     let mut generation = 0u64;
     let mut last_group = 0usize;
@@ -377,6 +384,7 @@ fn run(
         };
         match commit {
             Ok(()) => {
+                stats.group_commit_size.observe(last_group as f64);
                 // Durable only once the syncer has fsynced the WAL; it answers then.
                 if let Err(mpsc::SendError(lost)) = sync_tx.send(Committed { generation, replies }) {
                     for reply in lost.replies {
@@ -401,7 +409,7 @@ fn run(
 
 /// Fsyncs the WAL once for every group commit waiting, then answers their callers and
 /// tells readers how far durability has come.
-fn sync(wal: PathBuf, rx: mpsc::Receiver<Committed>, synced: tokio::sync::watch::Sender<u64>) {
+fn sync(wal: PathBuf, rx: mpsc::Receiver<Committed>, synced: tokio::sync::watch::Sender<u64>, stats: &WriterStats) {
     let mut file: Option<std::fs::File> = None;
     while let Ok(first) = rx.recv() {
         let mut batches = vec![first];
@@ -412,9 +420,12 @@ fn sync(wal: PathBuf, rx: mpsc::Receiver<Committed>, synced: tokio::sync::watch:
             file = std::fs::File::open(&wal).ok();
         }
         let result = match &file {
-            Some(f) => f
-                .sync_data()
-                .map_err(|e| StoreError::Backend(format!("cannot sync the WAL: {e}"))),
+            Some(f) => {
+                let started = std::time::Instant::now();
+                let synced = f.sync_data();
+                stats.wal_fsync_seconds.observe(started.elapsed().as_secs_f64());
+                synced.map_err(|e| StoreError::Backend(format!("cannot sync the WAL: {e}")))
+            }
             None => Err(StoreError::Backend(format!("cannot open {}", wal.display()))),
         };
         match &result {
