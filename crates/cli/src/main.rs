@@ -11,6 +11,7 @@ use crate::config::{ServeArgs, Settings};
 
 mod bench;
 mod config;
+mod copy;
 mod demo;
 mod offline;
 
@@ -43,6 +44,8 @@ enum Command {
     Agreement(offline::AgreementArgs),
     /// Aggregate a crowd answers file into one label per task (JSON on stdout).
     Aggregate(offline::AggregateArgs),
+    /// Copy a SQLite database into an empty PostgreSQL one, verified table by table.
+    Copy(copy::CopyArgs),
     /// The settings file of `flywheel serve --config`.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -104,6 +107,15 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(demo::spam(args))),
+        Command::Copy(args) => {
+            return match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(copy::run(args)),
+                Err(e) => {
+                    eprintln!("flywheel: cannot start the async runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Agreement(args) => offline::agreement(args),
         Command::Aggregate(args) => offline::aggregate(args),
     };
