@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 /// Signs in through the login form and returns the session cookie and its CSRF token.
-async fn sign_in(app: &TestApp, form: &[(&str, &str)]) -> Result<(String, String), StatusCode> {
+pub(crate) async fn sign_in(app: &TestApp, form: &[(&str, &str)]) -> Result<(String, String), StatusCode> {
     let page = app.http.get(format!("{}/login", app.base)).send().await.unwrap();
     let login_cookie = page
         .headers()

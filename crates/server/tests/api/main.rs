@@ -10,6 +10,7 @@ mod helpers;
 mod browser;
 mod cluster;
 mod console;
+mod copy;
 mod feeds;
 mod items;
 mod learning;

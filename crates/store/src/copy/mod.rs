@@ -261,15 +261,16 @@ impl Plan {
             .map(|k| {
                 // Text keys in byte order, as SQLite's BINARY collation sorts them.
                 let text = self.columns.iter().any(|c| c.name == *k && c.ty == ColumnType::Text);
+                // Qualified: a bare name would sort by the `::text` output column.
                 if text {
-                    format!("{} COLLATE \"C\"", quote(k))
+                    format!("t.{} COLLATE \"C\"", quote(k))
                 } else {
-                    quote(k)
+                    format!("t.{}", quote(k))
                 }
             })
             .collect();
         format!(
-            "SELECT {} FROM {} ORDER BY {}",
+            "SELECT {} FROM {} AS t ORDER BY {}",
             cols.join(", "),
             quote(self.table.name),
             order.join(", ")
