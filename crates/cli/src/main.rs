@@ -11,6 +11,7 @@ use crate::config::{ServeArgs, Settings};
 
 mod bench;
 mod config;
+mod copy;
 mod demo;
 mod live_demo;
 mod offline;
@@ -51,6 +52,8 @@ enum Command {
     /// Read a Label Studio export or a `flywheel export --format jsonl` file into a
     /// project (idempotent by external id; a bad row refuses the file, naming its line).
     Import(transfer::ImportArgs),
+    /// Copy a SQLite database into an empty PostgreSQL one, verified table by table.
+    Copy(copy::CopyArgs),
     /// The settings file of `flywheel serve --config`.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -123,6 +126,15 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(transfer::import(args))),
+        Command::Copy(args) => {
+            return match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(rt) => rt.block_on(copy::run(args)),
+                Err(e) => {
+                    eprintln!("flywheel: cannot start the async runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Command::Agreement(args) => offline::agreement(args),
         Command::Aggregate(args) => offline::aggregate(args),
     };

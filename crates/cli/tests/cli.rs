@@ -2,6 +2,9 @@
 //! exit codes.
 
 use std::io::{BufRead, BufReader};
+
+#[path = "cli/copy.rs"]
+mod copy;
 use std::process::{Child, Command, Stdio};
 
 #[path = "cli/transfer.rs"]

@@ -6,6 +6,7 @@
 //! The state machine itself (what an answer does to a task) lives in `flywheel-core`; a
 //! backend loads the rows, asks core, and writes what core decided.
 
+pub mod copy;
 mod error;
 mod model;
 pub mod observe;

@@ -11,6 +11,7 @@ mod browser;
 mod cluster;
 mod console;
 mod export;
+mod copy;
 mod feeds;
 mod items;
 mod learning;

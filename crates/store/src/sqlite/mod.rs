@@ -40,6 +40,9 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0007_webhooks.sql"),
 ];
 
+/// The schema version (`PRAGMA user_version`) of a database this build has migrated.
+pub(crate) const SCHEMA_VERSION: usize = MIGRATIONS.len();
+
 /// Prepared statements kept per connection (more than the store has).
 const STATEMENT_CACHE: usize = 128;
 
