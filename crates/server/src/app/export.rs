@@ -121,12 +121,9 @@ pub fn stream(
                     return Some((Err(AppError::from(e)), st));
                 }
             };
-            let first = st.after == 0;
-            for (i, r) in rows.iter().enumerate() {
-                if let Err(e) = write_row(format, r, first && i == 0, &mut out) {
-                    st.done = true;
-                    return Some((Err(e), st));
-                }
+            if let Err(e) = write_page(format, &rows, st.after == 0, &mut out) {
+                st.done = true;
+                return Some((Err(e), st));
             }
             match rows.last() {
                 Some(last) if rows.len() == PAGE => st.after = last.item_id,
@@ -181,36 +178,44 @@ fn tail(format: Format, out: &mut Vec<u8>) {
     }
 }
 
-fn write_row(format: Format, r: &ExportRow, first: bool, out: &mut Vec<u8>) -> Result<(), AppError> {
-    let json = |e: serde_json::Error| AppError::Internal(format!("an export row did not serialise: {e}"));
+/// Writes one page of rows (`first_page`: the export's first, whose first Label Studio
+/// task takes no comma).
+fn write_page(format: Format, rows: &[ExportRow], first_page: bool, out: &mut Vec<u8>) -> Result<(), AppError> {
+    let failed = |e: &dyn std::fmt::Display| AppError::Internal(format!("an export row did not serialise: {e}"));
     match format {
         Format::Jsonl => {
-            spliced(
-                out,
-                &r.external_id,
-                "payload",
-                &r.payload,
-                "attributes",
-                &r.attributes,
-                &JsonlRest::of(r),
-            )
-            .map_err(json)?;
-            out.push(b'\n');
+            for r in rows {
+                spliced(
+                    out,
+                    &r.external_id,
+                    "payload",
+                    &r.payload,
+                    "attributes",
+                    &r.attributes,
+                    &JsonlRest::of(r),
+                )
+                .map_err(|e| failed(&e))?;
+                out.push(b'\n');
+            }
         }
         Format::Csv => {
-            csv_row(r, out).map_err(|e| AppError::Internal(format!("an export row did not serialise: {e}")))?
+            // One writer (and its buffer) per page, not per row.
+            let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut *out);
+            for r in rows {
+                csv_row(r, &mut w).map_err(|e| failed(&e))?;
+            }
+            w.flush().map_err(|e| failed(&e))?;
         }
         Format::LabelStudio => {
-            out.extend_from_slice(if first { b"\n" } else { b",\n" });
-            let task = LsRest::of(r);
-            let start = out.len();
-            out.extend_from_slice(b"{\"data\":");
-            out.extend_from_slice(r.payload.as_bytes());
-            out.push(b',');
-            let at = out.len();
-            serde_json::to_writer(&mut *out, &task).map_err(json)?;
-            out.remove(at); // the rest's own `{`
-            debug_assert!(out[start] == b'{');
+            for (i, r) in rows.iter().enumerate() {
+                out.extend_from_slice(if first_page && i == 0 { b"\n" } else { b",\n" });
+                out.extend_from_slice(b"{\"data\":");
+                out.extend_from_slice(r.payload.as_bytes());
+                out.push(b',');
+                let at = out.len();
+                serde_json::to_writer(&mut *out, &LsRest::of(r)).map_err(|e| failed(&e))?;
+                out.remove(at); // the rest's own `{`
+            }
         }
     }
     Ok(())
@@ -248,7 +253,16 @@ pub struct PredictionOut<'a> {
     pub model: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<&'a str>,
-    pub scores: serde_json::Map<String, serde_json::Value>,
+    pub scores: Scores<'a>,
+}
+
+/// Scores as a JSON object by label, in the project's label order.
+pub struct Scores<'a>(&'a [(String, f64)]);
+
+impl Serialize for Scores<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(l, x)| (l, x)))
+    }
 }
 
 impl<'a> PredictionOut<'a> {
@@ -256,11 +270,7 @@ impl<'a> PredictionOut<'a> {
         PredictionOut {
             model: &p.model,
             version: p.version.as_deref(),
-            scores: p
-                .scores
-                .iter()
-                .map(|(l, s)| (l.clone(), serde_json::json!(s)))
-                .collect(),
+            scores: Scores(&p.scores),
         }
     }
 }
@@ -368,41 +378,45 @@ impl<'a> JsonlRest<'a> {
     }
 }
 
-fn csv_row(r: &ExportRow, out: &mut Vec<u8>) -> Result<(), Box<dyn std::error::Error>> {
+fn csv_row(r: &ExportRow, w: &mut csv::Writer<&mut Vec<u8>>) -> Result<(), Box<dyn std::error::Error>> {
+    use std::borrow::Cow;
     let d = DecisionOut::of(r);
     let p = r.prediction.as_ref().map(PredictionOut::of);
     let res = r.resolution.as_ref();
     let reviews: Vec<ReviewOut> = r.reviews.iter().map(ReviewOut::of).collect();
-    let opt = |s: Option<&str>| s.unwrap_or("").to_string();
-    let record = [
-        r.external_id.clone(),
-        rfc3339(r.created_at),
-        r.payload.clone(),
-        r.attributes.clone(),
+    let opt = |s: Option<&str>| Cow::Owned(s.unwrap_or("").to_string());
+    let owned = Cow::<str>::Owned;
+    let record: [Cow<str>; 19] = [
+        Cow::Borrowed(&r.external_id),
+        owned(rfc3339(r.created_at)),
+        Cow::Borrowed(&r.payload),
+        Cow::Borrowed(&r.attributes),
         opt(p.as_ref().map(|p| p.model)),
         opt(p.as_ref().and_then(|p| p.version)),
-        p.as_ref()
-            .map(|p| serde_json::to_string(&p.scores))
-            .transpose()?
-            .unwrap_or_default(),
-        d.action.to_string(),
-        d.rule.to_string(),
+        owned(
+            p.as_ref()
+                .map(|p| serde_json::to_string(&p.scores))
+                .transpose()?
+                .unwrap_or_default(),
+        ),
+        Cow::Borrowed(d.action),
+        Cow::Borrowed(d.rule),
         opt(d.label),
         opt(d.queue),
-        d.policy_version.to_string(),
+        owned(d.policy_version.to_string()),
         opt(res.map(|r| r.label.as_str())),
         opt(res.map(|r| r.source.as_str())),
         opt(res.map(|r| r.method.as_str())),
-        res.map(|r| r.confidence.to_string()).unwrap_or_default(),
-        res.map(|r| rfc3339(r.resolved_at)).unwrap_or_default(),
-        res.map(|r| serde_json::to_string(&r.reviewers))
-            .transpose()?
-            .unwrap_or_default(),
-        serde_json::to_string(&reviews)?,
+        owned(res.map(|r| r.confidence.to_string()).unwrap_or_default()),
+        owned(res.map(|r| rfc3339(r.resolved_at)).unwrap_or_default()),
+        owned(
+            res.map(|r| serde_json::to_string(&r.reviewers))
+                .transpose()?
+                .unwrap_or_default(),
+        ),
+        owned(serde_json::to_string(&reviews)?),
     ];
-    let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(out);
-    w.write_record(&record)?;
-    w.flush()?;
+    w.write_record(record.iter().map(|c| c.as_bytes()))?;
     Ok(())
 }
 

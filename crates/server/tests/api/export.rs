@@ -422,6 +422,10 @@ async fn export_filters_by_time_and_source(db: Db) {
     );
     let (_, v) = app.get("/v1/projects/spam/export?format=csv&source=robot", &svc).await;
     assert_eq!(v["error"]["field"], "source");
+    let (_, doc) = app.get("/v1/openapi.json", "").await;
+    assert!(doc["paths"]["/v1/projects/{project}/export"]["get"].is_object());
+    assert!(doc["paths"]["/v1/projects/{project}/import"]["post"].is_object());
+    assert!(doc["components"]["schemas"]["ImportReport"]["properties"]["labels"].is_object());
     let empty = app.export("spam", &svc, "format=label-studio&source=adjudicated").await;
     assert_eq!(
         serde_json::from_str::<Value>(&empty).unwrap(),

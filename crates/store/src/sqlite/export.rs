@@ -147,8 +147,17 @@ pub(super) fn import_labels(
             None => None,
         };
         let resolution = l.resolution(now);
-        c.prepare_cached("UPDATE items SET resolved_label = ?2, resolution = ?3, resolved_at = ?4 WHERE id = ?1")?
+        // Holds only while no person resolved the item: an external id given twice in one
+        // batch is resolved once.
+        let updated = c
+            .prepare_cached(
+                "UPDATE items SET resolved_label = ?2, resolution = ?3, resolved_at = ?4
+                 WHERE id = ?1 AND (resolution IS NULL OR json_extract(resolution, '$.source') = 'auto')",
+            )?
             .execute(params![t.id, l.label, serde_json::to_string(&resolution)?, now])?;
+        if updated == 0 {
+            continue;
+        }
         c.prepare_cached(
             "UPDATE tasks SET state = 'done', available = 0, closed_at = ?2, reason = 'imported'
              WHERE item_id = ?1 AND state = 'open'",

@@ -241,6 +241,21 @@ pub async fn imported_labels_resolve_items_once(f: Fixture) {
         "an item not imported stays open"
     );
 
+    // One external id twice in a batch: resolved once.
+    let twice = vec![imported("r3", "spam"), imported("r3", "ham")];
+    assert_eq!(s.import_labels(f.project.id, twice, "admin", 85).await.unwrap(), 1);
+    assert_eq!(
+        s.item(f.project.id, "r3")
+            .await
+            .unwrap()
+            .unwrap()
+            .resolution
+            .unwrap()
+            .label,
+        "spam"
+    );
+    let feed = f.all_labels().await;
+
     // Idempotent: the same import again changes nothing.
     assert_eq!(s.import_labels(f.project.id, batch, "admin", 90).await.unwrap(), 0);
     assert_eq!(f.all_labels().await.len(), feed.len());
