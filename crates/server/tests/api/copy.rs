@@ -358,3 +358,56 @@ async fn a_sqlite_database_copied_to_postgres_reads_the_same() {
     drop(pg.stop().await);
     pg_db.cleanup().await;
 }
+
+/// A copy that fails half-way (a row that is not the JSON its column holds) leaves the target as it was: the
+/// next copy, once the source is mended, finds it empty.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_copy_writes_nothing() {
+    let Some(Db::Postgres { url, schema }) = Db::postgres("copy_failed_writes_nothing").await else {
+        return;
+    };
+    let src = Db::sqlite();
+    let Db::Sqlite(dir) = &src else { unreachable!() };
+    let app = spawn_app(&src).await;
+    let svc = app.project("spam", example_policy()).await;
+    app.submit(
+        "spam",
+        &svc,
+        json!([item("a", "one", Some(0.5)), item("b", "two", Some(0.99))]),
+    )
+    .await;
+    drop(app.stop().await);
+    let file = dir.path().join("flywheel.db");
+    let broken = rusqlite::Connection::open(&file).unwrap();
+    broken
+        .execute("UPDATE items SET payload = '{\"text\": ' WHERE external_id = 'b'", [])
+        .unwrap();
+
+    drop(
+        flywheel_store::postgres::PgStore::connect(&url, Some(&schema))
+            .await
+            .unwrap(),
+    );
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let to = format!("{url}{sep}options=-c%20search_path%3D{schema}");
+    let from = format!("sqlite://{}", file.display());
+    match flywheel_store::copy::copy(&from, &to, &|_| {}).await {
+        // Caught on reading (the checksum parses JSON) after earlier tables were sent.
+        Err(CopyError::Source(e) | CopyError::Target(e)) => {
+            assert!(e.to_lowercase().contains("json"), "{e}")
+        }
+        other => panic!("the broken payload is refused: {other:?}"),
+    }
+    broken
+        .execute(
+            "UPDATE items SET payload = '{\"text\": \"two\"}' WHERE external_id = 'b'",
+            [],
+        )
+        .unwrap();
+    let report = flywheel_store::copy::copy(&from, &to, &|_| {}).await.unwrap();
+    assert_eq!(rows(&report, "items"), 2);
+    assert_eq!(rows(&report, "projects"), 1);
+    flywheel_store::postgres::PgStore::drop_schema(&url, &schema)
+        .await
+        .unwrap();
+}
