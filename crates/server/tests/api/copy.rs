@@ -85,9 +85,7 @@ async fn build(app: &TestApp) -> Vec<String> {
             n += 1;
             app.clock.advance_ms(1_500);
             let label = if who == "b" && n % 3 == 0 { "ham" } else { "spam" };
-            let (s, v) = app
-                .answer(key, &t, &format!("{who}{n}"), json!({"label": label}))
-                .await;
+            let (s, v) = app.answer(key, &t, &format!("{who}{n}"), json!({"label": label})).await;
             assert_eq!(s, StatusCode::OK, "{v}");
         }
     }
@@ -105,15 +103,17 @@ async fn build(app: &TestApp) -> Vec<String> {
         }
     }
     // A lease still active when the copy is made.
-    let (s, v) = app
-        .post("/v1/reviewers/ana/keys", ADMIN, json!({}))
-        .await;
+    let (s, v) = app.post("/v1/reviewers/ana/keys", ADMIN, json!({})).await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
     let ana = v["api_key"].as_str().unwrap().to_string();
     let (s, held) = app.post("/v1/projects/spam/claim", &ana, json!({})).await;
     assert!(s == StatusCode::OK || s == StatusCode::NO_CONTENT, "{held}");
     let (s, _) = app
-        .post("/v1/projects/spam/reviewers/b/hold", ADMIN, json!({"reason": "checking"}))
+        .post(
+            "/v1/projects/spam/reviewers/b/hold",
+            ADMIN,
+            json!({"reason": "checking"}),
+        )
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     // A webhook endpoint (its secret is copied and checksummed, never read back).
@@ -135,12 +135,7 @@ async fn build(app: &TestApp) -> Vec<String> {
         .await
         .unwrap();
     let (_, keys) = app.get("/v1/keys", ADMIN).await;
-    let a_hash = keys
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|k| k["reviewer"] == "a")
-        .unwrap()["hash"]
+    let a_hash = keys.as_array().unwrap().iter().find(|k| k["reviewer"] == "a").unwrap()["hash"]
         .as_str()
         .unwrap()
         .to_string();
@@ -275,7 +270,9 @@ async fn a_sqlite_database_copied_to_postgres_reads_the_same() {
     let events = a["/v1/events?limit=1000"]["events"].as_array().unwrap();
     assert!(events.len() > 100, "{}", events.len());
     assert!(
-        events.iter().any(|e| e["kind"] == "item.decided" && e["data"]["decision"].is_object()),
+        events
+            .iter()
+            .any(|e| e["kind"] == "item.decided" && e["data"]["decision"].is_object()),
         "item.decided events carry their decision on both"
     );
 
@@ -292,7 +289,12 @@ async fn a_sqlite_database_copied_to_postgres_reads_the_same() {
     let last_cursor = labels.iter().map(|l| l["cursor"].as_i64().unwrap()).max().unwrap();
     let max_task = ids
         .iter()
-        .flat_map(|id| a[&format!("/v1/projects/spam/items/{id}")]["tasks"].as_array().unwrap().clone())
+        .flat_map(|id| {
+            a[&format!("/v1/projects/spam/items/{id}")]["tasks"]
+                .as_array()
+                .unwrap()
+                .clone()
+        })
         .map(|t| t["task_id"].as_i64().unwrap())
         .max()
         .unwrap();
@@ -303,7 +305,9 @@ async fn a_sqlite_database_copied_to_postgres_reads_the_same() {
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v["api_key"].as_str().unwrap().to_string()
     };
-    let decided = pg.submit("spam", &svc, json!([item("late", "see you later", Some(0.5))])).await;
+    let decided = pg
+        .submit("spam", &svc, json!([item("late", "see you later", Some(0.5))]))
+        .await;
     assert!(
         decided[0]["item_id"].as_i64().unwrap() > 50,
         "a fresh item id: {decided:?}"
@@ -324,7 +328,10 @@ async fn a_sqlite_database_copied_to_postgres_reads_the_same() {
             }
         }
     }
-    assert!(task_ids.iter().all(|&t| t > max_task), "{task_ids:?} after task {max_task}");
+    assert!(
+        task_ids.iter().all(|&t| t > max_task),
+        "{task_ids:?} after task {max_task}"
+    );
     let after = pg.events("spam").await;
     let seqs: Vec<i64> = after.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]), "the log stays in order");

@@ -47,7 +47,12 @@ impl ColumnType {
 
 /// Appends `value` (`None`: NULL) to `buf` as one field of COPY's text format, and its
 /// canonical form to `hash`.
-pub(super) fn write_field(buf: &mut Vec<u8>, hash: &mut Sha256, ty: ColumnType, value: Option<&str>) -> Result<(), String> {
+pub(super) fn write_field(
+    buf: &mut Vec<u8>,
+    hash: &mut Sha256,
+    ty: ColumnType,
+    value: Option<&str>,
+) -> Result<(), String> {
     let Some(v) = value else {
         buf.extend_from_slice(b"\\N");
         hash.update(b"N");

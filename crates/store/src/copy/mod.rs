@@ -96,9 +96,7 @@ pub const TABLES: &[Table] = &[
     Table::plain("reviews", &["id"]),
     // Feed positions keep their values; PostgreSQL's row ids take the same numbers.
     Table::plain("labels", &["cursor"]).pg_id_from("cursor"),
-    Table::plain("events", &["seq"])
-        .pg_id_from("seq")
-        .with_item_decisions(),
+    Table::plain("events", &["seq"]).pg_id_from("seq").with_item_decisions(),
     Table::plain("reviewer_quality", &["project_id", "reviewer_id"]),
     Table::plain("model_snapshots", &["project_id", "version"]),
     Table::plain("webhooks", &["id"]),
@@ -255,7 +253,11 @@ impl Plan {
     }
 
     fn target_select(&self) -> String {
-        let cols: Vec<String> = self.columns.iter().map(|c| format!("{}::text", quote(&c.name))).collect();
+        let cols: Vec<String> = self
+            .columns
+            .iter()
+            .map(|c| format!("{}::text", quote(&c.name)))
+            .collect();
         let order: Vec<String> = self
             .table
             .key
@@ -436,7 +438,10 @@ pub(crate) fn sqlite_columns(conn: &Connection) -> Result<BTreeMap<String, Vec<S
     let mut out = BTreeMap::new();
     for t in tables {
         let cols: Vec<String> = conn
-            .prepare(&format!("SELECT name FROM pragma_table_info({}) ORDER BY cid", sql_string(&t)))?
+            .prepare(&format!(
+                "SELECT name FROM pragma_table_info({}) ORDER BY cid",
+                sql_string(&t)
+            ))?
             .query_map([], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
         out.insert(t, cols);
@@ -599,7 +604,9 @@ fn read_source(c: &Connection, plans: &[Plan], tx: &tokio::sync::mpsc::Sender<Ms
     c.execute_batch("BEGIN")?;
     let result = (|| {
         for p in plans {
-            let rows: i64 = c.query_row(&format!("SELECT count(*) FROM {}", quote(p.table.name)), [], |r| r.get(0))?;
+            let rows: i64 = c.query_row(&format!("SELECT count(*) FROM {}", quote(p.table.name)), [], |r| {
+                r.get(0)
+            })?;
             if tx.blocking_send(Msg::Begin { rows: rows as u64 }).is_err() {
                 return Ok(());
             }

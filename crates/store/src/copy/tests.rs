@@ -20,8 +20,17 @@ fn the_table_list_covers_the_sqlite_schema() {
         );
     }
     for t in TABLES {
-        assert!(columns.contains_key(t.name), "copy::TABLES names {}, which SQLite has not", t.name);
-        assert_eq!(t.copied(), !t.key.is_empty(), "{}: a copied table needs its key", t.name);
+        assert!(
+            columns.contains_key(t.name),
+            "copy::TABLES names {}, which SQLite has not",
+            t.name
+        );
+        assert_eq!(
+            t.copied(),
+            !t.key.is_empty(),
+            "{}: a copied table needs its key",
+            t.name
+        );
         for k in t.key {
             assert!(columns[t.name].iter().any(|c| c == k), "{}.{k} is not a column", t.name);
         }
@@ -37,7 +46,8 @@ fn a_source_with_an_unknown_table_or_another_version_is_refused() {
     let path = dir.path().join("f.db");
     drop(crate::sqlite::SqliteStore::open(&path).unwrap());
     let conn = Connection::open(&path).unwrap();
-    conn.execute_batch("CREATE TABLE extra (id INTEGER PRIMARY KEY)").unwrap();
+    conn.execute_batch("CREATE TABLE extra (id INTEGER PRIMARY KEY)")
+        .unwrap();
     let err = open_source(&path).unwrap_err().to_string();
     assert!(err.contains("extra"), "{err}");
     conn.execute_batch("DROP TABLE extra; PRAGMA user_version = 2").unwrap();
@@ -60,13 +70,19 @@ fn canonical_json_agrees_on_what_jsonb_changes() {
     let c = |s| canonical_json(s).unwrap();
     // jsonb's output of the same documents: keys by length then bytes, spaces after
     // separators, exponents written out.
-    assert_eq!(c(r#"{"b":1,"aa":[1.0,2.5,"x"]}"#), c(r#"{"b": 1, "aa": [1.0, 2.5, "x"]}"#));
+    assert_eq!(
+        c(r#"{"b":1,"aa":[1.0,2.5,"x"]}"#),
+        c(r#"{"b": 1, "aa": [1.0, 2.5, "x"]}"#)
+    );
     assert_eq!(c(r#"{"n":1e17}"#), c(r#"{"n": 100000000000000000}"#));
     assert_eq!(c(r#"{"n":1e-7}"#), c(r#"{"n": 0.0000001}"#));
     assert_eq!(c("1.2345678901234568e17"), c("123456789012345680"));
     assert_eq!(c("-3.0"), "-3");
     assert_eq!(c(r#""\u00e9\n""#), c("\"é\\n\""));
-    assert_eq!(c(r#"{"z":null,"a":{"y":true,"x":false}}"#), r#"{"a":{"x":false,"y":true},"z":null}"#);
+    assert_eq!(
+        c(r#"{"z":null,"a":{"y":true,"x":false}}"#),
+        r#"{"a":{"x":false,"y":true},"z":null}"#
+    );
     // What differs still differs.
     assert_ne!(c(r#"{"a":1}"#), c(r#"{"a":2}"#));
     assert_ne!(c(r#"{"a":1}"#), c(r#"{"a":"1"}"#));
@@ -95,7 +111,10 @@ fn fields_are_escaped_for_copy_and_hashed_canonically() {
         field(ColumnType::Text, Some(r#"{"b":1,"a":2}"#)).1,
         field(ColumnType::Text, Some(r#"{"a": 2, "b": 1}"#)).1
     );
-    assert_eq!(field(ColumnType::Float, Some("0.5")).1, field(ColumnType::Float, Some("5e-1")).1);
+    assert_eq!(
+        field(ColumnType::Float, Some("0.5")).1,
+        field(ColumnType::Float, Some("5e-1")).1
+    );
     let mut buf = vec![];
     assert!(write_field(&mut buf, &mut Sha256::new(), ColumnType::Json, Some("{")).is_err());
 }
@@ -103,10 +122,19 @@ fn fields_are_escaped_for_copy_and_hashed_canonically() {
 #[test]
 fn sqlite_values_become_what_postgres_reads() {
     let v = |r, ty| source_value(r, ty, "t", "c").map(|o| o.map(|c| c.into_owned()));
-    assert_eq!(v(ValueRef::Integer(1), ColumnType::Bool).unwrap().as_deref(), Some("true"));
-    assert_eq!(v(ValueRef::Integer(0), ColumnType::Bool).unwrap().as_deref(), Some("false"));
+    assert_eq!(
+        v(ValueRef::Integer(1), ColumnType::Bool).unwrap().as_deref(),
+        Some("true")
+    );
+    assert_eq!(
+        v(ValueRef::Integer(0), ColumnType::Bool).unwrap().as_deref(),
+        Some("false")
+    );
     assert!(v(ValueRef::Integer(2), ColumnType::Bool).is_err());
-    assert_eq!(v(ValueRef::Integer(-7), ColumnType::Integer).unwrap().as_deref(), Some("-7"));
+    assert_eq!(
+        v(ValueRef::Integer(-7), ColumnType::Integer).unwrap().as_deref(),
+        Some("-7")
+    );
     assert_eq!(
         v(ValueRef::Blob(&[0, 15, 255]), ColumnType::Bytea).unwrap().as_deref(),
         Some("\\x000fff")
