@@ -241,6 +241,12 @@ impl WebhookWorker {
                 false
             }
         };
+        self.state.metrics.webhook_attempt(match record.outcome {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Gone => "gone",
+            AttemptOutcome::GivenUp => "given_up",
+        });
         round.attempts.push(record);
         delivered
     }

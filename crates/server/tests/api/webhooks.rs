@@ -31,14 +31,14 @@ struct Got {
 /// A webhook receiver that records every request and answers `status` (with
 /// `Retry-After`, if set).
 #[derive(Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Mutex<Vec<Got>>,
     status: AtomicU16,
     retry_after: Mutex<Option<String>>,
 }
 
 impl Receiver {
-    fn set(&self, status: u16) {
+    pub(crate) fn set(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
     }
 
@@ -51,7 +51,7 @@ impl Receiver {
     }
 }
 
-async fn receiver() -> (String, Arc<Receiver>) {
+pub(crate) async fn receiver() -> (String, Arc<Receiver>) {
     let r = Arc::new(Receiver::default());
     r.set(200);
     let state = r.clone();
@@ -128,7 +128,7 @@ fn no_background_delivery() -> flywheel_server::ServeOptions {
     }
 }
 
-async fn app_on(db: &Db) -> TestApp {
+pub(crate) async fn app_on(db: &Db) -> TestApp {
     spawn_with(
         db,
         Arc::new(flywheel_server::ManualClock::new(START_MS)),
@@ -137,7 +137,7 @@ async fn app_on(db: &Db) -> TestApp {
     .await
 }
 
-async fn run(app: &TestApp) -> Delivered {
+pub(crate) async fn run(app: &TestApp) -> Delivered {
     WebhookWorker::new(app.state.clone()).try_run_once().await.unwrap()
 }
 
@@ -154,7 +154,7 @@ async fn drain(app: &TestApp) -> Delivered {
     }
 }
 
-async fn create(app: &TestApp, url: &str, events: Value) -> (i64, String) {
+pub(crate) async fn create(app: &TestApp, url: &str, events: Value) -> (i64, String) {
     let resp = app
         .http
         .post(format!("{}/v1/projects/spam/webhooks", app.base))
@@ -171,7 +171,7 @@ async fn create(app: &TestApp, url: &str, events: Value) -> (i64, String) {
     (v["id"].as_i64().unwrap(), secret)
 }
 
-async fn submit_one(app: &TestApp, key: &str, id: &str) {
+pub(crate) async fn submit_one(app: &TestApp, key: &str, id: &str) {
     app.submit("spam", key, json!([item(id, &format!("text {id}"), Some(0.5))]))
         .await;
 }
