@@ -246,7 +246,11 @@ pub async fn webhook_backlog_counts_events_after_enabled_cursors(f: Fixture) {
         .create_webhook(p, new_hook("http://b.example/h"), "admin", 11)
         .await
         .unwrap();
-    assert_eq!(s.webhook_backlog().await.unwrap(), vec![(p, 2 + 1)], "a: 2 events, b: 1");
+    assert_eq!(
+        s.webhook_backlog().await.unwrap(),
+        vec![(p, 2 + 1)],
+        "a: 2 events, b: 1"
+    );
     s.submit_items(p, vec![review("a", "q", 1, 0, 1), review("b", "q", 1, 0, 1)], "svc", 20)
         .await
         .unwrap();
