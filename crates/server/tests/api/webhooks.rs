@@ -20,11 +20,11 @@ use crate::helpers::*;
 
 /// What a receiver got: one request, and the status it answered.
 #[derive(Debug, Clone)]
-struct Got {
+pub(crate) struct Got {
     id: String,
     timestamp: String,
     signature: String,
-    body: String,
+    pub(crate) body: String,
     answered: u16,
 }
 
@@ -42,16 +42,25 @@ impl Receiver {
         self.status.store(status, Ordering::SeqCst);
     }
 
-    fn got(&self) -> Vec<Got> {
+    pub(crate) fn got(&self) -> Vec<Got> {
         self.got.lock().unwrap().clone()
     }
 
-    fn delivered(&self) -> Vec<Got> {
+    pub(crate) fn delivered(&self) -> Vec<Got> {
         self.got().into_iter().filter(|g| g.answered == 200).collect()
     }
 }
 
 pub(crate) async fn receiver() -> (String, Arc<Receiver>) {
+    let (app, r) = receiver_app();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, r)
+}
+
+/// The receiver's routes (`POST /hook`) and what it records, to serve on any listener.
+pub(crate) fn receiver_app() -> (axum::Router, Arc<Receiver>) {
     let r = Arc::new(Receiver::default());
     r.set(200);
     let state = r.clone();
@@ -83,10 +92,7 @@ pub(crate) async fn receiver() -> (String, Arc<Receiver>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, r)
+    (app, r)
 }
 
 /// The signature Standard Webhooks defines, computed here from its definition (not with
@@ -121,7 +127,7 @@ fn the_tests_verifier_reproduces_the_standard_webhooks_test_vector() {
     );
 }
 
-fn no_background_delivery() -> flywheel_server::ServeOptions {
+pub(crate) fn no_background_delivery() -> flywheel_server::ServeOptions {
     flywheel_server::ServeOptions {
         background_webhooks: false,
         ..Default::default()
@@ -182,7 +188,7 @@ async fn hook(app: &TestApp, id: i64) -> Value {
     v
 }
 
-async fn deliveries(app: &TestApp, id: i64) -> Vec<Value> {
+pub(crate) async fn deliveries(app: &TestApp, id: i64) -> Vec<Value> {
     let (s, v) = app
         .get(&format!("/v1/projects/spam/webhooks/{id}/deliveries?limit=1000"), ADMIN)
         .await;
@@ -552,7 +558,7 @@ async fn webhook_private_addresses_are_refused_unless_allowed(db: Db) {
         "http://10.0.0.8/hook",
         "http://169.254.169.254/latest",
         "http://[::1]:9/hook",
-        "https://93.184.215.14/hook",
+        "https://10.0.0.8/hook",
         "ftp://93.184.215.14/hook",
         "not a url",
     ] {
