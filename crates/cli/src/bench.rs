@@ -540,12 +540,9 @@ async fn prefill(api: &Api, svc: &str, project: &str, n: usize) -> anyhow::Resul
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
     bar.set_message("pre-filling open tasks");
-    let batches = n.div_ceil(1000);
-    let per = batches.div_ceil(4);
     let far = Instant::now() + Duration::from_secs(24 * 3600);
     let mut handles = vec![];
-    for w in 0..4.min(batches) {
-        let count = per.min(batches - w * per);
+    for (w, count) in shares(n.div_ceil(1000), 4).into_iter().enumerate() {
         handles.push(tokio::spawn(import_loop(
             api.clone(),
             w,
@@ -566,6 +563,15 @@ async fn prefill(api: &Api, svc: &str, project: &str, n: usize) -> anyhow::Resul
     }
     bar.finish_and_clear();
     Ok(())
+}
+
+/// Splits `batches` among at most `workers` importers as evenly as can be: every share is
+/// at least 1, they sum to `batches`, and none is larger than another by more than 1.
+fn shares(batches: usize, workers: usize) -> Vec<usize> {
+    let workers = workers.min(batches);
+    (0..workers)
+        .map(|w| batches / workers + usize::from(w < batches % workers))
+        .collect()
 }
 
 /// Times the built-in model on one core: scoring (features from the JSON payload, then
@@ -820,5 +826,25 @@ fn print_table(r: &Report) {
             .map(|(k, v)| format!("{k} {v:.1}"))
             .collect();
         println!("server CPU µs per op: {}", parts.join(", "));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shares;
+
+    #[test]
+    fn shares_cover_every_batch_once() {
+        // 5,000 items (5 batches) once overflowed: 4 workers of 2 asked for 5 - 6.
+        assert_eq!(shares(5, 4), vec![2, 1, 1, 1]);
+        assert_eq!(shares(0, 4), Vec::<usize>::new());
+        assert_eq!(shares(3, 4), vec![1, 1, 1]);
+        for batches in 0..50 {
+            let s = shares(batches, 4);
+            assert_eq!(s.iter().sum::<usize>(), batches, "{batches}");
+            assert!(s.iter().all(|&c| c > 0), "{batches}: {s:?}");
+            let (lo, hi) = (s.iter().min(), s.iter().max());
+            assert!(hi.zip(lo).is_none_or(|(h, l)| h - l <= 1), "{batches}: {s:?}");
+        }
     }
 }

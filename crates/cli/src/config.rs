@@ -46,6 +46,10 @@ pub struct ServeArgs {
     /// [default: false].
     #[arg(long, env = "FLYWHEEL_WEBHOOKS_ALLOW_PRIVATE", value_name = "BOOL")]
     pub webhooks_allow_private: Option<bool>,
+    /// A PEM file of CA certificates that https webhook endpoints may also be signed by
+    /// (a private CA), beside the public roots [default: none].
+    #[arg(long, env = "FLYWHEEL_WEBHOOKS_CA_FILE", value_name = "PATH")]
+    pub webhooks_ca_file: Option<PathBuf>,
     /// The log's format: `text` (for people) or `json` (one object per line, for a log
     /// pipeline) [default: text].
     #[arg(long, env = "FLYWHEEL_LOG_FORMAT", value_name = "FORMAT")]
@@ -86,6 +90,8 @@ pub struct Settings {
     pub log: String,
     /// `[webhooks] allow_private`.
     pub webhooks_allow_private: bool,
+    /// `[webhooks] ca_file`: extra CAs for https endpoints; `None`: the public roots only.
+    pub webhooks_ca_file: Option<PathBuf>,
     pub log_format: LogFormat,
     /// Where `GET /metrics` is served; `None`: nowhere.
     pub metrics_listen: Option<SocketAddr>,
@@ -99,6 +105,7 @@ impl Default for Settings {
             admin_key: None,
             log: DEFAULT_LOG.into(),
             webhooks_allow_private: false,
+            webhooks_ca_file: None,
             log_format: LogFormat::Text,
             metrics_listen: None,
         }
@@ -114,6 +121,7 @@ impl std::fmt::Debug for Settings {
             .field("admin_key", &self.admin_key.as_ref().map(|_| "<set>"))
             .field("log", &self.log)
             .field("webhooks_allow_private", &self.webhooks_allow_private)
+            .field("webhooks_ca_file", &self.webhooks_ca_file)
             .field("log_format", &self.log_format)
             .field("metrics_listen", &self.metrics_listen)
             .finish()
@@ -139,6 +147,8 @@ struct FileConfig {
 #[serde(deny_unknown_fields)]
 struct WebhooksFile {
     allow_private: Option<bool>,
+    /// A path, or `""` for none.
+    ca_file: Option<PathBuf>,
 }
 
 /// A configuration the operator must fix: the file cannot be read, has an unknown key or a
@@ -206,8 +216,12 @@ impl Settings {
             log: args.log.or(file.log).unwrap_or(default.log),
             webhooks_allow_private: args
                 .webhooks_allow_private
-                .or(file.webhooks.and_then(|w| w.allow_private))
+                .or(file.webhooks.as_ref().and_then(|w| w.allow_private))
                 .unwrap_or(default.webhooks_allow_private),
+            webhooks_ca_file: args
+                .webhooks_ca_file
+                .or(file.webhooks.and_then(|w| w.ca_file))
+                .filter(|p| !p.as_os_str().is_empty()),
             log_format: args.log_format.or(file.log_format).unwrap_or(default.log_format),
             metrics_listen: match (args.metrics_listen, file.metrics_listen) {
                 (Some(a), _) => Some(a),
@@ -243,6 +257,7 @@ mod tests {
             admin_key: None,
             log: None,
             webhooks_allow_private: None,
+            webhooks_ca_file: None,
             log_format: None,
             metrics_listen: None,
             demo: None,
@@ -260,7 +275,11 @@ mod tests {
         let file = FileConfig::parse(EXAMPLE, "example").unwrap();
         // Each setting is written out (the admin key commented), not left to the default.
         assert!(file.listen.is_some() && file.database.is_some() && file.log.is_some());
-        assert!(file.webhooks.as_ref().is_some_and(|w| w.allow_private.is_some()));
+        assert!(
+            file.webhooks
+                .as_ref()
+                .is_some_and(|w| w.allow_private.is_some() && w.ca_file.is_some())
+        );
         assert!(file.log_format.is_some() && file.metrics_listen.is_some());
         assert!(file.admin_key.is_none(), "the example sets no admin key");
         assert_eq!(
@@ -308,6 +327,21 @@ mod tests {
         };
         let s = Settings::layer(flags, Some((FileConfig::parse(hooks, "f").unwrap(), "f".into()))).unwrap();
         assert!(!s.webhooks_allow_private);
+        let ca = "[webhooks]\nca_file = \"/etc/flywheel/ca.pem\"\n";
+        assert_eq!(
+            from_file(ca).unwrap().webhooks_ca_file,
+            Some("/etc/flywheel/ca.pem".into())
+        );
+        let flags = ServeArgs {
+            webhooks_ca_file: Some("/run/ca.pem".into()),
+            ..no_flags()
+        };
+        let s = Settings::layer(flags, Some((FileConfig::parse(ca, "f").unwrap(), "f".into()))).unwrap();
+        assert_eq!(s.webhooks_ca_file, Some("/run/ca.pem".into()));
+        assert_eq!(
+            from_file("[webhooks]\nca_file = \"\"\n").unwrap().webhooks_ca_file,
+            None
+        );
         assert_eq!(Settings::layer(no_flags(), None).unwrap(), Settings::default());
     }
 

@@ -73,6 +73,8 @@ enum DemoCommand {
 }
 
 fn main() -> ExitCode {
+    // Before any HTTP client is built (bench, transfer, copy, serve's webhooks): see flywheel-tls.
+    flywheel_tls::install();
     let cli = Cli::parse();
     // `serve` takes its log filter from its settings; the other commands from FLYWHEEL_LOG.
     let log = match &cli.command {
@@ -165,11 +167,25 @@ async fn serve(args: Settings, demo: Option<(live_demo::Demo, Option<std::path::
             "the admin key (FLYWHEEL_ADMIN_KEY, --admin-key or admin_key) is too short: use at least 16 characters"
         );
     }
+    // A CA file that cannot be used stops the start, before the database is touched.
+    let webhook_tls = match &args.webhooks_ca_file {
+        Some(path) => Some(Arc::new(
+            flywheel_tls::read_ca_file(path)
+                .and_then(|certs| flywheel_tls::client_config(&certs))
+                .map_err(|e| {
+                    anyhow::anyhow!("webhooks.ca_file (--webhooks-ca-file, FLYWHEEL_WEBHOOKS_CA_FILE): {e}")
+                })?,
+        )),
+        None => None,
+    };
     let store = flywheel_store::open(&args.database)
         .await
         .with_context(|| format!("cannot open database {}", args.database))?;
     let mut state = AppState::new(store, Arc::new(SystemClock));
     state.webhooks.allow_private = args.webhooks_allow_private;
+    if let Some(tls) = webhook_tls {
+        state.webhook_tls = tls;
+    }
     let state = Arc::new(state);
     if let Some(key) = flywheel_server::bootstrap_admin(&state, args.admin_key.as_deref()).await? {
         if args.admin_key.is_none() {

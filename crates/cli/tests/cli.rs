@@ -10,6 +10,12 @@ use std::process::{Child, Command, Stdio};
 #[path = "cli/transfer.rs"]
 mod transfer;
 
+/// A reqwest client builder, the crypto provider installed first (see flywheel-tls).
+fn client_builder() -> reqwest::ClientBuilder {
+    flywheel_tls::install();
+    reqwest::Client::builder()
+}
+
 fn flywheel() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_flywheel"));
     c.env_remove("FLYWHEEL_ADMIN_KEY")
@@ -78,7 +84,7 @@ async fn first_start_prints_a_key_once_and_sigterm_exits_zero() {
         .find(|l| l.starts_with("admin API key"))
         .expect("the first start prints the admin key");
     let key = key_line.rsplit(' ').next().unwrap().to_string();
-    let http = reqwest::Client::new();
+    let http = client_builder().build().unwrap();
     let r = http.get(format!("{addr}/healthz")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let r = http
@@ -108,7 +114,9 @@ async fn the_admin_key_can_come_from_the_environment() {
         !lines.iter().any(|l| l.contains("env-admin-key")),
         "the key from the environment is never printed"
     );
-    let r = reqwest::Client::new()
+    let r = client_builder()
+        .build()
+        .unwrap()
         .post(format!("{addr}/v1/projects"))
         .bearer_auth("env-admin-key-0123456789")
         .json(&serde_json::json!({"name": "p", "labels": ["a", "b"], "policy": {"rules": []}}))
@@ -129,6 +137,11 @@ fn operator_mistakes_get_a_message_and_a_non_zero_exit() {
             &["serve", "--database", "sqlite:///tmp/x.db"],
             &[("FLYWHEEL_ADMIN_KEY", "short")],
             "too short",
+        ),
+        (
+            &["serve", "--database", "sqlite:///tmp/x.db"],
+            &[("FLYWHEEL_WEBHOOKS_CA_FILE", "/nonexistent/ca.pem")],
+            "webhooks.ca_file (--webhooks-ca-file, FLYWHEEL_WEBHOOKS_CA_FILE): cannot read /nonexistent/ca.pem",
         ),
         (&["frobnicate"], &[], "unrecognized subcommand"),
     ];
@@ -301,7 +314,7 @@ async fn two_nodes_share_the_work_and_survive_a_kill() {
     let admin = "two-nodes-admin-key-0123456789";
     let (mut n1, _, a1) = start(&db, &[("FLYWHEEL_ADMIN_KEY", admin)]);
     let (mut n2, _, a2) = start(&db, &[("FLYWHEEL_ADMIN_KEY", admin)]);
-    let http = reqwest::Client::new();
+    let http = client_builder().build().unwrap();
     let post = |base: &str, path: &str, key: &str, body: Value| {
         http.post(format!("{base}{path}"))
             .bearer_auth(key.to_string())
@@ -619,7 +632,7 @@ async fn acknowledged_items_survive_kill_9() {
     let db = format!("sqlite://{}", dir.path().join("f.db").display());
     let admin = "kill-nine-admin-key-0123456789";
     let (mut child, _, addr) = start(&db, &[("FLYWHEEL_ADMIN_KEY", admin)]);
-    let http = reqwest::Client::new();
+    let http = client_builder().build().unwrap();
     let r = http
         .post(format!("{addr}/v1/projects"))
         .bearer_auth(admin)

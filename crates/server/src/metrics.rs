@@ -7,11 +7,12 @@
 //! - counters and histograms recorded where things happen (decisions, answers, lease
 //!   expiries, HTTP requests): atomics behind a label lookup, cheap on the hot path;
 //! - gauges computed at scrape time ([`Metrics::encode`]): queue depth, oldest age and SLA
-//!   breaches per project from one bounded store read each (open tasks only), the
+//!   breaches per project from one bounded store read each (open tasks only), the webhook
+//!   backlog from one read of the events after the endpoints' cursors, the
 //!   automation ratio from what this server counted, and the SQLite writer's histograms
 //!   read from the store's atomics (`flywheel_store::observe`).
 //!
-//! Adding a family (webhook deliveries, say): a field of [`Metrics`] of the
+//! Adding a family (webhook deliveries, say, recorded by `workers/webhooks.rs`): a field of [`Metrics`] of the
 //! `prometheus_client` type (`Family<Labels, Counter>` for a count by labels), registered
 //! in [`Metrics::new`] with its help text, named `flywheel_<noun>` (`_total` is added to a
 //! counter, `_seconds` comes from `Unit::Seconds`), recorded by the use case that does the
@@ -71,6 +72,13 @@ pub struct AnswerLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct DeliveryLabels {
+    /// `delivered`, `failed` (to be tried again), `gone` (410: the endpoint is disabled)
+    /// or `given_up` (the last try of an event failed).
+    pub result: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TierLabels {
     pub tier: u8,
 }
@@ -117,6 +125,8 @@ pub struct Metrics {
     time_on_task: Family<TierLabels, Histogram, fn() -> Histogram>,
     http_requests: Family<HttpLabels, Counter>,
     http_duration: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    webhook_deliveries: Family<DeliveryLabels, Counter>,
+    webhook_backlog: Family<ProjectLabels, Gauge>,
     /// One scrape at a time: each clears and refills the scrape-time gauges.
     scraping: tokio::sync::Mutex<()>,
 }
@@ -136,6 +146,8 @@ impl Metrics {
             time_on_task: Family::new_with_constructor(time_on_task_histogram),
             http_requests: Family::default(),
             http_duration: Family::new_with_constructor(latency_histogram),
+            webhook_deliveries: Family::default(),
+            webhook_backlog: Family::default(),
             scraping: tokio::sync::Mutex::new(()),
             registry: Registry::default(),
         };
@@ -193,6 +205,16 @@ impl Metrics {
             Unit::Seconds,
             m.http_duration.clone(),
         );
+        registry.register(
+            "flywheel_webhook_deliveries",
+            "Webhook delivery attempts this server made, by result (delivered, failed, gone, given_up)",
+            m.webhook_deliveries.clone(),
+        );
+        registry.register(
+            "flywheel_webhook_backlog",
+            "Events after the cursors of a project's enabled webhook endpoints, summed over its endpoints, read at scrape time",
+            m.webhook_backlog.clone(),
+        );
         if let Some(stats) = writer {
             registry.register_collector(Box::new(WriterCollector(stats)));
         }
@@ -240,6 +262,11 @@ impl Metrics {
             .observe(time_on_task_ms.max(0) as f64 / 1000.0);
     }
 
+    /// Counts a webhook delivery attempt by its result.
+    pub fn webhook_attempt(&self, result: &'static str) {
+        self.webhook_deliveries.get_or_create(&DeliveryLabels { result }).inc();
+    }
+
     pub fn leases_expired(&self, n: usize) {
         self.lease_expiries.inc_by(n as u64);
     }
@@ -265,6 +292,7 @@ impl Metrics {
     pub async fn encode(&self, s: &AppState, openmetrics: bool) -> Result<String, AppError> {
         let _one = self.scraping.lock().await;
         self.read_queues(s).await?;
+        self.read_webhook_backlog(s).await?;
         {
             let counts = self.automation.lock().expect("automation counts");
             for (project, (total, auto)) in counts.iter() {
@@ -313,6 +341,28 @@ impl Metrics {
                 .set(d.oldest_age_ms as f64 / 1000.0);
             if let Some(b) = d.breaches {
                 self.queue_sla_breaches.get_or_create(&labels).set(b);
+            }
+        }
+        Ok(())
+    }
+
+    /// Each project's webhook backlog, one store read for all (see
+    /// `Store::webhook_backlog`: it counts only events after the cursors).
+    async fn read_webhook_backlog(&self, s: &AppState) -> Result<(), AppError> {
+        let backlog = s.store.webhook_backlog().await?;
+        let names: HashMap<i64, String> = if backlog.is_empty() {
+            HashMap::new()
+        } else {
+            s.store.projects().await?.into_iter().map(|p| (p.id, p.name)).collect()
+        };
+        self.webhook_backlog.clear();
+        for (project_id, events) in backlog {
+            if let Some(project) = names.get(&project_id) {
+                self.webhook_backlog
+                    .get_or_create(&ProjectLabels {
+                        project: project.clone(),
+                    })
+                    .set(events);
             }
         }
         Ok(())

@@ -24,10 +24,12 @@ pub struct Client {
 impl Client {
     /// A client of `nodes` (base URLs; a trailing `/` is dropped) with the admin key.
     pub fn new(nodes: Vec<String>, admin: impl Into<String>) -> Self {
+        flywheel_tls::install();
         Self::with_http(reqwest::Client::new(), nodes, admin)
     }
 
-    /// As [`Client::new`], over a `reqwest` client built by the caller (pool sizes).
+    /// As [`Client::new`], over a `reqwest` client built by the caller (pool sizes), who
+    /// calls `flywheel_tls::install` before building it.
     pub fn with_http(http: reqwest::Client, nodes: Vec<String>, admin: impl Into<String>) -> Self {
         assert!(!nodes.is_empty(), "a client needs at least one node");
         Self {

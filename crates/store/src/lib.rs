@@ -260,6 +260,12 @@ pub trait Store: Send + Sync + 'static {
     async fn webhook_deliveries(&self, project_id: i64, id: i64, limit: usize) -> Result<Vec<DeliveryRecord>>;
     /// Enabled endpoints with an event after their cursor that is due by `now`.
     async fn due_webhooks(&self, now: Millis) -> Result<Vec<i64>>;
+    /// Per project with an enabled endpoint, `(project_id, events)`: the events after each
+    /// enabled endpoint's cursor, summed over its endpoints (kinds an endpoint did not ask
+    /// for included: they are skipped in the next round). Each count reads the index range
+    /// of the project's log after the cursor, so its cost follows the backlog, not the
+    /// log's length.
+    async fn webhook_backlog(&self) -> Result<Vec<(i64, i64)>>;
     /// Takes an endpoint for one delivery round, or `None` if it is gone, disabled, not
     /// due, or another round (on any node) holds it. The round ends with
     /// [`WebhookLease::finish`], which writes what it did and lets the endpoint go.

@@ -1297,6 +1297,7 @@ conformance!([
     closing_a_task_cancels_other_leases_and_expired_gold_closes,
     webhooks_keep_a_cursor_and_their_attempts,
     webhooks_belong_to_their_project,
+    webhook_backlog_counts_events_after_enabled_cursors,
     export_pages_items_with_answers_and_filters,
     imported_labels_resolve_items_once,
 ]);

@@ -16,7 +16,7 @@ async fn copy_moves_a_served_database_and_refuses_a_full_target() {
     let db = format!("sqlite://{}", dir.path().join("f.db").display());
     let admin = "copy-cli-admin-key-0123456789";
     let (mut source, _, base) = start(&db, &[("FLYWHEEL_ADMIN_KEY", admin)]);
-    let http = reqwest::Client::new();
+    let http = super::client_builder().build().unwrap();
     let r = http
         .post(format!("{base}/v1/projects"))
         .bearer_auth(admin)

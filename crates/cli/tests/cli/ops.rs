@@ -44,7 +44,7 @@ async fn metrics_listen_serves_metrics_and_json_logs_are_json() {
         .find_map(|l| l.strip_prefix("metrics: "))
         .expect("the metrics address is printed")
         .to_string();
-    let http = reqwest::Client::new();
+    let http = super::client_builder().build().unwrap();
     assert_eq!(http.get(format!("{addr}/healthz")).send().await.unwrap().status(), 200);
     let r = http.get(&metrics).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -97,7 +97,9 @@ fn the_metrics_listener_is_off_by_default_and_a_bad_log_format_is_refused() {
 }
 
 async fn admin_get(addr: &str, path: &str) -> serde_json::Value {
-    let r = reqwest::Client::new()
+    let r = super::client_builder()
+        .build()
+        .unwrap()
         .get(format!("{addr}{path}"))
         .bearer_auth(ADMIN)
         .send()
@@ -162,7 +164,7 @@ async fn serve_demo_spam_seeds_a_project_reviewers_and_items_once() {
     }
     // The printed password signs in: the console's form (its CSRF nonce comes in a
     // cookie), answered by a redirect with a session cookie.
-    let http = reqwest::Client::builder()
+    let http = super::client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();

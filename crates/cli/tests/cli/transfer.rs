@@ -6,7 +6,9 @@ use super::*;
 const ADMIN: &str = "transfer-admin-key-0123456789";
 
 async fn admin_post(addr: &str, path: &str, body: serde_json::Value) -> serde_json::Value {
-    let r = reqwest::Client::new()
+    let r = client_builder()
+        .build()
+        .unwrap()
         .post(format!("{addr}{path}"))
         .bearer_auth(ADMIN)
         .json(&body)

@@ -49,6 +49,9 @@ pub struct AppState {
     pub login_guard: super::accounts::LoginGuard,
     /// Where outbound webhook requests may go.
     pub webhooks: super::webhooks::Settings,
+    /// Whom webhook requests over https trust: the webpki roots, plus the operator's CA
+    /// file (`webhooks.ca_file`) when there is one (`flywheel_tls::client_config`).
+    pub webhook_tls: Arc<rustls::ClientConfig>,
     /// The Prometheus metrics this server exposes (`crate::metrics`).
     pub metrics: crate::metrics::Metrics,
 }
@@ -108,6 +111,7 @@ impl AppState {
             alarms: Default::default(),
             login_guard: Default::default(),
             webhooks: Default::default(),
+            webhook_tls: Arc::new(flywheel_tls::client_config(&[]).expect("the webpki roots make a TLS configuration")),
         }
     }
 

@@ -38,7 +38,8 @@ pub struct Settings {
 #[derive(Debug, Clone, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EndpointSpec {
-    /// Where events are POSTed (`http://…`; private addresses only if the operator allows).
+    /// Where events are POSTed (`https://…` or `http://…`; private addresses only if the
+    /// operator allows).
     pub url: String,
     /// Event kinds wanted: `item.resolved`, a family `task.*`, or `*`.
     pub events: Vec<String>,
@@ -94,23 +95,19 @@ pub fn allowed_ip(ip: IpAddr, settings: Settings) -> bool {
     }
 }
 
-/// Checks an endpoint URL: `http`, a host, no credentials, and (unless private addresses
-/// are allowed) every address the host resolves to public. Errors name `url`.
-///
-/// Only `http` is sent for now: this build has no TLS client (see ARCHITECTURE.md), and a
-/// URL that would fail every attempt is refused here rather than discovered later.
+/// Checks an endpoint URL: `http` or `https`, a host, no credentials, and (unless private
+/// addresses are allowed) every address the host resolves to public. Errors name `url`.
 pub async fn check_url(url: &str, settings: Settings) -> Result<reqwest::Url, AppError> {
     super::text_field("url", url, 1, MAX_URL)?;
     let parsed = reqwest::Url::parse(url).map_err(|e| AppError::invalid("url", format!("url is not a URL: {e}")))?;
     match parsed.scheme() {
-        "http" => {}
-        "https" => {
+        "http" | "https" => {}
+        other => {
             return Err(AppError::invalid(
                 "url",
-                "https endpoints are not supported yet (this build sends webhooks over http only)",
+                format!("url must be http or https, not {other}"),
             ));
         }
-        other => return Err(AppError::invalid("url", format!("url must be http, not {other}"))),
     }
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err(AppError::invalid("url", "url must not carry credentials"));

@@ -12,6 +12,9 @@
 //! each in order. Outbound requests go only to addresses `app::webhooks::allowed_ip`
 //! allows: the client's resolver drops the others (a name is resolved, checked, and the
 //! checked address is the one connected to), and literal addresses are checked here.
+//! Over https the certificate is checked against `AppState::webhook_tls` (the webpki roots
+//! and the operator's CA file); the name checked is the URL's host, whatever address the
+//! resolver kept.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -91,6 +94,8 @@ impl WebhookWorker {
             .dns_resolver(Arc::new(CheckedResolver(state.webhooks)))
             .user_agent(concat!("Flywheel-Webhooks/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(MAX_PARALLEL_ENDPOINTS)
+            // Its own rustls configuration, ring named in it: no process-wide provider needed.
+            .use_preconfigured_tls((*state.webhook_tls).clone())
             .build()
             .expect("the webhook client's settings are valid");
         Self { state, client }
@@ -241,6 +246,12 @@ impl WebhookWorker {
                 false
             }
         };
+        self.state.metrics.webhook_attempt(match record.outcome {
+            AttemptOutcome::Delivered => "delivered",
+            AttemptOutcome::Failed => "failed",
+            AttemptOutcome::Gone => "gone",
+            AttemptOutcome::GivenUp => "given_up",
+        });
         round.attempts.push(record);
         delivered
     }
@@ -396,6 +407,18 @@ fn describe(e: &reqwest::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// reqwest with `rustls-no-provider` panics building a client when no process-wide
+    /// crypto provider is installed; the webhook client names its own, so it never asks.
+    /// (Nothing in this crate's unit tests installs one.)
+    #[tokio::test]
+    async fn the_webhook_client_needs_no_process_wide_crypto_provider() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(flywheel_store::sqlite::SqliteStore::open(dir.path().join("t.db")).unwrap());
+        let state = Arc::new(AppState::new(store, Arc::new(crate::ManualClock::new(0))));
+        let _worker = WebhookWorker::new(state);
+        assert!(rustls::crypto::CryptoProvider::get_default().is_none());
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

@@ -27,7 +27,7 @@ pub(crate) async fn sign_in(app: &TestApp, form: &[(&str, &str)]) -> Result<(Str
         .to_string();
     let mut fields = vec![("csrf", csrf.as_str())];
     fields.extend_from_slice(form);
-    let no_redirect = reqwest::Client::builder()
+    let no_redirect = client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
@@ -202,7 +202,7 @@ async fn console_accounts_sessions_and_csrf(db: Db) {
 
     // Tier 1 cannot open a tier-2 queue's workbench; the pages need a session.
     let page = |path: &str, cookie: Option<&str>| {
-        let mut req = reqwest::Client::builder()
+        let mut req = client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap()
@@ -351,7 +351,7 @@ async fn console_accounts_sessions_and_csrf(db: Db) {
         );
     }
     let logout = |token: &str| {
-        reqwest::Client::builder()
+        client_builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .unwrap()

@@ -77,6 +77,12 @@ pub async fn spawn_on(db: &Db, clock: Arc<ManualClock>) -> TestApp {
     spawn_with(db, clock, flywheel_server::ServeOptions::default()).await
 }
 
+/// A reqwest client builder, the crypto provider installed first (see flywheel-tls).
+pub fn client_builder() -> reqwest::ClientBuilder {
+    flywheel_tls::install();
+    reqwest::Client::builder()
+}
+
 /// A server on `db` with these options (say, without the background learner). Webhooks
 /// may go to private addresses (the tests' receivers are on 127.0.0.1).
 pub async fn spawn_with(db: &Db, clock: Arc<ManualClock>, options: flywheel_server::ServeOptions) -> TestApp {
@@ -91,9 +97,19 @@ pub async fn spawn_configured(
     options: flywheel_server::ServeOptions,
     webhooks: flywheel_server::app::webhooks::Settings,
 ) -> TestApp {
+    spawn_setup(db, clock, options, |state| state.webhooks = webhooks).await
+}
+
+/// A server on `db` with these options, its state set up by `setup` before it starts.
+pub async fn spawn_setup(
+    db: &Db,
+    clock: Arc<ManualClock>,
+    options: flywheel_server::ServeOptions,
+    setup: impl FnOnce(&mut AppState),
+) -> TestApp {
     let store = db.store().await;
     let mut state = AppState::new(store, clock.clone());
-    state.webhooks = webhooks;
+    setup(&mut state);
     let state = Arc::new(state);
     flywheel_server::bootstrap_admin(&state, Some(ADMIN)).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -110,7 +126,7 @@ pub async fn spawn_configured(
     });
     TestApp {
         base,
-        http: reqwest::Client::new(),
+        http: client_builder().build().unwrap(),
         clock,
         state,
         stop: Some(stop),

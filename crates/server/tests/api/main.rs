@@ -18,4 +18,5 @@ mod learning;
 mod metrics;
 mod quality;
 mod webhooks;
+mod webhooks_https;
 mod work;

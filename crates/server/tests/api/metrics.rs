@@ -1,11 +1,12 @@
 //! Prometheus metrics: `/metrics` only on a listener of its own, its text parsed here, and
 //! the figures moving after the requests that should move them (decisions with their
 //! labels, answers and their time on task, queue depth and SLA breaches, lease expiries,
-//! HTTP requests by route template).
+//! HTTP requests by route template, webhook attempts by result and the webhook backlog).
 
 use std::collections::{BTreeMap, HashMap};
 
-use flywheel_server::workers::LeaseReaper;
+use flywheel_core::webhook::{JITTER, RETRY_DELAYS_MS};
+use flywheel_server::workers::{Delivered, LeaseReaper};
 use reqwest::StatusCode;
 use serde_json::json;
 
@@ -293,4 +294,65 @@ async fn metrics_move_with_decisions_answers_and_expiries(db: Db) {
     app.stop().await;
 }
 
-on_both_backends!(metrics_move_with_decisions_answers_and_expiries);
+/// Webhook attempts are counted by result as the worker makes them, and the backlog is the
+/// events after the enabled endpoints' cursors at scrape time.
+async fn metrics_count_webhook_attempts_and_the_backlog(db: Db) {
+    use crate::webhooks::{app_on, create, receiver, run, submit_one};
+    let app = app_on(&db).await;
+    let url = metrics_listener(&app).await;
+    let key = app.project("spam", example_policy()).await;
+    let backlog = |m: &Scrape| m.get("flywheel_webhook_backlog", &[("project", "spam")]);
+    let attempts = |m: &Scrape, result| m.get("flywheel_webhook_deliveries_total", &[("result", result)]);
+    assert_eq!(backlog(&scrape(&app, &url).await), None, "no endpoint, no series");
+
+    let (hook_url, rx) = receiver().await;
+    create(&app, &hook_url, json!(["item.decided"])).await;
+    let m = scrape(&app, &url).await;
+    assert_eq!(m.types["flywheel_webhook_backlog"], "gauge");
+    assert_eq!(backlog(&m), Some(1.0), "the endpoint's own webhook.created");
+    submit_one(&app, &key, "a").await;
+    let m = scrape(&app, &url).await;
+    assert!(backlog(&m).unwrap() >= 2.0, "{:?}", backlog(&m));
+    assert_eq!(attempts(&m, "delivered"), None);
+    assert_eq!(
+        run(&app).await,
+        Delivered {
+            delivered: 1,
+            failed: 0
+        }
+    );
+    let m = scrape(&app, &url).await;
+    assert_eq!(m.types["flywheel_webhook_deliveries_total"], "counter");
+    assert_eq!(attempts(&m, "delivered"), Some(1.0));
+    assert_eq!(backlog(&m), Some(0.0), "kinds it did not ask for are passed over too");
+
+    // Ten failed attempts: nine to be tried again, then the last.
+    rx.set(500);
+    submit_one(&app, &key, "b").await;
+    run(&app).await;
+    let m = scrape(&app, &url).await;
+    assert_eq!(attempts(&m, "failed"), Some(1.0));
+    assert!(backlog(&m).unwrap() >= 1.0, "b waits");
+    for delay in RETRY_DELAYS_MS {
+        app.clock.advance_ms((delay as f64 * (1.0 + JITTER)) as i64 + 1);
+        assert_eq!(run(&app).await.failed, 1);
+    }
+    let m = scrape(&app, &url).await;
+    assert_eq!(attempts(&m, "failed"), Some(RETRY_DELAYS_MS.len() as f64));
+    assert_eq!(attempts(&m, "given_up"), Some(1.0));
+
+    // 410 disables the endpoint: its backlog leaves the gauge.
+    rx.set(410);
+    submit_one(&app, &key, "c").await;
+    run(&app).await;
+    let m = scrape(&app, &url).await;
+    assert_eq!(attempts(&m, "gone"), Some(1.0));
+    assert_eq!(attempts(&m, "delivered"), Some(1.0));
+    assert_eq!(backlog(&m), None, "a disabled endpoint has no backlog");
+    app.stop().await;
+}
+
+on_both_backends!(
+    metrics_move_with_decisions_answers_and_expiries,
+    metrics_count_webhook_attempts_and_the_backlog,
+);

@@ -20,38 +20,47 @@ use crate::helpers::*;
 
 /// What a receiver got: one request, and the status it answered.
 #[derive(Debug, Clone)]
-struct Got {
+pub(crate) struct Got {
     id: String,
     timestamp: String,
     signature: String,
-    body: String,
+    pub(crate) body: String,
     answered: u16,
 }
 
 /// A webhook receiver that records every request and answers `status` (with
 /// `Retry-After`, if set).
 #[derive(Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     got: Mutex<Vec<Got>>,
     status: AtomicU16,
     retry_after: Mutex<Option<String>>,
 }
 
 impl Receiver {
-    fn set(&self, status: u16) {
+    pub(crate) fn set(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
     }
 
-    fn got(&self) -> Vec<Got> {
+    pub(crate) fn got(&self) -> Vec<Got> {
         self.got.lock().unwrap().clone()
     }
 
-    fn delivered(&self) -> Vec<Got> {
+    pub(crate) fn delivered(&self) -> Vec<Got> {
         self.got().into_iter().filter(|g| g.answered == 200).collect()
     }
 }
 
-async fn receiver() -> (String, Arc<Receiver>) {
+pub(crate) async fn receiver() -> (String, Arc<Receiver>) {
+    let (app, r) = receiver_app();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, r)
+}
+
+/// The receiver's routes (`POST /hook`) and what it records, to serve on any listener.
+pub(crate) fn receiver_app() -> (axum::Router, Arc<Receiver>) {
     let r = Arc::new(Receiver::default());
     r.set(200);
     let state = r.clone();
@@ -83,10 +92,7 @@ async fn receiver() -> (String, Arc<Receiver>) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, r)
+    (app, r)
 }
 
 /// The signature Standard Webhooks defines, computed here from its definition (not with
@@ -121,14 +127,14 @@ fn the_tests_verifier_reproduces_the_standard_webhooks_test_vector() {
     );
 }
 
-fn no_background_delivery() -> flywheel_server::ServeOptions {
+pub(crate) fn no_background_delivery() -> flywheel_server::ServeOptions {
     flywheel_server::ServeOptions {
         background_webhooks: false,
         ..Default::default()
     }
 }
 
-async fn app_on(db: &Db) -> TestApp {
+pub(crate) async fn app_on(db: &Db) -> TestApp {
     spawn_with(
         db,
         Arc::new(flywheel_server::ManualClock::new(START_MS)),
@@ -137,7 +143,7 @@ async fn app_on(db: &Db) -> TestApp {
     .await
 }
 
-async fn run(app: &TestApp) -> Delivered {
+pub(crate) async fn run(app: &TestApp) -> Delivered {
     WebhookWorker::new(app.state.clone()).try_run_once().await.unwrap()
 }
 
@@ -154,7 +160,7 @@ async fn drain(app: &TestApp) -> Delivered {
     }
 }
 
-async fn create(app: &TestApp, url: &str, events: Value) -> (i64, String) {
+pub(crate) async fn create(app: &TestApp, url: &str, events: Value) -> (i64, String) {
     let resp = app
         .http
         .post(format!("{}/v1/projects/spam/webhooks", app.base))
@@ -171,7 +177,7 @@ async fn create(app: &TestApp, url: &str, events: Value) -> (i64, String) {
     (v["id"].as_i64().unwrap(), secret)
 }
 
-async fn submit_one(app: &TestApp, key: &str, id: &str) {
+pub(crate) async fn submit_one(app: &TestApp, key: &str, id: &str) {
     app.submit("spam", key, json!([item(id, &format!("text {id}"), Some(0.5))]))
         .await;
 }
@@ -182,7 +188,7 @@ async fn hook(app: &TestApp, id: i64) -> Value {
     v
 }
 
-async fn deliveries(app: &TestApp, id: i64) -> Vec<Value> {
+pub(crate) async fn deliveries(app: &TestApp, id: i64) -> Vec<Value> {
     let (s, v) = app
         .get(&format!("/v1/projects/spam/webhooks/{id}/deliveries?limit=1000"), ADMIN)
         .await;
@@ -552,7 +558,7 @@ async fn webhook_private_addresses_are_refused_unless_allowed(db: Db) {
         "http://10.0.0.8/hook",
         "http://169.254.169.254/latest",
         "http://[::1]:9/hook",
-        "https://93.184.215.14/hook",
+        "https://10.0.0.8/hook",
         "ftp://93.184.215.14/hook",
         "not a url",
     ] {

@@ -745,6 +745,14 @@ impl Store for PgStore {
         })
     }
 
+    async fn webhook_backlog(&self) -> Result<Vec<(i64, i64)>> {
+        // Like `due_webhooks`: committed events get their place first, so they count.
+        transaction!(self, |tx| {
+            feeds::sequence_feeds(&mut tx).await?;
+            webhooks::backlog(&mut tx).await
+        })
+    }
+
     async fn lease_webhook(&self, id: i64, now: Millis) -> Result<Option<Box<dyn WebhookLease>>> {
         let mut tx = self.pool.begin().await?;
         match webhooks::target(&mut tx, id, now).await {

@@ -322,6 +322,17 @@ pub(super) async fn due(c: &mut PgConnection, now: Millis) -> TxResult<Vec<i64>>
     .await?)
 }
 
+pub(super) async fn backlog(c: &mut PgConnection) -> TxResult<Vec<(i64, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT w.project_id,
+                SUM((SELECT COUNT(*) FROM events e WHERE e.project_id = w.project_id AND e.seq > w.cursor))::bigint
+         FROM webhooks w WHERE w.enabled
+         GROUP BY w.project_id ORDER BY w.project_id",
+    )
+    .fetch_all(&mut *c)
+    .await?)
+}
+
 /// Takes the endpoint's advisory lock (for the caller's transaction) and reads it, if no
 /// other round holds it and it is enabled and due.
 pub(super) async fn target(c: &mut PgConnection, id: i64, now: Millis) -> TxResult<Option<WebhookTarget>> {

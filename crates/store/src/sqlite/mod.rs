@@ -639,6 +639,10 @@ impl Store for SqliteStore {
         self.read(move |c| webhooks::due(c, now)).await
     }
 
+    async fn webhook_backlog(&self) -> Result<Vec<(i64, i64)>> {
+        self.read(webhooks::backlog).await
+    }
+
     async fn lease_webhook(&self, id: i64, now: Millis) -> Result<Option<Box<dyn WebhookLease>>> {
         if !self.inner.webhook_rounds.lock().expect("webhook rounds").insert(id) {
             return Ok(None);

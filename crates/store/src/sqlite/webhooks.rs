@@ -252,6 +252,18 @@ pub(super) fn due(c: &Connection, now: Millis) -> Result<Vec<i64>> {
     .map_err(Into::into)
 }
 
+pub(super) fn backlog(c: &Connection) -> Result<Vec<(i64, i64)>> {
+    c.prepare_cached(
+        "SELECT w.project_id,
+                SUM((SELECT COUNT(*) FROM events e WHERE e.project_id = w.project_id AND e.seq > w.cursor))
+         FROM webhooks w WHERE w.enabled
+         GROUP BY w.project_id ORDER BY w.project_id",
+    )?
+    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    .collect::<rusqlite::Result<Vec<_>>>()
+    .map_err(Into::into)
+}
+
 /// The endpoint as a round needs it, if it is enabled and due.
 pub(super) fn target(c: &Connection, id: i64, now: Millis) -> Result<Option<WebhookTarget>> {
     let row = c
