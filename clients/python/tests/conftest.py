@@ -1,6 +1,7 @@
 """The test session starts a real `flywheel serve` (the debug binary the workspace's tests
 build, or ``FLYWHEEL_BIN``) on a free port with a fresh SQLite database, and stops it at
-the end. Every test makes its own project, so tests share the server but no state."""
+the end. Every test makes its own project, so tests share the server but no state. The
+server may deliver webhooks to private addresses: the tests' receivers are on 127.0.0.1."""
 
 import itertools
 import os
@@ -8,11 +9,12 @@ import secrets
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List, Optional, TypeVar
 
 import pytest
 
@@ -43,7 +45,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         pytest.fail(f"no flywheel binary at {binary}: run `cargo build -p flywheel-cli` or set FLYWHEEL_BIN")
     data = tmp_path_factory.mktemp("flywheel")
     admin_key = secrets.token_hex(16)
-    env = {**os.environ, "FLYWHEEL_ADMIN_KEY": admin_key, "FLYWHEEL_LOG": "warn"}
+    env = {
+        **os.environ,
+        "FLYWHEEL_ADMIN_KEY": admin_key,
+        "FLYWHEEL_LOG": "warn",
+        "FLYWHEEL_WEBHOOKS_ALLOW_PRIVATE": "true",
+    }
     proc = subprocess.Popen(
         [binary, "serve", "--listen", "127.0.0.1:0", "--database", f"sqlite://{data}/flywheel.db"],
         stdout=subprocess.PIPE,
@@ -85,8 +92,7 @@ class Project:
     reviewer_keys: List[str]
 
 
-@pytest.fixture
-def project(admin: Client) -> Project:
+def new_project(admin: Client) -> Project:
     """A fresh project (ham/spam, confident → auto, the rest → review in `standard`), a
     service key and two tier-1 reviewers."""
     name = f"p{next(_names)}-{secrets.token_hex(3)}"
@@ -94,6 +100,28 @@ def project(admin: Client) -> Project:
     key = admin.create_key([name])["api_key"]
     reviewers = [admin.create_reviewer(f"{name}-r{i}", [1], [name])["api_key"] for i in range(2)]
     return Project(name, key, reviewers)
+
+
+@pytest.fixture
+def project(admin: Client) -> Project:
+    return new_project(admin)
+
+
+T = TypeVar("T")
+
+
+def eventually(check: Callable[[], Optional[T]], what: str, within: float = 60.0) -> T:
+    """``check()``'s first answer that is not ``None``, asked again until it has one (the
+    server's background work, a webhook delivery, happens when it happens). ``within`` only
+    stops a test that would otherwise hang; nothing is asserted about how long it took."""
+    deadline = time.monotonic() + within
+    while True:
+        got = check()
+        if got is not None:
+            return got
+        if time.monotonic() > deadline:
+            pytest.fail(f"never happened: {what}")
+        time.sleep(0.05)
 
 
 def instant(rfc3339: str) -> datetime:

@@ -1,16 +1,25 @@
 """`AsyncClient` on the same paths as `Client`: submit with duplicates, the feed resumed
-from its cursor, a reviewer (an async function) resolving tasks, errors."""
+from its cursor, a reviewer (an async function) resolving tasks, errors, a webhook's life
+with a delivery into the example receiver, an export and its import."""
 
 import asyncio
 import inspect
-from typing import Any, Awaitable, Callable, Dict, List, TypeVar
+import json
+import sys
+from pathlib import Path
+from typing import Any, Awaitable, Callable, Dict, List, Optional, TypeVar
 
 import httpx
 import pytest
 
-from conftest import Project, Server, item
+from conftest import Project, Server, item, new_project
 from flywheel import AsyncClient, Client, FlywheelError
 from flywheel.models import Task
+from flywheel.webhooks import verify
+from receivers import Request, receiving, recorder, url
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+from webhook_receiver import make_handler
 
 T = TypeVar("T")
 
@@ -103,3 +112,86 @@ def test_async_work_heartbeats_while_an_async_reviewer_thinks(server: Server, pr
 
     assert run(main) == 1
     assert beats[:2] == [200, 200]
+
+
+async def until(check: Callable[[], Awaitable[Optional[T]]], what: str) -> T:
+    """`conftest.eventually` for a coroutine: its first answer that is not ``None``."""
+    for _ in range(1200):  # a bound on a hang only
+        got = await check()
+        if got is not None:
+            return got
+        await asyncio.sleep(0.05)
+    pytest.fail(f"never happened: {what}")
+
+
+def test_async_webhooks(server: Server, project: Project) -> None:
+    got: List[Any] = []
+    requests: List[Request] = []
+
+    async def main() -> None:
+        async with (
+            AsyncClient(server.url, api_key=server.admin_key) as fw,
+            AsyncClient(server.url, api_key=project.reviewer_keys[0]) as ann,
+        ):
+            with receiving() as httpd:
+                hook = await fw.create_webhook(project.name, url(httpd), ["item.resolved"], enabled=True)
+                httpd.RequestHandlerClass = make_handler(hook["secret"], got.append)
+                assert [h["id"] for h in await fw.webhooks(project.name)] == [hook["id"]]
+                assert (await fw.webhook(project.name, hook["id"]))["url"] == url(httpd)
+                await fw.submit(project.name, [item(1, 0.5)])
+                assert await ann.work(project.name, lambda task: "spam") == 1
+
+                async def delivered() -> Optional[Any]:
+                    return got[0] if got else None
+
+                event = await until(delivered, "the delivery of m1's item.resolved")
+                assert (event["type"], event["external_id"], event["data"]["label"]) == ("item.resolved", "m1", "spam")
+                replayed = await fw.replay_webhook(project.name, hook["id"], event["seq"])
+                assert replayed["cursor"] == event["seq"] - 1
+
+                async def attempts() -> Optional[List[Any]]:
+                    found = await fw.webhook_deliveries(project.name, hook["id"])
+                    return found if len(found) == 2 else None
+
+                again, first = await until(attempts, "the replayed attempt")
+                assert again["message_id"] == first["message_id"] and got == [event]
+
+            rotated = await fw.rotate_webhook_secret(project.name, hook["id"])
+            with receiving(recorder(requests)) as rec:
+                await fw.update_webhook(project.name, hook["id"], url=url(rec))
+                await fw.submit(project.name, [item(2, 0.5)])
+                assert await ann.work(project.name, lambda task: "ham") == 1
+
+                async def recorded() -> Optional[Request]:
+                    return requests[0] if requests else None
+
+                headers, body = await until(recorded, "the delivery of m2")
+            for secret in (hook["secret"], rotated["secret"]):
+                assert verify(headers, body, secret)["external_id"] == "m2"
+            assert not (await fw.update_webhook(project.name, hook["id"], enabled=False))["enabled"]
+            await fw.delete_webhook(project.name, hook["id"])
+            assert await fw.webhooks(project.name) == []
+
+    run(main)
+
+
+def test_async_export_and_import(server: Server, admin: Client, project: Project, tmp_path: Path) -> None:
+    other = new_project(admin)
+
+    async def main() -> None:
+        async with AsyncClient(server.url, api_key=server.admin_key) as fw:
+            await fw.submit(project.name, [item(i, 0.99 if i % 2 else 0.01) for i in range(1500)])
+            out = tmp_path / "all.jsonl"
+            assert await fw.export(project.name, out, "jsonl") == out.stat().st_size
+            rows = [json.loads(line) for line in out.read_text().splitlines()]
+            assert [r["external_id"] for r in rows] == [f"m{i}" for i in range(1500)]
+            await fw.export(project.name, tmp_path / "all.csv", "csv", source="auto")
+            assert len((tmp_path / "all.csv").read_text().splitlines()) == 1501  # and the header
+            report = await fw.import_file(other.name, "jsonl", out)
+            assert report == {"rows": 1500, "items": 1500, "duplicates": 0, "labels": 0, "gold": 0}
+            with pytest.raises(FlywheelError) as e:
+                await fw.import_file(other.name, "jsonl", out, as_="both")
+            assert (e.value.status, e.value.field) == (400, "as")
+            assert (await fw.stats(other.name))["items"] == 1500
+
+    run(main)

@@ -3,6 +3,7 @@ the retry schedule, batching, and the answers a scripted reviewer gives. Neither
 holds logic of its own beyond sending and waiting."""
 
 import itertools
+import os
 import random
 import uuid
 from dataclasses import dataclass, field
@@ -25,6 +26,11 @@ DEFAULT_BATCH = 1_000
 MAX_PAGE = 1_000
 #: Longest long poll of a claim, in milliseconds.
 MAX_WAIT_MS = 30_000
+#: Bytes read from a file at a time while it is sent (an import).
+FILE_CHUNK = 1 << 20
+
+#: A file on disk: a path as text or a `pathlib.Path`.
+PathLike = Union[str, "os.PathLike[str]"]
 
 Id = Union[int, str]
 
@@ -65,6 +71,9 @@ class Call:
     path: str
     params: Dict[str, Any] = field(default_factory=dict)
     json: Any = None
+    #: A body sent as it is (a file's chunks), with its ``headers``, instead of ``json``.
+    content: Any = None
+    headers: Dict[str, str] = field(default_factory=dict)
     #: Extra read time (a long poll waits on the server before it answers).
     extra_timeout: float = 0.0
 
@@ -177,12 +186,38 @@ def answer_call(
 
 
 def webhook_body(url: Optional[str], events: Optional[Sequence[str]], enabled: Optional[bool]) -> JSON:
+    if isinstance(events, str):  # a single pattern would be sent as its letters
+        raise TypeError(f"events is a list of patterns, got the string {events!r}")
     return drop_none({"url": url, "events": list(events) if events is not None else None, "enabled": enabled})
+
+
+def import_call(project: str, format: str, path: PathLike, as_: Optional[str]) -> Call:
+    """An import of the file at ``path``, sent as it is with its length. The caller sets
+    ``content`` to the file's chunks (read as they are sent, never held whole); the call
+    is sent once, like every request that is not marked idempotent."""
+    req = call("import_file", project=project, params={"format": format, "as": as_})
+    req.headers = {
+        "content-type": "application/x-ndjson" if format == "jsonl" else "application/json",
+        "content-length": str(os.path.getsize(path)),
+    }
+    return req
+
+
+def file_chunks(path: PathLike) -> Iterator[bytes]:
+    """The bytes of the file at ``path``, `FILE_CHUNK` at a time."""
+    with open(path, "rb") as f:
+        while True:
+            chunk = f.read(FILE_CHUNK)
+            if not chunk:
+                return
+            yield chunk
 
 
 def error_detail(err: Mapping[str, Any], status: int) -> FlywheelError:
     """A `FlywheelError` from an ``error`` object reported inside a 2xx answer."""
-    return FlywheelError(status, str(err.get("code", "error")), str(err.get("message", "")), err.get("field"))
+    return FlywheelError(
+        status, str(err.get("code", "error")), str(err.get("message", "")), err.get("field"), line=err.get("line")
+    )
 
 
 def frame_items(

@@ -4,8 +4,7 @@ fields it sends, and the schema of the answer it reads.
 The test suite reads this table against the running server's OpenAPI document: each
 route must exist with that method and those parameters, each body field must be one the
 schema takes (and every field it requires must be sent), and each answer's schema must be
-the one the client's model mirrors. A route marked ``pending`` belongs to work not yet on
-this branch (webhooks, exports); it is checked the same way as soon as the document lists it.
+the one the client's model mirrors.
 """
 
 from dataclasses import dataclass
@@ -21,7 +20,8 @@ class Endpoint:
     #: Query parameters the client may send.
     query: Tuple[str, ...] = ()
     #: The request body's schema (a name under ``components.schemas``), or ``"object"``
-    #: for a free JSON object (a policy), or ``None`` for no body.
+    #: for a free JSON object (a policy), ``"string"`` for a file sent as it is (an
+    #: import), or ``None`` for no body.
     body: Optional[str] = None
     #: The body fields the client may send (checked against ``body``'s schema).
     sends: Tuple[str, ...] = ()
@@ -30,8 +30,6 @@ class Endpoint:
     returns: Optional[str] = None
     #: Sending the same request twice is safe, so a transient failure is retried.
     idempotent: bool = False
-    #: The branch that brings this route, while it is not in this server's document.
-    pending: Optional[str] = None
 
 
 _P = "/v1/projects/{project}"
@@ -112,21 +110,27 @@ ENDPOINTS: Dict[str, Endpoint] = {
         "POST", _P + "/model/predict", body="PredictIn", sends=("items",), returns="object", idempotent=True
     ),
     "monitors": Endpoint("GET", _P + "/monitors", returns="object", idempotent=True),
-    # exports (issue #19, branch `export`)
-    "export": Endpoint(
-        "GET", _P + "/export", query=("format", "since", "until", "source"), idempotent=True, pending="export"
-    ),
-    # webhooks (issue #19, branch `webhooks`)
+    # exports and imports
+    "export": Endpoint("GET", _P + "/export", query=("format", "since", "until", "source"), idempotent=True),
+    "import_file": Endpoint("POST", _P + "/import", query=("format", "as"), body="string", returns="ImportReport"),
+    # webhooks
     "create_webhook": Endpoint(
-        "POST", _P + "/webhooks", body="object", sends=("url", "events", "enabled"), pending="webhooks"
+        "POST", _P + "/webhooks", body="EndpointSpec", sends=("url", "events", "enabled"), returns="WebhookWithSecret"
     ),
-    "webhooks": Endpoint("GET", _P + "/webhooks", idempotent=True, pending="webhooks"),
-    "webhook": Endpoint("GET", _W, idempotent=True, pending="webhooks"),
+    "webhooks": Endpoint("GET", _P + "/webhooks", returns="WebhookList", idempotent=True),
+    "webhook": Endpoint("GET", _W, returns="WebhookOut", idempotent=True),
     "update_webhook": Endpoint(
-        "PATCH", _W, body="object", sends=("url", "events", "enabled"), idempotent=True, pending="webhooks"
+        "PATCH",
+        _W,
+        body="EndpointPatch",
+        sends=("url", "events", "enabled"),
+        returns="WebhookOut",
+        idempotent=True,
     ),
-    "delete_webhook": Endpoint("DELETE", _W, idempotent=True, pending="webhooks"),
-    "rotate_webhook_secret": Endpoint("POST", _W + "/rotate", pending="webhooks"),
-    "replay_webhook": Endpoint("POST", _W + "/replay", body="object", sends=("from_seq",), pending="webhooks"),
-    "webhook_deliveries": Endpoint("GET", _W + "/deliveries", idempotent=True, pending="webhooks"),
+    "delete_webhook": Endpoint("DELETE", _W, idempotent=True),
+    "rotate_webhook_secret": Endpoint("POST", _W + "/rotate", returns="WebhookWithSecret"),
+    "replay_webhook": Endpoint("POST", _W + "/replay", body="ReplayIn", sends=("from_seq",), returns="WebhookOut"),
+    "webhook_deliveries": Endpoint(
+        "GET", _W + "/deliveries", query=("limit",), returns="DeliveryList", idempotent=True
+    ),
 }

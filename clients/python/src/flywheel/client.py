@@ -8,16 +8,18 @@ from typing import Any, Callable, Iterable, List, Mapping, Optional, Sequence, U
 import httpx
 
 from . import _common as c
-from ._common import Call, GoldLike, Id, ItemLike, PredictLike, Retry, Verdict
+from ._common import Call, GoldLike, Id, ItemLike, PathLike, PredictLike, Retry, Verdict
 from .errors import FlywheelError, TransportError
 from .feed import Feed
 from .models import (
     JSON,
     Account,
     Decision,
+    Delivery,
     Event,
     Health,
     Heartbeat,
+    ImportReport,
     ItemDetail,
     KeyCreated,
     KeyRecord,
@@ -35,6 +37,8 @@ from .models import (
     ReviewResult,
     Stats,
     Task,
+    Webhook,
+    WebhookWithSecret,
 )
 
 __all__ = ["Client"]
@@ -82,7 +86,13 @@ class Client:
             response: Optional[httpx.Response] = None
             try:
                 response = self._http.request(
-                    call.endpoint.method, call.path, params=call.params or None, json=call.json, timeout=timeout
+                    call.endpoint.method,
+                    call.path,
+                    params=call.params or None,
+                    json=call.json,
+                    content=call.content,
+                    headers=call.headers or None,
+                    timeout=timeout,
                 )
             except httpx.TransportError as e:
                 error: FlywheelError = TransportError(e)
@@ -197,7 +207,7 @@ class Client:
     def export(
         self,
         project: str,
-        path: Union[str, "os.PathLike[str]"],
+        path: PathLike,
         format: str = "jsonl",
         *,
         since: Optional[str] = None,
@@ -219,6 +229,16 @@ class Client:
                     out.write(chunk)
                     written += len(chunk)
         return written
+
+    def import_file(self, project: str, format: str, path: PathLike, *, as_: Optional[str] = None) -> ImportReport:
+        """Imports a file — a Label Studio export (``format="label-studio"``) or a JSON lines
+        export (``"jsonl"``) — read from ``path`` as it is sent. Its annotations become the
+        items' human labels (``as_="history"``, the server's default) or gold items
+        (``as_="gold"``). A bad row refuses the whole file: `FlywheelError` with its
+        ``line`` and ``field``, and nothing is stored. Sent once (not retried)."""
+        req = c.import_call(project, format, path, as_)
+        req.content = c.file_chunks(path)
+        return cast(ImportReport, self._json(req))
 
     # ------------------------------------------------------------------ review work
 
@@ -443,19 +463,20 @@ class Client:
         self,
         project: str,
         url: str,
+        events: Sequence[str],
         *,
-        events: Optional[Sequence[str]] = None,
         enabled: Optional[bool] = None,
-    ) -> JSON:
-        """A webhook endpoint; the reply holds its secret (``whsec_…``), shown once."""
+    ) -> WebhookWithSecret:
+        """A webhook endpoint for the event kinds ``events`` (``item.resolved``, a family
+        ``task.*``, or ``*``); the reply's ``secret`` (``whsec_…``) is shown this once."""
         json = c.webhook_body(url, events, enabled)
-        return cast(JSON, self._json(c.call("create_webhook", project=project, json=json)))
+        return cast(WebhookWithSecret, self._json(c.call("create_webhook", project=project, json=json)))
 
-    def webhooks(self, project: str) -> Any:
-        return self._json(c.call("webhooks", project=project))
+    def webhooks(self, project: str) -> List[Webhook]:
+        return cast(List[Webhook], self._json(c.call("webhooks", project=project))["webhooks"])
 
-    def webhook(self, project: str, webhook_id: Id) -> JSON:
-        return cast(JSON, self._json(c.call("webhook", project=project, webhook_id=webhook_id)))
+    def webhook(self, project: str, webhook_id: Id) -> Webhook:
+        return cast(Webhook, self._json(c.call("webhook", project=project, webhook_id=webhook_id)))
 
     def update_webhook(
         self,
@@ -465,22 +486,26 @@ class Client:
         url: Optional[str] = None,
         events: Optional[Sequence[str]] = None,
         enabled: Optional[bool] = None,
-    ) -> JSON:
+    ) -> Webhook:
+        """Changes what is given; ``enabled=True`` after a 410 tries the next event at once."""
         json = c.webhook_body(url, events, enabled)
-        return cast(JSON, self._json(c.call("update_webhook", project=project, webhook_id=webhook_id, json=json)))
+        return cast(Webhook, self._json(c.call("update_webhook", project=project, webhook_id=webhook_id, json=json)))
 
     def delete_webhook(self, project: str, webhook_id: Id) -> None:
         self._send(c.call("delete_webhook", project=project, webhook_id=webhook_id))
 
-    def rotate_webhook_secret(self, project: str, webhook_id: Id) -> JSON:
-        """A new secret (shown once); both old and new sign deliveries for a while."""
-        return cast(JSON, self._json(c.call("rotate_webhook_secret", project=project, webhook_id=webhook_id)))
+    def rotate_webhook_secret(self, project: str, webhook_id: Id) -> WebhookWithSecret:
+        """A new secret (shown once); for 24 hours deliveries carry a signature with each."""
+        req = c.call("rotate_webhook_secret", project=project, webhook_id=webhook_id)
+        return cast(WebhookWithSecret, self._json(req))
 
-    def replay_webhook(self, project: str, webhook_id: Id, from_seq: int) -> Any:
-        """Delivers the event log again from ``from_seq`` (a cursor move)."""
+    def replay_webhook(self, project: str, webhook_id: Id, from_seq: int) -> Webhook:
+        """Delivers the project's events again from ``from_seq`` (a cursor move; the same
+        ``webhook-id`` headers, so receivers that deduplicate skip what they have)."""
         req = c.call("replay_webhook", project=project, webhook_id=webhook_id, json={"from_seq": from_seq})
-        response = self._send(req)
-        return response.json() if response.content else None
+        return cast(Webhook, self._json(req))
 
-    def webhook_deliveries(self, project: str, webhook_id: Id) -> Any:
-        return self._json(c.call("webhook_deliveries", project=project, webhook_id=webhook_id))
+    def webhook_deliveries(self, project: str, webhook_id: Id, *, limit: Optional[int] = None) -> List[Delivery]:
+        """The endpoint's delivery attempts, newest first."""
+        req = c.call("webhook_deliveries", project=project, webhook_id=webhook_id, params={"limit": limit})
+        return cast(List[Delivery], self._json(req)["deliveries"])

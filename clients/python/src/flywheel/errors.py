@@ -1,4 +1,4 @@
-"""Errors, mirroring the API's error body ``{"error": {"code", "message", "field"}}``."""
+"""Errors, mirroring the API's error body ``{"error": {"code", "message", "field", "line"?}}``."""
 
 from typing import Any, Optional
 
@@ -13,7 +13,7 @@ class FlywheelError(Exception):
     ``status`` is the HTTP status (``0`` when no answer came back at all), ``code`` the
     API's stable error code (``invalid``, ``not_found``, ``lease_lost``, ``reviewer_held``,
     …), ``field`` the request field at fault as a path (``items[3].prediction.scores.spam``)
-    when the server named one.
+    when the server named one, ``line`` the line of an imported file at fault (from 1).
     """
 
     def __init__(
@@ -23,12 +23,15 @@ class FlywheelError(Exception):
         message: str,
         field: Optional[str] = None,
         body: Any = None,
+        *,
+        line: Optional[int] = None,
     ) -> None:
         super().__init__(f"{status} {code}: {message}" + (f" (field {field})" if field else ""))
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        self.line = line
         self.body = body
 
     @classmethod
@@ -46,6 +49,7 @@ class FlywheelError(Exception):
                 str(err.get("message", "")),
                 err.get("field"),
                 body,
+                line=err.get("line"),
             )
         text = response.text[:500] if body is None else str(body)[:500]
         return cls(response.status_code, f"http_{response.status_code}", text, None, body)

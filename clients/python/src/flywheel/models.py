@@ -129,6 +129,8 @@ class ErrorDetail(TypedDict):
     code: str
     message: str
     field: NotRequired[Optional[str]]
+    #: An import's row at fault: its line in the file, from 1.
+    line: NotRequired[Optional[int]]
 
 
 class ReviewResult(TypedDict):
@@ -363,6 +365,72 @@ class Health(TypedDict):
     status: str
 
 
+# ---------------------------------------------------------------------------- imports
+
+
+class ImportReport(TypedDict):
+    """What an import did: rows read, items stored, rows whose external id was already
+    stored (left as they were), items resolved with an imported label, gold items added."""
+
+    rows: int
+    items: int
+    duplicates: int
+    labels: int
+    gold: int
+
+
+# ---------------------------------------------------------------------------- webhooks
+
+
+class Webhook(TypedDict):
+    """A webhook endpoint (never its secret). ``cursor`` is the event-log position served:
+    the next event sent is the first after it."""
+
+    id: int
+    url: str
+    events: List[str]
+    enabled: bool
+    failing: bool
+    cursor: int
+    attempts: int
+    next_attempt_at: NotRequired[Optional[str]]
+    previous_secret_until: NotRequired[Optional[str]]
+    created_at: str
+    updated_at: str
+
+
+class WebhookWithSecret(Webhook):
+    """An endpoint with its signing secret (``whsec_…``): the answer of a creation or a
+    rotation, the only time the secret is shown."""
+
+    secret: str
+
+
+class WebhookList(TypedDict):
+    webhooks: List[Webhook]
+
+
+class Delivery(TypedDict):
+    """One attempt to deliver one event: ``outcome`` is ``delivered``, ``failed`` (tried
+    again at ``next_attempt_at``), ``gone`` (410: the endpoint was disabled) or ``given_up``."""
+
+    id: int
+    event_seq: int
+    type: str
+    message_id: str
+    attempt: int
+    at: str
+    status: NotRequired[Optional[int]]
+    latency_ms: int
+    response: str
+    outcome: str
+    next_attempt_at: NotRequired[Optional[str]]
+
+
+class DeliveryList(TypedDict):
+    deliveries: List[Delivery]
+
+
 #: Each class above and the OpenAPI schema it mirrors (checked by the test suite).
 SCHEMAS: Dict[str, type] = {
     "PredictionIn": Prediction,
@@ -406,4 +474,10 @@ SCHEMAS: Dict[str, type] = {
     "Me": Me,
     "GoldAdded": GoldAdded,
     "Health": Health,
+    "ImportReport": ImportReport,
+    "WebhookOut": Webhook,
+    "WebhookWithSecret": WebhookWithSecret,
+    "WebhookList": WebhookList,
+    "DeliveryOut": Delivery,
+    "DeliveryList": DeliveryList,
 }
