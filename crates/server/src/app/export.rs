@@ -8,10 +8,12 @@
 use std::sync::Arc;
 
 use flywheel_core::task::Source;
-use flywheel_core::{Decision, Outcome, Prediction, ValidationError};
+use flywheel_core::{Prediction, ValidationError};
 use flywheel_store::{ExportFilter, ExportReview, ExportRow, Resolution, SourceFilter, Store};
 use futures_util::Stream;
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use super::AppError;
 
@@ -196,7 +198,9 @@ fn tail(format: Format, out: &mut Vec<u8>) {
 /// task takes no comma).
 fn write_page(format: Format, rows: &[ExportRow], first_page: bool, out: &mut Vec<u8>) -> Result<(), AppError> {
     let failed = |e: &dyn std::fmt::Display| AppError::Internal(format!("an export row did not serialise: {e}"));
-    let typed = |r: &ExportRow| Typed::of(r).map_err(|e| failed(&e));
+    fn typed(r: &ExportRow) -> Result<Typed<'_>, AppError> {
+        Typed::of(r).map_err(|e| AppError::Internal(format!("an export row did not serialise: {e}")))
+    }
     match format {
         Format::Jsonl => {
             for r in rows {
@@ -266,20 +270,50 @@ fn spliced(
 
 /// A row's prediction, decision and resolution, parsed from the stored JSON text here (on
 /// the writer's side of the pipeline) rather than by the store.
-struct Typed {
+struct Typed<'r> {
     prediction: Option<Prediction>,
-    decision: Decision,
+    decision: DecisionView<'r>,
     resolution: Option<Resolution>,
 }
 
-impl Typed {
-    fn of(r: &ExportRow) -> serde_json::Result<Self> {
+impl<'r> Typed<'r> {
+    fn of(r: &'r ExportRow) -> Result<Self, Box<dyn std::error::Error>> {
+        let decision: DecisionView = serde_json::from_str(&r.decision_json)?;
+        match (decision.outcome.as_ref(), &decision.label, &decision.route) {
+            ("auto", Some(_), _) | ("review", _, Some(_)) => {}
+            (outcome, ..) => {
+                return Err(format!("a stored decision's outcome '{outcome}' lacks its label or route").into());
+            }
+        }
         Ok(Typed {
             prediction: r.prediction()?,
-            decision: r.decision()?,
+            decision,
             resolution: r.resolution()?,
         })
     }
+}
+
+/// What an export reads of a stored [`flywheel_core::Decision`] (the same JSON): its
+/// reasons and route details are skipped, not built, and its strings borrowed where they
+/// hold no escape. The decision is the costliest column to read in full.
+#[derive(Deserialize)]
+struct DecisionView<'a> {
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    #[serde(borrow)]
+    label: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    route: Option<RouteView<'a>>,
+    #[serde(borrow)]
+    rule: Cow<'a, str>,
+    policy_version: u32,
+    audit: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct RouteView<'a> {
+    #[serde(borrow)]
+    queue: Cow<'a, str>,
 }
 
 /// A prediction as exported (and imported): scores by label.
@@ -325,10 +359,11 @@ struct DecisionOut<'a> {
 }
 
 impl<'a> DecisionOut<'a> {
-    fn of(d: &'a Decision) -> Self {
-        let (action, label, queue) = match &d.outcome {
-            Outcome::Auto { label } => ("auto", Some(label.as_str()), None),
-            Outcome::Review { route } => ("review", None, Some(route.queue.as_str())),
+    fn of(d: &'a DecisionView) -> Self {
+        let (action, label, queue) = if d.outcome == "auto" {
+            ("auto", d.label.as_deref(), None)
+        } else {
+            ("review", None, d.route.as_ref().map(|r| r.queue.as_ref()))
         };
         DecisionOut {
             action,
@@ -402,7 +437,7 @@ struct JsonlRest<'a> {
 }
 
 impl<'a> JsonlRest<'a> {
-    fn of(r: &'a ExportRow, t: &'a Typed) -> Self {
+    fn of(r: &'a ExportRow, t: &'a Typed<'a>) -> Self {
         JsonlRest {
             created_at: rfc3339(r.created_at),
             prediction: t.prediction.as_ref().map(PredictionOut::of),
@@ -413,8 +448,7 @@ impl<'a> JsonlRest<'a> {
     }
 }
 
-fn csv_row(r: &ExportRow, t: &Typed, w: &mut csv::Writer<&mut Vec<u8>>) -> Result<(), Box<dyn std::error::Error>> {
-    use std::borrow::Cow;
+fn csv_row(r: &ExportRow, t: &Typed<'_>, w: &mut csv::Writer<&mut Vec<u8>>) -> Result<(), Box<dyn std::error::Error>> {
     let d = DecisionOut::of(&t.decision);
     let p = t.prediction.as_ref().map(PredictionOut::of);
     let res = t.resolution.as_ref();
@@ -524,7 +558,7 @@ struct LsMeta<'a> {
 }
 
 impl<'a> LsRest<'a> {
-    fn of(r: &'a ExportRow, t: &'a Typed) -> Self {
+    fn of(r: &'a ExportRow, t: &'a Typed<'a>) -> Self {
         let mut annotations = Vec::new();
         let mut annotators = Vec::new();
         for (i, w) in r.reviews.iter().enumerate() {
@@ -586,5 +620,71 @@ impl<'a> LsRest<'a> {
                 resolution: t.resolution.as_ref().map(ResolutionOut::of),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flywheel_core::{Decision, Outcome, Route};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn row(decision: &Decision) -> ExportRow {
+        ExportRow {
+            item_id: 1,
+            external_id: "x".into(),
+            payload: "{}".into(),
+            attributes: "{}".into(),
+            prediction_json: None,
+            decision_json: serde_json::to_string(decision).unwrap(),
+            resolution_json: None,
+            reviews: vec![],
+            created_at: 0,
+        }
+    }
+
+    fn decision_out(r: &ExportRow) -> Value {
+        serde_json::to_value(DecisionOut::of(&Typed::of(r).unwrap().decision)).unwrap()
+    }
+
+    #[test]
+    fn a_stored_decision_is_read_as_written() {
+        let route = |queue: &str| Route {
+            queue: queue.into(),
+            ..Route::default_review()
+        };
+        let auto = Decision {
+            outcome: Outcome::Auto { label: "sp\"am".into() },
+            rule: "conf\\ident".into(),
+            reasons: vec!["p = 0.99".into()],
+            policy_version: 3,
+            audit: Some(route("audit")),
+        };
+        assert_eq!(
+            decision_out(&row(&auto)),
+            json!({"action": "auto", "rule": "conf\\ident", "label": "sp\"am", "queue": null,
+                "policy_version": 3, "audit": true})
+        );
+        let review = Decision {
+            outcome: Outcome::Review {
+                route: route("experts"),
+            },
+            rule: "default".into(),
+            reasons: vec![],
+            policy_version: 1,
+            audit: None,
+        };
+        assert_eq!(
+            decision_out(&row(&review)),
+            json!({"action": "review", "rule": "default", "label": null, "queue": "experts",
+                "policy_version": 1, "audit": false})
+        );
+        let mut bad = row(&review);
+        bad.decision_json = r#"{"outcome":"auto","rule":"r","reasons":[],"policy_version":1}"#.into();
+        assert!(
+            Typed::of(&bad).is_err(),
+            "an auto decision without its label is refused"
+        );
     }
 }
