@@ -581,8 +581,11 @@ pub enum SourceFilter {
 }
 
 /// One item as an export writes it: what it is, what the policy said, how it was resolved
-/// and every answer it was given. The payload and attributes come as the JSON text the
-/// database holds, so an export copies them out without parsing them.
+/// and every answer it was given. The JSON columns come as the text the database holds:
+/// payload and attributes are copied out without parsing them, and the prediction,
+/// decision and resolution are parsed by the export's writer ([`ExportRow::decision`]
+/// and its siblings), not on the store's read thread, so reading the next page and
+/// writing this one share the work about evenly.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ExportRow {
     pub item_id: i64,
@@ -591,12 +594,29 @@ pub struct ExportRow {
     pub payload: String,
     /// JSON text of an object.
     pub attributes: String,
-    pub prediction: Option<Prediction>,
-    pub decision: Decision,
-    pub resolution: Option<Resolution>,
+    /// JSON text of a [`Prediction`].
+    pub prediction_json: Option<String>,
+    /// JSON text of a [`Decision`].
+    pub decision_json: String,
+    /// JSON text of a [`Resolution`].
+    pub resolution_json: Option<String>,
     /// Every answer on the item's tasks (review, adjudication, audit), in answer order.
     pub reviews: Vec<ExportReview>,
     pub created_at: Millis,
+}
+
+impl ExportRow {
+    pub fn prediction(&self) -> serde_json::Result<Option<Prediction>> {
+        self.prediction_json.as_deref().map(serde_json::from_str).transpose()
+    }
+
+    pub fn decision(&self) -> serde_json::Result<Decision> {
+        serde_json::from_str(&self.decision_json)
+    }
+
+    pub fn resolution(&self) -> serde_json::Result<Option<Resolution>> {
+        self.resolution_json.as_deref().map(serde_json::from_str).transpose()
+    }
 }
 
 /// One answer an item was given.

@@ -38,7 +38,11 @@ pub enum Outcome {
 }
 
 /// What the policy said for one item, and why. Never rewritten once stored.
+///
+/// Read back through [`StoredDecision`]: the same JSON, without the buffering serde's
+/// `flatten` of an internally tagged enum costs (exports read one decision per row).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "StoredDecision")]
 pub struct Decision {
     #[serde(flatten)]
     pub outcome: Outcome,
@@ -48,6 +52,46 @@ pub struct Decision {
     /// For a sampled auto decision: where its audit task goes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audit: Option<Route>,
+}
+
+/// A [`Decision`] as its JSON reads: the outcome's tag and its fields side by side.
+#[derive(Deserialize)]
+struct StoredDecision {
+    outcome: OutcomeTag,
+    label: Option<String>,
+    route: Option<Route>,
+    rule: String,
+    reasons: Vec<String>,
+    policy_version: u32,
+    #[serde(default)]
+    audit: Option<Route>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum OutcomeTag {
+    Auto,
+    Review,
+}
+
+impl TryFrom<StoredDecision> for Decision {
+    type Error = &'static str;
+
+    fn try_from(d: StoredDecision) -> Result<Self, Self::Error> {
+        let outcome = match (d.outcome, d.label, d.route) {
+            (OutcomeTag::Auto, Some(label), _) => Outcome::Auto { label },
+            (OutcomeTag::Review, _, Some(route)) => Outcome::Review { route },
+            (OutcomeTag::Auto, None, _) => return Err("an auto decision has a label"),
+            (OutcomeTag::Review, _, None) => return Err("a review decision has a route"),
+        };
+        Ok(Decision {
+            outcome,
+            rule: d.rule,
+            reasons: d.reasons,
+            policy_version: d.policy_version,
+            audit: d.audit,
+        })
+    }
 }
 
 /// What the rules can see of an item.
@@ -218,6 +262,56 @@ mod tests {
 
     use super::super::fixtures::{example, labels, pred};
     use super::*;
+
+    #[test]
+    fn decisions_read_back_as_written() {
+        let route = |queue: &str| Route {
+            queue: queue.into(),
+            tier: 2,
+            priority: -3,
+            overlap: 3,
+        };
+        let auto = Decision {
+            outcome: Outcome::Auto { label: "spam".into() },
+            rule: "confident".into(),
+            reasons: vec!["p(spam) = 0.99".into()],
+            policy_version: 4,
+            audit: Some(route("audit")),
+        };
+        let review = Decision {
+            outcome: Outcome::Review {
+                route: route("experts"),
+            },
+            rule: "default".into(),
+            reasons: vec![],
+            policy_version: 1,
+            audit: None,
+        };
+        for d in [auto, review] {
+            let text = serde_json::to_string(&d).unwrap();
+            assert_eq!(serde_json::from_str::<Decision>(&text).unwrap(), d, "{text}");
+        }
+        // The stored shape, as earlier versions wrote it.
+        let stored = json!({"outcome": "review", "route": {"queue": "q", "tier": 1, "priority": 0,
+            "overlap": 1}, "rule": "r", "reasons": ["x"], "policy_version": 2});
+        let d: Decision = serde_json::from_value(stored).unwrap();
+        assert_eq!(
+            d.outcome,
+            Outcome::Review {
+                route: Route {
+                    queue: "q".into(),
+                    ..Route::default_review()
+                }
+            }
+        );
+        for bad in [
+            json!({"outcome": "auto", "rule": "r", "reasons": [], "policy_version": 1}),
+            json!({"outcome": "review", "label": "x", "rule": "r", "reasons": [], "policy_version": 1}),
+            json!({"outcome": "maybe", "label": "x", "rule": "r", "reasons": [], "policy_version": 1}),
+        ] {
+            assert!(serde_json::from_value::<Decision>(bad.clone()).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn routing_table() {

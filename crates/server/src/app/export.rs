@@ -8,10 +8,12 @@
 use std::sync::Arc;
 
 use flywheel_core::task::Source;
-use flywheel_core::{Outcome, Prediction, ValidationError};
+use flywheel_core::{Prediction, ValidationError};
 use flywheel_store::{ExportFilter, ExportReview, ExportRow, Resolution, SourceFilter, Store};
 use futures_util::Stream;
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use super::AppError;
 
@@ -85,6 +87,9 @@ pub fn rfc3339(ms: i64) -> String {
 
 /// The project's items that pass `filter`, written in `format` one page per chunk.
 /// A failure after the first chunk ends the body early (the status line is gone by then).
+///
+/// The next page is read while this one is written: the store's read (a blocking thread
+/// on SQLite) and the writing (this task) run side by side, with at most two pages held.
 pub fn stream(
     store: Arc<dyn Store>,
     project_id: i64,
@@ -93,48 +98,59 @@ pub fn stream(
 ) -> impl Stream<Item = Result<Vec<u8>, AppError>> + Send + 'static {
     struct State {
         store: Arc<dyn Store>,
-        after: i64,
-        started: bool,
-        done: bool,
+        filter: ExportFilter,
+        /// The page being read, after the item id it starts from.
+        next: Option<(i64, Prefetch)>,
+        /// The size of the last chunk, so the next one is allocated once.
+        last_len: usize,
     }
-    let state = State {
-        store,
-        after: 0,
-        started: false,
-        done: false,
+    let fetch = move |st: &State, after: i64| {
+        let (store, filter) = (st.store.clone(), st.filter.clone());
+        Prefetch(tokio::spawn(async move {
+            store.export_items(project_id, filter, after, PAGE).await
+        }))
     };
-    futures_util::stream::unfold(state, move |mut st| {
-        let filter = filter.clone();
-        async move {
-            if st.done {
-                return None;
-            }
-            let mut out = Vec::new();
-            if !st.started {
-                st.started = true;
-                head(format, &mut out);
-            }
-            let rows = match st.store.export_items(project_id, filter, st.after, PAGE).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    st.done = true;
-                    return Some((Err(AppError::from(e)), st));
-                }
-            };
-            if let Err(e) = write_page(format, &rows, st.after == 0, &mut out) {
-                st.done = true;
-                return Some((Err(e), st));
-            }
-            match rows.last() {
-                Some(last) if rows.len() == PAGE => st.after = last.item_id,
-                _ => {
-                    st.done = true;
-                    tail(format, &mut out);
-                }
-            }
-            Some((Ok(out), st))
+    let mut state = State {
+        store,
+        filter,
+        next: None,
+        last_len: 0,
+    };
+    state.next = Some((0, fetch(&state, 0)));
+    futures_util::stream::unfold(state, move |mut st| async move {
+        let (after, mut page) = st.next.take()?;
+        let rows = match (&mut page.0).await {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => return Some((Err(AppError::from(e)), st)),
+            Err(e) => return Some((Err(AppError::Internal(format!("an export page read failed: {e}"))), st)),
+        };
+        let full = rows.len() == PAGE;
+        if let Some(last) = rows.last().filter(|_| full) {
+            st.next = Some((last.item_id, fetch(&st, last.item_id)));
         }
+        let mut out = Vec::with_capacity(st.last_len + st.last_len / 8);
+        if after == 0 {
+            head(format, &mut out);
+        }
+        if let Err(e) = write_page(format, &rows, after == 0, &mut out) {
+            st.next = None;
+            return Some((Err(e), st));
+        }
+        if !full {
+            tail(format, &mut out);
+        }
+        st.last_len = out.len();
+        Some((Ok(out), st))
     })
+}
+
+/// A page being read; dropping it (the client went away) stops the read where it can.
+struct Prefetch(tokio::task::JoinHandle<flywheel_store::Result<Vec<ExportRow>>>);
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The CSV columns, in order.
@@ -182,9 +198,13 @@ fn tail(format: Format, out: &mut Vec<u8>) {
 /// task takes no comma).
 fn write_page(format: Format, rows: &[ExportRow], first_page: bool, out: &mut Vec<u8>) -> Result<(), AppError> {
     let failed = |e: &dyn std::fmt::Display| AppError::Internal(format!("an export row did not serialise: {e}"));
+    fn typed(r: &ExportRow) -> Result<Typed<'_>, AppError> {
+        Typed::of(r).map_err(|e| AppError::Internal(format!("an export row did not serialise: {e}")))
+    }
     match format {
         Format::Jsonl => {
             for r in rows {
+                let t = typed(r)?;
                 spliced(
                     out,
                     &r.external_id,
@@ -192,7 +212,7 @@ fn write_page(format: Format, rows: &[ExportRow], first_page: bool, out: &mut Ve
                     &r.payload,
                     "attributes",
                     &r.attributes,
-                    &JsonlRest::of(r),
+                    &JsonlRest::of(r, &t),
                 )
                 .map_err(|e| failed(&e))?;
                 out.push(b'\n');
@@ -202,7 +222,7 @@ fn write_page(format: Format, rows: &[ExportRow], first_page: bool, out: &mut Ve
             // One writer (and its buffer) per page, not per row.
             let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut *out);
             for r in rows {
-                csv_row(r, &mut w).map_err(|e| failed(&e))?;
+                csv_row(r, &typed(r)?, &mut w).map_err(|e| failed(&e))?;
             }
             w.flush().map_err(|e| failed(&e))?;
         }
@@ -212,8 +232,9 @@ fn write_page(format: Format, rows: &[ExportRow], first_page: bool, out: &mut Ve
                 out.extend_from_slice(b"{\"data\":");
                 out.extend_from_slice(r.payload.as_bytes());
                 out.push(b',');
+                let t = typed(r)?;
                 let at = out.len();
-                serde_json::to_writer(&mut *out, &LsRest::of(r)).map_err(|e| failed(&e))?;
+                serde_json::to_writer(&mut *out, &LsRest::of(r, &t)).map_err(|e| failed(&e))?;
                 out.remove(at); // the rest's own `{`
             }
         }
@@ -245,6 +266,54 @@ fn spliced(
     serde_json::to_writer(&mut *out, rest)?;
     out.remove(at);
     Ok(())
+}
+
+/// A row's prediction, decision and resolution, parsed from the stored JSON text here (on
+/// the writer's side of the pipeline) rather than by the store.
+struct Typed<'r> {
+    prediction: Option<Prediction>,
+    decision: DecisionView<'r>,
+    resolution: Option<Resolution>,
+}
+
+impl<'r> Typed<'r> {
+    fn of(r: &'r ExportRow) -> Result<Self, Box<dyn std::error::Error>> {
+        let decision: DecisionView = serde_json::from_str(&r.decision_json)?;
+        match (decision.outcome.as_ref(), &decision.label, &decision.route) {
+            ("auto", Some(_), _) | ("review", _, Some(_)) => {}
+            (outcome, ..) => {
+                return Err(format!("a stored decision's outcome '{outcome}' lacks its label or route").into());
+            }
+        }
+        Ok(Typed {
+            prediction: r.prediction()?,
+            decision,
+            resolution: r.resolution()?,
+        })
+    }
+}
+
+/// What an export reads of a stored [`flywheel_core::Decision`] (the same JSON): its
+/// reasons and route details are skipped, not built, and its strings borrowed where they
+/// hold no escape. The decision is the costliest column to read in full.
+#[derive(Deserialize)]
+struct DecisionView<'a> {
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    #[serde(borrow)]
+    label: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    route: Option<RouteView<'a>>,
+    #[serde(borrow)]
+    rule: Cow<'a, str>,
+    policy_version: u32,
+    audit: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct RouteView<'a> {
+    #[serde(borrow)]
+    queue: Cow<'a, str>,
 }
 
 /// A prediction as exported (and imported): scores by label.
@@ -290,18 +359,19 @@ struct DecisionOut<'a> {
 }
 
 impl<'a> DecisionOut<'a> {
-    fn of(r: &'a ExportRow) -> Self {
-        let (action, label, queue) = match &r.decision.outcome {
-            Outcome::Auto { label } => ("auto", Some(label.as_str()), None),
-            Outcome::Review { route } => ("review", None, Some(route.queue.as_str())),
+    fn of(d: &'a DecisionView) -> Self {
+        let (action, label, queue) = if d.outcome == "auto" {
+            ("auto", d.label.as_deref(), None)
+        } else {
+            ("review", None, d.route.as_ref().map(|r| r.queue.as_ref()))
         };
         DecisionOut {
             action,
-            rule: &r.decision.rule,
+            rule: &d.rule,
             label,
             queue,
-            policy_version: r.decision.policy_version,
-            audit: r.decision.audit.is_some(),
+            policy_version: d.policy_version,
+            audit: d.audit.is_some(),
         }
     }
 }
@@ -367,22 +437,21 @@ struct JsonlRest<'a> {
 }
 
 impl<'a> JsonlRest<'a> {
-    fn of(r: &'a ExportRow) -> Self {
+    fn of(r: &'a ExportRow, t: &'a Typed<'a>) -> Self {
         JsonlRest {
             created_at: rfc3339(r.created_at),
-            prediction: r.prediction.as_ref().map(PredictionOut::of),
-            decision: DecisionOut::of(r),
-            resolution: r.resolution.as_ref().map(ResolutionOut::of),
+            prediction: t.prediction.as_ref().map(PredictionOut::of),
+            decision: DecisionOut::of(&t.decision),
+            resolution: t.resolution.as_ref().map(ResolutionOut::of),
             reviews: r.reviews.iter().map(ReviewOut::of).collect(),
         }
     }
 }
 
-fn csv_row(r: &ExportRow, w: &mut csv::Writer<&mut Vec<u8>>) -> Result<(), Box<dyn std::error::Error>> {
-    use std::borrow::Cow;
-    let d = DecisionOut::of(r);
-    let p = r.prediction.as_ref().map(PredictionOut::of);
-    let res = r.resolution.as_ref();
+fn csv_row(r: &ExportRow, t: &Typed<'_>, w: &mut csv::Writer<&mut Vec<u8>>) -> Result<(), Box<dyn std::error::Error>> {
+    let d = DecisionOut::of(&t.decision);
+    let p = t.prediction.as_ref().map(PredictionOut::of);
+    let res = t.resolution.as_ref();
     let reviews: Vec<ReviewOut> = r.reviews.iter().map(ReviewOut::of).collect();
     let opt = |s: Option<&str>| Cow::Owned(s.unwrap_or("").to_string());
     let owned = Cow::<str>::Owned;
@@ -489,7 +558,7 @@ struct LsMeta<'a> {
 }
 
 impl<'a> LsRest<'a> {
-    fn of(r: &'a ExportRow) -> Self {
+    fn of(r: &'a ExportRow, t: &'a Typed<'a>) -> Self {
         let mut annotations = Vec::new();
         let mut annotators = Vec::new();
         for (i, w) in r.reviews.iter().enumerate() {
@@ -505,7 +574,7 @@ impl<'a> LsRest<'a> {
             annotators.push(w.reviewer.clone());
         }
         // A human label with no answers here (imported from elsewhere) is one annotation.
-        if let Some(res) = &r.resolution
+        if let Some(res) = &t.resolution
             && annotations.is_empty()
             && res.source != Source::Auto
         {
@@ -519,7 +588,7 @@ impl<'a> LsRest<'a> {
             });
             annotators.push(res.reviewers.join(", "));
         }
-        let predictions = r
+        let predictions = t
             .prediction
             .as_ref()
             .and_then(|p| {
@@ -546,10 +615,76 @@ impl<'a> LsRest<'a> {
                 attributes: serde_json::from_str(&r.attributes).unwrap_or_default(),
                 created_at: rfc3339(r.created_at),
                 annotators,
-                prediction: r.prediction.as_ref().map(PredictionOut::of),
-                decision: DecisionOut::of(r),
-                resolution: r.resolution.as_ref().map(ResolutionOut::of),
+                prediction: t.prediction.as_ref().map(PredictionOut::of),
+                decision: DecisionOut::of(&t.decision),
+                resolution: t.resolution.as_ref().map(ResolutionOut::of),
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use flywheel_core::{Decision, Outcome, Route};
+    use serde_json::{Value, json};
+
+    use super::*;
+
+    fn row(decision: &Decision) -> ExportRow {
+        ExportRow {
+            item_id: 1,
+            external_id: "x".into(),
+            payload: "{}".into(),
+            attributes: "{}".into(),
+            prediction_json: None,
+            decision_json: serde_json::to_string(decision).unwrap(),
+            resolution_json: None,
+            reviews: vec![],
+            created_at: 0,
+        }
+    }
+
+    fn decision_out(r: &ExportRow) -> Value {
+        serde_json::to_value(DecisionOut::of(&Typed::of(r).unwrap().decision)).unwrap()
+    }
+
+    #[test]
+    fn a_stored_decision_is_read_as_written() {
+        let route = |queue: &str| Route {
+            queue: queue.into(),
+            ..Route::default_review()
+        };
+        let auto = Decision {
+            outcome: Outcome::Auto { label: "sp\"am".into() },
+            rule: "conf\\ident".into(),
+            reasons: vec!["p = 0.99".into()],
+            policy_version: 3,
+            audit: Some(route("audit")),
+        };
+        assert_eq!(
+            decision_out(&row(&auto)),
+            json!({"action": "auto", "rule": "conf\\ident", "label": "sp\"am", "queue": null,
+                "policy_version": 3, "audit": true})
+        );
+        let review = Decision {
+            outcome: Outcome::Review {
+                route: route("experts"),
+            },
+            rule: "default".into(),
+            reasons: vec![],
+            policy_version: 1,
+            audit: None,
+        };
+        assert_eq!(
+            decision_out(&row(&review)),
+            json!({"action": "review", "rule": "default", "label": null, "queue": "experts",
+                "policy_version": 1, "audit": false})
+        );
+        let mut bad = row(&review);
+        bad.decision_json = r#"{"outcome":"auto","rule":"r","reasons":[],"policy_version":1}"#.into();
+        assert!(
+            Typed::of(&bad).is_err(),
+            "an auto decision without its label is refused"
+        );
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use flywheel_core::task::Source;
-use flywheel_core::{LabelSet, Prediction, Stage};
+use flywheel_core::{LabelSet, Stage};
 use sqlx::PgConnection;
 
 use super::TxResult;
@@ -52,9 +52,9 @@ pub(super) async fn export_items(
             external_id,
             payload,
             attributes,
-            prediction: prediction.as_deref().map(parse::<Prediction>).transpose()?,
-            decision: parse(&decision)?,
-            resolution: resolution.as_deref().map(parse::<Resolution>).transpose()?,
+            prediction_json: prediction,
+            decision_json: decision,
+            resolution_json: resolution,
             reviews: Vec::new(),
             created_at,
         });

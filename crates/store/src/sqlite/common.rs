@@ -40,11 +40,12 @@ pub(super) fn json_col(r: &Row<'_>, idx: usize) -> rusqlite::Result<Value> {
         .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
 }
 
+/// A nullable JSON column, parsed from the text SQLite holds (borrowed, not copied first).
 pub(super) fn opt_json<T: serde::de::DeserializeOwned>(r: &Row<'_>, idx: usize) -> rusqlite::Result<Option<T>> {
-    let s: Option<String> = r.get(idx)?;
-    s.map(|s| {
-        serde_json::from_str(&s)
-            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, Box::new(e)))
-    })
-    .transpose()
+    let fail = |e: Box<dyn std::error::Error + Send + Sync>| {
+        rusqlite::Error::FromSqlConversionFailure(idx, rusqlite::types::Type::Text, e)
+    };
+    let text = r.get_ref(idx)?.as_str_or_null().map_err(|e| fail(Box::new(e)))?;
+    text.map(|s| serde_json::from_str(s).map_err(|e| fail(Box::new(e))))
+        .transpose()
 }

@@ -40,17 +40,14 @@ pub(super) fn export_items(
         .query_map(
             params![project_id, after, filter.since, filter.until, source, limit as i64],
             |r| {
-                let decision: String = r.get(5)?;
                 Ok(ExportRow {
                     item_id: r.get(0)?,
                     external_id: r.get(1)?,
                     payload: r.get(2)?,
                     attributes: r.get(3)?,
-                    prediction: opt_json(r, 4)?,
-                    decision: serde_json::from_str(&decision).map_err(|e| {
-                        rusqlite::Error::FromSqlConversionFailure(5, rusqlite::types::Type::Text, Box::new(e))
-                    })?,
-                    resolution: opt_json(r, 6)?,
+                    prediction_json: r.get(4)?,
+                    decision_json: r.get(5)?,
+                    resolution_json: r.get(6)?,
                     reviews: Vec::new(),
                     created_at: r.get(7)?,
                 })

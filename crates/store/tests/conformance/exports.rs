@@ -81,8 +81,8 @@ pub async fn export_pages_items_with_answers_and_filters(f: Fixture) {
         json!({"country": "FR"})
     );
     assert_eq!(r1.created_at, 100);
-    assert_eq!(r1.decision.rule, "r");
-    let res = r1.resolution.as_ref().unwrap();
+    assert_eq!(r1.decision().unwrap().rule, "r");
+    let res = r1.resolution().unwrap().unwrap();
     assert_eq!((res.label.as_str(), res.source), ("spam", Source::Human));
     assert_eq!(
         r1.reviews,
@@ -95,10 +95,10 @@ pub async fn export_pages_items_with_answers_and_filters(f: Fixture) {
             answered_at: 450,
         }]
     );
-    assert!(all[1].reviews.is_empty() && all[1].resolution.is_none());
+    assert!(all[1].reviews.is_empty() && all[1].resolution_json.is_none());
     let a1 = &all[2];
-    assert_eq!(a1.resolution.as_ref().unwrap().source, Source::Auto);
-    assert_eq!(a1.prediction.as_ref().unwrap().model, "m");
+    assert_eq!(a1.resolution().unwrap().unwrap().source, Source::Auto);
+    assert_eq!(a1.prediction().unwrap().unwrap().model, "m");
 
     let window = ExportFilter {
         since: Some(200),
