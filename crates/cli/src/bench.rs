@@ -225,6 +225,27 @@ fn stats(s: &mut Samples, secs: f64) -> OpStats {
     }
 }
 
+/// The server a load runs against: its own child on a fresh SQLite database (with the
+/// admin key it was given), or the `--server` nodes with `--admin-key`.
+fn target(args: &BenchArgs) -> anyhow::Result<(Option<OwnServer>, Vec<String>, String)> {
+    const OWN_KEY: &str = "bench-admin-key-0123456789abcdef";
+    if args.server.is_empty() {
+        let own = OwnServer::start(OWN_KEY)?;
+        let nodes = vec![own.url.clone()];
+        return Ok((Some(own), nodes, OWN_KEY.to_string()));
+    }
+    let nodes = args
+        .server
+        .iter()
+        .map(|s| s.trim_end_matches('/').to_string())
+        .collect();
+    let admin = args
+        .admin_key
+        .clone()
+        .context("--server needs the admin key (--admin-key or FLYWHEEL_ADMIN_KEY)")?;
+    Ok((None, nodes, admin))
+}
+
 /// A `flywheel serve` child on a fresh SQLite database; stopped (SIGTERM, by PID) on drop.
 struct OwnServer {
     child: Child,
@@ -653,24 +674,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.concurrency == 0 || args.duration <= 0.0 {
         bail!("--concurrency and --duration must be positive");
     }
-    let own_key = "bench-admin-key-0123456789abcdef";
-    let own = if args.server.is_empty() {
-        Some(OwnServer::start(own_key)?)
-    } else {
-        None
-    };
-    let (nodes, admin) = match &own {
-        Some(s) => (vec![s.url.clone()], own_key.to_string()),
-        None => (
-            args.server
-                .iter()
-                .map(|s| s.trim_end_matches('/').to_string())
-                .collect(),
-            args.admin_key
-                .clone()
-                .context("--server needs the admin key (--admin-key or FLYWHEEL_ADMIN_KEY)")?,
-        ),
-    };
+    let (own, nodes, admin) = target(&args)?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(args.concurrency + 8)
         .build()?;

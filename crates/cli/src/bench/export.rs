@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use flywheel_sim::Client as Api;
 use serde::Serialize;
 
-use super::{BenchArgs, OwnServer, bench_project, prefill};
+use super::{BenchArgs, bench_project, prefill};
 
 #[derive(Serialize)]
 struct FormatRun {
@@ -51,24 +51,7 @@ fn rss_mb(pid: u32) -> Option<f64> {
 }
 
 pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
-    let own_key = "bench-admin-key-0123456789abcdef";
-    let own = if args.server.is_empty() {
-        Some(OwnServer::start(own_key)?)
-    } else {
-        None
-    };
-    let (nodes, admin) = match &own {
-        Some(s) => (vec![s.url.clone()], own_key.to_string()),
-        None => (
-            args.server
-                .iter()
-                .map(|s| s.trim_end_matches('/').to_string())
-                .collect(),
-            args.admin_key
-                .clone()
-                .context("--server needs the admin key (--admin-key or FLYWHEEL_ADMIN_KEY)")?,
-        ),
-    };
+    let (own, nodes, admin) = super::target(args)?;
     let api = Api::with_http(reqwest::Client::builder().build()?, nodes, admin);
     let project = format!("bench-export-{}", std::process::id());
     let svc = bench_project(&api, &project).await?;
