@@ -84,8 +84,11 @@ impl Policy {
     /// Parses and checks a policy for a project with `labels`. Errors name the field
     /// (`rules[1].when`) and say what is wrong.
     pub fn from_json(value: &serde_json::Value, labels: &LabelSet) -> Result<Self, ValidationError> {
-        let spec: PolicySpec = serde_json::from_value(value.clone())
-            .map_err(|e| ValidationError::new("", format!("not a policy: {e}")))?;
+        let spec: PolicySpec = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." { String::new() } else { field };
+            ValidationError::new(field, format!("not a policy: {}", e.into_inner()))
+        })?;
         Self::compile(spec, labels)
     }
 

@@ -91,9 +91,20 @@ pub async fn spawn_configured(
     options: flywheel_server::ServeOptions,
     webhooks: flywheel_server::app::webhooks::Settings,
 ) -> TestApp {
+    spawn_tuned(db, clock, options, |state| state.webhooks = webhooks).await
+}
+
+/// A server on `db` whose state `tune` adjusts before it serves.
+pub async fn spawn_tuned(
+    db: &Db,
+    clock: Arc<ManualClock>,
+    options: flywheel_server::ServeOptions,
+    tune: impl FnOnce(&mut AppState),
+) -> TestApp {
     let store = db.store().await;
     let mut state = AppState::new(store, clock.clone());
-    state.webhooks = webhooks;
+    state.webhooks.allow_private = true;
+    tune(&mut state);
     let state = Arc::new(state);
     flywheel_server::bootstrap_admin(&state, Some(ADMIN)).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
