@@ -575,7 +575,11 @@ mod tests {
             (json!({"rules": [], "audit_rate": 1.5}), "audit_rate", "[0, 1]"),
             (json!({"rules": [], "lease_seconds": 1}), "lease_seconds", "10"),
             (json!({"rules": [], "bogus": 1}), "bogus", "unknown field"),
-            (json!({"rules": [], "lease_seconds": 1e12}), "lease_seconds", "expected u32"),
+            (
+                json!({"rules": [], "lease_seconds": 1e12}),
+                "lease_seconds",
+                "expected u32",
+            ),
             (
                 json!({"rules": [{"name": "a", "when": "true", "action": "maybe"}]}),
                 "rules[0].action",

@@ -326,18 +326,9 @@ async fn verify(s: &AppState, name: &str, password: &str) -> Result<Option<Optio
     let stored = found
         .as_ref()
         .map_or_else(|| decoy_hash().to_string(), |(_, h)| h.clone());
-    let Some(_slot) = s.hash_gate.enter().await else {
+    let Some(ok) = s.hash_gate.verify(password.to_string(), stored).await else {
         return Ok(None);
     };
-    let password = password.to_string();
-    let ok = tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordVerifier, phc::PasswordHash};
-        PasswordHash::new(&stored)
-            .map(|h| super::signin::argon2().verify_password(password.as_bytes(), &h).is_ok())
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false);
     Ok(Some(found.filter(|_| ok).map(|(id, _)| id)))
 }
 

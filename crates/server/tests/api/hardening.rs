@@ -2,6 +2,9 @@
 //! contract.
 
 use flywheel_server::app::signin::{NAME_FREE_FAILURES, delay_ms};
+use std::sync::Arc;
+
+use flywheel_server::ManualClock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -109,6 +112,72 @@ async fn parallel_guesses_stay_within_the_brake(db: Db) {
     app.clock.advance_ms(delay_ms(0));
     let (status, _) = post_login(&http, &app.base, &token, "ana", "correct horse", None).await;
     assert_eq!(status, StatusCode::SEE_OTHER);
+}
+
+async fn parallel_sign_ins_are_bounded_in_memory(db: Db) {
+    // Each sign-in from an address of its own (through a trusted proxy's header), so the
+    // per-name and per-IP budgets let every one through to the hashing gate.
+    let app = spawn_tuned(
+        &db,
+        Arc::new(ManualClock::new(START_MS)),
+        flywheel_server::ServeOptions::default(),
+        |s| s.client_ip_header = Some(axum::http::HeaderName::from_static("x-forwarded-for")),
+    )
+    .await;
+    let token = login_token(&app).await;
+    let http = no_redirect();
+    let before = rss_kib();
+    let peak = Arc::new(std::sync::atomic::AtomicU64::new(before));
+    let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let sampler = {
+        let peak = peak.clone();
+        tokio::spawn(async move {
+            loop {
+                peak.fetch_max(rss_kib(), std::sync::atomic::Ordering::Relaxed);
+                tokio::select! {
+                    _ = stopped.changed() => break,
+                    _ = tokio::time::sleep(std::time::Duration::from_millis(5)) => {}
+                }
+            }
+        })
+    };
+    let sign_ins: Vec<_> = (0..200u32)
+        .map(|i| {
+            let (http, base, token) = (http.clone(), app.base.clone(), token.clone());
+            tokio::spawn(async move {
+                let ip = format!("10.{}.{}.1", i / 256, i % 256);
+                post_login(&http, &base, &token, &format!("nobody-{i}"), "wrong horse", Some(&ip)).await
+            })
+        })
+        .collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for s in sign_ins {
+        let (status, retry) = s.await.unwrap();
+        assert!(
+            status == StatusCode::UNAUTHORIZED || (status == StatusCode::TOO_MANY_REQUESTS && retry.is_some()),
+            "{status}"
+        );
+        *counts.entry(status.as_u16()).or_insert(0) += 1;
+    }
+    let _ = stop.send(true);
+    sampler.await.unwrap();
+    let grew_mib = peak.load(std::sync::atomic::Ordering::Relaxed).saturating_sub(before) / 1024;
+    // Unbounded, 200 Argon2 hashes of 19 MiB each took ~3.3 GB; bounded to twice the
+    // cores they stay far below this generous ceiling.
+    assert!(
+        grew_mib < 1024,
+        "RSS grew by {grew_mib} MiB during 200 parallel sign-ins: {counts:?}"
+    );
+}
+
+/// This process's resident set, in KiB (the server runs in-process).
+fn rss_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
 }
 
 /// A request's status and JSON error body (panics if the body is not the JSON error).
@@ -221,4 +290,8 @@ async fn every_error_is_the_json_body(db: Db) {
     );
 }
 
-on_both_backends!(parallel_guesses_stay_within_the_brake, every_error_is_the_json_body,);
+on_both_backends!(
+    parallel_guesses_stay_within_the_brake,
+    parallel_sign_ins_are_bounded_in_memory,
+    every_error_is_the_json_body,
+);
