@@ -99,14 +99,17 @@ pub async fn serve_with(
     let notices = tokio::spawn(workers::follow_notices(state.clone(), stop_rx));
     let app = http::router(state.clone(), ui::router());
     let stopping = state.stopping.clone();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            tracing::info!("shutting down: finishing in-flight requests");
-            // Long polls end now instead of holding the drain up.
-            let _ = stopping.send(true);
-        })
-        .await;
+    let result = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+        // Long polls end now instead of holding the drain up.
+        let _ = stopping.send(true);
+    })
+    .await;
     let _ = state.stopping.send(true);
     let _ = reaper.await;
     let _ = notices.await;

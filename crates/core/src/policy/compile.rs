@@ -84,8 +84,11 @@ impl Policy {
     /// Parses and checks a policy for a project with `labels`. Errors name the field
     /// (`rules[1].when`) and say what is wrong.
     pub fn from_json(value: &serde_json::Value, labels: &LabelSet) -> Result<Self, ValidationError> {
-        let spec: PolicySpec = serde_json::from_value(value.clone())
-            .map_err(|e| ValidationError::new("", format!("not a policy: {e}")))?;
+        let spec: PolicySpec = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+            let field = e.path().to_string();
+            let field = if field == "." { String::new() } else { field };
+            ValidationError::new(field, format!("not a policy: {}", e.into_inner()))
+        })?;
         Self::compile(spec, labels)
     }
 
@@ -571,10 +574,15 @@ mod tests {
             ),
             (json!({"rules": [], "audit_rate": 1.5}), "audit_rate", "[0, 1]"),
             (json!({"rules": [], "lease_seconds": 1}), "lease_seconds", "10"),
-            (json!({"rules": [], "bogus": 1}), "", "unknown field"),
+            (json!({"rules": [], "bogus": 1}), "bogus", "unknown field"),
+            (
+                json!({"rules": [], "lease_seconds": 1e12}),
+                "lease_seconds",
+                "expected u32",
+            ),
             (
                 json!({"rules": [{"name": "a", "when": "true", "action": "maybe"}]}),
-                "",
+                "rules[0].action",
                 "unknown variant",
             ),
         ];

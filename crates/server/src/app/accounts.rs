@@ -113,7 +113,7 @@ pub async fn hash_password(field: &str, password: String) -> Result<String, AppE
     text_field(field, &password, MIN_PASSWORD, 256)?;
     tokio::task::spawn_blocking(move || {
         use argon2::password_hash::PasswordHasher;
-        argon2::Argon2::default()
+        super::signin::argon2()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
             .map_err(|e| AppError::Internal(format!("hashing the password failed: {e}")))
@@ -245,38 +245,13 @@ pub async fn hold(s: &AppState, p: &ProjectRuntime, name: &str, reason: &str, ac
     Ok(())
 }
 
-/// Failed sign-ins allowed per name within [`LOGIN_WINDOW`] before the name is refused
-/// until the window passes: a brake on password guessing.
-pub const MAX_LOGIN_FAILURES: u32 = 10;
-pub const LOGIN_WINDOW: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// Failed sign-ins per name on this node.
-#[derive(Default)]
-pub struct LoginGuard(std::sync::Mutex<std::collections::HashMap<String, (u32, std::time::Instant)>>);
-
-impl LoginGuard {
-    fn blocked(&self, name: &str) -> bool {
-        let mut m = self.0.lock().expect("login guard");
-        m.retain(|_, (_, since)| since.elapsed() < LOGIN_WINDOW);
-        m.get(name).is_some_and(|(n, _)| *n >= MAX_LOGIN_FAILURES)
-    }
-
-    fn failed(&self, name: &str) {
-        let mut m = self.0.lock().expect("login guard");
-        if m.len() > 100_000 {
-            m.clear();
-        }
-        m.entry(name.to_string()).or_insert((0, std::time::Instant::now())).0 += 1;
-    }
-}
-
 /// A hash to verify against when the name is unknown, so that a wrong name takes as long
 /// as a wrong password.
 fn decoy_hash() -> &'static str {
     static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     DECOY.get_or_init(|| {
         use argon2::password_hash::PasswordHasher;
-        argon2::Argon2::default()
+        super::signin::argon2()
             .hash_password(generate_key().as_bytes())
             .map(|h| h.to_string())
             .unwrap_or_default()
@@ -289,15 +264,23 @@ pub enum SignIn {
     Owner(SessionOwner),
     /// Refused, with the reason to show.
     Refused(&'static str),
-    /// Too many failures for this name lately: wait [`LOGIN_WINDOW`].
-    Blocked,
+    /// Braked (too many failures for this name or address lately, or every hashing slot
+    /// busy): try again after this many seconds.
+    Blocked { retry_after_s: i64 },
 }
 
 /// Signs in with a key (admin or reviewer; a service key cannot), or else with a
-/// reviewer's name and password (verified off the async threads; [`MAX_LOGIN_FAILURES`]
-/// failures per name block it for [`LOGIN_WINDOW`]).
+/// reviewer's name and password, the attempt reserved with the brake before the hash runs
+/// and the hash run in a bounded number of slots off the async threads (`super::signin`).
+/// `ip` is the client's address, when known.
 #[tracing::instrument(level = "debug", skip(s, password, key))]
-pub async fn sign_in(s: &AppState, name: &str, password: &str, key: &str) -> Result<SignIn, AppError> {
+pub async fn sign_in(
+    s: &AppState,
+    name: &str,
+    password: &str,
+    key: &str,
+    ip: Option<std::net::IpAddr>,
+) -> Result<SignIn, AppError> {
     if !key.trim().is_empty() {
         let key_hash = hash_key(key.trim());
         return Ok(match s.store.principal(&key_hash).await? {
@@ -309,33 +292,44 @@ pub async fn sign_in(s: &AppState, name: &str, password: &str, key: &str) -> Res
         });
     }
     let name = name.trim().to_string();
-    if s.login_guard.blocked(&name) {
-        return Ok(SignIn::Blocked);
-    }
-    let found = s.store.password_hash(&name).await?;
+    let now = s.now();
+    let attempt = match s.sign_in_brake.begin(&name, ip, now) {
+        Ok(a) => a,
+        Err(until) => {
+            tracing::info!(reviewer = %name, ?ip, "sign-in braked");
+            return Ok(SignIn::Blocked {
+                retry_after_s: ((until - now + 999) / 1000).max(1),
+            });
+        }
+    };
+    let outcome = verify(s, &name, password).await;
+    let ok = match &outcome {
+        Ok(Some(Some(_))) => Some(true),
+        Ok(Some(None)) => Some(false),
+        Ok(None) | Err(_) => None,
+    };
+    s.sign_in_brake.finish(attempt, ok, s.now());
+    Ok(match outcome? {
+        Some(Some(id)) => SignIn::Owner(SessionOwner::Reviewer(id)),
+        Some(None) => {
+            tracing::info!(reviewer = %name, ?ip, "sign-in failed");
+            SignIn::Refused("wrong name or password")
+        }
+        None => SignIn::Blocked { retry_after_s: 1 },
+    })
+}
+
+/// The reviewer `name` signs in as if `password` is theirs (`Some(Some(id))`), or
+/// `Some(None)` if not; `None` if no hashing slot came free in time.
+async fn verify(s: &AppState, name: &str, password: &str) -> Result<Option<Option<i64>>, AppError> {
+    let found = s.store.password_hash(name).await?;
     let stored = found
         .as_ref()
         .map_or_else(|| decoy_hash().to_string(), |(_, h)| h.clone());
-    let password = password.to_string();
-    let ok = tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordVerifier, phc::PasswordHash};
-        PasswordHash::new(&stored)
-            .map(|h| {
-                argon2::Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
-                    .is_ok()
-            })
-            .unwrap_or(false)
-    })
-    .await
-    .unwrap_or(false);
-    Ok(match found {
-        Some((id, _)) if ok => SignIn::Owner(SessionOwner::Reviewer(id)),
-        _ => {
-            s.login_guard.failed(&name);
-            SignIn::Refused("wrong name or password")
-        }
-    })
+    let Some(ok) = s.hash_gate.verify(password.to_string(), stored).await else {
+        return Ok(None);
+    };
+    Ok(Some(found.filter(|_| ok).map(|(id, _)| id)))
 }
 
 /// Opens a session for `owner` lasting `lasts_ms`; returns its token (the cookie's value).

@@ -23,6 +23,7 @@ pub mod model;
 pub mod monitors;
 pub mod projects;
 pub mod quality;
+pub mod signin;
 mod state;
 pub mod webhooks;
 pub mod work;

@@ -45,8 +45,13 @@ pub struct AppState {
     pub learning: super::learning::Learning,
     /// Which monitors are firing.
     pub alarms: super::monitors::Alarms,
-    /// Failed sign-ins per name (the console's brake on password guessing).
-    pub login_guard: super::accounts::LoginGuard,
+    /// Failed sign-ins per name and per client IP (the brake on password guessing).
+    pub sign_in_brake: super::signin::Brake,
+    /// How many password hashes may run at once.
+    pub hash_gate: super::signin::HashGate,
+    /// The request header that carries the client's address, set by a trusted reverse
+    /// proxy (say `x-forwarded-for`; its first entry is used). `None`: the socket's peer.
+    pub client_ip_header: Option<axum::http::HeaderName>,
     /// Where outbound webhook requests may go.
     pub webhooks: super::webhooks::Settings,
     /// Whom webhook requests over https trust: the webpki roots, plus the operator's CA
@@ -109,7 +114,9 @@ impl AppState {
             ds_models: Mutex::new(HashMap::new()),
             learning: Default::default(),
             alarms: Default::default(),
-            login_guard: Default::default(),
+            sign_in_brake: Default::default(),
+            hash_gate: Default::default(),
+            client_ip_header: None,
             webhooks: Default::default(),
             webhook_tls: Arc::new(flywheel_tls::client_config(&[]).expect("the webpki roots make a TLS configuration")),
         }

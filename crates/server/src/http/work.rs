@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
+
+use super::ApiPath;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use flywheel_core::policy::parse_queue;
@@ -81,7 +83,7 @@ fn claim_out(p: &ProjectRuntime, t: ClaimedTask) -> ClaimOut {
 pub async fn heartbeat(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    Path(task_id): Path<i64>,
+    ApiPath(task_id): ApiPath<i64>,
     ApiJson(body): ApiJson<HeartbeatIn>,
 ) -> Result<Json<HeartbeatOut>, ApiError> {
     let r = caller.reviewer()?;
@@ -100,7 +102,7 @@ pub async fn heartbeat(
 pub async fn review(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    Path(task_id): Path<i64>,
+    ApiPath(task_id): ApiPath<i64>,
     ApiJson(body): ApiJson<ReviewIn>,
 ) -> Result<Json<ReviewOut>, ApiError> {
     let r = caller.reviewer()?;

@@ -241,11 +241,42 @@ struct LoginForm {
     key: String,
 }
 
+/// The client's address: the first entry of the trusted proxy's header when one is
+/// configured (`AppState::client_ip_header`), else the socket's peer.
+fn client_ip(s: &AppState, headers: &HeaderMap, peer: Option<std::net::SocketAddr>) -> Option<std::net::IpAddr> {
+    match &s.client_ip_header {
+        Some(h) => headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .and_then(|v| v.trim().parse().ok()),
+        None => peer.map(|p| p.ip()),
+    }
+}
+
 async fn login(
     State(s): State<Arc<AppState>>,
+    peer: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     headers: HeaderMap,
-    axum::Form(form): axum::Form<LoginForm>,
+    form: Result<axum::Form<LoginForm>, axum::extract::rejection::FormRejection>,
 ) -> Result<Response, UiError> {
+    // A client that posts something other than the form gets the API's JSON error.
+    let axum::Form(form) = match form {
+        Ok(f) => f,
+        Err(e) => {
+            let code = if e.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE {
+                "unsupported_media_type"
+            } else {
+                "bad_request"
+            };
+            let msg = format!(
+                "send the sign-in form as application/x-www-form-urlencoded: {}",
+                e.body_text()
+            );
+            return Ok(ApiError::new(e.status(), code, msg).into_response());
+        }
+    };
+    let ip = client_ip(&s, &headers, peer.map(|p| p.0.0));
     let expected = auth::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
     if expected.is_empty() || !same_token(&form.csrf, &expected) {
         return Err(UiError(
@@ -260,18 +291,20 @@ async fn login(
             StatusCode::UNAUTHORIZED,
         ))
     };
-    let owner = match accounts::sign_in(&s, &form.name, &form.password, &form.key).await? {
+    let owner = match accounts::sign_in(&s, &form.name, &form.password, &form.key, ip).await? {
         SignIn::Owner(owner) => owner,
         SignIn::Refused(msg) => return refused(msg),
-        SignIn::Blocked => {
+        SignIn::Blocked { retry_after_s } => {
             let mut r = login_form(
                 &headers,
-                Some("too many failed sign-ins for this name; wait ten minutes".into()),
+                Some(format!(
+                    "too many sign-ins for this name or from this address lately; try again in {retry_after_s} s"
+                )),
                 form.name.trim().to_string(),
                 StatusCode::TOO_MANY_REQUESTS,
             );
             r.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("600"));
+                .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_s));
             return Ok(r);
         }
     };

@@ -13,6 +13,7 @@ mod console;
 mod copy;
 mod export;
 mod feeds;
+mod hardening;
 mod items;
 mod learning;
 mod metrics;
