@@ -58,6 +58,11 @@ pub struct ServeArgs {
     /// [default: off].
     #[arg(long, env = "FLYWHEEL_METRICS_LISTEN", value_name = "ADDR")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Behind a reverse proxy you trust: the request header holding the client's address
+    /// (such as `X-Real-IP`), which the sign-in brake counts per client instead of the
+    /// socket's peer [default: none — the socket's peer].
+    #[arg(long, env = "FLYWHEEL_CLIENT_IP_HEADER", value_name = "HEADER")]
+    pub client_ip_header: Option<String>,
     /// Seed a demo and keep feeding it while the server runs: `spam` makes a project, two
     /// reviewers with passwords (printed), gold, and a stream of SMS messages. Not a
     /// setting of the file: a flag for trying Flywheel out.
@@ -95,6 +100,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// Where `GET /metrics` is served; `None`: nowhere.
     pub metrics_listen: Option<SocketAddr>,
+    /// The trusted proxy's client-address header; `None`: the socket's peer.
+    pub client_ip_header: Option<axum::http::HeaderName>,
 }
 
 impl Default for Settings {
@@ -108,6 +115,7 @@ impl Default for Settings {
             webhooks_ca_file: None,
             log_format: LogFormat::Text,
             metrics_listen: None,
+            client_ip_header: None,
         }
     }
 }
@@ -124,6 +132,7 @@ impl std::fmt::Debug for Settings {
             .field("webhooks_ca_file", &self.webhooks_ca_file)
             .field("log_format", &self.log_format)
             .field("metrics_listen", &self.metrics_listen)
+            .field("client_ip_header", &self.client_ip_header)
             .finish()
     }
 }
@@ -139,6 +148,8 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     /// An address, or `""` for none (what the example writes: TOML has no null).
     metrics_listen: Option<String>,
+    /// A header name, or `""` for none.
+    client_ip_header: Option<String>,
     webhooks: Option<WebhooksFile>,
 }
 
@@ -233,6 +244,15 @@ impl Settings {
                 })?),
                 (None, None) => default.metrics_listen,
             },
+            client_ip_header: match args.client_ip_header.or(file.client_ip_header) {
+                Some(h) if h.is_empty() => None,
+                Some(h) => Some(axum::http::HeaderName::try_from(h.as_str()).map_err(|_| {
+                    ConfigError(format!(
+                        "client_ip_header (--client-ip-header, FLYWHEEL_CLIENT_IP_HEADER or {origin}): '{h}' is not a header name"
+                    ))
+                })?),
+                None => default.client_ip_header,
+            },
         };
         EnvFilter::try_new(&settings.log)
             .map_err(|e| ConfigError(format!("{log_from}: log: '{}' is not a log filter: {e}", settings.log)))?;
@@ -260,6 +280,7 @@ mod tests {
             webhooks_ca_file: None,
             log_format: None,
             metrics_listen: None,
+            client_ip_header: None,
             demo: None,
             data: None,
         }
@@ -268,6 +289,15 @@ mod tests {
     fn from_file(text: &str) -> Result<Settings, ConfigError> {
         let file = FileConfig::parse(text, "flywheel.toml")?;
         Settings::layer(no_flags(), Some((file, "flywheel.toml".into())))
+    }
+
+    #[test]
+    fn the_client_ip_header_is_a_header_name_or_none() {
+        let s = from_file("client_ip_header = \"X-Real-IP\"\n").unwrap();
+        assert_eq!(s.client_ip_header.unwrap().as_str(), "x-real-ip");
+        assert_eq!(from_file("client_ip_header = \"\"\n").unwrap().client_ip_header, None);
+        let e = from_file("client_ip_header = \"not a header\"\n").unwrap_err();
+        assert!(e.to_string().contains("client_ip_header"), "{e}");
     }
 
     #[test]
@@ -280,7 +310,7 @@ mod tests {
                 .as_ref()
                 .is_some_and(|w| w.allow_private.is_some() && w.ca_file.is_some())
         );
-        assert!(file.log_format.is_some() && file.metrics_listen.is_some());
+        assert!(file.log_format.is_some() && file.metrics_listen.is_some() && file.client_ip_header.is_some());
         assert!(file.admin_key.is_none(), "the example sets no admin key");
         assert_eq!(
             Settings::layer(no_flags(), Some((file, "example".into()))).unwrap(),

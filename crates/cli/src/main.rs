@@ -183,6 +183,7 @@ async fn serve(args: Settings, demo: Option<(live_demo::Demo, Option<std::path::
         .with_context(|| format!("cannot open database {}", args.database))?;
     let mut state = AppState::new(store, Arc::new(SystemClock));
     state.webhooks.allow_private = args.webhooks_allow_private;
+    state.client_ip_header = args.client_ip_header.clone();
     if let Some(tls) = webhook_tls {
         state.webhook_tls = tls;
     }

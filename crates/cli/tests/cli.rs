@@ -24,7 +24,8 @@ fn flywheel() -> Command {
         .env_remove("FLYWHEEL_CONFIG")
         .env_remove("FLYWHEEL_LOG")
         .env_remove("FLYWHEEL_LOG_FORMAT")
-        .env_remove("FLYWHEEL_METRICS_LISTEN");
+        .env_remove("FLYWHEEL_METRICS_LISTEN")
+        .env_remove("FLYWHEEL_CLIENT_IP_HEADER");
     c
 }
 
