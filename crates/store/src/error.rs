@@ -46,7 +46,7 @@ impl StoreError {
     pub fn lease_lost() -> Self {
         Self::conflict(
             "lease_lost",
-            "this lease is no longer held: it expired, was answered, or the task was closed",
+            "this lease is no longer held: it expired, was answered, the task was closed, or the reviewer's grant was withdrawn or held",
         )
     }
 }

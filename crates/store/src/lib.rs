@@ -83,7 +83,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_reviewer(&self, new: NewReviewer, actor: &str, now: Millis) -> Result<Reviewer>;
     async fn create_service_key(&self, new: NewServiceKey, actor: &str, now: Millis) -> Result<()>;
     async fn reviewers(&self) -> Result<Vec<ReviewerAccount>>;
-    /// Replaces a reviewer's tiers and granted projects.
+    /// Replaces a reviewer's tiers and granted projects. Their active leases on a project
+    /// no longer granted are cancelled in the same write (slots back, `lease.cancelled`).
     async fn update_reviewer(
         &self,
         name: &str,
@@ -164,7 +165,8 @@ pub trait Store: Send + Sync + 'static {
     async fn add_gold(&self, project_id: i64, items: Vec<NewGold>, actor: &str, now: Millis) -> Result<usize>;
     /// Every reviewer granted the project, with their record.
     async fn reviewer_stats(&self, project_id: i64) -> Result<Vec<ReviewerStats>>;
-    /// Stops a reviewer claiming in a project until released.
+    /// Stops a reviewer claiming in a project until released, and cancels their active
+    /// leases there in the same write (slots back, `lease.cancelled` each).
     async fn hold_reviewer(
         &self,
         project_id: i64,

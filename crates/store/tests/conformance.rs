@@ -195,9 +195,13 @@ fn label(s: &str) -> Answer {
 #[path = "conformance/webhooks.rs"]
 mod webhook_cases;
 
+#[path = "conformance/revocation.rs"]
+mod revocation;
+
 mod suite {
     pub use super::exports::*;
     pub use super::webhook_cases::*;
+    pub use super::revocation::*;
 
     use super::*;
 
@@ -1300,4 +1304,6 @@ conformance!([
     webhook_backlog_counts_events_after_enabled_cursors,
     export_pages_items_with_answers_and_filters,
     imported_labels_resolve_items_once,
+    a_withdrawn_grant_cancels_that_projects_leases,
+    a_hold_cancels_the_reviewers_leases_in_the_project,
 ]);

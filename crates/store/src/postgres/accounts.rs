@@ -348,6 +348,7 @@ pub(super) async fn reviewers(c: &mut PgConnection) -> TxResult<Vec<ReviewerAcco
 
 pub(super) async fn update_reviewer(
     c: &mut PgConnection,
+    channel: &str,
     name: &str,
     tiers: &[u8],
     projects: &[String],
@@ -383,6 +384,9 @@ pub(super) async fn update_reviewer(
     for p in &ids {
         event(c, Some(*p), None, None, now, actor, &granted).await?;
     }
+    // A grant withdrawn ends the reviewer's leases on that project now, not at expiry.
+    let reason = "the reviewer's grant was withdrawn";
+    super::work::cancel_reviewer_leases(c, channel, id, |p| !ids.contains(&p), reason, now).await?;
     reviewer(c, id).await
 }
 

@@ -376,8 +376,9 @@ impl Store for PgStore {
         actor: &str,
         now: Millis,
     ) -> Result<Reviewer> {
+        let ch = &self.channel;
         transaction!(self, |tx| accounts::update_reviewer(
-            &mut tx, name, &tiers, &projects, actor, now
+            &mut tx, ch, name, &tiers, &projects, actor, now
         )
         .await)
     }
@@ -548,8 +549,9 @@ impl Store for PgStore {
         actor: &str,
         now: Millis,
     ) -> Result<()> {
+        let ch = &self.channel;
         transaction!(self, |tx| quality::hold_reviewer(
-            &mut tx, project_id, reviewer, reason, actor, now
+            &mut tx, ch, project_id, reviewer, reason, actor, now
         )
         .await)
     }

@@ -121,6 +121,7 @@ pub(super) async fn reviewer_in_project(c: &mut PgConnection, name: &str, projec
 
 pub(super) async fn hold_reviewer(
     c: &mut PgConnection,
+    channel: &str,
     project_id: i64,
     name: &str,
     reason: &str,
@@ -143,7 +144,9 @@ pub(super) async fn hold_reviewer(
         reviewer: name.to_string(),
         reason: reason.to_string(),
     });
-    event(c, Some(project_id), None, None, now, actor, &data).await
+    event(c, Some(project_id), None, None, now, actor, &data).await?;
+    // A hold ends the reviewer's leases in the project now, not at expiry.
+    super::work::cancel_reviewer_leases(c, channel, id, |p| p == project_id, "the reviewer was held", now).await
 }
 
 pub(super) async fn release_reviewer(

@@ -355,3 +355,69 @@ pub(super) async fn expire_leases(c: &mut PgConnection, channel: &str, now: Mill
     }
     Ok(count)
 }
+
+/// Ends reviewer `reviewer_id`'s active leases on the projects `revoked` picks (a grant
+/// withdrawn, a hold), in the caller's transaction: each slot goes back as on expiry (a
+/// gold task closes), the reviewer may be served the item again, a `lease.cancelled` event
+/// is written per lease, and claimers of the project are told. Task row before lease, as
+/// expiry and answers lock them.
+pub(super) async fn cancel_reviewer_leases(
+    c: &mut PgConnection,
+    channel: &str,
+    reviewer_id: i64,
+    revoked: impl Fn(i64) -> bool,
+    reason: &str,
+    now: Millis,
+) -> TxResult<()> {
+    let active: Vec<(i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT l.id, l.task_id, l.item_id, t.project_id FROM leases l JOIN tasks t ON t.id = l.task_id
+         WHERE l.reviewer_id = $1 AND l.state = 'active' ORDER BY l.id",
+    )
+    .bind(reviewer_id)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut projects = Vec::new();
+    for (lease_id, task_id, item_id, project_id) in active.into_iter().filter(|l| revoked(l.3)) {
+        sqlx::query("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE")
+            .bind(task_id)
+            .execute(&mut *c)
+            .await?;
+        let ended = sqlx::query("UPDATE leases SET state = 'cancelled', ended_at = $2 WHERE id = $1 AND state = 'active'")
+            .bind(lease_id)
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+            .rows_affected();
+        if ended == 0 {
+            continue; // answered or expired meanwhile
+        }
+        sqlx::query(
+            "UPDATE tasks SET available = CASE WHEN gold THEN 0 ELSE available + 1 END,
+                              state = CASE WHEN gold THEN 'done' ELSE state END,
+                              closed_at = CASE WHEN gold THEN $2 ELSE closed_at END
+             WHERE id = $1 AND state = 'open'",
+        )
+        .bind(task_id)
+        .bind(now)
+        .execute(&mut *c)
+        .await?;
+        sqlx::query("DELETE FROM item_reviewers WHERE item_id = $1 AND reviewer_id = $2")
+            .bind(item_id)
+            .bind(reviewer_id)
+            .execute(&mut *c)
+            .await?;
+        let cancelled = Event::LeaseCancelled(ev::LeaseCancelled {
+            lease_id,
+            reviewer_id,
+            reason: reason.to_string(),
+        });
+        event(c, Some(project_id), Some(item_id), Some(task_id), now, "system", &cancelled).await?;
+        if !projects.contains(&project_id) {
+            projects.push(project_id);
+        }
+    }
+    for project_id in projects {
+        notify(c, channel, &Notice::TasksAvailable { project_id }).await?;
+    }
+    Ok(())
+}

@@ -298,7 +298,7 @@ pub(super) fn update_reviewer(
     projects: &[String],
     actor: &str,
     now: Millis,
-) -> Result<Reviewer> {
+) -> Result<(Reviewer, Vec<i64>)> {
     let id = reviewer_id(c, name)?;
     let ids = project_ids(c, projects)?;
     c.execute(
@@ -323,7 +323,9 @@ pub(super) fn update_reviewer(
     for p in &ids {
         event(c, Some(*p), None, None, now, actor, &granted)?;
     }
-    reviewer(c, id)
+    // A grant withdrawn ends the reviewer's leases on that project now, not at expiry.
+    let freed = super::work::cancel_reviewer_leases(c, id, |p| !ids.contains(&p), "the reviewer's grant was withdrawn", now)?;
+    Ok((reviewer(c, id)?, freed))
 }
 
 pub(super) fn add_reviewer_key(c: &Connection, name: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {

@@ -314,8 +314,13 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<Reviewer> {
         let (name, actor) = (name.to_string(), actor.to_string());
-        self.write(move |c| accounts::update_reviewer(c, &name, &tiers, &projects, &actor, now))
-            .await
+        let (reviewer, freed) = self
+            .write(move |c| accounts::update_reviewer(c, &name, &tiers, &projects, &actor, now))
+            .await?;
+        for project_id in freed {
+            self.notify(Notice::TasksAvailable { project_id });
+        }
+        Ok(reviewer)
     }
 
     async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
@@ -490,8 +495,13 @@ impl Store for SqliteStore {
         now: Millis,
     ) -> Result<()> {
         let (reviewer, reason, actor) = (reviewer.to_string(), reason.to_string(), actor.to_string());
-        self.write(move |c| quality::hold_reviewer(c, project_id, &reviewer, &reason, &actor, now))
-            .await
+        let freed = self
+            .write(move |c| quality::hold_reviewer(c, project_id, &reviewer, &reason, &actor, now))
+            .await?;
+        for project_id in freed {
+            self.notify(Notice::TasksAvailable { project_id });
+        }
+        Ok(())
     }
 
     async fn release_reviewer(&self, project_id: i64, reviewer: &str, actor: &str, now: Millis) -> Result<()> {

@@ -146,7 +146,7 @@ pub(super) fn hold_reviewer(
     reason: &str,
     actor: &str,
     now: Millis,
-) -> Result<()> {
+) -> Result<Vec<i64>> {
     let id = reviewer_in_project(c, name, project_id)?;
     c.prepare_cached(
         "INSERT INTO reviewer_quality (project_id, reviewer_id, held_at, held_reason) VALUES (?1, ?2, ?3, ?4)
@@ -158,7 +158,9 @@ pub(super) fn hold_reviewer(
         reviewer: name.to_string(),
         reason: reason.to_string(),
     });
-    event(c, Some(project_id), None, None, now, actor, &data)
+    event(c, Some(project_id), None, None, now, actor, &data)?;
+    // A hold ends the reviewer's leases in the project now, not at expiry.
+    super::work::cancel_reviewer_leases(c, id, |p| p == project_id, "the reviewer was held", now)
 }
 
 pub(super) fn release_reviewer(

@@ -222,3 +222,49 @@ pub(super) fn expire_leases(c: &Connection, now: Millis, limit: usize) -> Result
     }
     Ok(expired.into_iter().map(|e| e.4).collect())
 }
+
+/// Ends reviewer `reviewer_id`'s active leases on the projects `revoked` picks (a grant
+/// withdrawn, a hold), in the caller's transaction: each slot goes back as on expiry (a
+/// gold task closes), the reviewer may be served the item again, and a `lease.cancelled`
+/// event is written per lease. Returns the project of each lease cancelled.
+pub(super) fn cancel_reviewer_leases(
+    c: &Connection,
+    reviewer_id: i64,
+    revoked: impl Fn(i64) -> bool,
+    reason: &str,
+    now: Millis,
+) -> Result<Vec<i64>> {
+    let active = c
+        .prepare_cached(
+            "SELECT l.id, l.task_id, l.item_id, t.project_id FROM leases l JOIN tasks t ON t.id = l.task_id
+             WHERE l.reviewer_id = ?1 AND l.state = 'active' ORDER BY l.id",
+        )?
+        .query_map(params![reviewer_id], |r| {
+            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut projects = Vec::new();
+    for (lease_id, task_id, item_id, project_id) in active.into_iter().filter(|l| revoked(l.3)) {
+        c.prepare_cached("UPDATE leases SET state = 'cancelled', ended_at = ?2 WHERE id = ?1")?
+            .execute(params![lease_id, now])?;
+        c.prepare_cached(
+            "UPDATE tasks SET available = CASE WHEN gold = 1 THEN 0 ELSE available + 1 END,
+                              state = CASE WHEN gold = 1 THEN 'done' ELSE state END,
+                              closed_at = CASE WHEN gold = 1 THEN ?2 ELSE closed_at END
+             WHERE id = ?1 AND state = 'open'",
+        )?
+        .execute(params![task_id, now])?;
+        c.prepare_cached("DELETE FROM item_reviewers WHERE item_id = ?1 AND reviewer_id = ?2")?
+            .execute(params![item_id, reviewer_id])?;
+        let cancelled = Event::LeaseCancelled(ev::LeaseCancelled {
+            lease_id,
+            reviewer_id,
+            reason: reason.to_string(),
+        });
+        event(c, Some(project_id), Some(item_id), Some(task_id), now, "system", &cancelled)?;
+        projects.push(project_id);
+    }
+    projects.sort_unstable();
+    projects.dedup();
+    Ok(projects)
+}
