@@ -200,8 +200,8 @@ mod revocation;
 
 mod suite {
     pub use super::exports::*;
-    pub use super::webhook_cases::*;
     pub use super::revocation::*;
+    pub use super::webhook_cases::*;
 
     use super::*;
 

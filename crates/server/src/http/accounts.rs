@@ -130,7 +130,8 @@ pub struct UpdateReviewer {
 }
 
 /// Changes a reviewer's tiers, projects or password (admin). Takes effect on this node at
-/// once, on others within 5 s.
+/// once, on others within 5 s; the reviewer's active leases on a project dropped from the
+/// grant are cancelled at once (`lease.cancelled`, the slots back in their queues).
 #[utoipa::path(patch, path = "/v1/reviewers/{name}", params(("name" = String, Path)), request_body = UpdateReviewer,
     responses((status = 200, body = Account), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -172,7 +173,8 @@ pub struct HoldIn {
     pub reason: String,
 }
 
-/// Stops a reviewer claiming in this project until released (admin).
+/// Stops a reviewer claiming in this project until released (admin), and cancels their
+/// active leases in it (`lease.cancelled`, the slots back in their queues).
 #[utoipa::path(post, path = "/v1/projects/{project}/reviewers/{name}/hold",
     params(("project" = String, Path), ("name" = String, Path)), request_body = HoldIn,
     responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]

@@ -1,5 +1,5 @@
-//! Hardening: the sign-in brake under concurrency, and errors that keep to the JSON
-//! contract.
+//! Hardening: the sign-in brake under concurrency, errors that keep to the JSON
+//! contract, and revocation that ends leases.
 
 use flywheel_server::app::signin::{NAME_FREE_FAILURES, delay_ms};
 use std::sync::Arc;
@@ -290,8 +290,124 @@ async fn every_error_is_the_json_body(db: Db) {
     );
 }
 
+/// Issue #22 item 7: a grant withdrawn (`PATCH /v1/reviewers/r1 {"projects": [...]}`) or a
+/// hold ends the reviewer's leases on that project: heartbeat and answer get `lease_lost`,
+/// the task goes to another reviewer, and the log has a `lease.cancelled` event.
+async fn revocation_ends_the_reviewers_leases(db: Db) {
+    let app = spawn_app(&db).await;
+    let svc = app.project("pa", example_policy()).await;
+    app.project("pb", example_policy()).await;
+    app.submit(
+        "pa",
+        &svc,
+        json!([item("x", "hmm", Some(0.5)), item("y", "hmm", Some(0.5))]),
+    )
+    .await;
+    let r1 = app.reviewer("r1", &[1], &["pa", "pb"]).await;
+    let r2 = app.reviewer("r2", &[1], &["pa"]).await;
+    let refused = |s: StatusCode, v: &Value, what: &str| {
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (StatusCode::CONFLICT, Some("lease_lost")),
+            "{what}: {v}"
+        );
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("withdrawn or held"),
+            "{v}"
+        );
+    };
+    let cancelled = |events: Vec<Value>, lease: &Value| {
+        events
+            .into_iter()
+            .filter(|e| e["kind"] == "lease.cancelled" && e["data"]["lease_id"] == *lease)
+            .map(|e| e["data"]["reason"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+
+    for (round, revoke) in ["grant", "hold"].into_iter().enumerate() {
+        let t = app.claim("pa", &r1, None).await.expect("r1 leases a task of pa");
+        let other = app.claim("pa", &r2, None);
+        if round == 0 {
+            // Both tasks: r1 holds one, r2 leases (and answers) the other.
+            let o = other.await.expect("the other task");
+            let (s, _) = app.answer(&r2, &o, "r2-first", json!({"label": "ham"})).await;
+            assert_eq!(s, StatusCode::OK);
+        } else {
+            assert!(other.await.is_none(), "r1 holds the only open task");
+        }
+        let reason = match revoke {
+            "grant" => {
+                let (s, v) = app
+                    .call(
+                        reqwest::Method::PATCH,
+                        "/v1/reviewers/r1",
+                        ADMIN,
+                        Some(json!({"projects": ["pb"]})),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                "the reviewer's grant was withdrawn"
+            }
+            _ => {
+                let (s, v) = app
+                    .post(
+                        "/v1/projects/pa/reviewers/r1/hold",
+                        ADMIN,
+                        json!({"reason": "checking"}),
+                    )
+                    .await;
+                assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+                "the reviewer was held"
+            }
+        };
+        let (s, v) = app
+            .post(
+                &format!("/v1/tasks/{}/heartbeat", t["task_id"]),
+                &r1,
+                json!({"lease_id": t["lease_id"]}),
+            )
+            .await;
+        refused(s, &v, "heartbeat");
+        let (s, v) = app
+            .answer(&r1, &t, &format!("late-{revoke}"), json!({"label": "spam"}))
+            .await;
+        refused(s, &v, "answer");
+        let (s, v) = app.post("/v1/projects/pa/claim", &r1, json!({})).await;
+        assert!(
+            s == StatusCode::FORBIDDEN || s == StatusCode::NOT_FOUND,
+            "{revoke}: {s} {v}"
+        );
+        assert_eq!(cancelled(app.events("pa").await, &t["lease_id"]), [reason]);
+        let t2 = app.claim("pa", &r2, None).await.expect("the slot came back");
+        assert_eq!(t2["task_id"], t["task_id"]);
+        let (s, v) = app
+            .answer(&r2, &t2, &format!("r2-{revoke}"), json!({"label": "ham"}))
+            .await;
+        assert_eq!((s, v["outcome"].as_str()), (StatusCode::OK, Some("resolved")), "{v}");
+        if round == 0 {
+            // Granted again for the hold round, and a fresh task to hold.
+            let (s, v) = app
+                .call(
+                    reqwest::Method::PATCH,
+                    "/v1/reviewers/r1",
+                    ADMIN,
+                    Some(json!({"projects": ["pa", "pb"]})),
+                )
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+            app.submit("pa", &svc, json!([item("z", "hmm", Some(0.5))])).await;
+        }
+    }
+    let (s, v) = app.get("/v1/projects/pa/labels?limit=100", ADMIN).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let labels = v["labels"].as_array().unwrap();
+    assert_eq!(labels.len(), 3, "r1's late answers were never stored: {labels:?}");
+    app.stop().await;
+}
+
 on_both_backends!(
     parallel_guesses_stay_within_the_brake,
     parallel_sign_ins_are_bounded_in_memory,
     every_error_is_the_json_body,
+    revocation_ends_the_reviewers_leases,
 );

@@ -348,7 +348,8 @@ async fn submit_and_next_leases_the_next_task_with_the_answer(db: Db) {
     assert_eq!((s, v["outcome"].as_str()), (StatusCode::OK, Some("resolved")), "{v}");
     task = v["next"].clone();
     assert!(!seen.contains(&task["item"]["external_id"]), "{task}");
-    // A reviewer held meanwhile: the answer is stored, the next claim is refused.
+    // A reviewer held meanwhile: the lease they hold ends with the hold, so the answer is
+    // refused, and so is the next claim.
     let (s, _) = app
         .post(
             "/v1/projects/spam/reviewers/r1/hold",
@@ -360,11 +361,15 @@ async fn submit_and_next_leases_the_next_task_with_the_answer(db: Db) {
     let (s, v) = app
         .answer(&r1, &task, "a3", json!({"label": "spam", "next": {"project": "spam"}}))
         .await;
-    assert_eq!((s, v["outcome"].as_str()), (StatusCode::OK, Some("resolved")), "{v}");
-    assert_eq!(v["next"], Value::Null, "{v}");
-    assert_eq!(v["next_error"]["code"].as_str(), Some("reviewer_held"), "{v}");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (StatusCode::CONFLICT, Some("lease_lost")),
+        "{v}"
+    );
+    let (s, v) = app.post("/v1/projects/spam/claim", &r1, json!({})).await;
+    assert_eq!(v["error"]["code"].as_str(), Some("reviewer_held"), "{s} {v}");
     let labels = app.all_labels(ADMIN).await;
-    assert_eq!(labels.len(), 3, "{labels:?}");
+    assert_eq!(labels.len(), 2, "{labels:?}");
     let granted = app
         .events("spam")
         .await

@@ -382,12 +382,13 @@ pub(super) async fn cancel_reviewer_leases(
             .bind(task_id)
             .execute(&mut *c)
             .await?;
-        let ended = sqlx::query("UPDATE leases SET state = 'cancelled', ended_at = $2 WHERE id = $1 AND state = 'active'")
-            .bind(lease_id)
-            .bind(now)
-            .execute(&mut *c)
-            .await?
-            .rows_affected();
+        let ended =
+            sqlx::query("UPDATE leases SET state = 'cancelled', ended_at = $2 WHERE id = $1 AND state = 'active'")
+                .bind(lease_id)
+                .bind(now)
+                .execute(&mut *c)
+                .await?
+                .rows_affected();
         if ended == 0 {
             continue; // answered or expired meanwhile
         }
@@ -411,7 +412,16 @@ pub(super) async fn cancel_reviewer_leases(
             reviewer_id,
             reason: reason.to_string(),
         });
-        event(c, Some(project_id), Some(item_id), Some(task_id), now, "system", &cancelled).await?;
+        event(
+            c,
+            Some(project_id),
+            Some(item_id),
+            Some(task_id),
+            now,
+            "system",
+            &cancelled,
+        )
+        .await?;
         if !projects.contains(&project_id) {
             projects.push(project_id);
         }

@@ -324,7 +324,8 @@ pub(super) fn update_reviewer(
         event(c, Some(*p), None, None, now, actor, &granted)?;
     }
     // A grant withdrawn ends the reviewer's leases on that project now, not at expiry.
-    let freed = super::work::cancel_reviewer_leases(c, id, |p| !ids.contains(&p), "the reviewer's grant was withdrawn", now)?;
+    let freed =
+        super::work::cancel_reviewer_leases(c, id, |p| !ids.contains(&p), "the reviewer's grant was withdrawn", now)?;
     Ok((reviewer(c, id)?, freed))
 }
 

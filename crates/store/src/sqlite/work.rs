@@ -240,7 +240,12 @@ pub(super) fn cancel_reviewer_leases(
              WHERE l.reviewer_id = ?1 AND l.state = 'active' ORDER BY l.id",
         )?
         .query_map(params![reviewer_id], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?, r.get::<_, i64>(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, i64>(3)?,
+            ))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut projects = Vec::new();
@@ -261,7 +266,15 @@ pub(super) fn cancel_reviewer_leases(
             reviewer_id,
             reason: reason.to_string(),
         });
-        event(c, Some(project_id), Some(item_id), Some(task_id), now, "system", &cancelled)?;
+        event(
+            c,
+            Some(project_id),
+            Some(item_id),
+            Some(task_id),
+            now,
+            "system",
+            &cancelled,
+        )?;
         projects.push(project_id);
     }
     projects.sort_unstable();

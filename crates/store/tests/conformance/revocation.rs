@@ -16,7 +16,12 @@ async fn cancellations(f: &Fixture, project_id: i64) -> Vec<(i64, String)> {
     events
         .into_iter()
         .filter(|e| e.kind == "lease.cancelled")
-        .map(|e| (e.data["lease_id"].as_i64().unwrap(), e.data["reason"].as_str().unwrap().to_string()))
+        .map(|e| {
+            (
+                e.data["lease_id"].as_i64().unwrap(),
+                e.data["reason"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -67,7 +72,10 @@ pub async fn a_withdrawn_grant_cancels_that_projects_leases(f: Fixture) {
         cancellations(&f, f.project.id).await,
         [(ta.lease_id, "the reviewer's grant was withdrawn".to_string())]
     );
-    assert_eq!(f.answer(&b, &tb, "rb", label("ham"), 150).await.unwrap().outcome, "resolved");
+    assert_eq!(
+        f.answer(&b, &tb, "rb", label("ham"), 150).await.unwrap().outcome,
+        "resolved"
+    );
 
     // The lease in the project still granted lives on.
     assert!(s.heartbeat(to.task_id, to.lease_id, a.id, 150).await.is_ok());
@@ -102,7 +110,13 @@ pub async fn a_hold_cancels_the_reviewers_leases_in_the_project(f: Fixture) {
     };
     let refused = s.claim(again, 140).await;
     assert!(
-        matches!(refused, Err(StoreError::Forbidden { code: "reviewer_held", .. })),
+        matches!(
+            refused,
+            Err(StoreError::Forbidden {
+                code: "reviewer_held",
+                ..
+            })
+        ),
         "{refused:?}"
     );
     let mut freed = vec![
