@@ -6,10 +6,10 @@ use serde_json::{Value, json};
 
 use crate::helpers::*;
 
-/// Signs in through the login form and returns the session cookie and its CSRF token.
-pub(crate) async fn sign_in(app: &TestApp, form: &[(&str, &str)]) -> Result<(String, String), StatusCode> {
+/// The login form's cookie and CSRF token (the pair stays valid for many posts).
+pub(crate) async fn login_token(app: &TestApp) -> (String, String) {
     let page = app.http.get(format!("{}/login", app.base)).send().await.unwrap();
-    let login_cookie = page
+    let cookie = page
         .headers()
         .get_all("set-cookie")
         .iter()
@@ -25,6 +25,12 @@ pub(crate) async fn sign_in(app: &TestApp, form: &[(&str, &str)]) -> Result<(Str
         .next()
         .unwrap()
         .to_string();
+    (cookie, csrf)
+}
+
+/// Signs in through the login form and returns the session cookie and its CSRF token.
+pub(crate) async fn sign_in(app: &TestApp, form: &[(&str, &str)]) -> Result<(String, String), StatusCode> {
+    let (login_cookie, csrf) = login_token(app).await;
     let mut fields = vec![("csrf", csrf.as_str())];
     fields.extend_from_slice(form);
     let no_redirect = client_builder()

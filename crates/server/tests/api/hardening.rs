@@ -8,28 +8,8 @@ use flywheel_server::ManualClock;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::console::login_token;
 use crate::helpers::*;
-
-/// The login form's cookie and CSRF token (the pair stays valid for many posts).
-async fn login_token(app: &TestApp) -> (String, String) {
-    let page = app.http.get(format!("{}/login", app.base)).send().await.unwrap();
-    let cookie = page
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .find(|c| c.starts_with("fw_login="))
-        .unwrap();
-    let html = page.text().await.unwrap();
-    let csrf = html
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
-    (cookie, csrf.to_string())
-}
 
 /// Posts the sign-in form; the status and the `Retry-After` header.
 async fn post_login(

@@ -758,7 +758,7 @@ impl Store for PgStore {
     async fn lease_webhook(&self, id: i64, now: Millis) -> Result<Option<Box<dyn WebhookLease>>> {
         let mut tx = self.pool.begin().await?;
         match webhooks::target(&mut tx, id, now).await {
-            Ok(Some(target)) => Ok(Some(Box::new(PgWebhookLease { tx, target }))),
+            Ok(Some(target)) => Ok(Some(Box::new(webhooks::PgWebhookLease { tx, target }))),
             Ok(None) => {
                 let _ = tx.rollback().await;
                 Ok(None)
@@ -800,31 +800,6 @@ impl Store for PgStore {
     // Notices.
     fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Notice> {
         self.notices.subscribe()
-    }
-}
-
-/// A delivery round's hold on an endpoint: a transaction holding the endpoint's advisory
-/// lock, which writes the round's bookkeeping and commits when the round finishes.
-struct PgWebhookLease {
-    tx: sqlx::Transaction<'static, sqlx::Postgres>,
-    target: WebhookTarget,
-}
-
-#[async_trait]
-impl WebhookLease for PgWebhookLease {
-    fn target(&self) -> &WebhookTarget {
-        &self.target
-    }
-
-    async fn finish(self: Box<Self>, round: DeliveryRound, now: Millis) -> Result<()> {
-        let PgWebhookLease { mut tx, target } = *self;
-        match webhooks::finish(&mut tx, &target, &round, now).await {
-            Ok(()) => Ok(tx.commit().await?),
-            Err(e) => {
-                let _ = tx.rollback().await;
-                Err(e.into_store())
-            }
-        }
     }
 }
 

@@ -5,6 +5,7 @@
 //! bookkeeping at the end: one node delivers each endpoint, and a node that dies lets go
 //! with its connection.
 
+use async_trait::async_trait;
 use flywheel_core::Event;
 use flywheel_core::event::{WebhookChanged, WebhookDeleted, WebhookReplayed, WebhookRotated};
 use sqlx::PgConnection;
@@ -433,4 +434,29 @@ pub(super) async fn finish(
         }
     }
     Ok(())
+}
+
+/// A delivery round's hold on an endpoint: a transaction holding the endpoint's advisory
+/// lock, which writes the round's bookkeeping and commits when the round finishes.
+pub(super) struct PgWebhookLease {
+    pub(super) tx: sqlx::Transaction<'static, sqlx::Postgres>,
+    pub(super) target: WebhookTarget,
+}
+
+#[async_trait]
+impl WebhookLease for PgWebhookLease {
+    fn target(&self) -> &WebhookTarget {
+        &self.target
+    }
+
+    async fn finish(self: Box<Self>, round: DeliveryRound, now: Millis) -> Result<()> {
+        let PgWebhookLease { mut tx, target } = *self;
+        match finish(&mut tx, &target, &round, now).await {
+            Ok(()) => Ok(tx.commit().await?),
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e.into_store())
+            }
+        }
+    }
 }

@@ -161,39 +161,6 @@ impl SqliteStore {
     }
 }
 
-/// A delivery round's in-process hold on an endpoint.
-struct SqliteWebhookLease {
-    store: SqliteStore,
-    id: i64,
-    target: Option<WebhookTarget>,
-}
-
-impl Drop for SqliteWebhookLease {
-    fn drop(&mut self) {
-        self.store
-            .inner
-            .webhook_rounds
-            .lock()
-            .expect("webhook rounds")
-            .remove(&self.id);
-    }
-}
-
-#[async_trait]
-impl WebhookLease for SqliteWebhookLease {
-    fn target(&self) -> &WebhookTarget {
-        self.target.as_ref().expect("a lease has its target until dropped")
-    }
-
-    async fn finish(self: Box<Self>, round: DeliveryRound, now: Millis) -> Result<()> {
-        let target = self.target().clone();
-        self.store
-            .write(move |c| webhooks::finish(c, &target, &round, now))
-            .await
-        // `self` drops here, after the write: the endpoint is let go.
-    }
-}
-
 fn open_reader(path: &Path) -> Result<Connection> {
     let conn = Connection::open_with_flags(
         path,
@@ -658,7 +625,7 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         // From here the claim is released when `lease` drops, whatever happens.
-        let mut lease = SqliteWebhookLease {
+        let mut lease = webhooks::SqliteWebhookLease {
             store: self.clone(),
             id,
             target: None,

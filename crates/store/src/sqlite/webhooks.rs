@@ -3,10 +3,12 @@
 //! is one job of the writer, so a page of deliveries costs one group commit. Rounds hold
 //! an endpoint in-process (`SqliteStore::lease_webhook`): one node has the file.
 
+use async_trait::async_trait;
 use flywheel_core::Event;
 use flywheel_core::event::{WebhookChanged, WebhookDeleted, WebhookReplayed, WebhookRotated};
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use super::SqliteStore;
 use super::common::event;
 use crate::*;
 
@@ -346,4 +348,35 @@ pub(super) fn finish(c: &Connection, target: &WebhookTarget, round: &DeliveryRou
         }
     }
     Ok(())
+}
+
+/// A delivery round's in-process hold on an endpoint.
+pub(super) struct SqliteWebhookLease {
+    pub(super) store: SqliteStore,
+    pub(super) id: i64,
+    pub(super) target: Option<WebhookTarget>,
+}
+
+impl Drop for SqliteWebhookLease {
+    fn drop(&mut self) {
+        self.store
+            .inner
+            .webhook_rounds
+            .lock()
+            .expect("webhook rounds")
+            .remove(&self.id);
+    }
+}
+
+#[async_trait]
+impl WebhookLease for SqliteWebhookLease {
+    fn target(&self) -> &WebhookTarget {
+        self.target.as_ref().expect("a lease has its target until dropped")
+    }
+
+    async fn finish(self: Box<Self>, round: DeliveryRound, now: Millis) -> Result<()> {
+        let target = self.target().clone();
+        self.store.write(move |c| finish(c, &target, &round, now)).await
+        // `self` drops here, after the write: the endpoint is let go.
+    }
 }
