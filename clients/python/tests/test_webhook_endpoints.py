@@ -46,7 +46,9 @@ def test_a_delivery_from_creation_to_deletion(server: Server, admin: Client, pro
             False,
         )
         stored = admin.webhook(project.name, hook_id)
-        assert "secret" not in stored and stored["cursor"] == hook["cursor"]
+        # The server's worker may already have passed over events the endpoint does not
+        # want (its own webhook.created), so the cursor only ever moves forward.
+        assert "secret" not in stored and stored["cursor"] >= hook["cursor"]
         assert [h["id"] for h in admin.webhooks(project.name)] == [hook_id]
 
         # m1 is decided automatically (item.decided: not an event it wants); m2 goes to
