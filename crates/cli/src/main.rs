@@ -178,6 +178,13 @@ async fn serve(args: Settings, demo: Option<(live_demo::Demo, Option<std::path::
         )),
         None => None,
     };
+    // The default database's directory is made on first start; any other path's directory
+    // must exist (the store refuses a missing one, so a typo is not silently created).
+    if args.database == config::DEFAULT_DATABASE
+        && let Some(dir) = std::path::Path::new(args.database.trim_start_matches("sqlite://")).parent()
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
     let store = flywheel_store::open(&args.database)
         .await
         .with_context(|| format!("cannot open database {}", args.database))?;

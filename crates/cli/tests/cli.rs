@@ -32,6 +32,9 @@ fn flywheel() -> Command {
 #[path = "cli/ops.rs"]
 mod ops;
 
+#[path = "cli/tour.rs"]
+mod tour;
+
 /// Starts `flywheel serve` and reads its stdout up to the "listening" line. The caller
 /// waits for the child (see `terminate`).
 fn start(db: &str, envs: &[(&str, &str)]) -> (Child, Vec<String>, String) {
@@ -145,6 +148,18 @@ fn operator_mistakes_get_a_message_and_a_non_zero_exit() {
             "webhooks.ca_file (--webhooks-ca-file, FLYWHEEL_WEBHOOKS_CA_FILE): cannot read /nonexistent/ca.pem",
         ),
         (&["frobnicate"], &[], "unrecognized subcommand"),
+        // A mistyped path is refused, not created.
+        (
+            &["serve", "--database", "sqlite:///no/such/flywheel-dir/f.db"],
+            &[],
+            "the directory /no/such/flywheel-dir does not exist",
+        ),
+        // A PostgreSQL that is not there is named at once, not after the pool's timeout.
+        (
+            &["serve", "--database", "postgres://postgres@127.0.0.1:1/test"],
+            &[],
+            "Connection refused",
+        ),
     ];
     for (args, envs, message) in cases {
         let out = flywheel().args(*args).envs(envs.iter().copied()).output().unwrap();

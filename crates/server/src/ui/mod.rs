@@ -50,6 +50,11 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/ui/reviewers", get(pages::reviewers))
         .route("/ui/keys", get(pages::keys))
         .route("/ui/static/{file}", get(asset))
+        // A console address that names no page gets the console's error page, not JSON.
+        .route(
+            "/ui/{*rest}",
+            get(|| async { UiError(ApiError::not_found("no such page")) }),
+        )
 }
 
 /// The signed-in user of a page request; without a live session, a redirect to `/login`.

@@ -357,6 +357,11 @@ async fn console_accounts_sessions_and_csrf(db: Db) {
             "{path}"
         );
     }
+    // A console address that names no page gets the error page, not the API's JSON.
+    let missing = page("/ui/projects/spam/nonsense", Some(&admin_cookie)).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    let content_type = missing.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
     let logout = |token: &str| {
         client_builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -53,8 +53,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sqlx::Connection as _;
 use sqlx::migrate::{Migration, MigrationType, Migrator};
-use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgListener, PgPool, PgPoolOptions};
 use sqlx::{AssertSqlSafe, SqlSafeStr};
 
 use crate::*;
@@ -229,6 +230,14 @@ impl PgStore {
             admin.close().await;
             opts = opts.options([("search_path", s)]);
         }
+        // One connection first, so that a server that is down or refuses the role is named
+        // at once ("Connection refused") — the pool would retry for its whole acquire
+        // timeout and then say only that it timed out.
+        let first = tokio::time::timeout(Duration::from_secs(30), PgConnection::connect_with(&opts))
+            .await
+            .map_err(|_| StoreError::Backend("cannot connect to PostgreSQL: no answer within 30 s".into()))?
+            .map_err(|e| StoreError::Backend(format!("cannot connect to PostgreSQL: {e}")))?;
+        first.close().await.ok();
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(30))

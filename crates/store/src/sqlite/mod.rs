@@ -64,14 +64,19 @@ struct Inner {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) the database at `path` and brings its schema up to date.
+    /// Opens (creating the file if needed) the database at `path` and brings its schema up
+    /// to date. Its directory must exist: a mistyped path is refused rather than created
+    /// (the CLI creates only its default directory).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
+            && !dir.is_dir()
         {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| StoreError::Backend(format!("cannot create {}: {e}", dir.display())))?;
+            return Err(StoreError::Backend(format!(
+                "the directory {} does not exist (create it first)",
+                dir.display()
+            )));
         }
         let conn = Connection::open(&path)?;
         conn.execute_batch(
