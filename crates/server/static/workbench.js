@@ -137,8 +137,29 @@
       s.hidden = true;
       s.textContent = "";
     }
+    showContext(t.context);
     shownAt = performance.now();
     tick();
+  }
+
+  // An adjudication's context: why it is here and the earlier answers, as text only.
+  function showContext(c) {
+    const box = $("context");
+    const list = $("context-answers");
+    list.replaceChildren();
+    box.hidden = !c;
+    if (!c) return;
+    $("context-reason").textContent = c.reason || "the earlier answers disagreed";
+    for (const a of c.answers) {
+      const li = document.createElement("li");
+      const what = a.answer === "label" ? a.label : a.answer;
+      const parts = [a.reviewer + ": " + what];
+      if (a.reason) parts.push("reason: " + a.reason);
+      if (a.failure_category) parts.push("category: " + a.failure_category);
+      if (a.note) parts.push("note: " + a.note);
+      li.textContent = parts.join(" · ");
+      list.appendChild(li);
+    }
   }
 
   // Shows the next task: the prefetched one at once, else waits for a claim.

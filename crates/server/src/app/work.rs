@@ -62,6 +62,40 @@ pub async fn claim(
     }
 }
 
+/// What an adjudicator needs beside the item: why the task is theirs (the escalation's
+/// reason, or the disagreement) and the answers given before on the item's other tasks,
+/// with their reviewers, reasons and notes.
+pub struct AdjudicationContext {
+    /// The adjudication task's reason as it was created.
+    pub reason: Option<String>,
+    /// Earlier answers, oldest first.
+    pub answers: Vec<flywheel_store::ReviewRecord>,
+}
+
+/// The context of an `adjudicate` task (`None` for any other stage: a first reviewer must
+/// judge unanchored by others' votes). One read of the item's story, only for adjudications,
+/// so the claim's hot path is unchanged.
+pub async fn adjudication_context(
+    s: &AppState,
+    p: &ProjectRuntime,
+    t: &ClaimedTask,
+) -> Result<Option<AdjudicationContext>, AppError> {
+    if t.stage != flywheel_core::Stage::Adjudicate {
+        return Ok(None);
+    }
+    let Some(item) = s.store.item(p.id, &t.external_id).await? else {
+        return Ok(None);
+    };
+    let reason = item
+        .tasks
+        .iter()
+        .find(|x| x.task_id == t.task_id)
+        .and_then(|x| x.reason.clone());
+    let mut answers: Vec<_> = item.reviews.into_iter().filter(|r| r.task_id != t.task_id).collect();
+    answers.sort_by_key(|r| r.answered_at);
+    Ok(Some(AdjudicationContext { reason, answers }))
+}
+
 /// Waits until the store says `project_id` has new work (true) or the deadline passes or
 /// the server is stopping (false).
 async fn wait_for_work(

@@ -156,6 +156,18 @@ pub struct ClaimOut {
     /// The model's suggestion, when the policy shows it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub suggestion: Option<Suggestion>,
+    /// Only for `adjudicate` tasks: why the task is here and the item's earlier answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub context: Option<AdjudicationOut>,
+}
+
+/// What an adjudicator sees beside the item.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdjudicationOut {
+    /// The task's reason: an escalation's words, or why the answers went to adjudication.
+    pub reason: Option<String>,
+    /// The item's earlier answers (reviewers, labels, reasons, notes), oldest first.
+    pub answers: Vec<ReviewRecordOut>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

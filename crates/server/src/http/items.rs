@@ -120,24 +120,25 @@ pub async fn detail(
                 closed_at: t.closed_at.map(ts),
             })
             .collect(),
-        reviews: d
-            .reviews
-            .into_iter()
-            .map(|r| ReviewRecordOut {
-                review_id: r.review_id,
-                task_id: r.task_id,
-                reviewer: r.reviewer,
-                answer: r.answer,
-                label: r.label,
-                reason: r.reason,
-                failure_category: r.failure_category,
-                note: r.note,
-                claimed_at: ts(r.claimed_at),
-                answered_at: ts(r.answered_at),
-                time_on_task_ms: r.answered_at - r.claimed_at,
-            })
-            .collect(),
+        reviews: d.reviews.into_iter().map(review_record_out).collect(),
         resolution: d.resolution.map(resolution_out),
         events: d.events.into_iter().map(super::feeds::event_out).collect(),
     }))
+}
+
+/// An answer as an item's story (and an adjudicator's context) shows it.
+pub fn review_record_out(r: flywheel_store::ReviewRecord) -> ReviewRecordOut {
+    ReviewRecordOut {
+        review_id: r.review_id,
+        task_id: r.task_id,
+        reviewer: r.reviewer,
+        answer: r.answer,
+        label: r.label,
+        reason: r.reason,
+        failure_category: r.failure_category,
+        note: r.note,
+        claimed_at: ts(r.claimed_at),
+        answered_at: ts(r.answered_at),
+        time_on_task_ms: r.answered_at - r.claimed_at,
+    }
 }

@@ -44,13 +44,26 @@ pub async fn claim(
         ));
     }
     match work::claim(&s, &p, r, queue, Duration::from_millis(wait_ms)).await? {
-        Some(t) => Ok(Json(claim_out(&p, t)).into_response()),
+        Some(t) => Ok(Json(claim_out(&s, &p, t).await).into_response()),
         None => Ok(StatusCode::NO_CONTENT.into_response()),
     }
 }
 
-/// A leased task as the reviewer sees it (the suggestion only where the policy shows it).
-fn claim_out(p: &ProjectRuntime, t: ClaimedTask) -> ClaimOut {
+/// A leased task as the reviewer sees it (the suggestion only where the policy shows it;
+/// an adjudication with its context).
+/// The lease is already granted (and with "next", the answer stored), so a failed read of
+/// the context leaves it out rather than failing the request.
+async fn claim_out(s: &AppState, p: &ProjectRuntime, t: ClaimedTask) -> ClaimOut {
+    let context = work::adjudication_context(s, p, &t).await;
+    let context = context
+        .unwrap_or_else(|e| {
+            tracing::warn!(task_id = t.task_id, error = %e, "adjudication context unavailable");
+            None
+        })
+        .map(|c| AdjudicationOut {
+            reason: c.reason,
+            answers: c.answers.into_iter().map(super::items::review_record_out).collect(),
+        });
     let suggestion = t.prediction.filter(|_| p.policy.show_suggestion()).map(|pr| {
         let (label, confidence) = pr.top();
         Suggestion {
@@ -74,6 +87,7 @@ fn claim_out(p: &ProjectRuntime, t: ClaimedTask) -> ClaimOut {
             attributes: t.attributes,
         },
         suggestion,
+        context,
     }
 }
 
@@ -111,8 +125,9 @@ pub async fn review(
         None => (None, None),
         Some(work::NextClaim {
             project,
-            claimed: Ok(t),
-        }) => (Some(t.map(|t| claim_out(&project, t))), None),
+            claimed: Ok(Some(t)),
+        }) => (Some(Some(claim_out(&s, &project, t).await)), None),
+        Some(work::NextClaim { claimed: Ok(None), .. }) => (Some(None), None),
         Some(work::NextClaim { claimed: Err(e), .. }) => (Some(None), Some(ApiError::from(e).detail())),
     };
     Ok(Json(ReviewOut {

@@ -53,6 +53,16 @@ async fn overlap_two_agreement_tie_and_adjudication(db: Db) {
         ),
         (Some("adjudicate"), Some(2), Some("tie"))
     );
+    // The adjudicator sees the earlier votes, with their reviewers; a first reviewer never
+    // does (unanchored by others' answers).
+    assert!(a1.get("context").is_none() && b2.get("context").is_none());
+    let votes: Vec<_> = t["context"]["answers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| format!("{}:{}", a["reviewer"].as_str().unwrap(), a["label"].as_str().unwrap()))
+        .collect();
+    assert_eq!(votes, ["a:spam", "b:ham"]);
     let (_, v) = app.answer(&boss, &t, "boss1", json!({"label": "ham"})).await;
     assert_eq!(v["resolution"]["source"], "adjudicated");
     let (_, feed) = app.get("/v1/projects/spam/labels", &svc).await;
@@ -126,6 +136,20 @@ async fn escalation_and_skip(db: Db) {
     assert_eq!(
         (t["item"]["external_id"].as_str(), t["stage"].as_str()),
         (Some("x"), Some("adjudicate"))
+    );
+    // The escalation's words reach the adjudicator, with the answer that escalated.
+    let context = &t["context"];
+    assert_eq!(
+        (
+            context["answers"][0]["reviewer"].as_str(),
+            context["answers"][0]["answer"].as_str(),
+            context["answers"][0]["reason"].as_str()
+        ),
+        (Some("a"), Some("escalate"), Some("looks like fraud"))
+    );
+    assert!(
+        context["reason"].as_str().unwrap().contains("looks like fraud"),
+        "{context}"
     );
     let kinds: Vec<_> = app
         .events("spam")
