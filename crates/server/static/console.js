@@ -21,7 +21,7 @@ async function api(method, path, body) {
   return { status: r.status, ok: r.ok, data };
 }
 
-// The JSON body of a form: `data-kind` says how a field is read (int-list "1,2",
+// The JSON body of a form: `data-kind` says how a field is read (int, int-list "1,2",
 // list for checkbox groups, json); empty `data-optional` fields are left out.
 function formBody(form) {
   const body = {};
@@ -35,7 +35,9 @@ function formBody(form) {
     }
     if (el.type === "checkbox") { body[el.name] = el.checked; continue; }
     if (el.value === "" && (el.dataset.optional !== undefined || el.type === "password")) continue;
-    if (kind === "int-list") {
+    if (kind === "int") {
+      body[el.name] = Number(el.value);
+    } else if (kind === "int-list") {
       body[el.name] = el.value.split(",").map((s) => s.trim()).filter((s) => s).map(Number);
     } else if (kind === "json") {
       try { body[el.name] = JSON.parse(el.value); } catch (e) { throw new Error(el.name + ": not valid JSON: " + e.message); }
@@ -70,7 +72,7 @@ async function submit(form, spec, opts) {
   const res = await api(method, path, body);
   if (!res.ok) { show(form, describeError(res), true); return; }
   show(form, res.data === null ? "done" : JSON.stringify(res.data, null, 2), false);
-  if (form.dataset.reload !== undefined) setTimeout(() => location.reload(), 300);
+  if (opts.reload && form.dataset.reload !== undefined) setTimeout(() => location.reload(), 300);
 }
 
 document.addEventListener("submit", (ev) => {
@@ -78,8 +80,33 @@ document.addEventListener("submit", (ev) => {
   if (!form.dataset || !form.dataset.api) return;
   ev.preventDefault();
   if (form.dataset.confirm && !confirm(form.dataset.confirm)) return;
-  submit(form, form.dataset.api, { body: form.dataset.body });
+  submit(form, form.dataset.api, { body: form.dataset.body, reload: true });
 });
+
+// The policy page's history: a diff between two versions, drawn as text lines.
+(function policyDiff() {
+  const form = document.getElementById("diff-form");
+  if (!form) return;
+  form.addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const out = document.getElementById("diff");
+    const q = "?from=" + encodeURIComponent(form.elements.from.value) + "&to=" + encodeURIComponent(form.elements.to.value);
+    const res = await api("GET", form.dataset.diff + q);
+    out.replaceChildren();
+    if (!res.ok) { out.textContent = describeError(res); out.classList.add("bad"); return; }
+    out.classList.remove("bad");
+    let changed = 0;
+    for (const l of res.data.lines) {
+      const line = document.createElement("span");
+      line.className = l.op === "+" ? "add" : l.op === "-" ? "del" : "same";
+      line.textContent = l.op + " " + l.text + "\n";
+      if (l.op !== " ") changed++;
+      out.appendChild(line);
+    }
+    out.dataset.changed = String(changed);
+    if (!changed) out.textContent = "v" + res.data.from + " and v" + res.data.to + " are the same policy.";
+  });
+})();
 
 document.addEventListener("click", (ev) => {
   const b = ev.target.closest("button[data-action]");

@@ -78,6 +78,8 @@ pub trait Store: Send + Sync + 'static {
     /// returns that version.
     async fn set_policy(&self, project: &str, policy: serde_json::Value, actor: &str, now: Millis) -> Result<u32>;
     async fn projects(&self) -> Result<Vec<Project>>;
+    /// Every stored version of a project's policy, newest first.
+    async fn policy_versions(&self, project_id: i64) -> Result<Vec<PolicyVersion>>;
     /// Creates a reviewer with its key. Unknown project names are a `Invalid` error on
     /// `projects`; a taken name is a `Conflict`.
     async fn create_reviewer(&self, new: NewReviewer, actor: &str, now: Millis) -> Result<Reviewer>;

@@ -47,6 +47,15 @@ pub struct Project {
     pub created_at: Millis,
 }
 
+/// One stored version of a project's policy: what it said, who stored it and when.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PolicyVersion {
+    pub version: u32,
+    pub policy: serde_json::Value,
+    pub created_at: Millis,
+    pub created_by: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct NewReviewer {
     pub name: String,

@@ -304,6 +304,23 @@ mod suite {
             Err(StoreError::NotFound { .. })
         ));
         assert!(s.project("nope").await.unwrap().is_none());
+        // Every version is kept, newest first, with who stored it and when.
+        let versions = s.policy_versions(p.id).await.unwrap();
+        let got: Vec<_> = versions
+            .iter()
+            .map(|v| {
+                (
+                    v.version,
+                    v.policy["audit_rate"].clone(),
+                    v.created_by.as_str(),
+                    v.created_at,
+                )
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [(2, json!(0.5), "admin", 3), (1, serde_json::Value::Null, "admin", 1)]
+        );
         let kinds: Vec<_> = f.all_events().await.into_iter().map(|e| e.kind).collect();
         assert_eq!(kinds, ["project.created", "policy.updated"]);
     }

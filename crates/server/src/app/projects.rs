@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use flywheel_core::policy::parse_queue;
 use flywheel_core::{LabelSet, Policy};
-use flywheel_store::{NewProject, Project};
+use flywheel_store::{NewProject, PolicyVersion, Project};
 use serde_json::Value;
 
 use super::{AppError, AppState, ProjectRuntime};
@@ -66,6 +66,49 @@ pub async fn set_policy(s: &AppState, p: &ProjectRuntime, policy: Value, actor: 
         s.remember(Arc::new(ProjectRuntime::from_project(fresh)?));
     }
     Ok(version)
+}
+
+/// Every stored version of project `p`'s policy, newest first.
+pub async fn policy_versions(s: &AppState, p: &ProjectRuntime) -> Result<Vec<PolicyVersion>, AppError> {
+    Ok(s.store.policy_versions(p.id).await?)
+}
+
+/// Rolls project `p`'s policy back to `version`: a new version equal to that one (history is
+/// never rewritten), checked against today's labels like any other policy.
+#[tracing::instrument(level = "debug", skip(s, p, actor), fields(project = %p.name))]
+pub async fn rollback(s: &AppState, p: &ProjectRuntime, version: u32, actor: &str) -> Result<u32, AppError> {
+    let old = s
+        .store
+        .policy_versions(p.id)
+        .await?
+        .into_iter()
+        .find(|v| v.version == version)
+        .ok_or_else(|| AppError::NotFound(format!("policy version {version} of project '{}'", p.name)))?;
+    set_policy(s, p, old.policy, actor).await
+}
+
+/// One line of a policy diff: `" "` kept, `"-"` only in the older, `"+"` only in the newer.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct DiffLine {
+    pub op: &'static str,
+    pub text: String,
+}
+
+/// The line diff of two policies, each pretty-printed (2-space indent, keys in order).
+pub fn policy_diff(from: &Value, to: &Value) -> Vec<DiffLine> {
+    let pretty = |v: &Value| serde_json::to_string_pretty(v).unwrap_or_default() + "\n";
+    let (a, b) = (pretty(from), pretty(to));
+    similar::TextDiff::from_lines(&a, &b)
+        .iter_all_changes()
+        .map(|c| DiffLine {
+            op: match c.tag() {
+                similar::ChangeTag::Equal => " ",
+                similar::ChangeTag::Delete => "-",
+                similar::ChangeTag::Insert => "+",
+            },
+            text: c.value().trim_end_matches('\n').to_string(),
+        })
+        .collect()
 }
 
 /// Compiles a policy for project `p` without storing it: the queues it routes to, with

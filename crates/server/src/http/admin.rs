@@ -4,11 +4,11 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 
-use super::ApiJson;
 use super::dto::*;
+use super::{ApiJson, ts};
 use crate::app::{AppState, accounts, projects};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -68,6 +68,83 @@ pub async fn put_policy(
     caller.require_admin()?;
     let p = s.project(&project).await?;
     let version = projects::set_policy(&s, &p, policy, &caller.actor()).await?;
+    Ok(Json(PolicyStored {
+        policy_version: version,
+    }))
+}
+
+/// Every stored version of the project's policy, newest first, with who stored it and when.
+#[utoipa::path(get, path = "/v1/projects/{project}/policy/versions", params(("project" = String, Path)),
+    responses((status = 200, body = PolicyVersions), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn policy_versions(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> Result<Json<PolicyVersions>, ApiError> {
+    caller.require_admin()?;
+    let p = s.project(&project).await?;
+    let versions = projects::policy_versions(&s, &p).await?;
+    Ok(Json(PolicyVersions {
+        current: p.policy_version,
+        versions: versions
+            .into_iter()
+            .map(|v| PolicyVersionOut {
+                version: v.version,
+                policy: v.policy,
+                created_at: ts(v.created_at),
+                created_by: v.created_by,
+            })
+            .collect(),
+    }))
+}
+
+/// The line diff between two stored versions of the project's policy (each pretty-printed).
+#[utoipa::path(get, path = "/v1/projects/{project}/policy/diff",
+    params(("project" = String, Path), ("from" = u32, Query), ("to" = u32, Query)),
+    responses((status = 200, body = PolicyDiff), (status = 400, body = ErrorBody), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn policy_diff(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<String>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<PolicyDiff>, ApiError> {
+    caller.require_admin()?;
+    let p = s.project(&project).await?;
+    let version = |name: &str| -> Result<u32, ApiError> {
+        let raw = params
+            .get(name)
+            .ok_or_else(|| ApiError::bad_request(name, format!("{name} is required (a policy version)")))?;
+        raw.parse()
+            .map_err(|_| ApiError::bad_request(name, format!("{name} must be a policy version, not '{raw}'")))
+    };
+    let (from, to) = (version("from")?, version("to")?);
+    let versions = projects::policy_versions(&s, &p).await?;
+    let find = |v: u32| {
+        versions
+            .iter()
+            .find(|x| x.version == v)
+            .ok_or_else(|| ApiError::not_found(format!("policy version {v} of project '{}'", p.name)))
+    };
+    let lines = projects::policy_diff(&find(from)?.policy, &find(to)?.policy);
+    Ok(Json(PolicyDiff { from, to, lines }))
+}
+
+/// Rolls the policy back: stores a new version equal to `version` (checked against today's
+/// labels like any policy; history is kept).
+#[utoipa::path(post, path = "/v1/projects/{project}/policy/rollback", params(("project" = String, Path)), request_body = RollbackIn,
+    responses((status = 200, body = PolicyStored), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn rollback_policy(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<String>,
+    ApiJson(body): ApiJson<RollbackIn>,
+) -> Result<Json<PolicyStored>, ApiError> {
+    caller.require_admin()?;
+    let p = s.project(&project).await?;
+    let version = projects::rollback(&s, &p, body.version, &caller.actor()).await?;
     Ok(Json(PolicyStored {
         policy_version: version,
     }))

@@ -51,6 +51,39 @@ pub struct PolicyStored {
     pub policy_version: u32,
 }
 
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyVersions {
+    /// The version in force.
+    pub current: u32,
+    /// Newest first.
+    pub versions: Vec<PolicyVersionOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyVersionOut {
+    pub version: u32,
+    #[schema(value_type = Object)]
+    pub policy: Value,
+    /// RFC 3339.
+    pub created_at: String,
+    /// Who stored it (`admin`, a key's name, a reviewer).
+    pub created_by: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PolicyDiff {
+    pub from: u32,
+    pub to: u32,
+    pub lines: Vec<crate::app::projects::DiffLine>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RollbackIn {
+    /// The stored version to bring back (as a new version).
+    pub version: u32,
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateReviewer {

@@ -10,7 +10,8 @@ use super::{accounts, admin, export, feeds, items, model, quality, webhooks, wor
 #[openapi(
     info(title = "Flywheel", description = "Human-in-the-loop decisions: a policy routes each prediction to auto or to human review; human judgments flow back as labels."),
     paths(
-        admin::healthz, admin::create_project, admin::get_project, admin::put_policy, admin::create_reviewer, admin::create_key,
+        admin::healthz, admin::create_project, admin::get_project, admin::put_policy, admin::policy_versions,
+        admin::policy_diff, admin::rollback_policy, admin::create_reviewer, admin::create_key,
         items::submit, items::detail, export::export, export::import, work::claim, work::heartbeat, work::review,
         feeds::labels, feeds::project_events, feeds::all_events, feeds::stats,
         quality::add_gold, quality::reviewers, quality::release, quality::agreement,

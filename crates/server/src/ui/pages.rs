@@ -391,9 +391,19 @@ struct PolicyPage {
     version: u32,
     policy: String,
     labels: Vec<String>,
+    /// Every stored version, newest first.
+    versions: Vec<VersionRow>,
 }
 
-/// The policy editor (admin): edit, check, back-test, save as a new version.
+/// One row of the policy's history.
+struct VersionRow {
+    version: u32,
+    created_at: String,
+    created_by: String,
+}
+
+/// The policy editor (admin): edit, check, back-test, save as a new version; its history
+/// with a diff between any two versions and rollback.
 pub async fn policy(
     State(s): State<Arc<AppState>>,
     session: Session,
@@ -407,6 +417,15 @@ pub async fn policy(
         version: p.policy_version,
         policy: serde_json::to_string_pretty(&p.policy_json).unwrap_or_default(),
         labels: p.labels.names(),
+        versions: projects::policy_versions(&s, &p)
+            .await?
+            .into_iter()
+            .map(|v| VersionRow {
+                version: v.version,
+                created_at: ts(v.created_at),
+                created_by: v.created_by,
+            })
+            .collect(),
     };
     Ok(html(&page, &[]))
 }

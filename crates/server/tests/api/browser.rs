@@ -420,10 +420,11 @@ async fn the_console_in_a_browser() {
     )
     .await;
     c.find(Locator::Id("save")).await.unwrap().click().await.unwrap();
+    // The page reloads after a save, so its heading names the version now in force.
     until(
         &c,
-        "return document.getElementById('policy-result').textContent.includes('policy_version')",
-        "the save",
+        "return document.querySelector('h1').textContent.includes('policy v2')",
+        "the save, and the page to show v2",
     )
     .await;
     let (_, project) = app.get("/v1/projects/spam", ADMIN).await;
@@ -434,6 +435,45 @@ async fn the_console_in_a_browser() {
         ),
         (json!(2), json!(0.05))
     );
+
+    // The history: v1 against v2 shows the changed line; rollback makes v3 equal to v1.
+    assert_eq!(
+        js(&c, "return document.querySelectorAll('#versions tbody tr').length").await,
+        json!(2)
+    );
+    c.find(Locator::Id("show-diff")).await.unwrap().click().await.unwrap();
+    until(
+        &c,
+        "return document.getElementById('diff').dataset.changed > 0",
+        "the diff",
+    )
+    .await;
+    let added = js(
+        &c,
+        "return [...document.querySelectorAll('#diff .add')].map(e => e.textContent.trim()).join('|')",
+    )
+    .await;
+    assert!(added.as_str().unwrap().contains("\"audit_rate\": 0.05"), "{added}");
+    std::fs::write(screenshots().join("policy-diff.png"), c.screenshot().await.unwrap()).unwrap();
+    js(&c, "window.confirm = () => true; return true;").await;
+    c.find(Locator::Css("#versions tr[data-version='1'] button.rollback"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "return document.querySelector('h1').textContent.includes('policy v3')",
+        "the rollback, and the page to show v3",
+    )
+    .await;
+    let (_, v) = app.get("/v1/projects/spam/policy/versions", ADMIN).await;
+    assert_eq!(
+        (v["current"].clone(), v["versions"][0]["version"].clone()),
+        (json!(3), json!(3))
+    );
+    assert_eq!(v["versions"][0]["policy"], v["versions"][2]["policy"], "v3 is v1 again");
 
     // The admin creates a reviewer from the Reviewers page; the key is shown once.
     c.goto(&format!("{base}/ui/reviewers")).await.unwrap();

@@ -17,6 +17,7 @@ mod hardening;
 mod items;
 mod learning;
 mod metrics;
+mod policy;
 mod quality;
 mod webhooks;
 mod webhooks_https;

@@ -185,6 +185,25 @@ pub(super) async fn project(c: &mut PgConnection, name: &str) -> TxResult<Option
     .transpose()
 }
 
+pub(super) async fn policy_versions(c: &mut PgConnection, project_id: i64) -> TxResult<Vec<PolicyVersion>> {
+    let rows: Vec<(i32, String, i64, String)> = sqlx::query_as(
+        "SELECT version, policy::text, created_at, created_by FROM policies WHERE project_id = $1 ORDER BY version DESC",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *c)
+    .await?;
+    rows.into_iter()
+        .map(|(version, policy, created_at, created_by)| {
+            Ok(PolicyVersion {
+                version: version as u32,
+                policy: parse(&policy)?,
+                created_at,
+                created_by,
+            })
+        })
+        .collect()
+}
+
 pub(super) async fn set_policy(
     c: &mut PgConnection,
     channel: &str,

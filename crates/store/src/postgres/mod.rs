@@ -344,6 +344,13 @@ impl Store for PgStore {
         accounts::project(&mut c, name).await.map_err(TxError::into_store)
     }
 
+    async fn policy_versions(&self, project_id: i64) -> Result<Vec<PolicyVersion>> {
+        let mut c = self.pool.acquire().await?;
+        accounts::policy_versions(&mut c, project_id)
+            .await
+            .map_err(TxError::into_store)
+    }
+
     async fn set_policy(&self, project: &str, policy: serde_json::Value, actor: &str, now: Millis) -> Result<u32> {
         let ch = &self.channel;
         transaction!(self, |tx| accounts::set_policy(

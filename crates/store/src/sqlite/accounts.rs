@@ -163,6 +163,22 @@ pub(super) fn project(c: &Connection, name: &str) -> Result<Option<Project>> {
         .map_err(Into::into)
 }
 
+pub(super) fn policy_versions(c: &Connection, project_id: i64) -> Result<Vec<PolicyVersion>> {
+    c.prepare_cached(
+        "SELECT version, policy, created_at, created_by FROM policies WHERE project_id = ?1 ORDER BY version DESC",
+    )?
+    .query_map([project_id], |r| {
+        Ok(PolicyVersion {
+            version: r.get(0)?,
+            policy: json_col(r, 1)?,
+            created_at: r.get(2)?,
+            created_by: r.get(3)?,
+        })
+    })?
+    .collect::<rusqlite::Result<_>>()
+    .map_err(Into::into)
+}
+
 pub(super) fn set_policy(c: &Connection, name: &str, policy: &Value, actor: &str, now: Millis) -> Result<u32> {
     let text = policy.to_string();
     let row: Option<(i64, u32)> = c

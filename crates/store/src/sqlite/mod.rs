@@ -246,6 +246,10 @@ impl Store for SqliteStore {
         self.read(move |c| accounts::project(c, &name)).await
     }
 
+    async fn policy_versions(&self, project_id: i64) -> Result<Vec<PolicyVersion>> {
+        self.read(move |c| accounts::policy_versions(c, project_id)).await
+    }
+
     async fn set_policy(&self, project: &str, policy: serde_json::Value, actor: &str, now: Millis) -> Result<u32> {
         let (name, actor) = (project.to_string(), actor.to_string());
         let version = self
