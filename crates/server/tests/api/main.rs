@@ -21,3 +21,4 @@ mod quality;
 mod webhooks;
 mod webhooks_https;
 mod work;
+mod workload;
