@@ -206,6 +206,53 @@ async fn workload_figures_on_a_known_history(db: Db) {
         )
         .await;
     assert_eq!(by_ms, v);
+
+    // The console's admin session reads the report too, and the dashboard shows the last 7
+    // days' bars (the chosen window in bold) with the findings in words: with d's answer,
+    // sarcasm has 90 of tier 1's 142 s for 2 of its 6 answers.
+    let (cookie, _) = crate::console::sign_in(&app, &[("key", ADMIN)]).await.unwrap();
+    let get = |path: String| {
+        app.http
+            .get(format!("{}{path}", app.base))
+            .header("cookie", &cookie)
+            .send()
+    };
+    let r = get("/v1/projects/spam/workload".into()).await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.json::<Value>().await.unwrap()["answers"], 1);
+    let html = get("/ui/projects/spam?window=7d".into())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<strong>7 d</strong>"), "{html}");
+    assert!(
+        html.contains("tier 1: 63% of time on `sarcasm` (failure category) for 33% of answers"),
+        "{html}"
+    );
+    let table = html
+        .split("id=\"workload-failure_category\"")
+        .nth(1)
+        .expect("the failure category bars");
+    let first_key = table
+        .split("<td class=\"key\">")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap();
+    assert_eq!(first_key, "sarcasm", "bars by time share");
+    // 150 of 242 s: a bar of 0.62 × 240 px.
+    assert!(
+        table.contains(&format!("<rect width=\"{:.1}\"", 150.0 / 242.0 * 240.0)),
+        "{table}"
+    );
+    let day = get("/ui/projects/spam".into()).await.unwrap().text().await.unwrap();
+    assert!(
+        day.contains("<strong>24 h</strong>") && day.contains("Nothing stands out."),
+        "{day}"
+    );
     app.stop().await;
 }
 
