@@ -168,10 +168,10 @@ fn seconds(a: &Answer) -> f64 {
     a.ms.max(0) as f64 / 1000.0
 }
 
-/// A sum from +0.0 (`Iterator::sum` of floats starts at −0.0, which would print as `-0.0`
-/// for no answers).
-fn add(values: impl Iterator<Item = f64>) -> f64 {
-    values.fold(0.0, |a, b| a + b)
+/// Time on task summed in whole milliseconds, then in seconds: exact, whatever the order
+/// (a float sum would carry rounding noise into the figures, and start at −0.0).
+fn total_seconds<'a>(answers: impl Iterator<Item = &'a Answer>) -> f64 {
+    answers.map(|a| a.ms.max(0)).sum::<i64>() as f64 / 1000.0
 }
 
 fn sorted_seconds<'a>(answers: impl Iterator<Item = &'a Answer>) -> Vec<f64> {
@@ -187,7 +187,7 @@ fn share(part: f64, whole: f64) -> f64 {
 /// The rows of one dimension: by time share, highest first, then by answers, then by key
 /// (no key last).
 pub fn rows(answers: &[Answer], d: Dimension) -> Vec<Row> {
-    let total = add(answers.iter().map(seconds));
+    let total = total_seconds(answers.iter());
     let mut groups: BTreeMap<Option<String>, Vec<&Answer>> = BTreeMap::new();
     for a in answers {
         groups.entry(d.key(a)).or_default().push(a);
@@ -197,7 +197,7 @@ pub fn rows(answers: &[Answer], d: Dimension) -> Vec<Row> {
         .map(|(key, group)| {
             let times = sorted_seconds(group.iter().copied());
             let n = group.len();
-            let sum = add(times.iter().copied());
+            let sum = total_seconds(group.iter().copied());
             Row {
                 key,
                 answers: n as u64,
@@ -249,7 +249,7 @@ pub fn findings(answers: &[Answer]) -> Vec<Finding> {
         if group.len() < MIN_TIER_ANSWERS {
             continue;
         }
-        let total = add(group.iter().map(|a| seconds(a)));
+        let total = total_seconds(group.iter().copied());
         if total <= 0.0 {
             continue;
         }
@@ -268,7 +268,7 @@ pub fn findings(answers: &[Answer]) -> Vec<Finding> {
                 }
                 let times = sorted_seconds(mine.iter().copied());
                 let others = sorted_seconds(rest.iter().copied());
-                let time_share = add(times.iter().copied()) / total;
+                let time_share = total_seconds(mine.iter().copied()) / total;
                 let answer_share = mine.len() as f64 / group.len() as f64;
                 let (median, rest_median) = (quantile(&times, 0.5), quantile(&others, 0.5));
                 let heavy = time_share >= TIME_SHARE_AT_LEAST && time_share >= OVER_ANSWER_SHARE * answer_share;
@@ -320,7 +320,7 @@ pub fn findings(answers: &[Answer]) -> Vec<Finding> {
 pub fn report(answers: &[Answer]) -> Report {
     Report {
         answers: answers.len() as u64,
-        seconds: add(answers.iter().map(seconds)),
+        seconds: total_seconds(answers.iter()),
         dimensions: Dimension::ALL.iter().map(|&d| (d, rows(answers, d))).collect(),
         findings: findings(answers),
     }
@@ -406,6 +406,14 @@ mod tests {
         // Zero time: shares are 0, not NaN.
         let z = rows(&[answer("a", 1, None, None, 0)], Dimension::Queue);
         assert_eq!(z[0].time_share, 0.0);
+        // Sums are exact: three answers of 100 ms are 0.3 s, not 0.30000000000000004.
+        let tenths: Vec<Answer> = (0..3)
+            .map(|_| Answer {
+                ms: 100,
+                ..answer("a", 1, None, None, 0)
+            })
+            .collect();
+        assert_eq!(report(&tenths).seconds, 0.3);
     }
 
     #[test]
