@@ -16,6 +16,7 @@ mod demo;
 mod live_demo;
 mod offline;
 mod transfer;
+mod workload;
 
 /// mimalloc instead of the system allocator: requests allocate many small short-lived
 /// buffers, and glibc's malloc showed up at ~8% of the server's CPU in the decisions bench.
@@ -52,6 +53,9 @@ enum Command {
     /// Read a Label Studio export or a `flywheel export --format jsonl` file into a
     /// project (idempotent by external id; a bad row refuses the file, naming its line).
     Import(transfer::ImportArgs),
+    /// Where reviewer time goes in a window: time on task by failure category, final
+    /// label, queue, tier and reviewer, and what stands out (a table, or `--json`).
+    Workload(workload::WorkloadArgs),
     /// Copy a SQLite database into an empty PostgreSQL one, verified table by table.
     Copy(copy::CopyArgs),
     /// The settings file of `flywheel serve --config`.
@@ -128,6 +132,11 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(transfer::import(args))),
+        Command::Workload(args) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(workload::run(args))),
         Command::Copy(args) => {
             return match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
                 Ok(rt) => rt.block_on(copy::run(args)),

@@ -12,10 +12,10 @@ use serde_json::Value;
 pub struct ServerArgs {
     /// The server's base URL, e.g. http://127.0.0.1:8080.
     #[arg(long, env = "FLYWHEEL_SERVER")]
-    server: String,
+    pub(crate) server: String,
     /// An API key: the admin key or a service key granted the project.
     #[arg(long, env = "FLYWHEEL_API_KEY", hide_env_values = true)]
-    key: String,
+    pub(crate) key: String,
     /// The project.
     #[arg(long)]
     project: String,
@@ -54,7 +54,7 @@ pub struct ImportArgs {
 }
 
 /// `…/v1/projects/P/what?query`, the query's values encoded.
-fn url(to: &ServerArgs, what: &str, query: &[(&str, &str)]) -> anyhow::Result<reqwest::Url> {
+pub(crate) fn url(to: &ServerArgs, what: &str, query: &[(&str, &str)]) -> anyhow::Result<reqwest::Url> {
     let base = format!("{}/v1/projects/{}/{what}", to.server.trim_end_matches('/'), to.project);
     let mut url = reqwest::Url::parse(&base).with_context(|| format!("--server {} is not a URL", to.server))?;
     url.query_pairs_mut().extend_pairs(query);
@@ -62,7 +62,7 @@ fn url(to: &ServerArgs, what: &str, query: &[(&str, &str)]) -> anyhow::Result<re
 }
 
 /// The server's error body as one line: `field: message`.
-async fn refusal(resp: reqwest::Response) -> anyhow::Error {
+pub(crate) async fn refusal(resp: reqwest::Response) -> anyhow::Error {
     let status = resp.status();
     let text = resp.text().await.unwrap_or_default();
     let detail = serde_json::from_str::<Value>(&text)

@@ -23,6 +23,7 @@ pub mod quality;
 pub mod review;
 pub mod task;
 pub mod webhook;
+pub mod workload;
 
 pub use error::ValidationError;
 pub use event::Event;

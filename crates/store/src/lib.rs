@@ -216,6 +216,16 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
         sla_cutoffs: Vec<(String, Millis)>,
     ) -> Result<Vec<QueueDepth>>;
+    /// Where reviewer time goes: one row per answer on the project's tasks (gold left out)
+    /// answered in `[since, until)`, oldest first — reviewer, queue, tier, failure category,
+    /// the item's final label, escalated, whether the task's label answers disagreed, time
+    /// on task. `flywheel_core::workload` computes the figures.
+    async fn workload_answers(
+        &self,
+        project_id: i64,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<flywheel_core::workload::Answer>>;
 
     // Observability.
     /// The SQLite writer's group-commit and fsync figures; `None` on a backend without one.

@@ -198,10 +198,14 @@ mod webhook_cases;
 #[path = "conformance/revocation.rs"]
 mod revocation;
 
+#[path = "conformance/workload.rs"]
+mod workload;
+
 mod suite {
     pub use super::exports::*;
     pub use super::revocation::*;
     pub use super::webhook_cases::*;
+    pub use super::workload::*;
 
     use super::*;
 
@@ -1323,4 +1327,5 @@ conformance!([
     imported_labels_resolve_items_once,
     a_withdrawn_grant_cancels_that_projects_leases,
     a_hold_cancels_the_reviewers_leases_in_the_project,
+    workload_answers_are_read_by_window,
 ]);

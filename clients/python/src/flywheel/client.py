@@ -39,6 +39,7 @@ from .models import (
     Task,
     Webhook,
     WebhookWithSecret,
+    Workload,
 )
 
 __all__ = ["Client"]
@@ -203,6 +204,13 @@ class Client:
 
     def stats(self, project: str) -> Stats:
         return cast(Stats, self._json(c.call("stats", project=project)))
+
+    def workload(self, project: str, *, since: Optional[str] = None, until: Optional[str] = None) -> Workload:
+        """Where reviewer time went in ``[since, until)`` (RFC 3339 or epoch ms; default the
+        last 24 h): rows by failure category, final label, queue, tier and reviewer, and the
+        findings that stand out."""
+        req = c.call("workload", project=project, params={"since": since, "until": until})
+        return cast(Workload, self._json(req))
 
     def export(
         self,

@@ -202,6 +202,45 @@ class Stats(TypedDict):
     queues: Dict[str, QueueStats]
 
 
+class WorkloadRow(TypedDict):
+    """One key of a workload dimension; ``key`` is None for "none tagged" / "not resolved"."""
+
+    key: NotRequired[Optional[str]]
+    answers: int
+    seconds: float
+    time_share: float
+    median_seconds: float
+    p90_seconds: float
+    disagreement_rate: float
+    escalation_rate: float
+
+
+class WorkloadFinding(TypedDict):
+    tier: int
+    dimension: str
+    key: str
+    time_share: float
+    answer_share: float
+    median_seconds: float
+    rest_median_seconds: float
+    text: str
+
+
+class Workload(TypedDict):
+    """Where reviewer time went in ``[since, until)``, rows by time share, highest first."""
+
+    since: str
+    until: str
+    answers: int
+    seconds: float
+    failure_category: List[WorkloadRow]
+    label: List[WorkloadRow]
+    queue: List[WorkloadRow]
+    tier: List[WorkloadRow]
+    reviewer: List[WorkloadRow]
+    findings: List[WorkloadFinding]
+
+
 class ItemRecord(TypedDict):
     item_id: int
     external_id: str
@@ -453,6 +492,9 @@ SCHEMAS: Dict[str, type] = {
     "EventPage": EventPage,
     "QueueOut": QueueStats,
     "StatsOut": Stats,
+    "WorkloadRow": WorkloadRow,
+    "WorkloadFinding": WorkloadFinding,
+    "WorkloadOut": Workload,
     "ItemOut": ItemRecord,
     "TaskOut": TaskRecord,
     "ReviewRecordOut": ReviewRecord,

@@ -27,6 +27,7 @@ pub mod signin;
 mod state;
 pub mod webhooks;
 pub mod work;
+pub mod workload;
 
 pub use error::{AppError, text_field};
 pub use state::*;

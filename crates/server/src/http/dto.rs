@@ -417,3 +417,106 @@ pub struct ReviewerPage {
 pub struct Released {
     pub released: String,
 }
+
+/// One key of a workload dimension (a failure category, a final label, a queue, a tier or
+/// a reviewer) over the window.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkloadRow {
+    /// `null` for answers without one (no failure category picked; item not resolved).
+    pub key: Option<String>,
+    pub answers: u64,
+    /// Time on task (answered at − claimed at), summed.
+    pub seconds: f64,
+    /// `seconds` over the window's total.
+    pub time_share: f64,
+    pub median_seconds: f64,
+    /// The 90th percentile, interpolated between ranks.
+    pub p90_seconds: f64,
+    /// Share of these answers on tasks whose label answers disagreed.
+    pub disagreement_rate: f64,
+    /// Share of these answers that escalated.
+    pub escalation_rate: f64,
+}
+
+/// Something that stands out within a tier, with the sentence the dashboard shows.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkloadFinding {
+    pub tier: u8,
+    /// `failure_category` or `label`.
+    pub dimension: String,
+    pub key: String,
+    /// Share of the tier's time on task.
+    pub time_share: f64,
+    /// Share of the tier's answers.
+    pub answer_share: f64,
+    pub median_seconds: f64,
+    /// The median of the tier's other answers.
+    pub rest_median_seconds: f64,
+    /// e.g. "tier 2: 71% of time on `sarcasm` (failure category) for 38% of answers,
+    /// median 48 s against 12 s for the rest".
+    pub text: String,
+}
+
+/// Where reviewer time went in `[since, until)`: every answer on the project's tasks (gold
+/// left out), grouped five ways, each dimension's rows by time share, highest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WorkloadOut {
+    pub since: String,
+    pub until: String,
+    pub answers: u64,
+    pub seconds: f64,
+    pub failure_category: Vec<WorkloadRow>,
+    /// By the item's final label.
+    pub label: Vec<WorkloadRow>,
+    pub queue: Vec<WorkloadRow>,
+    pub tier: Vec<WorkloadRow>,
+    pub reviewer: Vec<WorkloadRow>,
+    /// The strongest first, at most five.
+    pub findings: Vec<WorkloadFinding>,
+}
+
+impl WorkloadOut {
+    pub fn new(w: crate::app::workload::Window, r: flywheel_core::workload::Report) -> Self {
+        use flywheel_core::workload::Dimension;
+        let rows = |d: Dimension| {
+            r.rows(d)
+                .iter()
+                .map(|x| WorkloadRow {
+                    key: x.key.clone(),
+                    answers: x.answers,
+                    seconds: x.seconds,
+                    time_share: x.time_share,
+                    median_seconds: x.median_seconds,
+                    p90_seconds: x.p90_seconds,
+                    disagreement_rate: x.disagreement_rate,
+                    escalation_rate: x.escalation_rate,
+                })
+                .collect()
+        };
+        WorkloadOut {
+            since: super::ts(w.since),
+            until: super::ts(w.until),
+            answers: r.answers,
+            seconds: r.seconds,
+            failure_category: rows(Dimension::FailureCategory),
+            label: rows(Dimension::Label),
+            queue: rows(Dimension::Queue),
+            tier: rows(Dimension::Tier),
+            reviewer: rows(Dimension::Reviewer),
+            findings: r
+                .findings
+                .into_iter()
+                .map(|f| WorkloadFinding {
+                    tier: f.tier,
+                    dimension: f.dimension.name().into(),
+                    key: f.key,
+                    time_share: f.time_share,
+                    answer_share: f.answer_share,
+                    median_seconds: f.median_seconds,
+                    rest_median_seconds: f.rest_median_seconds,
+                    text: f.text,
+                })
+                .collect(),
+        }
+    }
+}

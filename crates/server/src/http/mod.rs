@@ -16,6 +16,7 @@ pub mod openapi;
 pub(crate) mod quality;
 pub(crate) mod webhooks;
 mod work;
+mod workload;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -72,6 +73,7 @@ pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
         .route("/v1/projects/{project}/events", get(feeds::project_events))
         .route("/v1/events", get(feeds::all_events))
         .route("/v1/projects/{project}/stats", get(feeds::stats))
+        .route("/v1/projects/{project}/workload", get(workload::workload))
         .route("/v1/projects/{project}/gold", post(quality::add_gold))
         .route("/v1/projects/{project}/reviewers", get(quality::reviewers))
         .route(

@@ -4,7 +4,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{accounts, admin, export, feeds, items, model, quality, webhooks, work};
+use super::{accounts, admin, export, feeds, items, model, quality, webhooks, work, workload};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -13,7 +13,7 @@ use super::{accounts, admin, export, feeds, items, model, quality, webhooks, wor
         admin::healthz, admin::create_project, admin::get_project, admin::put_policy, admin::policy_versions,
         admin::policy_diff, admin::rollback_policy, admin::create_reviewer, admin::create_key,
         items::submit, items::detail, export::export, export::import, work::claim, work::heartbeat, work::review,
-        feeds::labels, feeds::project_events, feeds::all_events, feeds::stats,
+        feeds::labels, feeds::project_events, feeds::all_events, feeds::stats, workload::workload,
         quality::add_gold, quality::reviewers, quality::release, quality::agreement,
         model::get, model::train, model::retrain, model::predict, model::backtest, model::monitors,
         accounts::me, accounts::projects, accounts::accounts, accounts::update_reviewer, accounts::add_key,

@@ -14,6 +14,7 @@
 
 pub mod chart;
 mod pages;
+mod workload;
 
 use std::sync::Arc;
 

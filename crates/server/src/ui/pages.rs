@@ -177,6 +177,7 @@ struct Dashboard {
     nav: Nav,
     project: String,
     live: Live,
+    workload: super::workload::WorkloadPanel,
 }
 
 #[derive(Template)]
@@ -207,6 +208,9 @@ struct Live {
 pub struct DashboardQuery {
     #[serde(default)]
     fragment: Option<String>,
+    /// The workload panel's window: `1h`, `24h` (the default) or `7d`.
+    #[serde(default)]
+    window: Option<String>,
 }
 
 fn fmt(v: Option<f64>, digits: usize) -> String {
@@ -223,7 +227,7 @@ fn age(seconds: f64) -> String {
 }
 
 /// A project's operations dashboard (admin). `?fragment=live` answers only the part that
-/// refreshes itself every few seconds.
+/// refreshes itself every few seconds; `?window=` picks the workload panel's window.
 pub async fn dashboard(
     State(s): State<Arc<AppState>>,
     session: Session,
@@ -373,11 +377,13 @@ pub async fn dashboard(
     if q.fragment.as_deref() == Some("live") {
         return Ok(html(&live, &[]));
     }
+    let workload = super::workload::panel(&s, &p, q.window.as_deref()).await?;
     Ok(html(
         &Dashboard {
             nav: session.nav(),
             project: p.name.clone(),
             live,
+            workload,
         },
         &[],
     ))

@@ -391,6 +391,37 @@ async fn the_console_in_a_browser() {
     assert!(text_of(&c, "#reviewers").await.contains("bo"));
     std::fs::write(screenshots().join("dashboard.png"), c.screenshot().await.unwrap()).unwrap();
 
+    // Where reviewer time goes: bo tags three answers `sarcasm` and spends 40 s on each,
+    // 10 s on three others; the 7-day window shows the bars by time share and says so.
+    for i in 0..6 {
+        let task = app.claim("spam", &bo, Some("standard")).await.unwrap();
+        app.clock.advance_ms(if i < 3 { 40_000 } else { 10_000 });
+        let answer = if i < 3 {
+            json!({"label": "spam", "failure_category": "sarcasm"})
+        } else {
+            json!({"label": "ham"})
+        };
+        let (s, v) = app.answer(&bo, &task, &format!("bo-w{i}"), answer).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    c.goto(&format!("{base}/ui/projects/spam?window=7d")).await.unwrap();
+    assert_eq!(text_of(&c, "#workload .windows strong").await, "7 d");
+    let findings = text_of(&c, "#workload-findings").await;
+    assert!(
+        findings.contains("of time on `sarcasm` (failure category)"),
+        "{findings}"
+    );
+    let keys = js(
+        &c,
+        "return [...document.querySelectorAll('#workload-failure_category td.key')].map(t => t.textContent)",
+    )
+    .await;
+    assert_eq!(keys[0], "sarcasm", "{keys}");
+    let bars = js(&c, "return document.querySelectorAll('#workload svg.bar rect').length").await;
+    assert!(bars.as_u64().unwrap() >= 5, "a bar per row: {bars}");
+    js(&c, "document.getElementById('workload').scrollIntoView(); return true;").await;
+    std::fs::write(screenshots().join("workload.png"), c.screenshot().await.unwrap()).unwrap();
+
     // The policy editor: a broken rule is shown against its field, and nothing is saved.
     c.goto(&format!("{base}/ui/projects/spam/policy")).await.unwrap();
     js(

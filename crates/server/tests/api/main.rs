@@ -22,3 +22,4 @@ mod quality;
 mod webhooks;
 mod webhooks_https;
 mod work;
+mod workload;

@@ -48,6 +48,7 @@ mod models;
 mod quality;
 mod webhooks;
 mod work;
+mod workload;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -670,6 +671,18 @@ impl Store for PgStore {
     ) -> Result<Vec<QueueDepth>> {
         let mut c = self.pool.acquire().await?;
         dashboard::queue_depths(&mut c, project_id, now, &sla_cutoffs)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn workload_answers(
+        &self,
+        project_id: i64,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<flywheel_core::workload::Answer>> {
+        let mut c = self.pool.acquire().await?;
+        workload::workload_answers(&mut c, project_id, since, until)
             .await
             .map_err(TxError::into_store)
     }

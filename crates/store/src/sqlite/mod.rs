@@ -17,6 +17,7 @@ mod models;
 mod quality;
 mod webhooks;
 mod work;
+mod workload;
 mod writer;
 
 pub(crate) use quality::fill_answer_stats;
@@ -549,6 +550,16 @@ impl Store for SqliteStore {
         sla_cutoffs: Vec<(String, Millis)>,
     ) -> Result<Vec<QueueDepth>> {
         self.read(move |c| dashboard::queue_depths(c, project_id, now, &sla_cutoffs))
+            .await
+    }
+
+    async fn workload_answers(
+        &self,
+        project_id: i64,
+        since: Millis,
+        until: Millis,
+    ) -> Result<Vec<flywheel_core::workload::Answer>> {
+        self.read(move |c| workload::workload_answers(c, project_id, since, until))
             .await
     }
 
