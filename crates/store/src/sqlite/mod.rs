@@ -11,6 +11,7 @@ mod answers;
 mod common;
 mod dashboard;
 mod export;
+mod fatigue;
 mod feeds;
 mod items;
 mod models;
@@ -38,6 +39,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_checks.sql"),
     include_str!("../../migrations/sqlite/0006_answer_indexes.sql"),
     include_str!("../../migrations/sqlite/0007_webhooks.sql"),
+    include_str!("../../migrations/sqlite/0009_fatigue.sql"),
 ];
 
 /// The schema version (`PRAGMA user_version`) of a database this build has migrated.
@@ -479,6 +481,21 @@ impl Store for SqliteStore {
 
     async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>> {
         self.read(move |c| quality::project_answers(c, project_id)).await
+    }
+
+    // Fatigue and pacing.
+    async fn reviewer_answers(&self, project_id: i64, reviewer_id: i64, limit: u32) -> Result<Vec<SessionAnswer>> {
+        self.read(move |c| fatigue::reviewer_answers(c, project_id, reviewer_id, limit))
+            .await
+    }
+
+    async fn record_fatigue(&self, f: NewFatigue, now: Millis) -> Result<bool> {
+        self.write(move |c| fatigue::record_fatigue(c, &f, now)).await
+    }
+
+    async fn fatigue_states(&self, project_id: i64, reviewer_id: Option<i64>) -> Result<Vec<FatigueState>> {
+        self.read(move |c| fatigue::fatigue_states(c, project_id, reviewer_id))
+            .await
     }
 
     // Models: the built-in model's training data, snapshots and predictions.
