@@ -7,7 +7,9 @@
 //! (`Store::record_fatigue`, with `reviewer.fatigued`); with `on_fatigue: break` the
 //! reviewer's claims are refused until `break_until`. Pacing's `max_tasks_per_session`
 //! refuses claims once the session holds that many answers, until a gap of
-//! `session_gap_seconds` after the last one starts a new session.
+//! `session_gap_seconds` after the last one starts a new session. A break the monitor
+//! called ends the session too: the answers after it start a fresh one (with its own
+//! baseline, and once more the chance to fire).
 
 use flywheel_core::event::{self, Event};
 use flywheel_core::fatigue::{self, SessionSummary};
@@ -30,14 +32,27 @@ pub struct BreakDue {
 }
 
 /// The current session of `answers` (oldest first) at `now`, or none when the last answer
-/// is older than the gap.
-fn current(answers: &[SessionAnswer], gap_ms: i64, now: i64) -> &[SessionAnswer] {
+/// is older than the gap. A break the monitor called and that is over (`rested_until`)
+/// ends a session as a gap does: answers after it start a new one.
+fn current(answers: &[SessionAnswer], gap_ms: i64, now: i64, rested_until: Option<i64>) -> &[SessionAnswer] {
     match answers.last() {
         Some(last) if fatigue::ongoing(last.answered_at, now, gap_ms) => {
-            &answers[fatigue::session_start(answers, gap_ms)..]
+            let after_break = rested_until
+                .filter(|u| *u <= now)
+                .map_or(0, |u| answers.partition_point(|a| a.answered_at < u));
+            &answers[fatigue::session_start(answers, gap_ms).max(after_break)..]
         }
         _ => &[],
     }
+}
+
+/// When reviewer `reviewer_id`'s last break in `p` ended (or ends).
+async fn rested_until(s: &AppState, project_id: i64, reviewer_id: i64) -> Result<Option<i64>, AppError> {
+    Ok(s.store
+        .fatigue_states(project_id, Some(reviewer_id))
+        .await?
+        .first()
+        .and_then(|f| f.break_until))
 }
 
 /// Runs the fatigue monitor on the session the answer `stored` belongs to, writing
@@ -53,7 +68,8 @@ pub async fn after_answer(
     };
     let now = s.now();
     let answers = s.store.reviewer_answers(stored.project_id, r.id, READ_LIMIT).await?;
-    let session = current(&answers, p.policy.session_gap_ms(), now);
+    let rested = rested_until(s, p.id, r.id).await?;
+    let session = current(&answers, p.policy.session_gap_ms(), now, rested);
     let (Some(first), Some(finding)) = (session.first(), fatigue::assess(&spec, session)) else {
         return Ok(());
     };
@@ -108,8 +124,8 @@ pub async fn break_due(
         return Ok(None);
     }
     let now = s.now();
-    let states = s.store.fatigue_states(p.id, Some(r.id)).await?;
-    if let Some(until) = states.iter().filter_map(|f| f.break_until).find(|u| *u > now) {
+    let rested = rested_until(s, p.id, r.id).await?;
+    if let Some(until) = rested.filter(|u| *u > now) {
         return Ok(Some(BreakDue {
             until,
             reason: "the fatigue monitor called a break".into(),
@@ -120,7 +136,7 @@ pub async fn break_due(
     };
     let gap = p.policy.session_gap_ms();
     let answers = s.store.reviewer_answers(p.id, r.id, cap + 1).await?;
-    let session = current(&answers, gap, now);
+    let session = current(&answers, gap, now, rested);
     let done = session.len() as u64 + u64::from(answering);
     match session.last() {
         Some(last) if done >= u64::from(cap) => Ok(Some(BreakDue {
@@ -195,9 +211,9 @@ pub async fn state(
 ) -> Result<(Option<SessionOut>, FatigueOut), AppError> {
     let now = s.now();
     let answers = s.store.reviewer_answers(p.id, reviewer_id, READ_LIMIT).await?;
-    let session = current(&answers, p.policy.session_gap_ms(), now);
-    let summary = fatigue::summarize(session);
     let f = fatigue_states.iter().find(|f| f.reviewer_id == reviewer_id);
+    let session = current(&answers, p.policy.session_gap_ms(), now, f.and_then(|f| f.break_until));
+    let summary = fatigue::summarize(session);
     let mut break_until = f.and_then(|f| f.break_until).filter(|u| *u > now);
     if let (Some(cap), Some(x)) = (p.policy.pacing().and_then(|x| x.max_tasks_per_session), &summary)
         && x.answers >= u64::from(cap)

@@ -129,6 +129,41 @@ async fn a_reviewer_who_speeds_up_is_found_and_sent_on_a_break(db: Db) {
     app.stop().await;
 }
 
+async fn a_break_shorter_than_the_session_gap_still_starts_a_new_session(db: Db) {
+    let app = spawn_app(&db).await;
+    let policy = review_all(
+        json!({"fatigue": {"window": 5, "on_fatigue": "break", "break_minutes": 1},
+        "pacing": {"max_tasks_per_session": 12}}),
+    );
+    let key = app.project("spam", policy).await;
+    let cy = app.reviewer("cy", &[1], &["spam"]).await;
+    items(&app, &key, 14).await;
+    for i in 0..10 {
+        work_one(&app, &cy, if i < 5 { 20 } else { 6 }).await;
+    }
+    let (s, v, retry) = claim_status(&app, &cy).await;
+    assert_eq!(
+        (s, retry.as_deref()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("60")),
+        "{v}"
+    );
+    // A minute's rest, far under the 900 s gap: the answers after it are a new session,
+    // so neither the session cap nor the monitor counts the ten before.
+    app.clock.advance_ms(60_000);
+    work_one(&app, &cy, 20).await;
+    let row = reviewer_row(&app, "cy").await;
+    assert_eq!(row["session"]["answers"], 1, "{row}");
+    assert_eq!(row["fatigue"]["this_session"], false);
+    work_one(&app, &cy, 20).await;
+    work_one(&app, &cy, 20).await;
+    assert_eq!(
+        claim_status(&app, &cy).await.0,
+        StatusCode::OK,
+        "3 of 12 in the new session"
+    );
+    app.stop().await;
+}
+
 async fn pacing_caps_a_session_and_counts_answers_too_fast(db: Db) {
     let app = spawn_app(&db).await;
     let policy = review_all(
@@ -218,6 +253,7 @@ async fn fatigue_and_pacing_settings_are_checked_by_field(db: Db) {
 
 on_both_backends!(
     a_reviewer_who_speeds_up_is_found_and_sent_on_a_break,
+    a_break_shorter_than_the_session_gap_still_starts_a_new_session,
     pacing_caps_a_session_and_counts_answers_too_fast,
     fatigue_and_pacing_settings_are_checked_by_field,
 );
