@@ -73,6 +73,8 @@ events! {
     ReviewerPassword(ReviewerPassword) = "reviewer.password" as REVIEWER_PASSWORD,
     ReviewerHeld(ReviewerHeld) = "reviewer.held" as REVIEWER_HELD,
     ReviewerReleased(ReviewerReleased) = "reviewer.released" as REVIEWER_RELEASED,
+    /// The fatigue monitor fired on a reviewer's work session (once per session).
+    ReviewerFatigued(ReviewerFatigued) = "reviewer.fatigued" as REVIEWER_FATIGUED,
     /// An item was stored with its decision, its task (if reviewed) and its auto label.
     ItemDecided(ItemDecided) = "item.decided" as ITEM_DECIDED,
     LeaseGranted(LeaseGranted) = "lease.granted" as LEASE_GRANTED,
@@ -179,6 +181,42 @@ pub struct ReviewerHeld {
 pub struct ReviewerReleased {
     pub reviewer_id: i64,
     pub reviewer: String,
+}
+
+/// The evidence of `reviewer.fatigued`: the baseline and the session's recent window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewerFatigued {
+    pub reviewer_id: i64,
+    pub reviewer: String,
+    /// When the work session began (its first answer).
+    pub session_started_at: i64,
+    /// Answers in the session so far.
+    pub session_answers: u64,
+    /// `accuracy` (a drop beyond noise) or `speed` (time on task fell, accuracy did not rise).
+    pub reason: String,
+    /// `session` (the session's first window) or `history` (earlier sessions).
+    pub baseline_from: String,
+    pub baseline: FatigueWindow,
+    pub recent: FatigueWindow,
+    /// The one-sided test's p-value for "recent accuracy is lower".
+    pub p_value: Option<f64>,
+    /// `notify` or `break`.
+    pub on_fatigue: String,
+    /// With `break`: when claims are taken again.
+    pub break_until: Option<i64>,
+}
+
+/// One window of answers: correctness signals (right of answered) with a 95% Wilson
+/// interval, and the median time on task of its answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FatigueWindow {
+    /// Answers with a correctness signal.
+    pub signals: u64,
+    pub correct: u64,
+    pub accuracy: Option<f64>,
+    pub accuracy_lower: Option<f64>,
+    pub accuracy_upper: Option<f64>,
+    pub median_seconds: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -417,6 +455,33 @@ mod tests {
             Event::ReviewerReleased(ReviewerReleased {
                 reviewer_id: 3,
                 reviewer: "ann".into(),
+            }),
+            Event::ReviewerFatigued(ReviewerFatigued {
+                reviewer_id: 3,
+                reviewer: "ann".into(),
+                session_started_at: 1_000,
+                session_answers: 90,
+                reason: "accuracy".into(),
+                baseline_from: "session".into(),
+                baseline: FatigueWindow {
+                    signals: 30,
+                    correct: 29,
+                    accuracy: Some(0.967),
+                    accuracy_lower: Some(0.83),
+                    accuracy_upper: Some(0.99),
+                    median_seconds: Some(20.0),
+                },
+                recent: FatigueWindow {
+                    signals: 30,
+                    correct: 21,
+                    accuracy: Some(0.7),
+                    accuracy_lower: Some(0.52),
+                    accuracy_upper: Some(0.83),
+                    median_seconds: Some(12.0),
+                },
+                p_value: Some(0.01),
+                on_fatigue: "break".into(),
+                break_until: Some(900_000),
             }),
             Event::ItemDecided(ItemDecided {
                 decision: Some(json!({"outcome": "review"})),

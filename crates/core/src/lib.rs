@@ -14,6 +14,7 @@ pub mod consensus;
 pub mod crowd;
 pub mod error;
 pub mod event;
+pub mod fatigue;
 pub mod label;
 pub mod learn;
 pub mod monitor;

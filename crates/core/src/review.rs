@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::consensus::{DsModel, Scorer};
 use crate::event::{self, Event};
-use crate::policy::{ConsensusMethod, ConsensusSpec, QualitySpec};
+use crate::policy::{ConsensusMethod, ConsensusSpec, PacingSpec, QualitySpec};
 use crate::task::{self, Answer, Next, Source, Stage};
 use crate::{LabelSet, Route, ValidationError, quality};
 
@@ -31,9 +31,26 @@ pub struct Judging {
     pub consensus: ConsensusSpec,
     pub ds_model: Option<Arc<DsModel>>,
     pub quality: Option<QualitySpec>,
+    /// Pacing: which answers are too fast, and whether they weigh nothing in consensus.
+    pub pacing: Option<PacingSpec>,
 }
 
 impl Judging {
+    /// Whether `answer`, given `time_on_task_ms` after its lease was granted, is faster
+    /// than pacing's `min_seconds_per_task` (only labels count: a quick skip is no harm).
+    pub fn too_fast(&self, answer: &Answer, time_on_task_ms: i64) -> bool {
+        matches!(answer, Answer::Label(_))
+            && self
+                .pacing
+                .and_then(|p| p.min_seconds_per_task)
+                .is_some_and(|s| (time_on_task_ms as f64) < s * 1000.0)
+    }
+
+    /// Whether too-fast answers weigh nothing in consensus.
+    pub fn discounts_too_fast(&self) -> bool {
+        self.pacing.is_some_and(|p| p.discount_too_fast)
+    }
+
     /// The method a single answer would be resolved by under this rule: Dawid–Skene falls
     /// back to majority until its first fit (as `Scorer` does).
     pub fn method(&self) -> &'static str {
@@ -111,6 +128,10 @@ pub struct StoredAnswer {
     pub tier: u8,
     /// From the lease's grant to the answer, by the server's clock.
     pub time_on_task_ms: i64,
+    /// Faster than pacing's minimum (stored with the review).
+    pub too_fast: bool,
+    /// The task's project.
+    pub project_id: i64,
 }
 
 impl ReviewResult {
@@ -125,6 +146,7 @@ impl ReviewResult {
 #[derive(Debug, Clone)]
 pub struct TaskState {
     pub id: i64,
+    pub project_id: i64,
     pub stage: Stage,
     pub queue: String,
     pub tier: u8,
@@ -139,6 +161,8 @@ pub struct Prior {
     pub reviewer_id: i64,
     pub reviewer: String,
     pub answer: Answer,
+    /// It was stored `too_fast`.
+    pub too_fast: bool,
 }
 
 /// The answer being stored.
@@ -153,6 +177,8 @@ pub struct Answering<'a> {
     /// When the lease was granted: time on task is measured from it.
     pub granted_at: i64,
     pub now: i64,
+    /// Faster than pacing allows ([`Judging::too_fast`]).
+    pub too_fast: bool,
 }
 
 /// The item, as it stands, when an answer resolves it.
@@ -239,10 +265,21 @@ pub fn judge(
     let prior: Vec<(i64, Answer)> = earlier.iter().map(|p| (p.reviewer_id, p.answer.clone())).collect();
     let voters: Vec<i64> = prior.iter().map(|(v, _)| *v).chain([a.reviewer_id]).collect();
     let scorer = judging.scorer(gold_records, &voters);
+    let discounted: Vec<i64> = if judging.discounts_too_fast() {
+        earlier
+            .iter()
+            .filter(|p| p.too_fast)
+            .map(|p| p.reviewer_id)
+            .chain(a.too_fast.then_some(a.reviewer_id))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let rule = task::Rule {
         scorer: &scorer,
         min_confidence: judging.consensus.min_confidence,
         max_overlap: judging.consensus.max_overlap,
+        discounted: &discounted,
     };
     task::after_answer(
         task.stage,
@@ -449,6 +486,8 @@ fn result(task: &TaskState, a: &Answering<'_>, outcome: &str, resolution: Option
         stored: Some(StoredAnswer {
             tier: task.tier,
             time_on_task_ms: a.now - a.granted_at,
+            too_fast: a.too_fast,
+            project_id: task.project_id,
         }),
     }
 }
@@ -500,6 +539,7 @@ mod tests {
     fn task(stage: Stage, overlap: u8) -> TaskState {
         TaskState {
             id: 7,
+            project_id: 1,
             stage,
             queue: "standard".into(),
             tier: 1,
@@ -514,6 +554,7 @@ mod tests {
             reviewer_id: id,
             reviewer: name.into(),
             answer,
+            too_fast: false,
         }
     }
 
@@ -527,6 +568,7 @@ mod tests {
             failure_category: None,
             granted_at: 1_000,
             now: 4_000,
+            too_fast: false,
         }
     }
 
@@ -797,5 +839,52 @@ mod tests {
         assert!(check_answer(&labels, &l("spam")).is_ok());
         assert_eq!(check_answer(&labels, &l("eggs")).unwrap_err().field, "label");
         assert!(check_answer(&labels, &Answer::Skip { reason: String::new() }).is_ok());
+    }
+
+    #[test]
+    fn too_fast_answers_weigh_nothing_when_pacing_discounts_them() {
+        let pacing = |discount| PacingSpec {
+            min_seconds_per_task: Some(5.0),
+            max_tasks_per_session: None,
+            discount_too_fast: discount,
+        };
+        let judging = Judging {
+            pacing: Some(pacing(true)),
+            ..Judging::default()
+        };
+        assert!(judging.too_fast(&l("spam"), 4_999) && !judging.too_fast(&l("spam"), 5_000));
+        assert!(!judging.too_fast(&Answer::Skip { reason: String::new() }, 10));
+        let t = task(Stage::Review, 2);
+        let mut hasty = prior(3, "ann", l("ham"));
+        hasty.too_fast = true;
+        // ann's "ham" weighs nothing: bea's "spam" decides alone.
+        let p = answer(&t, &[hasty.clone()], l("spam"), &judging, None);
+        assert_eq!(p.result.resolution.map(|r| r.label).as_deref(), Some("spam"));
+        // Counted only as a disagreement without the discount.
+        let counted = Judging {
+            pacing: Some(pacing(false)),
+            ..Judging::default()
+        };
+        assert_eq!(
+            answer(&t, &[hasty], l("spam"), &counted, None).result.outcome,
+            "adjudicate"
+        );
+        // The flag the backend stores comes back in the result.
+        let ans = l("spam");
+        let mut a = answering(&ans);
+        a.too_fast = true;
+        let next = judge(&t, &[prior(3, "ann", l("spam"))], &a, &judging, &HashMap::new());
+        let p = plan(
+            &t,
+            &[],
+            &a,
+            next,
+            Some(&ItemState {
+                resolved_label: None,
+                was_auto: false,
+            }),
+        );
+        assert_eq!(p.result.stored.map(|s| s.too_fast), Some(true));
+        assert_eq!(p.result.outcome, "resolved");
     }
 }

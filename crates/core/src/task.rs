@@ -118,6 +118,9 @@ pub struct Rule<'a> {
     pub scorer: &'a Scorer,
     pub min_confidence: f64,
     pub max_overlap: u8,
+    /// Reviewers whose votes weigh nothing (answers too fast to count, under pacing's
+    /// `discount_too_fast`): their answers fill the overlap but decide nothing.
+    pub discounted: &'a [i64],
 }
 
 impl Rule<'_> {
@@ -126,6 +129,7 @@ impl Rule<'_> {
         scorer: &Scorer::Majority,
         min_confidence: 0.0,
         max_overlap: 1,
+        discounted: &[],
     };
 }
 
@@ -196,9 +200,16 @@ pub fn after_answer(
             }
             let votes: Vec<Vote<'_>> = all
                 .iter()
+                .filter(|(r, _)| !rule.discounted.contains(r))
                 .filter_map(|(r, a)| a.label().map(|l| Vote { reviewer: *r, label: l }))
                 .collect();
             let verdict = rule.scorer.verdict(&votes);
+            if votes.is_empty() && all.len() >= rule.max_overlap as usize {
+                return Next::Adjudicate {
+                    tier: up,
+                    reason: "every answer was too fast to count".into(),
+                };
+            }
             match verdict {
                 Some(v) if v.confidence >= rule.min_confidence => Next::Resolve {
                     label: v.label,
@@ -261,11 +272,33 @@ mod tests {
     }
 
     #[test]
+    fn discounted_votes_fill_the_overlap_but_decide_nothing() {
+        let rule = Rule {
+            discounted: &[1],
+            ..Rule::MAJORITY
+        };
+        // Reviewer 1's "a" weighs nothing: 99's "b" alone decides.
+        let n = after_answer(Stage::Review, 1, 2, &[(1, l("a"))], (99, &l("b")), &rule);
+        assert!(matches!(n, Next::Resolve { ref label, .. } if label == "b"), "{n:?}");
+        // Nothing left to count and no more reviewers to ask: a senior reviewer decides.
+        let n = after_answer(Stage::Review, 1, 1, &[], (1, &l("a")), &rule);
+        assert!(
+            matches!(n, Next::Adjudicate { tier: 2, ref reason } if reason.contains("too fast")),
+            "{n:?}"
+        );
+        // With room under max_overlap, one more reviewer is asked.
+        let more = Rule { max_overlap: 3, ..rule };
+        let n = after_answer(Stage::Review, 1, 1, &[], (1, &l("a")), &more);
+        assert_eq!(n, Next::MoreReviewers);
+    }
+
+    #[test]
     fn dynamic_overlap_asks_for_more_until_confident_or_the_cap() {
         let rule = Rule {
             scorer: &Scorer::Majority,
             min_confidence: 0.7,
             max_overlap: 4,
+            discounted: &[],
         };
         let run = |earlier: &[(i64, Answer)], new: Answer| after_answer(Stage::Review, 1, 2, earlier, (9, &new), &rule);
         assert_eq!(

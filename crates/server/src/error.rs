@@ -22,6 +22,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// The line of an imported file at fault.
     pub line: Option<usize>,
+    /// A 429's wait, also sent as `Retry-After`.
+    pub retry_after_s: Option<u64>,
 }
 
 impl ApiError {
@@ -32,6 +34,7 @@ impl ApiError {
             message: message.into(),
             field: None,
             line: None,
+            retry_after_s: None,
         }
     }
 
@@ -78,6 +81,7 @@ impl ApiError {
             message: self.message.clone(),
             field: self.field.clone(),
             line: self.line,
+            retry_after_s: self.retry_after_s,
         }
     }
 }
@@ -87,7 +91,8 @@ impl ApiError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable code: `invalid`, `bad_request`, `malformed_json`, `unauthorized`,
-    /// `forbidden`, `not_found`, `lease_lost`, `project_exists`, `reviewer_exists`, `internal`.
+    /// `forbidden`, `not_found`, `lease_lost`, `project_exists`, `reviewer_exists`,
+    /// `break_due` (429: the reviewer must rest), `internal`.
     pub code: String,
     pub message: String,
     /// The request field at fault, as a path (`items[3].prediction.scores.spam`).
@@ -95,6 +100,9 @@ pub struct ErrorDetail {
     /// An import's row at fault: its line in the file, from 1.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub line: Option<usize>,
+    /// `break_due`: seconds until claims are taken again (also the `Retry-After` header).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_s: Option<u64>,
 }
 
 impl From<AppError> for ApiError {
@@ -105,6 +113,10 @@ impl From<AppError> for ApiError {
             AppError::Invalid(v) => v.into(),
             AppError::Store(s) => s.into(),
             AppError::Internal(m) => ApiError::internal(m),
+            AppError::BreakDue { retry_after_s, message } => ApiError {
+                retry_after_s: Some(retry_after_s),
+                ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "break_due", message)
+            },
             AppError::At { field, source } => ApiError::from(*source).with_field(field),
             AppError::Row { line, error } => ApiError {
                 line: Some(line),
@@ -146,6 +158,12 @@ impl IntoResponse for ApiError {
         }
         if let Some(line) = self.line {
             err["line"] = json!(line);
+        }
+        if let Some(secs) = self.retry_after_s {
+            err["retry_after_s"] = json!(secs);
+            let mut r = (self.status, Json(json!({ "error": err }))).into_response();
+            r.headers_mut().insert(axum::http::header::RETRY_AFTER, secs.into());
+            return r;
         }
         (self.status, Json(json!({ "error": err }))).into_response()
     }

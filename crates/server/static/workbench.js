@@ -58,13 +58,37 @@
     if (queue) body.queue = queue;
     const r = await call("POST", "/v1/projects/" + encodeURIComponent(project) + "/claim", body);
     if (r.status === 401) { signedOut(); return null; }
-    if (r.status === 204) return null;
+    if (r.status === 204) { showBreak(0); return null; }
+    if (r.status === 429) {
+      // A break is due (the fatigue monitor's, or the session's cap): the break screen,
+      // and the next claim only once it is over (checked at least every minute).
+      const e = r.data && r.data.error;
+      const secs = (e && e.retry_after_s) || 60;
+      showBreak(secs, e ? e.message : "");
+      await new Promise((done) => setTimeout(done, Math.min(secs, 60) * 1000));
+      return null;
+    }
     if (r.status !== 200) {
       const e = r.data && r.data.error;
       throw new Error(e ? e.message : "claim failed (" + r.status + ")");
     }
+    showBreak(0);
     r.data.claimedAt = Date.now();
     return r.data;
+  }
+
+  // The break screen: shown for `secs` seconds with the server's reason, hidden with 0.
+  function showBreak(secs, why) {
+    const b = $("break");
+    if (!b) return;
+    b.hidden = secs <= 0;
+    $("wb").classList.toggle("on-break", secs > 0);
+    if (secs <= 0) return;
+    const until = new Date(Date.now() + secs * 1000);
+    $("break-text").textContent = (why ? why + ". " : "") + "Claims resume at " + until.toLocaleTimeString() + ".";
+    $("item").hidden = true;
+    $("empty").hidden = true;
+    status("on a break");
   }
 
   // Keeps one task prefetched while the reviewer works on the current one.

@@ -2,9 +2,10 @@
 //! An answer is a draw from the scenario's seeded [`Rng`], its duration simulated time,
 //! so a reviewer behaves the same in every run of a seed.
 //!
-//! A reviewer's record (`answered`, `busy_ms`) is what a model of fatigue reads: accuracy
-//! and speed that drift with the work done go in [`Reviewer::answer`], which has the whole
-//! record at hand. Nothing here talks to a server; scenarios do.
+//! A reviewer may tire ([`Fatigue`]): after `onset` tasks in a work session, accuracy
+//! decays toward a floor and time per review falls, each linearly over `ramp` tasks; a
+//! break ([`Reviewer::rest`]) starts a fresh session. Nothing here talks to a server;
+//! scenarios do.
 
 use crate::rng::Rng;
 
@@ -15,6 +16,30 @@ pub struct Profile {
     pub accuracy: f64,
     /// Simulated time one review takes, in milliseconds.
     pub ms_per_review: i64,
+}
+
+/// How a reviewer tires within a work session.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Fatigue {
+    /// Tasks in a session before fatigue sets in.
+    pub onset: u64,
+    /// Tasks over which accuracy and speed move from the profile's to the tired values.
+    pub ramp: u64,
+    /// The accuracy fatigue decays toward.
+    pub floor: f64,
+    /// The fraction by which time per review falls (0.4: 40% faster).
+    pub speedup: f64,
+}
+
+impl Fatigue {
+    /// How tired (0 to 1) a reviewer is at their `n`-th task of a session (from 0).
+    pub fn level(&self, n: u64) -> f64 {
+        if n < self.onset {
+            0.0
+        } else {
+            ((n - self.onset + 1) as f64 / self.ramp.max(1) as f64).min(1.0)
+        }
+    }
 }
 
 /// A reviewer's answer to one item.
@@ -36,6 +61,10 @@ pub struct Reviewer {
     pub answered: u64,
     /// Simulated time spent reviewing so far, in milliseconds.
     pub busy_ms: i64,
+    /// How they tire, if they do.
+    pub fatigue: Option<Fatigue>,
+    /// Answers in the current work session.
+    pub session_answered: u64,
 }
 
 impl Reviewer {
@@ -46,6 +75,33 @@ impl Reviewer {
             profile,
             answered: 0,
             busy_ms: 0,
+            fatigue: None,
+            session_answered: 0,
+        }
+    }
+
+    /// The same reviewer, tiring as `f` says.
+    pub fn with_fatigue(mut self, f: Fatigue) -> Self {
+        self.fatigue = Some(f);
+        self
+    }
+
+    /// A break: the next answer starts a fresh session.
+    pub fn rest(&mut self) {
+        self.session_answered = 0;
+    }
+
+    /// The accuracy and time per review of the next answer.
+    pub fn current(&self) -> Profile {
+        match self.fatigue {
+            None => self.profile,
+            Some(f) => {
+                let k = f.level(self.session_answered);
+                Profile {
+                    accuracy: self.profile.accuracy + (f.floor - self.profile.accuracy) * k,
+                    ms_per_review: (self.profile.ms_per_review as f64 * (1.0 - f.speedup * k)).round() as i64,
+                }
+            }
         }
     }
 
@@ -53,7 +109,8 @@ impl Reviewer {
     /// the reviewer's accuracy (one draw), otherwise another label — the other one of
     /// two without a further draw, else one drawn uniformly.
     pub fn answer(&mut self, truth: &str, labels: &[String], rng: &mut Rng) -> Answer {
-        let label = if rng.chance(self.profile.accuracy) {
+        let now = self.current();
+        let label = if rng.chance(now.accuracy) {
             truth.to_string()
         } else {
             let others: Vec<&String> = labels.iter().filter(|l| *l != truth).collect();
@@ -64,10 +121,11 @@ impl Reviewer {
             }
         };
         self.answered += 1;
-        self.busy_ms += self.profile.ms_per_review;
+        self.session_answered += 1;
+        self.busy_ms += now.ms_per_review;
         Answer {
             label,
-            took_ms: self.profile.ms_per_review,
+            took_ms: now.ms_per_review,
         }
     }
 }
@@ -135,5 +193,61 @@ mod tests {
         };
         assert_eq!(run(5), run(5));
         assert_ne!(run(5), run(6));
+    }
+
+    #[test]
+    fn a_tiring_reviewer_slows_down_in_accuracy_and_speeds_up_after_the_onset() {
+        let f = Fatigue {
+            onset: 60,
+            ramp: 20,
+            floor: 0.70,
+            speedup: 0.4,
+        };
+        let mut r = Reviewer::new(
+            "r",
+            "k",
+            Profile {
+                accuracy: 0.95,
+                ms_per_review: 20_000,
+            },
+        )
+        .with_fatigue(f);
+        assert_eq!(
+            (f.level(59), f.level(60), f.level(69), f.level(79), f.level(500)),
+            (0.0, 0.05, 0.5, 1.0, 1.0)
+        );
+        let ls = labels(&["ham", "spam"]);
+        let mut rng = Rng::new(11);
+        let took: Vec<i64> = (0..100).map(|_| r.answer("spam", &ls, &mut rng).took_ms).collect();
+        assert!(took[..60].iter().all(|t| *t == 20_000));
+        assert_eq!((took[69], took[79], took[99]), (16_000, 12_000, 12_000));
+        // Tired: right at the floor's rate.
+        let right = (0..20_000)
+            .filter(|_| r.answer("spam", &ls, &mut rng).label == "spam")
+            .count();
+        assert!((13_700..14_300).contains(&right), "{right}");
+        // A break resets it.
+        r.rest();
+        assert_eq!(r.current().accuracy, 0.95);
+        assert_eq!(r.answer("spam", &ls, &mut rng).took_ms, 20_000);
+    }
+
+    #[test]
+    fn an_untiring_reviewer_keeps_their_profile() {
+        let mut r = Reviewer::new(
+            "r",
+            "k",
+            Profile {
+                accuracy: 0.9,
+                ms_per_review: 1_000,
+            },
+        );
+        let mut rng = Rng::new(2);
+        let ls = labels(&["ham", "spam"]);
+        for _ in 0..1_000 {
+            r.answer("ham", &ls, &mut rng);
+        }
+        assert_eq!(r.current(), r.profile);
+        assert_eq!(r.session_answered, 1_000);
     }
 }

@@ -182,6 +182,18 @@ pub trait Store: Send + Sync + 'static {
     /// Every label answer on the project's regular review tasks.
     async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>>;
 
+    // Fatigue and pacing: reviewers' work sessions and the monitor's findings.
+    /// The reviewer's newest `limit` answers in the project (any kind), oldest first, each
+    /// with its time on task, `too_fast`, and a correctness signal where one exists: a gold
+    /// label answered right or wrong, or agreement with the item's human resolution when
+    /// another reviewer took part in it.
+    async fn reviewer_answers(&self, project_id: i64, reviewer_id: i64, limit: u32) -> Result<Vec<SessionAnswer>>;
+    /// Records that the fatigue monitor fired on a session, with its event; `false` (and
+    /// nothing written) when it already fired on that session.
+    async fn record_fatigue(&self, f: NewFatigue, now: Millis) -> Result<bool>;
+    /// The fatigue states in a project: every reviewer's, or only `reviewer_id`'s.
+    async fn fatigue_states(&self, project_id: i64, reviewer_id: Option<i64>) -> Result<Vec<FatigueState>>;
+
     // Models: the built-in model's training data, snapshots and predictions.
     /// Human labels (sources `human`, `adjudicated`) after `after` in feed order, with the
     /// items' payloads: the built-in model's training stream.

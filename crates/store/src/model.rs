@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::Millis;
 
 // Decided in core (`flywheel_core::review`), stored and served by the store.
+pub use flywheel_core::fatigue::SessionAnswer;
 pub use flywheel_core::review::{Judging, Resolution, ReviewResult, StoredAnswer};
 
 /// Who is calling, as their key says.
@@ -181,8 +182,14 @@ pub struct NewReview {
 }
 
 impl NewReview {
-    /// The answer as core's planner sees it, on a lease granted at `granted_at`.
-    pub fn answering(&self, granted_at: Millis, now: Millis) -> flywheel_core::review::Answering<'_> {
+    /// The answer as core's planner sees it, on a lease granted at `granted_at`, judged by
+    /// `judging` (which says whether it was too fast).
+    pub fn answering(
+        &self,
+        granted_at: Millis,
+        now: Millis,
+        judging: &Judging,
+    ) -> flywheel_core::review::Answering<'_> {
         flywheel_core::review::Answering {
             review_id: &self.review_id,
             lease_id: self.lease_id,
@@ -192,6 +199,7 @@ impl NewReview {
             failure_category: self.failure_category.as_deref(),
             granted_at,
             now,
+            too_fast: judging.too_fast(&self.answer, now - granted_at),
         }
     }
 }
@@ -667,4 +675,26 @@ impl ImportedLabel {
             resolved_at: now,
         }
     }
+}
+
+/// The fatigue monitor fired on a reviewer's work session: what `record_fatigue` writes.
+#[derive(Debug, Clone)]
+pub struct NewFatigue {
+    pub project_id: i64,
+    pub reviewer_id: i64,
+    /// The session's first answer: the monitor fires once per session.
+    pub session_started_at: Millis,
+    /// With `on_fatigue: break`, when the reviewer may claim again.
+    pub break_until: Option<Millis>,
+    /// The `reviewer.fatigued` event, written in the same transaction.
+    pub event: flywheel_core::Event,
+}
+
+/// A reviewer's fatigue state in a project: the session the monitor last fired on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FatigueState {
+    pub reviewer_id: i64,
+    pub session_started_at: Millis,
+    pub fatigued_at: Millis,
+    pub break_until: Option<Millis>,
 }

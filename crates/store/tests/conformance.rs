@@ -200,9 +200,12 @@ mod revocation;
 
 #[path = "conformance/workload.rs"]
 mod workload;
+#[path = "conformance/fatigue.rs"]
+mod fatigue_cases;
 
 mod suite {
     pub use super::exports::*;
+    pub use super::fatigue_cases::*;
     pub use super::revocation::*;
     pub use super::webhook_cases::*;
     pub use super::workload::*;
@@ -627,7 +630,9 @@ mod suite {
             first.stored,
             Some(StoredAnswer {
                 tier: 1,
-                time_on_task_ms: 20
+                time_on_task_ms: 20,
+                too_fast: false,
+                project_id: f.project.id,
             })
         );
         assert_eq!(again.stored.take(), None, "a retry stores nothing");
@@ -1328,4 +1333,7 @@ conformance!([
     a_withdrawn_grant_cancels_that_projects_leases,
     a_hold_cancels_the_reviewers_leases_in_the_project,
     workload_answers_are_read_by_window,
+    too_fast_answers_are_stored_and_discounted,
+    gold_answers_are_signals_and_a_lone_answer_is_not,
+    fatigue_is_recorded_once_per_session,
 ]);

@@ -131,6 +131,8 @@ class ErrorDetail(TypedDict):
     field: NotRequired[Optional[str]]
     #: An import's row at fault: its line in the file, from 1.
     line: NotRequired[Optional[int]]
+    #: ``break_due`` (429): seconds until claims are taken again.
+    retry_after_s: NotRequired[Optional[int]]
 
 
 class ReviewResult(TypedDict):
@@ -345,8 +347,29 @@ class Account(TypedDict):
     created_at: str
 
 
+class ReviewerSession(TypedDict):
+    """A reviewer's current work session (answers with no gap over the session gap)."""
+
+    started_at: int
+    answers: int
+    minutes: float
+    median_seconds: NotRequired[Optional[float]]
+    too_fast: int
+    signals: int
+    accuracy: NotRequired[Optional[float]]
+
+
+class ReviewerFatigue(TypedDict):
+    """When the fatigue monitor last fired, and a break that refuses claims until then."""
+
+    fatigued_since: NotRequired[Optional[int]]
+    this_session: bool
+    break_until: NotRequired[Optional[int]]
+
+
 class ReviewerRecord(TypedDict):
-    """A reviewer's record in one project: answers, gold accuracy, agreement, hold."""
+    """A reviewer's record in one project: answers, gold accuracy, agreement, hold, and
+    their current session and fatigue state."""
 
     name: str
     answers: int
@@ -358,6 +381,8 @@ class ReviewerRecord(TypedDict):
     median_time_on_task_s: NotRequired[Optional[float]]
     held: bool
     held_reason: NotRequired[Optional[str]]
+    session: NotRequired[Optional[ReviewerSession]]
+    fatigue: ReviewerFatigue
 
 
 class ReviewerPage(TypedDict):
@@ -508,6 +533,8 @@ SCHEMAS: Dict[str, type] = {
     "ReviewerCreated": ReviewerCreated,
     "Account": Account,
     "ReviewerOut": ReviewerRecord,
+    "ReviewerSessionOut": ReviewerSession,
+    "ReviewerFatigueOut": ReviewerFatigue,
     "ReviewerPage": ReviewerPage,
     "Released": Released,
     "KeyCreated": KeyCreated,

@@ -222,6 +222,7 @@ impl Policy {
                 ));
             }
         }
+        check_fatigue(spec.fatigue.as_ref(), spec.pacing.as_ref())?;
         let env = Arc::new(Env::stdlib());
         let mut rules = Vec::with_capacity(spec.rules.len());
         for (i, r) in spec.rules.iter().enumerate() {
@@ -402,6 +403,19 @@ impl Policy {
         self.spec.monitors
     }
 
+    pub fn fatigue(&self) -> Option<FatigueSpec> {
+        self.spec.fatigue
+    }
+
+    pub fn pacing(&self) -> Option<PacingSpec> {
+        self.spec.pacing
+    }
+
+    /// The gap that ends a work session: the fatigue spec's, else its default (900 s).
+    pub fn session_gap_ms(&self) -> i64 {
+        i64::from(self.spec.fatigue.unwrap_or_default().session_gap_seconds) * 1000
+    }
+
     pub fn workbench(&self) -> WorkbenchSpec {
         self.spec.workbench.clone().unwrap_or_default()
     }
@@ -464,6 +478,58 @@ fn compile_when(env: &Env, when: &str) -> Result<Program, String> {
         }
     }
     Ok(program)
+}
+
+/// Checks the fatigue monitor's and pacing's settings, naming the field at fault.
+fn check_fatigue(fatigue: Option<&FatigueSpec>, pacing: Option<&PacingSpec>) -> Result<(), ValidationError> {
+    if let Some(f) = fatigue {
+        if !(60..=86_400).contains(&f.session_gap_seconds) {
+            return Err(ValidationError::new(
+                "fatigue.session_gap_seconds",
+                "session_gap_seconds is between 60 and 86400",
+            ));
+        }
+        if !(5..=1000).contains(&f.window) {
+            return Err(ValidationError::new(
+                "fatigue.window",
+                "window is between 5 and 1000 answers",
+            ));
+        }
+        if !(f.alpha > 0.0 && f.alpha < 0.5) {
+            return Err(ValidationError::new("fatigue.alpha", "alpha is in (0, 0.5)"));
+        }
+        if !(f.speedup > 0.0 && f.speedup < 1.0) {
+            return Err(ValidationError::new(
+                "fatigue.speedup",
+                "speedup is a fraction in (0, 1)",
+            ));
+        }
+        if !(1..=1440).contains(&f.break_minutes) {
+            return Err(ValidationError::new(
+                "fatigue.break_minutes",
+                "break_minutes is between 1 and 1440",
+            ));
+        }
+    }
+    if let Some(p) = pacing {
+        if let Some(s) = p.min_seconds_per_task
+            && (!s.is_finite() || !(0.0..=3600.0).contains(&s))
+        {
+            return Err(ValidationError::new(
+                "pacing.min_seconds_per_task",
+                "min_seconds_per_task is between 0 and 3600",
+            ));
+        }
+        if let Some(n) = p.max_tasks_per_session
+            && !(1..=100_000).contains(&n)
+        {
+            return Err(ValidationError::new(
+                "pacing.max_tasks_per_session",
+                "max_tasks_per_session is between 1 and 100000",
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

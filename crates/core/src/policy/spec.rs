@@ -65,6 +65,92 @@ pub struct PolicySpec {
     /// Per queue, how long a task may wait before it breaches its service level.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub sla_seconds: std::collections::BTreeMap<String, u32>,
+    /// Watch each reviewer's work sessions for fatigue (accuracy falling, speed rising).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fatigue: Option<FatigueSpec>,
+    /// Limits on how fast and how long a reviewer works in one session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pacing: Option<PacingSpec>,
+}
+
+/// What the fatigue monitor does when it fires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFatigue {
+    /// Write `reviewer.fatigued` and show it; nothing else.
+    Notify,
+    /// Also refuse the reviewer's claims (429 `break_due`) for `break_minutes`.
+    Break,
+}
+
+/// The fatigue monitor: a work session is a run of answers with no gap over
+/// `session_gap_seconds`; its recent `window` answers are compared with the reviewer's
+/// baseline (their earlier sessions, or the session's first window).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FatigueSpec {
+    #[serde(default = "default_session_gap")]
+    pub session_gap_seconds: u32,
+    /// Answers with a correctness signal per window.
+    #[serde(default = "default_fatigue_window")]
+    pub window: u32,
+    /// The one-sided test's level for a drop in accuracy.
+    #[serde(default = "default_fatigue_alpha")]
+    pub alpha: f64,
+    /// The fall in median time on task (a fraction) that fires when accuracy does not rise.
+    #[serde(default = "default_speedup")]
+    pub speedup: f64,
+    #[serde(default = "default_on_fatigue")]
+    pub on_fatigue: OnFatigue,
+    #[serde(default = "default_break_minutes")]
+    pub break_minutes: u32,
+}
+
+impl Default for FatigueSpec {
+    fn default() -> Self {
+        Self {
+            session_gap_seconds: default_session_gap(),
+            window: default_fatigue_window(),
+            alpha: default_fatigue_alpha(),
+            speedup: default_speedup(),
+            on_fatigue: default_on_fatigue(),
+            break_minutes: default_break_minutes(),
+        }
+    }
+}
+
+fn default_session_gap() -> u32 {
+    900
+}
+fn default_fatigue_window() -> u32 {
+    30
+}
+fn default_fatigue_alpha() -> f64 {
+    0.05
+}
+fn default_speedup() -> f64 {
+    0.4
+}
+fn default_on_fatigue() -> OnFatigue {
+    OnFatigue::Notify
+}
+fn default_break_minutes() -> u32 {
+    15
+}
+
+/// Pacing: answers faster than `min_seconds_per_task` are `too_fast` (weighing nothing in
+/// consensus with `discount_too_fast`); past `max_tasks_per_session` answers in a session,
+/// claims are refused until a gap of the fatigue spec's `session_gap_seconds` (900 s
+/// without one) starts a new session.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PacingSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_seconds_per_task: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_tasks_per_session: Option<u32>,
+    #[serde(default)]
+    pub discount_too_fast: bool,
 }
 
 /// The reviewer workbench's settings for a project.

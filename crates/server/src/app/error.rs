@@ -21,6 +21,10 @@ pub enum AppError {
     /// panicked): nothing the caller can fix.
     #[error("{0}")]
     Internal(String),
+    /// The reviewer must rest before claiming again (a fatigue break, pacing's session
+    /// cap): retry after `retry_after_s` seconds.
+    #[error("{message}")]
+    BreakDue { retry_after_s: u64, message: String },
     /// `source`, reported against the request field `field` (a "next" project that is
     /// not granted is `next.project`'s fault).
     #[error("{field}: {source}")]

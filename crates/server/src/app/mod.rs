@@ -15,6 +15,7 @@ pub mod accounts;
 pub mod dashboard;
 mod error;
 pub mod export;
+pub mod fatigue;
 pub mod feeds;
 pub mod import;
 pub mod items;

@@ -68,6 +68,9 @@ pub struct ReviewerQuality {
     pub median_time_on_task_s: Option<f64>,
     pub held: bool,
     pub held_reason: Option<String>,
+    /// The current work session (`null` when the last answer is older than the session gap).
+    pub session: Option<super::fatigue::SessionOut>,
+    pub fatigue: super::fatigue::FatigueOut,
 }
 
 /// Every reviewer's record in project `p`, with Dawid–Skene accuracies from a fit made
@@ -80,9 +83,15 @@ pub async fn reviewers(s: &AppState, p: &ProjectRuntime, fresh_fit: bool) -> Res
     } else {
         s.ds_model_now(p.id)
     };
+    let states = s.store.fatigue_states(p.id, None).await?;
+    let mut sessions = Vec::with_capacity(stats.len());
+    for r in &stats {
+        sessions.push(super::fatigue::state(s, p, r.reviewer_id, &states).await?);
+    }
     Ok(stats
         .into_iter()
-        .map(|r| {
+        .zip(sessions)
+        .map(|(r, (session, fatigue))| {
             let interval = wilson95(r.gold_correct as u64, r.gold_answers as u64);
             let ds_accuracy = model.as_ref().and_then(|m| {
                 m.reviewers
@@ -101,6 +110,8 @@ pub async fn reviewers(s: &AppState, p: &ProjectRuntime, fresh_fit: bool) -> Res
                 median_time_on_task_s: r.median_time_on_task_ms.map(|ms| ms as f64 / 1000.0),
                 held: r.held,
                 held_reason: r.held_reason,
+                session,
+                fatigue,
             }
         })
         .collect())

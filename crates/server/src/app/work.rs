@@ -47,6 +47,7 @@ pub async fn claim(
     queue: Option<String>,
     wait: Duration,
 ) -> Result<Option<ClaimedTask>, AppError> {
+    super::fatigue::check_claim(s, p, r).await?;
     let req = claim_request(p, r, queue);
     // Subscribe before the first attempt, so work that arrives in between is not missed.
     let mut notices = s.store.subscribe();
@@ -193,10 +194,12 @@ pub async fn answer(s: &Arc<AppState>, r: &Reviewer, task_id: i64, body: ReviewI
     // The task's project is known only to the store: judge by each granted project's rule.
     let mut judging = HashMap::new();
     let mut taxonomy = Vec::new();
+    let mut projects = HashMap::new();
     for name in &r.project_names {
         let p = s.project(name).await?;
         judging.insert(p.id, s.judging(&p));
         taxonomy.extend(p.policy.workbench().failure_categories);
+        projects.insert(p.id, p);
     }
     let answer = match (body.label, body.escalate, body.skip) {
         (Some(l), None, None) => Answer::Label(l),
@@ -242,7 +245,9 @@ pub async fn answer(s: &Arc<AppState>, r: &Reviewer, task_id: i64, body: ReviewI
                 .map(|q| parse_queue(&q).map_err(|m| AppError::invalid("next.queue", m)))
                 .transpose()?;
             let req = claim_request(&p, r, queue);
-            Some((p, req))
+            // A break due (counting this answer) refuses the next claim, not the answer.
+            let due = super::fatigue::break_due(s, &p, r, true).await?;
+            Some((p, req, due))
         }
         None => None,
     };
@@ -263,7 +268,17 @@ pub async fn answer(s: &Arc<AppState>, r: &Reviewer, task_id: i64, body: ReviewI
             result: s.store.submit_review(review, s.now()).await?,
             next: None,
         },
-        Some((p, req)) => {
+        Some((p, _, Some(due))) => Answered {
+            result: s.store.submit_review(review, s.now()).await?,
+            next: Some(NextClaim {
+                project: p,
+                claimed: Err(StoreError::Forbidden {
+                    code: "break_due",
+                    message: format!("{} (claims are taken again at {} ms)", due.reason, due.until),
+                }),
+            }),
+        },
+        Some((p, req, None)) => {
             let (result, claimed) = s.store.submit_review_and_claim(review, req, s.now()).await?;
             Answered {
                 result,
@@ -273,6 +288,13 @@ pub async fn answer(s: &Arc<AppState>, r: &Reviewer, task_id: i64, body: ReviewI
     };
     if let Some(stored) = answered.result.stored {
         s.metrics.answered(stored.tier, kind, stored.time_on_task_ms);
+        // The answer is stored: a monitor that fails is logged, not reported as the
+        // answer's failure.
+        if let Some(p) = projects.get(&stored.project_id)
+            && let Err(e) = super::fatigue::after_answer(s, p, r, stored).await
+        {
+            tracing::warn!(error = %e, reviewer = %r.name, "fatigue monitor failed");
+        }
     }
     Ok(answered)
 }

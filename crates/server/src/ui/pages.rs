@@ -153,6 +153,10 @@ struct ReviewerRow {
     time_on_task: String,
     held: bool,
     held_reason: String,
+    /// The current work session, in words ("—" when none).
+    session: String,
+    /// The fatigue badge's text: fired this session, and a break running ("" when neither).
+    fatigue: String,
 }
 
 struct EventRow {
@@ -365,6 +369,28 @@ pub async fn dashboard(
                 time_on_task: r.median_time_on_task_s.map_or("—".into(), |t| format!("{t:.1} s")),
                 held: r.held,
                 held_reason: r.held_reason.unwrap_or_default(),
+                session: r.session.as_ref().map_or("—".into(), |x| {
+                    format!(
+                        "{} answers · {:.0} min · median {} · {} too fast · accuracy {}",
+                        x.answers,
+                        x.minutes,
+                        x.median_seconds.map_or("—".into(), |t| format!("{t:.1} s")),
+                        x.too_fast,
+                        fmt(x.accuracy, 2)
+                    )
+                }),
+                fatigue: {
+                    let mut words = Vec::new();
+                    if r.fatigue.this_session
+                        && let Some(at) = r.fatigue.fatigued_since
+                    {
+                        words.push(format!("fatigued since {}", ts(at)));
+                    }
+                    if let Some(until) = r.fatigue.break_until {
+                        words.push(format!("break until {}", ts(until)));
+                    }
+                    words.join(", ")
+                },
             })
             .collect(),
         kappa: fmt(d.agreement.as_ref().and_then(|a| a.fleiss_kappa), 3),

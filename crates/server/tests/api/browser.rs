@@ -546,3 +546,84 @@ async fn the_console_in_a_browser() {
     c.close().await.unwrap();
     app.stop().await;
 }
+
+/// Fatigue in the console: a reviewer who sped up is on a break — the workbench shows the
+/// break screen — and the admin's dashboard shows the fatigue badge beside their session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fatigue_in_a_browser() {
+    let Some(driver) = start_driver() else { return };
+    let db = Db::sqlite();
+    let app = spawn_app(&db).await;
+    let policy = json!({"rules": [{"name": "all", "when": "true", "action": "review", "queue": "standard"}],
+        "lease_seconds": 3600, "fatigue": {"window": 5, "on_fatigue": "break", "break_minutes": 15}});
+    let svc = app.project("spam", policy).await;
+    let (s, v) = app
+        .post(
+            "/v1/reviewers",
+            ADMIN,
+            json!({"name": "ana", "tiers": [1], "projects": ["spam"], "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let ana = v["api_key"].as_str().unwrap().to_string();
+    let items: Vec<Value> = (0..12).map(|i| item(&format!("f{i}"), "hello", None)).collect();
+    app.submit("spam", &svc, json!(items)).await;
+    // Five answers at 20 s, five at 6 s: the monitor calls a break.
+    for i in 0..10 {
+        let t = app.claim("spam", &ana, None).await.unwrap();
+        app.clock.advance_ms(if i < 5 { 20_000 } else { 6_000 });
+        let (s, v) = app.answer(&ana, &t, &format!("f{i}"), json!({"label": "ham"})).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+
+    let c = browser(&driver).await;
+    let base = app.base.clone();
+    sign_in_as(&c, &base, &[("name", "ana"), ("password", "correct horse")]).await;
+    c.goto(&format!("{base}/ui/work/spam/standard")).await.unwrap();
+    until(
+        &c,
+        "return !document.getElementById('break').hidden",
+        "the break screen",
+    )
+    .await;
+    let said = text_of(&c, "#break-text").await;
+    assert!(
+        said.contains("fatigue monitor") && said.contains("Claims resume at"),
+        "{said}"
+    );
+    assert_eq!(
+        js(
+            &c,
+            "return [document.getElementById('item').hidden, getComputedStyle(document.querySelector('.labels')).display]"
+        )
+        .await,
+        json!([true, "none"]),
+        "no item and no answer buttons during the break"
+    );
+    std::fs::write(screenshots().join("workbench-break.png"), c.screenshot().await.unwrap()).unwrap();
+
+    c.find(Locator::Css("header form button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(&c, "return location.pathname === '/login'", "the sign-in page").await;
+    sign_in_as(&c, &base, &[("key", ADMIN)]).await;
+    c.goto(&format!("{base}/ui/projects/spam")).await.unwrap();
+    let badge = text_of(&c, "#reviewers td.fatigue").await;
+    assert!(
+        badge.contains("fatigued since") && badge.contains("break until"),
+        "{badge}"
+    );
+    assert!(text_of(&c, "#reviewers td.session").await.starts_with("10 answers"));
+    js(&c, "document.getElementById('reviewers').scrollIntoView(); return true").await;
+    std::fs::write(
+        screenshots().join("dashboard-fatigue.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    c.close().await.unwrap();
+    app.stop().await;
+}

@@ -12,6 +12,7 @@ mod cluster;
 mod console;
 mod copy;
 mod export;
+mod fatigue;
 mod feeds;
 mod hardening;
 mod items;

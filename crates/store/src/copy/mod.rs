@@ -98,6 +98,7 @@ pub const TABLES: &[Table] = &[
     Table::plain("labels", &["cursor"]).pg_id_from("cursor"),
     Table::plain("events", &["seq"]).pg_id_from("seq").with_item_decisions(),
     Table::plain("reviewer_quality", &["project_id", "reviewer_id"]),
+    Table::plain("reviewer_fatigue", &["project_id", "reviewer_id"]),
     Table::plain("model_snapshots", &["project_id", "version"]),
     Table::plain("webhooks", &["id"]),
     Table::plain("webhook_deliveries", &["id"]),

@@ -52,7 +52,7 @@ pub(super) async fn submit_review(
             .await?;
         review::check_answer(&parse::<Vec<String>>(&labels)?, &r.answer)?;
     }
-    let a = r.answering(granted_at, now);
+    let a = r.answering(granted_at, now, &judging);
     let at = On {
         project_id,
         item_id,
@@ -243,6 +243,7 @@ async fn task_state(c: &mut PgConnection, task_id: i64) -> TxResult<Option<(i64,
     Ok(row.map(|(project_id, stage, queue, tier, priority, overlap, gold)| {
         let task = TaskState {
             id: task_id,
+            project_id,
             stage: Stage::parse(&stage).unwrap_or(Stage::Review),
             queue,
             tier: tier as u8,
@@ -254,13 +255,13 @@ async fn task_state(c: &mut PgConnection, task_id: i64) -> TxResult<Option<(i64,
     }))
 }
 
-/// reviewer id, reviewer name, kind, label, reason.
-type PriorRow = (i64, String, String, Option<String>, Option<String>);
+/// reviewer id, reviewer name, kind, label, reason, too fast.
+type PriorRow = (i64, String, String, Option<String>, Option<String>, bool);
 
 /// The task's answers so far but skips, in the order given, with their reviewers' names.
 async fn earlier_answers(c: &mut PgConnection, task_id: i64) -> TxResult<Vec<Prior>> {
     let rows: Vec<PriorRow> = sqlx::query_as(
-        "SELECT w.reviewer_id, v.name, w.kind, w.label, w.reason FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id
+        "SELECT w.reviewer_id, v.name, w.kind, w.label, w.reason, w.too_fast FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id
          WHERE w.task_id = $1 AND w.kind <> 'skip' ORDER BY w.id",
     )
     .bind(task_id)
@@ -268,9 +269,10 @@ async fn earlier_answers(c: &mut PgConnection, task_id: i64) -> TxResult<Vec<Pri
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(reviewer_id, reviewer, kind, label, reason)| Prior {
+        .map(|(reviewer_id, reviewer, kind, label, reason, too_fast)| Prior {
             reviewer_id,
             reviewer,
+            too_fast,
             answer: match kind.as_str() {
                 "label" => Answer::Label(label.unwrap_or_default()),
                 _ => Answer::Escalate {
@@ -361,8 +363,8 @@ async fn record_review(
     };
     sqlx::query(
         "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, label, reason, failure_category, note,
-                              claimed_at, answered_at, result)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)",
+                              claimed_at, answered_at, result, too_fast)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14)",
     )
     .bind(&r.review_id)
     .bind(r.reviewer_id)
@@ -377,6 +379,7 @@ async fn record_review(
     .bind(granted_at)
     .bind(at.now)
     .bind(serde_json::to_string(&plan.result)?)
+    .bind(plan.result.stored.is_some_and(|s| s.too_fast))
     .execute(&mut *c)
     .await?;
     event(

@@ -41,6 +41,7 @@ mod answers;
 mod common;
 mod dashboard;
 mod export;
+mod fatigue;
 mod feeds;
 mod items;
 mod merge;
@@ -80,6 +81,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../../migrations/postgres/0006_webhooks.sql"),
     ),
+    (8, "fatigue", include_str!("../../migrations/postgres/0008_fatigue.sql")),
 ];
 
 /// Retries of a transaction that lost a race (deadlock, serialization failure, a unique
@@ -583,6 +585,25 @@ impl Store for PgStore {
     async fn project_answers(&self, project_id: i64) -> Result<Vec<ProjectAnswer>> {
         let mut c = self.pool.acquire().await?;
         quality::project_answers(&mut c, project_id)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    // Fatigue and pacing.
+    async fn reviewer_answers(&self, project_id: i64, reviewer_id: i64, limit: u32) -> Result<Vec<SessionAnswer>> {
+        let mut c = self.pool.acquire().await?;
+        fatigue::reviewer_answers(&mut c, project_id, reviewer_id, limit)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn record_fatigue(&self, f: NewFatigue, now: Millis) -> Result<bool> {
+        transaction!(self, |tx| fatigue::record_fatigue(&mut tx, &f, now).await)
+    }
+
+    async fn fatigue_states(&self, project_id: i64, reviewer_id: Option<i64>) -> Result<Vec<FatigueState>> {
+        let mut c = self.pool.acquire().await?;
+        fatigue::fatigue_states(&mut c, project_id, reviewer_id)
             .await
             .map_err(TxError::into_store)
     }

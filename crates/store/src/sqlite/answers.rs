@@ -23,14 +23,14 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
     let lease = active_lease(c, r.task_id, r.lease_id, r.reviewer_id, now)?;
     let (project_id, item_id) = (lease.project_id, lease.item_id);
     let judging = r.judging.get(&project_id).cloned().unwrap_or_default();
-    let task = task_state(c, r.task_id)?;
+    let task = task_state(c, r.task_id, project_id)?;
     if let Answer::Label(_) = r.answer {
         let labels: String = c
             .prepare_cached("SELECT labels FROM projects WHERE id = ?1")?
             .query_row([project_id], |row| row.get(0))?;
         review::check_answer(&serde_json::from_str::<Vec<String>>(&labels)?, &r.answer)?;
     }
-    let a = r.answering(lease.granted_at, now);
+    let a = r.answering(lease.granted_at, now, &judging);
     let at = On {
         project_id,
         item_id,
@@ -208,13 +208,14 @@ fn stored_review(c: &Connection, r: &NewReview) -> Result<Option<(ReviewResult, 
         .transpose()
 }
 
-fn task_state(c: &Connection, task_id: i64) -> Result<TaskState> {
+fn task_state(c: &Connection, task_id: i64, project_id: i64) -> Result<TaskState> {
     Ok(
         c.prepare_cached("SELECT stage, queue, tier, priority, overlap, gold FROM tasks WHERE id = ?1")?
             .query_row([task_id], |row| {
                 let stage: String = row.get(0)?;
                 Ok(TaskState {
                     id: task_id,
+                    project_id,
                     stage: Stage::parse(&stage).unwrap_or(Stage::Review),
                     queue: row.get(1)?,
                     tier: row.get(2)?,
@@ -232,7 +233,7 @@ fn earlier_answers(c: &Connection, task_id: i64) -> Result<Vec<Prior>> {
     // review_id), so SQLite would open a sorter for every answer.
     let mut earlier = c
         .prepare_cached(
-            "SELECT w.id, w.reviewer_id, v.name, w.kind, w.label, w.reason FROM reviews w
+            "SELECT w.id, w.reviewer_id, v.name, w.kind, w.label, w.reason, w.too_fast FROM reviews w
              JOIN reviewers v ON v.id = w.reviewer_id WHERE w.task_id = ?1 AND w.kind != 'skip'",
         )?
         .query_map([task_id], |row| {
@@ -247,6 +248,7 @@ fn earlier_answers(c: &Connection, task_id: i64) -> Result<Vec<Prior>> {
                 reviewer_id: row.get(1)?,
                 reviewer: row.get(2)?,
                 answer,
+                too_fast: row.get(6)?,
             };
             Ok((row.get::<_, i64>(0)?, prior))
         })?
@@ -327,12 +329,13 @@ fn record_review(
     };
     c.prepare_cached(
         "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, label, reason, failure_category, note,
-                              claimed_at, answered_at, result)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                              claimed_at, answered_at, result, too_fast)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
     )?
     .execute(params![
         r.review_id, r.reviewer_id, r.task_id, at.item_id, r.lease_id, r.answer.kind(), label, reason,
-        r.failure_category, r.note, granted_at, at.now, serde_json::to_string(&plan.result)?
+        r.failure_category, r.note, granted_at, at.now, serde_json::to_string(&plan.result)?,
+        plan.result.stored.is_some_and(|s| s.too_fast)
     ])?;
     c.prepare_cached(
         "INSERT INTO reviewer_days (day, reviewer_id, answers) VALUES (?1, ?2, 1)

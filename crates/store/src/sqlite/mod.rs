@@ -11,6 +11,7 @@ mod answers;
 mod common;
 mod dashboard;
 mod export;
+mod fatigue;
 mod feeds;
 mod items;
 mod models;
@@ -39,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_checks.sql"),
     include_str!("../../migrations/sqlite/0006_answer_indexes.sql"),
     include_str!("../../migrations/sqlite/0007_webhooks.sql"),
+    include_str!("../../migrations/sqlite/0009_fatigue.sql"),
 ];
 
 /// The schema version (`PRAGMA user_version`) of a database this build has migrated.
@@ -491,6 +493,21 @@ impl Store for SqliteStore {
         self.read(move |c| quality::project_answers(c, project_id)).await
     }
 
+    // Fatigue and pacing.
+    async fn reviewer_answers(&self, project_id: i64, reviewer_id: i64, limit: u32) -> Result<Vec<SessionAnswer>> {
+        self.read(move |c| fatigue::reviewer_answers(c, project_id, reviewer_id, limit))
+            .await
+    }
+
+    async fn record_fatigue(&self, f: NewFatigue, now: Millis) -> Result<bool> {
+        self.write(move |c| fatigue::record_fatigue(c, &f, now)).await
+    }
+
+    async fn fatigue_states(&self, project_id: i64, reviewer_id: Option<i64>) -> Result<Vec<FatigueState>> {
+        self.read(move |c| fatigue::fatigue_states(c, project_id, reviewer_id))
+            .await
+    }
+
     // Models: the built-in model's training data, snapshots and predictions.
     async fn training_examples(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<TrainingExample>> {
         self.read(move |c| models::training_examples(c, project_id, after, limit))
@@ -795,11 +812,10 @@ mod tests {
             1,
             "the same review_id on another task is another answer"
         );
-        assert!(
-            !indexes(&conn)
-                .iter()
-                .any(|i| i == "reviews_reviewer_time" || i == "reviews_task")
-        );
+        let after = indexes(&conn);
+        assert!(!after.iter().any(|i| i == "reviews_task"));
+        // 0009 (fatigue) brings reviews_reviewer_time back: sessions are read by reviewer.
+        assert!(after.iter().any(|i| i == "reviews_reviewer_time"));
     }
 
     /// `item.decided` events leave the decision in the item and get it back when read;
