@@ -65,6 +65,8 @@ pub struct Policy {
     pub(super) spec: PolicySpec,
     pub(super) rules: Vec<Rule>,
     pub(super) audit_route: Route,
+    /// The SLA settings per queue (`sla_seconds`, `sla_action`, `warn_before_seconds`).
+    pub(super) slas: Arc<crate::sla::Slas>,
     pub(super) env: Arc<Env>,
     /// The variables some rule refers to (bit `i`: `VARIABLES[i]`): only those are built
     /// for each item — converting the payload to CEL values was most of a decision's
@@ -108,20 +110,26 @@ impl Policy {
                 "lease_seconds is between 10 and 86400",
             ));
         }
+        let slas = Arc::new(crate::sla::Slas::from_spec(&spec));
         let audit_route = match &spec.audit {
             None => Route {
                 queue: AUDIT_QUEUE.into(),
                 tier: 1,
                 priority: 0,
                 overlap: 1,
+                sla_seconds: None,
+                warn_before_seconds: None,
             },
             Some(a) => Route {
                 queue: parse_queue(&a.queue).map_err(|m| ValidationError::new("audit.queue", m))?,
                 tier: check_tier(a.tier).map_err(|m| ValidationError::new("audit.tier", m))?,
                 priority: 0,
                 overlap: check_overlap(a.overlap).map_err(|m| ValidationError::new("audit.overlap", m))?,
+                sla_seconds: None,
+                warn_before_seconds: None,
             },
-        };
+        }
+        .with_sla(&slas, None);
         if let Some(c) = &spec.consensus {
             if !c.min_confidence.is_finite() || !(0.0..=1.0).contains(&c.min_confidence) {
                 return Err(ValidationError::new(
@@ -222,6 +230,12 @@ impl Policy {
                 ));
             }
         }
+        for q in spec.sla_action.keys() {
+            parse_queue(q).map_err(|m| ValidationError::new(format!("sla_action.{q}"), m))?;
+        }
+        for q in spec.warn_before_seconds.keys() {
+            parse_queue(q).map_err(|m| ValidationError::new(format!("warn_before_seconds.{q}"), m))?;
+        }
         let env = Arc::new(Env::stdlib());
         let mut rules = Vec::with_capacity(spec.rules.len());
         for (i, r) in spec.rules.iter().enumerate() {
@@ -245,6 +259,7 @@ impl Policy {
                         ("tier", r.tier.is_some()),
                         ("priority", r.priority.is_some()),
                         ("overlap", r.overlap.is_some()),
+                        ("sla_seconds", r.sla_seconds.is_some()),
                     ] {
                         if set {
                             return Err(ValidationError::new(
@@ -293,12 +308,23 @@ impl Policy {
                             format!("rule '{name}': priority is between -1000000 and 1000000"),
                         ));
                     }
-                    RuleAction::Review(Route {
-                        queue,
-                        tier,
-                        priority,
-                        overlap,
-                    })
+                    if r.sla_seconds == Some(0) {
+                        return Err(ValidationError::new(
+                            at("sla_seconds"),
+                            format!("rule '{name}': an SLA is at least 1 second"),
+                        ));
+                    }
+                    RuleAction::Review(
+                        Route {
+                            queue,
+                            tier,
+                            priority,
+                            overlap,
+                            sla_seconds: None,
+                            warn_before_seconds: None,
+                        }
+                        .with_sla(&slas, r.sla_seconds),
+                    )
                 }
             };
             rules.push(Rule {
@@ -319,6 +345,7 @@ impl Policy {
             spec,
             rules,
             audit_route,
+            slas,
             env,
             used,
         };
@@ -400,6 +427,27 @@ impl Policy {
 
     pub fn monitors(&self) -> Option<MonitorSpec> {
         self.spec.monitors
+    }
+
+    /// The SLA settings per queue.
+    pub fn slas(&self) -> &Arc<crate::sla::Slas> {
+        &self.slas
+    }
+
+    /// The queues some route gives a deadline: the policy's `sla_seconds` and the queues
+    /// of rules with their own. Sorted.
+    pub fn sla_queues(&self) -> Vec<String> {
+        let mut qs: Vec<String> = self.slas.seconds.keys().cloned().collect();
+        for r in &self.rules {
+            if let RuleAction::Review(route) = &r.action
+                && route.sla_seconds.is_some()
+            {
+                qs.push(route.queue.clone());
+            }
+        }
+        qs.sort();
+        qs.dedup();
+        qs
     }
 
     pub fn workbench(&self) -> WorkbenchSpec {

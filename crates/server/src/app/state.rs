@@ -156,6 +156,7 @@ impl AppState {
             consensus,
             ds_model,
             quality: p.policy.quality(),
+            slas: p.policy.slas().clone(),
         }
     }
 

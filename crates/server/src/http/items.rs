@@ -48,6 +48,8 @@ fn route_out(r: Route) -> RouteOut {
         tier: r.tier,
         priority: r.priority,
         overlap: r.overlap,
+        sla_seconds: r.sla_seconds,
+        warn_before_seconds: r.warn_before_seconds,
     }
 }
 

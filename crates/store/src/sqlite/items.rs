@@ -214,6 +214,7 @@ pub(super) fn submit_items(
             (Outcome::Auto { .. }, None) => None,
         };
         if let Some((stage, route, reason)) = task {
+            let (warn_at, due_at) = flywheel_core::sla::deadlines(route, now);
             tasks.extend([
                 V::Integer(project_id),
                 V::Integer(item_id),
@@ -226,6 +227,8 @@ pub(super) fn submit_items(
                 reason,
                 V::Integer(now),
                 text("open".into()),
+                warn_at.map_or(V::Null, V::Integer),
+                due_at.map_or(V::Null, V::Integer),
             ]);
         }
         if let Some(label) = &auto_label {
@@ -250,8 +253,8 @@ pub(super) fn submit_items(
     }
     let task_of: HashMap<i64, i64> = insert_rows(
         c,
-        "tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, reason, created_at, state)",
-        11,
+        "tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, reason, created_at, state, warn_at, due_at)",
+        13,
         "",
         &tasks,
         Some((1, "item_id")),
