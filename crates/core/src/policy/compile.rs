@@ -518,7 +518,8 @@ fn compile_when(env: &Env, when: &str) -> Result<Program, String> {
 mod tests {
     use serde_json::json;
 
-    use super::super::fixtures::{example, labels};
+    use super::super::ItemView;
+    use super::super::fixtures::{example, labels, pred};
     use super::*;
 
     #[test]
@@ -561,9 +562,91 @@ mod tests {
             ),
             (json!({"sla_seconds": {"Bad Queue": 10}}), "sla_seconds.Bad Queue"),
             (json!({"sla_seconds": {"default": 0}}), "sla_seconds.default"),
+            (json!({"sla_action": {"Bad Queue": "none"}}), "sla_action.Bad Queue"),
+            (json!({"sla_action": {"default": "later"}}), "sla_action.default"),
+            (
+                json!({"warn_before_seconds": {"Bad Queue": 1}}),
+                "warn_before_seconds.Bad Queue",
+            ),
         ] {
             assert_eq!(base(bad.clone()).unwrap_err().field, field, "{bad}");
         }
+    }
+
+    #[test]
+    fn routes_carry_their_deadline_a_rules_own_first() {
+        let p = Policy::from_json(
+            &json!({"rules": [
+                {"name": "fast", "when": "scores['spam'] > 0.9", "action": "review", "queue": "q", "sla_seconds": 60},
+                {"name": "slow", "when": "scores['spam'] > 0.6", "action": "review", "queue": "q"},
+                {"name": "other", "when": "scores['spam'] > 0.3", "action": "review", "queue": "r"}],
+              "audit_rate": 1.0,
+              "sla_seconds": {"q": 600, "default": 100, "audit": 50},
+              "warn_before_seconds": {"q": 30}}),
+            &labels(),
+        )
+        .unwrap();
+        let route = |spam: f64| match p
+            .decide(
+                &ItemView {
+                    payload: &json!({}),
+                    attributes: &json!({}),
+                    prediction: Some(&pred(spam)),
+                    thresholds: None,
+                },
+                1,
+                0.0,
+            )
+            .outcome
+        {
+            super::super::Outcome::Review { route } => (route.sla_seconds, route.warn_before_seconds),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            route(0.95),
+            (Some(60), Some(30)),
+            "the rule's SLA wins; the queue's warning"
+        );
+        assert_eq!(route(0.7), (Some(600), Some(30)));
+        assert_eq!(route(0.4), (None, None), "queue r has no SLA");
+        assert_eq!(p.sla_queues(), vec!["audit", "default", "q"]);
+        let none = p.decide(
+            &ItemView {
+                payload: &json!({}),
+                attributes: &json!({}),
+                prediction: None,
+                thresholds: None,
+            },
+            1,
+            0.0,
+        );
+        match none.outcome {
+            super::super::Outcome::Review { route } => {
+                assert_eq!(route.sla_seconds, Some(100), "no rule matched: default's SLA")
+            }
+            other => panic!("{other:?}"),
+        }
+        let auto = Policy::from_json(
+            &json!({"rules": [{"name": "a", "when": "true", "action": "auto", "label": "ham"}],
+                    "audit_rate": 1.0, "sla_seconds": {"audit": 50}}),
+            &labels(),
+        )
+        .unwrap()
+        .decide(
+            &ItemView {
+                payload: &json!({}),
+                attributes: &json!({}),
+                prediction: None,
+                thresholds: None,
+            },
+            1,
+            0.0,
+        );
+        assert_eq!(
+            auto.audit.unwrap().sla_seconds,
+            Some(50),
+            "an audit gets its queue's SLA"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ mod items;
 mod learning;
 mod metrics;
 mod quality;
+mod sla;
 mod webhooks;
 mod webhooks_https;
 mod work;
