@@ -19,7 +19,7 @@ use crate::app::{AppState, ProjectRuntime};
 use crate::auth::Caller;
 use crate::error::ApiError;
 
-/// Leases the next task (priority, then age) from the reviewer's tiers, or 204 when there
+/// Leases the next task (priority, then deadline — none last — then age) from the reviewer's tiers, or 204 when there
 /// is nothing to do (after waiting up to `wait_ms` for work to arrive).
 #[utoipa::path(post, path = "/v1/projects/{project}/claim", params(("project" = String, Path)), request_body = ClaimIn,
     responses((status = 200, body = ClaimOut), (status = 204, description = "nothing to do"), (status = 403, body = ErrorBody)),
