@@ -335,6 +335,8 @@ pub struct TaskRecord {
     pub reason: Option<String>,
     pub created_at: Millis,
     pub closed_at: Option<Millis>,
+    /// The task's deadline (none: no SLA).
+    pub due_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -230,6 +230,7 @@ class TaskRecord(TypedDict):
     reason: NotRequired[Optional[str]]
     created_at: str
     closed_at: NotRequired[Optional[str]]
+    due_at: NotRequired[Optional[str]]
 
 
 class ReviewRecord(TypedDict):

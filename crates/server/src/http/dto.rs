@@ -331,6 +331,9 @@ pub struct TaskOut {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<String>,
+    /// The task's SLA deadline; absent: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -120,6 +120,7 @@ pub async fn detail(
                 reason: t.reason,
                 created_at: ts(t.created_at),
                 closed_at: t.closed_at.map(ts),
+                due_at: t.due_at.map(ts),
             })
             .collect(),
         reviews: d

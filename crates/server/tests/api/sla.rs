@@ -58,6 +58,8 @@ async fn sla_deadlines_events_actions_and_stats(db: Db) {
         (&json!(100), &json!(30)),
         "the queue's SLA and warning"
     );
+    let (_, s1) = app.get("/v1/projects/spam/items/s1", &svc).await;
+    assert!(s1["tasks"][0]["due_at"].is_string(), "{s1}");
     let q = queue(&app, &svc, "standard").await;
     assert_eq!(
         (&q["open"], &q["due_soon"], &q["overdue"], &q["breached_total"]),

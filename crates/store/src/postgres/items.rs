@@ -281,6 +281,7 @@ type TaskRow = (
     Option<String>,
     i64,
     Option<i64>,
+    Option<i64>,
 );
 type ReviewRow = (
     String,
@@ -308,7 +309,7 @@ pub(super) async fn item(c: &mut PgConnection, project_id: i64, external_id: &st
         return Ok(None);
     };
     let tasks: Vec<TaskRow> = sqlx::query_as(
-        "SELECT id, stage, queue, tier, priority, overlap, answered, state, reason, created_at, closed_at
+        "SELECT id, stage, queue, tier, priority, overlap, answered, state, reason, created_at, closed_at, due_at
          FROM tasks WHERE item_id = $1 ORDER BY id",
     )
     .bind(item_id)
@@ -349,6 +350,7 @@ pub(super) async fn item(c: &mut PgConnection, project_id: i64, external_id: &st
                 reason: t.8,
                 created_at: t.9,
                 closed_at: t.10,
+                due_at: t.11,
             })
             .collect(),
         reviews: reviews

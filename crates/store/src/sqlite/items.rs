@@ -328,7 +328,8 @@ pub(super) fn item(c: &Connection, project_id: i64, external_id: &str) -> Result
     };
     let tasks = c
         .prepare_cached(
-            "SELECT id, stage, queue, tier, priority, overlap, answered, state, reason, created_at, closed_at FROM tasks WHERE item_id = ?1 ORDER BY id",
+            "SELECT id, stage, queue, tier, priority, overlap, answered, state, reason, created_at, closed_at, due_at
+             FROM tasks WHERE item_id = ?1 ORDER BY id",
         )?
         .query_map([item_id], |r| {
             Ok(TaskRecord {
@@ -343,6 +344,7 @@ pub(super) fn item(c: &Connection, project_id: i64, external_id: &str) -> Result
                 reason: r.get(8)?,
                 created_at: r.get(9)?,
                 closed_at: r.get(10)?,
+                due_at: r.get(11)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -75,7 +75,9 @@ pub async fn sla_warning_and_breach_are_written_once_per_task(f: Fixture) {
     let slas = q_slas(&f, SlaAction::None);
     // Due at 100,010, warned at 80,010 (20% of the SLA before).
     let out = f.submit(vec![with_sla(review("a", "q", 1, 0, 1), 100)]).await;
-    let task = s.item(f.project.id, "a").await.unwrap().unwrap().tasks[0].task_id;
+    let record = &s.item(f.project.id, "a").await.unwrap().unwrap().tasks[0];
+    assert_eq!(record.due_at, Some(100_010), "created at 10 with 100 s");
+    let task = record.task_id;
     assert_eq!(out.len(), 1);
     let run = |now| s.run_sla(slas.clone(), now, 100);
     assert_eq!(run(80_009).await.unwrap(), SlaRun::default());
@@ -196,8 +198,8 @@ pub async fn sla_escalate_moves_the_task_up_and_keeps_its_leases(f: Fixture) {
     assert_eq!(breach["new_due_at"], 100_010 + 100_000);
     let detail = s.item(f.project.id, "a").await.unwrap().unwrap();
     assert_eq!(
-        (detail.tasks[0].tier, detail.tasks[0].priority),
-        (2, 3 + ESCALATE_PRIORITY_STEP)
+        (detail.tasks[0].tier, detail.tasks[0].priority, detail.tasks[0].due_at),
+        (2, 3 + ESCALATE_PRIORITY_STEP, Some(200_010))
     );
     // Tier 1 can no longer claim the free slot; tier 2 can.
     let r3 = f.reviewer("cat", &[1]).await;
