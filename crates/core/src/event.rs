@@ -110,6 +110,11 @@ events! {
     WebhookFailing(WebhookFailing) = "webhook.failing" as WEBHOOK_FAILING,
     /// The receiver answered 410 Gone: the endpoint is disabled until re-enabled.
     WebhookDisabled(WebhookDisabled) = "webhook.disabled" as WEBHOOK_DISABLED,
+    /// An open task's deadline is near (`warn_before_seconds` ahead): once per task.
+    SlaWarning(SlaWarning) = "sla.warning" as SLA_WARNING,
+    /// An open task passed its deadline: once per task, with the queue's `sla_action`
+    /// applied in the same transaction.
+    SlaBreached(SlaBreached) = "sla.breached" as SLA_BREACHED,
 }
 
 impl Event {
@@ -277,6 +282,36 @@ pub struct ReviewSubmitted {
 pub struct TaskOverlapIncreased {
     pub overlap: u8,
     pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaWarning {
+    pub queue: String,
+    pub tier: u8,
+    pub due_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlaBreached {
+    pub queue: String,
+    pub tier: u8,
+    pub due_at: i64,
+    /// The queue's `sla_action`.
+    pub action: crate::sla::SlaAction,
+    /// What was done: `action`, or `none` when it could not apply (`note` says why).
+    pub applied: crate::sla::SlaAction,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// `escalate`: the task's new tier, priority and deadline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_tier: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub new_due_at: Option<i64>,
+    /// `auto`: the model's label the item was resolved with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -582,6 +617,23 @@ mod tests {
                 url: "https://example.com/hook".into(),
                 event_seq: 12,
                 reason: "the receiver answered 410 Gone".into(),
+            }),
+            Event::SlaWarning(SlaWarning {
+                queue: "urgent".into(),
+                tier: 1,
+                due_at: 60_000,
+            }),
+            Event::SlaBreached(SlaBreached {
+                queue: "urgent".into(),
+                tier: 1,
+                due_at: 60_000,
+                action: crate::sla::SlaAction::Escalate,
+                applied: crate::sla::SlaAction::Escalate,
+                note: None,
+                to_tier: Some(2),
+                priority: Some(10),
+                new_due_at: Some(120_000),
+                label: None,
             }),
         ]
     }

@@ -22,6 +22,7 @@ pub mod policy;
 pub mod prediction;
 pub mod quality;
 pub mod review;
+pub mod sla;
 pub mod task;
 pub mod webhook;
 pub mod workload;

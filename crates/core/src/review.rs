@@ -33,6 +33,8 @@ pub struct Judging {
     pub quality: Option<QualitySpec>,
     /// Pacing: which answers are too fast, and whether they weigh nothing in consensus.
     pub pacing: Option<PacingSpec>,
+    /// The project's SLAs: an adjudication task gets its queue's deadline.
+    pub slas: Arc<crate::sla::Slas>,
 }
 
 impl Judging {
@@ -297,8 +299,16 @@ pub fn resolves(next: &Next) -> bool {
 }
 
 /// The plan for a regular task's answer, after [`judge`] chose `next`. `item` is required
-/// when `next` resolves (see [`resolves`]).
-pub fn plan(task: &TaskState, earlier: &[Prior], a: &Answering<'_>, next: Next, item: Option<&ItemState>) -> Plan {
+/// when `next` resolves (see [`resolves`]); an adjudication task gets the deadline of its
+/// queue in `judging`'s SLAs.
+pub fn plan(
+    task: &TaskState,
+    earlier: &[Prior],
+    a: &Answering<'_>,
+    next: Next,
+    item: Option<&ItemState>,
+    judging: &Judging,
+) -> Plan {
     let skip = matches!(a.answer, Answer::Skip { .. });
     let close = TaskChange::Close {
         counted: !skip,
@@ -337,7 +347,10 @@ pub fn plan(task: &TaskState, earlier: &[Prior], a: &Answering<'_>, next: Next, 
                     tier,
                     priority: task.priority,
                     overlap: 1,
-                },
+                    sla_seconds: None,
+                    warn_before_seconds: None,
+                }
+                .with_sla(&judging.slas, None),
                 event: Event::TaskEscalated(event::TaskEscalated {
                     from_task: task.id,
                     tier,
@@ -582,7 +595,7 @@ mod tests {
                 was_auto: false,
             })
         });
-        plan(t, earlier, &a, next, item.as_ref())
+        plan(t, earlier, &a, next, item.as_ref(), judging)
     }
 
     fn kinds(p: &Plan) -> Vec<&'static str> {
@@ -647,6 +660,18 @@ mod tests {
             })
         );
         assert!(p.resolve_item.is_none() && p.feed.is_none());
+        assert_eq!(e.route.sla_seconds, None);
+        // With an SLA on the queue, the adjudication task gets its deadline.
+        let judging = Judging {
+            slas: Arc::new(crate::sla::Slas {
+                seconds: [("standard".to_string(), 600)].into(),
+                ..Default::default()
+            }),
+            ..Judging::default()
+        };
+        let p = answer(&t, &[prior(3, "ann", l("ham"))], l("spam"), &judging, None);
+        let route = p.escalation.expect("an adjudicate task").route;
+        assert_eq!((route.sla_seconds, route.warn_before_seconds), (Some(600), Some(120)));
     }
 
     #[test]
@@ -883,6 +908,7 @@ mod tests {
                 resolved_label: None,
                 was_auto: false,
             }),
+            &judging,
         );
         assert_eq!(p.result.stored.map(|s| s.too_fast), Some(true));
         assert_eq!(p.result.outcome, "resolved");

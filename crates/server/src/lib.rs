@@ -90,6 +90,11 @@ pub async fn serve_with(
         batch: 1000,
     };
     let reaper = tokio::spawn(reaper.run(LEASE_REAPER_EVERY, stop_rx.clone()));
+    let sla = workers::SlaWorker {
+        state: state.clone(),
+        batch: 500,
+    };
+    let sla = tokio::spawn(sla.run(workers::SLA_EVERY, stop_rx.clone()));
     let learner = options
         .background_learning
         .then(|| tokio::spawn(workers::LearningWorker { state: state.clone() }.run(LEARN_EVERY, stop_rx.clone())));
@@ -112,6 +117,7 @@ pub async fn serve_with(
     .await;
     let _ = state.stopping.send(true);
     let _ = reaper.await;
+    let _ = sla.await;
     let _ = notices.await;
     if let Some(learner) = learner {
         let _ = learner.await;

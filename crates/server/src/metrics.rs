@@ -315,14 +315,7 @@ impl Metrics {
         let mut rows = Vec::new();
         for project in s.store.projects().await? {
             let p = s.project(&project.name).await?;
-            let cutoffs = p
-                .policy
-                .spec()
-                .sla_seconds
-                .iter()
-                .map(|(q, secs)| (q.clone(), now - i64::from(*secs) * 1000))
-                .collect();
-            let depths = s.store.queue_depths(p.id, now, cutoffs).await?;
+            let depths = s.store.queue_depths(p.id, now, p.policy.sla_queues()).await?;
             rows.extend(depths.into_iter().map(|d| (p.name.clone(), d)));
         }
         // Queues emptied since the last scrape disappear rather than read zero forever.

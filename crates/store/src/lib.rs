@@ -130,7 +130,8 @@ pub trait Store: Send + Sync + 'static {
     async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>>;
 
     // Work: claims, leases and answers.
-    /// Leases the next task (priority, then age) the reviewer may take, or `None`.
+    /// Leases the next task the reviewer may take, or `None`: highest priority first, then
+    /// the earliest deadline (tasks without one last), then age (item, then task id).
     async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>>;
     /// Extends a lease by its own duration (set at claim). `Conflict` with code
     /// `lease_lost` when the lease is not active.
@@ -216,18 +217,24 @@ pub trait Store: Send + Sync + 'static {
     async fn activity(&self, project_id: i64, since: Millis, bucket_ms: i64) -> Result<Vec<ActivityBucket>>;
     /// The project's most recent events, newest first.
     async fn latest_events(&self, project_id: i64, limit: usize) -> Result<Vec<EventRecord>>;
-    /// For each `(queue, created_before)`, the queue's open tasks created before that time.
-    async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>>;
     /// The project's open tasks (gold left out) by queue and tier, each with the age of its
-    /// oldest at `now` and, for each queue named in `sla_cutoffs` (`(queue,
-    /// created_before)`), how many were created before its cutoff. Reads only open tasks
-    /// (an index holds them), so its cost follows the backlog, not the project's history.
-    async fn queue_depths(
+    /// oldest at `now` and, for each queue named in `sla_queues`, how many are past their
+    /// deadline (`due_at <= now`). Reads only open tasks (an index holds them), so its cost
+    /// follows the backlog, not the project's history.
+    async fn queue_depths(&self, project_id: i64, now: Millis, sla_queues: Vec<String>) -> Result<Vec<QueueDepth>>;
+
+    // SLA deadlines.
+    /// One run of the SLA worker, in one transaction: open tasks (gold left out) whose
+    /// warning time or deadline has passed at `now` and whose event is not yet written, at
+    /// most `limit`, earliest warning first; for each, core's `sla::step` under its
+    /// project's SLAs in `slas` (a project missing there: no action) is written —
+    /// `sla.warning`, `sla.breached` and the action — each at most once per task.
+    async fn run_sla(
         &self,
-        project_id: i64,
+        slas: std::collections::HashMap<i64, std::sync::Arc<flywheel_core::sla::Slas>>,
         now: Millis,
-        sla_cutoffs: Vec<(String, Millis)>,
-    ) -> Result<Vec<QueueDepth>>;
+        limit: usize,
+    ) -> Result<SlaRun>;
     /// Where reviewer time goes: one row per answer on the project's tasks (gold left out)
     /// answered in `[since, until)`, oldest first — reviewer, queue, tier, failure category,
     /// the item's final label, escalated, whether the task's label answers disagreed, time

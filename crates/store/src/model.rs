@@ -228,11 +228,63 @@ pub struct EventRecord {
     pub data: serde_json::Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct QueueStats {
     pub name: String,
     pub open: i64,
     pub oldest_age_ms: i64,
+    /// Open tasks whose `sla.warning` was written and whose deadline has not passed.
+    pub due_soon: i64,
+    /// Open tasks past their deadline (`due_at <= now`).
+    pub overdue: i64,
+    /// Tasks ever breached (`sla.breached` written), open or not.
+    pub breached_total: i64,
+    /// Of the tasks with a deadline closed in the last hour / day, the share closed by it
+    /// (`None` when none closed).
+    pub within_sla_1h: Option<f64>,
+    pub within_sla_24h: Option<f64>,
+}
+
+impl QueueStats {
+    /// Both backends' rows put together, by queue name: `open` is `(queue, open, oldest
+    /// created_at, due_soon, overdue)`, `breached` `(queue, count)`, `closed` `(queue,
+    /// closed in the last hour, of which in time, closed in the last day, of which in time)`.
+    pub(crate) fn assemble(
+        open: Vec<(String, i64, Millis, i64, i64)>,
+        breached: Vec<(String, i64)>,
+        closed: Vec<(String, i64, i64, i64, i64)>,
+        now: Millis,
+    ) -> Vec<QueueStats> {
+        let mut by: std::collections::BTreeMap<String, QueueStats> = std::collections::BTreeMap::new();
+        for (q, n, oldest, due_soon, overdue) in open {
+            let e = by.entry(q.clone()).or_insert_with(|| QueueStats {
+                name: q,
+                ..QueueStats::default()
+            });
+            e.open = n;
+            e.oldest_age_ms = (now - oldest).max(0);
+            e.due_soon = due_soon;
+            e.overdue = overdue;
+        }
+        for (q, n) in breached {
+            by.entry(q.clone())
+                .or_insert_with(|| QueueStats {
+                    name: q,
+                    ..QueueStats::default()
+                })
+                .breached_total = n;
+        }
+        let share = |ok: i64, n: i64| (n > 0).then(|| ok as f64 / n as f64);
+        for (q, n1, ok1, n24, ok24) in closed {
+            let e = by.entry(q.clone()).or_insert_with(|| QueueStats {
+                name: q,
+                ..QueueStats::default()
+            });
+            e.within_sla_1h = share(ok1, n1);
+            e.within_sla_24h = share(ok24, n24);
+        }
+        by.into_values().collect()
+    }
 }
 
 /// Open tasks of one queue and tier (see `Store::queue_depths`).
@@ -242,38 +294,36 @@ pub struct QueueDepth {
     pub tier: u8,
     pub open: i64,
     pub oldest_age_ms: i64,
-    /// Open tasks past the queue's SLA; `None` when no cutoff was given for the queue.
+    /// Open tasks past their deadline (`due_at <= now`); `None` for a queue not named in
+    /// the call's `sla_queues`.
     pub breaches: Option<i64>,
 }
 
 impl QueueDepth {
-    /// Both backends' rows put together: `open` is `(queue, tier, open, oldest created_at)`,
-    /// `overdue` is `(queue, tier, count)` for the queues in `cutoffs`.
+    /// Both backends' rows put together: `open` is `(queue, tier, open, oldest created_at,
+    /// past their deadline)`.
     pub(crate) fn assemble(
-        open: Vec<(String, u8, i64, Millis)>,
-        overdue: &[(String, u8, i64)],
-        cutoffs: &[(String, Millis)],
+        open: Vec<(String, u8, i64, Millis, i64)>,
+        sla_queues: &[String],
         now: Millis,
     ) -> Vec<QueueDepth> {
         open.into_iter()
-            .map(|(queue, tier, n, oldest)| {
-                let breaches = cutoffs.iter().any(|(q, _)| *q == queue).then(|| {
-                    overdue
-                        .iter()
-                        .filter(|(q, t, _)| *q == queue && *t == tier)
-                        .map(|(_, _, n)| n)
-                        .sum()
-                });
-                QueueDepth {
-                    queue,
-                    tier,
-                    open: n,
-                    oldest_age_ms: (now - oldest).max(0),
-                    breaches,
-                }
+            .map(|(queue, tier, n, oldest, overdue)| QueueDepth {
+                breaches: sla_queues.contains(&queue).then_some(overdue),
+                queue,
+                tier,
+                open: n,
+                oldest_age_ms: (now - oldest).max(0),
             })
             .collect()
     }
+}
+
+/// What one run of the SLA worker wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SlaRun {
+    pub warnings: usize,
+    pub breaches: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -302,6 +352,8 @@ pub struct TaskRecord {
     pub reason: Option<String>,
     pub created_at: Millis,
     pub closed_at: Option<Millis>,
+    /// The task's deadline (none: no SLA).
+    pub due_at: Option<Millis>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

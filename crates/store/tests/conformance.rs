@@ -75,6 +75,7 @@ fn review(external_id: &str, queue: &str, tier: u8, priority: i32, overlap: u8) 
                     tier,
                     priority,
                     overlap,
+                    ..Route::default_review()
                 },
             },
             rule: "r".into(),
@@ -83,6 +84,14 @@ fn review(external_id: &str, queue: &str, tier: u8, priority: i32, overlap: u8) 
             audit: None,
         },
     }
+}
+
+/// `item` (a review) with a deadline of `seconds` on its route (warned a fifth before).
+fn with_sla(mut item: NewItem, seconds: u32) -> NewItem {
+    if let Outcome::Review { route } = &mut item.decision.outcome {
+        route.sla_seconds = Some(seconds);
+    }
+    item
 }
 
 fn auto(external_id: &str, label: &str, audit: bool) -> NewItem {
@@ -105,6 +114,7 @@ fn auto(external_id: &str, label: &str, audit: bool) -> NewItem {
                 tier: 1,
                 priority: 0,
                 overlap: 1,
+                ..Route::default_review()
             }),
         },
     }
@@ -202,11 +212,14 @@ mod revocation;
 mod workload;
 #[path = "conformance/fatigue.rs"]
 mod fatigue_cases;
+#[path = "conformance/sla.rs"]
+mod sla;
 
 mod suite {
     pub use super::exports::*;
     pub use super::fatigue_cases::*;
     pub use super::revocation::*;
+    pub use super::sla::*;
     pub use super::webhook_cases::*;
     pub use super::workload::*;
 
@@ -359,7 +372,8 @@ mod suite {
             vec![QueueStats {
                 name: "q".into(),
                 open: 1,
-                oldest_age_ms: 10
+                oldest_age_ms: 10,
+                ..QueueStats::default()
             }]
         );
         let labels = f.all_labels().await;
@@ -1036,7 +1050,7 @@ mod suite {
         assert!(kinds.contains(&"reviewer.held".to_string()));
     }
 
-    pub async fn dashboard_series_and_overdue_tasks(f: Fixture) {
+    pub async fn dashboard_series_and_queue_depths(f: Fixture) {
         let s = &f.store;
         // Items at t=10 (submit's clock): two to review, one auto.
         f.submit(vec![
@@ -1071,18 +1085,9 @@ mod suite {
             1,
             "since filters"
         );
-        assert_eq!(
-            s.overdue_tasks(
-                f.project.id,
-                vec![("q".into(), 11), ("q".into(), 10), ("other".into(), 99)]
-            )
-            .await
-            .unwrap(),
-            vec![1, 0, 0],
-            "one open task in q was created before 11, none before 10"
-        );
-        // Open tasks by queue and tier: a tier-2 task joins the tier-1 one left open.
-        f.submit(vec![review("d", "q", 2, 0, 1)]).await;
+        // Open tasks by queue and tier: a tier-2 task due at 1,010 joins the tier-1 one left
+        // open (no deadline).
+        f.submit(vec![with_sla(review("d", "q", 2, 0, 1), 1)]).await;
         let depth = |tier, breaches| QueueDepth {
             queue: "q".into(),
             tier,
@@ -1091,22 +1096,25 @@ mod suite {
             breaches,
         };
         assert_eq!(
-            s.queue_depths(f.project.id, 1_000, vec![("q".into(), 11), ("other".into(), 99)])
+            s.queue_depths(f.project.id, 1_000, vec!["q".into(), "other".into()])
                 .await
                 .unwrap(),
-            vec![depth(1, Some(1)), depth(2, Some(1))],
-            "both tasks were created at 10, before the cutoff"
+            vec![depth(1, Some(0)), depth(2, Some(0))],
+            "not yet due"
         );
         assert_eq!(
             s.queue_depths(f.project.id, 1_000, vec![]).await.unwrap(),
             vec![depth(1, None), depth(2, None)],
             "no SLA, no breach count"
         );
+        let at_due = |tier, breaches| QueueDepth {
+            oldest_age_ms: 1_000,
+            ..depth(tier, breaches)
+        };
         assert_eq!(
-            s.queue_depths(f.project.id, 1_000, vec![("q".into(), 10)])
-                .await
-                .unwrap(),
-            vec![depth(1, Some(0)), depth(2, Some(0))]
+            s.queue_depths(f.project.id, 1_010, vec!["q".into()]).await.unwrap(),
+            vec![at_due(1, Some(0)), at_due(2, Some(1))],
+            "the tier-2 task is due at 1,010; the other has no deadline"
         );
         // Answers per UTC day: one on day 0, then one on day 1 (the second task).
         let t2 = f.claim(&r, None, DAY_MS).await.unwrap();
@@ -1321,7 +1329,7 @@ conformance!([
     feeds_page_by_cursor,
     concurrent_claims_never_double_assign,
     accounts_sessions_and_keys,
-    dashboard_series_and_overdue_tasks,
+    dashboard_series_and_queue_depths,
     gold_is_scored_and_a_careless_reviewer_held,
     dynamic_overlap_adds_a_slot,
     closing_a_task_cancels_other_leases_and_expired_gold_closes,
@@ -1336,4 +1344,10 @@ conformance!([
     too_fast_answers_are_stored_and_discounted,
     gold_answers_are_signals_and_a_lone_answer_is_not,
     fatigue_is_recorded_once_per_session,
+    claims_follow_priority_then_deadline_then_age,
+    sla_warning_and_breach_are_written_once_per_task,
+    answered_within_sla_is_the_share_closed_by_the_deadline,
+    sla_escalate_moves_the_task_up_and_keeps_its_leases,
+    sla_auto_resolves_with_the_model_label_or_only_notes,
+    adjudication_and_escalation_tasks_get_their_queues_deadline,
 ]);

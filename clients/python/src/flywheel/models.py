@@ -65,6 +65,8 @@ class Route(TypedDict):
     tier: int
     priority: int
     overlap: int
+    sla_seconds: NotRequired[Optional[int]]
+    warn_before_seconds: NotRequired[Optional[int]]
 
 
 class Decision(TypedDict):
@@ -188,6 +190,11 @@ class EventPage(TypedDict):
 class QueueStats(TypedDict):
     open: int
     oldest_age_s: float
+    due_soon: int
+    overdue: int
+    breached_total: int
+    answered_within_sla_1h: NotRequired[Optional[float]]
+    answered_within_sla_24h: NotRequired[Optional[float]]
 
 
 class Stats(TypedDict):
@@ -264,6 +271,7 @@ class TaskRecord(TypedDict):
     reason: NotRequired[Optional[str]]
     created_at: str
     closed_at: NotRequired[Optional[str]]
+    due_at: NotRequired[Optional[str]]
 
 
 class ReviewRecord(TypedDict):

@@ -65,6 +65,8 @@ pub struct Policy {
     pub(super) spec: PolicySpec,
     pub(super) rules: Vec<Rule>,
     pub(super) audit_route: Route,
+    /// The SLA settings per queue (`sla_seconds`, `sla_action`, `warn_before_seconds`).
+    pub(super) slas: Arc<crate::sla::Slas>,
     pub(super) env: Arc<Env>,
     /// The variables some rule refers to (bit `i`: `VARIABLES[i]`): only those are built
     /// for each item — converting the payload to CEL values was most of a decision's
@@ -108,20 +110,26 @@ impl Policy {
                 "lease_seconds is between 10 and 86400",
             ));
         }
+        let slas = Arc::new(crate::sla::Slas::from_spec(&spec));
         let audit_route = match &spec.audit {
             None => Route {
                 queue: AUDIT_QUEUE.into(),
                 tier: 1,
                 priority: 0,
                 overlap: 1,
+                sla_seconds: None,
+                warn_before_seconds: None,
             },
             Some(a) => Route {
                 queue: parse_queue(&a.queue).map_err(|m| ValidationError::new("audit.queue", m))?,
                 tier: check_tier(a.tier).map_err(|m| ValidationError::new("audit.tier", m))?,
                 priority: 0,
                 overlap: check_overlap(a.overlap).map_err(|m| ValidationError::new("audit.overlap", m))?,
+                sla_seconds: None,
+                warn_before_seconds: None,
             },
-        };
+        }
+        .with_sla(&slas, None);
         if let Some(c) = &spec.consensus {
             if !c.min_confidence.is_finite() || !(0.0..=1.0).contains(&c.min_confidence) {
                 return Err(ValidationError::new(
@@ -223,6 +231,12 @@ impl Policy {
             }
         }
         check_fatigue(spec.fatigue.as_ref(), spec.pacing.as_ref())?;
+        for q in spec.sla_action.keys() {
+            parse_queue(q).map_err(|m| ValidationError::new(format!("sla_action.{q}"), m))?;
+        }
+        for q in spec.warn_before_seconds.keys() {
+            parse_queue(q).map_err(|m| ValidationError::new(format!("warn_before_seconds.{q}"), m))?;
+        }
         let env = Arc::new(Env::stdlib());
         let mut rules = Vec::with_capacity(spec.rules.len());
         for (i, r) in spec.rules.iter().enumerate() {
@@ -246,6 +260,7 @@ impl Policy {
                         ("tier", r.tier.is_some()),
                         ("priority", r.priority.is_some()),
                         ("overlap", r.overlap.is_some()),
+                        ("sla_seconds", r.sla_seconds.is_some()),
                     ] {
                         if set {
                             return Err(ValidationError::new(
@@ -294,12 +309,23 @@ impl Policy {
                             format!("rule '{name}': priority is between -1000000 and 1000000"),
                         ));
                     }
-                    RuleAction::Review(Route {
-                        queue,
-                        tier,
-                        priority,
-                        overlap,
-                    })
+                    if r.sla_seconds == Some(0) {
+                        return Err(ValidationError::new(
+                            at("sla_seconds"),
+                            format!("rule '{name}': an SLA is at least 1 second"),
+                        ));
+                    }
+                    RuleAction::Review(
+                        Route {
+                            queue,
+                            tier,
+                            priority,
+                            overlap,
+                            sla_seconds: None,
+                            warn_before_seconds: None,
+                        }
+                        .with_sla(&slas, r.sla_seconds),
+                    )
                 }
             };
             rules.push(Rule {
@@ -320,6 +346,7 @@ impl Policy {
             spec,
             rules,
             audit_route,
+            slas,
             env,
             used,
         };
@@ -414,6 +441,27 @@ impl Policy {
     /// The gap that ends a work session: the fatigue spec's, else its default (900 s).
     pub fn session_gap_ms(&self) -> i64 {
         i64::from(self.spec.fatigue.unwrap_or_default().session_gap_seconds) * 1000
+    }
+
+    /// The SLA settings per queue.
+    pub fn slas(&self) -> &Arc<crate::sla::Slas> {
+        &self.slas
+    }
+
+    /// The queues some route gives a deadline: the policy's `sla_seconds` and the queues
+    /// of rules with their own. Sorted.
+    pub fn sla_queues(&self) -> Vec<String> {
+        let mut qs: Vec<String> = self.slas.seconds.keys().cloned().collect();
+        for r in &self.rules {
+            if let RuleAction::Review(route) = &r.action
+                && route.sla_seconds.is_some()
+            {
+                qs.push(route.queue.clone());
+            }
+        }
+        qs.sort();
+        qs.dedup();
+        qs
     }
 
     pub fn workbench(&self) -> WorkbenchSpec {
@@ -536,7 +584,8 @@ fn check_fatigue(fatigue: Option<&FatigueSpec>, pacing: Option<&PacingSpec>) -> 
 mod tests {
     use serde_json::json;
 
-    use super::super::fixtures::{example, labels};
+    use super::super::ItemView;
+    use super::super::fixtures::{example, labels, pred};
     use super::*;
 
     #[test]
@@ -579,9 +628,91 @@ mod tests {
             ),
             (json!({"sla_seconds": {"Bad Queue": 10}}), "sla_seconds.Bad Queue"),
             (json!({"sla_seconds": {"default": 0}}), "sla_seconds.default"),
+            (json!({"sla_action": {"Bad Queue": "none"}}), "sla_action.Bad Queue"),
+            (json!({"sla_action": {"default": "later"}}), "sla_action.default"),
+            (
+                json!({"warn_before_seconds": {"Bad Queue": 1}}),
+                "warn_before_seconds.Bad Queue",
+            ),
         ] {
             assert_eq!(base(bad.clone()).unwrap_err().field, field, "{bad}");
         }
+    }
+
+    #[test]
+    fn routes_carry_their_deadline_a_rules_own_first() {
+        let p = Policy::from_json(
+            &json!({"rules": [
+                {"name": "fast", "when": "scores['spam'] > 0.9", "action": "review", "queue": "q", "sla_seconds": 60},
+                {"name": "slow", "when": "scores['spam'] > 0.6", "action": "review", "queue": "q"},
+                {"name": "other", "when": "scores['spam'] > 0.3", "action": "review", "queue": "r"}],
+              "audit_rate": 1.0,
+              "sla_seconds": {"q": 600, "default": 100, "audit": 50},
+              "warn_before_seconds": {"q": 30}}),
+            &labels(),
+        )
+        .unwrap();
+        let route = |spam: f64| match p
+            .decide(
+                &ItemView {
+                    payload: &json!({}),
+                    attributes: &json!({}),
+                    prediction: Some(&pred(spam)),
+                    thresholds: None,
+                },
+                1,
+                0.0,
+            )
+            .outcome
+        {
+            super::super::Outcome::Review { route } => (route.sla_seconds, route.warn_before_seconds),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            route(0.95),
+            (Some(60), Some(30)),
+            "the rule's SLA wins; the queue's warning"
+        );
+        assert_eq!(route(0.7), (Some(600), Some(30)));
+        assert_eq!(route(0.4), (None, None), "queue r has no SLA");
+        assert_eq!(p.sla_queues(), vec!["audit", "default", "q"]);
+        let none = p.decide(
+            &ItemView {
+                payload: &json!({}),
+                attributes: &json!({}),
+                prediction: None,
+                thresholds: None,
+            },
+            1,
+            0.0,
+        );
+        match none.outcome {
+            super::super::Outcome::Review { route } => {
+                assert_eq!(route.sla_seconds, Some(100), "no rule matched: default's SLA")
+            }
+            other => panic!("{other:?}"),
+        }
+        let auto = Policy::from_json(
+            &json!({"rules": [{"name": "a", "when": "true", "action": "auto", "label": "ham"}],
+                    "audit_rate": 1.0, "sla_seconds": {"audit": 50}}),
+            &labels(),
+        )
+        .unwrap()
+        .decide(
+            &ItemView {
+                payload: &json!({}),
+                attributes: &json!({}),
+                prediction: None,
+                thresholds: None,
+            },
+            1,
+            0.0,
+        );
+        assert_eq!(
+            auto.audit.unwrap().sla_seconds,
+            Some(50),
+            "an audit gets its queue's SLA"
+        );
     }
 
     #[test]

@@ -17,6 +17,12 @@ pub struct Route {
     pub tier: u8,
     pub priority: i32,
     pub overlap: u8,
+    /// The deadline of a task on this route, from its creation (none: no deadline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla_seconds: Option<u32>,
+    /// How long before that deadline `sla.warning` is written.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_before_seconds: Option<u32>,
 }
 
 impl Route {
@@ -26,7 +32,16 @@ impl Route {
             tier: 1,
             priority: 0,
             overlap: 1,
+            sla_seconds: None,
+            warn_before_seconds: None,
         }
+    }
+
+    /// This route with the deadline `slas` gives its queue (a rule's own SLA is
+    /// `rule_seconds`, which wins).
+    pub fn with_sla(mut self, slas: &crate::sla::Slas, rule_seconds: Option<u32>) -> Self {
+        (self.sla_seconds, self.warn_before_seconds) = slas.for_route(&self.queue, rule_seconds);
+        self
     }
 }
 
@@ -117,7 +132,10 @@ impl Policy {
                 tier: al.tier,
                 priority: 0,
                 overlap: al.overlap,
-            },
+                sla_seconds: None,
+                warn_before_seconds: None,
+            }
+            .with_sla(&self.slas, None),
         };
         d.audit = None;
         d.reasons.push(format!(
@@ -226,7 +244,7 @@ impl Policy {
         reasons.push("no rule matched".into());
         Decision {
             outcome: Outcome::Review {
-                route: Route::default_review(),
+                route: Route::default_review().with_sla(&self.slas, None),
             },
             rule: DEFAULT_QUEUE.into(),
             reasons,
@@ -270,6 +288,7 @@ mod tests {
             tier: 2,
             priority: -3,
             overlap: 3,
+            ..Route::default_review()
         };
         let auto = Decision {
             outcome: Outcome::Auto { label: "spam".into() },
@@ -337,6 +356,7 @@ mod tests {
                         tier: 2,
                         priority: 100,
                         overlap: 1,
+                        ..Route::default_review()
                     },
                 },
             ),
@@ -376,6 +396,7 @@ mod tests {
                         tier: 1,
                         priority: 0,
                         overlap: 2,
+                        ..Route::default_review()
                     },
                 },
             ),

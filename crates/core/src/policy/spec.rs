@@ -62,7 +62,8 @@ pub struct PolicySpec {
     /// What the reviewer workbench offers and may show.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workbench: Option<WorkbenchSpec>,
-    /// Per queue, how long a task may wait before it breaches its service level.
+    /// Per queue, how long a task may wait before it breaches its service level (a
+    /// rule's own `sla_seconds` wins for the tasks it routes).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub sla_seconds: std::collections::BTreeMap<String, u32>,
     /// Watch each reviewer's work sessions for fatigue (accuracy falling, speed rising).
@@ -71,6 +72,14 @@ pub struct PolicySpec {
     /// Limits on how fast and how long a reviewer works in one session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pacing: Option<PacingSpec>,
+    /// Per queue, what happens when a task breaches its deadline (default `none`: only the
+    /// `sla.breached` event).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub sla_action: std::collections::BTreeMap<String, crate::sla::SlaAction>,
+    /// Per queue, how long before the deadline `sla.warning` is written (default 20% of
+    /// the task's SLA).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub warn_before_seconds: std::collections::BTreeMap<String, u32>,
 }
 
 /// What the fatigue monitor does when it fires.
@@ -359,4 +368,7 @@ pub struct RuleSpec {
     pub priority: Option<i32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub overlap: Option<u8>,
+    /// This route's deadline; wins over the policy's `sla_seconds` for the queue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sla_seconds: Option<u32>,
 }

@@ -1,5 +1,5 @@
-//! What a project's operations dashboard shows: the counters, each queue with its SLA and
-//! how many open tasks breach it, reviewers' records, agreement, monitors, the activity of
+//! What a project's operations dashboard shows: the counters, each queue with its SLA state
+//! (overdue, due soon, breached so far, share answered in time), reviewers' records, agreement, monitors, the activity of
 //! the last day, and the latest events. Rendering (formats, charts) is the console's.
 
 use flywheel_core::agreement::AgreementReport;
@@ -17,8 +17,14 @@ pub struct QueueStatus {
     pub oldest_age_s: f64,
     /// The policy's SLA for this queue, if it sets one.
     pub sla_seconds: Option<u32>,
-    /// Open tasks older than the SLA (with an SLA).
+    /// Open tasks past their deadline (`due_at`), for a queue some route gives one.
     pub breaches: Option<i64>,
+    /// Open tasks warned and not yet due.
+    pub due_soon: i64,
+    /// Tasks ever breached.
+    pub breached_total: i64,
+    /// Share of the tasks with a deadline closed in the last day that closed by it.
+    pub within_sla_24h: Option<f64>,
 }
 
 /// Everything on the dashboard, read at `now`.
@@ -50,18 +56,12 @@ pub async fn dashboard(s: &AppState, p: &ProjectRuntime) -> Result<Dashboard, Ap
     let agreement = quality::agreement(s, p).await?;
     let monitors = monitors::check(s, p).await?;
 
-    // SLA breaches: per queue with an SLA, the open tasks created before `now − SLA`.
+    // SLA state per queue, from the stats' deadlines (`due_at`): what is overdue now is
+    // shown for the queues some route gives a deadline.
     let sla = &p.policy.spec().sla_seconds;
+    let sla_queues = p.policy.sla_queues();
     let mut by_name: Vec<_> = stats.counts.queues.iter().collect();
     by_name.sort_by(|a, b| a.name.cmp(&b.name));
-    let cutoffs: Vec<(String, i64)> = by_name
-        .iter()
-        .filter_map(|q| {
-            sla.get(&q.name)
-                .map(|secs| (q.name.clone(), now - i64::from(*secs) * 1000))
-        })
-        .collect();
-    let overdue = s.store.overdue_tasks(p.id, cutoffs.clone()).await?;
     let queues = by_name
         .iter()
         .map(|q| QueueStatus {
@@ -69,7 +69,10 @@ pub async fn dashboard(s: &AppState, p: &ProjectRuntime) -> Result<Dashboard, Ap
             open: q.open,
             oldest_age_s: q.oldest_age_ms as f64 / 1000.0,
             sla_seconds: sla.get(&q.name).copied(),
-            breaches: cutoffs.iter().position(|(n, _)| *n == q.name).map(|i| overdue[i]),
+            breaches: (sla_queues.contains(&q.name) || q.overdue > 0).then_some(q.overdue),
+            due_soon: q.due_soon,
+            breached_total: q.breached_total,
+            within_sla_24h: q.within_sla_24h,
         })
         .collect();
 

@@ -25,6 +25,7 @@ pub mod monitors;
 pub mod projects;
 pub mod quality;
 pub mod signin;
+pub mod sla;
 mod state;
 pub mod webhooks;
 pub mod work;

@@ -157,6 +157,7 @@ impl AppState {
             ds_model,
             quality: p.policy.quality(),
             pacing: p.policy.pacing(),
+            slas: p.policy.slas().clone(),
         }
     }
 

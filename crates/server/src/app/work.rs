@@ -36,7 +36,7 @@ pub fn claim_request(p: &ProjectRuntime, r: &Reviewer, queue: Option<String>) ->
     }
 }
 
-/// Leases reviewer `r`'s next task in `p` (priority, then age; only `queue` when given),
+/// Leases reviewer `r`'s next task in `p` (priority, then deadline — none last — then age; only `queue` when given),
 /// waiting up to `wait` for work to arrive; `None` when there is nothing to do (or the
 /// server is stopping). The caller checked the grant and the queue's name.
 #[tracing::instrument(level = "debug", skip_all, fields(project = %p.name, reviewer = %r.name))]

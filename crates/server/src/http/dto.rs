@@ -141,6 +141,13 @@ pub struct RouteOut {
     pub tier: u8,
     pub priority: i32,
     pub overlap: u8,
+    /// The task's deadline, in seconds from its creation (a rule's `sla_seconds`, or the
+    /// policy's for the queue); absent: no deadline.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla_seconds: Option<u32>,
+    /// How long before the deadline `sla.warning` is written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warn_before_seconds: Option<u32>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -306,6 +313,17 @@ pub struct EventPage {
 pub struct QueueOut {
     pub open: i64,
     pub oldest_age_s: f64,
+    /// Open tasks whose `sla.warning` was written and whose deadline has not passed.
+    pub due_soon: i64,
+    /// Open tasks past their deadline.
+    pub overdue: i64,
+    /// Tasks breached so far (`sla.breached` written), open or closed.
+    pub breached_total: i64,
+    /// Of the tasks with a deadline closed in the last hour, the share closed by their
+    /// deadline; null when none closed.
+    pub answered_within_sla_1h: Option<f64>,
+    /// The same over the last 24 hours.
+    pub answered_within_sla_24h: Option<f64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -358,6 +376,9 @@ pub struct TaskOut {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub closed_at: Option<String>,
+    /// The task's SLA deadline; absent: none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -132,6 +132,11 @@ pub async fn stats(
                     QueueOut {
                         open: q.open,
                         oldest_age_s: q.oldest_age_ms as f64 / 1000.0,
+                        due_soon: q.due_soon,
+                        overdue: q.overdue,
+                        breached_total: q.breached_total,
+                        answered_within_sla_1h: q.within_sla_1h,
+                        answered_within_sla_24h: q.within_sla_24h,
                     },
                 )
             })

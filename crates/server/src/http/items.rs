@@ -48,6 +48,8 @@ fn route_out(r: Route) -> RouteOut {
         tier: r.tier,
         priority: r.priority,
         overlap: r.overlap,
+        sla_seconds: r.sla_seconds,
+        warn_before_seconds: r.warn_before_seconds,
     }
 }
 
@@ -118,6 +120,7 @@ pub async fn detail(
                 reason: t.reason,
                 created_at: ts(t.created_at),
                 closed_at: t.closed_at.map(ts),
+                due_at: t.due_at.map(ts),
             })
             .collect(),
         reviews: d.reviews.into_iter().map(review_record_out).collect(),

@@ -19,10 +19,11 @@ use crate::app::{AppState, ProjectRuntime};
 use crate::auth::Caller;
 use crate::error::ApiError;
 
-/// Leases the next task (priority, then age) from the reviewer's tiers, or 204 when there
-/// is nothing to do (after waiting up to `wait_ms` for work to arrive). 429 `break_due`
-/// while the reviewer must rest: a break the fatigue monitor called (`on_fatigue: break`),
-/// or pacing's `max_tasks_per_session` reached until a gap of `session_gap_seconds`.
+/// Leases the next task (priority, then deadline — none last — then age) from the
+/// reviewer's tiers, or 204 when there is nothing to do (after waiting up to `wait_ms` for
+/// work to arrive). 429 `break_due` while the reviewer must rest: a break the fatigue
+/// monitor called (`on_fatigue: break`), or pacing's `max_tasks_per_session` reached until a
+/// gap of `session_gap_seconds`.
 #[utoipa::path(post, path = "/v1/projects/{project}/claim", params(("project" = String, Path)), request_body = ClaimIn,
     responses((status = 200, body = ClaimOut), (status = 204, description = "nothing to do"), (status = 403, body = ErrorBody),
         (status = 429, body = ErrorBody, description = "break_due: error.retry_after_s seconds to wait",

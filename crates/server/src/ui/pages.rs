@@ -143,6 +143,10 @@ struct QueueRow {
     oldest: String,
     sla: String,
     breaches: Option<i64>,
+    due_soon: i64,
+    breached_total: i64,
+    /// The share of the last day's tasks with a deadline closed by it, or "—".
+    within_sla: String,
 }
 
 struct ReviewerRow {
@@ -253,6 +257,9 @@ pub async fn dashboard(
             oldest: age(q.oldest_age_s),
             sla: q.sla_seconds.map_or("—".into(), |s| age(f64::from(s))),
             breaches: q.breaches,
+            due_soon: q.due_soon,
+            breached_total: q.breached_total,
+            within_sla: q.within_sla_24h.map_or("—".into(), |w| format!("{:.0}%", w * 100.0)),
         })
         .collect();
 

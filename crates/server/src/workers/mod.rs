@@ -5,9 +5,11 @@
 mod learner;
 mod lease_reaper;
 mod notices;
+mod sla;
 mod webhooks;
 
 pub use learner::LearningWorker;
 pub use lease_reaper::LeaseReaper;
 pub use notices::follow_notices;
+pub use sla::{SLA_EVERY, SlaWorker};
 pub use webhooks::{Delivered, POLL_EVERY as WEBHOOK_POLL_EVERY, WebhookWorker, body as webhook_body};

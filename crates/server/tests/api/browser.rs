@@ -2,7 +2,7 @@
 //! `chromium` and `chromium-driver`, which `.ci/run` installs). A reviewer signs in, works
 //! with the keyboard, escalates and skips; hostile item text stays text; tiers fence
 //! queues; a request without the CSRF token is refused; the admin's dashboard follows
-//! the answers. Screenshots go to `target/screenshots/`; the time from an answer key to
+//! the answers, and its queues' SLA state. Screenshots go to `target/screenshots/`; the time from an answer key to
 //! the next item on screen is printed (a measurement, not an assertion).
 
 use std::io::{BufRead, BufReader};
@@ -542,6 +542,29 @@ async fn the_console_in_a_browser() {
             .any(|a| a["name"] == "cy" && a["projects"] == json!(["spam"]))
     );
     std::fs::write(screenshots().join("reviewers.png"), c.screenshot().await.unwrap()).unwrap();
+
+    // SLA state per queue: an hour on, the standard queue's open tasks are past their
+    // deadline (3,600 s) and the SLA worker has written their breaches; the dashboard's
+    // queue table shows them.
+    app.clock.advance_ms(3_700_000);
+    flywheel_server::workers::SlaWorker {
+        state: app.state.clone(),
+        batch: 2_000,
+    }
+    .try_run_once(app.clock_now())
+    .await
+    .unwrap();
+    c.goto(&format!("{base}/ui/projects/spam")).await.unwrap();
+    until(
+        &c,
+        "const r = [...document.querySelectorAll('#queues tr')].find(r => r.cells[0].textContent === 'standard');
+         return !!r && Number(r.querySelector('.sla-breached').textContent) > 900
+             && Number(r.querySelector('.sla-overdue').textContent) > 900
+             && r.querySelector('.sla-within').textContent.endsWith('%')",
+        "the standard queue's SLA state",
+    )
+    .await;
+    std::fs::write(screenshots().join("dashboard-sla.png"), c.screenshot().await.unwrap()).unwrap();
 
     c.close().await.unwrap();
     app.stop().await;

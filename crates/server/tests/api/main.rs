@@ -20,6 +20,7 @@ mod learning;
 mod metrics;
 mod policy;
 mod quality;
+mod sla;
 mod webhooks;
 mod webhooks_https;
 mod work;

@@ -77,7 +77,7 @@ pub(super) async fn submit_review(
         } else {
             None
         };
-        let plan = review::plan(&task, &earlier, &a, next, item.as_ref().map(|(i, _)| i));
+        let plan = review::plan(&task, &earlier, &a, next, item.as_ref().map(|(i, _)| i), &judging);
         write_plan(c, &plan, &at, item.map_or(0, |(_, v)| v)).await?;
         plan
     };
@@ -434,9 +434,11 @@ async fn insert_task(
     reason: Option<&str>,
     now: Millis,
 ) -> TxResult<i64> {
+    let (warn_at, due_at) = flywheel_core::sla::deadlines(route, now);
     Ok(sqlx::query_scalar(
-        "INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, reason, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 'open', $8, $9) RETURNING id",
+        "INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, reason, created_at,
+                            warn_at, due_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $7, 'open', $8, $9, $10, $11) RETURNING id",
     )
     .bind(project_id)
     .bind(item_id)
@@ -447,6 +449,8 @@ async fn insert_task(
     .bind(i16::from(route.overlap))
     .bind(reason)
     .bind(now)
+    .bind(warn_at)
+    .bind(due_at)
     .fetch_one(&mut *c)
     .await?)
 }

@@ -1,6 +1,6 @@
 //! What the console's dashboard and `/stats` read on PostgreSQL (the same model as
 //! `sqlite/dashboard.rs`): a project's counts and queues, its activity over time, its
-//! latest events and overdue tasks, a reviewer's answers in a day. Read-only.
+//! latest events and SLA figures, a reviewer's answers in a day. Read-only.
 
 use sqlx::PgConnection;
 
@@ -17,21 +17,37 @@ pub(super) async fn stats(c: &mut PgConnection, project_id: i64, now: Millis) ->
     .bind(project_id)
     .fetch_one(&mut *c)
     .await?;
-    let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-        "SELECT queue, count(*), min(created_at) FROM tasks WHERE project_id = $1 AND state = 'open' AND NOT gold
+    let open: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT queue, count(*), min(created_at),
+                count(*) FILTER (WHERE warned_at IS NOT NULL AND breached_at IS NULL AND due_at > $2),
+                count(*) FILTER (WHERE due_at <= $2)
+         FROM tasks WHERE project_id = $1 AND state = 'open' AND NOT gold
          GROUP BY queue ORDER BY queue",
+    )
+    .bind(project_id)
+    .bind(now)
+    .fetch_all(&mut *c)
+    .await?;
+    let breached: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT queue, count(*) FROM tasks WHERE project_id = $1 AND breached_at IS NOT NULL GROUP BY queue",
     )
     .bind(project_id)
     .fetch_all(&mut *c)
     .await?;
-    let queues: Vec<QueueStats> = rows
-        .into_iter()
-        .map(|(name, open, oldest)| QueueStats {
-            name,
-            open,
-            oldest_age_ms: (now - oldest).max(0),
-        })
-        .collect();
+    // Tasks with a deadline closed in the last day (the `tasks_closed_sla` index range).
+    let closed: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT queue, count(*) FILTER (WHERE closed_at >= $3),
+                count(*) FILTER (WHERE closed_at >= $3 AND closed_at <= due_at),
+                count(*), count(*) FILTER (WHERE closed_at <= due_at)
+         FROM tasks WHERE project_id = $1 AND due_at IS NOT NULL AND closed_at IS NOT NULL AND closed_at >= $2
+         GROUP BY queue",
+    )
+    .bind(project_id)
+    .bind(now - DAY_MS)
+    .bind(now - 3_600_000)
+    .fetch_all(&mut *c)
+    .await?;
+    let queues = QueueStats::assemble(open, breached, closed, now);
     let (audits_confirmed, audits_corrected): (i64, i64) = sqlx::query_as(
         "SELECT count(*) FILTER (WHERE kind = $2), count(*) FILTER (WHERE kind = $3) FROM events
          WHERE project_id = $1 AND kind IN ($2, $3)",
@@ -102,58 +118,25 @@ pub(super) async fn latest_events(c: &mut PgConnection, project_id: i64, limit: 
     rows.into_iter().map(event_record).collect()
 }
 
-pub(super) async fn overdue_tasks(
-    c: &mut PgConnection,
-    project_id: i64,
-    cutoffs: &[(String, Millis)],
-) -> TxResult<Vec<i64>> {
-    let mut out = Vec::with_capacity(cutoffs.len());
-    for (queue, before) in cutoffs {
-        out.push(
-            sqlx::query_scalar(
-                "SELECT count(*) FROM tasks WHERE project_id = $1 AND queue = $2 AND state = 'open' AND NOT gold
-                 AND created_at < $3",
-            )
-            .bind(project_id)
-            .bind(queue)
-            .bind(before)
-            .fetch_one(&mut *c)
-            .await?,
-        );
-    }
-    Ok(out)
-}
-
 pub(super) async fn queue_depths(
     c: &mut PgConnection,
     project_id: i64,
     now: Millis,
-    cutoffs: &[(String, Millis)],
+    sla_queues: &[String],
 ) -> TxResult<Vec<QueueDepth>> {
-    let rows: Vec<(String, i16, i64, i64)> = sqlx::query_as(
-        "SELECT queue, tier, count(*), min(created_at) FROM tasks WHERE project_id = $1 AND state = 'open' AND NOT gold
+    let rows: Vec<(String, i16, i64, i64, i64)> = sqlx::query_as(
+        "SELECT queue, tier, count(*), min(created_at), count(*) FILTER (WHERE due_at <= $2)
+         FROM tasks WHERE project_id = $1 AND state = 'open' AND NOT gold
          GROUP BY queue, tier ORDER BY queue, tier",
     )
     .bind(project_id)
+    .bind(now)
     .fetch_all(&mut *c)
     .await?;
     let tier = |t: i16| u8::try_from(t).unwrap_or(u8::MAX);
     let open = rows
         .into_iter()
-        .map(|(q, t, n, oldest)| (q, tier(t), n, oldest))
+        .map(|(q, t, n, oldest, overdue)| (q, tier(t), n, oldest, overdue))
         .collect();
-    let mut overdue = Vec::new();
-    for (queue, before) in cutoffs {
-        let rows: Vec<(i16, i64)> = sqlx::query_as(
-            "SELECT tier, count(*) FROM tasks WHERE project_id = $1 AND queue = $2 AND state = 'open' AND NOT gold
-             AND created_at < $3 GROUP BY tier",
-        )
-        .bind(project_id)
-        .bind(queue)
-        .bind(before)
-        .fetch_all(&mut *c)
-        .await?;
-        overdue.extend(rows.into_iter().map(|(t, n)| (queue.clone(), tier(t), n)));
-    }
-    Ok(QueueDepth::assemble(open, &overdue, cutoffs, now))
+    Ok(QueueDepth::assemble(open, sla_queues, now))
 }

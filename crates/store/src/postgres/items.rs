@@ -51,10 +51,10 @@ const SUBMIT_ITEMS: &str = "
 WITH input AS (
     SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::int4[],
                          $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::int2[],
-                         $16::int4[], $17::int2[], $18::text[])
+                         $16::int4[], $17::int2[], $18::text[], $24::int8[], $25::int8[])
         WITH ORDINALITY AS u(external_id, payload, attributes, prediction, decision, outcome, policy_version,
                              model, model_version, resolved_label, resolution, stage, queue, tier,
-                             priority, overlap, reason, n)
+                             priority, overlap, reason, warn_at, due_at, n)
 ), ins AS (
     INSERT INTO items (project_id, external_id, payload, attributes, prediction, decision, outcome, policy_version,
                        model, model_version, created_at, resolved_label, resolution, resolved_at)
@@ -69,8 +69,9 @@ WITH input AS (
     SELECT DISTINCT ON (i.external_id) i.*, ins.id AS item_id
     FROM ins JOIN input i USING (external_id) ORDER BY i.external_id, i.n
 ), task AS (
-    INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, reason, created_at)
-    SELECT $1, item_id, stage, queue, tier, priority, overlap, overlap, 'open', reason, $19
+    INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, reason, created_at,
+                       warn_at, due_at)
+    SELECT $1, item_id, stage, queue, tier, priority, overlap, overlap, 'open', reason, $19, warn_at, due_at
     FROM new WHERE stage IS NOT NULL ORDER BY n
     RETURNING id, item_id
 ), label AS (
@@ -133,6 +134,8 @@ pub(super) async fn submit_items(
         .bind(channel)
         .bind(notice)
         .bind(Event::ITEM_DECIDED)
+        .bind(cols.warn_at)
+        .bind(cols.due_at)
         .fetch_all(&mut *c)
         .await?;
     let mut item_ids: Vec<Option<i64>> = vec![None; n];
@@ -209,6 +212,8 @@ struct SubmitColumns {
     priority: Vec<Option<i32>>,
     overlap: Vec<Option<i16>>,
     reason: Vec<Option<&'static str>>,
+    warn_at: Vec<Option<i64>>,
+    due_at: Vec<Option<i64>>,
 }
 
 impl SubmitColumns {
@@ -223,6 +228,8 @@ impl SubmitColumns {
             priority: Vec::with_capacity(n),
             overlap: Vec::with_capacity(n),
             reason: Vec::with_capacity(n),
+            warn_at: Vec::with_capacity(n),
+            due_at: Vec::with_capacity(n),
         }
     }
 
@@ -254,6 +261,9 @@ impl SubmitColumns {
         self.overlap.push(task.map(|(_, r)| i16::from(r.overlap)));
         self.reason
             .push(task.and_then(|(s, _)| (s == Stage::Audit).then_some("audit sample")));
+        let (warn_at, due_at) = task.map_or((None, None), |(_, r)| flywheel_core::sla::deadlines(r, now));
+        self.warn_at.push(warn_at);
+        self.due_at.push(due_at);
         Ok(())
     }
 }
@@ -270,6 +280,7 @@ type TaskRow = (
     String,
     Option<String>,
     i64,
+    Option<i64>,
     Option<i64>,
 );
 type ReviewRow = (
@@ -298,7 +309,7 @@ pub(super) async fn item(c: &mut PgConnection, project_id: i64, external_id: &st
         return Ok(None);
     };
     let tasks: Vec<TaskRow> = sqlx::query_as(
-        "SELECT id, stage, queue, tier, priority, overlap, answered, state, reason, created_at, closed_at
+        "SELECT id, stage, queue, tier, priority, overlap, answered, state, reason, created_at, closed_at, due_at
          FROM tasks WHERE item_id = $1 ORDER BY id",
     )
     .bind(item_id)
@@ -339,6 +350,7 @@ pub(super) async fn item(c: &mut PgConnection, project_id: i64, external_id: &st
                 reason: t.8,
                 created_at: t.9,
                 closed_at: t.10,
+                due_at: t.11,
             })
             .collect(),
         reviews: reviews

@@ -47,6 +47,7 @@ mod items;
 mod merge;
 mod models;
 mod quality;
+mod sla;
 mod webhooks;
 mod work;
 mod workload;
@@ -81,6 +82,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "webhooks",
         include_str!("../../migrations/postgres/0006_webhooks.sql"),
     ),
+    (7, "sla", include_str!("../../migrations/postgres/0007_sla.sql")),
     (8, "fatigue", include_str!("../../migrations/postgres/0008_fatigue.sql")),
 ];
 
@@ -677,23 +679,21 @@ impl Store for PgStore {
         })
     }
 
-    async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>> {
+    async fn queue_depths(&self, project_id: i64, now: Millis, sla_queues: Vec<String>) -> Result<Vec<QueueDepth>> {
         let mut c = self.pool.acquire().await?;
-        dashboard::overdue_tasks(&mut c, project_id, &cutoffs)
+        dashboard::queue_depths(&mut c, project_id, now, &sla_queues)
             .await
             .map_err(TxError::into_store)
     }
 
-    async fn queue_depths(
+    async fn run_sla(
         &self,
-        project_id: i64,
+        slas: std::collections::HashMap<i64, std::sync::Arc<flywheel_core::sla::Slas>>,
         now: Millis,
-        sla_cutoffs: Vec<(String, Millis)>,
-    ) -> Result<Vec<QueueDepth>> {
-        let mut c = self.pool.acquire().await?;
-        dashboard::queue_depths(&mut c, project_id, now, &sla_cutoffs)
-            .await
-            .map_err(TxError::into_store)
+        limit: usize,
+    ) -> Result<SlaRun> {
+        let ch = &self.channel;
+        transaction!(self, |tx| sla::run_sla(&mut tx, ch, &slas, now, limit).await)
     }
 
     async fn workload_answers(

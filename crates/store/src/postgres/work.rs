@@ -24,7 +24,7 @@ WITH held AS (
     WHERE t.project_id = $1 AND t.available > 0 AND NOT t.gold AND t.tier = ANY($3) {queue}
       AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
       AND NOT EXISTS (SELECT 1 FROM held)
-    ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED
+    ORDER BY t.priority DESC, t.due_at, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED
 ), taken AS (
     UPDATE tasks SET available = available - 1 FROM pick WHERE tasks.id = pick.id
 ), lease AS (
@@ -132,12 +132,12 @@ pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis)
         "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority, t.overlap FROM tasks t
          WHERE t.project_id = $1 AND t.available > 0 AND NOT t.gold AND t.tier = ANY($3) AND t.queue = $4
            AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
-         ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
+         ORDER BY t.priority DESC, t.due_at, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
     } else {
         "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority, t.overlap FROM tasks t
          WHERE t.project_id = $1 AND t.available > 0 AND NOT t.gold AND t.tier = ANY($3) AND $4::text IS NULL
            AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = $2)
-         ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
+         ORDER BY t.priority DESC, t.due_at, t.item_id, t.id LIMIT 1 FOR UPDATE OF t SKIP LOCKED"
     };
     let row: Option<(i64, i64, String, String, i16, i32, i16)> = sqlx::query_as(sql)
         .bind(req.project_id)

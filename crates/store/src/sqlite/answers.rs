@@ -58,7 +58,7 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         } else {
             None
         };
-        let plan = review::plan(&task, &earlier, &a, next, item.as_ref().map(|(i, _)| i));
+        let plan = review::plan(&task, &earlier, &a, next, item.as_ref().map(|(i, _)| i), &judging);
         write_plan(c, &plan, &at, item.map_or(0, |(_, v)| v))?;
         plan
     };
@@ -408,11 +408,25 @@ fn insert_task(
     reason: Option<&str>,
     now: Millis,
 ) -> Result<i64> {
+    let (warn_at, due_at) = flywheel_core::sla::deadlines(route, now);
     c.prepare_cached(
-        "INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, reason, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 'open', ?8, ?9)",
+        "INSERT INTO tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, state, reason, created_at,
+                            warn_at, due_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 'open', ?8, ?9, ?10, ?11)",
     )?
-    .execute(params![project_id, item_id, stage.as_str(), route.queue, route.tier, route.priority, route.overlap, reason, now])?;
+    .execute(params![
+        project_id,
+        item_id,
+        stage.as_str(),
+        route.queue,
+        route.tier,
+        route.priority,
+        route.overlap,
+        reason,
+        now,
+        warn_at,
+        due_at
+    ])?;
     Ok(c.last_insert_rowid())
 }
 

@@ -1,5 +1,5 @@
 //! What the console's dashboard and `/stats` read on SQLite: a project's counts and queues,
-//! its activity over time, its latest events and overdue tasks, a reviewer's answers in a
+//! its activity over time, its latest events and SLA figures, a reviewer's answers in a
 //! day. Read-only; it was the read half of `console.rs`, kept apart from the concepts
 //! because it reads all of them and writes none.
 
@@ -16,19 +16,37 @@ pub(super) fn stats(c: &Connection, project_id: i64, now: Millis) -> Result<Stat
                 coalesce(sum(resolved_label IS NOT NULL), 0) FROM items WHERE project_id = ?1 AND gold_label IS NULL",
         )?
         .query_row([project_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
-    let queues = c
+    let open = c
         .prepare_cached(
-            "SELECT queue, count(*), min(created_at) FROM tasks WHERE project_id = ?1 AND state = 'open' AND gold = 0
+            "SELECT queue, count(*), min(created_at),
+                    coalesce(sum(warned_at IS NOT NULL AND breached_at IS NULL AND due_at > ?2), 0),
+                    coalesce(sum(due_at <= ?2), 0)
+             FROM tasks WHERE project_id = ?1 AND state = 'open' AND gold = 0
              GROUP BY queue ORDER BY queue",
         )?
-        .query_map([project_id], |r| {
-            Ok(QueueStats {
-                name: r.get(0)?,
-                open: r.get(1)?,
-                oldest_age_ms: (now - r.get::<_, i64>(2)?).max(0),
-            })
+        .query_map(params![project_id, now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
+    let breached = c
+        .prepare_cached(
+            "SELECT queue, count(*) FROM tasks WHERE project_id = ?1 AND breached_at IS NOT NULL GROUP BY queue",
+        )?
+        .query_map([project_id], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    // Tasks with a deadline closed in the last day (the `tasks_closed_sla` index range).
+    let closed = c
+        .prepare_cached(
+            "SELECT queue, coalesce(sum(closed_at >= ?3), 0), coalesce(sum(closed_at >= ?3 AND closed_at <= due_at), 0),
+                    count(*), coalesce(sum(closed_at <= due_at), 0)
+             FROM tasks WHERE project_id = ?1 AND due_at IS NOT NULL AND closed_at IS NOT NULL AND closed_at >= ?2
+             GROUP BY queue",
+        )?
+        .query_map(params![project_id, now - DAY_MS, now - 3_600_000], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let queues = QueueStats::assemble(open, breached, closed, now);
     let (audits_confirmed, audits_corrected): (i64, i64) = c
         .prepare_cached(
             "SELECT coalesce(sum(kind = ?2), 0), coalesce(sum(kind = ?3), 0) FROM events
@@ -85,45 +103,21 @@ pub(super) fn latest_events(c: &Connection, project_id: i64, limit: usize) -> Re
         .map_err(Into::into)
 }
 
-pub(super) fn overdue_tasks(c: &Connection, project_id: i64, cutoffs: &[(String, Millis)]) -> Result<Vec<i64>> {
-    cutoffs
-        .iter()
-        .map(|(queue, before)| {
-            c.prepare_cached(
-                "SELECT count(*) FROM tasks WHERE project_id = ?1 AND queue = ?2 AND state = 'open' AND gold = 0
-                 AND created_at < ?3",
-            )?
-            .query_row(params![project_id, queue, before], |r| r.get(0))
-            .map_err(Into::into)
-        })
-        .collect()
-}
-
 pub(super) fn queue_depths(
     c: &Connection,
     project_id: i64,
     now: Millis,
-    cutoffs: &[(String, Millis)],
+    sla_queues: &[String],
 ) -> Result<Vec<QueueDepth>> {
     let open = c
         .prepare_cached(
-            "SELECT queue, tier, count(*), min(created_at) FROM tasks WHERE project_id = ?1 AND state = 'open' AND gold = 0
+            "SELECT queue, tier, count(*), min(created_at), coalesce(sum(due_at <= ?2), 0)
+             FROM tasks WHERE project_id = ?1 AND state = 'open' AND gold = 0
              GROUP BY queue, tier ORDER BY queue, tier",
         )?
-        .query_map([project_id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+        .query_map(params![project_id, now], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    let mut overdue = Vec::new();
-    for (queue, before) in cutoffs {
-        let rows = c
-            .prepare_cached(
-                "SELECT tier, count(*) FROM tasks WHERE project_id = ?1 AND queue = ?2 AND state = 'open' AND gold = 0
-                 AND created_at < ?3 GROUP BY tier",
-            )?
-            .query_map(params![project_id, queue, before], |r| {
-                Ok((queue.clone(), r.get::<_, u8>(0)?, r.get::<_, i64>(1)?))
-            })?
-            .collect::<rusqlite::Result<Vec<_>>>()?;
-        overdue.extend(rows);
-    }
-    Ok(QueueDepth::assemble(open, &overdue, cutoffs, now))
+    Ok(QueueDepth::assemble(open, sla_queues, now))
 }

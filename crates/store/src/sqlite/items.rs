@@ -214,6 +214,7 @@ pub(super) fn submit_items(
             (Outcome::Auto { .. }, None) => None,
         };
         if let Some((stage, route, reason)) = task {
+            let (warn_at, due_at) = flywheel_core::sla::deadlines(route, now);
             tasks.extend([
                 V::Integer(project_id),
                 V::Integer(item_id),
@@ -226,6 +227,8 @@ pub(super) fn submit_items(
                 reason,
                 V::Integer(now),
                 text("open".into()),
+                warn_at.map_or(V::Null, V::Integer),
+                due_at.map_or(V::Null, V::Integer),
             ]);
         }
         if let Some(label) = &auto_label {
@@ -250,8 +253,8 @@ pub(super) fn submit_items(
     }
     let task_of: HashMap<i64, i64> = insert_rows(
         c,
-        "tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, reason, created_at, state)",
-        11,
+        "tasks (project_id, item_id, stage, queue, tier, priority, overlap, available, reason, created_at, state, warn_at, due_at)",
+        13,
         "",
         &tasks,
         Some((1, "item_id")),
@@ -325,7 +328,8 @@ pub(super) fn item(c: &Connection, project_id: i64, external_id: &str) -> Result
     };
     let tasks = c
         .prepare_cached(
-            "SELECT id, stage, queue, tier, priority, overlap, answered, state, reason, created_at, closed_at FROM tasks WHERE item_id = ?1 ORDER BY id",
+            "SELECT id, stage, queue, tier, priority, overlap, answered, state, reason, created_at, closed_at, due_at
+             FROM tasks WHERE item_id = ?1 ORDER BY id",
         )?
         .query_map([item_id], |r| {
             Ok(TaskRecord {
@@ -340,6 +344,7 @@ pub(super) fn item(c: &Connection, project_id: i64, external_id: &str) -> Result
                 reason: r.get(8)?,
                 created_at: r.get(9)?,
                 closed_at: r.get(10)?,
+                due_at: r.get(11)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -16,6 +16,7 @@ mod feeds;
 mod items;
 mod models;
 mod quality;
+mod sla;
 mod webhooks;
 mod work;
 mod workload;
@@ -40,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0005_checks.sql"),
     include_str!("../../migrations/sqlite/0006_answer_indexes.sql"),
     include_str!("../../migrations/sqlite/0007_webhooks.sql"),
+    include_str!("../../migrations/sqlite/0008_sla.sql"),
     include_str!("../../migrations/sqlite/0009_fatigue.sql"),
 ];
 
@@ -555,19 +557,25 @@ impl Store for SqliteStore {
         self.read(move |c| dashboard::latest_events(c, project_id, limit)).await
     }
 
-    async fn overdue_tasks(&self, project_id: i64, cutoffs: Vec<(String, Millis)>) -> Result<Vec<i64>> {
-        self.read(move |c| dashboard::overdue_tasks(c, project_id, &cutoffs))
+    async fn queue_depths(&self, project_id: i64, now: Millis, sla_queues: Vec<String>) -> Result<Vec<QueueDepth>> {
+        self.read(move |c| dashboard::queue_depths(c, project_id, now, &sla_queues))
             .await
     }
 
-    async fn queue_depths(
+    async fn run_sla(
         &self,
-        project_id: i64,
+        slas: std::collections::HashMap<i64, Arc<flywheel_core::sla::Slas>>,
         now: Millis,
-        sla_cutoffs: Vec<(String, Millis)>,
-    ) -> Result<Vec<QueueDepth>> {
-        self.read(move |c| dashboard::queue_depths(c, project_id, now, &sla_cutoffs))
-            .await
+        limit: usize,
+    ) -> Result<SlaRun> {
+        let (run, escalated) = self.write(move |c| sla::run_sla(c, &slas, now, limit)).await?;
+        let mut projects = escalated;
+        projects.sort_unstable();
+        projects.dedup();
+        for project_id in projects {
+            self.notify(Notice::TasksAvailable { project_id });
+        }
+        Ok(run)
     }
 
     async fn workload_answers(

@@ -23,20 +23,7 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
     if let Some(reason) = held {
         return Err(StoreError::held(&req.reviewer_name, reason.as_deref()));
     }
-    // Tiers are small integers (u8), so writing them into the SQL is safe, and it lets
-    // the planner walk the claim index in order.
-    let tiers = req.tiers.iter().map(u8::to_string).collect::<Vec<_>>().join(",");
-    let queue_filter = if req.queue.is_some() {
-        "AND t.queue = ?3"
-    } else {
-        "AND ?3 IS NULL"
-    };
-    let sql = format!(
-        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority, t.overlap FROM tasks t
-         WHERE t.project_id = ?1 AND t.available > 0 AND t.gold = 0 {queue_filter} AND t.tier IN ({tiers})
-           AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = ?2)
-         ORDER BY t.priority DESC, t.item_id, t.id LIMIT 1"
-    );
+    let sql = claim_sql(&req.tiers, req.queue.is_some());
     let row: Option<(i64, i64, String, String, u8, i32, u8)> = c
         .prepare_cached(&sql)?
         .query_row(params![req.project_id, req.reviewer_id, req.queue], |r| {
@@ -129,6 +116,21 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
         attributes,
         prediction,
     }))
+}
+
+/// The pick of a claim: priority, then deadline (none last: `ifnull` to i64::MAX, as the
+/// claim indexes key it), then age — walked in the `tasks_claim` or `tasks_claim_queue`
+/// index's order, with no sort. Tiers are small integers (u8), so writing them into the
+/// SQL is safe, and it lets the planner walk the claim index in order.
+pub(super) fn claim_sql(tiers: &[u8], queue: bool) -> String {
+    let tiers = tiers.iter().map(u8::to_string).collect::<Vec<_>>().join(",");
+    let queue_filter = if queue { "AND t.queue = ?3" } else { "AND ?3 IS NULL" };
+    format!(
+        "SELECT t.id, t.item_id, t.stage, t.queue, t.tier, t.priority, t.overlap FROM tasks t
+         WHERE t.project_id = ?1 AND t.available > 0 AND t.gold = 0 {queue_filter} AND t.tier IN ({tiers})
+           AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = t.item_id AND r.reviewer_id = ?2)
+         ORDER BY t.priority DESC, ifnull(t.due_at, 9223372036854775807), t.item_id, t.id LIMIT 1"
+    )
 }
 
 pub(super) struct ActiveLease {
