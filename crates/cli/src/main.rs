@@ -15,6 +15,7 @@ mod copy;
 mod demo;
 mod live_demo;
 mod offline;
+mod simulate;
 mod transfer;
 
 /// mimalloc instead of the system allocator: requests allocate many small short-lived
@@ -54,6 +55,10 @@ enum Command {
     Import(transfer::ImportArgs),
     /// Copy a SQLite database into an empty PostgreSQL one, verified table by table.
     Copy(copy::CopyArgs),
+    /// The capacity planner: Erlang C staffing for one queue, or a policy simulated on a
+    /// score distribution with tiers of reviewers.
+    #[command(subcommand)]
+    Simulate(simulate::SimulateCommand),
     /// The settings file of `flywheel serve --config`.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -137,6 +142,7 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Simulate(cmd) => return simulate::run(cmd),
         Command::Agreement(args) => offline::agreement(args),
         Command::Aggregate(args) => offline::aggregate(args),
     };

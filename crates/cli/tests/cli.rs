@@ -10,6 +10,9 @@ use std::process::{Child, Command, Stdio};
 #[path = "cli/transfer.rs"]
 mod transfer;
 
+#[path = "cli/simulate.rs"]
+mod simulate;
+
 /// A reqwest client builder, the crypto provider installed first (see flywheel-tls).
 fn client_builder() -> reqwest::ClientBuilder {
     flywheel_tls::install();
