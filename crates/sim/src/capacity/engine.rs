@@ -1,8 +1,10 @@
 //! One run of a [`Plan`]: the event loop. Events (an arrival, an answer, the end of an
 //! hour) wait in a binary heap ordered by time, then by the order they were scheduled, so
 //! a seed gives the same run on every machine. Arrivals and the items they carry are
-//! drawn from one generator and the work (handling times, answers) from another, so runs
-//! of one seed at different staffings see the same stream of items.
+//! drawn from one generator; each answer's handling time and correctness from a generator
+//! keyed by the seed, the task and the slot. So runs of one seed at different staffings
+//! see the same items and the same work (common random numbers): what differs between
+//! them is the staffing, not the luck, which keeps the search's comparisons steady.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BinaryHeap, HashMap};
@@ -161,7 +163,7 @@ struct Sim<'a> {
     events: BinaryHeap<Event>,
     seq: u64,
     arrivals: Rng,
-    work: Rng,
+    work_key: u64,
     items: u64,
     auto: u64,
     audits: u64,
@@ -244,7 +246,7 @@ impl<'a> Sim<'a> {
             events: BinaryHeap::new(),
             seq: 0,
             arrivals: Rng::new(plan.seed),
-            work: Rng::new(plan.seed ^ 0xD1B5_4A32_D192_ED03),
+            work_key: plan.seed ^ 0xD1B5_4A32_D192_ED03,
             items: 0,
             auto: 0,
             audits: 0,
@@ -369,6 +371,9 @@ impl<'a> Sim<'a> {
 
     fn claim(&mut self, r: u32, tier: u8, c: Claimable, now: f64) {
         let task = &mut self.tasks[c.id as usize];
+        // The n-th claim of a task (n < 16: overlap is at most 10) draws the same work
+        // whoever takes it, whenever.
+        let mut work = Rng::new(self.work_key ^ (u64::from(c.id) << 4 | task.held_by.len() as u64));
         task.open -= 1;
         task.held_by.push(r);
         let wait = now - task.open_since;
@@ -380,12 +385,12 @@ impl<'a> Sim<'a> {
             t.waited += 1;
             t.wait_sum += wait;
         }
-        let took = exponential(&mut self.work, staff.handle_seconds);
+        let took = exponential(&mut work, staff.handle_seconds);
         t.busy += ((now + took).min(self.horizon) - now).max(0.0);
-        let label = if self.work.chance(staff.accuracy) {
+        let label = if work.chance(staff.accuracy) {
             0
         } else {
-            1 + self.work.below(self.plan.labels - 1) as u16
+            1 + work.below(self.plan.labels - 1) as u16
         };
         if again {
             t.queue.push(c);
