@@ -2,7 +2,7 @@
 //! hour) wait in a binary heap ordered by time, then by the order they were scheduled, so
 //! a seed gives the same run on every machine. Arrivals and the items they carry are
 //! drawn from one generator; each answer's handling time and correctness from a generator
-//! keyed by the seed, the task and the slot. So runs of one seed at different staffings
+//! keyed by the seed, the item, the task's stage and the slot. So runs of one seed at different staffings
 //! see the same items and the same work (common random numbers): what differs between
 //! them is the staffing, not the luck, which keeps the search's comparisons steady.
 
@@ -33,6 +33,8 @@ impl Stage {
 
 #[derive(Debug)]
 struct Task {
+    /// The arrival that made it (its number in the stream).
+    item: u64,
     queue: u32,
     tier: u8,
     priority: i32,
@@ -49,6 +51,16 @@ struct Task {
     answers: Vec<u16>,
     /// Every reviewer who held the task: none gets it twice.
     held_by: Vec<u32>,
+}
+
+/// What a new task is.
+struct NewTask {
+    item: u64,
+    queue: u32,
+    tier: u8,
+    priority: i32,
+    stage: Stage,
+    overlap: u8,
 }
 
 /// A task with an open slot in its tier's queue: the top is the next claim.
@@ -296,28 +308,52 @@ impl<'a> Sim<'a> {
                 {
                     self.audits += 1;
                     let r = &plan.routes[a];
-                    self.create(now, self.route_queue[a], r.tier, r.priority, Stage::Audit, r.overlap);
+                    let queue = self.route_queue[a];
+                    self.create(
+                        now,
+                        NewTask {
+                            item: self.items,
+                            queue,
+                            tier: r.tier,
+                            priority: r.priority,
+                            stage: Stage::Audit,
+                            overlap: r.overlap,
+                        },
+                    );
                 }
             }
             Decided::Review { route } => {
                 let r = &plan.routes[route];
+                let queue = self.route_queue[route];
                 self.create(
                     now,
-                    self.route_queue[route],
-                    r.tier,
-                    r.priority,
-                    Stage::Review,
-                    r.overlap,
+                    NewTask {
+                        item: self.items,
+                        queue,
+                        tier: r.tier,
+                        priority: r.priority,
+                        stage: Stage::Review,
+                        overlap: r.overlap,
+                    },
                 );
             }
         }
         self.next_arrival(now);
     }
 
-    fn create(&mut self, now: f64, queue: u32, tier: u8, priority: i32, stage: Stage, overlap: u8) {
+    fn create(&mut self, now: f64, new: NewTask) {
+        let NewTask {
+            item,
+            queue,
+            tier,
+            priority,
+            stage,
+            overlap,
+        } = new;
         let id = self.tasks.len() as u32;
         let due = self.queue_sla[queue as usize].map(|s| now + s);
         self.tasks.push(Task {
+            item,
             queue,
             tier,
             priority,
@@ -371,9 +407,10 @@ impl<'a> Sim<'a> {
 
     fn claim(&mut self, r: u32, tier: u8, c: Claimable, now: f64) {
         let task = &mut self.tasks[c.id as usize];
-        // The n-th claim of a task (n < 16: overlap is at most 10) draws the same work
-        // whoever takes it, whenever.
-        let mut work = Rng::new(self.work_key ^ (u64::from(c.id) << 4 | task.held_by.len() as u64));
+        // The n-th claim (n < 16: overlap is at most 10) of an item's task at a stage draws
+        // the same work whoever takes it, whenever, at any staffing.
+        let slot = (task.item << 6) | (task.stage as u64) << 4 | task.held_by.len() as u64;
+        let mut work = Rng::new(self.work_key ^ slot);
         task.open -= 1;
         task.held_by.push(r);
         let wait = now - task.open_since;
@@ -440,10 +477,20 @@ impl<'a> Sim<'a> {
                 }
                 _ => {
                     self.adjudications += 1;
-                    let (queue, priority) = (task.queue, task.priority);
+                    let (item, queue, priority) = (task.item, task.queue, task.priority);
                     let up = tier.saturating_add(1).min(MAX_TIER);
                     self.close(id, now);
-                    self.create(now, queue, up, priority, Stage::Adjudicate, 1);
+                    self.create(
+                        now,
+                        NewTask {
+                            item,
+                            queue,
+                            tier: up,
+                            priority,
+                            stage: Stage::Adjudicate,
+                            overlap: 1,
+                        },
+                    );
                 }
             }
         }
