@@ -160,3 +160,59 @@ pub fn per_tier(f: &Fetched) -> BTreeMap<u8, Measured> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn review(stage: &str, label: &str, ms: i64) -> Value {
+        json!({"reviewer": "r", "stage": stage, "answer": "label", "label": label, "time_ms": ms})
+    }
+
+    #[test]
+    fn answers_are_counted_at_their_tier() {
+        let f = Fetched {
+            labels: vec!["a".into(), "b".into()],
+            policy: json!({"rules": [
+                {"name": "hard", "when": "true", "action": "review", "queue": "experts", "tier": 2, "overlap": 2},
+                {"name": "sure", "when": "true", "action": "auto"}],
+                "audit": {"queue": "audit", "tier": 3},
+                "active_learning": {"strategy": "random", "budget_per_1000": 10, "queue": "learn", "tier": 4}}),
+            rows: vec![
+                // Two tier-2 answers that split, adjudicated at tier 3 to "a".
+                json!({"decision": {"action": "review", "rule": "hard", "queue": "experts"},
+                       "resolution": {"label": "a"},
+                       "reviews": [review("review", "a", 2000), review("review", "b", 4000), review("adjudicate", "a", 9000)]}),
+                // An audit at tier 3, and a skip that is not an answer.
+                json!({"decision": {"action": "auto", "rule": "sure", "audit": true},
+                       "resolution": {"label": "b"},
+                       "reviews": [review("audit", "a", 1000),
+                                   {"reviewer": "r", "stage": "audit", "answer": "skip", "label": null, "time_ms": 50}]}),
+                // The default queue (tier 1), not resolved yet.
+                json!({"decision": {"action": "review", "rule": "default", "queue": "default"}, "resolution": null,
+                       "reviews": [review("review", "b", 3000)]}),
+                // Active learning keeps the auto rule's name and goes to its queue.
+                json!({"decision": {"action": "review", "rule": "sure", "queue": "learn"}, "resolution": {"label": "a"},
+                       "reviews": [review("review", "a", 5000)]}),
+            ],
+        };
+        let m = per_tier(&f);
+        assert_eq!(m.keys().copied().collect::<Vec<_>>(), [1, 2, 3, 4]);
+        assert_eq!(
+            (m[&1].answers, m[&1].handle_seconds, m[&1].accuracy),
+            (1, Some(3.0), None)
+        );
+        assert_eq!(
+            (m[&2].answers, m[&2].handle_seconds, m[&2].accuracy),
+            (2, Some(3.0), Some(0.5))
+        );
+        // The adjudication (right) and the audit (wrong: the item resolved "b").
+        assert_eq!(
+            (m[&3].answers, m[&3].handle_seconds, m[&3].accuracy),
+            (2, Some(5.0), Some(0.5))
+        );
+        assert_eq!((m[&4].answers, m[&4].accuracy), (1, Some(1.0)));
+    }
+}
