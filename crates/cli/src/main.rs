@@ -15,6 +15,7 @@ mod copy;
 mod demo;
 mod live_demo;
 mod offline;
+mod simulate;
 mod transfer;
 mod workload;
 
@@ -58,6 +59,10 @@ enum Command {
     Workload(workload::WorkloadArgs),
     /// Copy a SQLite database into an empty PostgreSQL one, verified table by table.
     Copy(copy::CopyArgs),
+    /// The capacity planner: Erlang C staffing for one queue, or a policy simulated on a
+    /// score distribution with tiers of reviewers.
+    #[command(subcommand)]
+    Simulate(simulate::SimulateCommand),
     /// The settings file of `flywheel serve --config`.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -146,6 +151,7 @@ fn main() -> ExitCode {
                 }
             };
         }
+        Command::Simulate(cmd) => return simulate::run(cmd),
         Command::Agreement(args) => offline::agreement(args),
         Command::Aggregate(args) => offline::aggregate(args),
     };

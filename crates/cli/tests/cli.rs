@@ -12,6 +12,8 @@ mod transfer;
 
 #[path = "cli/workload.rs"]
 mod workload;
+#[path = "cli/simulate.rs"]
+mod simulate;
 
 /// A reqwest client builder, the crypto provider installed first (see flywheel-tls).
 fn client_builder() -> reqwest::ClientBuilder {

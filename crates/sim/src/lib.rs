@@ -6,13 +6,18 @@
 //! - [`reviewer`]: simulated reviewers (accuracy, speed, and the record fatigue reads).
 //! - [`client`]: the HTTP client of the public API.
 //! - [`scenario`]: streams of items run through a server with simulated reviewers.
+//! - [`erlang`]: Erlang C staffing for one queue (pure math).
+//! - [`capacity`]: the capacity planner's discrete-event simulation of a policy's routes
+//!   and tiers of reviewers, and the search for the staffing that meets an SLA target.
 //!
-//! sim talks to a server only over HTTP and depends on `flywheel-core`, never on the
-//! server or the store: whatever it simulates, it simulates as a client would. It knows
+//! sim talks to a server only over HTTP and depends on no crate of ours but `flywheel-tls`
+//! — not core, the server or the store: whatever it simulates, it simulates as a client would. It knows
 //! no argv, prints nothing and draws no chart; the binary does.
 
+pub mod capacity;
 pub mod client;
 pub mod clock;
+pub mod erlang;
 pub mod reviewer;
 pub mod rng;
 pub mod scenario;
