@@ -22,6 +22,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// The line of an imported file at fault.
     pub line: Option<usize>,
+    /// Seconds to wait before trying again (`Retry-After`), for 429 and 503.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -32,7 +34,14 @@ impl ApiError {
             message: message.into(),
             field: None,
             line: None,
+            retry_after: None,
         }
+    }
+
+    /// The same error, telling the caller to retry after `seconds` (`Retry-After`).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after = Some(seconds);
+        self
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -87,7 +96,8 @@ impl ApiError {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorDetail {
     /// A stable code: `invalid`, `bad_request`, `malformed_json`, `unauthorized`,
-    /// `forbidden`, `not_found`, `lease_lost`, `project_exists`, `reviewer_exists`, `internal`.
+    /// `forbidden`, `not_found`, `lease_lost`, `project_exists`, `reviewer_exists`,
+    /// `payload_too_large`, `storage_full` (503, with `Retry-After`), `internal`.
     pub code: String,
     pub message: String,
     /// The request field at fault, as a path (`items[3].prediction.scores.spam`).
@@ -127,6 +137,15 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
             StoreError::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
             StoreError::Invalid(v) => v.into(),
+            StoreError::StorageFull(cause) => {
+                tracing::error!(%cause, "storage full");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_full",
+                    "the database's disk is full; nothing was written, retry later",
+                )
+                .retry_after(STORAGE_FULL_RETRY_S)
+            }
             StoreError::Backend(cause) => {
                 tracing::error!(%cause, "store failed");
                 ApiError::internal("the database failed; nothing was written")
@@ -147,6 +166,29 @@ impl IntoResponse for ApiError {
         if let Some(line) = self.line {
             err["line"] = json!(line);
         }
-        (self.status, Json(json!({ "error": err }))).into_response()
+        let mut resp = (self.status, Json(json!({ "error": err }))).into_response();
+        if let Some(s) = self.retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(s));
+        }
+        resp
+    }
+}
+
+/// How long a caller is told to wait when the disk is full (`Retry-After`, seconds).
+pub const STORAGE_FULL_RETRY_S: u64 = 30;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_disk_is_503_storage_full_with_retry_after() {
+        let resp = ApiError::from(StoreError::StorageFull("database or disk is full".into())).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[axum::http::header::RETRY_AFTER], "30");
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "storage_full");
     }
 }

@@ -198,6 +198,9 @@ mod webhook_cases;
 #[path = "conformance/revocation.rs"]
 mod revocation;
 
+#[path = "conformance/storage.rs"]
+mod storage;
+
 mod suite {
     pub use super::exports::*;
     pub use super::revocation::*;
@@ -1306,4 +1309,6 @@ conformance!([
     imported_labels_resolve_items_once,
     a_withdrawn_grant_cancels_that_projects_leases,
     a_hold_cancels_the_reviewers_leases_in_the_project,
+    a_gold_hold_cancels_the_reviewers_other_leases,
+    an_item_answered_or_skipped_never_comes_back,
 ]);
