@@ -17,6 +17,7 @@ pub mod event;
 pub mod label;
 pub mod learn;
 pub mod monitor;
+pub mod name;
 pub mod policy;
 pub mod prediction;
 pub mod quality;

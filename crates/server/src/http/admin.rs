@@ -58,7 +58,7 @@ pub async fn get_project(
 /// rule and the problem; the current policy stays.
 #[utoipa::path(put, path = "/v1/projects/{project}/policy", params(("project" = String, Path)),
     request_body(content = Object, description = "the policy: {rules: [{name, when, action, ...}], audit_rate, lease_seconds, show_suggestion}"),
-    responses((status = 200, body = PolicyStored), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = PolicyStored), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn put_policy(
     State(s): State<Arc<AppState>>,
     caller: Caller,

@@ -20,9 +20,11 @@ use crate::auth::Caller;
 use crate::error::ApiError;
 
 /// Leases the next task (priority, then age) from the reviewer's tiers, or 204 when there
-/// is nothing to do (after waiting up to `wait_ms` for work to arrive).
+/// is nothing to do (after waiting up to `wait_ms` for work to arrive). A `queue` the
+/// policy routes only to tiers the reviewer does not serve is 403 (`field: "queue"`).
 #[utoipa::path(post, path = "/v1/projects/{project}/claim", params(("project" = String, Path)), request_body = ClaimIn,
-    responses((status = 200, body = ClaimOut), (status = 204, description = "nothing to do"), (status = 403, body = ErrorBody)),
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = ClaimOut), (status = 204, description = "nothing to do"),
+        (status = 403, body = ErrorBody, description = "not a reviewer, held, or `queue` is routed only to tiers the reviewer does not serve")),
     security(("bearer" = [])))]
 pub async fn claim(
     State(s): State<Arc<AppState>>,

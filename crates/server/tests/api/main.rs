@@ -14,6 +14,7 @@ mod copy;
 mod export;
 mod feeds;
 mod hardening;
+mod hardening2;
 mod items;
 mod learning;
 mod metrics;
