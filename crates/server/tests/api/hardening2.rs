@@ -376,7 +376,97 @@ async fn webhook_ids_that_do_not_parse_name_the_parameter(db: Db) {
     app.stop().await;
 }
 
+/// A server whose connections time out quickly (1 s for headers and body pieces) and
+/// that accepts `max` connections at once.
+async fn spawn_limited(db: &Db, max: usize) -> TestApp {
+    let options = flywheel_server::ServeOptions {
+        limits: flywheel_server::accept::ConnLimits {
+            max_connections: max,
+            header_timeout: std::time::Duration::from_secs(1),
+            body_timeout: std::time::Duration::from_secs(1),
+        },
+        ..Default::default()
+    };
+    spawn_with(
+        db,
+        std::sync::Arc::new(flywheel_server::ManualClock::new(START_MS)),
+        options,
+    )
+    .await
+}
+
+/// Reads `stream` to its end: what the server sent before closing it. Panics if the
+/// server keeps it open for a minute (a guard against hanging, not a timing assertion).
+async fn read_to_close(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut out = Vec::new();
+    let read = tokio::time::timeout(std::time::Duration::from_secs(60), stream.read_to_end(&mut out)).await;
+    match read {
+        Ok(Ok(_)) | Ok(Err(_)) => String::from_utf8_lossy(&out).into_owned(),
+        Err(_) => panic!("the server kept the connection open"),
+    }
+}
+
+/// Issue #22 item 3: a slowloris connection (half a header, then nothing) is closed after
+/// the header timeout, and while it holds the only connection slot, the next client waits
+/// to be accepted and is served once the slot is free.
+async fn a_slowloris_connection_is_closed(db: Db) {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_limited(&db, 1).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut slow = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+        .await
+        .unwrap();
+    // The next client waits behind the only slot: it is served only once the server has
+    // closed the slowloris connection.
+    let mut next = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    next.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let answer = read_to_close(&mut next).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // By now the slowloris connection is closed: its end of the socket reads to EOF at once.
+    let mut sent = Vec::new();
+    let mut buf = [0u8; 1024];
+    loop {
+        match slow.try_read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => sent.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                panic!("the slowloris connection is still open while the next client was served")
+            }
+            Err(_) => break, // reset: closed too
+        }
+    }
+    let sent = String::from_utf8_lossy(&sent);
+    assert!(!sent.contains("200 OK"), "the half request was never served: {sent}");
+    app.stop().await;
+}
+
+/// A request body that stops arriving fails its request with the JSON error body after
+/// the body timeout, rather than holding the connection.
+async fn a_stalled_body_fails_its_request(db: Db) {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_limited(&db, 8).await;
+    let addr = app.base.trim_start_matches("http://").to_string();
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /v1/projects HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {ADMIN}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"name\": "
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_to_close(&mut s).await;
+    assert!(answer.starts_with("HTTP/1.1 4"), "{answer}");
+    assert!(answer.contains("\"error\""), "the JSON error body: {answer}");
+    let (status, v) = app.get("/v1/projects", ADMIN).await;
+    assert_eq!((status, v), (StatusCode::OK, json!([])), "nothing was created");
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_slowloris_connection_is_closed,
+    a_stalled_body_fails_its_request,
     nul_is_refused_naming_the_field,
     a_project_the_caller_may_not_see_is_not_found,
     names_are_normalised_and_visible,

@@ -139,7 +139,6 @@ pub(crate) fn classify(code: Option<&str>, message: &str) -> StoreError {
     }
 }
 
-
 fn retryable(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(d) => matches!(d.code().as_deref(), Some("40001" | "40P01" | "23505")),
