@@ -11,6 +11,7 @@ pub mod dto;
 mod export;
 pub(crate) mod feeds;
 mod items;
+pub mod limits;
 pub(crate) mod model;
 pub mod openapi;
 pub(crate) mod quality;
@@ -146,6 +147,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         } else {
             &bytes
         };
+        // One item of an `items` array cannot make the parser build a huge value.
+        limits::check_items(bytes, limits::ITEM_LIMITS)?;
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
             let field = e.path().to_string();

@@ -83,7 +83,7 @@ pub use crate::app::model::PredictItem;
 /// Scores items with the project's built-in model without storing or deciding anything:
 /// for evaluating the model on a test set of your own, or for a dry run.
 #[utoipa::path(post, path = "/v1/projects/{project}/model/predict", params(("project" = String, Path)),
-    request_body = PredictIn, responses((status = 200, body = Object), (status = 404, body = super::dto::ErrorBody)),
+    request_body = PredictIn, responses((status = 413, body = ErrorBody, description = "an item has more than 1 MiB of JSON (`field`: `items[i].member`)"), (status = 200, body = Object), (status = 404, body = super::dto::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn predict(
     State(s): State<Arc<AppState>>,

@@ -20,7 +20,7 @@ use crate::error::ApiError;
 /// reviewer; no reviewer gets the same gold twice. An `external_id` already stored is
 /// skipped. To pass for regular items, gold should look like them (ids, payload shape).
 #[utoipa::path(post, path = "/v1/projects/{project}/gold", params(("project" = String, Path)), request_body = AddGold,
-    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = GoldAdded), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 413, body = ErrorBody, description = "an item has more than 1 MiB of JSON (`field`: `items[i].member`)"), (status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = GoldAdded), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn add_gold(
     State(s): State<Arc<AppState>>,
     caller: Caller,

@@ -464,7 +464,73 @@ async fn a_stalled_body_fails_its_request(db: Db) {
     app.stop().await;
 }
 
+/// Issue #22 item 4: one item may not be deeper, larger or hold more values than the
+/// limits — checked before the body is parsed, naming the item and member — and nothing
+/// of a refused batch is written.
+async fn an_oversized_item_is_refused_naming_it(db: Db) {
+    use flywheel_server::http::limits::{MAX_ITEM_BYTES, MAX_ITEM_DEPTH, MAX_ITEM_ELEMENTS};
+    let app = spawn_app(&db).await;
+    let svc = app.project("spam", example_policy()).await;
+    let ok = item("ok", "hello", Some(0.5));
+    let mut deep = json!(1);
+    for _ in 0..MAX_ITEM_DEPTH {
+        deep = json!({"d": deep});
+    }
+    let cases = [
+        (
+            json!({"external_id": "big", "payload": {"text": "x".repeat(MAX_ITEM_BYTES)}}),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+        ),
+        (
+            json!({"external_id": "deep", "payload": deep}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+        (
+            json!({"external_id": "many", "payload": {"xs": vec![0u8; MAX_ITEM_ELEMENTS]}}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid",
+        ),
+    ];
+    for (bad, status, code) in cases {
+        let (s, v) = app
+            .post("/v1/projects/spam/items", &svc, json!({"items": [ok.clone(), bad]}))
+            .await;
+        assert_eq!(
+            (s, v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+            (status, Some(code), Some("items[1].payload")),
+            "{v}"
+        );
+    }
+    // Gold items are held to the same limits.
+    let gold = json!({"external_id": "g", "payload": {"xs": vec![0u8; MAX_ITEM_ELEMENTS]}, "label": "spam"});
+    let (s, v) = app
+        .post("/v1/projects/spam/gold", ADMIN, json!({"items": [gold]}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("items[0].payload")),
+        "{v}"
+    );
+    let (s, v) = app.get("/v1/projects/spam/stats", &svc).await;
+    assert_eq!(
+        (s, &v["items"]),
+        (StatusCode::OK, &json!(0)),
+        "nothing was written: {v}"
+    );
+    // Just within the limits is accepted.
+    let mut within = json!(1);
+    for _ in 0..MAX_ITEM_DEPTH - 2 {
+        within = json!({"d": within});
+    }
+    app.submit("spam", &svc, json!([{"external_id": "fits", "payload": within}]))
+        .await;
+    app.stop().await;
+}
+
 on_both_backends!(
+    an_oversized_item_is_refused_naming_it,
     a_slowloris_connection_is_closed,
     a_stalled_body_fails_its_request,
     nul_is_refused_naming_the_field,
