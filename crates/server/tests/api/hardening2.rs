@@ -529,7 +529,34 @@ async fn an_oversized_item_is_refused_naming_it(db: Db) {
     app.stop().await;
 }
 
+/// Issue #22 item 5 (its static half): a rule whose estimated cost per item is too high
+/// is refused by policy/check and by a policy update; the stored policy stays.
+async fn a_costly_rule_is_refused(db: Db) {
+    let app = spawn_app(&db).await;
+    app.project("spam", example_policy()).await;
+    let hundred = format!("[{}]", (0..100).map(|i| i.to_string()).collect::<Vec<_>>().join(","));
+    let costly = format!("{hundred}.all(a, {hundred}.all(b, {hundred}.all(c, {hundred}.all(d, true))))");
+    let mut policy = example_policy();
+    policy["rules"][1]["when"] = json!(costly);
+    let (s, v) = app.post("/v1/projects/spam/policy/check", ADMIN, policy.clone()).await;
+    refused(s, &v, "rules[1].when");
+    assert!(v["error"]["message"].as_str().unwrap().contains("too costly"), "{v}");
+    let (s, v) = app
+        .call(reqwest::Method::PUT, "/v1/projects/spam/policy", ADMIN, Some(policy))
+        .await;
+    refused(s, &v, "rules[1].when");
+    let (s, v) = app.get("/v1/projects/spam", ADMIN).await;
+    assert_eq!((s, &v["policy_version"]), (StatusCode::OK, &json!(1)), "{v}");
+    // One comprehension over a payload list is fine.
+    let mut policy = example_policy();
+    policy["rules"][1]["when"] = json!("has(payload.tags) && payload.tags.exists(t, t == 'x')");
+    let (s, v) = app.post("/v1/projects/spam/policy/check", ADMIN, policy).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    app.stop().await;
+}
+
 on_both_backends!(
+    a_costly_rule_is_refused,
     an_oversized_item_is_refused_naming_it,
     a_slowloris_connection_is_closed,
     a_stalled_body_fails_its_request,
