@@ -63,6 +63,16 @@ pub struct ServeArgs {
     /// socket's peer [default: none — the socket's peer].
     #[arg(long, env = "FLYWHEEL_CLIENT_IP_HEADER", value_name = "HEADER")]
     pub client_ip_header: Option<String>,
+    /// Open connections the API accepts at once; more wait to be accepted [default: 768].
+    #[arg(long, env = "FLYWHEEL_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers, and a kept-alive connection may
+    /// idle [default: 10].
+    #[arg(long, env = "FLYWHEEL_HEADER_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub header_timeout_seconds: Option<u64>,
+    /// Seconds the server waits for the next piece of a request body [default: 30].
+    #[arg(long, env = "FLYWHEEL_BODY_TIMEOUT_SECONDS", value_name = "SECONDS")]
+    pub body_timeout_seconds: Option<u64>,
     /// Seed a demo and keep feeding it while the server runs: `spam` makes a project, two
     /// reviewers with passwords (printed), gold, and a stream of SMS messages. Not a
     /// setting of the file: a flag for trying Flywheel out.
@@ -102,6 +112,12 @@ pub struct Settings {
     pub metrics_listen: Option<SocketAddr>,
     /// The trusted proxy's client-address header; `None`: the socket's peer.
     pub client_ip_header: Option<axum::http::HeaderName>,
+    /// The API listener's connection cap.
+    pub max_connections: usize,
+    /// Seconds for a request's headers (and a kept-alive connection's idling).
+    pub header_timeout_seconds: u64,
+    /// Seconds of waiting for the next piece of a request body.
+    pub body_timeout_seconds: u64,
 }
 
 impl Default for Settings {
@@ -116,6 +132,9 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             metrics_listen: None,
             client_ip_header: None,
+            max_connections: flywheel_server::accept::DEFAULT_MAX_CONNECTIONS,
+            header_timeout_seconds: flywheel_server::accept::DEFAULT_HEADER_TIMEOUT.as_secs(),
+            body_timeout_seconds: flywheel_server::accept::DEFAULT_BODY_TIMEOUT.as_secs(),
         }
     }
 }
@@ -133,6 +152,9 @@ impl std::fmt::Debug for Settings {
             .field("log_format", &self.log_format)
             .field("metrics_listen", &self.metrics_listen)
             .field("client_ip_header", &self.client_ip_header)
+            .field("max_connections", &self.max_connections)
+            .field("header_timeout_seconds", &self.header_timeout_seconds)
+            .field("body_timeout_seconds", &self.body_timeout_seconds)
             .finish()
     }
 }
@@ -150,6 +172,9 @@ struct FileConfig {
     metrics_listen: Option<String>,
     /// A header name, or `""` for none.
     client_ip_header: Option<String>,
+    max_connections: Option<usize>,
+    header_timeout_seconds: Option<u64>,
+    body_timeout_seconds: Option<u64>,
     webhooks: Option<WebhooksFile>,
 }
 
@@ -253,10 +278,44 @@ impl Settings {
                 })?),
                 None => default.client_ip_header,
             },
+            max_connections: args
+                .max_connections
+                .or(file.max_connections)
+                .unwrap_or(default.max_connections),
+            header_timeout_seconds: args
+                .header_timeout_seconds
+                .or(file.header_timeout_seconds)
+                .unwrap_or(default.header_timeout_seconds),
+            body_timeout_seconds: args
+                .body_timeout_seconds
+                .or(file.body_timeout_seconds)
+                .unwrap_or(default.body_timeout_seconds),
         };
+        for (name, value) in [
+            ("max_connections", settings.max_connections as u64),
+            ("header_timeout_seconds", settings.header_timeout_seconds),
+            ("body_timeout_seconds", settings.body_timeout_seconds),
+        ] {
+            if value == 0 {
+                return Err(ConfigError(format!(
+                    "{name} (--{}, FLYWHEEL_{} or {origin}): must be at least 1",
+                    name.replace('_', "-"),
+                    name.to_uppercase()
+                )));
+            }
+        }
         EnvFilter::try_new(&settings.log)
             .map_err(|e| ConfigError(format!("{log_from}: log: '{}' is not a log filter: {e}", settings.log)))?;
         Ok(settings)
+    }
+
+    /// The API listener's limits.
+    pub fn limits(&self) -> flywheel_server::accept::ConnLimits {
+        flywheel_server::accept::ConnLimits {
+            max_connections: self.max_connections,
+            header_timeout: std::time::Duration::from_secs(self.header_timeout_seconds),
+            body_timeout: std::time::Duration::from_secs(self.body_timeout_seconds),
+        }
     }
 
     /// The tracing filter of `log` (checked by `resolve`).
@@ -281,6 +340,9 @@ mod tests {
             log_format: None,
             metrics_listen: None,
             client_ip_header: None,
+            max_connections: None,
+            header_timeout_seconds: None,
+            body_timeout_seconds: None,
             demo: None,
             data: None,
         }
@@ -311,6 +373,11 @@ mod tests {
                 .is_some_and(|w| w.allow_private.is_some() && w.ca_file.is_some())
         );
         assert!(file.log_format.is_some() && file.metrics_listen.is_some() && file.client_ip_header.is_some());
+        assert!(
+            file.max_connections.is_some()
+                && file.header_timeout_seconds.is_some()
+                && file.body_timeout_seconds.is_some()
+        );
         assert!(file.admin_key.is_none(), "the example sets no admin key");
         assert_eq!(
             Settings::layer(no_flags(), Some((file, "example".into()))).unwrap(),
@@ -408,6 +475,17 @@ mod tests {
                 assert!(e.contains(n), "{text:?}: {e}");
             }
         }
+    }
+
+    #[test]
+    fn connection_limits_are_positive() {
+        let s = from_file("max_connections = 10\nheader_timeout_seconds = 2\nbody_timeout_seconds = 3\n").unwrap();
+        let limits = s.limits();
+        assert_eq!(limits.max_connections, 10);
+        assert_eq!(limits.header_timeout, std::time::Duration::from_secs(2));
+        assert_eq!(limits.body_timeout, std::time::Duration::from_secs(3));
+        let e = from_file("header_timeout_seconds = 0\n").unwrap_err();
+        assert!(e.to_string().contains("header_timeout_seconds"), "{e}");
     }
 
     #[test]

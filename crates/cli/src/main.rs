@@ -270,7 +270,11 @@ async fn serve(args: Settings, demo: Option<(live_demo::Demo, Option<std::path::
     }
     println!("flywheel listening on http://{addr} (database {})", args.database);
     println!("console: http://{addr}/login (the workbench and the dashboard)");
-    flywheel_server::serve(listener, state, shutdown).await?;
+    let options = flywheel_server::ServeOptions {
+        limits: args.limits(),
+        ..Default::default()
+    };
+    flywheel_server::serve_with(listener, state, shutdown, options).await?;
     if let Some(m) = metrics {
         m.await.context("the metrics listener failed")??;
     }

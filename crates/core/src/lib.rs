@@ -18,6 +18,7 @@ pub mod fatigue;
 pub mod label;
 pub mod learn;
 pub mod monitor;
+pub mod name;
 pub mod policy;
 pub mod prediction;
 pub mod quality;

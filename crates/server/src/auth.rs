@@ -36,21 +36,37 @@ impl Caller {
         }
     }
 
-    /// Admin, or a service key granted this project.
-    pub fn require_service(&self, p: &ProjectRuntime) -> Result<(), ApiError> {
+    /// Whether the caller may know that project `p` exists: the admin, a service key
+    /// granted it, a reviewer granted it. To anyone else it answers exactly as a project
+    /// that does not exist (404 `not_found`), so no key learns which projects there are.
+    pub fn sees(&self, p: &ProjectRuntime) -> bool {
         match &self.0 {
-            Principal::Admin => Ok(()),
-            Principal::Service { projects } if projects.contains(&p.id) => Ok(()),
-            Principal::Service { .. } => Err(ApiError::forbidden(format!(
-                "this key is not granted project '{}'",
-                p.name
-            ))),
-            Principal::Reviewer(_) => Err(ApiError::forbidden("this needs a service key")),
+            Principal::Admin => true,
+            Principal::Service { projects } => projects.contains(&p.id),
+            Principal::Reviewer(r) => r.projects.contains(&p.id),
         }
     }
 
-    /// A reviewer granted this project.
+    fn require_seen(&self, p: &ProjectRuntime) -> Result<(), ApiError> {
+        if self.sees(p) {
+            Ok(())
+        } else {
+            Err(ApiError::not_found(crate::app::project_not_found(&p.name)))
+        }
+    }
+
+    /// Admin, or a service key granted this project (a caller who cannot see it: 404).
+    pub fn require_service(&self, p: &ProjectRuntime) -> Result<(), ApiError> {
+        self.require_seen(p)?;
+        match &self.0 {
+            Principal::Reviewer(_) => Err(ApiError::forbidden("this needs a service key")),
+            _ => Ok(()),
+        }
+    }
+
+    /// A reviewer granted this project (a caller who cannot see it: 404).
     pub fn require_reviewer(&self, p: &ProjectRuntime) -> Result<&Reviewer, ApiError> {
+        self.require_seen(p)?;
         let r = self.reviewer()?;
         crate::app::accounts::require_granted(r, p)?;
         Ok(r)
@@ -63,12 +79,9 @@ impl Caller {
         }
     }
 
-    /// Anyone with any grant on the project.
+    /// Anyone with any grant on the project (a caller who cannot see it: 404).
     pub fn require_any(&self, p: &ProjectRuntime) -> Result<(), ApiError> {
-        match &self.0 {
-            Principal::Reviewer(_) => self.require_reviewer(p).map(|_| ()),
-            _ => self.require_service(p),
-        }
+        self.require_seen(p)
     }
 }
 

@@ -22,7 +22,8 @@ pub struct ApiError {
     pub field: Option<String>,
     /// The line of an imported file at fault.
     pub line: Option<usize>,
-    /// A 429's wait, also sent as `Retry-After`.
+    /// Seconds to wait before trying again, sent as `Retry-After` and as the body's
+    /// `retry_after_s` (429 `break_due`, 503 `storage_full`).
     pub retry_after_s: Option<u64>,
 }
 
@@ -36,6 +37,12 @@ impl ApiError {
             line: None,
             retry_after_s: None,
         }
+    }
+
+    /// The same error, telling the caller to retry after `seconds` (`Retry-After`).
+    pub fn retry_after(mut self, seconds: u64) -> Self {
+        self.retry_after_s = Some(seconds);
+        self
     }
 
     pub fn with_field(mut self, field: impl Into<String>) -> Self {
@@ -92,7 +99,8 @@ impl ApiError {
 pub struct ErrorDetail {
     /// A stable code: `invalid`, `bad_request`, `malformed_json`, `unauthorized`,
     /// `forbidden`, `not_found`, `lease_lost`, `project_exists`, `reviewer_exists`,
-    /// `break_due` (429: the reviewer must rest), `internal`.
+    /// `break_due` (429: the reviewer must rest), `payload_too_large`, `storage_full` (503,
+    /// with `Retry-After`), `internal`.
     pub code: String,
     pub message: String,
     /// The request field at fault, as a path (`items[3].prediction.scores.spam`).
@@ -139,6 +147,15 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict { code, message } => ApiError::new(StatusCode::CONFLICT, code, message),
             StoreError::Forbidden { code, message } => ApiError::new(StatusCode::FORBIDDEN, code, message),
             StoreError::Invalid(v) => v.into(),
+            StoreError::StorageFull(cause) => {
+                tracing::error!(%cause, "storage full");
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_full",
+                    "the database's disk is full; nothing was written, retry later",
+                )
+                .retry_after(STORAGE_FULL_RETRY_S)
+            }
             StoreError::Backend(cause) => {
                 tracing::error!(%cause, "store failed");
                 ApiError::internal("the database failed; nothing was written")
@@ -166,5 +183,23 @@ impl IntoResponse for ApiError {
             return r;
         }
         (self.status, Json(json!({ "error": err }))).into_response()
+    }
+}
+
+/// How long a caller is told to wait when the disk is full (`Retry-After`, seconds).
+pub const STORAGE_FULL_RETRY_S: u64 = 30;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_full_disk_is_503_storage_full_with_retry_after() {
+        let resp = ApiError::from(StoreError::StorageFull("database or disk is full".into())).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()[axum::http::header::RETRY_AFTER], "30");
+        let body = axum::body::to_bytes(resp.into_body(), 4096).await.unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["error"]["code"], "storage_full");
     }
 }

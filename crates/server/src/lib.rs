@@ -10,6 +10,7 @@
 //! requests (whose writes the store commits before answering), stops the workers, and
 //! returns.
 
+pub mod accept;
 pub mod app;
 pub mod auth;
 pub mod clock;
@@ -44,6 +45,8 @@ pub struct ServeOptions {
     /// Deliver webhooks in the background (`workers::WebhookWorker::run`). On by default;
     /// tests turn it off and drive `try_run_once` under a manual clock.
     pub background_webhooks: bool,
+    /// The API listener's connection cap and timeouts.
+    pub limits: accept::ConnLimits,
 }
 
 impl Default for ServeOptions {
@@ -51,6 +54,7 @@ impl Default for ServeOptions {
         Self {
             background_learning: true,
             background_webhooks: true,
+            limits: accept::ConnLimits::default(),
         }
     }
 }
@@ -104,12 +108,7 @@ pub async fn serve_with(
     let notices = tokio::spawn(workers::follow_notices(state.clone(), stop_rx));
     let app = http::router(state.clone(), ui::router());
     let stopping = state.stopping.clone();
-    let result = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        shutdown.await;
+    accept::serve(listener, app, options.limits, shutdown, move || {
         tracing::info!("shutting down: finishing in-flight requests");
         // Long polls end now instead of holding the drain up.
         let _ = stopping.send(true);
@@ -125,5 +124,5 @@ pub async fn serve_with(
     if let Some(webhooks) = webhooks {
         let _ = webhooks.await;
     }
-    result
+    Ok(())
 }

@@ -19,6 +19,11 @@ pub enum StoreError {
     /// The database failed. Nothing of the failed operation was written.
     #[error("database error: {0}")]
     Backend(String),
+    /// The disk (or the database's quota) is full: nothing was written, and the same
+    /// request may succeed once space is freed (SQLite `SQLITE_FULL`, PostgreSQL SQLSTATE
+    /// 53100 `disk_full`).
+    #[error("storage full: {0}")]
+    StorageFull(String),
 }
 
 impl StoreError {
@@ -53,8 +58,25 @@ impl StoreError {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        if e.sqlite_error_code() == Some(rusqlite::ErrorCode::DiskFull) {
+            // The writer's other jobs in this group commit are refused as full too.
+            STORAGE_FULL.with(|f| f.set(true));
+            StoreError::StorageFull(e.to_string())
+        } else {
+            StoreError::Backend(e.to_string())
+        }
     }
+}
+
+thread_local! {
+    /// Set on the thread that saw `SQLITE_FULL` (the SQLite writer's), read and cleared by
+    /// the writer when a group commit fails, so that every job in it hears the cause.
+    static STORAGE_FULL: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Whether this thread saw `SQLITE_FULL` since the last call (and clears it).
+pub(crate) fn take_storage_full() -> bool {
+    STORAGE_FULL.with(|f| f.replace(false))
 }
 
 impl From<serde_json::Error> for StoreError {

@@ -214,6 +214,8 @@ mod workload;
 mod fatigue_cases;
 #[path = "conformance/sla.rs"]
 mod sla;
+#[path = "conformance/storage.rs"]
+mod storage;
 
 mod suite {
     pub use super::exports::*;
@@ -1350,4 +1352,6 @@ conformance!([
     sla_escalate_moves_the_task_up_and_keeps_its_leases,
     sla_auto_resolves_with_the_model_label_or_only_notes,
     adjudication_and_escalation_tasks_get_their_queues_deadline,
+    a_gold_hold_cancels_the_reviewers_other_leases,
+    an_item_answered_or_skipped_never_comes_back,
 ]);

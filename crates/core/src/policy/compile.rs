@@ -518,6 +518,14 @@ fn compile_when(env: &Env, when: &str) -> Result<Program, String> {
         return Err("'when' has at most 4096 characters".into());
     }
     let program = env.compile(when).map_err(|e| format!("does not compile: {e}"))?;
+    let cost = super::cost::cost(program.expression());
+    if cost > super::cost::MAX_RULE_COST {
+        return Err(format!(
+            "is too costly to run on every item: about {cost:.0} steps, at most {:.0} (nested comprehensions multiply; a list not written out counts as {:.0} elements)",
+            super::cost::MAX_RULE_COST,
+            super::cost::UNKNOWN_RANGE
+        ));
+    }
     for v in program.references().variables() {
         // Names bound by a comprehension (`tags.exists(t, …)`) are references too.
         let bound = when.contains(&format!("({v},")) || when.contains(&format!("({v} ,"));

@@ -13,6 +13,7 @@
 //! [`Policy`]) and `decide` (a compiled policy applied to one item: [`Decision`]).
 
 mod compile;
+pub mod cost;
 mod decide;
 mod spec;
 

@@ -50,10 +50,8 @@ pub fn require_granted(r: &Reviewer, p: &ProjectRuntime) -> Result<(), AppError>
     if r.projects.contains(&p.id) {
         Ok(())
     } else {
-        Err(AppError::Forbidden(format!(
-            "reviewer '{}' is not granted project '{}'",
-            r.name, p.name
-        )))
+        // As if it did not exist: a caller learns no project it may not see.
+        Err(AppError::NotFound(super::project_not_found(&p.name)))
     }
 }
 
@@ -132,7 +130,9 @@ pub async fn create_reviewer(
     password: Option<String>,
     actor: &str,
 ) -> Result<(Reviewer, String), AppError> {
-    let name = name.trim().to_string();
+    text_field("name", name, 1, 64)?;
+    // NFKC, no invisible or bidi controls: `r1\u{200b}` is refused, `ｒ１` is `r1`.
+    let name = flywheel_core::name::normalise("name", name.trim())?;
     text_field("name", &name, 1, 64)?;
     if name
         .chars()
@@ -291,7 +291,8 @@ pub async fn sign_in(
             None => SignIn::Refused("unknown or revoked key"),
         });
     }
-    let name = name.trim().to_string();
+    // The name as stored (NFKC), so look-alike spellings share one brake.
+    let name = flywheel_core::name::normalise("name", name.trim()).unwrap_or_else(|_| name.trim().to_string());
     let now = s.now();
     let attempt = match s.sign_in_brake.begin(&name, ip, now) {
         Ok(a) => a,
@@ -322,7 +323,12 @@ pub async fn sign_in(
 /// The reviewer `name` signs in as if `password` is theirs (`Some(Some(id))`), or
 /// `Some(None)` if not; `None` if no hashing slot came free in time.
 async fn verify(s: &AppState, name: &str, password: &str) -> Result<Option<Option<i64>>, AppError> {
-    let found = s.store.password_hash(name).await?;
+    // A name holding a NUL is no reviewer's (and PostgreSQL cannot compare it): the decoy
+    // hash runs as for any unknown name.
+    let found = match name.contains('\0') {
+        true => None,
+        false => s.store.password_hash(name).await?,
+    };
     let stored = found
         .as_ref()
         .map_or_else(|| decoy_hash().to_string(), |(_, h)| h.clone());

@@ -70,3 +70,59 @@ pub fn text_field(field: &str, value: &str, min: usize, max: usize) -> Result<()
     }
     Ok(())
 }
+
+/// Where the first NUL character in `v` is — in a string value or an object key — as a
+/// field path (`items[3].payload.text`, `""` for the root), or `None` when there is none.
+/// PostgreSQL cannot store a NUL in text or JSON, so every backend refuses one alike.
+pub fn nul_at(v: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    fn walk(v: &Value, path: &mut String) -> bool {
+        match v {
+            Value::String(s) => s.contains('\0'),
+            Value::Array(a) => a.iter().enumerate().any(|(i, v)| {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                let found = walk(v, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            Value::Object(o) => o.iter().any(|(k, v)| {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(&k.replace('\0', "\\u0000"));
+                let found = k.contains('\0') || walk(v, path);
+                if !found {
+                    path.truncate(len);
+                }
+                found
+            }),
+            _ => false,
+        }
+    }
+    let mut path = String::new();
+    walk(v, &mut path).then_some(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nul_at;
+    use serde_json::json;
+
+    #[test]
+    fn nul_is_found_where_it_is() {
+        assert_eq!(nul_at(&json!({"a": [1, "x"], "b": {"c": "ok"}})), None);
+        assert_eq!(
+            nul_at(&json!({"items": [{"payload": {}}, {"payload": {"text": "a\0b"}}]})).as_deref(),
+            Some("items[1].payload.text")
+        );
+        assert_eq!(
+            nul_at(&json!({"rules": [{"k\0": 1}]})).as_deref(),
+            Some("rules[0].k\\u0000")
+        );
+        assert_eq!(nul_at(&json!("\0")).as_deref(), Some(""));
+    }
+}

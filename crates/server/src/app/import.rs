@@ -153,6 +153,12 @@ fn parse(p: &ProjectRuntime, format: ImportFormat, body: &[u8]) -> Result<Vec<Ro
     }
     let mut rows = Vec::with_capacity(values.len());
     for (line, v) in values {
+        if let Some(field) = super::nul_at(&v) {
+            return Err(at_line(
+                line,
+                invalid(field, "a NUL character (\\u0000) cannot be stored; remove it"),
+            ));
+        }
         let row = match format {
             ImportFormat::LabelStudio => ls_row(p, v),
             ImportFormat::Jsonl => jsonl_row(p, v),

@@ -31,5 +31,11 @@ pub mod webhooks;
 pub mod work;
 pub mod workload;
 
-pub use error::{AppError, text_field};
+pub use error::{AppError, nul_at, text_field};
 pub use state::*;
+
+/// What a caller hears of project `name` when it does not exist or is not theirs to see:
+/// the same words either way.
+pub fn project_not_found(name: &str) -> String {
+    format!("project '{name}' not found")
+}

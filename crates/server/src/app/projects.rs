@@ -28,7 +28,14 @@ pub async fn create(
     actor: &str,
 ) -> Result<CreatedProject, AppError> {
     let name = parse_queue(name).map_err(|m| AppError::invalid("name", m.replace("queue name", "project name")))?;
-    let labels = LabelSet::parse(labels)?;
+    // Labels are names people read: NFKC, no invisible or bidi controls (so two labels
+    // that look alike are one label, refused as listed twice).
+    let labels = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| flywheel_core::name::normalise(&format!("labels[{i}]"), l))
+        .collect::<Result<Vec<_>, _>>()?;
+    let labels = LabelSet::parse(&labels)?;
     Policy::from_json(&policy, &labels).map_err(|e| AppError::from(e.within("policy")))?;
     let project = s
         .store

@@ -137,7 +137,7 @@ impl AppState {
             .store
             .project(name)
             .await?
-            .ok_or_else(|| AppError::NotFound(format!("project '{name}' not found")))?;
+            .ok_or_else(|| AppError::NotFound(super::project_not_found(name)))?;
         let runtime = Arc::new(ProjectRuntime::from_project(p)?);
         self.remember(runtime.clone());
         Ok(runtime)

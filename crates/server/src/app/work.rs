@@ -36,6 +36,27 @@ pub fn claim_request(p: &ProjectRuntime, r: &Reviewer, queue: Option<String>) ->
     }
 }
 
+/// A queue the policy routes to only at tiers reviewer `r` does not serve is refused
+/// (403), as the console refuses its page: it is not "nothing to do now" but "never yours".
+/// A queue the policy does not name is left to the claim (it may hold older tasks).
+pub fn check_queue(p: &ProjectRuntime, r: &Reviewer, queue: &str) -> Result<(), AppError> {
+    let tiers: Vec<u8> = p
+        .policy
+        .queues()
+        .into_iter()
+        .filter(|(q, _)| q == queue)
+        .map(|(_, t)| t)
+        .collect();
+    if tiers.is_empty() || tiers.iter().any(|t| r.tiers.contains(t)) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "queue '{queue}' is worked at tiers {tiers:?}; reviewer '{}' serves tiers {:?}",
+            r.name, r.tiers
+        )))
+    }
+}
+
 /// Leases reviewer `r`'s next task in `p` (priority, then deadline — none last — then age; only `queue` when given),
 /// waiting up to `wait` for work to arrive; `None` when there is nothing to do (or the
 /// server is stopping). The caller checked the grant and the queue's name.
@@ -48,6 +69,9 @@ pub async fn claim(
     wait: Duration,
 ) -> Result<Option<ClaimedTask>, AppError> {
     super::fatigue::check_claim(s, p, r).await?;
+    if let Some(q) = &queue {
+        check_queue(p, r, q).map_err(|e| e.at("queue"))?;
+    }
     let req = claim_request(p, r, queue);
     // Subscribe before the first attempt, so work that arrives in between is not missed.
     let mut notices = s.store.subscribe();
@@ -244,6 +268,9 @@ pub async fn answer(s: &Arc<AppState>, r: &Reviewer, task_id: i64, body: ReviewI
                 .queue
                 .map(|q| parse_queue(&q).map_err(|m| AppError::invalid("next.queue", m)))
                 .transpose()?;
+            if let Some(q) = &queue {
+                check_queue(&p, r, q).map_err(|e| e.at("next.queue"))?;
+            }
             let req = claim_request(&p, r, queue);
             // A break due (counting this answer) refuses the next claim, not the answer.
             let due = super::fatigue::break_due(s, &p, r, true).await?;

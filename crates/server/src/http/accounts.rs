@@ -255,7 +255,7 @@ pub struct QueueTier {
 /// naming the field at fault (`rules[2].when`).
 #[utoipa::path(post, path = "/v1/projects/{project}/policy/check", params(("project" = String, Path)),
     request_body(content = Object, description = "the policy"),
-    responses((status = 200, body = PolicyChecked), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = PolicyChecked), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn check_policy(
     State(s): State<Arc<AppState>>,
     caller: Caller,

@@ -58,7 +58,7 @@ pub async fn get_project(
 /// rule and the problem; the current policy stays.
 #[utoipa::path(put, path = "/v1/projects/{project}/policy", params(("project" = String, Path)),
     request_body(content = Object, description = "the policy: {rules: [{name, when, action, queue, tier, priority, overlap, sla_seconds, ...}], audit_rate, lease_seconds, show_suggestion, ...}. Reviewer fatigue: fatigue: {session_gap_seconds (900), window (30), alpha (0.05), speedup (0.4), on_fatigue: notify|break, break_minutes (15)}; pacing: {min_seconds_per_task, max_tasks_per_session, discount_too_fast}. SLA deadlines: a review rule's `sla_seconds` (wins), or per queue `sla_seconds: {queue: seconds}`; `sla_action: {queue: \"none\" | \"escalate\" | \"auto\"}` (default none: only the sla.breached event; escalate: one tier up, priority + 10, a new deadline; auto: the model's label, source auto, method sla_expired); `warn_before_seconds: {queue: seconds}` (default 20% of the SLA) before the deadline sla.warning is written"),
-    responses((status = 200, body = PolicyStored), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = PolicyStored), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn put_policy(
     State(s): State<Arc<AppState>>,
     caller: Caller,

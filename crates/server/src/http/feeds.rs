@@ -18,7 +18,7 @@ use crate::error::ApiError;
 /// earlier one (an audit that corrected an auto decision).
 #[utoipa::path(get, path = "/v1/projects/{project}/labels",
     params(("project" = String, Path), ("after" = Option<i64>, Query), ("limit" = Option<usize>, Query, description = "at most 1000")),
-    responses((status = 200, body = LabelPage)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = LabelPage)), security(("bearer" = [])))]
 pub async fn labels(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -77,7 +77,7 @@ async fn event_page(
 /// The project's event log: every change, in order.
 #[utoipa::path(get, path = "/v1/projects/{project}/events",
     params(("project" = String, Path), ("after" = Option<i64>, Query), ("limit" = Option<usize>, Query)),
-    responses((status = 200, body = EventPage)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = EventPage)), security(("bearer" = [])))]
 pub async fn project_events(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -102,7 +102,7 @@ pub async fn all_events(
 }
 
 #[utoipa::path(get, path = "/v1/projects/{project}/stats", params(("project" = String, Path)),
-    responses((status = 200, body = StatsOut)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = StatsOut)), security(("bearer" = [])))]
 pub async fn stats(
     State(s): State<Arc<AppState>>,
     caller: Caller,

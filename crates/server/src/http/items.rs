@@ -18,7 +18,7 @@ use crate::error::ApiError;
 /// anything is written: one bad item refuses the batch with a 422 naming it. An
 /// `external_id` already stored returns its first decision with `duplicate: true`.
 #[utoipa::path(post, path = "/v1/projects/{project}/items", params(("project" = String, Path)), request_body = SubmitItems,
-    responses((status = 200, body = SubmitResponse), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 413, body = ErrorBody, description = "an item has more than 1 MiB of JSON (`field`: `items[i].member`)"), (status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = SubmitResponse), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn submit(
     State(s): State<Arc<AppState>>,
     caller: Caller,

@@ -11,6 +11,7 @@ pub mod dto;
 mod export;
 pub(crate) mod feeds;
 mod items;
+pub mod limits;
 pub(crate) mod model;
 pub mod openapi;
 pub(crate) mod quality;
@@ -111,7 +112,9 @@ pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(no_nul_in_uri))
         .layer(axum::middleware::map_response(json_errors))
+        .layer(axum::middleware::from_fn(no_store))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
             axum::response::IntoResponse::into_response(ApiError::internal("the server hit a bug; nothing was written"))
         }))
@@ -149,6 +152,8 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         } else {
             &bytes
         };
+        // One item of an `items` array cannot make the parser build a huge value.
+        limits::check_items(bytes, limits::ITEM_LIMITS)?;
         let de = &mut serde_json::Deserializer::from_slice(bytes);
         let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
             let field = e.path().to_string();
@@ -171,8 +176,68 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
                 format!("the body is not valid JSON: {e}"),
             )
         })?;
+        // JSON spells a NUL inside a string only as an escape: look for one in the bytes
+        // (cheap), and only then find which field holds it.
+        if bytes
+            .split(|b| *b == b'\\')
+            .skip(1)
+            .any(|rest| rest.get(..5).is_some_and(|u| u.eq_ignore_ascii_case(b"u0000")))
+            && let Ok(v) = serde_json::from_slice::<serde_json::Value>(bytes)
+            && let Some(field) = crate::app::nul_at(&v)
+        {
+            return Err(ApiError::invalid(
+                field,
+                "a NUL character (\\u0000) cannot be stored; remove it",
+            ));
+        }
         Ok(ApiJson(value))
     }
+}
+
+/// Every answer of the JSON API (`/v1/…`, but its OpenAPI document) and of the sign-in
+/// and sign-out forms is `Cache-Control: no-store` unless it says otherwise: they are a
+/// caller's own data, and some carry a secret (a new API key, a webhook secret, a session
+/// cookie) that no cache may keep. Marking them all keeps a new route from forgetting.
+pub async fn no_store(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    let path = req.uri().path();
+    let private = (path.starts_with("/v1/") && path != "/v1/openapi.json") || path == "/login" || path == "/logout";
+    let mut resp = next.run(req).await;
+    if private {
+        resp.headers_mut()
+            .entry(axum::http::header::CACHE_CONTROL)
+            .or_insert(axum::http::HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// A NUL (`%00`) in a path parameter or a query value is refused before any handler runs:
+/// a 422 naming the parameter (PostgreSQL cannot compare or store text holding one).
+pub async fn no_nul_in_uri(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let uri = req.uri();
+    let nul = |s: &str| s.to_ascii_lowercase().contains("%00");
+    if nul(uri.path()) {
+        // The segment at fault, named by the route's template where there is one.
+        let at = uri.path().split('/').position(nul).unwrap_or(0);
+        let field = req
+            .extensions()
+            .get::<axum::extract::MatchedPath>()
+            .and_then(|m| m.as_str().split('/').nth(at).map(str::to_string))
+            .map(|seg| seg.trim_start_matches('{').trim_end_matches('}').to_string())
+            .unwrap_or_default();
+        return ApiError::invalid(field, "a NUL character (%00) is not allowed in a path").into_response();
+    }
+    if let Some(q) = uri.query()
+        && nul(q)
+    {
+        let field = q
+            .split('&')
+            .find(|pair| nul(pair))
+            .map(|pair| pair.split('=').next().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        return ApiError::invalid(field, "a NUL character (%00) is not allowed in a query").into_response();
+    }
+    next.run(req).await
 }
 
 /// A path parameter whose parse errors are the JSON error body naming the parameter

@@ -7,6 +7,7 @@ use axum::Json;
 use axum::extract::{Path, State};
 use serde_json::{Value, json};
 
+use super::dto::ErrorBody;
 use crate::app::{AppState, model, monitors};
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -56,7 +57,7 @@ fn status_body(m: model::ModelStatus) -> Value {
 /// Refits the model from every human label, from the start of the feed, and stores it as
 /// a new version.
 #[utoipa::path(post, path = "/v1/projects/{project}/model/retrain", params(("project" = String, Path)),
-    responses((status = 200, body = Object)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = Object)), security(("bearer" = [])))]
 pub async fn retrain(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -82,7 +83,7 @@ pub use crate::app::model::PredictItem;
 /// Scores items with the project's built-in model without storing or deciding anything:
 /// for evaluating the model on a test set of your own, or for a dry run.
 #[utoipa::path(post, path = "/v1/projects/{project}/model/predict", params(("project" = String, Path)),
-    request_body = PredictIn, responses((status = 200, body = Object), (status = 404, body = super::dto::ErrorBody)),
+    request_body = PredictIn, responses((status = 413, body = ErrorBody, description = "an item has more than 1 MiB of JSON (`field`: `items[i].member`)"), (status = 200, body = Object), (status = 404, body = super::dto::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn predict(
     State(s): State<Arc<AppState>>,
@@ -122,7 +123,7 @@ pub async fn predict(
 /// to review — so the error estimate is of those, not of all traffic.
 #[utoipa::path(post, path = "/v1/projects/{project}/policy/backtest", params(("project" = String, Path)),
     request_body(content = Object, description = "{policy, window?}"),
-    responses((status = 200, body = Object), (status = 422, body = super::dto::ErrorBody)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = Object), (status = 422, body = super::dto::ErrorBody)), security(("bearer" = [])))]
 pub async fn backtest(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -149,7 +150,7 @@ pub struct BacktestIn {
 /// The project's monitors now: value, level, firing. A monitor that crosses its level
 /// writes a `monitor` event (checked every few seconds, and on this call).
 #[utoipa::path(get, path = "/v1/projects/{project}/monitors", params(("project" = String, Path)),
-    responses((status = 200, body = Object)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = Object)), security(("bearer" = [])))]
 pub async fn monitors(
     State(s): State<Arc<AppState>>,
     caller: Caller,

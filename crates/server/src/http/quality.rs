@@ -20,7 +20,7 @@ use crate::error::ApiError;
 /// reviewer; no reviewer gets the same gold twice. An `external_id` already stored is
 /// skipped. To pass for regular items, gold should look like them (ids, payload shape).
 #[utoipa::path(post, path = "/v1/projects/{project}/gold", params(("project" = String, Path)), request_body = AddGold,
-    responses((status = 200, body = GoldAdded), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 413, body = ErrorBody, description = "an item has more than 1 MiB of JSON (`field`: `items[i].member`)"), (status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = GoldAdded), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn add_gold(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -40,7 +40,7 @@ pub async fn add_gold(
 /// agreement with the resolutions, the Dawid–Skene accuracy estimate (when the project
 /// uses it), median time on task, and whether they are held.
 #[utoipa::path(get, path = "/v1/projects/{project}/reviewers", params(("project" = String, Path)),
-    responses((status = 200, body = ReviewerPage)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = ReviewerPage)), security(("bearer" = [])))]
 pub async fn reviewers(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -74,7 +74,7 @@ pub async fn release(
 /// missing answers allowed), per label (that label against the rest), and Cohen's κ for the
 /// reviewer pairs that share the most items.
 #[utoipa::path(get, path = "/v1/projects/{project}/agreement", params(("project" = String, Path)),
-    responses((status = 200, body = Object)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = Object)), security(("bearer" = [])))]
 pub async fn agreement(
     State(s): State<Arc<AppState>>,
     caller: Caller,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::dto::ErrorBody;
-use super::{ApiJson, page, ts};
+use super::{ApiJson, ApiPath, page, ts};
 use crate::app::AppState;
 use crate::app::webhooks::{self, EndpointPatch, EndpointSpec};
 use crate::auth::Caller;
@@ -125,7 +125,7 @@ fn with_secret(status: StatusCode, h: flywheel_store::Webhook, secret: String, n
 /// Creates an endpoint. Its secret is in this response only.
 #[utoipa::path(post, path = "/v1/projects/{project}/webhooks", params(("project" = String, Path)),
     request_body = EndpointSpec,
-    responses((status = 201, body = WebhookWithSecret), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 201, body = WebhookWithSecret), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn create(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -139,7 +139,7 @@ pub async fn create(
 }
 
 #[utoipa::path(get, path = "/v1/projects/{project}/webhooks", params(("project" = String, Path)),
-    responses((status = 200, body = WebhookList)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = WebhookList)), security(("bearer" = [])))]
 pub async fn list(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -155,11 +155,11 @@ pub async fn list(
 }
 
 #[utoipa::path(get, path = "/v1/projects/{project}/webhooks/{id}", params(("project" = String, Path), ("id" = i64, Path)),
-    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 400, body = ErrorBody, description = "`id` is not a whole number"), (status = 200, body = WebhookOut), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    Path((project, id)): Path<(String, i64)>,
+    ApiPath((project, id)): ApiPath<(String, i64)>,
 ) -> Result<Json<WebhookOut>, ApiError> {
     caller.require_admin()?;
     let p = s.project(&project).await?;
@@ -170,12 +170,12 @@ pub async fn get(
 /// once.
 #[utoipa::path(patch, path = "/v1/projects/{project}/webhooks/{id}", params(("project" = String, Path), ("id" = i64, Path)),
     request_body = EndpointPatch,
-    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 400, body = ErrorBody, description = "`id` is not a whole number"), (status = 200, body = WebhookOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn update(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    Path((project, id)): Path<(String, i64)>,
+    ApiPath((project, id)): ApiPath<(String, i64)>,
     ApiJson(body): ApiJson<EndpointPatch>,
 ) -> Result<Json<WebhookOut>, ApiError> {
     caller.require_admin()?;
@@ -185,11 +185,11 @@ pub async fn update(
 }
 
 #[utoipa::path(delete, path = "/v1/projects/{project}/webhooks/{id}", params(("project" = String, Path), ("id" = i64, Path)),
-    responses((status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 400, body = ErrorBody, description = "`id` is not a whole number"), (status = 204), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn delete(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    Path((project, id)): Path<(String, i64)>,
+    ApiPath((project, id)): ApiPath<(String, i64)>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let p = s.project(&project).await?;
@@ -200,11 +200,11 @@ pub async fn delete(
 /// Gives the endpoint a new secret (in this response only); for 24 hours requests are
 /// signed with both, space-separated in `webhook-signature`.
 #[utoipa::path(post, path = "/v1/projects/{project}/webhooks/{id}/rotate", params(("project" = String, Path), ("id" = i64, Path)),
-    responses((status = 200, body = WebhookWithSecret), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 400, body = ErrorBody, description = "`id` is not a whole number"), (status = 200, body = WebhookWithSecret), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn rotate(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    Path((project, id)): Path<(String, i64)>,
+    ApiPath((project, id)): ApiPath<(String, i64)>,
 ) -> Result<WithSecret, ApiError> {
     caller.require_admin()?;
     let p = s.project(&project).await?;
@@ -216,12 +216,12 @@ pub async fn rotate(
 /// that deduplicate skip what they have).
 #[utoipa::path(post, path = "/v1/projects/{project}/webhooks/{id}/replay", params(("project" = String, Path), ("id" = i64, Path)),
     request_body = ReplayIn,
-    responses((status = 200, body = WebhookOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    responses((status = 400, body = ErrorBody, description = "`id` is not a whole number"), (status = 200, body = WebhookOut), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn replay(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    Path((project, id)): Path<(String, i64)>,
+    ApiPath((project, id)): ApiPath<(String, i64)>,
     ApiJson(body): ApiJson<ReplayIn>,
 ) -> Result<Json<WebhookOut>, ApiError> {
     caller.require_admin()?;
@@ -233,11 +233,11 @@ pub async fn replay(
 /// The endpoint's attempts, newest first (the newest 1,000 are kept).
 #[utoipa::path(get, path = "/v1/projects/{project}/webhooks/{id}/deliveries",
     params(("project" = String, Path), ("id" = i64, Path), ("limit" = Option<usize>, Query)),
-    responses((status = 200, body = DeliveryList), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 400, body = ErrorBody, description = "`id` is not a whole number"), (status = 200, body = DeliveryList), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn deliveries(
     State(s): State<Arc<AppState>>,
     caller: Caller,
-    Path((project, id)): Path<(String, i64)>,
+    ApiPath((project, id)): ApiPath<(String, i64)>,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<DeliveryList>, ApiError> {
     caller.require_admin()?;

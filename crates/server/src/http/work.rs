@@ -23,9 +23,11 @@ use crate::error::ApiError;
 /// reviewer's tiers, or 204 when there is nothing to do (after waiting up to `wait_ms` for
 /// work to arrive). 429 `break_due` while the reviewer must rest: a break the fatigue
 /// monitor called (`on_fatigue: break`), or pacing's `max_tasks_per_session` reached until a
-/// gap of `session_gap_seconds`.
+/// gap of `session_gap_seconds`. A `queue` the policy routes only to tiers the reviewer does
+/// not serve is 403 (`field: "queue"`).
 #[utoipa::path(post, path = "/v1/projects/{project}/claim", params(("project" = String, Path)), request_body = ClaimIn,
-    responses((status = 200, body = ClaimOut), (status = 204, description = "nothing to do"), (status = 403, body = ErrorBody),
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = ClaimOut), (status = 204, description = "nothing to do"),
+        (status = 403, body = ErrorBody, description = "not a reviewer, held, or `queue` is routed only to tiers the reviewer does not serve"),
         (status = 429, body = ErrorBody, description = "break_due: error.retry_after_s seconds to wait",
             headers(("Retry-After" = u64, description = "seconds until claims are taken again")))),
     security(("bearer" = [])))]

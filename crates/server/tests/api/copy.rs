@@ -196,6 +196,7 @@ async fn a_sqlite_database_copied_to_postgres_reads_the_same() {
     let options = ServeOptions {
         background_learning: false,
         background_webhooks: false,
+        ..Default::default()
     };
     let sqlite = spawn_with(&src, clock.clone(), options).await;
     let ids = build(&sqlite).await;

@@ -15,6 +15,7 @@ mod export;
 mod fatigue;
 mod feeds;
 mod hardening;
+mod hardening2;
 mod items;
 mod learning;
 mod metrics;

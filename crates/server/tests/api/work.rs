@@ -223,12 +223,21 @@ async fn tiers_and_projects_are_isolated(db: Db) {
         app.claim("spam", &l1, None).await.is_none(),
         "tier 1 never gets tier 2 work"
     );
-    assert!(app.claim("spam", &l1, Some("urgent")).await.is_none());
+    // Asking for a queue only higher tiers work is refused, as the console refuses its page.
+    let (s, v) = app
+        .post("/v1/projects/spam/claim", &l1, json!({"queue": "urgent"}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["code"].as_str(), v["error"]["field"].as_str()),
+        (StatusCode::FORBIDDEN, Some("forbidden"), Some("queue")),
+        "{v}"
+    );
     assert!(app.claim("spam", &l2, Some("urgent")).await.is_some());
+    // A project the caller may not see answers as one that does not exist.
     let (s, v) = app.post("/v1/projects/other/claim", &l1, json!({})).await;
     assert_eq!(
         (s, v["error"]["code"].as_str()),
-        (StatusCode::FORBIDDEN, Some("forbidden"))
+        (StatusCode::NOT_FOUND, Some("not_found"))
     );
     let (s, _) = app
         .post(
@@ -237,9 +246,9 @@ async fn tiers_and_projects_are_isolated(db: Db) {
             json!({"items": [item("z", "x", None)]}),
         )
         .await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "a service key is for its own projects");
+    assert_eq!(s, StatusCode::NOT_FOUND, "a service key is for its own projects");
     let (s, _) = app.get("/v1/projects/spam/labels", &other_svc).await;
-    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(s, StatusCode::NOT_FOUND);
     let (s, _) = app
         .post("/v1/projects/spam/items", &l1, json!({"items": [item("z", "x", None)]}))
         .await;
@@ -325,12 +334,14 @@ async fn submit_and_next_leases_the_next_task_with_the_answer(db: Db) {
     // A project the reviewer may not claim from, or none at all: refused before anything
     // is written — the lease still holds and the answer can be given again.
     for (next, status) in [
-        (json!({"project": "other"}), StatusCode::FORBIDDEN),
+        (json!({"project": "other"}), StatusCode::NOT_FOUND),
         (json!({"project": "nope"}), StatusCode::NOT_FOUND),
         (
             json!({"project": "spam", "queue": "Bad Queue!"}),
             StatusCode::UNPROCESSABLE_ENTITY,
         ),
+        // A queue only tier 2 works: never r1's.
+        (json!({"project": "spam", "queue": "urgent"}), StatusCode::FORBIDDEN),
     ] {
         let (s, v) = app
             .answer(&r1, &first, "a1", json!({"label": "ham", "next": next}))
@@ -355,7 +366,7 @@ async fn submit_and_next_leases_the_next_task_with_the_answer(db: Db) {
             &r1,
             &first,
             "a1",
-            json!({"label": "ham", "next": {"project": "spam", "queue": "urgent"}}),
+            json!({"label": "ham", "next": {"project": "spam", "queue": "default"}}),
         )
         .await;
     assert_eq!(
@@ -363,7 +374,7 @@ async fn submit_and_next_leases_the_next_task_with_the_answer(db: Db) {
         (StatusCode::OK, Some("resolved")),
         "{again}"
     );
-    assert_eq!(again["next"], Value::Null, "nothing in urgent: {again}");
+    assert_eq!(again["next"], Value::Null, "nothing in default: {again}");
     assert!(!seen.contains(&task["item"]["external_id"]), "{task}");
     seen.push(task["item"]["external_id"].clone());
     let (s, v) = app

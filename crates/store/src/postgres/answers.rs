@@ -62,7 +62,7 @@ pub(super) async fn submit_review(
         now,
     };
     let plan = if task.gold {
-        gold_answer(c, &task, &a, &at, &judging).await?
+        gold_answer(c, channel, &task, &a, &at, &judging).await?
     } else {
         let earlier = earlier_answers(c, r.task_id).await?;
         let records = if judging.weighs_reviewers() {
@@ -104,10 +104,14 @@ async fn answering_lease(c: &mut PgConnection, r: &NewReview, now: Millis) -> Tx
     Ok(lease.ok_or_else(StoreError::lease_lost)?)
 }
 
+/// The reason a lease ends with when its reviewer's gold answers put them on hold.
+pub(super) const GOLD_HOLD: &str = "the reviewer was held for low gold accuracy";
+
 /// A gold task's answer: core's gold plan written, then the answer counted in the
 /// reviewer's gold record, scored, and (below the bar) the reviewer held.
 async fn gold_answer(
     c: &mut PgConnection,
+    channel: &str,
     task: &TaskState,
     a: &review::Answering<'_>,
     at: &On,
@@ -127,6 +131,11 @@ async fn gold_answer(
         if let Some((reason, held)) = hold {
             mark_held(c, at.project_id, a.reviewer_id, &reason, at.now).await?;
             event(c, Some(at.project_id), None, None, at.now, "system", &held).await?;
+            // Held now means no more work here now: the reviewer's other leases in the
+            // project end in this transaction, as an admin's hold ends them.
+            let project_id = at.project_id;
+            super::work::cancel_reviewer_leases(c, channel, a.reviewer_id, |p| p == project_id, GOLD_HOLD, at.now)
+                .await?;
         }
     }
     Ok(plan)

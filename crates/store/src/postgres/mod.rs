@@ -122,7 +122,26 @@ impl std::fmt::Debug for PgStore {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        match &e {
+            sqlx::Error::Database(d) => classify(d.code().as_deref(), d.message()),
+            _ => StoreError::Backend(e.to_string()),
+        }
+    }
+}
+
+/// A PostgreSQL error by its SQLSTATE: a full disk (53100) is `StorageFull`; text the
+/// database cannot hold (a NUL in text 22021, `\u0000` in jsonb 22P05 — the edge refuses
+/// these first, any that gets past it is still the caller's input) is `Invalid`; the rest
+/// `Backend`.
+pub(crate) fn classify(code: Option<&str>, message: &str) -> StoreError {
+    match code {
+        Some("53100") => StoreError::StorageFull(message.to_string()),
+        Some("22021" | "22P05") => StoreError::Invalid(flywheel_core::ValidationError::new(
+            "",
+            format!("a text value cannot be stored: {message}"),
+        )),
+        Some(code) => StoreError::Backend(format!("error returned from database: {message} ({code})")),
+        None => StoreError::Backend(format!("error returned from database: {message}")),
     }
 }
 
@@ -859,5 +878,31 @@ impl TxError {
             TxError::Store(e) => e,
             TxError::Retry(e) => e.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod classify_tests {
+    use super::*;
+
+    #[test]
+    fn sqlstates_map_to_what_the_caller_can_do() {
+        assert!(matches!(
+            classify(Some("53100"), "could not extend file: No space left on device"),
+            StoreError::StorageFull(_)
+        ));
+        assert!(matches!(
+            classify(Some("22021"), "invalid byte sequence for encoding \"UTF8\": 0x00"),
+            StoreError::Invalid(_)
+        ));
+        assert!(matches!(
+            classify(Some("22P05"), "unsupported Unicode escape sequence"),
+            StoreError::Invalid(_)
+        ));
+        assert!(matches!(
+            classify(Some("42P01"), "no such table"),
+            StoreError::Backend(_)
+        ));
+        assert!(matches!(classify(None, "?"), StoreError::Backend(_)));
     }
 }

@@ -66,6 +66,9 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
     Ok((plan.result, project_id))
 }
 
+/// The reason a lease ends with when its reviewer's gold answers put them on hold.
+pub(super) const GOLD_HOLD: &str = "the reviewer was held for low gold accuracy";
+
 /// A gold task's answer: core's gold plan written, then the answer counted in the
 /// reviewer's gold record, scored, and (below the bar) the reviewer held.
 fn gold_answer(
@@ -98,6 +101,9 @@ fn gold_answer(
             )?
             .execute(params![at.project_id, a.reviewer_id, at.now, reason])?;
             event(c, Some(at.project_id), None, None, at.now, "system", &held)?;
+            // Held now means no more work here now: the reviewer's other leases in the
+            // project end in this write, as an admin's hold ends them.
+            super::work::cancel_reviewer_leases(c, a.reviewer_id, |p| p == at.project_id, GOLD_HOLD, at.now)?;
         }
     }
     Ok(plan)

@@ -128,6 +128,21 @@ impl SqliteStore {
         Self::open(path)
     }
 
+    /// Caps the database file at `pages` pages (`PRAGMA max_page_count` on the writer's
+    /// connection): a write past it fails as on a full disk (`SQLITE_FULL`, which the
+    /// store reports as [`StoreError::StorageFull`]). Returns the cap SQLite applied (never
+    /// below the pages already used). For a quota, and to test a full disk.
+    pub async fn set_max_pages(&self, pages: u64) -> Result<u64> {
+        self.write(move |c| Ok(c.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |r| r.get(0))?))
+            .await
+    }
+
+    /// The pages the database file holds now.
+    pub async fn page_count(&self) -> Result<u64> {
+        self.write(|c| Ok(c.query_row("PRAGMA page_count", [], |r| r.get(0))?))
+            .await
+    }
+
     fn notify(&self, n: Notice) {
         // No subscriber is fine: nobody is waiting.
         let _ = self.inner.notices.send(n);

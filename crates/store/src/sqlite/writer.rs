@@ -334,6 +334,7 @@ fn run(
         last_group = jobs.len();
         let mut replies: Vec<Reply> = Vec::with_capacity(jobs.len());
         let units = Unit::plan(jobs);
+        crate::error::take_storage_full();
         let commit: Result<()> = match conn.prepare_cached("BEGIN IMMEDIATE").and_then(|mut s| s.execute([])) {
             Ok(_) => {
                 let mut poisoned = false;
@@ -347,17 +348,23 @@ fn run(
                         break;
                     }
                 }
-                let retry =
-                    StoreError::Backend("a write in the same group commit failed; nothing was written, retry".into());
+                // A full disk is every job's cause, not only the one that hit it.
+                let retry = |full: bool| {
+                    let m = "a write in the same group commit failed; nothing was written, retry";
+                    if full {
+                        StoreError::StorageFull(m.into())
+                    } else {
+                        StoreError::Backend(m.into())
+                    }
+                };
+                let full = crate::error::take_storage_full();
                 for unit in units {
-                    unit.refuse(&retry, &mut replies);
+                    unit.refuse(&retry(full), &mut replies);
                 }
                 if poisoned {
                     tracing::error!("a write failed after writing; rolling its whole group commit back");
                     let _ = conn.execute_batch("ROLLBACK");
-                    Err(StoreError::Backend(
-                        "a write in the same group commit failed; nothing was written, retry".into(),
-                    ))
+                    Err(retry(full))
                 } else {
                     // Readers that see this commit must wait for its sync: count it before
                     // it becomes visible.
@@ -473,14 +480,72 @@ fn finish_checkpoint(conn: &Connection) {
 /// between two group commits ([`finish_checkpoint`]); no lock is waited for.
 fn checkpoint(conn: Connection, stop: mpsc::Receiver<()>, restart: &AtomicBool) {
     let _ = conn.busy_timeout(Duration::from_millis(100));
+    let mut warn = Throttle::new(WARN_EVERY);
     while let Err(mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
         match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(1)) {
             Ok(frames) if frames > RESTART_FRAMES => restart.store(true, Ordering::Release),
             Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "checkpoint failed; will retry"),
+            // Every 50 ms while the disk is full: once per WARN_EVERY, with the count.
+            Err(e) => {
+                if let Some(failures) = warn.tick(std::time::Instant::now()) {
+                    tracing::warn!(error = %e, failures, "checkpoint failed; will retry");
+                }
+            }
         }
     }
     let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+}
+
+/// How often a failure that repeats every pass (a checkpoint on a full disk) is logged.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// Lets a repeated warning through at most once per period, counting those held back.
+struct Throttle {
+    every: Duration,
+    last: Option<std::time::Instant>,
+    count: u64,
+}
+
+impl Throttle {
+    fn new(every: Duration) -> Self {
+        Self {
+            every,
+            last: None,
+            count: 0,
+        }
+    }
+
+    /// Counts one occurrence at `now`; `Some(occurrences since the last warning,
+    /// this one included)` when it is time to warn.
+    fn tick(&mut self, now: std::time::Instant) -> Option<u64> {
+        self.count += 1;
+        match self.last {
+            Some(at) if now.duration_since(at) < self.every => None,
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.count))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod throttle_tests {
+    use super::*;
+
+    #[test]
+    fn a_repeated_warning_is_let_through_once_per_period_with_its_count() {
+        let mut t = Throttle::new(Duration::from_secs(10));
+        let start = std::time::Instant::now();
+        assert_eq!(t.tick(start), Some(1), "the first is logged at once");
+        // Twenty a second for ten seconds: held back, counted.
+        let held = (1..200)
+            .filter_map(|i| t.tick(start + Duration::from_millis(50 * i)))
+            .count();
+        assert_eq!(held, 0);
+        assert_eq!(t.tick(start + Duration::from_secs(10)), Some(200));
+        assert_eq!(t.tick(start + Duration::from_secs(11)), None);
+    }
 }
 
 #[cfg(test)]
