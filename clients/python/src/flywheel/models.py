@@ -125,6 +125,8 @@ class Task(TypedDict):
     labels: List[str]
     item: ClaimItem
     suggestion: NotRequired[Optional[Suggestion]]
+    #: Only on ``adjudicate`` tasks: why the task is here and the item's earlier answers.
+    context: NotRequired[Optional["AdjudicationContext"]]
 
 
 class ErrorDetail(TypedDict):
@@ -286,6 +288,13 @@ class ReviewRecord(TypedDict):
     claimed_at: str
     answered_at: str
     time_on_task_ms: int
+
+
+class AdjudicationContext(TypedDict):
+    """What an adjudicator sees beside the item: the task's reason and earlier answers."""
+
+    reason: NotRequired[Optional[str]]
+    answers: List[ReviewRecord]
 
 
 class ItemDetail(TypedDict):
@@ -516,6 +525,7 @@ SCHEMAS: Dict[str, type] = {
     "ClaimItem": ClaimItem,
     "Suggestion": Suggestion,
     "ClaimOut": Task,
+    "AdjudicationOut": AdjudicationContext,
     "ErrorDetail": ErrorDetail,
     "ReviewOut": ReviewResult,
     "HeartbeatOut": Heartbeat,
