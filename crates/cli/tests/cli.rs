@@ -10,10 +10,10 @@ use std::process::{Child, Command, Stdio};
 #[path = "cli/transfer.rs"]
 mod transfer;
 
-#[path = "cli/workload.rs"]
-mod workload;
 #[path = "cli/simulate.rs"]
 mod simulate;
+#[path = "cli/workload.rs"]
+mod workload;
 
 /// A reqwest client builder, the crypto provider installed first (see flywheel-tls).
 fn client_builder() -> reqwest::ClientBuilder {

@@ -208,14 +208,14 @@ mod webhook_cases;
 #[path = "conformance/revocation.rs"]
 mod revocation;
 
-#[path = "conformance/workload.rs"]
-mod workload;
 #[path = "conformance/fatigue.rs"]
 mod fatigue_cases;
 #[path = "conformance/sla.rs"]
 mod sla;
 #[path = "conformance/storage.rs"]
 mod storage;
+#[path = "conformance/workload.rs"]
+mod workload;
 
 mod suite {
     pub use super::exports::*;
