@@ -313,22 +313,7 @@ pub(super) async fn expire_leases(c: &mut PgConnection, channel: &str, now: Mill
             continue; // answered or extended meanwhile
         }
         count += 1;
-        // A gold task exists only for the reviewer it was made for: it closes.
-        sqlx::query(
-            "UPDATE tasks SET available = CASE WHEN gold THEN 0 ELSE available + 1 END,
-                              state = CASE WHEN gold THEN 'done' ELSE state END,
-                              closed_at = CASE WHEN gold THEN $2 ELSE closed_at END
-             WHERE id = $1 AND state = 'open'",
-        )
-        .bind(task_id)
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
-        sqlx::query("DELETE FROM item_reviewers WHERE item_id = $1 AND reviewer_id = $2")
-            .bind(item_id)
-            .bind(reviewer_id)
-            .execute(&mut *c)
-            .await?;
+        slot_back(c, task_id, item_id, reviewer_id, now).await?;
         event(
             c,
             Some(project_id),
@@ -392,21 +377,7 @@ pub(super) async fn cancel_reviewer_leases(
         if ended == 0 {
             continue; // answered or expired meanwhile
         }
-        sqlx::query(
-            "UPDATE tasks SET available = CASE WHEN gold THEN 0 ELSE available + 1 END,
-                              state = CASE WHEN gold THEN 'done' ELSE state END,
-                              closed_at = CASE WHEN gold THEN $2 ELSE closed_at END
-             WHERE id = $1 AND state = 'open'",
-        )
-        .bind(task_id)
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
-        sqlx::query("DELETE FROM item_reviewers WHERE item_id = $1 AND reviewer_id = $2")
-            .bind(item_id)
-            .bind(reviewer_id)
-            .execute(&mut *c)
-            .await?;
+        slot_back(c, task_id, item_id, reviewer_id, now).await?;
         let cancelled = Event::LeaseCancelled(ev::LeaseCancelled {
             lease_id,
             reviewer_id,
@@ -429,5 +400,27 @@ pub(super) async fn cancel_reviewer_leases(
     for project_id in projects {
         notify(c, channel, &Notice::TasksAvailable { project_id }).await?;
     }
+    Ok(())
+}
+
+/// A lease that ended unanswered (expired or cancelled) gives its slot back — a gold task,
+/// which exists only for the reviewer it was made for, closes — and the item may come back
+/// to that reviewer.
+async fn slot_back(c: &mut PgConnection, task_id: i64, item_id: i64, reviewer_id: i64, now: Millis) -> TxResult<()> {
+    sqlx::query(
+        "UPDATE tasks SET available = CASE WHEN gold THEN 0 ELSE available + 1 END,
+                          state = CASE WHEN gold THEN 'done' ELSE state END,
+                          closed_at = CASE WHEN gold THEN $2 ELSE closed_at END
+         WHERE id = $1 AND state = 'open'",
+    )
+    .bind(task_id)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    sqlx::query("DELETE FROM item_reviewers WHERE item_id = $1 AND reviewer_id = $2")
+        .bind(item_id)
+        .bind(reviewer_id)
+        .execute(&mut *c)
+        .await?;
     Ok(())
 }
