@@ -210,7 +210,13 @@ pub trait Store: Send + Sync + 'static {
     async fn recent_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<Prediction>>;
 
     // Console and dashboard: counts and time series.
+    /// A project's counts and queues, from counters kept with each write (O(1) in the
+    /// project's history; the SLA figures that depend on `now` read only open tasks near or
+    /// past their deadline and tasks closed in the last day).
     async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats>;
+    /// The same figures recounted from every row of the project — a check of the counters
+    /// (the conformance suite compares the two), O(the project's history).
+    async fn stats_recount(&self, project_id: i64, now: Millis) -> Result<Stats>;
     /// Answers a reviewer gave on a UTC day (`at.div_euclid(DAY_MS)`), in every project.
     async fn answers_on_day(&self, reviewer_id: i64, day: i64) -> Result<i64>;
     /// Decisions and answers per slice of `bucket_ms` since `since` (slices with none left out).

@@ -1241,6 +1241,77 @@ mod suite {
         eprintln!("{refused} of 12 items with a NUL refused by this backend");
     }
 
+    /// `/stats` counters kept with each write equal a recount after a mixed history —
+    /// submissions, audits, answers that resolve, escalate and skip, deadlines — written
+    /// by concurrent callers while other callers read (and, on PostgreSQL, fold) them.
+    pub async fn stats_counters_equal_a_recount_under_concurrent_writes(f: Fixture) {
+        let f = Arc::new(f);
+        let mut reviewers = vec![];
+        for i in 0..4 {
+            reviewers.push(f.reviewer(&format!("s{i}"), &[1, 2]).await);
+        }
+        let mut handles = vec![];
+        for caller in 0..4 {
+            let f = f.clone();
+            handles.push(tokio::spawn(async move {
+                for batch in 0..10 {
+                    let items: Vec<_> = (0..8)
+                        .map(|i| {
+                            let id = format!("m{caller}-{batch}-{i}");
+                            match i % 4 {
+                                0 => auto(&id, "spam", i % 8 == 0),
+                                1 => with_sla(review(&id, "urgent", 1, 5, 1), 60),
+                                2 => review(&id, "q", 1, 0, 2),
+                                _ => review(&id, "q", 2, 0, 1),
+                            }
+                        })
+                        .collect();
+                    f.submit(items).await;
+                }
+            }));
+        }
+        for r in reviewers {
+            let f = f.clone();
+            handles.push(tokio::spawn(async move {
+                for n in 0..40 {
+                    let Some(t) = f.claim(&r, None, 100 + n).await else {
+                        continue;
+                    };
+                    let answer = match n % 5 {
+                        3 => Answer::Escalate {
+                            reason: "unsure".into(),
+                        },
+                        4 => Answer::Skip { reason: String::new() },
+                        _ => label(if n % 2 == 0 { "spam" } else { "ham" }),
+                    };
+                    // An escalation can close a task another reviewer holds: their answer
+                    // then finds the lease cancelled, as it should.
+                    match f.answer(&r, &t, &format!("a{n}"), answer, 100 + n).await {
+                        Ok(_) | Err(StoreError::Conflict { code: "lease_lost", .. }) => {}
+                        Err(e) => panic!("answer {n} of {}: {e}", r.name),
+                    }
+                }
+            }));
+        }
+        for _ in 0..2 {
+            let f = f.clone();
+            handles.push(tokio::spawn(async move {
+                for _ in 0..30 {
+                    f.store.stats(f.project.id, 200).await.unwrap();
+                }
+            }));
+        }
+        for h in handles {
+            h.await.unwrap();
+        }
+        for now in [300, 70_000, 100_000_000] {
+            let recount = f.store.stats_recount(f.project.id, now).await.unwrap();
+            assert_eq!(recount.items, 320, "every submitted item is counted");
+            assert!(recount.resolved > 0 && recount.open_tasks > 0, "{recount:?}");
+            assert_eq!(f.store.stats(f.project.id, now).await.unwrap(), recount, "at {now}");
+        }
+    }
+
     pub async fn concurrent_claims_never_double_assign(f: Fixture) {
         let items: Vec<_> = (0..200).map(|i| review(&format!("c{i}"), "q", 1, 0, 1)).collect();
         f.submit(items).await;
@@ -1283,6 +1354,34 @@ async fn every_event_is_typed(store: &dyn Store) {
     }
 }
 
+/// Every project's `/stats` counters equal a recount of its rows after whatever history a
+/// case left, on each backend, at several moments from the last write on (the SLA figures
+/// depend on `now`; stats are asked for the present, never for before a write).
+async fn counters_equal_a_recount(store: &dyn Store) {
+    let latest = store
+        .events(None, 0, 100_000)
+        .await
+        .unwrap()
+        .iter()
+        .map(|e| e.at)
+        .max()
+        .unwrap_or(0);
+    for p in store.projects().await.unwrap() {
+        for now in [latest, latest + 60_000, latest + 3_600_000, latest + 10 * 86_400_000] {
+            let recount = store.stats_recount(p.id, now).await.unwrap();
+            // Twice: on PostgreSQL the first read may fold the deltas it summed.
+            for _ in 0..2 {
+                assert_eq!(
+                    store.stats(p.id, now).await.unwrap(),
+                    recount,
+                    "project {} at {now}: counters against a recount",
+                    p.name
+                );
+            }
+        }
+    }
+}
+
 macro_rules! conformance {
     ([$($case:ident),* $(,)?]) => {
         mod sqlite_backend {
@@ -1294,6 +1393,7 @@ macro_rules! conformance {
                     let (store, dir) = (f.store.clone(), f._dir.take());
                     suite::$case(f).await;
                     every_event_is_typed(&*store).await;
+                    counters_equal_a_recount(&*store).await;
                     drop(dir);
                 }
             )*
@@ -1308,6 +1408,7 @@ macro_rules! conformance {
                         let store = f.store.clone();
                         suite::$case(f).await;
                         every_event_is_typed(&*store).await;
+                        counters_equal_a_recount(&*store).await;
                         flywheel_store::postgres::PgStore::drop_schema(&url, &schema).await.unwrap();
                     }
                 }
@@ -1330,6 +1431,7 @@ conformance!([
     audits_confirm_or_correct,
     feeds_page_by_cursor,
     concurrent_claims_never_double_assign,
+    stats_counters_equal_a_recount_under_concurrent_writes,
     accounts_sessions_and_keys,
     dashboard_series_and_queue_depths,
     gold_is_scored_and_a_careless_reviewer_held,

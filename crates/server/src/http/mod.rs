@@ -112,7 +112,6 @@ pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
             )
         })
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(no_nul_in_uri))
         .layer(axum::middleware::map_response(json_errors))
         .layer(axum::middleware::from_fn(no_store))
         .layer(tower_http::catch_panic::CatchPanicLayer::custom(|_| {
@@ -198,10 +197,17 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 /// and sign-out forms is `Cache-Control: no-store` unless it says otherwise: they are a
 /// caller's own data, and some carry a secret (a new API key, a webhook secret, a session
 /// cookie) that no cache may keep. Marking them all keeps a new route from forgetting.
+///
+/// The same layer refuses a NUL in the URI before any handler runs ([`nul_in_uri`]): one
+/// `from_fn` layer for both, since each costs every request a boxed future and a clone of
+/// the service below it.
 pub async fn no_store(req: Request, next: axum::middleware::Next) -> axum::response::Response {
     let path = req.uri().path();
     let private = (path.starts_with("/v1/") && path != "/v1/openapi.json") || path == "/login" || path == "/logout";
-    let mut resp = next.run(req).await;
+    let mut resp = match nul_in_uri(&req) {
+        Some(refused) => refused,
+        None => next.run(req).await,
+    };
     if private {
         resp.headers_mut()
             .entry(axum::http::header::CACHE_CONTROL)
@@ -210,12 +216,13 @@ pub async fn no_store(req: Request, next: axum::middleware::Next) -> axum::respo
     resp
 }
 
-/// A NUL (`%00`) in a path parameter or a query value is refused before any handler runs:
-/// a 422 naming the parameter (PostgreSQL cannot compare or store text holding one).
-pub async fn no_nul_in_uri(req: Request, next: axum::middleware::Next) -> axum::response::Response {
+/// A NUL (`%00`) in a path parameter or a query value is refused: a 422 naming the
+/// parameter (PostgreSQL cannot compare or store text holding one).
+fn nul_in_uri(req: &Request) -> Option<axum::response::Response> {
     use axum::response::IntoResponse;
     let uri = req.uri();
-    let nul = |s: &str| s.to_ascii_lowercase().contains("%00");
+    // "%00" has no letters, so no case to fold (and no string to allocate per request).
+    let nul = |s: &str| s.contains("%00");
     if nul(uri.path()) {
         // The segment at fault, named by the route's template where there is one.
         let at = uri.path().split('/').position(nul).unwrap_or(0);
@@ -225,7 +232,7 @@ pub async fn no_nul_in_uri(req: Request, next: axum::middleware::Next) -> axum::
             .and_then(|m| m.as_str().split('/').nth(at).map(str::to_string))
             .map(|seg| seg.trim_start_matches('{').trim_end_matches('}').to_string())
             .unwrap_or_default();
-        return ApiError::invalid(field, "a NUL character (%00) is not allowed in a path").into_response();
+        return Some(ApiError::invalid(field, "a NUL character (%00) is not allowed in a path").into_response());
     }
     if let Some(q) = uri.query()
         && nul(q)
@@ -235,9 +242,9 @@ pub async fn no_nul_in_uri(req: Request, next: axum::middleware::Next) -> axum::
             .find(|pair| nul(pair))
             .map(|pair| pair.split('=').next().unwrap_or_default().to_string())
             .unwrap_or_default();
-        return ApiError::invalid(field, "a NUL character (%00) is not allowed in a query").into_response();
+        return Some(ApiError::invalid(field, "a NUL character (%00) is not allowed in a query").into_response());
     }
-    next.run(req).await
+    None
 }
 
 /// A path parameter whose parse errors are the JSON error body naming the parameter

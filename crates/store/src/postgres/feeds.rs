@@ -1,5 +1,5 @@
 //! The feeds on PostgreSQL: feed positions handed out after commit by [`sequence_feeds`]
-//! (one transaction at a time, before every feed read), the label feed and the event log
+//! (one transaction at a time, before every feed read that finds rows waiting for one), the label feed and the event log
 //! read by cursor, and the events the server appends of its own.
 
 use sqlx::PgConnection;
@@ -10,7 +10,21 @@ use crate::*;
 
 /// Gives committed, unsequenced events and labels their feed positions, in one place at
 /// a time, so that a position is never handed out below one a reader has already seen.
+///
+/// When no committed row waits for a position (a read-mostly moment), it takes no lock
+/// and writes nothing: the check reads the two partial indexes of unsequenced rows. A
+/// row committed after the check has no position yet, so the read that follows cannot
+/// see it (`seq > cursor` is not true of NULL) and the next sequencer run places it after
+/// every position handed out, as before; a row committed before it is sequenced here.
 pub(super) async fn sequence_feeds(c: &mut PgConnection) -> TxResult<()> {
+    let waiting: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE seq IS NULL) OR EXISTS (SELECT 1 FROM labels WHERE cursor IS NULL)",
+    )
+    .fetch_one(&mut *c)
+    .await?;
+    if !waiting {
+        return Ok(());
+    }
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.sequencer'))")
         .execute(&mut *c)
         .await?;

@@ -84,6 +84,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     ),
     (7, "sla", include_str!("../../migrations/postgres/0007_sla.sql")),
     (8, "fatigue", include_str!("../../migrations/postgres/0008_fatigue.sql")),
+    (9, "perf", include_str!("../../migrations/postgres/0009_perf.sql")),
 ];
 
 /// Retries of a transaction that lost a race (deadlock, serialization failure, a unique
@@ -673,6 +674,13 @@ impl Store for PgStore {
     async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats> {
         let mut c = self.pool.acquire().await?;
         dashboard::stats(&mut c, project_id, now)
+            .await
+            .map_err(TxError::into_store)
+    }
+
+    async fn stats_recount(&self, project_id: i64, now: Millis) -> Result<Stats> {
+        let mut c = self.pool.acquire().await?;
+        dashboard::stats_recount(&mut c, project_id, now)
             .await
             .map_err(TxError::into_store)
     }

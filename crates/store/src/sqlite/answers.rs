@@ -59,7 +59,8 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
             None
         };
         let plan = review::plan(&task, &earlier, &a, next, item.as_ref().map(|(i, _)| i), &judging);
-        write_plan(c, &plan, &at, item.map_or(0, |(_, v)| v))?;
+        let first = item.as_ref().is_some_and(|(i, _)| i.resolved_label.is_none());
+        write_plan(c, &plan, &at, item.map_or(0, |(_, v)| v), first, Some(&task.queue))?;
         plan
     };
     record_review(c, &r, &at, lease.granted_at, &plan, &plan.submitted(&a))?;
@@ -82,7 +83,8 @@ fn gold_answer(
         .prepare_cached("SELECT gold_label FROM items WHERE id = ?1")?
         .query_row([at.item_id], |row| row.get(0))?;
     let (plan, correct) = review::gold_plan(task, a, &gold, judging);
-    write_plan(c, &plan, at, 0)?;
+    // A gold item is not counted in /stats, resolved or not.
+    write_plan(c, &plan, at, 0, false, None)?;
     if let Some(correct) = correct {
         let record = count_gold(c, at.project_id, a.reviewer_id, correct)?;
         let (scored, hold) = review::gold_scored(a, correct, record, judging.quality.as_ref());
@@ -120,8 +122,17 @@ struct On {
 }
 
 /// Writes what core planned for an answer, but the answer itself (`record_review`).
-/// `policy_version` is the item's, for a label-feed entry.
-fn write_plan(c: &Connection, plan: &Plan, at: &On, policy_version: u32) -> Result<()> {
+/// `policy_version` is the item's, for a label-feed entry. For /stats: `first_resolution`
+/// says the item was unresolved (and not gold), `queue` is a regular task's (a gold task's
+/// closing is not counted).
+fn write_plan(
+    c: &Connection,
+    plan: &Plan,
+    at: &On,
+    policy_version: u32,
+    first_resolution: bool,
+    queue: Option<&str>,
+) -> Result<()> {
     let (task_id, now) = (at.task_id, at.now);
     c.prepare_cached("UPDATE leases SET state = ?2, ended_at = ?3 WHERE id = ?1")?
         .execute(params![at.lease_id, plan.lease.as_str(), now])?;
@@ -135,16 +146,19 @@ fn write_plan(c: &Connection, plan: &Plan, at: &On, policy_version: u32) -> Resu
             counted,
             others_may_hold,
         } => {
+            if let Some(q) = queue {
+                super::counts::open(at.project_id, q, -1);
+            }
             return close_task(c, task_id, now, others_may_hold, counted)
-                .and_then(|()| rest(c, plan, at, policy_version));
+                .and_then(|()| rest(c, plan, at, policy_version, first_resolution));
         }
     };
     c.prepare_cached(counters)?.execute([task_id])?;
-    rest(c, plan, at, policy_version)
+    rest(c, plan, at, policy_version, first_resolution)
 }
 
 /// The plan's writes after the task's own.
-fn rest(c: &Connection, plan: &Plan, at: &On, policy_version: u32) -> Result<()> {
+fn rest(c: &Connection, plan: &Plan, at: &On, policy_version: u32, first_resolution: bool) -> Result<()> {
     let (task_id, now) = (at.task_id, at.now);
     if let Some(e) = &plan.escalation {
         let new_task = insert_task(
@@ -169,6 +183,9 @@ fn rest(c: &Connection, plan: &Plan, at: &On, policy_version: u32) -> Result<()>
     if let Some(res) = &plan.resolve_item {
         c.prepare_cached("UPDATE items SET resolved_label = ?2, resolution = ?3, resolved_at = ?4 WHERE id = ?1")?
             .execute(params![at.item_id, res.label, serde_json::to_string(res)?, now])?;
+        if first_resolution {
+            super::counts::resolved(at.project_id);
+        }
     }
     if let Some((label, source)) = &plan.feed {
         insert_label(
@@ -433,6 +450,7 @@ fn insert_task(
         warn_at,
         due_at
     ])?;
+    super::counts::open(project_id, &route.queue, 1);
     Ok(c.last_insert_rowid())
 }
 

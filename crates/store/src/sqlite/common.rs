@@ -31,6 +31,7 @@ pub(super) fn event(
         actor,
         e.data_json()?
     ])?;
+    super::counts::event(project_id, e.kind());
     Ok(())
 }
 

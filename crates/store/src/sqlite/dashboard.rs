@@ -3,13 +3,122 @@
 //! day. Read-only; it was the read half of `console.rs`, kept apart from the concepts
 //! because it reads all of them and writes none.
 
-use rusqlite::{Connection, params};
+use std::collections::HashMap;
+
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::feeds::{event_columns, event_row};
 use crate::*;
 use flywheel_core::Event;
 
+/// The project's figures from the counters the writer keeps with each group commit
+/// (`stat_counts`, see `counts.rs`), plus what depends on `now`, each an index range over
+/// recent or due tasks only: a queue's oldest open task (`tasks_open`), tasks due soon
+/// (`tasks_sla_pending`, whose warning time has passed), overdue ones (`tasks_open_due`)
+/// and those with a deadline closed in the last day (`tasks_closed_sla`). Nothing here
+/// reads the project's history.
 pub(super) fn stats(c: &Connection, project_id: i64, now: Millis) -> Result<Stats> {
+    let rows: Vec<(String, [i64; 8])> = c
+        .prepare_cached(
+            "SELECT queue, items, auto, review, resolved, audits_confirmed, audits_corrected, open, breached
+             FROM stat_counts WHERE project_id = ?1 ORDER BY queue",
+        )?
+        .query_map([project_id], |r| {
+            Ok((
+                r.get(0)?,
+                [
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                    r.get(6)?,
+                    r.get(7)?,
+                    r.get(8)?,
+                ],
+            ))
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut own = [0; 6];
+    let mut counted: Vec<(String, i64, i64)> = Vec::new();
+    for (queue, v) in rows {
+        if queue.is_empty() {
+            own.copy_from_slice(&v[..6]);
+        } else {
+            counted.push((queue, v[6], v[7]));
+        }
+    }
+    let [items, auto, review, resolved, audits_confirmed, audits_corrected] = own;
+    let due_soon: HashMap<String, i64> = c
+        .prepare_cached(
+            "SELECT queue, count(*) FROM tasks INDEXED BY tasks_sla_pending
+             WHERE state = 'open' AND breached_at IS NULL AND warn_at IS NOT NULL AND warn_at <= ?2
+               AND project_id = ?1 AND gold = 0 AND warned_at IS NOT NULL AND due_at > ?2
+             GROUP BY queue",
+        )?
+        .query_map(params![project_id, now], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let overdue: HashMap<String, i64> = c
+        .prepare_cached(
+            "SELECT queue, count(*) FROM tasks INDEXED BY tasks_open_due
+             WHERE project_id = ?1 AND state = 'open' AND due_at IS NOT NULL AND due_at <= ?2 AND gold = 0
+             GROUP BY queue",
+        )?
+        .query_map(params![project_id, now], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut oldest = c.prepare_cached(
+        "SELECT created_at FROM tasks INDEXED BY tasks_open
+         WHERE project_id = ?1 AND queue = ?2 AND state = 'open' AND gold = 0 ORDER BY created_at LIMIT 1",
+    )?;
+    let mut open = Vec::new();
+    let mut breached = Vec::new();
+    for (queue, n, b) in counted {
+        if n > 0 {
+            let first: Millis = oldest
+                .query_row(params![project_id, queue], |r| r.get(0))
+                .optional()?
+                .unwrap_or(now);
+            let soon = due_soon.get(&queue).copied().unwrap_or(0);
+            let late = overdue.get(&queue).copied().unwrap_or(0);
+            open.push((queue.clone(), n, first, soon, late));
+        }
+        if b > 0 {
+            breached.push((queue, b));
+        }
+    }
+    let closed = closed_with_deadline(c, project_id, now)?;
+    let queues = QueueStats::assemble(open, breached, closed, now);
+    Ok(Stats {
+        audits_confirmed,
+        audits_corrected,
+        items,
+        auto,
+        review,
+        resolved,
+        open_tasks: queues.iter().map(|q| q.open).sum(),
+        queues,
+    })
+}
+
+/// Tasks with a deadline closed in the last day, per queue (the `tasks_closed_sla` index
+/// range): closed in the last hour, of which in time, in the last day, of which in time.
+fn closed_with_deadline(c: &Connection, project_id: i64, now: Millis) -> Result<Vec<(String, i64, i64, i64, i64)>> {
+    Ok(c.prepare_cached(
+        "SELECT queue, coalesce(sum(closed_at >= ?3), 0), coalesce(sum(closed_at >= ?3 AND closed_at <= due_at), 0),
+                    count(*), coalesce(sum(closed_at <= due_at), 0)
+             FROM tasks WHERE project_id = ?1 AND due_at IS NOT NULL AND closed_at IS NOT NULL AND closed_at >= ?2
+             GROUP BY queue",
+    )?
+    .query_map(params![project_id, now - DAY_MS, now - 3_600_000], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })?
+    .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The figures of [`stats`] recounted from the rows themselves — every item, open task and
+/// audit event of the project — as `/stats` read them before the counters: a check of the
+/// counters (the conformance suite compares the two), O(the project's history).
+pub(super) fn stats_recount(c: &Connection, project_id: i64, now: Millis) -> Result<Stats> {
     let (items, auto, review, resolved): (i64, i64, i64, i64) = c
         .prepare_cached(
             "SELECT count(*), coalesce(sum(outcome = 'auto'), 0), coalesce(sum(outcome = 'review'), 0),
@@ -34,18 +143,7 @@ pub(super) fn stats(c: &Connection, project_id: i64, now: Millis) -> Result<Stat
         )?
         .query_map([project_id], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<Vec<_>>>()?;
-    // Tasks with a deadline closed in the last day (the `tasks_closed_sla` index range).
-    let closed = c
-        .prepare_cached(
-            "SELECT queue, coalesce(sum(closed_at >= ?3), 0), coalesce(sum(closed_at >= ?3 AND closed_at <= due_at), 0),
-                    count(*), coalesce(sum(closed_at <= due_at), 0)
-             FROM tasks WHERE project_id = ?1 AND due_at IS NOT NULL AND closed_at IS NOT NULL AND closed_at >= ?2
-             GROUP BY queue",
-        )?
-        .query_map(params![project_id, now - DAY_MS, now - 3_600_000], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
-        })?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let closed = closed_with_deadline(c, project_id, now)?;
     let queues = QueueStats::assemble(open, breached, closed, now);
     let (audits_confirmed, audits_corrected): (i64, i64) = c
         .prepare_cached(

@@ -155,11 +155,19 @@ pub(super) fn import_labels(
         if updated == 0 {
             continue;
         }
-        c.prepare_cached(
-            "UPDATE tasks SET state = 'done', available = 0, closed_at = ?2, reason = 'imported'
-             WHERE item_id = ?1 AND state = 'open'",
-        )?
-        .execute(params![t.id, now])?;
+        if t.resolution.is_none() {
+            super::counts::resolved(project_id);
+        }
+        let closed = c
+            .prepare_cached(
+                "UPDATE tasks SET state = 'done', available = 0, closed_at = ?2, reason = 'imported'
+                 WHERE item_id = ?1 AND state = 'open' RETURNING queue, gold",
+            )?
+            .query_map(params![t.id, now], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<Vec<(String, bool)>>>()?;
+        for (queue, _) in closed.iter().filter(|(_, gold)| !gold) {
+            super::counts::open(project_id, queue, -1);
+        }
         c.prepare_cached(
             "UPDATE leases SET state = 'cancelled', ended_at = ?2 WHERE item_id = ?1 AND state = 'active'",
         )?

@@ -213,7 +213,9 @@ pub(super) fn submit_items(
             (Outcome::Auto { .. }, Some(route)) => Some((Stage::Audit, route, text("audit sample".into()))),
             (Outcome::Auto { .. }, None) => None,
         };
+        super::counts::item(project_id, auto_label.is_some(), auto_label.is_some());
         if let Some((stage, route, reason)) = task {
+            super::counts::open(project_id, &route.queue, 1);
             let (warn_at, due_at) = flywheel_core::sla::deadlines(route, now);
             tasks.extend([
                 V::Integer(project_id),

@@ -9,6 +9,7 @@
 mod accounts;
 mod answers;
 mod common;
+mod counts;
 mod dashboard;
 mod export;
 mod fatigue;
@@ -43,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0007_webhooks.sql"),
     include_str!("../../migrations/sqlite/0008_sla.sql"),
     include_str!("../../migrations/sqlite/0009_fatigue.sql"),
+    include_str!("../../migrations/sqlite/0010_perf.sql"),
 ];
 
 /// The schema version (`PRAGMA user_version`) of a database this build has migrated.
@@ -557,6 +559,10 @@ impl Store for SqliteStore {
     // Console and dashboard: counts and time series.
     async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats> {
         self.read(move |c| dashboard::stats(c, project_id, now)).await
+    }
+
+    async fn stats_recount(&self, project_id: i64, now: Millis) -> Result<Stats> {
+        self.read(move |c| dashboard::stats_recount(c, project_id, now)).await
     }
 
     async fn answers_on_day(&self, reviewer_id: i64, day: i64) -> Result<i64> {

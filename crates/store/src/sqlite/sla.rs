@@ -9,7 +9,7 @@ use std::sync::Arc;
 use flywheel_core::sla::{self, SlaChange, SlaStep, SlaTask, Slas};
 use flywheel_core::task::Source;
 use flywheel_core::{Event, Prediction, event as ev};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 
 use super::answers::insert_label;
 use super::common::{event, opt_json};
@@ -96,13 +96,16 @@ fn write_step(c: &Connection, s: &SlaStep, now: Millis) -> Result<(bool, bool, b
     let Some((breach, change)) = &s.breach else {
         return Ok((warned, false, false));
     };
-    let marked = c
-        .prepare_cached("UPDATE tasks SET breached_at = ?2 WHERE id = ?1 AND state = 'open' AND breached_at IS NULL")?
-        .execute(params![s.task_id, now])?
-        == 1;
-    if !marked {
+    let marked: Option<String> = c
+        .prepare_cached(
+            "UPDATE tasks SET breached_at = ?2 WHERE id = ?1 AND state = 'open' AND breached_at IS NULL RETURNING queue",
+        )?
+        .query_row(params![s.task_id, now], |r| r.get(0))
+        .optional()?;
+    let Some(queue) = marked else {
         return Ok((warned, false, false));
-    }
+    };
+    super::counts::add(s.project_id, Some(&queue), |d| d.breached += 1);
     on(breach)?;
     match change {
         SlaChange::None => Ok((warned, true, false)),
@@ -116,9 +119,14 @@ fn write_step(c: &Connection, s: &SlaStep, now: Millis) -> Result<(bool, bool, b
             model,
             model_version,
         } => {
-            let policy_version: u32 = c
-                .prepare_cached("SELECT policy_version FROM items WHERE id = ?1")?
-                .query_row([s.item_id], |r| r.get(0))?;
+            let (policy_version, first): (u32, bool) = c
+                .prepare_cached(
+                    "SELECT policy_version, resolved_label IS NULL AND gold_label IS NULL FROM items WHERE id = ?1",
+                )?
+                .query_row([s.item_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            if first {
+                super::counts::resolved(s.project_id);
+            }
             c.prepare_cached("UPDATE items SET resolved_label = ?2, resolution = ?3, resolved_at = ?4 WHERE id = ?1")?
                 .execute(params![
                     s.item_id,
@@ -126,11 +134,16 @@ fn write_step(c: &Connection, s: &SlaStep, now: Millis) -> Result<(bool, bool, b
                     serde_json::to_string(resolution)?,
                     now
                 ])?;
-            c.prepare_cached(
-                "UPDATE tasks SET state = 'done', available = 0, closed_at = ?2, reason = 'sla_expired'
-                 WHERE item_id = ?1 AND state = 'open'",
-            )?
-            .execute(params![s.item_id, now])?;
+            let closed = c
+                .prepare_cached(
+                    "UPDATE tasks SET state = 'done', available = 0, closed_at = ?2, reason = 'sla_expired'
+                     WHERE item_id = ?1 AND state = 'open' RETURNING queue, gold",
+                )?
+                .query_map(params![s.item_id, now], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<rusqlite::Result<Vec<(String, bool)>>>()?;
+            for (queue, _) in closed.iter().filter(|(_, gold)| !gold) {
+                super::counts::open(s.project_id, queue, -1);
+            }
             let cancelled = c
                 .prepare_cached(
                     "UPDATE leases SET state = 'cancelled', ended_at = ?2 WHERE item_id = ?1 AND state = 'active'

@@ -363,8 +363,14 @@ fn run(
                 }
                 if poisoned {
                     tracing::error!("a write failed after writing; rolling its whole group commit back");
+                    super::counts::discard();
                     let _ = conn.execute_batch("ROLLBACK");
                     Err(retry(full))
+                } else if let Err(e) = super::counts::flush(&conn) {
+                    // The /stats counters commit with the rows they count, or nothing does.
+                    tracing::error!(error = %e, "could not write the group's counters");
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Err(StoreError::from(e))
                 } else {
                     // Readers that see this commit must wait for its sync: count it before
                     // it becomes visible.
@@ -382,6 +388,7 @@ fn run(
             }
             Err(e) => {
                 tracing::error!(error = %e, "could not begin a write transaction");
+                super::counts::discard();
                 let e = StoreError::from(e);
                 for unit in units {
                     unit.refuse(&e, &mut replies);
