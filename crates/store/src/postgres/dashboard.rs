@@ -107,13 +107,13 @@ pub(super) async fn stats(c: &mut PgConnection, project_id: i64, now: Millis) ->
     })
 }
 
+/// A queue's tasks with a deadline closed: in the last hour, of which in time, in the last
+/// day, of which in time.
+type Closed = (String, i64, i64, i64, i64);
+
 /// Tasks with a deadline closed in the last day, per queue (the `tasks_closed_sla` index
 /// range): closed in the last hour, of which in time, in the last day, of which in time.
-async fn closed_with_deadline(
-    c: &mut PgConnection,
-    project_id: i64,
-    now: Millis,
-) -> TxResult<Vec<(String, i64, i64, i64, i64)>> {
+async fn closed_with_deadline(c: &mut PgConnection, project_id: i64, now: Millis) -> TxResult<Vec<Closed>> {
     Ok(sqlx::query_as(
         "SELECT queue, count(*) FILTER (WHERE closed_at >= $3),
                 count(*) FILTER (WHERE closed_at >= $3 AND closed_at <= due_at),

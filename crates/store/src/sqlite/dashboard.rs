@@ -100,9 +100,13 @@ pub(super) fn stats(c: &Connection, project_id: i64, now: Millis) -> Result<Stat
     })
 }
 
+/// A queue's tasks with a deadline closed: in the last hour, of which in time, in the last
+/// day, of which in time.
+type Closed = (String, i64, i64, i64, i64);
+
 /// Tasks with a deadline closed in the last day, per queue (the `tasks_closed_sla` index
 /// range): closed in the last hour, of which in time, in the last day, of which in time.
-fn closed_with_deadline(c: &Connection, project_id: i64, now: Millis) -> Result<Vec<(String, i64, i64, i64, i64)>> {
+fn closed_with_deadline(c: &Connection, project_id: i64, now: Millis) -> Result<Vec<Closed>> {
     Ok(c.prepare_cached(
         "SELECT queue, coalesce(sum(closed_at >= ?3), 0), coalesce(sum(closed_at >= ?3 AND closed_at <= due_at), 0),
                     count(*), coalesce(sum(closed_at <= due_at), 0)
