@@ -170,6 +170,67 @@ impl Client {
         .await
     }
 
+    /// Answers a leased task with a body of the caller's (`label`, `note`, `fields`, …);
+    /// the lease and the idempotency key are added here.
+    pub async fn answer_with(&self, key: &str, task: &Value, mut body: Value) -> Result<Value, Error> {
+        body["lease_id"] = task["lease_id"].clone();
+        body["review_id"] = json!(format!("{}-{}", task["task_id"], task["lease_id"]));
+        self.ok(
+            Method::POST,
+            &format!("/v1/tasks/{}/reviews", task["task_id"]),
+            key,
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Imports Flywheel JSON lines into `project` (`as=history`: their resolutions become
+    /// human labels); returns the import's report.
+    pub async fn import_history(&self, project: &str, key: &str, jsonl: String) -> Result<Value, Error> {
+        let path = format!("/v1/projects/{project}/import?format=jsonl&as=history");
+        let transport = |source| Error::Transport {
+            path: path.clone(),
+            source,
+        };
+        let r = self
+            .http
+            .post(format!("{}{path}", self.node(0)))
+            .bearer_auth(key)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+            .body(jsonl)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = r.status().as_u16();
+        let text = r.text().await.map_err(transport)?;
+        let body: Value = serde_json::from_str(&text).map_err(|source| Error::Body {
+            path: path.clone(),
+            source,
+        })?;
+        if !(200..300).contains(&status) {
+            return Err(Error::Status { path, status, body });
+        }
+        Ok(body)
+    }
+
+    /// One page of the label feed after `after` (at most 1,000 rows); the rows and the
+    /// cursor to pass next.
+    pub async fn labels(&self, project: &str, key: &str, after: i64) -> Result<(Vec<Value>, i64), Error> {
+        let mut page = self
+            .ok(
+                Method::GET,
+                &format!("/v1/projects/{project}/labels?after={after}&limit=1000"),
+                key,
+                None,
+            )
+            .await?;
+        let next = page["next_cursor"].as_i64().unwrap_or(after);
+        match page["labels"].take() {
+            Value::Array(rows) => Ok((rows, next)),
+            other => Err(Error::Unexpected(format!("labels: no rows in {other}"))),
+        }
+    }
+
     /// Trains the project's built-in model on every new human label and recalibrates its
     /// thresholds, synchronously; returns the model's state (`GET …/model`).
     pub async fn train(&self, project: &str) -> Result<Value, Error> {
