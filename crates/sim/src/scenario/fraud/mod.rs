@@ -82,11 +82,14 @@ fn labels() -> Vec<String> {
 /// The fraud team's rules: any of them is a hit.
 pub const RULES: &str = "double(attributes.amount) >= 1000.0 || double(attributes.tx_last_hour) >= 3.0 || attributes.country_mismatch == true";
 
+/// The score below which the model clears a rule hit.
+pub const CLEAR_BELOW: f64 = 0.01;
+
 /// The policy: disputes first; a fraud score of 0.9 or more blocked; a score of 0.5 or
 /// more, then rule hits on large amounts, then the uncertain band (0.15 or more), then
 /// other rule hits to investigators, in that priority — a rule hit only while the model
-/// gives it at least 0.03, so that findings can clear what the rules flag; the rest
-/// approved.
+/// gives it at least [`CLEAR_BELOW`], so that findings can clear what the rules flag; the
+/// rest approved.
 pub fn policy() -> Value {
     let review = |name: &str, when: String, priority: i32| {
         json!({"name": name, "when": when, "action": "review", "queue": QUEUE, "priority": priority, "overlap": 1})
@@ -96,9 +99,9 @@ pub fn policy() -> Value {
             review("dispute", "payload.kind == 'dispute'".into(), 100),
             {"name": "block", "when": "scores.fraud >= 0.9", "action": "auto", "label": "fraud"},
             review("high_score", "scores.fraud >= 0.5".into(), 40),
-            review("rule_hit_large", format!("({RULES}) && scores.fraud >= 0.03 && double(attributes.amount) >= 500.0"), 30),
+            review("rule_hit_large", format!("({RULES}) && scores.fraud >= {CLEAR_BELOW} && double(attributes.amount) >= 500.0"), 30),
             review("uncertain", "scores.fraud >= 0.15".into(), 20),
-            review("rule_hit", format!("({RULES}) && scores.fraud >= 0.03"), 10),
+            review("rule_hit", format!("({RULES}) && scores.fraud >= {CLEAR_BELOW}"), 10),
             {"name": "approve", "when": "true", "action": "auto", "label": "legit"}
         ],
         "lease_seconds": 3600,

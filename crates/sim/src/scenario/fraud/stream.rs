@@ -5,7 +5,11 @@
 //! some cards spend far more), three favourite merchant categories, a share of online
 //! purchases, whether its owner shops at night, how often it is used, how old it is, and
 //! how likely its owner is to travel. A travelling card spends abroad for a day or two,
-//! in the local currency, at travel-like merchants — a legitimate country mismatch.
+//! in the local currency, at travel-like merchants (a fifth of them hotel bills and tours
+//! of four to twelve times the usual amount) — a legitimate country mismatch. Few owners
+//! travel in the history (3%); the stream is the **holiday season**, in which a quarter
+//! do: the rules' country mismatch fires on honest purchases the history's model has
+//! rarely seen, the false positives investigators' findings must clear.
 //! Legitimate purchases follow the day: few at night, most in the afternoon. About one in
 //! a hundred is a big-ticket buy (five to twenty times the card's usual amount), and one in
 //! seventy comes from a new phone or browser: the honest sources of false alarms.
@@ -192,6 +196,8 @@ struct Card {
     weight: f64,
     age_days: i64,
     travel: f64,
+    /// The chance of starting a trip at a purchase in the holiday season (the stream).
+    season_travel: f64,
     /// Where the owner is: abroad until this time, in this country.
     trip: Option<(i64, usize)>,
 }
@@ -254,7 +260,8 @@ fn population(spec: &Spec, rng: &mut Rng) -> Vec<Card> {
             } else {
                 60 + rng.below(3_600) as i64
             },
-            travel: if rng.chance(0.15) { 0.02 + 0.05 * rng.unit() } else { 0.0 },
+            travel: if rng.chance(0.03) { 0.02 + 0.05 * rng.unit() } else { 0.0 },
+            season_travel: if rng.chance(0.25) { 0.02 + 0.05 * rng.unit() } else { 0.0 },
             trip: None,
         });
     }
@@ -330,7 +337,8 @@ pub fn generate(spec: &Spec) -> Vec<Transaction> {
             if night && !cards[card].night_owl && rng.chance(0.5) {
                 continue;
             }
-            raw.push(legit(&mut cards[card], card as u32, at_ms, &mut rng));
+            let season = h >= i64::from(spec.history_hours);
+            raw.push(legit(&mut cards[card], card as u32, at_ms, season, &mut rng));
         }
     }
     // A burst drawn late in the last hour may run past the end.
@@ -339,13 +347,14 @@ pub fn generate(spec: &Spec) -> Vec<Transaction> {
     describe(&cards, raw)
 }
 
-fn legit(c: &mut Card, card: u32, at_ms: i64, rng: &mut Rng) -> Raw {
+fn legit(c: &mut Card, card: u32, at_ms: i64, season: bool, rng: &mut Rng) -> Raw {
     if let Some((until, _)) = c.trip
         && until <= at_ms
     {
         c.trip = None;
     }
-    if c.trip.is_none() && rng.chance(c.travel) {
+    let travel = if season { c.travel.max(c.season_travel) } else { c.travel };
+    if c.trip.is_none() && rng.chance(travel) {
         c.trip = Some((at_ms + DAY_MS / 2 + rng.below(DAY_MS as usize * 2) as i64, foreign(c.home, rng)));
     }
     let mut amount = c.typical * (0.6 * normal(rng)).exp();
@@ -364,6 +373,10 @@ fn legit(c: &mut Card, card: u32, at_ms: i64, rng: &mut Rng) -> Raw {
             online = false;
             if mcc != "gift_cards" && rng.chance(0.7) {
                 mcc = pick(rng, &TRAVEL);
+                if rng.chance(0.2) {
+                    // The hotel bill, the rental car, the tour.
+                    amount = c.typical * (4.0 + 8.0 * rng.unit());
+                }
             }
             (abroad, abroad_place(abroad, rng))
         }
