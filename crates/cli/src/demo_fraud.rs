@@ -171,13 +171,38 @@ fn report_html(summary: &Value) -> String {
     };
     let fpr_max = max("fpr").min(1.0);
     let charts = [
-        hourly(summary, "Alert precision (share of alerts that were fraud)", "alert_precision", (0.0, 1.0)),
-        hourly(summary, "False-positive rate among legitimate transactions", "fpr", (0.0, fpr_max)),
+        hourly(
+            summary,
+            "Alert precision (share of alerts that were fraud)",
+            "alert_precision",
+            (0.0, 1.0),
+        ),
+        hourly(
+            summary,
+            "False-positive rate among legitimate transactions",
+            "fpr",
+            (0.0, fpr_max),
+        ),
         hourly(summary, "Recall (fraud blocked or alerted)", "recall", (0.0, 1.0)),
         hourly(summary, "Recall on the new pattern", "recall_new_pattern", (0.0, 1.0)),
-        hourly(summary, "New-pattern frauds missed", "missed_new_pattern", (0.0, max("missed_new_pattern"))),
-        hourly(summary, "Investigator load: findings per hour", "findings", (0.0, max("findings"))),
-        hourly(summary, "Open alerts and disputes at the hour's end", "backlog_at_end", (0.0, max("backlog_at_end"))),
+        hourly(
+            summary,
+            "New-pattern frauds missed",
+            "missed_new_pattern",
+            (0.0, max("missed_new_pattern")),
+        ),
+        hourly(
+            summary,
+            "Investigator load: findings per hour",
+            "findings",
+            (0.0, max("findings")),
+        ),
+        hourly(
+            summary,
+            "Open alerts and disputes at the hour's end",
+            "backlog_at_end",
+            (0.0, max("backlog_at_end")),
+        ),
     ];
     let rows: Vec<String> = [
         ("false-positive rate before the drift", "fpr_before_drift"),
@@ -185,8 +210,14 @@ fn report_html(summary: &Value) -> String {
         ("false-positive rate, last hour, model frozen", "fpr_frozen_end"),
         ("recall before the drift", "recall_before_drift"),
         ("new pattern's recall, its first hour", "recall_new_pattern_first_hour"),
-        ("new pattern's recall, last hour, with feedback", "recall_new_pattern_last_hour"),
-        ("new pattern's recall, last hour, model frozen", "recall_new_pattern_frozen_last_hour"),
+        (
+            "new pattern's recall, last hour, with feedback",
+            "recall_new_pattern_last_hour",
+        ),
+        (
+            "new pattern's recall, last hour, model frozen",
+            "recall_new_pattern_frozen_last_hour",
+        ),
         ("new-pattern frauds missed, with feedback", "missed_new_pattern"),
         ("new-pattern frauds missed, model frozen", "missed_new_pattern_frozen"),
         ("findings to recover pre-drift recall and FPR", "findings_to_recover"),

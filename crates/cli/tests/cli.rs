@@ -928,7 +928,16 @@ fn seeded_demo_runs_are_reproducible() {
 fn fraud_summary(args: &[&str]) -> serde_json::Value {
     let out = tempfile::tempdir().unwrap();
     let run = flywheel()
-        .args(["demo", "fraud", "--hours", "3", "--drift-hour", "1", "--history-hours", "4"])
+        .args([
+            "demo",
+            "fraud",
+            "--hours",
+            "3",
+            "--drift-hour",
+            "1",
+            "--history-hours",
+            "4",
+        ])
         .args(["--per-hour", "300", "--cards", "300", "--investigators", "2"])
         .args(args)
         .arg("--out")

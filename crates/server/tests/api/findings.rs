@@ -38,7 +38,8 @@ async fn a_finding_reaches_the_model_at_the_next_training_step(db: Db) {
         .await;
     let svc = v["api_key"].as_str().unwrap().to_string();
     let inv = app.reviewer("investigator", &[1], &["cards"]).await;
-    let attributes = |i: usize| json!({"mcc": "gift_cards", "channel": "online", "amount": 150.0 + 50.0 * (i % 3) as f64});
+    let attributes =
+        |i: usize| json!({"mcc": "gift_cards", "channel": "online", "amount": 150.0 + 50.0 * (i % 3) as f64});
     let score = async || {
         let (s, p) = app
             .post(
@@ -78,10 +79,21 @@ async fn a_finding_reaches_the_model_at_the_next_training_step(db: Db) {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["external_id"].as_str().unwrap().to_string(), r["cursor"].as_i64().unwrap()))
+        .map(|r| {
+            (
+                r["external_id"].as_str().unwrap().to_string(),
+                r["cursor"].as_i64().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(cursors.len(), 20, "{page}");
-    assert!(page["labels"].as_array().unwrap().iter().all(|r| r["source"] == "human" && r["label"] == "fraud"));
+    assert!(
+        page["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["source"] == "human" && r["label"] == "fraud")
+    );
     let (_, m) = app.get("/v1/projects/cards/model", &svc).await;
     assert!(
         cursors.iter().all(|(_, c)| *c > m["trained_through"].as_i64().unwrap()),
@@ -93,12 +105,18 @@ async fn a_finding_reaches_the_model_at_the_next_training_step(db: Db) {
     assert_eq!(s, StatusCode::OK, "{trained}");
     let through = trained["trained_through"].as_i64().unwrap();
     for (id, c) in &cursors {
-        assert!(*c <= through, "finding {id} at cursor {c} is past the model's {through}");
+        assert!(
+            *c <= through,
+            "finding {id} at cursor {c} is past the model's {through}"
+        );
     }
     // A tenth is held back for evaluation; the rest moved the weights.
     assert!(trained["examples_seen"].as_u64().unwrap() >= 14, "{trained}");
     let after = score().await;
-    assert!(after > before + 0.2, "the findings moved the score: {before} -> {after}");
+    assert!(
+        after > before + 0.2,
+        "the findings moved the score: {before} -> {after}"
+    );
     app.stop().await;
 }
 

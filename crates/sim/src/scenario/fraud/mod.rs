@@ -91,9 +91,7 @@ pub const CLEAR_BELOW: f64 = 0.01;
 /// gives it at least [`CLEAR_BELOW`], so that findings can clear what the rules flag; the
 /// rest approved.
 pub fn policy() -> Value {
-    let review = |name: &str, when: String, priority: i32| {
-        json!({"name": name, "when": when, "action": "review", "queue": QUEUE, "priority": priority, "overlap": 1})
-    };
+    let review = |name: &str, when: String, priority: i32| json!({"name": name, "when": when, "action": "review", "queue": QUEUE, "priority": priority, "overlap": 1});
     json!({
         "rules": [
             review("dispute", "payload.kind == 'dispute'".into(), 100),
@@ -235,7 +233,10 @@ async fn pass(
     let svc = client.service_key(&project).await?;
     let split = txs.partition_point(|t| t.stream_hour(spec) < 0);
     let (history, stream) = txs.split_at(split);
-    progress(Tick::Note(&format!("{project}: importing {} labelled transactions", history.len())));
+    progress(Tick::Note(&format!(
+        "{project}: importing {} labelled transactions",
+        history.len()
+    )));
     client.import_history(&project, &svc, history_jsonl(history)).await?;
     let model = client.train(&project).await?;
     let history_model = json!({"examples_seen": model["examples_seen"], "evaluation": model["evaluation"]});
@@ -258,7 +259,10 @@ async fn pass(
         });
     }
 
-    let mut truth: HashMap<String, Truth> = stream.iter().map(|t| (t.id.clone(), Truth { fraud: t.fraud })).collect();
+    let mut truth: HashMap<String, Truth> = stream
+        .iter()
+        .map(|t| (t.id.clone(), Truth { fraud: t.fraud }))
+        .collect();
     let index: HashMap<&str, usize> = stream.iter().enumerate().map(|(i, t)| (t.id.as_str(), i)).collect();
     // Stream times are measured from the stream's start.
     let offset = i64::from(spec.history_hours) * HOUR_MS;
@@ -520,13 +524,21 @@ pub async fn run(client: &Client, clock: &dyn Clock, run: &Fraud, progress: Prog
     progress(Tick::Total(2 * in_stream as u64));
     let feedback = pass(client, clock, run, &txs, true, progress).await?;
     let frozen = pass(client, clock, run, &txs, false, progress).await?;
-    let last = |r: &Value, k: &str| r["hours"].as_array().and_then(|h| h.last()).map_or(Value::Null, |h| h[k].clone());
+    let last = |r: &Value, k: &str| {
+        r["hours"]
+            .as_array()
+            .and_then(|h| h.last())
+            .map_or(Value::Null, |h| h[k].clone())
+    };
     let at = |r: &Value, i: usize, k: &str| r["hours"][i][k].clone();
     let drift = spec.drift_hour as usize;
     let (recovered_hour, findings_to_recover) = recovery(&feedback, drift);
     let mut patterns = serde_json::Map::new();
     for p in Pattern::KNOWN.iter().chain([&Pattern::GiftCardDrain]) {
-        let n = txs.iter().filter(|t| t.stream_hour(spec) >= 0 && t.fraud == Some(*p)).count();
+        let n = txs
+            .iter()
+            .filter(|t| t.stream_hour(spec) >= 0 && t.fraud == Some(*p))
+            .count();
         patterns.insert(p.name().into(), json!(n));
     }
     let stream_txs = &txs[txs.len() - in_stream..];
@@ -608,7 +620,10 @@ mod tests {
         };
         assert_eq!(finding("fraud", known, true)["fields"]["pattern"], "card_testing");
         assert_eq!(finding("fraud", new, true)["fields"]["pattern"], UNKNOWN_PATTERN);
-        assert_eq!(finding("legit", Truth { fraud: None }, true)["fields"]["pattern"], "none");
+        assert_eq!(
+            finding("legit", Truth { fraud: None }, true)["fields"]["pattern"],
+            "none"
+        );
         assert_eq!(finding("legit", known, false)["label"], "legit");
         assert!(finding("legit", known, false).get("fields").is_none());
     }

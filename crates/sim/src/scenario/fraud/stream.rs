@@ -180,8 +180,8 @@ const BIG: [&str; 4] = ["electronics", "jewelry", "travel_agency", "furniture"];
 
 /// The relative volume of legitimate transactions by hour of the day.
 const DAY_SHAPE: [f64; 24] = [
-    0.25, 0.15, 0.1, 0.1, 0.1, 0.2, 0.4, 0.7, 1.0, 1.2, 1.3, 1.4, 1.6, 1.5, 1.4, 1.4, 1.5, 1.6, 1.7, 1.6, 1.4,
-    1.1, 0.8, 0.5,
+    0.25, 0.15, 0.1, 0.1, 0.1, 0.2, 0.4, 0.7, 1.0, 1.2, 1.3, 1.4, 1.6, 1.5, 1.4, 1.4, 1.5, 1.6, 1.7, 1.6, 1.4, 1.1,
+    0.8, 0.5,
 ];
 
 #[derive(Debug, Clone)]
@@ -260,8 +260,16 @@ fn population(spec: &Spec, rng: &mut Rng) -> Vec<Card> {
             } else {
                 60 + rng.below(3_600) as i64
             },
-            travel: if rng.chance(0.03) { 0.02 + 0.05 * rng.unit() } else { 0.0 },
-            season_travel: if rng.chance(0.25) { 0.02 + 0.05 * rng.unit() } else { 0.0 },
+            travel: if rng.chance(0.03) {
+                0.02 + 0.05 * rng.unit()
+            } else {
+                0.0
+            },
+            season_travel: if rng.chance(0.25) {
+                0.02 + 0.05 * rng.unit()
+            } else {
+                0.0
+            },
             trip: None,
         });
     }
@@ -353,9 +361,16 @@ fn legit(c: &mut Card, card: u32, at_ms: i64, season: bool, rng: &mut Rng) -> Ra
     {
         c.trip = None;
     }
-    let travel = if season { c.travel.max(c.season_travel) } else { c.travel };
+    let travel = if season {
+        c.travel.max(c.season_travel)
+    } else {
+        c.travel
+    };
     if c.trip.is_none() && rng.chance(travel) {
-        c.trip = Some((at_ms + DAY_MS / 2 + rng.below(DAY_MS as usize * 2) as i64, foreign(c.home, rng)));
+        c.trip = Some((
+            at_ms + DAY_MS / 2 + rng.below(DAY_MS as usize * 2) as i64,
+            foreign(c.home, rng),
+        ));
     }
     let mut amount = c.typical * (0.6 * normal(rng)).exp();
     let (mut mcc, mut online) = (pick(rng, &c.favourites), rng.chance(c.online_share));
@@ -562,7 +577,12 @@ mod tests {
                 assert_eq!(t.attributes["country_mismatch"], false);
             }
         }
-        for p in [Pattern::CardTesting, Pattern::AccountTakeover, Pattern::CrossBorder, Pattern::GiftCardDrain] {
+        for p in [
+            Pattern::CardTesting,
+            Pattern::AccountTakeover,
+            Pattern::CrossBorder,
+            Pattern::GiftCardDrain,
+        ] {
             assert!(txs.iter().any(|t| t.fraud == Some(p)), "{p:?}");
         }
     }
@@ -571,13 +591,13 @@ mod tests {
     fn velocity_counts_the_cards_earlier_transactions() {
         let txs = generate(&small(4));
         // A card-testing burst: each charge after the first sees the earlier ones.
-        let burst: Vec<&Transaction> = txs
-            .iter()
-            .filter(|t| t.fraud == Some(Pattern::CardTesting))
-            .collect();
+        let burst: Vec<&Transaction> = txs.iter().filter(|t| t.fraud == Some(Pattern::CardTesting)).collect();
         let first = burst[0];
         let same: Vec<&&Transaction> = burst.iter().filter(|t| t.card == first.card).collect();
-        let hours: Vec<u64> = same.iter().map(|t| t.attributes["tx_last_hour"].as_u64().unwrap()).collect();
+        let hours: Vec<u64> = same
+            .iter()
+            .map(|t| t.attributes["tx_last_hour"].as_u64().unwrap())
+            .collect();
         assert!(hours.windows(2).all(|w| w[1] > w[0]), "{hours:?}");
         for t in &txs {
             let a = &t.attributes;
