@@ -158,9 +158,42 @@ impl Client {
         }
     }
 
+    /// Creates a project whose answers carry `answer_fields` (a JSON array of field
+    /// declarations: `{name, type: enum|number|bool|text, values, min, max, max_length,
+    /// required, when_labels}`).
+    pub async fn create_project_with_fields(
+        &self,
+        name: &str,
+        labels: &[String],
+        policy: &Value,
+        answer_fields: &Value,
+    ) -> Result<(), Error> {
+        self.admin_post(
+            "/v1/projects",
+            &json!({"name": name, "labels": labels, "policy": policy, "answer_fields": answer_fields}),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Answers a leased task with a label.
     pub async fn answer(&self, key: &str, task: &Value, label: &str) -> Result<Value, Error> {
-        let body = json!({"lease_id": task["lease_id"], "review_id": format!("{}-{}", task["task_id"], task["lease_id"]), "label": label});
+        self.answer_with_fields(key, task, label, &Value::Null).await
+    }
+
+    /// Answers a leased task with a label and its answer fields (`{name: value}`; `null`
+    /// sends none).
+    pub async fn answer_with_fields(
+        &self,
+        key: &str,
+        task: &Value,
+        label: &str,
+        fields: &Value,
+    ) -> Result<Value, Error> {
+        let mut body = json!({"lease_id": task["lease_id"], "review_id": format!("{}-{}", task["task_id"], task["lease_id"]), "label": label});
+        if !fields.is_null() {
+            body["fields"] = fields.clone();
+        }
         self.ok(
             Method::POST,
             &format!("/v1/tasks/{}/reviews", task["task_id"]),

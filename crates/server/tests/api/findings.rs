@@ -1,5 +1,5 @@
-//! Findings reach the model: an investigator's answer on a flagged transaction is in the
-//! label feed at once, and the next training step takes it in — its cursor at or below
+//! Findings reach the model: an investigator's structured answer on a flagged transaction
+//! (`fraud`, the `pattern` field, a note) is in the label feed at once, and the next training step takes it in — its cursor at or below
 //! the model's `trained_through`, and the model's score moved by it. What `flywheel demo
 //! fraud` measures in simulated time (the step's time minus the answer's); here only the
 //! inclusion is asserted, never a time.
@@ -29,7 +29,9 @@ async fn a_finding_reaches_the_model_at_the_next_training_step(db: Db) {
         .post(
             "/v1/projects",
             ADMIN,
-            json!({"name": "cards", "labels": ["fraud", "legit"], "policy": policy}),
+            json!({"name": "cards", "labels": ["fraud", "legit"], "policy": policy, "answer_fields": [
+                {"name": "pattern", "type": "enum", "values": ["card_testing", "new_pattern_unknown", "none"], "required": true},
+                {"name": "note", "type": "text"}]}),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
@@ -65,7 +67,7 @@ async fn a_finding_reaches_the_model_at_the_next_training_step(db: Db) {
                 &inv,
                 &t,
                 &format!("f{}", t["task_id"]),
-                json!({"label": "fraud", "note": "gift cards bought online in round amounts"}),
+                json!({"label": "fraud", "fields": {"pattern": "new_pattern_unknown", "note": "gift cards bought online in round amounts"}}),
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{v}");
@@ -92,7 +94,8 @@ async fn a_finding_reaches_the_model_at_the_next_training_step(db: Db) {
             .as_array()
             .unwrap()
             .iter()
-            .all(|r| r["source"] == "human" && r["label"] == "fraud")
+            .all(|r| r["source"] == "human" && r["label"] == "fraud" && r["fields"]["pattern"] == "new_pattern_unknown"),
+        "structured findings: {page}"
     );
     let (_, m) = app.get("/v1/projects/cards/model", &svc).await;
     assert!(

@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0007_webhooks.sql"),
     include_str!("../../migrations/sqlite/0008_sla.sql"),
     include_str!("../../migrations/sqlite/0009_fatigue.sql"),
+    include_str!("../../migrations/sqlite/0010_fields.sql"),
 ];
 
 /// The schema version (`PRAGMA user_version`) of a database this build has migrated.

@@ -70,7 +70,7 @@ impl Fraud {
             investigators: 4,
             alerts_per_hour: 20,
             accuracy: 0.97,
-            fields: false,
+            fields: true,
         }
     }
 }
@@ -107,6 +107,17 @@ pub fn policy() -> Value {
         "consensus": {"method": "majority", "min_confidence": 0.0, "max_overlap": 1},
         "model": {"enabled": true, "bits": 18}
     })
+}
+
+/// The investigators' structured finding beside its label: the pattern (one the team
+/// knows, `new_pattern_unknown`, or `none` for a legitimate transaction) and a note.
+pub fn answer_fields() -> Value {
+    let mut patterns: Vec<&str> = Pattern::KNOWN.iter().map(|p| p.name()).collect();
+    patterns.extend([UNKNOWN_PATTERN, "none"]);
+    json!([
+        {"name": "pattern", "type": "enum", "values": patterns, "required": true},
+        {"name": "note", "type": "text", "max_length": 500}
+    ])
 }
 
 /// What the policy did with a transaction.
@@ -229,7 +240,13 @@ async fn pass(
     let spec = &run.spec;
     let project = format!("fraud-{}-{}", if feedback { "feedback" } else { "frozen" }, spec.seed);
     let labels = labels();
-    client.create_project(&project, &labels, &policy()).await?;
+    if run.fields {
+        client
+            .create_project_with_fields(&project, &labels, &policy(), &answer_fields())
+            .await?;
+    } else {
+        client.create_project(&project, &labels, &policy()).await?;
+    }
     let svc = client.service_key(&project).await?;
     let split = txs.partition_point(|t| t.stream_hour(spec) < 0);
     let (history, stream) = txs.split_at(split);
@@ -275,6 +292,8 @@ async fn pass(
     // Findings acknowledged and not yet taken in by a training step: external id → time.
     let mut pending: HashMap<String, i64> = HashMap::new();
     let mut latencies: Vec<i64> = Vec::new();
+    // Findings the model took in whose resolved `pattern` field is `new_pattern_unknown`.
+    let mut unknown_pattern = 0u64;
     let (mut feed_cursor, mut train_at): (i64, Option<i64>) = (0, None);
     let (mut raised, mut worked) = (0u64, 0u64);
     let mut next_tx = 0usize;
@@ -406,6 +425,7 @@ async fn pass(
                         break;
                     }
                     (feed_cursor, moved) = (cursor, true);
+                    unknown_pattern += u64::from(row["fields"]["pattern"] == UNKNOWN_PATTERN);
                     if let Some(acked) = row["external_id"].as_str().and_then(|id| pending.remove(id)) {
                         latencies.push(t - acked);
                     }
@@ -469,6 +489,7 @@ async fn pass(
         "finding_to_model_p50_ms": percentile(&latencies, 0.50),
         "finding_to_model_p99_ms": percentile(&latencies, 0.99),
         "findings_not_taken_in": pending.len(),
+        "findings_taken_in_new_pattern_unknown": unknown_pattern,
         "hours": series,
     }))
 }
