@@ -90,11 +90,9 @@ async fn a_finding_reaches_the_model_at_the_next_training_step(db: Db) {
         .collect();
     assert_eq!(cursors.len(), 20, "{page}");
     assert!(
-        page["labels"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|r| r["source"] == "human" && r["label"] == "fraud" && r["fields"]["pattern"] == "new_pattern_unknown"),
+        page["labels"].as_array().unwrap().iter().all(|r| r["source"] == "human"
+            && r["label"] == "fraud"
+            && r["fields"]["pattern"] == "new_pattern_unknown"),
         "structured findings: {page}"
     );
     let (_, m) = app.get("/v1/projects/cards/model", &svc).await;
