@@ -116,12 +116,20 @@ impl Clock for ServerClock {
 /// The server: in-process on a fresh database in `dir` (on a clock the scenario drives,
 /// without the background learner), or the one named (on a clock of the scenario's own).
 async fn connect(args: &SpamArgs, dir: &std::path::Path) -> anyhow::Result<(Client, Box<dyn Clock>)> {
-    if let Some(url) = &args.server {
-        let admin = args
-            .admin_key
-            .clone()
+    connect_to(args.server.as_deref(), args.admin_key.as_deref(), dir).await
+}
+
+/// [`connect`] for any demo: `server` and `admin_key` are its `--server` and `--admin-key`.
+pub(crate) async fn connect_to(
+    server: Option<&str>,
+    admin_key: Option<&str>,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Client, Box<dyn Clock>)> {
+    if let Some(url) = server {
+        let admin = admin_key
+            .map(str::to_string)
             .context("--server needs the admin key (--admin-key or FLYWHEEL_ADMIN_KEY)")?;
-        return Ok((Client::new(vec![url.clone()], admin), Box::new(SimClock::default())));
+        return Ok((Client::new(vec![url.to_string()], admin), Box::new(SimClock::default())));
     }
     let key = "demo-admin-key-0123456789abcdef";
     let store = flywheel_store::open(&format!("sqlite://{}", dir.join("demo.db").display())).await?;
@@ -144,7 +152,7 @@ async fn connect(args: &SpamArgs, dir: &std::path::Path) -> anyhow::Result<(Clie
 }
 
 /// A progress bar on a terminal (hidden otherwise), fed by the scenario's ticks.
-fn progress_bar(template: &str) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(template: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(0);
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -153,7 +161,7 @@ fn progress_bar(template: &str) -> indicatif::ProgressBar {
     bar
 }
 
-fn tick(bar: &indicatif::ProgressBar) -> impl FnMut(Tick<'_>) + '_ {
+pub(crate) fn tick(bar: &indicatif::ProgressBar) -> impl FnMut(Tick<'_>) + '_ {
     move |t| match t {
         Tick::Total(n) => bar.set_length(n),
         Tick::Step => bar.inc(1),

@@ -13,6 +13,7 @@ mod bench;
 mod config;
 mod copy;
 mod demo;
+mod demo_fraud;
 mod live_demo;
 mod offline;
 mod simulate;
@@ -79,6 +80,10 @@ enum DemoCommand {
     /// The SMS Spam Collection through the full flywheel: cold start, built-in model,
     /// simulated reviewers, calibrated thresholds; writes summary.json and report.html.
     Spam(demo::SpamArgs),
+    /// Card transactions through rules, the built-in model and investigators whose
+    /// findings train it within seconds; a new fraud pattern mid-stream; the same stream
+    /// with the model frozen beside it. Writes summary.json and report.html.
+    Fraud(demo_fraud::FraudArgs),
 }
 
 fn main() -> ExitCode {
@@ -127,6 +132,18 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(demo::spam(args))),
+        Command::Demo(DemoCommand::Fraud(args)) => {
+            if let Err(e) = args.check() {
+                // A usage error, like clap's own: exit code 2.
+                eprintln!("flywheel: {e}");
+                return ExitCode::from(2);
+            }
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .context("cannot start the async runtime")
+                .and_then(|rt| rt.block_on(demo_fraud::fraud(args)))
+        }
         Command::Export(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -922,3 +922,65 @@ fn seeded_demo_runs_are_reproducible() {
     assert_eq!(first, second, "the learning curve is reproducible too");
     assert_eq!(first["curves"]["least_confidence"].as_array().unwrap().len(), 7);
 }
+
+/// Runs `flywheel demo fraud` on a small stream with `args`; returns its summary.json and
+/// checks the report was written.
+fn fraud_summary(args: &[&str]) -> serde_json::Value {
+    let out = tempfile::tempdir().unwrap();
+    let run = flywheel()
+        .args([
+            "demo",
+            "fraud",
+            "--hours",
+            "3",
+            "--drift-hour",
+            "1",
+            "--history-hours",
+            "4",
+        ])
+        .args(["--per-hour", "300", "--cards", "300", "--investigators", "2"])
+        .args(args)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    let html = std::fs::read_to_string(out.path().join("report.html")).unwrap();
+    assert!(html.contains("<svg") && !html.contains("<script"), "{html}");
+    serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap()
+}
+
+/// The fraud demo: two runs of one seed on a small stream give the same summary, with
+/// every fixed field; another seed another stream; bad flags are usage errors.
+#[test]
+fn seeded_fraud_demo_runs_are_reproducible() {
+    let first = fraud_summary(&["--seed", "5"]);
+    let second = fraud_summary(&["--seed", "5"]);
+    assert_eq!(first, second, "the same seed, the same figures");
+    for key in [
+        "fpr_before_drift",
+        "fpr_end",
+        "fpr_frozen_end",
+        "recall_new_pattern_first_hour",
+        "recall_new_pattern_last_hour",
+        "findings_to_recover",
+        "finding_to_model_p50_ms",
+        "finding_to_model_p99_ms",
+    ] {
+        assert!(first.get(key).is_some(), "summary.json lacks {key}: {first}");
+    }
+    assert_eq!(first["feedback"]["hours"].as_array().unwrap().len(), 3);
+    assert!(first["feedback"]["findings"].as_u64().unwrap() > 0, "{first}");
+    assert!(
+        first["finding_to_model_p99_ms"].as_i64().unwrap() <= first["train_every_ms"].as_i64().unwrap(),
+        "every finding is in the model by the next training tick: {first}"
+    );
+    let other = fraud_summary(&["--seed", "6"]);
+    assert_ne!(first["stream"], other["stream"], "another seed, another stream");
+
+    let bad = flywheel()
+        .args(["demo", "fraud", "--hours", "2", "--drift-hour", "2"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
+}

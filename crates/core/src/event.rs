@@ -276,6 +276,9 @@ pub struct ReviewSubmitted {
     pub outcome: String,
     /// From the lease's grant to the answer, by the server's clock.
     pub time_on_task_ms: i64,
+    /// The answer's checked fields, when the project declares answer fields.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<crate::fields::Fields>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -551,6 +554,7 @@ mod tests {
                 failure_category: None,
                 outcome: "resolved".into(),
                 time_on_task_ms: 1200,
+                fields: Some([("severity".to_string(), crate::fields::FieldValue::Text("high".into()))].into()),
             }),
             Event::TaskOverlapIncreased(TaskOverlapIncreased {
                 overlap: 3,
@@ -663,6 +667,7 @@ mod tests {
             failure_category: None,
             outcome: "requeued".into(),
             time_on_task_ms: 5,
+            fields: None,
         });
         assert_eq!(
             e.data().unwrap(),

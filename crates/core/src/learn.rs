@@ -136,8 +136,8 @@ impl Featurizer {
     ///   share of uppercase among letters (bucketed), and the length of each all-digit
     ///   word (phone numbers, short codes);
     /// - `key=value` of the scalar attributes (strings as they are, booleans, numbers
-    ///   bucketed: integers in −10..=10 exactly, others by sign and power of two; nulls,
-    ///   arrays and objects are skipped).
+    ///   bucketed: integers in −10..=10 exactly, others by sign and power of two and again
+    ///   by sign and quarter of a power of two; nulls, arrays and objects are skipped).
     ///
     /// Returns `(index, value)` pairs sorted by index, each index `< 2^bits` once, values
     /// L2-normalised. A payload without a text string gives the shape features of the
@@ -278,6 +278,9 @@ impl Featurizer {
                     serde_json::Value::Number(n) => {
                         if let Some(x) = n.as_f64().filter(|x| x.is_finite()) {
                             push(fnv_extend(h, &number_bucket(x)));
+                            if let Some(fine) = fine_number_bucket(x) {
+                                push(fnv_extend(h, &fine));
+                            }
                         }
                     }
                     _ => {}
@@ -305,12 +308,34 @@ fn truncate(s: &str, max: usize) -> &str {
 /// A number's bucket as three bytes: integers in −10..=10 as themselves, anything else as
 /// its sign and ⌊log2 |x|⌋ (clamped to −64..=64).
 fn number_bucket(x: f64) -> [u8; 3] {
-    if x.fract() == 0.0 && x.abs() <= 10.0 {
+    if is_small_integer(x) {
         [b'i', x as i8 as u8, 0]
     } else {
         let e = x.abs().log2().floor().clamp(-64.0, 64.0) as i8;
         [b'e', u8::from(x < 0.0), e as u8]
     }
+}
+
+fn is_small_integer(x: f64) -> bool {
+    x.fract() == 0.0 && x.abs() <= 10.0
+}
+
+/// A second, finer bucket of a number that is not a small integer: its sign and
+/// ⌊4·log2 |x|⌋, a quarter of an octave (each bucket ~19% wide; clamped to ±256).
+///
+/// Why both: a power of two is too coarse for the thresholds attributes carry — an amount
+/// of 600 and one of 1,000 share ⌊log2⌋ = 9, so no weight can tell them apart, and a
+/// rule's cut at 700 or a card's habit of 40 against 60 is invisible (the unit test
+/// `fine_buckets_learn_a_cut_inside_an_octave` is such a case). The coarse bucket stays:
+/// it has eight times the examples of a fine one, so the model learns the rough shape
+/// quickly and the fine one refines it as evidence comes.
+fn fine_number_bucket(x: f64) -> Option<[u8; 4]> {
+    if is_small_integer(x) || x == 0.0 {
+        return None;
+    }
+    let q = (4.0 * x.abs().log2()).floor().clamp(-256.0, 256.0) as i16;
+    let [a, b] = q.to_le_bytes();
+    Some([b'q', u8::from(x < 0.0), a, b])
 }
 
 /// Sorts by index, sums duplicates, scales to unit L2 norm.
@@ -812,6 +837,38 @@ mod tests {
         }
         assert_eq!(m.examples_seen(), 0);
         assert!(OnlineModel::new(vec![], 8).predict(&item("x")).is_empty());
+    }
+
+    #[test]
+    fn fine_buckets_learn_a_cut_inside_an_octave() {
+        // Amounts in [512, 1024) — one power-of-two bucket — labelled by a cut at 512·√2
+        // (~724, a quarter-octave edge): the coarse bucket alone is the same for every
+        // amount, so no model over it beats the majority; with the fine bucket it learns
+        // the cut.
+        let amounts: Vec<f64> = (0..400).map(|i| 512.0 + 511.0 * f64::from(i) / 399.0).collect();
+        assert!(amounts.iter().all(|&x| number_bucket(x) == number_bucket(512.0)));
+        let f = Featurizer::new(16);
+        let x = |a: f64| f.features(&json!({}), &json!({ "amount": a }));
+        let y = |a: f64| usize::from(a >= 512.0 * std::f64::consts::SQRT_2);
+        let mut m = OnlineModel::new(labels(&["low", "high"]), 16);
+        for _ in 0..20 {
+            for &a in &amounts {
+                m.update(&x(a), y(a));
+            }
+        }
+        let right = amounts
+            .iter()
+            .filter(|&&a| {
+                let p = m.predict(&x(a));
+                usize::from(p[1] > p[0]) == y(a)
+            })
+            .count();
+        assert_eq!(right, amounts.len(), "{right} of {}", amounts.len());
+        // Small integers keep their exact bucket and get no fine one; zero neither.
+        assert_eq!(fine_number_bucket(3.0), None);
+        assert_eq!(fine_number_bucket(0.0), None);
+        assert_ne!(fine_number_bucket(600.0), fine_number_bucket(1000.0));
+        assert_ne!(fine_number_bucket(-600.0), fine_number_bucket(600.0));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod crowd;
 pub mod error;
 pub mod event;
 pub mod fatigue;
+pub mod fields;
 pub mod label;
 pub mod learn;
 pub mod monitor;

@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::consensus::{DsModel, Scorer};
 use crate::event::{self, Event};
+use crate::fields::{FieldSchema, Fields};
 use crate::policy::{ConsensusMethod, ConsensusSpec, PacingSpec, QualitySpec};
 use crate::task::{self, Answer, Next, Source, Stage};
 use crate::{LabelSet, Route, ValidationError, quality};
@@ -35,6 +36,8 @@ pub struct Judging {
     pub pacing: Option<PacingSpec>,
     /// The project's SLAs: an adjudication task gets its queue's deadline.
     pub slas: Arc<crate::sla::Slas>,
+    /// The project's answer fields (none: an answer carries no fields).
+    pub fields: Arc<FieldSchema>,
 }
 
 impl Judging {
@@ -165,6 +168,8 @@ pub struct Prior {
     pub answer: Answer,
     /// It was stored `too_fast`.
     pub too_fast: bool,
+    /// Its checked answer fields (empty when none were given).
+    pub fields: Fields,
 }
 
 /// The answer being stored.
@@ -181,6 +186,8 @@ pub struct Answering<'a> {
     pub now: i64,
     /// Faster than pacing allows ([`Judging::too_fast`]).
     pub too_fast: bool,
+    /// The answer's fields, checked by [`check_fields`].
+    pub fields: &'a Fields,
 }
 
 /// The item, as it stands, when an answer resolves it.
@@ -244,6 +251,9 @@ pub struct Plan {
     pub resolve_item: Option<Resolution>,
     /// A label-feed entry: the label and its source.
     pub feed: Option<(String, Source)>,
+    /// The label-feed entry's resolved fields, when the project declares answer fields
+    /// ([`FieldSchema::resolve`] over the resolving task's label answers).
+    pub feed_fields: Option<Fields>,
     pub events: Vec<Event>,
 }
 
@@ -253,6 +263,40 @@ pub fn check_answer(labels: &[String], answer: &Answer) -> Result<(), Validation
         LabelSet::parse(labels)?.answer("label", l)?;
     }
     Ok(())
+}
+
+/// Checks an answer's `fields` (the JSON object sent, if any) against the project's
+/// schema in `judging`: only a label answer carries fields, and a required field must be
+/// there. Errors name `fields.<name>`; nothing has been written when they are returned.
+pub fn check_fields(
+    judging: &Judging,
+    answer: &Answer,
+    fields: Option<&serde_json::Value>,
+) -> Result<Fields, ValidationError> {
+    match answer {
+        Answer::Label(l) => judging.fields.check(fields, &[l.as_str()]),
+        _ if fields.is_some_and(|f| !f.is_null()) => Err(ValidationError::new(
+            "fields",
+            "fields go with a label answer, not an escalation or a skip",
+        )),
+        _ => Ok(Fields::new()),
+    }
+}
+
+/// The fields an item resolved by this answer gets: `None` when the project declares no
+/// fields, else [`FieldSchema::resolve`] over the task's label answers (earlier, then
+/// this one).
+fn resolved_fields(earlier: &[Prior], a: &Answering<'_>, judging: &Judging) -> Option<Fields> {
+    if judging.fields.is_empty() {
+        return None;
+    }
+    let answers: Vec<&Fields> = earlier
+        .iter()
+        .filter(|p| matches!(p.answer, Answer::Label(_)))
+        .map(|p| &p.fields)
+        .chain(matches!(a.answer, Answer::Label(_)).then_some(a.fields))
+        .collect();
+    Some(judging.fields.resolve(&answers))
 }
 
 /// The next step for a regular task after this answer. `gold_records` is read only when
@@ -325,6 +369,7 @@ pub fn plan(
         escalation: None,
         resolve_item: None,
         feed: None,
+        feed_fields: None,
         events: Vec::new(),
     };
     match next {
@@ -385,6 +430,7 @@ pub fn plan(
                 // A human has now verified the label: the feed says so (and the model may
                 // learn from it).
                 p.feed = Some((label, Source::Human));
+                p.feed_fields = resolved_fields(earlier, a, judging);
             } else {
                 p.result.outcome = if audit { "corrected" } else { "resolved" }.into();
                 let resolved = event::ItemResolved {
@@ -401,6 +447,7 @@ pub fn plan(
                     Event::ItemResolved(resolved)
                 });
                 p.feed = Some((label, source));
+                p.feed_fields = resolved_fields(earlier, a, judging);
                 p.resolve_item = Some(res.clone());
             }
             p.result.resolution = Some(res);
@@ -443,6 +490,7 @@ pub fn gold_plan(task: &TaskState, a: &Answering<'_>, gold_label: &str, judging:
         escalation: None,
         resolve_item: None,
         feed: None,
+        feed_fields: None,
         events: Vec::new(),
     };
     (p, correct)
@@ -537,6 +585,7 @@ impl Plan {
             failure_category: a.failure_category.map(str::to_string),
             outcome: self.result.outcome.clone(),
             time_on_task_ms: a.now - a.granted_at,
+            fields: (!a.fields.is_empty()).then(|| a.fields.clone()),
         })
     }
 }
@@ -568,6 +617,7 @@ mod tests {
             reviewer: name.into(),
             answer,
             too_fast: false,
+            fields: Fields::new(),
         }
     }
 
@@ -582,6 +632,7 @@ mod tests {
             granted_at: 1_000,
             now: 4_000,
             too_fast: false,
+            fields: &crate::fields::NO_FIELDS,
         }
     }
 
@@ -629,6 +680,63 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_resolution_feeds_the_answers_resolved_fields() {
+        use crate::fields::FieldValue;
+        use serde_json::json;
+        let labels = LabelSet::parse(&["ham".into(), "spam".into()]).unwrap();
+        let schema = FieldSchema::parse(
+            &json!([{"name": "severity", "type": "enum", "values": ["low", "high"], "required": true,
+                     "when_labels": ["spam"]},
+                    {"name": "score", "type": "number"},
+                    {"name": "note", "type": "text"}]),
+            &labels,
+        )
+        .unwrap();
+        let judging = Judging {
+            fields: Arc::new(schema),
+            ..Judging::default()
+        };
+        let check = |v: serde_json::Value, label: &str| check_fields(&judging, &l(label), Some(&v)).unwrap();
+        // A required field missing for its label, and fields on a skip, are refused.
+        let e = check_fields(&judging, &l("spam"), Some(&json!({"score": 1}))).unwrap_err();
+        assert_eq!(e.field, "fields.severity");
+        let skip = Answer::Skip { reason: String::new() };
+        assert_eq!(
+            check_fields(&judging, &skip, Some(&json!({}))).unwrap_err().field,
+            "fields"
+        );
+        assert!(check_fields(&judging, &skip, None).unwrap().is_empty());
+        let mut earlier = vec![prior(3, "ann", l("spam")), prior(4, "cal", l("spam"))];
+        earlier[0].fields = check(json!({"severity": "high", "score": 2, "note": "first"}), "spam");
+        earlier[1].fields = check(json!({"severity": "low", "score": 8}), "spam");
+        let mine = check(json!({"severity": "high", "score": 3, "note": "last"}), "spam");
+        let ans = l("spam");
+        let a = Answering {
+            fields: &mine,
+            ..answering(&ans)
+        };
+        let t = task(Stage::Review, 3);
+        let next = judge(&t, &earlier, &a, &judging, &HashMap::new());
+        let item = ItemState {
+            resolved_label: None,
+            was_auto: false,
+        };
+        let p = plan(&t, &earlier, &a, next, Some(&item), &judging);
+        assert_eq!(p.result.outcome, "resolved");
+        let fed = p.feed_fields.clone().expect("the project has fields");
+        assert_eq!(fed["severity"], FieldValue::Text("high".into()));
+        assert_eq!(fed["score"], FieldValue::Number(3.0));
+        assert_eq!(fed["note"], FieldValue::Text("last".into()));
+        match p.submitted(&a) {
+            Event::ReviewSubmitted(s) => assert_eq!(s.fields, Some(mine.clone())),
+            other => panic!("{other:?}"),
+        }
+        // A project without fields feeds none.
+        let p = answer(&task(Stage::Review, 1), &[], l("spam"), &Judging::default(), None);
+        assert_eq!((p.result.outcome.as_str(), p.feed_fields), ("resolved", None));
     }
 
     #[test]

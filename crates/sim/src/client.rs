@@ -158,9 +158,42 @@ impl Client {
         }
     }
 
+    /// Creates a project whose answers carry `answer_fields` (a JSON array of field
+    /// declarations: `{name, type: enum|number|bool|text, values, min, max, max_length,
+    /// required, when_labels}`).
+    pub async fn create_project_with_fields(
+        &self,
+        name: &str,
+        labels: &[String],
+        policy: &Value,
+        answer_fields: &Value,
+    ) -> Result<(), Error> {
+        self.admin_post(
+            "/v1/projects",
+            &json!({"name": name, "labels": labels, "policy": policy, "answer_fields": answer_fields}),
+        )
+        .await
+        .map(drop)
+    }
+
     /// Answers a leased task with a label.
     pub async fn answer(&self, key: &str, task: &Value, label: &str) -> Result<Value, Error> {
-        let body = json!({"lease_id": task["lease_id"], "review_id": format!("{}-{}", task["task_id"], task["lease_id"]), "label": label});
+        self.answer_with_fields(key, task, label, &Value::Null).await
+    }
+
+    /// Answers a leased task with a label and its answer fields (`{name: value}`; `null`
+    /// sends none).
+    pub async fn answer_with_fields(
+        &self,
+        key: &str,
+        task: &Value,
+        label: &str,
+        fields: &Value,
+    ) -> Result<Value, Error> {
+        let mut body = json!({"lease_id": task["lease_id"], "review_id": format!("{}-{}", task["task_id"], task["lease_id"]), "label": label});
+        if !fields.is_null() {
+            body["fields"] = fields.clone();
+        }
         self.ok(
             Method::POST,
             &format!("/v1/tasks/{}/reviews", task["task_id"]),
@@ -168,6 +201,67 @@ impl Client {
             Some(&body),
         )
         .await
+    }
+
+    /// Answers a leased task with a body of the caller's (`label`, `note`, `fields`, …);
+    /// the lease and the idempotency key are added here.
+    pub async fn answer_with(&self, key: &str, task: &Value, mut body: Value) -> Result<Value, Error> {
+        body["lease_id"] = task["lease_id"].clone();
+        body["review_id"] = json!(format!("{}-{}", task["task_id"], task["lease_id"]));
+        self.ok(
+            Method::POST,
+            &format!("/v1/tasks/{}/reviews", task["task_id"]),
+            key,
+            Some(&body),
+        )
+        .await
+    }
+
+    /// Imports Flywheel JSON lines into `project` (`as=history`: their resolutions become
+    /// human labels); returns the import's report.
+    pub async fn import_history(&self, project: &str, key: &str, jsonl: String) -> Result<Value, Error> {
+        let path = format!("/v1/projects/{project}/import?format=jsonl&as=history");
+        let transport = |source| Error::Transport {
+            path: path.clone(),
+            source,
+        };
+        let r = self
+            .http
+            .post(format!("{}{path}", self.node(0)))
+            .bearer_auth(key)
+            .header(reqwest::header::CONTENT_TYPE, "application/x-ndjson")
+            .body(jsonl)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = r.status().as_u16();
+        let text = r.text().await.map_err(transport)?;
+        let body: Value = serde_json::from_str(&text).map_err(|source| Error::Body {
+            path: path.clone(),
+            source,
+        })?;
+        if !(200..300).contains(&status) {
+            return Err(Error::Status { path, status, body });
+        }
+        Ok(body)
+    }
+
+    /// One page of the label feed after `after` (at most 1,000 rows); the rows and the
+    /// cursor to pass next.
+    pub async fn labels(&self, project: &str, key: &str, after: i64) -> Result<(Vec<Value>, i64), Error> {
+        let mut page = self
+            .ok(
+                Method::GET,
+                &format!("/v1/projects/{project}/labels?after={after}&limit=1000"),
+                key,
+                None,
+            )
+            .await?;
+        let next = page["next_cursor"].as_i64().unwrap_or(after);
+        match page["labels"].take() {
+            Value::Array(rows) => Ok((rows, next)),
+            other => Err(Error::Unexpected(format!("labels: no rows in {other}"))),
+        }
     }
 
     /// Trains the project's built-in model on every new human label and recalibrates its

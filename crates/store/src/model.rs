@@ -36,6 +36,9 @@ pub struct NewProject {
     pub name: String,
     pub labels: Vec<String>,
     pub policy: serde_json::Value,
+    /// The answer fields' schema as checked by `flywheel_core::fields::FieldSchema`
+    /// (a JSON array; `[]` for none).
+    pub answer_fields: serde_json::Value,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -46,6 +49,8 @@ pub struct Project {
     pub policy: serde_json::Value,
     pub policy_version: u32,
     pub created_at: Millis,
+    /// The answer fields' schema (a JSON array; `[]` for none).
+    pub answer_fields: serde_json::Value,
 }
 
 /// One stored version of a project's policy: what it said, who stored it and when.
@@ -176,6 +181,9 @@ pub struct NewReview {
     pub answer: Answer,
     pub failure_category: Option<String>,
     pub note: Option<String>,
+    /// The answer's fields as sent (a JSON object), checked inside the store against the
+    /// task's project's schema (`review::check_fields`) before anything is written.
+    pub fields: Option<serde_json::Value>,
     /// How answers are judged in each of the reviewer's projects (the task's project is
     /// known only inside the store); a project missing here is judged by plain majority.
     pub judging: std::collections::HashMap<i64, Judging>,
@@ -183,13 +191,14 @@ pub struct NewReview {
 
 impl NewReview {
     /// The answer as core's planner sees it, on a lease granted at `granted_at`, judged by
-    /// `judging` (which says whether it was too fast).
-    pub fn answering(
-        &self,
+    /// `judging` (which says whether it was too fast), with its checked `fields`.
+    pub fn answering<'a>(
+        &'a self,
         granted_at: Millis,
         now: Millis,
         judging: &Judging,
-    ) -> flywheel_core::review::Answering<'_> {
+        fields: &'a flywheel_core::fields::Fields,
+    ) -> flywheel_core::review::Answering<'a> {
         flywheel_core::review::Answering {
             review_id: &self.review_id,
             lease_id: self.lease_id,
@@ -200,6 +209,7 @@ impl NewReview {
             granted_at,
             now,
             too_fast: judging.too_fast(&self.answer, now - granted_at),
+            fields,
         }
     }
 }
@@ -214,6 +224,8 @@ pub struct LabelRecord {
     pub model_version: Option<String>,
     pub policy_version: u32,
     pub resolved_at: Millis,
+    /// The item's resolved answer fields, on a human resolution in a project with fields.
+    pub fields: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -368,6 +380,8 @@ pub struct ReviewRecord {
     pub note: Option<String>,
     pub claimed_at: Millis,
     pub answered_at: Millis,
+    /// The answer's fields, when it gave any.
+    pub fields: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -49,6 +49,7 @@ async fn fixture(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Fixtu
                 name: "spam".into(),
                 labels: vec!["ham".into(), "spam".into()],
                 policy: json!({"rules": []}),
+                answer_fields: json!([]),
             },
             "admin",
             1,
@@ -182,6 +183,7 @@ impl Fixture {
                     answer,
                     failure_category: None,
                     note: None,
+                    fields: None,
                     judging: Default::default(),
                 },
                 now,
@@ -210,6 +212,8 @@ mod revocation;
 
 #[path = "conformance/fatigue.rs"]
 mod fatigue_cases;
+#[path = "conformance/fields.rs"]
+mod fields_cases;
 #[path = "conformance/sla.rs"]
 mod sla;
 #[path = "conformance/storage.rs"]
@@ -220,6 +224,7 @@ mod workload;
 mod suite {
     pub use super::exports::*;
     pub use super::fatigue_cases::*;
+    pub use super::fields_cases::*;
     pub use super::revocation::*;
     pub use super::sla::*;
     pub use super::webhook_cases::*;
@@ -300,6 +305,7 @@ mod suite {
                     name: "spam".into(),
                     labels: vec!["a".into(), "b".into()],
                     policy: json!({}),
+                    answer_fields: json!([]),
                 },
                 "admin",
                 2,
@@ -805,6 +811,7 @@ mod suite {
                         answer: label("ham"),
                         failure_category: None,
                         note: None,
+                        fields: None,
                         judging: judging.clone(),
                     };
                     let r = s.submit_review(review, 110 + n).await.unwrap();
@@ -880,6 +887,7 @@ mod suite {
                 answer: label(lab),
                 failure_category: None,
                 note: None,
+                fields: None,
                 judging: judging.clone(),
             };
             outcomes.push(f.store.submit_review(review, 110).await.unwrap().outcome);
@@ -1456,4 +1464,5 @@ conformance!([
     adjudication_and_escalation_tasks_get_their_queues_deadline,
     a_gold_hold_cancels_the_reviewers_other_leases,
     an_item_answered_or_skipped_never_comes_back,
+    answer_fields_are_checked_stored_and_resolved,
 ]);

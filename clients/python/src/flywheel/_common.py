@@ -163,6 +163,7 @@ def answer_call(
     review_id: Optional[str],
     next: Optional[str],
     next_queue: Optional[str],
+    fields: Optional[JSON] = None,
 ) -> Call:
     """The answer to a leased task. ``review_id`` (a fresh UUID when not given) is the
     idempotency key, so a retry of this call is stored once."""
@@ -171,6 +172,7 @@ def answer_call(
         "review_id": review_id or str(uuid.uuid4()),
         "note": note,
         "failure_category": failure_category,
+        "fields": fields,
     }
     if isinstance(verdict, Escalate):
         body["escalate"] = {"reason": verdict.reason}

@@ -40,7 +40,11 @@ ENDPOINTS: Dict[str, Endpoint] = {
     "me": Endpoint("GET", "/v1/me", returns="Me", idempotent=True),
     # projects and policies
     "create_project": Endpoint(
-        "POST", "/v1/projects", body="CreateProject", sends=("name", "labels", "policy"), returns="ProjectCreated"
+        "POST",
+        "/v1/projects",
+        body="CreateProject",
+        sends=("name", "labels", "policy", "answer_fields"),
+        returns="ProjectCreated",
     ),
     "projects": Endpoint("GET", "/v1/projects", returns="ProjectSummary[]", idempotent=True),
     "project": Endpoint("GET", _P, returns="ProjectOut", idempotent=True),
@@ -93,7 +97,7 @@ ENDPOINTS: Dict[str, Endpoint] = {
         "POST",
         "/v1/tasks/{task_id}/reviews",
         body="ReviewIn",
-        sends=("lease_id", "review_id", "label", "escalate", "skip", "failure_category", "note", "next"),
+        sends=("lease_id", "review_id", "label", "escalate", "skip", "failure_category", "note", "fields", "next"),
         returns="ReviewOut",
         idempotent=True,
     ),

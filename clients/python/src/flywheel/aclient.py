@@ -276,8 +276,10 @@ class AsyncClient:
         review_id: Optional[str] = None,
         next: Optional[str] = None,
         next_queue: Optional[str] = None,
+        fields: Optional[JSON] = None,
     ) -> ReviewResult:
-        """Answers a leased task with a label (or ``escalate=reason`` / ``skip=reason``).
+        """Answers a leased task with a label (or ``escalate=reason`` / ``skip=reason``),
+        with the project's answer ``fields`` (``{name: value}``) when it declares any.
         With ``next=project`` the reply's ``next`` is the reviewer's next task, leased in
         the same commit (``None`` when there is nothing to do)."""
         verdict = c.verdict(label, escalate, skip)
@@ -292,6 +294,7 @@ class AsyncClient:
                     review_id=review_id,
                     next=next,
                     next_queue=next_queue,
+                    fields=fields,
                 )
             ),
         )
@@ -371,8 +374,11 @@ class AsyncClient:
     async def me(self) -> Me:
         return cast(Me, await self._json(c.call("me")))
 
-    async def create_project(self, name: str, labels: Sequence[str], policy: JSON) -> ProjectCreated:
-        json = {"name": name, "labels": list(labels), "policy": policy}
+    async def create_project(
+        self, name: str, labels: Sequence[str], policy: JSON, *, answer_fields: Optional[List[JSON]] = None
+    ) -> ProjectCreated:
+        """Creates a project; ``answer_fields`` declares the typed fields its answers carry."""
+        json = c.drop_none({"name": name, "labels": list(labels), "policy": policy, "answer_fields": answer_fields})
         return cast(ProjectCreated, await self._json(c.call("create_project", json=json)))
 
     async def projects(self) -> List[ProjectSummary]:

@@ -268,8 +268,10 @@ class Client:
         review_id: Optional[str] = None,
         next: Optional[str] = None,
         next_queue: Optional[str] = None,
+        fields: Optional[JSON] = None,
     ) -> ReviewResult:
-        """Answers a leased task with a label (or ``escalate=reason`` / ``skip=reason``).
+        """Answers a leased task with a label (or ``escalate=reason`` / ``skip=reason``),
+        with the project's answer ``fields`` (``{name: value}``) when it declares any.
         With ``next=project`` the reply's ``next`` is the reviewer's next task, leased in
         the same commit (``None`` when there is nothing to do)."""
         verdict = c.verdict(label, escalate, skip)
@@ -284,6 +286,7 @@ class Client:
                     review_id=review_id,
                     next=next,
                     next_queue=next_queue,
+                    fields=fields,
                 )
             ),
         )
@@ -362,8 +365,11 @@ class Client:
     def me(self) -> Me:
         return cast(Me, self._json(c.call("me")))
 
-    def create_project(self, name: str, labels: Sequence[str], policy: JSON) -> ProjectCreated:
-        json = {"name": name, "labels": list(labels), "policy": policy}
+    def create_project(
+        self, name: str, labels: Sequence[str], policy: JSON, *, answer_fields: Optional[List[JSON]] = None
+    ) -> ProjectCreated:
+        """Creates a project; ``answer_fields`` declares the typed fields its answers carry."""
+        json = c.drop_none({"name": name, "labels": list(labels), "policy": policy, "answer_fields": answer_fields})
         return cast(ProjectCreated, self._json(c.call("create_project", json=json)))
 
     def projects(self) -> List[ProjectSummary]:

@@ -167,6 +167,8 @@ class Label(TypedDict):
     model_version: NotRequired[Optional[str]]
     policy_version: int
     resolved_at: str
+    #: In a project with answer fields: the item's resolved fields (``{}`` when auto).
+    fields: NotRequired[Optional[Dict[str, Any]]]
 
 
 class LabelPage(TypedDict):
@@ -288,6 +290,7 @@ class ReviewRecord(TypedDict):
     claimed_at: str
     answered_at: str
     time_on_task_ms: int
+    fields: NotRequired[Optional[Dict[str, Any]]]
 
 
 class AdjudicationContext(TypedDict):
@@ -317,11 +320,26 @@ class ProjectCreated(TypedDict):
     policy_version: int
 
 
+class AnswerFieldSpec(TypedDict):
+    """One declared answer field: ``type`` is ``enum`` (``values``), ``number`` (``min``,
+    ``max``), ``bool`` or ``text`` (``max_length``)."""
+
+    name: str
+    type: str
+    values: NotRequired[Optional[List[str]]]
+    min: NotRequired[Optional[float]]
+    max: NotRequired[Optional[float]]
+    max_length: NotRequired[Optional[int]]
+    required: NotRequired[bool]
+    when_labels: NotRequired[Optional[List[str]]]
+
+
 class Project(TypedDict):
     name: str
     labels: List[str]
     policy: JSON
     policy_version: int
+    answer_fields: List[AnswerFieldSpec]
 
 
 class ProjectSummary(TypedDict):
@@ -544,6 +562,7 @@ SCHEMAS: Dict[str, type] = {
     "ItemDetailOut": ItemDetail,
     "ProjectCreated": ProjectCreated,
     "ProjectOut": Project,
+    "AnswerFieldSpec": AnswerFieldSpec,
     "ProjectSummary": ProjectSummary,
     "PolicyStored": PolicyStored,
     "QueueTier": QueueTier,

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use flywheel_core::fields::FieldSchema;
 use flywheel_core::policy::parse_queue;
 use flywheel_core::{LabelSet, Policy};
 use flywheel_store::{NewProject, PolicyVersion, Project};
@@ -18,13 +19,26 @@ pub struct CreatedProject {
     pub policy_version: u32,
 }
 
-/// Creates a project after checking its name, labels and policy.
-#[tracing::instrument(level = "debug", skip(s, labels, policy, actor))]
+/// Creates a project after checking its name, labels and policy (no answer fields).
 pub async fn create(
     s: &AppState,
     name: &str,
     labels: &[String],
     policy: Value,
+    actor: &str,
+) -> Result<CreatedProject, AppError> {
+    create_with_fields(s, name, labels, policy, &Value::Null, actor).await
+}
+
+/// Creates a project after checking its name, labels, policy and `answer_fields` (the
+/// declared fields of an answer; `null` for none: see `flywheel_core::fields`).
+#[tracing::instrument(level = "debug", skip(s, labels, policy, answer_fields, actor))]
+pub async fn create_with_fields(
+    s: &AppState,
+    name: &str,
+    labels: &[String],
+    policy: Value,
+    answer_fields: &Value,
     actor: &str,
 ) -> Result<CreatedProject, AppError> {
     let name = parse_queue(name).map_err(|m| AppError::invalid("name", m.replace("queue name", "project name")))?;
@@ -37,6 +51,7 @@ pub async fn create(
         .collect::<Result<Vec<_>, _>>()?;
     let labels = LabelSet::parse(&labels)?;
     Policy::from_json(&policy, &labels).map_err(|e| AppError::from(e.within("policy")))?;
+    let fields = FieldSchema::parse(answer_fields, &labels)?;
     let project = s
         .store
         .create_project(
@@ -44,6 +59,7 @@ pub async fn create(
                 name,
                 labels: labels.names(),
                 policy,
+                answer_fields: fields.to_json(),
             },
             actor,
             s.now(),

@@ -15,6 +15,7 @@ use std::sync::Mutex;
 use flywheel_core::aggregate::{DsInit, Stopping, dawid_skene};
 use flywheel_core::consensus::DsModel;
 use flywheel_core::crowd::CrowdData;
+use flywheel_core::fields::FieldSchema;
 use flywheel_core::policy::ConsensusMethod;
 use flywheel_core::{LabelSet, Policy};
 use flywheel_store::{Judging, Principal, Project, ProjectAnswer, Store};
@@ -82,6 +83,8 @@ pub struct ProjectRuntime {
     pub policy_json: serde_json::Value,
     pub policy_version: u32,
     pub created_at: i64,
+    /// The answer fields an answer here may (or must) carry.
+    pub fields: Arc<FieldSchema>,
 }
 
 impl ProjectRuntime {
@@ -90,7 +93,10 @@ impl ProjectRuntime {
             .map_err(|e| AppError::Internal(format!("stored labels of '{}' do not parse: {e}", p.name)))?;
         let policy = Policy::from_json(&p.policy, &labels)
             .map_err(|e| AppError::Internal(format!("stored policy of '{}' does not compile: {e}", p.name)))?;
+        let fields = FieldSchema::parse(&p.answer_fields, &labels)
+            .map_err(|e| AppError::Internal(format!("stored answer fields of '{}' do not parse: {e}", p.name)))?;
         Ok(Self {
+            fields: Arc::new(fields),
             id: p.id,
             name: p.name,
             labels,
@@ -158,6 +164,7 @@ impl AppState {
             quality: p.policy.quality(),
             pacing: p.policy.pacing(),
             slas: p.policy.slas().clone(),
+            fields: p.fields.clone(),
         }
     }
 

@@ -171,6 +171,12 @@ pub struct ReviewIn {
     pub failure_category: Option<String>,
     #[serde(default)]
     pub note: Option<String>,
+    /// With `label`: the answer's fields, `{name: value}`, checked against the project's
+    /// `answer_fields` (a 422 names `fields.<name>`: unknown, wrong type, not a listed
+    /// value, out of range, too long, or required and missing).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<serde_json::Value>,
     /// "Submit and next": lease the reviewer's next task in the same commit as this
     /// answer (one round trip instead of two). The reply's `next` holds it, or `null` when
     /// there is nothing to do now (claim with `wait_ms` to wait for work).
@@ -288,6 +294,7 @@ pub async fn answer(s: &Arc<AppState>, r: &Reviewer, task_id: i64, body: ReviewI
         answer,
         failure_category: body.failure_category,
         note: body.note,
+        fields: body.fields,
         judging,
     };
     let answered = match next {

@@ -27,7 +27,9 @@ pub async fn create_project(
     ApiJson(body): ApiJson<CreateProject>,
 ) -> Result<(StatusCode, Json<ProjectCreated>), ApiError> {
     caller.require_admin()?;
-    let created = projects::create(&s, &body.name, &body.labels, body.policy, &caller.actor()).await?;
+    let fields = body.answer_fields.unwrap_or(serde_json::Value::Null);
+    let created =
+        projects::create_with_fields(&s, &body.name, &body.labels, body.policy, &fields, &caller.actor()).await?;
     let out = ProjectCreated {
         name: created.name,
         labels: created.labels,
@@ -50,6 +52,7 @@ pub async fn get_project(
         labels: p.labels.names(),
         policy: p.policy_json.clone(),
         policy_version: p.policy_version,
+        answer_fields: p.fields.to_json(),
     }))
 }
 

@@ -28,6 +28,42 @@ pub struct CreateProject {
     /// The policy (see `PUT /v1/projects/{project}/policy`).
     #[schema(value_type = Object)]
     pub policy: Value,
+    /// Typed fields an answer carries beside its label (none when absent); checked at
+    /// creation, a refusal naming e.g. `answer_fields[1].values`.
+    #[serde(default)]
+    #[schema(value_type = Option<Vec<AnswerFieldSpec>>)]
+    pub answer_fields: Option<Value>,
+}
+
+/// One declared answer field. An answer's `fields` holds `{name: value}`: a string listed
+/// in `values` (enum), a number in `[min, max]` (number), `true`/`false` (bool), a string
+/// of at most `max_length` characters (text; 2,000 by default, 10,000 at most).
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct AnswerFieldSpec {
+    /// 1 to 64 of `A-Z a-z 0-9 _ -`; unique in the project.
+    pub name: String,
+    /// `enum`, `number`, `bool` or `text`.
+    #[serde(rename = "type")]
+    pub r#type: String,
+    /// enum: its values, in the workbench's order (a tie in the resolved fields goes to
+    /// the first listed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+    /// number: the lowest value allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    /// number: the highest value allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    /// text: the most characters allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_length: Option<u32>,
+    /// An answer with a label must give it (default false).
+    #[serde(default)]
+    pub required: bool,
+    /// With `required`: required only when the answer's label is one of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when_labels: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -44,6 +80,9 @@ pub struct ProjectOut {
     #[schema(value_type = Object)]
     pub policy: Value,
     pub policy_version: u32,
+    /// The project's answer fields (`[]` for none).
+    #[schema(value_type = Vec<AnswerFieldSpec>)]
+    pub answer_fields: Value,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -280,6 +319,13 @@ pub struct LabelOut {
     pub model_version: Option<String>,
     pub policy_version: u32,
     pub resolved_at: String,
+    /// In a project with answer fields: the item's resolved fields — over the answers of
+    /// the task that resolved it, an enum's majority (a tie goes to the value listed
+    /// first), a number's median, a bool's majority (a tie is false), the last text (an
+    /// adjudicator's on an adjudication); `{}` on an auto decision.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -399,6 +445,10 @@ pub struct ReviewRecordOut {
     pub claimed_at: String,
     pub answered_at: String,
     pub time_on_task_ms: i64,
+    /// The answer's fields, when it gave any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

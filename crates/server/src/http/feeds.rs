@@ -42,6 +42,9 @@ pub async fn labels(
                 model_version: l.model_version,
                 policy_version: l.policy_version,
                 resolved_at: ts(l.resolved_at),
+                // In a project with answer fields every row carries them (`{}` for an
+                // auto decision, which no reviewer filled in).
+                fields: (!p.fields.is_empty()).then(|| l.fields.unwrap_or_else(|| serde_json::json!({}))),
             })
             .collect(),
         next_cursor,

@@ -143,5 +143,6 @@ pub fn review_record_out(r: flywheel_store::ReviewRecord) -> ReviewRecordOut {
         claimed_at: ts(r.claimed_at),
         answered_at: ts(r.answered_at),
         time_on_task_ms: r.answered_at - r.claimed_at,
+        fields: r.fields,
     }
 }

@@ -14,6 +14,8 @@ mod copy;
 mod export;
 mod fatigue;
 mod feeds;
+mod fields;
+mod findings;
 mod hardening;
 mod hardening2;
 mod items;

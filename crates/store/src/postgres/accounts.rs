@@ -122,12 +122,14 @@ pub(super) async fn create_project(
     }
     let policy = new.policy.to_string();
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO projects (name, labels, policy, policy_version, created_at) VALUES ($1, $2::jsonb, $3::jsonb, 1, $4) RETURNING id",
+        "INSERT INTO projects (name, labels, policy, policy_version, created_at, answer_fields)
+         VALUES ($1, $2::jsonb, $3::jsonb, 1, $4, $5::jsonb) RETURNING id",
     )
     .bind(&new.name)
     .bind(serde_json::to_string(&new.labels)?)
     .bind(&policy)
     .bind(now)
+    .bind(new.answer_fields.to_string())
     .fetch_one(&mut *c)
     .await?;
     sqlx::query(
@@ -162,17 +164,18 @@ pub(super) async fn create_project(
         policy: new.policy,
         policy_version: 1,
         created_at: now,
+        answer_fields: new.answer_fields,
     })
 }
 
 pub(super) async fn project(c: &mut PgConnection, name: &str) -> TxResult<Option<Project>> {
-    let row: Option<(i64, String, String, String, i32, i64)> = sqlx::query_as(
-        "SELECT id, name, labels::text, policy::text, policy_version, created_at FROM projects WHERE name = $1",
+    let row: Option<(i64, String, String, String, i32, i64, String)> = sqlx::query_as(
+        "SELECT id, name, labels::text, policy::text, policy_version, created_at, answer_fields::text FROM projects WHERE name = $1",
     )
     .bind(name)
     .fetch_optional(&mut *c)
     .await?;
-    row.map(|(id, name, labels, policy, version, created_at)| {
+    row.map(|(id, name, labels, policy, version, created_at, answer_fields)| {
         Ok(Project {
             id,
             name,
@@ -180,6 +183,7 @@ pub(super) async fn project(c: &mut PgConnection, name: &str) -> TxResult<Option
             policy: parse(&policy)?,
             policy_version: version as u32,
             created_at,
+            answer_fields: parse(&answer_fields)?,
         })
     })
     .transpose()

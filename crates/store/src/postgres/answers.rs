@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 
+use flywheel_core::fields::Fields;
 use flywheel_core::review::{self, GoldRecord, ItemState, Plan, Prior, TaskChange, TaskState};
 use flywheel_core::task::Source;
 use flywheel_core::{Answer, Event, Route, Stage, event as ev};
@@ -52,7 +53,8 @@ pub(super) async fn submit_review(
             .await?;
         review::check_answer(&parse::<Vec<String>>(&labels)?, &r.answer)?;
     }
-    let a = r.answering(granted_at, now, &judging);
+    let fields = review::check_fields(&judging, &r.answer, r.fields.as_ref())?;
+    let a = r.answering(granted_at, now, &judging, &fields);
     let at = On {
         project_id,
         item_id,
@@ -81,7 +83,7 @@ pub(super) async fn submit_review(
         write_plan(c, &plan, &at, item.map_or(0, |(_, v)| v)).await?;
         plan
     };
-    record_review(c, r, &at, granted_at, &plan, &plan.submitted(&a)).await?;
+    record_review(c, r, &at, granted_at, &plan, &plan.submitted(&a), &fields).await?;
     if plan.result.freed_work() {
         notify(c, channel, &Notice::TasksAvailable { project_id }).await?;
     }
@@ -213,17 +215,20 @@ async fn write_plan(c: &mut PgConnection, plan: &Plan, at: &On, policy_version: 
             .await?;
     }
     if let Some((label, source)) = &plan.feed {
-        insert_label(
-            c,
-            at.project_id,
-            at.item_id,
-            label,
-            *source,
-            None,
-            None,
-            policy_version,
-            now,
+        // As `insert_label`, with the resolved answer fields.
+        let fields = plan.feed_fields.as_ref().map(serde_json::to_string).transpose()?;
+        sqlx::query(
+            "INSERT INTO labels (project_id, item_id, label, source, policy_version, resolved_at, fields)
+             VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb)",
         )
+        .bind(at.project_id)
+        .bind(at.item_id)
+        .bind(label)
+        .bind(source.as_str())
+        .bind(policy_version as i32)
+        .bind(now)
+        .bind(fields)
+        .execute(&mut *c)
         .await?;
     }
     for e in &plan.events {
@@ -264,13 +269,21 @@ async fn task_state(c: &mut PgConnection, task_id: i64) -> TxResult<Option<(i64,
     }))
 }
 
-/// reviewer id, reviewer name, kind, label, reason, too fast.
-type PriorRow = (i64, String, String, Option<String>, Option<String>, bool);
+/// reviewer id, reviewer name, kind, label, reason, too fast, fields.
+type PriorRow = (
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    bool,
+    Option<String>,
+);
 
 /// The task's answers so far but skips, in the order given, with their reviewers' names.
 async fn earlier_answers(c: &mut PgConnection, task_id: i64) -> TxResult<Vec<Prior>> {
     let rows: Vec<PriorRow> = sqlx::query_as(
-        "SELECT w.reviewer_id, v.name, w.kind, w.label, w.reason, w.too_fast FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id
+        "SELECT w.reviewer_id, v.name, w.kind, w.label, w.reason, w.too_fast, w.fields::text FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id
          WHERE w.task_id = $1 AND w.kind <> 'skip' ORDER BY w.id",
     )
     .bind(task_id)
@@ -278,10 +291,11 @@ async fn earlier_answers(c: &mut PgConnection, task_id: i64) -> TxResult<Vec<Pri
     .await?;
     Ok(rows
         .into_iter()
-        .map(|(reviewer_id, reviewer, kind, label, reason, too_fast)| Prior {
+        .map(|(reviewer_id, reviewer, kind, label, reason, too_fast, fields)| Prior {
             reviewer_id,
             reviewer,
             too_fast,
+            fields: fields.and_then(|f| serde_json::from_str(&f).ok()).unwrap_or_default(),
             answer: match kind.as_str() {
                 "label" => Answer::Label(label.unwrap_or_default()),
                 _ => Answer::Escalate {
@@ -365,6 +379,7 @@ async fn record_review(
     granted_at: Millis,
     plan: &Plan,
     submitted: &Event,
+    fields: &Fields,
 ) -> TxResult<()> {
     let (label, reason) = match &r.answer {
         Answer::Label(l) => (Some(l.as_str()), None),
@@ -372,8 +387,8 @@ async fn record_review(
     };
     sqlx::query(
         "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, label, reason, failure_category, note,
-                              claimed_at, answered_at, result, too_fast)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14)",
+                              claimed_at, answered_at, result, too_fast, fields)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15::jsonb)",
     )
     .bind(&r.review_id)
     .bind(r.reviewer_id)
@@ -389,6 +404,7 @@ async fn record_review(
     .bind(at.now)
     .bind(serde_json::to_string(&plan.result)?)
     .bind(plan.result.stored.is_some_and(|s| s.too_fast))
+    .bind((!fields.is_empty()).then(|| serde_json::to_string(fields)).transpose()?)
     .execute(&mut *c)
     .await?;
     event(

@@ -47,7 +47,17 @@ pub(super) async fn sequence_feeds(c: &mut PgConnection) -> TxResult<()> {
     Ok(())
 }
 
-type LabelRow = (i64, String, String, String, Option<String>, Option<String>, i32, i64);
+type LabelRow = (
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i32,
+    i64,
+    Option<String>,
+);
 
 pub(super) async fn labels(
     c: &mut PgConnection,
@@ -56,7 +66,8 @@ pub(super) async fn labels(
     limit: usize,
 ) -> TxResult<Vec<LabelRecord>> {
     let rows: Vec<LabelRow> = sqlx::query_as(
-        "SELECT l.cursor, i.external_id, l.label, l.source, l.model, l.model_version, l.policy_version, l.resolved_at
+        "SELECT l.cursor, i.external_id, l.label, l.source, l.model, l.model_version, l.policy_version, l.resolved_at,
+                l.fields::text
          FROM labels l JOIN items i ON i.id = l.item_id
          WHERE l.project_id = $1 AND l.cursor > $2 ORDER BY l.cursor LIMIT $3",
     )
@@ -68,15 +79,18 @@ pub(super) async fn labels(
     Ok(rows
         .into_iter()
         .map(
-            |(cursor, external_id, label, source, model, model_version, policy_version, resolved_at)| LabelRecord {
-                cursor,
-                external_id,
-                label,
-                source,
-                model,
-                model_version,
-                policy_version: policy_version as u32,
-                resolved_at,
+            |(cursor, external_id, label, source, model, model_version, policy_version, resolved_at, fields)| {
+                LabelRecord {
+                    cursor,
+                    external_id,
+                    label,
+                    source,
+                    model,
+                    model_version,
+                    policy_version: policy_version as u32,
+                    resolved_at,
+                    fields: fields.and_then(|f| serde_json::from_str(&f).ok()),
+                }
             },
         )
         .collect())

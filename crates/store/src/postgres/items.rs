@@ -294,6 +294,7 @@ type ReviewRow = (
     Option<String>,
     i64,
     i64,
+    Option<String>,
 );
 
 pub(super) async fn item(c: &mut PgConnection, project_id: i64, external_id: &str) -> TxResult<Option<ItemDetail>> {
@@ -316,7 +317,8 @@ pub(super) async fn item(c: &mut PgConnection, project_id: i64, external_id: &st
     .fetch_all(&mut *c)
     .await?;
     let reviews: Vec<ReviewRow> = sqlx::query_as(
-        "SELECT w.review_id, w.task_id, v.name, w.kind, w.label, w.reason, w.failure_category, w.note, w.claimed_at, w.answered_at
+        "SELECT w.review_id, w.task_id, v.name, w.kind, w.label, w.reason, w.failure_category, w.note, w.claimed_at, w.answered_at,
+                w.fields::text
          FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id WHERE w.item_id = $1 ORDER BY w.id",
     )
     .bind(item_id)
@@ -366,6 +368,7 @@ pub(super) async fn item(c: &mut PgConnection, project_id: i64, external_id: &st
                 note: r.7,
                 claimed_at: r.8,
                 answered_at: r.9,
+                fields: r.10.as_deref().and_then(|f| serde_json::from_str(f).ok()),
             })
             .collect(),
         resolution: resolution.as_deref().map(parse::<Resolution>).transpose()?,

@@ -85,6 +85,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (7, "sla", include_str!("../../migrations/postgres/0007_sla.sql")),
     (8, "fatigue", include_str!("../../migrations/postgres/0008_fatigue.sql")),
     (9, "perf", include_str!("../../migrations/postgres/0009_perf.sql")),
+    (10, "fields", include_str!("../../migrations/postgres/0010_fields.sql")),
 ];
 
 /// Retries of a transaction that lost a race (deadlock, serialization failure, a unique

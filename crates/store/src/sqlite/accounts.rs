@@ -115,8 +115,8 @@ pub(super) fn create_project(c: &Connection, new: NewProject, actor: &str, now: 
     let labels = serde_json::to_string(&new.labels)?;
     let policy = new.policy.to_string();
     c.execute(
-        "INSERT INTO projects (name, labels, policy, policy_version, created_at) VALUES (?1, ?2, ?3, 1, ?4)",
-        params![new.name, labels, policy, now],
+        "INSERT INTO projects (name, labels, policy, policy_version, created_at, answer_fields) VALUES (?1, ?2, ?3, 1, ?4, ?5)",
+        params![new.name, labels, policy, now, new.answer_fields.to_string()],
     )?;
     let id = c.last_insert_rowid();
     c.execute(
@@ -144,23 +144,27 @@ pub(super) fn create_project(c: &Connection, new: NewProject, actor: &str, now: 
         policy: new.policy,
         policy_version: 1,
         created_at: now,
+        answer_fields: new.answer_fields,
     })
 }
 
 pub(super) fn project(c: &Connection, name: &str) -> Result<Option<Project>> {
-    c.prepare_cached("SELECT id, name, labels, policy, policy_version, created_at FROM projects WHERE name = ?1")?
-        .query_row([name], |r| {
-            Ok(Project {
-                id: r.get(0)?,
-                name: r.get(1)?,
-                labels: serde_json::from_value(json_col(r, 2)?).unwrap_or_default(),
-                policy: json_col(r, 3)?,
-                policy_version: r.get(4)?,
-                created_at: r.get(5)?,
-            })
+    c.prepare_cached(
+        "SELECT id, name, labels, policy, policy_version, created_at, answer_fields FROM projects WHERE name = ?1",
+    )?
+    .query_row([name], |r| {
+        Ok(Project {
+            id: r.get(0)?,
+            name: r.get(1)?,
+            labels: serde_json::from_value(json_col(r, 2)?).unwrap_or_default(),
+            policy: json_col(r, 3)?,
+            policy_version: r.get(4)?,
+            created_at: r.get(5)?,
+            answer_fields: json_col(r, 6)?,
         })
-        .optional()
-        .map_err(Into::into)
+    })
+    .optional()
+    .map_err(Into::into)
 }
 
 pub(super) fn policy_versions(c: &Connection, project_id: i64) -> Result<Vec<PolicyVersion>> {

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 
+use flywheel_core::fields::Fields;
 use flywheel_core::review::{self, GoldRecord, ItemState, Plan, Prior, TaskChange, TaskState};
 use flywheel_core::task::Source;
 use flywheel_core::{Answer, Event, Route, Stage, event as ev};
@@ -30,7 +31,8 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
             .query_row([project_id], |row| row.get(0))?;
         review::check_answer(&serde_json::from_str::<Vec<String>>(&labels)?, &r.answer)?;
     }
-    let a = r.answering(lease.granted_at, now, &judging);
+    let fields = review::check_fields(&judging, &r.answer, r.fields.as_ref())?;
+    let a = r.answering(lease.granted_at, now, &judging, &fields);
     let at = On {
         project_id,
         item_id,
@@ -63,7 +65,7 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
         write_plan(c, &plan, &at, item.map_or(0, |(_, v)| v), first, Some(&task.queue))?;
         plan
     };
-    record_review(c, &r, &at, lease.granted_at, &plan, &plan.submitted(&a))?;
+    record_review(c, &r, &at, lease.granted_at, &plan, &plan.submitted(&a), &fields)?;
     Ok((plan.result, project_id))
 }
 
@@ -188,17 +190,21 @@ fn rest(c: &Connection, plan: &Plan, at: &On, policy_version: u32, first_resolut
         }
     }
     if let Some((label, source)) = &plan.feed {
-        insert_label(
-            c,
+        // As `insert_label`, with the resolved answer fields.
+        let fields = plan.feed_fields.as_ref().map(serde_json::to_string).transpose()?;
+        c.prepare_cached(
+            "INSERT INTO labels (project_id, item_id, label, source, policy_version, resolved_at, fields)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?
+        .execute(params![
             at.project_id,
             at.item_id,
             label,
-            *source,
-            None,
-            None,
+            source.as_str(),
             policy_version,
             now,
-        )?;
+            fields
+        ])?;
     }
     for e in &plan.events {
         event(
@@ -256,7 +262,7 @@ fn earlier_answers(c: &Connection, task_id: i64) -> Result<Vec<Prior>> {
     // review_id), so SQLite would open a sorter for every answer.
     let mut earlier = c
         .prepare_cached(
-            "SELECT w.id, w.reviewer_id, v.name, w.kind, w.label, w.reason, w.too_fast FROM reviews w
+            "SELECT w.id, w.reviewer_id, v.name, w.kind, w.label, w.reason, w.too_fast, w.fields FROM reviews w
              JOIN reviewers v ON v.id = w.reviewer_id WHERE w.task_id = ?1 AND w.kind != 'skip'",
         )?
         .query_map([task_id], |row| {
@@ -272,6 +278,10 @@ fn earlier_answers(c: &Connection, task_id: i64) -> Result<Vec<Prior>> {
                 reviewer: row.get(2)?,
                 answer,
                 too_fast: row.get(6)?,
+                fields: row
+                    .get::<_, Option<String>>(7)?
+                    .and_then(|f| serde_json::from_str(&f).ok())
+                    .unwrap_or_default(),
             };
             Ok((row.get::<_, i64>(0)?, prior))
         })?
@@ -345,6 +355,7 @@ fn record_review(
     granted_at: Millis,
     plan: &Plan,
     submitted: &Event,
+    fields: &Fields,
 ) -> Result<()> {
     let (label, reason) = match &r.answer {
         Answer::Label(l) => (Some(l.as_str()), None),
@@ -352,13 +363,14 @@ fn record_review(
     };
     c.prepare_cached(
         "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, label, reason, failure_category, note,
-                              claimed_at, answered_at, result, too_fast)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+                              claimed_at, answered_at, result, too_fast, fields)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
     )?
     .execute(params![
         r.review_id, r.reviewer_id, r.task_id, at.item_id, r.lease_id, r.answer.kind(), label, reason,
         r.failure_category, r.note, granted_at, at.now, serde_json::to_string(&plan.result)?,
-        plan.result.stored.is_some_and(|s| s.too_fast)
+        plan.result.stored.is_some_and(|s| s.too_fast),
+        (!fields.is_empty()).then(|| serde_json::to_string(fields)).transpose()?
     ])?;
     c.prepare_cached(
         "INSERT INTO reviewer_days (day, reviewer_id, answers) VALUES (?1, ?2, 1)

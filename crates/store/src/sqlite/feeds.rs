@@ -11,7 +11,8 @@ use crate::*;
 
 pub(super) fn labels(c: &Connection, project_id: i64, after: i64, limit: usize) -> Result<Vec<LabelRecord>> {
     c.prepare_cached(
-        "SELECT l.cursor, i.external_id, l.label, l.source, l.model, l.model_version, l.policy_version, l.resolved_at
+        "SELECT l.cursor, i.external_id, l.label, l.source, l.model, l.model_version, l.policy_version, l.resolved_at,
+                l.fields
          FROM labels l JOIN items i ON i.id = l.item_id WHERE l.project_id = ?1 AND l.cursor > ?2 ORDER BY l.cursor LIMIT ?3",
     )?
     .query_map(params![project_id, after, limit as i64], |r| {
@@ -24,6 +25,9 @@ pub(super) fn labels(c: &Connection, project_id: i64, after: i64, limit: usize) 
             model_version: r.get(5)?,
             policy_version: r.get(6)?,
             resolved_at: r.get(7)?,
+            fields: r
+                .get::<_, Option<String>>(8)?
+                .and_then(|f| serde_json::from_str(&f).ok()),
         })
     })?
     .collect::<rusqlite::Result<Vec<_>>>()

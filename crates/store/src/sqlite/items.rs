@@ -352,7 +352,8 @@ pub(super) fn item(c: &Connection, project_id: i64, external_id: &str) -> Result
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let reviews = c
         .prepare_cached(
-            "SELECT w.review_id, w.task_id, v.name, w.kind, w.label, w.reason, w.failure_category, w.note, w.claimed_at, w.answered_at
+            "SELECT w.review_id, w.task_id, v.name, w.kind, w.label, w.reason, w.failure_category, w.note, w.claimed_at, w.answered_at,
+                    w.fields
              FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id WHERE w.item_id = ?1 ORDER BY w.id",
         )?
         .query_map([item_id], |r| {
@@ -367,6 +368,7 @@ pub(super) fn item(c: &Connection, project_id: i64, external_id: &str) -> Result
                 note: r.get(7)?,
                 claimed_at: r.get(8)?,
                 answered_at: r.get(9)?,
+                fields: opt_json(r, 10)?,
             })
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;

@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0008_sla.sql"),
     include_str!("../../migrations/sqlite/0009_fatigue.sql"),
     include_str!("../../migrations/sqlite/0010_perf.sql"),
+    include_str!("../../migrations/sqlite/0011_fields.sql"),
 ];
 
 /// The schema version (`PRAGMA user_version`) of a database this build has migrated.

@@ -42,6 +42,7 @@ async fn answer_judged(
                 answer: label(label_),
                 failure_category: None,
                 note: None,
+                fields: None,
                 judging: judging.clone(),
             },
             now,

@@ -33,6 +33,7 @@ pub async fn a_withdrawn_grant_cancels_that_projects_leases(f: Fixture) {
                 name: "other".into(),
                 labels: vec!["ham".into(), "spam".into()],
                 policy: json!({"rules": []}),
+                answer_fields: json!([]),
             },
             "admin",
             2,
@@ -191,6 +192,7 @@ pub async fn a_gold_hold_cancels_the_reviewers_other_leases(f: Fixture) {
             answer: label("ham"),
             failure_category: None,
             note: None,
+            fields: None,
             judging: judging.clone(),
         };
         s.submit_review(answer, 120 + n).await.unwrap();

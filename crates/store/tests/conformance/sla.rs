@@ -305,6 +305,7 @@ pub async fn adjudication_and_escalation_tasks_get_their_queues_deadline(f: Fixt
                 answer,
                 failure_category: None,
                 note: None,
+                fields: None,
                 judging: judging.clone(),
             },
             now,

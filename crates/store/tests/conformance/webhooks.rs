@@ -202,6 +202,7 @@ pub async fn webhooks_belong_to_their_project(f: Fixture) {
                 name: "other".into(),
                 labels: vec!["a".into(), "b".into()],
                 policy: serde_json::json!({"rules": []}),
+                answer_fields: serde_json::json!([]),
             },
             "admin",
             1,

@@ -25,6 +25,7 @@ async fn answer_with(
                 answer,
                 failure_category: category.map(Into::into),
                 note: None,
+                fields: None,
                 judging: Default::default(),
             },
             now,
