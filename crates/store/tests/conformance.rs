@@ -202,6 +202,8 @@ fn label(s: &str) -> Answer {
     Answer::Label(s.into())
 }
 
+#[path = "conformance/amend.rs"]
+mod amend_cases;
 #[path = "conformance/webhooks.rs"]
 mod webhook_cases;
 
@@ -218,6 +220,7 @@ mod storage;
 mod workload;
 
 mod suite {
+    pub use super::amend_cases::*;
     pub use super::exports::*;
     pub use super::fatigue_cases::*;
     pub use super::revocation::*;
@@ -1354,4 +1357,6 @@ conformance!([
     adjudication_and_escalation_tasks_get_their_queues_deadline,
     a_gold_hold_cancels_the_reviewers_other_leases,
     an_item_answered_or_skipped_never_comes_back,
+    undo_replaces_an_open_tasks_answer_within_the_window,
+    an_amendment_after_resolution_reopens_adjudication,
 ]);
