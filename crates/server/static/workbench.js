@@ -507,9 +507,11 @@
     }
   }
 
-  // Closes every overlay, the category picker, the escalation form, and the change of an
-  // answer; the note keeps its text.
+  // Closes every overlay, the category picker and the escalation form; the note keeps its
+  // text.
   function closeOverlays() {
+    // An escalation closed unsent is cancelled: its reason goes with it.
+    if (!$("escalate-form").hidden) $("escalate-reason").value = "";
     for (const id of ["help", "guidelines", "category-picker", "escalate-form"]) {
       const o = $(id);
       if (o) o.hidden = true;

@@ -34,9 +34,9 @@ from .models import (
     ProjectCreated,
     ProjectSummary,
     Released,
-    ReviewResult,
     ReviewerCreated,
     ReviewerRecord,
+    ReviewResult,
     Stats,
     Task,
     Webhook,
@@ -310,9 +310,7 @@ class AsyncClient:
         label is replaced (``undone``); once the task has closed the item goes back to
         adjudication one tier up with ``reason`` (``amended``). 409 ``undo_expired`` past
         the window with the task still open."""
-        return cast(
-            AmendResult, await self._json(c.amend_call(review_id, label, reason=reason, amend_id=amend_id))
-        )
+        return cast(AmendResult, await self._json(c.amend_call(review_id, label, reason=reason, amend_id=amend_id)))
 
     async def heartbeat(self, task: Task) -> Heartbeat:
         """Extends the task's lease (409 ``lease_lost`` when it is gone)."""
