@@ -166,7 +166,7 @@ class AmendResult(TypedDict):
     review_id: str
     amend_id: str
     outcome: str
-    previous: Optional[str]
+    previous: NotRequired[Optional[str]]
     label: str
     adjudication_task_id: NotRequired[Optional[int]]
 
