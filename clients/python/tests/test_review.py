@@ -98,3 +98,23 @@ def test_work_heartbeats_while_a_slow_reviewer_thinks(server: Server, project: P
         return "spam"
 
     assert Client(server.url, http=http).work(project.name, slow, heartbeat_every=0.05) == 1
+
+
+def test_an_answer_is_undone_or_amended(server: Server, project: Project) -> None:
+    Client(server.url, api_key=project.service_key).submit(project.name, [item(i, 0.5) for i in range(2)])
+    ann = Client(server.url, api_key=project.reviewer_keys[0])
+    task = ann.claim(project.name, queue="standard")
+    assert task is not None
+    first = ann.answer(task, "spam", review_id="r-amend")
+    assert first["outcome"] == "resolved"
+    # The task closed with the answer: the change re-opens the item for adjudication.
+    changed = ann.amend("r-amend", "ham", reason="misread it", amend_id="m-1")
+    assert changed["outcome"] == "amended" and changed.get("previous") == "spam" and changed["label"] == "ham"
+    assert changed.get("adjudication_task_id")
+    # The same amend_id is the stored change, not a second adjudication.
+    assert ann.amend("r-amend", "ham", amend_id="m-1") == changed
+    try:
+        ann.amend("no-such-answer", "ham")
+        raise AssertionError("an unknown review_id was amended")
+    except FlywheelError as e:
+        assert e.status == 404

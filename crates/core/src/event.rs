@@ -82,6 +82,12 @@ events! {
     LeaseCancelled(LeaseCancelled) = "lease.cancelled" as LEASE_CANCELLED,
     LeaseExpired(LeaseExpired) = "lease.expired" as LEASE_EXPIRED,
     ReviewSubmitted(ReviewSubmitted) = "review.submitted" as REVIEW_SUBMITTED,
+    /// A reviewer took back an answer within the undo window, while its task was still
+    /// open, and gave another label in its place (`amend.rs`).
+    ReviewUndone(ReviewChanged) = "review.undone" as REVIEW_UNDONE,
+    /// A reviewer amended an answer after its task closed: the item goes back to
+    /// adjudication one tier up (`amend.rs`).
+    ReviewAmended(ReviewChanged) = "review.amended" as REVIEW_AMENDED,
     TaskOverlapIncreased(TaskOverlapIncreased) = "task.overlap_increased" as TASK_OVERLAP_INCREASED,
     /// An `adjudicate` task was opened (the event is on the new task).
     TaskEscalated(TaskEscalated) = "task.escalated" as TASK_ESCALATED,
@@ -279,6 +285,25 @@ pub struct ReviewSubmitted {
     /// The answer's checked fields, when the project declares answer fields.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<crate::fields::Fields>,
+}
+
+/// An answer replaced (`review.undone`) or amended (`review.amended`) by its reviewer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReviewChanged {
+    /// The answer's `review_id`.
+    pub review_id: String,
+    /// The change's own idempotency key.
+    pub amend_id: String,
+    pub reviewer_id: i64,
+    /// The label the answer had (`None` for an escalation).
+    pub previous: Option<String>,
+    pub label: String,
+    /// Why (the reviewer's words, or what the change did).
+    pub reason: String,
+    /// `review.amended`: the tier of the adjudication it opened (`None` when the item
+    /// already had one open).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adjudication_tier: Option<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -555,6 +580,24 @@ mod tests {
                 outcome: "resolved".into(),
                 time_on_task_ms: 1200,
                 fields: Some([("severity".to_string(), crate::fields::FieldValue::Text("high".into()))].into()),
+            }),
+            Event::ReviewUndone(ReviewChanged {
+                review_id: "r1".into(),
+                amend_id: "a1".into(),
+                reviewer_id: 3,
+                previous: Some("spam".into()),
+                label: "ham".into(),
+                reason: "undone within the undo window".into(),
+                adjudication_tier: None,
+            }),
+            Event::ReviewAmended(ReviewChanged {
+                review_id: "r1".into(),
+                amend_id: "a2".into(),
+                reviewer_id: 3,
+                previous: Some("spam".into()),
+                label: "ham".into(),
+                reason: "misread the sender".into(),
+                adjudication_tier: Some(2),
             }),
             Event::TaskOverlapIncreased(TaskOverlapIncreased {
                 overlap: 3,

@@ -8,6 +8,7 @@
 pub mod active;
 pub mod aggregate;
 pub mod agreement;
+pub mod amend;
 pub mod backtest;
 pub mod calibrate;
 pub mod consensus;

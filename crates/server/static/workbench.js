@@ -2,7 +2,14 @@
 // that answering shows it at once; each answer leases the one after it in the same
 // request ("submit and next"). Item content is hostile by nature: it is only ever set as
 // text (textContent), links are not followed, and images load only from the project's
-// allowed origins (the page's Content-Security-Policy enforces the same).
+// allowed origins (the page's Content-Security-Policy enforces the same); highlighted
+// words are <mark> elements holding text nodes.
+//
+// Keys never trap: the one key handler sits on the document and answers whatever has
+// focus, but a text box (the escalation's reason, the note); Escape always closes what is
+// open and returns to the item. Undo and amend (`u`, Backspace, the history sidebar) call
+// POST /v1/reviews/{review_id}/amend: the server decides whether the label is replaced
+// (undone) or the item goes back to adjudication (amended).
 "use strict";
 
 (function () {
@@ -14,6 +21,8 @@
   const leaseMs = Number(root.dataset.lease || 300) * 1000;
   const $ = (id) => document.getElementById(id);
   const labels = Array.from(document.querySelectorAll("button.label")).map((b) => b.dataset.label);
+  const categories = Array.from(document.querySelectorAll("button.category")).map((b) => b.dataset.category);
+  const highlights = JSON.parse(root.dataset.highlight || "[]");
 
   let current = null;      // the task on screen
   let shownAt = 0;         // when it was shown (performance.now())
@@ -21,6 +30,10 @@
   let fetching = null;     // the claim in flight, if any
   let today = 0;
   let stopped = false;
+  let category = "";       // the failure category sent with the next answer
+  const history = [];      // this session's answers, newest first
+  let amending = null;     // the history entry being changed, if any
+  let left = null;         // open tasks in the queue, as last read (and counted down)
   // Measurements for people (and the browser test): ms from the answer key to the next
   // item painted.
   window.fwSwaps = [];
@@ -137,6 +150,7 @@
 
   function render(t) {
     current = t;
+    root.classList.toggle("idle", !t);
     if (!t) {
       $("item").hidden = true;
       $("empty").hidden = false;
@@ -144,9 +158,16 @@
       return;
     }
     $("empty").hidden = true;
+    if (!amending) paint(t);
+    shownAt = performance.now();
+    tick();
+  }
+
+  // Puts a task on screen (the current one, or an answered one being changed).
+  function paint(t) {
     $("item").hidden = false;
     const payload = t.item.payload || {};
-    $("text").textContent = typeof payload.text === "string" ? payload.text : JSON.stringify(payload, null, 2);
+    showText($("text"), typeof payload.text === "string" ? payload.text : JSON.stringify(payload, null, 2));
     $("stage").textContent = t.stage + (t.queue ? " · " + t.queue : "") + " · tier " + t.tier;
     $("ext").textContent = t.item.external_id;
     fill($("attributes"), t.item.attributes);
@@ -162,8 +183,58 @@
       s.textContent = "";
     }
     showContext(t.context);
-    shownAt = performance.now();
-    tick();
+    showWhy(t);
+  }
+
+  function escapeRe(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }
+  const highlightRe = highlights.length
+    ? new RegExp(highlights.slice().sort((a, b) => b.length - a.length).map(escapeRe).join("|"), "giu")
+    : null;
+
+  // The item's text, with the policy's words highlighted: text nodes and <mark>s holding
+  // text, never markup.
+  function showText(el, text) {
+    el.replaceChildren();
+    if (!highlightRe) { el.textContent = text; return; }
+    let last = 0;
+    for (const m of text.matchAll(highlightRe)) {
+      if (!m[0]) continue;
+      if (m.index > last) el.appendChild(document.createTextNode(text.slice(last, m.index)));
+      const mark = document.createElement("mark");
+      mark.textContent = m[0];
+      el.appendChild(mark);
+      last = m.index + m[0].length;
+    }
+    if (last < text.length) el.appendChild(document.createTextNode(text.slice(last)));
+  }
+
+  // Why this item: the rule that routed it, its reasons, and every label's score (when
+  // the policy shows the model's suggestion).
+  function showWhy(t) {
+    const box = $("why");
+    const w = t.why;
+    const scores = t.suggestion && t.suggestion.scores ? Object.entries(t.suggestion.scores) : [];
+    box.hidden = !w && !scores.length;
+    $("why-rule").textContent = w ? "Rule: " + w.rule : "";
+    const reasons = $("why-reasons");
+    reasons.replaceChildren();
+    for (const r of (w && w.reasons) || []) {
+      const li = document.createElement("li");
+      li.textContent = r;
+      reasons.appendChild(li);
+    }
+    const table = $("why-scores");
+    table.replaceChildren();
+    scores.sort((a, b) => b[1] - a[1]);
+    for (const [label, score] of scores) {
+      const tr = document.createElement("tr");
+      const name = document.createElement("td");
+      name.textContent = label;
+      const value = document.createElement("td");
+      value.textContent = (score * 100).toFixed(1) + "%";
+      tr.append(name, value);
+      table.appendChild(tr);
+    }
   }
 
   // An adjudication's context: why it is here and the earlier answers, as text only.
@@ -238,18 +309,18 @@
     const started = performance.now();
     const note = $("note").value.trim();
     if (note) body.note = note;
-    const cat = $("category");
-    if (cat && cat.value) body.failure_category = cat.value;
+    if (category) body.failure_category = category;
     body.lease_id = t.lease_id;
     body.review_id = "wb-" + t.task_id + "-" + t.lease_id;
     $("note").value = "";
     $("note-box").hidden = true;
-    if (cat) cat.value = "";
+    setCategory("");
     // Submit and next: the answer also leases the task after the one about to show, in
     // the same request and commit — unless a claim is in flight already.
     const withNext = !fetching && !stopped;
     if (withNext) body.next = queue ? { project: project, queue: queue } : { project: project };
     const sending = send(t, body);
+    const entry = remember(t, body, sending);
     if (withNext) {
       fetching = sending
         .then((r) => {
@@ -272,8 +343,12 @@
       if (r.status === 200) {
         today += 1;
         $("today").textContent = String(today);
+        entry.outcome = r.data.outcome;
+        showHistory();
         notice("");
       } else {
+        entry.failed = true;
+        showHistory();
         const e = r.data && r.data.error;
         notice((e && e.code === "lease_lost" ? "Your lease on " + t.item.external_id + " was lost (it went back to the queue); moved on."
           : "Your answer on " + t.item.external_id + " was refused: " + (e ? e.message : r.status)));
@@ -307,6 +382,177 @@
     if (current) $("timer").textContent = Math.round((performance.now() - shownAt) / 1000) + " s";
   }
 
+  // ------------------------------------------------------------ history, undo and amend
+
+  // Records an answer in this session's history (newest first) and counts it as done.
+  function remember(t, body, sending) {
+    const entry = {
+      task: t,
+      reviewId: body.review_id,
+      kind: body.label !== undefined ? "label" : body.escalate ? "escalate" : "skip",
+      label: body.label,
+      outcome: "sending…",
+      failed: false,
+      sending,
+      amends: 0,
+    };
+    history.unshift(entry);
+    if (history.length > 200) history.pop();
+    if (left !== null && left > 0) left -= 1;
+    showProgress();
+    showHistory();
+    return entry;
+  }
+
+  function describe(e) {
+    const what = e.kind === "label" ? e.label : e.kind;
+    return e.task.item.external_id + " — " + what + " · " + (e.failed ? "not stored" : e.outcome);
+  }
+
+  function showHistory() {
+    const list = $("history-list");
+    list.replaceChildren();
+    history.slice(0, 50).forEach((e) => {
+      const li = document.createElement("li");
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "history-entry";
+      b.textContent = describe(e);
+      b.disabled = e.failed || e.kind === "skip";
+      b.addEventListener("click", () => startAmend(e));
+      li.appendChild(b);
+      list.appendChild(li);
+    });
+    $("done").textContent = String(history.length);
+  }
+
+  // Shows an answered item again, for its new label (a digit or a label button).
+  function startAmend(e) {
+    if (!e) { notice("Nothing to change yet."); return; }
+    if (e.failed || e.kind === "skip") {
+      notice("Your " + (e.kind === "skip" ? "skip" : "answer") + " on " + e.task.item.external_id + " cannot be changed.");
+      return;
+    }
+    closeOverlays();
+    amending = e;
+    root.classList.add("amending");
+    $("amending").hidden = false;
+    $("amending-ext").textContent = e.task.item.external_id;
+    $("amending-was").textContent = e.kind === "label" ? e.label : "an escalation";
+    paint(e.task);
+    focusItem();
+  }
+
+  function stopAmend() {
+    if (!amending) return;
+    amending = null;
+    root.classList.remove("amending");
+    $("amending").hidden = true;
+    if (current) paint(current);
+    else render(null);
+  }
+
+  // Sends the change; the server says whether it replaced the label or re-opened the item.
+  async function amend(e, label) {
+    stopAmend();
+    try { await e.sending; } catch (_) { /* the answer's own notice says so */ }
+    if (e.failed) return;
+    e.amends += 1;
+    const body = { amend_id: e.reviewId + "-m" + e.amends, label };
+    let r;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        r = await call("POST", "/v1/reviews/" + encodeURIComponent(e.reviewId) + "/amend", body);
+        if (r.status < 500 || attempt >= 3) break;
+      } catch (err) {
+        if (attempt >= 3) { notice("Your change on " + e.task.item.external_id + " was not sent: " + err.message); return; }
+      }
+      await new Promise((ok) => setTimeout(ok, 250 * 2 ** attempt));
+    }
+    const ext = e.task.item.external_id;
+    if (r.status === 200) {
+      const was = e.kind === "label" ? e.label : "escalation";
+      e.kind = "label";
+      e.label = label;
+      e.outcome = r.data.outcome;
+      showHistory();
+      notice(r.data.outcome === "undone" ? "Changed " + ext + " from " + was + " to " + label + "."
+        : r.data.outcome === "amended" ? "Changed " + ext + " from " + was + " to " + label + ": it went back to adjudication."
+          : ext + " already had " + label + ".");
+    } else {
+      const err = r.data && r.data.error;
+      notice("Your change on " + ext + " was refused: " + (err ? err.message : r.status));
+    }
+  }
+
+  // ------------------------------------------------------------ overlays and focus
+
+  function focusItem() {
+    const a = document.activeElement;
+    if (a && a !== document.body) a.blur();
+    root.focus({ preventScroll: true });
+  }
+
+  function toggleOverlay(id) {
+    const o = $(id);
+    if (!o) return;
+    const open = o.hidden;
+    closeOverlays();
+    o.hidden = !open;
+    if (open) {
+      o.setAttribute("tabindex", "-1");
+      o.focus({ preventScroll: true });
+    } else {
+      focusItem();
+    }
+  }
+
+  // Closes every overlay, the category picker and the escalation form; the note keeps its
+  // text.
+  function closeOverlays() {
+    // An escalation closed unsent is cancelled: its reason goes with it.
+    if (!$("escalate-form").hidden) $("escalate-reason").value = "";
+    for (const id of ["help", "guidelines", "category-picker", "escalate-form"]) {
+      const o = $(id);
+      if (o) o.hidden = true;
+    }
+    $("note-box").hidden = true;
+  }
+
+  function setCategory(c) {
+    category = c;
+    const v = $("category-value");
+    if (v) v.textContent = c || "—";
+  }
+
+  function openCategories() {
+    const picker = $("category-picker");
+    if (!picker || !current) return;
+    const open = picker.hidden;
+    closeOverlays();
+    picker.hidden = !open;
+    focusItem();
+  }
+
+  // ------------------------------------------------------------ progress
+
+  function showProgress() {
+    $("left").textContent = left === null ? "…" : String(left);
+    $("done").textContent = String(history.length);
+  }
+
+  // Open tasks in the queue (every queue for "any"), re-read every 30 s and counted down
+  // by this session's answers in between.
+  async function readProgress() {
+    try {
+      const r = await call("GET", "/v1/projects/" + encodeURIComponent(project) + "/stats");
+      if (r.status !== 200 || !r.data) return;
+      const qs = r.data.queues || {};
+      left = queue ? (qs[queue] ? qs[queue].open : 0) : Object.values(qs).reduce((n, q) => n + q.open, 0);
+      showProgress();
+    } catch (_) { /* the next read tries again */ }
+  }
+
   function openEscalate() {
     if (!current) return;
     $("escalate-form").hidden = false;
@@ -320,6 +566,7 @@
     $("escalate-reason").value = "";
     $("escalate-form").hidden = true;
     answer({ escalate: { reason } });
+    focusItem();
   });
 
   function skip() { answer({ skip: { reason: "skipped in the workbench" } }); }
@@ -331,32 +578,70 @@
   }
 
   document.querySelectorAll("button.label").forEach((b) =>
-    b.addEventListener("click", () => answer({ label: b.dataset.label })));
+    b.addEventListener("click", () => {
+      if (amending) amend(amending, b.dataset.label);
+      else answer({ label: b.dataset.label });
+      focusItem();
+    }));
+  document.querySelectorAll("button.category").forEach((b) =>
+    b.addEventListener("click", () => { setCategory(b.dataset.category); closeOverlays(); focusItem(); }));
   $("escalate").addEventListener("click", openEscalate);
-  $("skip").addEventListener("click", skip);
+  $("skip").addEventListener("click", () => { skip(); focusItem(); });
   $("note-button").addEventListener("click", toggleNote);
+  $("undo-button").addEventListener("click", () => startAmend(history[0]));
+  if ($("category-button")) $("category-button").addEventListener("click", openCategories);
+  $("help-button").addEventListener("click", () => toggleOverlay("help"));
+  if ($("guidelines-button")) $("guidelines-button").addEventListener("click", () => toggleOverlay("guidelines"));
 
+  // The one key handler. Only a text box keeps its keys (Escape leaves it); with focus on
+  // anything else — a button clicked, the history — every key below still works.
   document.addEventListener("keydown", (ev) => {
-    if (ev.ctrlKey || ev.metaKey || ev.altKey || ev.repeat) return;
-    const typing = ["INPUT", "TEXTAREA", "SELECT"].includes(document.activeElement.tagName);
+    if (ev.ctrlKey || ev.metaKey || ev.altKey) return;
+    const a = document.activeElement;
+    const typing = a && (a.tagName === "TEXTAREA" || (a.tagName === "INPUT" && a.type !== "button" && a.type !== "checkbox"));
     if (ev.key === "Escape") {
-      $("escalate-form").hidden = true;
-      if (typing) document.activeElement.blur();
+      ev.preventDefault();
+      closeOverlays();
+      stopAmend();
+      focusItem();
       return;
     }
-    if (typing) return;
+    if (typing || ev.repeat) return;
+    const picker = $("category-picker");
+    if (picker && !picker.hidden && /^[0-9]$/.test(ev.key)) {
+      ev.preventDefault();
+      const c = ev.key === "0" ? "" : categories[Number(ev.key)];
+      if (c !== undefined) { setCategory(c); closeOverlays(); focusItem(); }
+      return;
+    }
     if (/^[1-9]$/.test(ev.key)) {
       const l = labels[Number(ev.key) - 1];
-      if (l) { ev.preventDefault(); answer({ label: l }); }
-    } else if (ev.key === "e") { ev.preventDefault(); openEscalate(); }
-    else if (ev.key === "s") { ev.preventDefault(); skip(); }
-    else if (ev.key === "n") { ev.preventDefault(); toggleNote(); }
+      if (!l) return;
+      ev.preventDefault();
+      if (amending) amend(amending, l);
+      else answer({ label: l });
+      return;
+    }
+    const act = {
+      e: () => { if (!amending) openEscalate(); },
+      s: () => { if (!amending) skip(); },
+      n: toggleNote,
+      c: openCategories,
+      u: () => startAmend(history[0]),
+      Backspace: () => startAmend(history[0]),
+      h: () => { const first = document.querySelector("#history-list button:not([disabled])"); if (first) first.focus(); },
+      g: () => toggleOverlay("guidelines"),
+      "?": () => toggleOverlay("help"),
+    }[ev.key];
+    if (act) { ev.preventDefault(); act(); }
   });
 
   call("GET", "/v1/me").then((r) => {
     if (r.status === 200) { today = r.data.answers_today; $("today").textContent = String(today); }
   });
   setInterval(tick, 1000);
+  readProgress();
+  setInterval(readProgress, 30000);
   setInterval(heartbeat, Math.max(5000, Math.min(leaseMs / 3, 60000)));
   advance();
 })();

@@ -152,6 +152,14 @@ pub trait Store: Send + Sync + 'static {
         next: ClaimRequest,
         now: Millis,
     ) -> Result<(ReviewResult, Result<Option<ClaimedTask>>)>;
+    /// Changes the label of one of the reviewer's answers, as core's `amend::plan` says:
+    /// within the undo window while its task is open the label is replaced
+    /// (`review.undone`); once the task has closed the item goes back to adjudication one
+    /// tier up (`review.amended`, and a new `adjudicate` task unless one is open). An
+    /// `amend_id` already stored by this reviewer returns the stored result and changes
+    /// nothing. `NotFound` for a `review_id` the reviewer never sent; `Conflict`
+    /// (`undo_expired`, `not_amendable`) for a change core refuses.
+    async fn amend_review(&self, amendment: NewAmendment, now: Millis) -> Result<AmendResult>;
     /// Returns expired leases' tasks to their queues; at most `limit` at a time.
     async fn expire_leases(&self, now: Millis, limit: usize) -> Result<usize>;
 

@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::Millis;
 
 // Decided in core (`flywheel_core::review`), stored and served by the store.
+pub use flywheel_core::amend::{AmendResult, AmendRules};
 pub use flywheel_core::fatigue::SessionAnswer;
 pub use flywheel_core::review::{Judging, Resolution, ReviewResult, StoredAnswer};
 
@@ -169,6 +170,17 @@ pub struct ClaimedTask {
     pub payload: serde_json::Value,
     pub attributes: serde_json::Value,
     pub prediction: Option<Prediction>,
+    /// Why the item is in review: the rule that routed it and its reasons (for a gold
+    /// task, those of the task it stands in for, so that it looks like any other).
+    pub why: Option<Why>,
+}
+
+/// The part of an item's stored decision a reviewer is shown: the rule and its reasons.
+#[derive(Debug, Clone, PartialEq, serde::Deserialize)]
+pub struct Why {
+    pub rule: String,
+    #[serde(default)]
+    pub reasons: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -212,6 +224,22 @@ impl NewReview {
             fields,
         }
     }
+}
+
+/// A reviewer's change of mind about one of their answers (`Store::amend_review`).
+#[derive(Debug, Clone)]
+pub struct NewAmendment {
+    pub reviewer_id: i64,
+    pub reviewer_name: String,
+    /// The answer's `review_id` (the reviewer's newest answer with it).
+    pub review_id: String,
+    /// The change's idempotency key.
+    pub amend_id: String,
+    pub label: String,
+    pub reason: Option<String>,
+    /// Each of the reviewer's projects' rules (the answer's project is known only inside
+    /// the store); a project missing here gets the defaults.
+    pub rules: std::collections::HashMap<i64, AmendRules>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]

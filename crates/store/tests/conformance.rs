@@ -204,6 +204,8 @@ fn label(s: &str) -> Answer {
     Answer::Label(s.into())
 }
 
+#[path = "conformance/amend.rs"]
+mod amend_cases;
 #[path = "conformance/webhooks.rs"]
 mod webhook_cases;
 
@@ -222,6 +224,7 @@ mod storage;
 mod workload;
 
 mod suite {
+    pub use super::amend_cases::*;
     pub use super::exports::*;
     pub use super::fatigue_cases::*;
     pub use super::fields_cases::*;
@@ -1465,4 +1468,6 @@ conformance!([
     a_gold_hold_cancels_the_reviewers_other_leases,
     an_item_answered_or_skipped_never_comes_back,
     answer_fields_are_checked_stored_and_resolved,
+    undo_replaces_an_open_tasks_answer_within_the_window,
+    an_amendment_after_resolution_reopens_adjudication,
 ]);

@@ -101,6 +101,14 @@ ENDPOINTS: Dict[str, Endpoint] = {
         returns="ReviewOut",
         idempotent=True,
     ),
+    "amend": Endpoint(
+        "POST",
+        "/v1/reviews/{review_id}/amend",
+        body="AmendIn",
+        sends=("amend_id", "label", "reason"),
+        returns="AmendOut",
+        idempotent=True,
+    ),
     # feeds and figures
     "labels": Endpoint("GET", _P + "/labels", query=("after", "limit"), returns="LabelPage", idempotent=True),
     "project_events": Endpoint("GET", _P + "/events", query=("after", "limit"), returns="EventPage", idempotent=True),

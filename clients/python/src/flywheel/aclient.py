@@ -15,6 +15,7 @@ from .feed import AsyncFeed
 from .models import (
     JSON,
     Account,
+    AmendResult,
     Decision,
     Delivery,
     Event,
@@ -298,6 +299,21 @@ class AsyncClient:
                 )
             ),
         )
+
+    async def amend(
+        self,
+        review_id: str,
+        label: str,
+        *,
+        reason: Optional[str] = None,
+        amend_id: Optional[str] = None,
+    ) -> AmendResult:
+        """Changes the label of one of your answers (its ``review_id``, as the answer's
+        result gives it). Within the policy's undo window and while the task is open the
+        label is replaced (``undone``); once the task has closed the item goes back to
+        adjudication one tier up with ``reason`` (``amended``). 409 ``undo_expired`` past
+        the window with the task still open."""
+        return cast(AmendResult, await self._json(c.amend_call(review_id, label, reason=reason, amend_id=amend_id)))
 
     async def heartbeat(self, task: Task) -> Heartbeat:
         """Extends the task's lease (409 ``lease_lost`` when it is gone)."""

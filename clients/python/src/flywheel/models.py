@@ -127,6 +127,15 @@ class Task(TypedDict):
     suggestion: NotRequired[Optional[Suggestion]]
     #: Only on ``adjudicate`` tasks: why the task is here and the item's earlier answers.
     context: NotRequired[Optional["AdjudicationContext"]]
+    #: Why the item is in review: the policy's rule and its reasons.
+    why: NotRequired[Optional["Why"]]
+
+
+class Why(TypedDict):
+    """The rule that sent an item to review, and the reasons it gave."""
+
+    rule: str
+    reasons: List[str]
 
 
 class ErrorDetail(TypedDict):
@@ -147,6 +156,19 @@ class ReviewResult(TypedDict):
     resolution: NotRequired[Optional[Resolution]]
     next: NotRequired[Optional[Task]]
     next_error: NotRequired[Optional[ErrorDetail]]
+
+
+class AmendResult(TypedDict):
+    """What a change of mind did: ``undone`` (the label replaced while the task was open,
+    within the undo window), ``amended`` (the item went back to adjudication) or
+    ``unchanged``."""
+
+    review_id: str
+    amend_id: str
+    outcome: str
+    previous: NotRequired[Optional[str]]
+    label: str
+    adjudication_task_id: NotRequired[Optional[int]]
 
 
 class Heartbeat(TypedDict):
@@ -544,9 +566,11 @@ SCHEMAS: Dict[str, type] = {
     "Suggestion": Suggestion,
     "ClaimOut": Task,
     "AdjudicationOut": AdjudicationContext,
+    "WhyOut": Why,
     "ErrorDetail": ErrorDetail,
     "ReviewOut": ReviewResult,
     "HeartbeatOut": Heartbeat,
+    "AmendOut": AmendResult,
     "LabelOut": Label,
     "LabelPage": LabelPage,
     "EventOut": Event,

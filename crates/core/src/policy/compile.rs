@@ -220,6 +220,7 @@ impl Policy {
             for (i, o) in w.image_origins.iter().enumerate() {
                 parse_origin(o).map_err(|m| ValidationError::new(format!("workbench.image_origins[{i}]"), m))?;
             }
+            check_workbench_texts(w)?;
         }
         for (q, secs) in &spec.sla_seconds {
             parse_queue(q).map_err(|m| ValidationError::new(format!("sla_seconds.{q}"), m))?;
@@ -536,6 +537,37 @@ fn compile_when(env: &Env, when: &str) -> Result<Program, String> {
     Ok(program)
 }
 
+/// Checks the workbench's undo window, guidelines and highlighted words.
+fn check_workbench_texts(w: &WorkbenchSpec) -> Result<(), ValidationError> {
+    if w.undo_seconds.is_some_and(|s| s > 86_400) {
+        return Err(ValidationError::new(
+            "workbench.undo_seconds",
+            "the undo window is at most 86400 seconds (a day)",
+        ));
+    }
+    if w.guidelines.as_ref().is_some_and(|g| g.len() > 100_000) {
+        return Err(ValidationError::new(
+            "workbench.guidelines",
+            "guidelines are at most 100,000 bytes",
+        ));
+    }
+    if w.highlight.len() > 200 {
+        return Err(ValidationError::new(
+            "workbench.highlight",
+            "at most 200 words or phrases are highlighted",
+        ));
+    }
+    for (i, h) in w.highlight.iter().enumerate() {
+        if h.trim().is_empty() || h.chars().count() > 100 {
+            return Err(ValidationError::new(
+                format!("workbench.highlight[{i}]"),
+                "a highlighted word or phrase has 1 to 100 characters",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Checks the fatigue monitor's and pacing's settings, naming the field at fault.
 fn check_fatigue(fatigue: Option<&FatigueSpec>, pacing: Option<&PacingSpec>) -> Result<(), ValidationError> {
     if let Some(f) = fatigue {
@@ -633,6 +665,11 @@ mod tests {
             (
                 json!({"workbench": {"failure_categories": [" "]}}),
                 "workbench.failure_categories[0]",
+            ),
+            (json!({"workbench": {"undo_seconds": 86_401}}), "workbench.undo_seconds"),
+            (
+                json!({"workbench": {"highlight": ["ok", ""]}}),
+                "workbench.highlight[1]",
             ),
             (json!({"sla_seconds": {"Bad Queue": 10}}), "sla_seconds.Bad Queue"),
             (json!({"sla_seconds": {"default": 0}}), "sla_seconds.default"),

@@ -172,6 +172,23 @@ pub struct WorkbenchSpec {
     /// Origins (`https://host[:port]`) images may be shown from; others are shown as text.
     #[serde(default)]
     pub image_origins: Vec<String>,
+    /// How long after an answer its reviewer may undo it while its task is open (default
+    /// 60 s, at most a day); after its task closes a change is an amendment instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub undo_seconds: Option<u32>,
+    /// The project's guidelines for reviewers, in Markdown (raw HTML is shown as text).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidelines: Option<String>,
+    /// Words and phrases the workbench highlights in an item's text (case-insensitive).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub highlight: Vec<String>,
+}
+
+impl WorkbenchSpec {
+    /// The undo window, in seconds.
+    pub fn undo_seconds(&self) -> u32 {
+        self.undo_seconds.unwrap_or(crate::amend::DEFAULT_UNDO_SECONDS)
+    }
 }
 
 /// Monitor thresholds; a monitor without one is computed and shown but never fires.

@@ -12,6 +12,7 @@
 //! for them (`FLYWHEEL_LOG=flywheel_server=debug` shows them).
 
 pub mod accounts;
+pub mod amend;
 pub mod dashboard;
 mod error;
 pub mod export;

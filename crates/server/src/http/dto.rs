@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
+pub use crate::app::amend::AmendIn;
 pub use crate::app::items::{ItemIn, PredictionIn};
 pub use crate::app::quality::GoldIn;
 pub use crate::app::work::{NextIn, ReasonIn, ReviewIn};
@@ -238,6 +239,16 @@ pub struct ClaimOut {
     /// Only for `adjudicate` tasks: why the task is here and the item's earlier answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub context: Option<AdjudicationOut>,
+    /// Why the item is in review: the policy's rule that routed it and its reasons.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub why: Option<WhyOut>,
+}
+
+/// The rule that sent an item to review, and the reasons it gave.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WhyOut {
+    pub rule: String,
+    pub reasons: Vec<String>,
 }
 
 /// What an adjudicator sees beside the item.
@@ -293,6 +304,22 @@ pub struct ReviewOut {
     /// itself was stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_error: Option<ErrorDetail>,
+}
+
+/// What a change of mind did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AmendOut {
+    pub review_id: String,
+    pub amend_id: String,
+    /// `undone` (the label replaced while the task was open), `amended` (the item went
+    /// back to adjudication) or `unchanged` (the answer had this label already).
+    pub outcome: String,
+    /// The answer's label before (`null`: it was an escalation).
+    pub previous: Option<String>,
+    pub label: String,
+    /// The `adjudicate` task an amendment opened (none when one was open already).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adjudication_task_id: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

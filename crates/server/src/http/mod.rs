@@ -70,6 +70,7 @@ pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
         .route("/v1/projects/{project}/claim", post(work::claim))
         .route("/v1/tasks/{task_id}/heartbeat", post(work::heartbeat))
         .route("/v1/tasks/{task_id}/reviews", post(work::review))
+        .route("/v1/reviews/{review_id}/amend", post(work::amend))
         .route("/v1/projects/{project}/labels", get(feeds::labels))
         .route("/v1/projects/{project}/events", get(feeds::project_events))
         .route("/v1/events", get(feeds::all_events))

@@ -95,6 +95,10 @@ async fn claim_out(s: &AppState, p: &ProjectRuntime, t: ClaimedTask) -> ClaimOut
         },
         suggestion,
         context,
+        why: t.why.map(|w| WhyOut {
+            rule: w.rule,
+            reasons: w.reasons,
+        }),
     }
 }
 
@@ -143,5 +147,33 @@ pub async fn review(
         resolution: out.result.resolution.map(super::items::resolution_out),
         next,
         next_error,
+    }))
+}
+
+/// Changes the label of one of the caller's answers (`review_id` as they sent it). Within
+/// the policy's undo window (`workbench.undo_seconds`, default 60) and while the task is
+/// still open, the label is replaced (`undone`); once the task has closed the item goes
+/// back to adjudication one tier up with the reason (`amended`). An `amend_id` already
+/// stored returns the stored result. 409 `undo_expired` past the window with the task
+/// open; 409 `not_amendable` for a skip.
+#[utoipa::path(post, path = "/v1/reviews/{review_id}/amend", params(("review_id" = String, Path)), request_body = AmendIn,
+    responses((status = 200, body = AmendOut), (status = 404, body = ErrorBody, description = "no answer of the caller's with this review_id"),
+        (status = 409, body = ErrorBody, description = "undo_expired or not_amendable"), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn amend(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    ApiPath(review_id): ApiPath<String>,
+    ApiJson(body): ApiJson<AmendIn>,
+) -> Result<Json<AmendOut>, ApiError> {
+    let r = caller.reviewer()?;
+    let out = crate::app::amend::amend(&s, r, review_id, body).await?;
+    Ok(Json(AmendOut {
+        review_id: out.review_id,
+        amend_id: out.amend_id,
+        outcome: out.outcome,
+        previous: out.previous,
+        label: out.label,
+        adjudication_task_id: out.adjudication_task_id,
     }))
 }

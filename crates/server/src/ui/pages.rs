@@ -87,6 +87,10 @@ struct Workbench {
     categories: Vec<String>,
     origins_json: String,
     lease_seconds: u32,
+    /// The project's guidelines as safe HTML (`ui::guidelines`), empty for none.
+    guidelines_html: String,
+    /// Words the workbench highlights in an item's text, as JSON.
+    highlight_json: String,
 }
 
 pub async fn workbench_any(
@@ -133,6 +137,12 @@ async fn open_workbench(
         categories: spec.failure_categories.clone(),
         origins_json: serde_json::to_string(&spec.image_origins).unwrap_or_else(|_| "[]".into()),
         lease_seconds: p.policy.lease_seconds(),
+        guidelines_html: spec
+            .guidelines
+            .as_deref()
+            .map(super::guidelines::render)
+            .unwrap_or_default(),
+        highlight_json: serde_json::to_string(&spec.highlight).unwrap_or_else(|_| "[]".into()),
     };
     Ok(html(&page, &spec.image_origins))
 }

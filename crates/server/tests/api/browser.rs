@@ -270,14 +270,21 @@ async fn the_console_in_a_browser() {
     assert_eq!(text_of(&c, "#suggestion").await, "Model suggests ham (50%)");
     std::fs::write(screenshots().join("workbench.png"), c.screenshot().await.unwrap()).unwrap();
 
-    // 1 = the first label (ham), with a failure category picked from the taxonomy.
-    c.find(Locator::Css("#category option[value='slang']"))
+    // 1 = the first label (ham), with a failure category picked from the taxonomy with
+    // the mouse: the digit still answers after it (no control keeps the keys).
+    c.find(Locator::Id("category-button"))
         .await
         .unwrap()
         .click()
         .await
         .unwrap();
-    c.find(Locator::Id("text")).await.unwrap().click().await.unwrap();
+    c.find(Locator::Css("#category-picker button[data-category='slang']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(text_of(&c, "#category-value").await, "slang");
     press(&c, '1').await;
     let escalated = next_item(&c, "hostile").await;
     // e: escalate with a reason, Enter sends it.
@@ -646,6 +653,346 @@ async fn fatigue_in_a_browser() {
         c.screenshot().await.unwrap(),
     )
     .unwrap();
+
+    c.close().await.unwrap();
+    app.stop().await;
+}
+
+/// A WebDriver command of chromedriver's own: a Chrome DevTools Protocol call.
+#[derive(Debug)]
+struct Cdp(Value);
+
+impl fantoccini::wd::WebDriverCompatibleCommand for Cdp {
+    fn endpoint(
+        &self,
+        base: &reqwest::Url,
+        session: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base.join(&format!("session/{}/goog/cdp/execute", session.unwrap_or_default()))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (axum::http::Method, Option<String>) {
+        (axum::http::Method::POST, Some(self.0.to_string()))
+    }
+}
+
+/// Whether every label button lies inside the viewport.
+async fn buttons_on_screen(c: &Client) -> bool {
+    js(
+        c,
+        "return [...document.querySelectorAll('button.label')].every(b => {
+             const r = b.getBoundingClientRect();
+             return r.height > 0 && r.top >= 0 && r.bottom <= window.innerHeight; })",
+    )
+    .await
+        == Value::Bool(true)
+}
+
+/// The workbench's keys, undo and amend, guidelines, "why this item", highlighting,
+/// progress, the empty state and dark mode, at 1280×720 and 1400×1000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_workbench_undo_amend_and_keys() {
+    let Some(driver) = start_driver() else { return };
+    let db = Db::sqlite();
+    let app = spawn_app(&db).await;
+    let mut policy = example_policy();
+    // Two answers per item, so that an answer waits (undo) before its item resolves (amend).
+    policy["rules"][2]["overlap"] = json!(2);
+    policy["workbench"] = json!({
+        "failure_categories": ["sarcasm", "slang"],
+        "undo_seconds": 60,
+        "highlight": ["prize", "free money"],
+        "guidelines": "# Spam rules\n\n* **Phishing** is spam.\n* See [the handbook](https://example.com/handbook).\n\n<script>document.title='pwned'</script>",
+    });
+    let svc = app.project("spam", policy).await;
+    let (s, v) = app
+        .post(
+            "/v1/reviewers",
+            ADMIN,
+            json!({"name": "ana", "tiers": [1], "projects": ["spam"], "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let bo = app.reviewer("bo", &[1], &["spam"]).await;
+    let lead = app.reviewer("lead", &[2], &["spam"]).await;
+    let long = format!(
+        "You won a prize! {}",
+        "Claim your free money now, it is waiting for you. ".repeat(300)
+    );
+    let items = vec![
+        item("w0", &long, Some(0.6)),
+        item("w1", "see you at noon", Some(0.4)),
+        item("w2", "hola, ¿qué tal?", Some(0.5)),
+        item("w3", "last one", Some(0.5)),
+    ];
+    app.submit("spam", &svc, json!(items)).await;
+
+    let c = browser(&driver).await;
+    c.set_window_size(1280, 720).await.unwrap();
+    let base = app.base.clone();
+    sign_in_as(&c, &base, &[("name", "ana"), ("password", "correct horse")]).await;
+    c.goto(&format!("{base}/ui/work/spam/standard")).await.unwrap();
+    until(
+        &c,
+        "return document.getElementById('ext').textContent === 'w0'",
+        "the first item",
+    )
+    .await;
+
+    // A long text at 1280×720: the label buttons stay on screen.
+    assert!(
+        buttons_on_screen(&c).await,
+        "label buttons off screen with a long text at 1280x720"
+    );
+    // Highlighted words are marks holding text; the text itself is unchanged.
+    assert_eq!(
+        js(
+            &c,
+            "return [...document.querySelectorAll('#text mark')].slice(0, 2).map(m => m.textContent)"
+        )
+        .await,
+        json!(["prize", "free money"])
+    );
+    assert_eq!(
+        js(&c, "return document.getElementById('text').textContent").await,
+        json!(long)
+    );
+    // Why this item: the rule, and every label's score.
+    assert_eq!(text_of(&c, "#why-rule").await, "Rule: uncertain");
+    assert_eq!(
+        js(
+            &c,
+            "return [...document.querySelectorAll('#why-scores tr')].map(r => r.textContent)"
+        )
+        .await,
+        json!(["spam60.0%", "ham40.0%"])
+    );
+    until(
+        &c,
+        "return document.getElementById('left').textContent === '4'",
+        "the queue's count",
+    )
+    .await;
+    std::fs::write(
+        screenshots().join("workbench-1280x720.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+
+    // Guidelines and the key list open and close by key; the guidelines' HTML is text.
+    press(&c, 'g').await;
+    until(
+        &c,
+        "return !document.getElementById('guidelines').hidden",
+        "the guidelines",
+    )
+    .await;
+    assert!(text_of(&c, "#guidelines").await.contains("Phishing is spam."));
+    assert!(text_of(&c, "#guidelines").await.contains("<script>"));
+    assert_eq!(
+        js(&c, "return document.querySelectorAll('#guidelines script').length").await,
+        json!(0)
+    );
+    assert_ne!(c.title().await.unwrap(), "pwned");
+    std::fs::write(
+        screenshots().join("workbench-guidelines.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    press(&c, 'g').await;
+    until(
+        &c,
+        "return document.getElementById('guidelines').hidden",
+        "the guidelines closed",
+    )
+    .await;
+    press(&c, 'g').await;
+    press(&c, '\u{E00C}').await; // Escape
+    until(
+        &c,
+        "return document.getElementById('guidelines').hidden",
+        "Escape to close them",
+    )
+    .await;
+    press(&c, '?').await;
+    until(&c, "return !document.getElementById('help').hidden", "the key list").await;
+    press(&c, '\u{E00C}').await;
+    until(
+        &c,
+        "return document.getElementById('help').hidden",
+        "the key list closed",
+    )
+    .await;
+
+    // Undo: ana answers w0 ham, takes it back with u within the window and says spam.
+    press(&c, '1').await;
+    next_item(&c, "w0").await;
+    press(&c, 'u').await;
+    until(
+        &c,
+        "return document.getElementById('ext').textContent === 'w0' && !document.getElementById('amending').hidden",
+        "w0 shown again for its change",
+    )
+    .await;
+    press(&c, '2').await;
+    until(
+        &c,
+        "return document.getElementById('notice').textContent.includes('Changed w0 from ham to spam')",
+        "the change confirmed",
+    )
+    .await;
+    assert_eq!(on_screen(&c).await, "w1", "back to the item at hand");
+    let (_, w0) = app.get("/v1/projects/spam/items/w0", ADMIN).await;
+    assert_eq!(w0["reviews"][0]["label"], "spam", "{w0}");
+    assert!(
+        w0["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "review.undone"),
+        "{w0}"
+    );
+
+    // bo agrees (spam): w0 resolves. ana changes her mind again from the history sidebar
+    // (the mouse), then a digit: the item goes back to adjudication, one tier up.
+    let t = app.claim("spam", &bo, Some("standard")).await.unwrap();
+    assert_eq!(t["item"]["external_id"], "w0");
+    let (s, v) = app.answer(&bo, &t, "bo-w0", json!({"label": "spam"})).await;
+    assert_eq!((s, v["outcome"].clone()), (StatusCode::OK, json!("resolved")), "{v}");
+    c.find(Locator::Css("#history-list button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    until(
+        &c,
+        "return document.getElementById('ext').textContent === 'w0'",
+        "w0 again",
+    )
+    .await;
+    press(&c, '1').await;
+    until(
+        &c,
+        "return document.getElementById('notice').textContent.includes('went back to adjudication')",
+        "the amendment",
+    )
+    .await;
+    let (_, w0) = app.get("/v1/projects/spam/items/w0", ADMIN).await;
+    let adjudication = w0["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["stage"] == "adjudicate")
+        .cloned();
+    let adjudication = adjudication.unwrap_or_else(|| panic!("no adjudication: {w0}"));
+    assert_eq!(adjudication["tier"], 2);
+    assert!(
+        adjudication["reason"].as_str().unwrap().contains("amended spam → ham"),
+        "{adjudication}"
+    );
+    let t = app.claim("spam", &lead, None).await.unwrap();
+    assert_eq!(
+        (t["item"]["external_id"].clone(), t["stage"].clone()),
+        (json!("w0"), json!("adjudicate"))
+    );
+    assert!(t["context"]["reason"].as_str().unwrap().contains("amended"), "{t}");
+
+    // The failure category and an escalation by keyboard only, then a label: c and a digit
+    // pick the category, e opens the reason, Escape goes back to the item, 1 answers.
+    assert_eq!(on_screen(&c).await, "w1");
+    press(&c, 'c').await;
+    until(
+        &c,
+        "return !document.getElementById('category-picker').hidden",
+        "the category picker",
+    )
+    .await;
+    press(&c, '2').await;
+    until(
+        &c,
+        "return document.getElementById('category-value').textContent === 'slang'",
+        "the category",
+    )
+    .await;
+    assert_eq!(
+        on_screen(&c).await,
+        "w1",
+        "a digit in the picker picks, it does not answer"
+    );
+    press(&c, 'e').await;
+    until(
+        &c,
+        "return document.activeElement.id === 'escalate-reason'",
+        "the reason box",
+    )
+    .await;
+    type_text(&c, "hm").await;
+    press(&c, '\u{E00C}').await;
+    until(
+        &c,
+        "return document.getElementById('escalate-form').hidden && document.activeElement.id === 'wb'",
+        "Escape back to the item",
+    )
+    .await;
+    press(&c, '1').await;
+    next_item(&c, "w1").await;
+    // w2: escalated by keyboard (e, a reason, Enter).
+    press(&c, 'e').await;
+    until(
+        &c,
+        "return document.activeElement.id === 'escalate-reason'",
+        "the reason box",
+    )
+    .await;
+    type_text(&c, "needs a native speaker").await;
+    press(&c, '\u{E007}').await; // Enter
+    next_item(&c, "w2").await;
+    let (_, w1) = app.get("/v1/projects/spam/items/w1", ADMIN).await;
+    assert_eq!(
+        (
+            w1["reviews"][0]["label"].clone(),
+            w1["reviews"][0]["failure_category"].clone()
+        ),
+        (json!("ham"), json!("slang")),
+        "{w1}"
+    );
+    let (_, w2) = app.get("/v1/projects/spam/items/w2", ADMIN).await;
+    assert_eq!(w2["reviews"][0]["reason"], "needs a native speaker", "{w2}");
+    let notice = text_of(&c, "#notice").await;
+    assert!(!notice.contains("lost"), "no lease was lost: {notice}");
+
+    // The wide layout, then dark mode (following the system), then the empty state: no
+    // buttons, no timer, the session's count.
+    c.set_window_size(1400, 1000).await.unwrap();
+    assert!(buttons_on_screen(&c).await);
+    std::fs::write(
+        screenshots().join("workbench-1400x1000.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    c.issue_cmd(Cdp(json!({"cmd": "Emulation.setEmulatedMedia",
+        "params": {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}})))
+        .await
+        .unwrap();
+    assert_eq!(
+        js(&c, "return getComputedStyle(document.body).backgroundColor").await,
+        json!("rgb(13, 17, 23)")
+    );
+    std::fs::write(screenshots().join("workbench-dark.png"), c.screenshot().await.unwrap()).unwrap();
+    press(&c, 's').await;
+    until(&c, "return !document.getElementById('empty').hidden", "the empty state").await;
+    assert_eq!(
+        js(
+            &c,
+            "return [getComputedStyle(document.getElementById('actionbar')).display,
+                        getComputedStyle(document.getElementById('timer-box')).display,
+                        document.getElementById('done').textContent]"
+        )
+        .await,
+        json!(["none", "none", "4"])
+    );
+    std::fs::write(screenshots().join("workbench-empty.png"), c.screenshot().await.unwrap()).unwrap();
 
     c.close().await.unwrap();
     app.stop().await;

@@ -308,10 +308,13 @@ async fn reviewers_never_see_each_others_answers(db: Db) {
             "queue",
             "stage",
             "task_id",
-            "tier"
+            "tier",
+            "why"
         ],
         "nothing about other answers"
     );
+    // Why the item is here is the policy's rule and reasons, never anyone's answer.
+    assert_eq!(tb["why"], json!({"rule": "all", "reasons": ["rule 'all' matched"]}));
     let (s, _) = app.get("/v1/projects/spam/items/x", &b).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "reviewers cannot read an item's reviews");
     let (s, _) = app.get("/v1/projects/spam/reviewers", &b).await;

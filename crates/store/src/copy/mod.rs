@@ -94,6 +94,7 @@ pub const TABLES: &[Table] = &[
     Table::plain("leases", &["id"]),
     Table::plain("item_reviewers", &["item_id", "reviewer_id"]),
     Table::plain("reviews", &["id"]),
+    Table::plain("amendments", &["id"]),
     // Feed positions keep their values; PostgreSQL's row ids take the same numbers.
     Table::plain("labels", &["cursor"]).pg_id_from("cursor"),
     Table::plain("events", &["seq"]).pg_id_from("seq").with_item_decisions(),

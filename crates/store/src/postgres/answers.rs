@@ -450,7 +450,7 @@ async fn cancel_other_leases(c: &mut PgConnection, task_id: i64, now: Millis) ->
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn insert_task(
+pub(super) async fn insert_task(
     c: &mut PgConnection,
     project_id: i64,
     item_id: i64,

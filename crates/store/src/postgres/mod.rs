@@ -37,6 +37,7 @@ macro_rules! autocommit {
 }
 
 mod accounts;
+mod amend;
 mod answers;
 mod common;
 mod dashboard;
@@ -86,6 +87,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "fatigue", include_str!("../../migrations/postgres/0008_fatigue.sql")),
     (9, "perf", include_str!("../../migrations/postgres/0009_perf.sql")),
     (10, "fields", include_str!("../../migrations/postgres/0010_fields.sql")),
+    (11, "amend", include_str!("../../migrations/postgres/0011_amend.sql")),
 ];
 
 /// Retries of a transaction that lost a race (deadlock, serialization failure, a unique
@@ -523,6 +525,11 @@ impl Store for PgStore {
     async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult> {
         let ch = &self.channel;
         transaction!(self, |tx| answers::submit_review(&mut tx, ch, &review, now).await)
+    }
+
+    async fn amend_review(&self, amendment: NewAmendment, now: Millis) -> Result<AmendResult> {
+        let ch = &self.channel;
+        transaction!(self, |tx| amend::amend_review(&mut tx, ch, &amendment, now).await)
     }
 
     async fn submit_review_and_claim(

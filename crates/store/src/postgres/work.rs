@@ -40,7 +40,8 @@ WITH held AS (
     FROM lease JOIN pick ON pick.id = lease.task_id
 )
 SELECT EXISTS (SELECT 1 FROM held), (SELECT held_reason FROM held),
-       p.id, p.stage, p.queue, p.tier, lease.id, i.external_id, i.payload::text, i.attributes::text, i.prediction::text
+       p.id, p.stage, p.queue, p.tier, lease.id, i.external_id, i.payload::text, i.attributes::text, i.prediction::text,
+       i.decision->>'rule', (i.decision->'reasons')::text
 FROM (SELECT 1) one
 LEFT JOIN (pick p JOIN lease ON lease.task_id = p.id JOIN items i ON i.id = p.item_id) ON true";
 
@@ -52,6 +53,8 @@ type ClaimRow = (
     Option<String>,
     Option<i16>,
     Option<i64>,
+    Option<String>,
+    Option<String>,
     Option<String>,
     Option<String>,
     Option<String>,
@@ -79,7 +82,21 @@ async fn claim_without_gold(c: &mut PgConnection, req: &ClaimRequest, now: Milli
         .bind(Event::LEASE_GRANTED)
         .fetch_one(&mut *c)
         .await?;
-    let (held, reason, task_id, stage, queue, tier, lease_id, external_id, payload, attributes, prediction) = row;
+    let (
+        held,
+        reason,
+        task_id,
+        stage,
+        queue,
+        tier,
+        lease_id,
+        external_id,
+        payload,
+        attributes,
+        prediction,
+        rule,
+        reasons,
+    ) = row;
     if held {
         return Err(StoreError::held(&req.reviewer_name, reason.as_deref()).into());
     }
@@ -107,6 +124,17 @@ async fn claim_without_gold(c: &mut PgConnection, req: &ClaimRequest, now: Milli
         payload: parse(&payload)?,
         attributes: parse(&attributes)?,
         prediction: prediction.as_deref().map(parse::<Prediction>).transpose()?,
+        why: match rule {
+            Some(rule) => Some(Why {
+                rule,
+                reasons: reasons
+                    .as_deref()
+                    .map(parse::<Vec<String>>)
+                    .transpose()?
+                    .unwrap_or_default(),
+            }),
+            None => None,
+        },
     }))
 }
 
@@ -165,6 +193,7 @@ pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis)
         None
     };
     let expires = now + req.lease_ms;
+    let why_item = item_id;
     match gold_item {
         Some(gold) => {
             task_id = sqlx::query_scalar(
@@ -212,6 +241,11 @@ pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis)
     .bind(item_id)
     .fetch_one(&mut *c)
     .await?;
+    // A gold task shows the why of the task it stands in for.
+    let why: Option<String> = sqlx::query_scalar("SELECT decision::text FROM items WHERE id = $1")
+        .bind(why_item)
+        .fetch_optional(&mut *c)
+        .await?;
     event(
         c,
         Some(req.project_id),
@@ -238,6 +272,7 @@ pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis)
         payload: parse(&payload)?,
         attributes: parse(&attributes)?,
         prediction: prediction.as_deref().map(parse::<Prediction>).transpose()?,
+        why: why.as_deref().map(parse::<Why>).transpose()?,
     }))
 }
 

@@ -434,7 +434,7 @@ fn close_task(c: &Connection, task_id: i64, now: Millis, others_may_hold: bool, 
     Ok(())
 }
 
-fn insert_task(
+pub(super) fn insert_task(
     c: &Connection,
     project_id: i64,
     item_id: i64,

@@ -7,6 +7,7 @@
 //! be handed the same slot.
 
 mod accounts;
+mod amend;
 mod answers;
 mod common;
 mod counts;
@@ -46,6 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0009_fatigue.sql"),
     include_str!("../../migrations/sqlite/0010_perf.sql"),
     include_str!("../../migrations/sqlite/0011_fields.sql"),
+    include_str!("../../migrations/sqlite/0012_amend.sql"),
 ];
 
 /// The schema version (`PRAGMA user_version`) of a database this build has migrated.
@@ -417,6 +419,14 @@ impl Store for SqliteStore {
     async fn submit_review(&self, review: NewReview, now: Millis) -> Result<ReviewResult> {
         let (result, project_id) = self.write(move |c| answers::submit_review(c, review, now)).await?;
         if result.freed_work() {
+            self.notify(Notice::TasksAvailable { project_id });
+        }
+        Ok(result)
+    }
+
+    async fn amend_review(&self, amendment: NewAmendment, now: Millis) -> Result<AmendResult> {
+        let (result, project_id, freed) = self.write(move |c| amend::amend_review(c, amendment, now)).await?;
+        if freed {
             self.notify(Notice::TasksAvailable { project_id });
         }
         Ok(result)

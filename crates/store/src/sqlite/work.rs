@@ -57,16 +57,23 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
     };
     // Everything that can fail on the stored data is read before anything is written, so
     // that a claim that fails has written nothing ("submit and next" keeps the answer then).
-    let (external_id, payload, attributes, prediction) = c
-        .prepare_cached("SELECT external_id, payload, attributes, prediction FROM items WHERE id = ?1")?
+    let (external_id, payload, attributes, prediction, mut why) = c
+        .prepare_cached("SELECT external_id, payload, attributes, prediction, decision FROM items WHERE id = ?1")?
         .query_row([gold_item.unwrap_or(item_id)], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 json_col(r, 1)?,
                 json_col(r, 2)?,
                 opt_json::<Prediction>(r, 3)?,
+                opt_json::<Why>(r, 4)?,
             ))
         })?;
+    if gold_item.is_some() {
+        // A gold task shows the why of the task it stands in for.
+        why = c
+            .prepare_cached("SELECT decision FROM items WHERE id = ?1")?
+            .query_row([item_id], |r| opt_json::<Why>(r, 0))?;
+    }
     let expires = now + req.lease_ms;
     match gold_item {
         Some(gold) => {
@@ -115,6 +122,7 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
         payload,
         attributes,
         prediction,
+        why,
     }))
 }
 

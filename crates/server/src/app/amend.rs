@@ -1,0 +1,60 @@
+//! Undo and amend: a reviewer changes the label of one of their answers
+//! (`POST /v1/reviews/{review_id}/amend`). This module checks the request and hands the
+//! store each granted project's rules (the undo window, the SLAs an adjudication gets);
+//! what the change does is core's `amend::plan`, written by the store.
+
+use std::collections::HashMap;
+
+use flywheel_core::amend::AmendRules;
+use flywheel_store::{AmendResult, NewAmendment, Reviewer};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::error::text_field;
+use super::{AppError, AppState};
+
+/// A change of mind (the request body; the wire format re-exports it).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AmendIn {
+    /// The change's idempotency key (1 to 128 characters), per reviewer: a retry sends
+    /// the same `amend_id` and gets the stored result.
+    pub amend_id: String,
+    /// The label the answer should have.
+    pub label: String,
+    /// Why (shown to the adjudicator when the change re-opens the item).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Changes reviewer `r`'s answer `review_id` to `body.label`.
+#[tracing::instrument(level = "debug", skip_all, fields(reviewer = %r.name, review_id = %review_id))]
+pub async fn amend(s: &AppState, r: &Reviewer, review_id: String, body: AmendIn) -> Result<AmendResult, AppError> {
+    text_field("review_id", &review_id, 1, 128)?;
+    text_field("amend_id", &body.amend_id, 1, 128)?;
+    text_field("label", &body.label, 1, 128)?;
+    if let Some(reason) = &body.reason {
+        text_field("reason", reason, 0, 2000)?;
+    }
+    let mut rules = HashMap::new();
+    for name in &r.project_names {
+        let p = s.project(name).await?;
+        rules.insert(
+            p.id,
+            AmendRules {
+                undo_seconds: p.policy.workbench().undo_seconds(),
+                slas: p.policy.slas().clone(),
+            },
+        );
+    }
+    let amendment = NewAmendment {
+        reviewer_id: r.id,
+        reviewer_name: r.name.clone(),
+        review_id,
+        amend_id: body.amend_id,
+        label: body.label,
+        reason: body.reason.filter(|x| !x.trim().is_empty()),
+        rules,
+    };
+    Ok(s.store.amend_review(amendment, s.now()).await?)
+}
