@@ -87,6 +87,8 @@ struct Workbench {
     categories: Vec<String>,
     origins_json: String,
     lease_seconds: u32,
+    /// The project's answer fields (JSON), rendered as controls by the workbench.
+    fields_json: String,
 }
 
 pub async fn workbench_any(
@@ -133,6 +135,7 @@ async fn open_workbench(
         categories: spec.failure_categories.clone(),
         origins_json: serde_json::to_string(&spec.image_origins).unwrap_or_else(|_| "[]".into()),
         lease_seconds: p.policy.lease_seconds(),
+        fields_json: p.fields.to_json().to_string(),
     };
     Ok(html(&page, &spec.image_origins))
 }
