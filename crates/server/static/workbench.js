@@ -579,9 +579,8 @@
 
   document.querySelectorAll("button.label").forEach((b) =>
     b.addEventListener("click", () => {
-      if (amending) amend(amending, b.dataset.label);
-      else answer({ label: b.dataset.label });
-      focusItem();
+      if (amending) { amend(amending, b.dataset.label); focusItem(); }
+      else answerLabel(b.dataset.label);
     }));
   document.querySelectorAll("button.category").forEach((b) =>
     b.addEventListener("click", () => { setCategory(b.dataset.category); closeOverlays(); focusItem(); }));
@@ -619,14 +618,18 @@
       if (!l) return;
       ev.preventDefault();
       if (amending) amend(amending, l);
-      else answer({ label: l });
+      else answerLabel(l);
       return;
     }
+    // A select among the answer fields keeps its letters (they pick a value); digits above
+    // still answer and Escape still leaves it.
+    if (a && a.tagName === "SELECT" && a.closest("#fields")) return;
     const act = {
       e: () => { if (!amending) openEscalate(); },
       s: () => { if (!amending) skip(); },
       n: toggleNote,
       c: openCategories,
+      f: focusFields,
       u: () => startAmend(history[0]),
       Backspace: () => startAmend(history[0]),
       h: () => { const first = document.querySelector("#history-list button:not([disabled])"); if (first) first.focus(); },
@@ -635,6 +638,96 @@
     }[ev.key];
     if (act) { ev.preventDefault(); act(); }
   });
+
+  // ---- Answer fields (issue #17): the project's answer_fields as form controls, kept
+  // apart from the work loop above. Each is a labelled control in Tab order (`f` focuses
+  // the first, Esc leaves them, a digit then answers); an enum or a bool is a select, a
+  // number or a text an input. A label answer carries what is filled in; a required field
+  // left empty stops the answer with a message and the focus on it.
+  const fieldSpecs = JSON.parse(root.dataset.fields || "[]");
+  const fieldControls = new Map();
+
+  function buildFields() {
+    const box = $("fields");
+    if (!box || fieldSpecs.length === 0) return;
+    for (const f of fieldSpecs) {
+      const label = document.createElement("label");
+      label.className = "field";
+      const title = f.name + (f.required ? (f.when_labels ? " (required for " + f.when_labels.join(", ") + ")" : " (required)") : "");
+      label.append(document.createTextNode(title + " "));
+      let control;
+      if (f.type === "enum" || f.type === "bool") {
+        control = document.createElement("select");
+        const values = f.type === "enum" ? f.values : ["true", "false"];
+        for (const v of [""].concat(values)) {
+          const o = document.createElement("option");
+          o.value = v;
+          o.textContent = v === "" ? "—" : v;
+          control.append(o);
+        }
+      } else {
+        control = document.createElement("input");
+        control.autocomplete = "off";
+        if (f.type === "number") {
+          control.type = "number";
+          control.step = "any";
+          if (f.min !== undefined) control.min = String(f.min);
+          if (f.max !== undefined) control.max = String(f.max);
+        } else {
+          control.type = "text";
+          if (f.max_length) control.maxLength = f.max_length;
+        }
+      }
+      control.id = "field-" + f.name;
+      control.name = f.name;
+      label.append(control);
+      box.append(label);
+      fieldControls.set(f.name, control);
+    }
+    box.hidden = false;
+  }
+
+  function focusFields() {
+    const first = fieldSpecs.length ? fieldControls.get(fieldSpecs[0].name) : null;
+    if (first) first.focus();
+  }
+
+  function clearFields() {
+    for (const c of fieldControls.values()) c.value = "";
+  }
+
+  // The fields of a `label` answer, or the first required one left empty.
+  function readFields(label) {
+    const fields = {};
+    for (const f of fieldSpecs) {
+      const c = fieldControls.get(f.name);
+      const raw = c ? c.value.trim() : "";
+      if (raw === "") {
+        const needed = f.required && (!f.when_labels || f.when_labels.includes(label));
+        if (needed) return { missing: f, control: c };
+        continue;
+      }
+      fields[f.name] = f.type === "number" ? Number(raw) : f.type === "bool" ? raw === "true" : raw;
+    }
+    return { fields };
+  }
+
+  function answerLabel(label) {
+    if (fieldSpecs.length === 0) { answer({ label }); return; }
+    if (!current) return;
+    const read = readFields(label);
+    if (read.missing) {
+      notice("Fill in " + read.missing.name + " before answering " + label + " (it is required" +
+        (read.missing.when_labels ? " for " + read.missing.when_labels.join(", ") : "") + ").");
+      if (read.control) read.control.focus();
+      return;
+    }
+    const shown = current;
+    answer({ label, fields: read.fields });
+    if (current !== shown) clearFields();
+  }
+
+  buildFields();
 
   call("GET", "/v1/me").then((r) => {
     if (r.status === 200) { today = r.data.answers_today; $("today").textContent = String(today); }

@@ -91,6 +91,8 @@ struct Workbench {
     guidelines_html: String,
     /// Words the workbench highlights in an item's text, as JSON.
     highlight_json: String,
+    /// The project's answer fields (JSON), rendered as controls by the workbench.
+    fields_json: String,
 }
 
 pub async fn workbench_any(
@@ -143,6 +145,7 @@ async fn open_workbench(
             .map(super::guidelines::render)
             .unwrap_or_default(),
         highlight_json: serde_json::to_string(&spec.highlight).unwrap_or_else(|_| "[]".into()),
+        fields_json: p.fields.to_json().to_string(),
     };
     Ok(html(&page, &spec.image_origins))
 }

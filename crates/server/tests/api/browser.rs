@@ -997,3 +997,86 @@ async fn the_workbench_undo_amend_and_keys() {
     c.close().await.unwrap();
     app.stop().await;
 }
+
+/// Answer fields in the workbench, by keyboard only: a required severity left empty stops
+/// the answer with a message and puts the focus on it; chosen by its first letter, Esc,
+/// then the label's digit answers with the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn answer_fields_in_a_browser() {
+    let Some(driver) = start_driver() else { return };
+    let db = Db::sqlite();
+    let app = spawn_app(&db).await;
+    let (s, v) = app
+        .post(
+            "/v1/projects",
+            ADMIN,
+            json!({"name": "spam", "labels": ["ham", "spam"],
+                   "policy": {"rules": [{"name": "all", "when": "true", "action": "review", "queue": "standard"}]},
+                   "answer_fields": [
+                       {"name": "severity", "type": "enum", "values": ["low", "medium", "high"], "required": true,
+                        "when_labels": ["spam"]},
+                       {"name": "note", "type": "text", "max_length": 100}]}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = app
+        .post("/v1/keys", ADMIN, json!({"scope": "service", "projects": ["spam"]}))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let svc = v["api_key"].as_str().unwrap().to_string();
+    let (s, v) = app
+        .post(
+            "/v1/reviewers",
+            ADMIN,
+            json!({"name": "ana", "tiers": [1], "projects": ["spam"], "password": "correct horse"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    app.submit("spam", &svc, json!([item("s1", "buy now", Some(0.5))]))
+        .await;
+
+    let c = browser(&driver).await;
+    let base = app.base.clone();
+    sign_in_as(&c, &base, &[("name", "ana"), ("password", "correct horse")]).await;
+    c.goto(&format!("{base}/ui/work/spam")).await.unwrap();
+    assert_eq!(next_item(&c, "").await, "s1");
+    // spam without its severity: refused in the page, the focus on the field.
+    press(&c, '2').await;
+    until(
+        &c,
+        "return document.activeElement && document.activeElement.id === 'field-severity'",
+        "the focus on the severity",
+    )
+    .await;
+    let said = text_of(&c, "#notice").await;
+    assert!(said.contains("Fill in severity"), "{said}");
+    // Chosen by its first letter; Tab reaches the note; Esc leaves the fields; 2 answers.
+    type_text(&c, "h").await;
+    assert_eq!(
+        js(&c, "return document.getElementById('field-severity').value").await,
+        "high"
+    );
+    type_text(&c, "\u{E004}").await; // Tab
+    assert_eq!(js(&c, "return document.activeElement.id").await, "field-note");
+    type_text(&c, "obvious").await;
+    type_text(&c, "\u{E00C}").await; // Escape
+    press(&c, '2').await;
+    let mut feed = Vec::new();
+    for _ in 0..200 {
+        feed = app.all_labels(&svc).await;
+        if !feed.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(feed.len(), 1, "the answer reached the server");
+    assert_eq!(feed[0]["label"], "spam");
+    assert_eq!(feed[0]["fields"], json!({"severity": "high", "note": "obvious"}));
+    std::fs::write(
+        screenshots().join("workbench-fields.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    c.close().await.unwrap();
+    app.stop().await;
+}
