@@ -1,12 +1,15 @@
 //! `flywheel demo spam`: the SMS Spam Collection through the whole loop — the scenario
 //! is `flywheel_sim::scenario::spam`; this module is its command line, its server, and
-//! its report.
+//! its report. `flywheel demo triage` (`triage.rs`) shares the server and the progress
+//! bar.
 //!
 //! Without `--server` the demo runs its own server in-process on a fresh SQLite database,
 //! on a `ManualClock` the scenario moves and with the background learner off (the
 //! scenario trains the model at fixed points of the stream), so a seed gives the same
 //! figures on any machine at any load. With `--server` the server keeps its own clock and
 //! learner, and figures vary with timing.
+
+mod triage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use flywheel_server::ManualClock;
 use flywheel_sim::scenario::{Tick, spam};
 use flywheel_sim::{Client, Clock, SimClock};
 use serde_json::Value;
+pub use triage::{TriageArgs, triage};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -113,15 +117,22 @@ impl Clock for ServerClock {
     }
 }
 
-/// The server: in-process on a fresh database in `dir` (on a clock the scenario drives,
-/// without the background learner), or the one named (on a clock of the scenario's own).
+/// The spam demo's server (see [`server`]).
 async fn connect(args: &SpamArgs, dir: &std::path::Path) -> anyhow::Result<(Client, Box<dyn Clock>)> {
-    if let Some(url) = &args.server {
-        let admin = args
-            .admin_key
-            .clone()
-            .context("--server needs the admin key (--admin-key or FLYWHEEL_ADMIN_KEY)")?;
-        return Ok((Client::new(vec![url.clone()], admin), Box::new(SimClock::default())));
+    server(args.server.as_deref(), args.admin_key.clone(), dir).await
+}
+
+/// A demo's server: in-process on a fresh database in `dir` (on a clock the scenario
+/// drives, without the background learner), or the one named (on a clock of the
+/// scenario's own).
+async fn server(
+    url: Option<&str>,
+    admin_key: Option<String>,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Client, Box<dyn Clock>)> {
+    if let Some(url) = url {
+        let admin = admin_key.context("--server needs the admin key (--admin-key or FLYWHEEL_ADMIN_KEY)")?;
+        return Ok((Client::new(vec![url.to_string()], admin), Box::new(SimClock::default())));
     }
     let key = "demo-admin-key-0123456789abcdef";
     let store = flywheel_store::open(&format!("sqlite://{}", dir.join("demo.db").display())).await?;

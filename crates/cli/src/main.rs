@@ -79,6 +79,10 @@ enum DemoCommand {
     /// The SMS Spam Collection through the full flywheel: cold start, built-in model,
     /// simulated reviewers, calibrated thresholds; writes summary.json and report.html.
     Spam(demo::SpamArgs),
+    /// Clinical triage, prevent / detect / correct: synthetic patient messages, distress
+    /// keywords and vital signs escalating to nurses, a conflicting-outcomes check, weekly
+    /// retraining; writes summary.json and report.html.
+    Triage(demo::TriageArgs),
 }
 
 fn main() -> ExitCode {
@@ -127,6 +131,11 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(demo::spam(args))),
+        Command::Demo(DemoCommand::Triage(args)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(demo::triage(args))),
         Command::Export(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -21,7 +21,8 @@ pub use compile::{Policy, parse_origin, parse_queue};
 pub use decide::{Decision, ItemView, Outcome, Route};
 pub use spec::{
     AUDIT_QUEUE, Action, ActiveLearningSpec, AuditSpec, ConsensusMethod, ConsensusSpec, DEFAULT_QUEUE, FatigueSpec,
-    MAX_OVERLAP, MAX_RULES, MAX_TIER, ModelSpec, MonitorSpec, OnFatigue, PacingSpec, PolicySpec, QualitySpec, RuleSpec,
+    MAX_OVERLAP, MAX_RULES, MAX_TIER, ModelSpec, MonitorSpec, OnFatigue, PacingSpec, PolicySpec, QualitySpec, Retrain,
+    RuleSpec,
     ThresholdSpec, VARIABLES, WorkbenchSpec,
 };
 

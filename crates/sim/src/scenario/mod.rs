@@ -14,6 +14,7 @@
 //! returns its summary as JSON; the binary writes it and draws its report.
 
 pub mod spam;
+pub mod triage;
 
 use std::collections::HashMap;
 
