@@ -27,7 +27,7 @@ pub struct TriageArgs {
     #[arg(long, default_value_t = 1000)]
     per_week: usize,
     /// Nurse practitioners on shift, working in parallel.
-    #[arg(long, default_value_t = 2)]
+    #[arg(long, default_value_t = 3)]
     nurses: usize,
     /// How often a nurse's label is right (a mistake is one class off).
     #[arg(long, default_value_t = 0.97)]

@@ -40,7 +40,8 @@ pub struct Triage {
     pub seed: u64,
     pub weeks: usize,
     pub per_week: usize,
-    /// Nurse practitioners on shift (all working in parallel).
+    /// Nurse practitioners on shift (all working in parallel; routine reviews take two,
+    /// and a split a third).
     pub nurses: usize,
     /// How often a nurse's label is the truth (a mistake is one class off).
     pub accuracy: f64,
@@ -107,7 +108,8 @@ pub async fn run(client: &Client, clock: &dyn Clock, run: &Triage, progress: Pro
     let mut nurses = Vec::with_capacity(run.nurses);
     for i in 0..run.nurses {
         let name = format!("{project}-np{i}");
-        nurses.push(client.reviewer(&name, &[1], &[&project]).await?);
+        // Every nurse may adjudicate (tier 2) a split she did not answer.
+        nurses.push(client.reviewer(&name, &[1, 2], &[&project]).await?);
     }
     let msgs = messages::generate(run.seed, run.weeks * run.per_week);
     let by_id: HashMap<&str, usize> = msgs.iter().enumerate().map(|(i, m)| (m.id.as_str(), i)).collect();
@@ -167,15 +169,17 @@ pub async fn run(client: &Client, clock: &dyn Clock, run: &Triage, progress: Pro
                 "label": b.label,
                 "failure_category": b.category,
             });
-            client
+            let reply = client
                 .ok(Method::POST, &format!("/v1/tasks/{}/reviews", b.task["task_id"]), &nurses[i], Some(&body))
                 .await?;
             let ext = b.task["item"]["external_id"].as_str().unwrap_or_default();
             if let Some(&k) = by_id.get(ext) {
                 let s = &mut stories[k];
-                if s.answered.is_none() {
-                    s.answered = Some(u);
-                    s.final_label = Some(b.label.clone());
+                // A nurse has seen the message at its first answer; its disposition is
+                // the resolution (two agreeing nurses, or the adjudicator).
+                s.answered.get_or_insert(u);
+                if let Some(l) = reply["resolution"]["label"].as_str() {
+                    s.final_label = Some(l.to_string());
                 }
             }
             freed.push(i);
