@@ -104,8 +104,8 @@ pub const DISTRESS_PRIORITY: i32 = 100;
 pub const DISTRESS_SLA_SECONDS: u32 = 300;
 
 /// The negation that may stand before a keyword: a negation word, optionally "any", and
-/// optionally up to two words ending in "or"/"and".
-const NEGATION: &str = "(^|[^a-z])(no|not|never had|without|denies) (any )?([a-z']+ ){0,2}((or|and) )?";
+/// optionally one or two words followed by "or"/"and" (a list that ends in the keyword).
+const NEGATION: &str = "(^|[^a-z])(no|not|never had|without|denies) (any )?(([a-z']+ ){1,2}(or|and) )?";
 
 /// `s` as a CEL double-quoted string literal.
 fn cel_str(s: &str) -> String {
