@@ -21,7 +21,7 @@ pub struct TriageArgs {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Simulated weeks (the model retrains at the start of each).
-    #[arg(long, default_value_t = 6)]
+    #[arg(long, default_value_t = 8)]
     weeks: usize,
     /// Patient messages per week.
     #[arg(long, default_value_t = 1000)]

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use std::sync::Arc;
 
-use flywheel_server::ManualClock;
+use flywheel_server::{Clock, ManualClock};
 
 use crate::helpers::*;
 
