@@ -955,9 +955,6 @@ fn the_triage_demo_is_reproducible_and_automates_no_emergency() {
     assert_eq!(first["failure_categories"].as_array().unwrap().len(), 3);
     assert_eq!(first["retrains"].as_array().unwrap().len(), 2, "weeks 2 and 3: {first}");
 
-    let run = flywheel()
-        .args(["demo", "triage", "--nurses", "0"])
-        .output()
-        .unwrap();
+    let run = flywheel().args(["demo", "triage", "--nurses", "0"]).output().unwrap();
     assert!(!run.status.success());
 }

@@ -182,14 +182,23 @@ mod tests {
             recent_rules: rules,
             ..Inputs::default()
         };
-        let d = evaluate(&spec, &inputs).into_iter().find(|m| m.name == "distress_rate").unwrap();
+        let d = evaluate(&spec, &inputs)
+            .into_iter()
+            .find(|m| m.name == "distress_rate")
+            .unwrap();
         // 2 of the first 4 and 6 more distress: 8 of 10.
         assert_eq!((d.value, d.firing), (Some(0.8), true));
         let calm = Inputs {
-            recent_rules: vec!["review".into(); 9].into_iter().chain(["distress".into()]).collect(),
+            recent_rules: vec!["review".into(); 9]
+                .into_iter()
+                .chain(["distress".into()])
+                .collect(),
             ..Inputs::default()
         };
-        let d = evaluate(&spec, &calm).into_iter().find(|m| m.name == "distress_rate").unwrap();
+        let d = evaluate(&spec, &calm)
+            .into_iter()
+            .find(|m| m.name == "distress_rate")
+            .unwrap();
         assert_eq!((d.value, d.firing), (Some(0.1), false));
     }
 

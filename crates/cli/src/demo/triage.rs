@@ -151,8 +151,16 @@ fn report_html(summary: &Value) -> String {
         .fold(0.05, f64::max);
     let charts = [
         one("Automation rate", "automation_rate", "#1f6feb"),
-        one("Over-triage rate (final label more urgent than the truth)", "over_triage_rate", "#bf8700"),
-        one("Distress escalations answered within the 5-minute SLA", "distress_escalated_within_sla", "#1a7f37"),
+        one(
+            "Over-triage rate (final label more urgent than the truth)",
+            "over_triage_rate",
+            "#bf8700",
+        ),
+        one(
+            "Distress escalations answered within the 5-minute SLA",
+            "distress_escalated_within_sla",
+            "#1a7f37",
+        ),
         line_chart(
             "Failure categories recorded by nurses, per week",
             "week",
@@ -274,19 +282,64 @@ mod tests {
         let thresholds: HashMap<String, f64> = CLASSES.iter().map(|c| (c.to_string(), 0.9)).collect();
         let sure = |l: &str| scores(l, 0.97, 0.01);
         let cases: Vec<(&str, Value, Prediction, &str)> = vec![
-            ("I have crushing chest pain since this morning", normal(), sure("self_care"), "distress"),
-            ("Heartburn after dinner, no chest pain.", normal(), sure("self_care"), "calibrated"),
-            ("Heartburn, no chest pain or shortness of breath.", normal(), sure("self_care"), "calibrated"),
-            ("no fever but chest pain all night", normal(), sure("self_care"), "distress"),
+            (
+                "I have crushing chest pain since this morning",
+                normal(),
+                sure("self_care"),
+                "distress",
+            ),
+            (
+                "Heartburn after dinner, no chest pain.",
+                normal(),
+                sure("self_care"),
+                "calibrated",
+            ),
+            (
+                "Heartburn, no chest pain or shortness of breath.",
+                normal(),
+                sure("self_care"),
+                "calibrated",
+            ),
+            (
+                "no fever but chest pain all night",
+                normal(),
+                sure("self_care"),
+                "distress",
+            ),
             ("I CAN'T BREATHE", json!({"age": 60}), sure("self_care"), "distress"),
-            ("not short of breath, just a cold", normal(), sure("self_care"), "calibrated"),
-            ("no thoughts of harming myself, just tired", normal(), sure("self_care"), "distress"),
+            (
+                "not short of breath, just a cold",
+                normal(),
+                sure("self_care"),
+                "calibrated",
+            ),
+            (
+                "no thoughts of harming myself, just tired",
+                normal(),
+                sure("self_care"),
+                "distress",
+            ),
             ("took an overdose", json!({}), sure("self_care"), "distress"),
-            ("feeling odd", json!({"age": 70, "heart_rate": 141.0, "spo2": 97.0}), sure("self_care"), "vitals_red"),
-            ("feeling odd", json!({"age": 70, "heart_rate": 80.0, "spo2": 88.0}), sure("self_care"), "vitals_red"),
+            (
+                "feeling odd",
+                json!({"age": 70, "heart_rate": 141.0, "spo2": 97.0}),
+                sure("self_care"),
+                "vitals_red",
+            ),
+            (
+                "feeling odd",
+                json!({"age": 70, "heart_rate": 80.0, "spo2": 88.0}),
+                sure("self_care"),
+                "vitals_red",
+            ),
             // The conflict check: model, keywords and vital signs disagree.
             ("a runny nose", normal(), sure("urgent"), "conflict"),
-            ("a high fever since last night", json!({"age": 30}), sure("self_care"), "conflict"),
+            (
+                "a high fever since last night",
+                json!({"age": 30}),
+                sure("self_care"),
+                "conflict",
+            ),
             (
                 "a runny nose",
                 json!({"age": 30, "heart_rate": 80.0, "temp_c": 38.6, "spo2": 98.0, "systolic_bp": 120.0}),
@@ -301,9 +354,24 @@ mod tests {
             ),
             ("a high fever since last night", normal(), sure("urgent"), "conflict"),
             // Nothing suggesting an emergency is automated.
-            ("a runny nose", normal(), scores("self_care", 0.9, 0.08), "suggests_emergency"),
-            ("my jaw aches", json!({"age": 60}), scores("emergency", 0.99, 0.99), "conflict"),
-            ("my jaw aches and I have a fever", json!({"age": 60}), scores("emergency", 0.99, 0.99), "suggests_emergency"),
+            (
+                "a runny nose",
+                normal(),
+                scores("self_care", 0.9, 0.08),
+                "suggests_emergency",
+            ),
+            (
+                "my jaw aches",
+                json!({"age": 60}),
+                scores("emergency", 0.99, 0.99),
+                "conflict",
+            ),
+            (
+                "my jaw aches and I have a fever",
+                json!({"age": 60}),
+                scores("emergency", 0.99, 0.99),
+                "suggests_emergency",
+            ),
             // Below the threshold: review.
             ("a runny nose", normal(), scores("self_care", 0.6, 0.01), "review"),
         ];

@@ -355,19 +355,27 @@ async fn the_distress_rate_monitor_fires_on_distress_decisions(db: Db) {
     let items: Vec<Value> = (0..8).map(|i| item(&format!("x{i}"), "a cold", None)).collect();
     app.submit("triage", &svc, Value::Array(items)).await;
     let d = get().await;
-    assert_eq!((d["value"].as_f64(), d["firing"].as_bool()), (Some(0.0), Some(false)), "{d}");
+    assert_eq!(
+        (d["value"].as_f64(), d["firing"].as_bool()),
+        (Some(0.0), Some(false)),
+        "{d}"
+    );
     // Four in distress among the last ten decisions: 0.4, past the level.
     let items: Vec<Value> = (8..12)
         .map(|i| item(&format!("x{i}"), "crushing chest pain", None))
         .collect();
     app.submit("triage", &svc, Value::Array(items)).await;
     let d = get().await;
-    assert_eq!((d["value"].as_f64(), d["firing"].as_bool()), (Some(0.4), Some(true)), "{d}");
+    assert_eq!(
+        (d["value"].as_f64(), d["firing"].as_bool()),
+        (Some(0.4), Some(true)),
+        "{d}"
+    );
     let events = app.events("triage").await;
     assert!(
-        events
-            .iter()
-            .any(|e| e["kind"] == "monitor" && e["data"]["monitor"] == "distress_rate" && e["data"]["state"] == "firing"),
+        events.iter().any(|e| e["kind"] == "monitor"
+            && e["data"]["monitor"] == "distress_rate"
+            && e["data"]["state"] == "firing"),
         "{events:?}"
     );
 }
@@ -409,7 +417,11 @@ async fn scheduled_retraining_changes_the_model_only_at_scheduled_times(db: Db) 
     let answer_all = async |from: usize, to: usize| {
         let items: Vec<Value> = (from..to)
             .map(|i| {
-                let text = if i.is_multiple_of(2) { "WIN a FREE prize now claim cash" } else { "see you at lunch tomorrow" };
+                let text = if i.is_multiple_of(2) {
+                    "WIN a FREE prize now claim cash"
+                } else {
+                    "see you at lunch tomorrow"
+                };
                 json!({"external_id": format!("x{i}"), "payload": {"text": format!("{text} {i}")}})
             })
             .collect();
@@ -428,10 +440,17 @@ async fn scheduled_retraining_changes_the_model_only_at_scheduled_times(db: Db) 
     answer_all(0, 60).await;
     assert_eq!(train().await, (0, 0), "the labels wait for the schedule");
     clock.advance_ms(monday - 1 - clock.now_ms());
-    assert_eq!(train().await, (0, 0), "a millisecond before Monday: still the same model");
+    assert_eq!(
+        train().await,
+        (0, 0),
+        "a millisecond before Monday: still the same model"
+    );
     clock.advance_ms(1);
     let (v1, seen) = train().await;
-    assert!(v1 >= 1 && seen > 40, "Monday: trained and stored as a version ({v1}, {seen})");
+    assert!(
+        v1 >= 1 && seen > 40,
+        "Monday: trained and stored as a version ({v1}, {seen})"
+    );
     answer_all(60, 120).await;
     clock.advance_ms(6 * DAY);
     assert_eq!(train().await, (v1, seen), "the rest of the week: the same model");
@@ -449,9 +468,12 @@ async fn the_learner_retrains_on_the_schedule(db: Db) {
     let clock = Arc::new(ManualClock::new(START_MS));
     let app = spawn_with(&db, clock.clone(), flywheel_server::ServeOptions::default()).await;
     let svc2 = app
-        .project("weekly", json!({
+        .project(
+            "weekly",
+            json!({
             "rules": [{"name": "review", "when": "true", "action": "review", "queue": "q"}],
-            "model": {"enabled": true, "bits": 16, "retrain": "weekly"}}))
+            "model": {"enabled": true, "bits": 16, "retrain": "weekly"}}),
+        )
         .await;
     let r2 = app.reviewer("r2", &[1], &["weekly"]).await;
     let items: Vec<Value> = (0..30)
@@ -460,8 +482,13 @@ async fn the_learner_retrains_on_the_schedule(db: Db) {
     app.submit("weekly", &svc2, Value::Array(items)).await;
     let mut n = 0;
     while let Some(t) = app.claim("weekly", &r2, None).await {
-        app.answer(&r2, &t, &format!("b{n}"), json!({"label": if n % 2 == 0 { "spam" } else { "ham" }}))
-            .await;
+        app.answer(
+            &r2,
+            &t,
+            &format!("b{n}"),
+            json!({"label": if n % 2 == 0 { "spam" } else { "ham" }}),
+        )
+        .await;
         n += 1;
     }
     tokio::time::sleep(flywheel_server::LEARN_EVERY * 4).await;

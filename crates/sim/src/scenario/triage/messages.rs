@@ -85,31 +85,58 @@ impl Message {
 /// Symptoms by class: each entry is one concept in the ways patients put it.
 const SELF_CARE: &[&[&str]] = &[
     &["a runny nose", "a stuffy nose", "a blocked nose and sneezing"],
-    &["a sore throat", "a scratchy throat", "a throat that hurts a bit when I swallow"],
+    &[
+        "a sore throat",
+        "a scratchy throat",
+        "a throat that hurts a bit when I swallow",
+    ],
     &["a mild headache", "a dull headache", "a tension headache"],
     &["a small cut on my finger", "a scraped knee", "a paper cut that stings"],
     &["mild sunburn", "a bit of sunburn on my shoulders"],
     &["a dry cough", "a tickly cough", "a bit of a cough"],
-    &["itchy eyes from hay fever", "seasonal allergies", "sneezing from pollen"],
-    &["an upset stomach after a big meal", "mild indigestion", "some heartburn after dinner"],
+    &[
+        "itchy eyes from hay fever",
+        "seasonal allergies",
+        "sneezing from pollen",
+    ],
+    &[
+        "an upset stomach after a big meal",
+        "mild indigestion",
+        "some heartburn after dinner",
+    ],
     &["a stiff neck from sleeping badly", "sore muscles after the gym"],
     &["a cold sore", "chapped lips"],
 ];
 const APPOINTMENT: &[&[&str]] = &[
-    &["a rash that won't go away", "an itchy rash on my arm for weeks", "patches of dry red skin"],
+    &[
+        "a rash that won't go away",
+        "an itchy rash on my arm for weeks",
+        "patches of dry red skin",
+    ],
     &["knee pain when I run", "a sore knee going up stairs", "an aching hip"],
-    &["an earache on and off", "ringing in my ears", "muffled hearing in one ear"],
+    &[
+        "an earache on and off",
+        "ringing in my ears",
+        "muffled hearing in one ear",
+    ],
     &["a mole that has changed shape", "a new dark spot on my back"],
     &["trouble sleeping", "insomnia most nights"],
     &["back pain that keeps coming back", "a sore lower back"],
-    &["a repeat prescription for my blood pressure tablets", "a refill of my inhaler"],
+    &[
+        "a repeat prescription for my blood pressure tablets",
+        "a refill of my inhaler",
+    ],
     &["questions about my blood test results", "a follow-up on my cholesterol"],
     &["heavy periods", "irregular periods"],
     &["feeling low for a few weeks", "feeling anxious a lot lately"],
 ];
 const URGENT: &[&[&str]] = &[
     &["a high fever", "a temperature of 39.5", "a fever that won't come down"],
-    &["vomiting all day", "been throwing up since last night", "can't keep fluids down"],
+    &[
+        "vomiting all day",
+        "been throwing up since last night",
+        "can't keep fluids down",
+    ],
     &["burning when I pee and a fever", "painful urination and back pain"],
     &["a deep cut that needs stitches", "a cut that keeps reopening"],
     &["severe ear pain with discharge", "pus coming out of my ear"],
@@ -120,14 +147,30 @@ const URGENT: &[&[&str]] = &[
     &["blood in my urine", "dark blood in my stool"],
 ];
 const EMERGENCY: &[&[&str]] = &[
-    &["chest pain", "crushing chest pain", "tightness in my chest spreading to my arm"],
-    &["can't breathe", "struggling to breathe", "gasping for air", "shortness of breath at rest"],
+    &[
+        "chest pain",
+        "crushing chest pain",
+        "tightness in my chest spreading to my arm",
+    ],
+    &[
+        "can't breathe",
+        "struggling to breathe",
+        "gasping for air",
+        "shortness of breath at rest",
+    ],
     &["my face is drooping", "slurred speech", "sudden weakness on one side"],
-    &["thoughts of suicide", "wanting to kill myself", "thinking about ending my life"],
+    &[
+        "thoughts of suicide",
+        "wanting to kill myself",
+        "thinking about ending my life",
+    ],
     &["took an overdose", "swallowed a whole bottle of pills"],
     &["a seizure", "a fit that lasted minutes"],
     &["bleeding that won't stop", "coughing up blood", "vomiting blood"],
-    &["my throat swelling after a bee sting", "lips swelling and hives after peanuts"],
+    &[
+        "my throat swelling after a bee sting",
+        "lips swelling and hives after peanuts",
+    ],
     &["passed out and can't wake properly", "fainted and hit my head"],
 ];
 /// Emergencies in other words: no textbook danger word, but an emergency all the same.
@@ -155,8 +198,22 @@ const VAGUE: &[&str] = &[
     "feeling strange, kind of dizzy sometimes? might be stress",
     "not myself today, tired and achy and a bit funny, should I worry",
 ];
-const SHORT: &[&str] = &["pain again", "same problem as before", "it's back", "worse today", "help with my symptoms"];
-const OPENINGS: &[&str] = &["Hi,", "Hello,", "Hi there.", "Good morning,", "", "Hey,", "Sorry to bother you,"];
+const SHORT: &[&str] = &[
+    "pain again",
+    "same problem as before",
+    "it's back",
+    "worse today",
+    "help with my symptoms",
+];
+const OPENINGS: &[&str] = &[
+    "Hi,",
+    "Hello,",
+    "Hi there.",
+    "Good morning,",
+    "",
+    "Hey,",
+    "Sorry to bother you,",
+];
 const DURATIONS: &[&str] = &[
     "since this morning",
     "for two days",
@@ -230,7 +287,11 @@ fn message(rng: &mut Rng, i: usize) -> Message {
             let mut s = match rng.below(4) {
                 0 => format!("I have {} {}.", symptom(rng, concepts), pick(rng, DURATIONS)),
                 1 => format!("I've had {} {}.", symptom(rng, concepts), pick(rng, DURATIONS)),
-                2 => format!("My problem is {}, started {}.", symptom(rng, concepts), pick(rng, DURATIONS)),
+                2 => format!(
+                    "My problem is {}, started {}.",
+                    symptom(rng, concepts),
+                    pick(rng, DURATIONS)
+                ),
                 _ => format!("Writing about {}.", symptom(rng, concepts)),
             };
             if rng.chance(0.3) {
@@ -264,7 +325,8 @@ fn message(rng: &mut Rng, i: usize) -> Message {
 
 fn capitalise(s: &str) -> String {
     let mut c = s.chars();
-    c.next().map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
+    c.next()
+        .map_or_else(String::new, |f| f.to_uppercase().chain(c).collect())
 }
 
 /// One typo in each word of `s`.

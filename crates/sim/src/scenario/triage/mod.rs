@@ -99,7 +99,9 @@ fn judge(rng: &mut Rng, m: &Message, suggested: &str, accuracy: f64) -> (String,
 
 pub async fn run(client: &Client, clock: &dyn Clock, run: &Triage, progress: Progress<'_>) -> Result<Value, Error> {
     if run.weeks == 0 || run.per_week == 0 || run.nurses == 0 {
-        return Err(Error::Input("weeks, messages per week and nurses are at least 1".into()));
+        return Err(Error::Input(
+            "weeks, messages per week and nurses are at least 1".into(),
+        ));
     }
     let project = format!("triage-{}", run.seed);
     let labels: Vec<String> = CLASSES.iter().map(|c| c.to_string()).collect();
@@ -153,7 +155,12 @@ pub async fn run(client: &Client, clock: &dyn Clock, run: &Triage, progress: Pro
         while next_monitor <= at {
             clock.advance_ms((next_monitor - clock.now_ms()).max(0));
             client
-                .ok(Method::GET, &format!("/v1/projects/{project}/monitors"), client.admin_key(), None)
+                .ok(
+                    Method::GET,
+                    &format!("/v1/projects/{project}/monitors"),
+                    client.admin_key(),
+                    None,
+                )
                 .await?;
             monitor_checks += 1;
             next_monitor += 86_400_000;
@@ -170,7 +177,12 @@ pub async fn run(client: &Client, clock: &dyn Clock, run: &Triage, progress: Pro
                 "failure_category": b.category,
             });
             let reply = client
-                .ok(Method::POST, &format!("/v1/tasks/{}/reviews", b.task["task_id"]), &nurses[i], Some(&body))
+                .ok(
+                    Method::POST,
+                    &format!("/v1/tasks/{}/reviews", b.task["task_id"]),
+                    &nurses[i],
+                    Some(&body),
+                )
                 .await?;
             let ext = b.task["item"]["external_id"].as_str().unwrap_or_default();
             if let Some(&k) = by_id.get(ext) {
@@ -267,7 +279,10 @@ pub async fn run(client: &Client, clock: &dyn Clock, run: &Triage, progress: Pro
         let report = client
             .ok(
                 Method::GET,
-                &format!("/v1/projects/{project}/workload?since={since}&until={}", since + WEEK_MS),
+                &format!(
+                    "/v1/projects/{project}/workload?since={since}&until={}",
+                    since + WEEK_MS
+                ),
                 client.admin_key(),
                 None,
             )

@@ -93,7 +93,8 @@ pub const VITALS_RED: &str = "(has(attributes.heart_rate) && (attributes.heart_r
 || (has(attributes.temp_c) && attributes.temp_c >= 40.0)";
 
 /// Amber: vital signs of an acute illness (the second signal of the conflict check).
-pub const VITALS_AMBER: &str = "attributes.heart_rate > 105 || attributes.spo2 < 94 || attributes.temp_c >= 38.0 || attributes.systolic_bp < 100";
+pub const VITALS_AMBER: &str =
+    "attributes.heart_rate > 105 || attributes.spo2 < 94 || attributes.temp_c >= 38.0 || attributes.systolic_bp < 100";
 
 /// Thresholds are calibrated to this precision for the non-emergency labels.
 pub const TARGET_PRECISION: f64 = 0.995;
@@ -192,7 +193,11 @@ mod tests {
     /// The conflict check on a hand-made table: (model, keywords, vitals) → conflict.
     #[test]
     fn conflict_on_a_table_of_cases() {
-        let s = |model, keywords, vitals| Signals { model, keywords, vitals };
+        let s = |model, keywords, vitals| Signals {
+            model,
+            keywords,
+            vitals,
+        };
         let table = [
             (s(false, false, None), false),
             (s(true, true, None), false),
