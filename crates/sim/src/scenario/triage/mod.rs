@@ -255,7 +255,7 @@ pub async fn run(client: &Client, clock: &dyn Clock, run: &Triage, progress: Pro
                 category,
             });
         }
-        if next % 500 == 0 && arrival.is_some() {
+        if next.is_multiple_of(500) && arrival.is_some() {
             let done = &stories[..next];
             let auto = done.iter().filter(|s| s.auto).count();
             progress(Tick::Note(&format!(
