@@ -1,12 +1,15 @@
 //! `flywheel demo spam`: the SMS Spam Collection through the whole loop — the scenario
 //! is `flywheel_sim::scenario::spam`; this module is its command line, its server, and
-//! its report.
+//! its report. `flywheel demo triage` (`triage.rs`) shares the server and the progress
+//! bar.
 //!
 //! Without `--server` the demo runs its own server in-process on a fresh SQLite database,
 //! on a `ManualClock` the scenario moves and with the background learner off (the
 //! scenario trains the model at fixed points of the stream), so a seed gives the same
 //! figures on any machine at any load. With `--server` the server keeps its own clock and
 //! learner, and figures vary with timing.
+
+mod triage;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +19,7 @@ use flywheel_server::ManualClock;
 use flywheel_sim::scenario::{Tick, spam};
 use flywheel_sim::{Client, Clock, SimClock};
 use serde_json::Value;
+pub use triage::{TriageArgs, triage};
 
 #[derive(clap::Args, Debug)]
 #[command(
@@ -113,8 +117,7 @@ impl Clock for ServerClock {
     }
 }
 
-/// The server: in-process on a fresh database in `dir` (on a clock the scenario drives,
-/// without the background learner), or the one named (on a clock of the scenario's own).
+/// The spam demo's server (see [`server`]).
 async fn connect(args: &SpamArgs, dir: &std::path::Path) -> anyhow::Result<(Client, Box<dyn Clock>)> {
     connect_to(args.server.as_deref(), args.admin_key.as_deref(), dir).await
 }

@@ -84,6 +84,10 @@ enum DemoCommand {
     /// findings train it within seconds; a new fraud pattern mid-stream; the same stream
     /// with the model frozen beside it. Writes summary.json and report.html.
     Fraud(demo_fraud::FraudArgs),
+    /// Clinical triage, prevent / detect / correct: synthetic patient messages, distress
+    /// keywords and vital signs escalating to nurses, a conflicting-outcomes check, weekly
+    /// retraining; writes summary.json and report.html.
+    Triage(demo::TriageArgs),
 }
 
 fn main() -> ExitCode {
@@ -144,6 +148,11 @@ fn main() -> ExitCode {
                 .context("cannot start the async runtime")
                 .and_then(|rt| rt.block_on(demo_fraud::fraud(args)))
         }
+        Command::Demo(DemoCommand::Triage(args)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(demo::triage(args))),
         Command::Export(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

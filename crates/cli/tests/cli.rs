@@ -984,3 +984,39 @@ fn seeded_fraud_demo_runs_are_reproducible() {
         .unwrap();
     assert_eq!(bad.status.code(), Some(2), "{}", String::from_utf8_lossy(&bad.stderr));
 }
+
+/// Runs `flywheel demo triage` with `args`; returns its summary.json.
+fn triage_summary(args: &[&str]) -> serde_json::Value {
+    let out = tempfile::tempdir().unwrap();
+    let run = flywheel()
+        .args(["demo", "triage"])
+        .args(args)
+        .arg("--out")
+        .arg(out.path())
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(out.path().join("report.html").exists());
+    serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap()
+}
+
+/// The triage demo, small: two runs of one seed give the same summary, and no emergency
+/// is ever resolved automatically.
+#[test]
+fn the_triage_demo_is_reproducible_and_automates_no_emergency() {
+    let args = ["--seed", "4", "--weeks", "3", "--per-week", "300"];
+    let first = triage_summary(&args);
+    let second = triage_summary(&args);
+    assert_eq!(first, second, "the same seed, the same figures");
+    assert_eq!(first["under_triage_auto"], 0, "{first}");
+    for w in first["by_week"].as_array().unwrap() {
+        assert_eq!(w["figures"]["under_triage_auto"], 0, "{w}");
+    }
+    assert!(first["distress_escalations"].as_u64().unwrap() > 0, "{first}");
+    assert!(first["conflicts_detected"].as_u64().unwrap() > 0, "{first}");
+    assert_eq!(first["failure_categories"].as_array().unwrap().len(), 3);
+    assert_eq!(first["retrains"].as_array().unwrap().len(), 2, "weeks 2 and 3: {first}");
+
+    let run = flywheel().args(["demo", "triage", "--nurses", "0"]).output().unwrap();
+    assert!(!run.status.success());
+}

@@ -1,6 +1,6 @@
 //! Monitors, the "detect" part, computed from figures the server reads: model–human
 //! disagreement, the error of auto decisions from audits, drift of the model's scores,
-//! backlog and the oldest open task. Each has a level in the policy ([`MonitorSpec`]); a
+//! backlog, the oldest open task, and the share of decisions made by distress rules. Each has a level in the policy ([`MonitorSpec`]); a
 //! monitor above its level is firing. Pure: the caller loads the inputs and writes the
 //! `monitor` events when one starts or stops firing.
 
@@ -34,6 +34,9 @@ pub struct Inputs {
     pub recent_top_scores: Vec<f64>,
     /// Per queue: open tasks and the age of the oldest, in milliseconds.
     pub queues: Vec<(i64, i64)>,
+    /// The rule of each of the project's most recent decisions (up to a window), newest
+    /// first.
+    pub recent_rules: Vec<String>,
 }
 
 /// The spec a project without `monitors` in its policy is shown against: every monitor
@@ -45,6 +48,8 @@ pub fn unset() -> MonitorSpec {
         psi: None,
         backlog: None,
         oldest_age_s: None,
+        distress_rate: None,
+        distress_rules: vec!["distress".into()],
         window: 500,
     }
 }
@@ -99,7 +104,24 @@ pub fn evaluate(spec: &MonitorSpec, inputs: &Inputs) -> Vec<Monitor> {
             spec.oldest_age_s,
             "oldest open task in any queue".into(),
         ),
+        make(
+            "distress_rate",
+            distress_rate(spec, &inputs.recent_rules),
+            spec.distress_rate,
+            format!(
+                "{} recent decisions, rules {}",
+                inputs.recent_rules.len().min(window),
+                spec.distress_rules.join(", ")
+            ),
+        ),
     ]
+}
+
+/// The share of the window's most recent decisions made by one of the distress rules.
+fn distress_rate(spec: &MonitorSpec, recent_rules: &[String]) -> Option<f64> {
+    let recent = &recent_rules[..recent_rules.len().min(spec.window as usize)];
+    let hits = recent.iter().filter(|r| spec.distress_rules.contains(r)).count();
+    (!recent.is_empty()).then(|| hits as f64 / recent.len() as f64)
 }
 
 #[cfg(test)]
@@ -126,6 +148,7 @@ mod tests {
             audits_corrected: 1,
             recent_top_scores: vec![0.9, 0.8],
             queues: vec![(4, 1_000), (12, 90_000)],
+            recent_rules: Vec::new(),
         };
         let ms = evaluate(&spec, &inputs);
         let d = by_name(&ms, "disagreement_rate");
@@ -141,9 +164,48 @@ mod tests {
     }
 
     #[test]
+    fn the_distress_rate_counts_the_window_s_distress_decisions() {
+        let spec = MonitorSpec {
+            distress_rate: Some(0.2),
+            distress_rules: vec!["distress".into(), "vitals_red".into()],
+            window: 10,
+            ..unset()
+        };
+        let mut rules: Vec<String> = ["distress", "calibrated", "vitals_red", "review"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        // Older decisions past the window do not count.
+        rules.extend(std::iter::repeat_n("distress".to_string(), 20));
+        let rules: Vec<String> = rules.into_iter().take(10).collect::<Vec<_>>();
+        let inputs = Inputs {
+            recent_rules: rules,
+            ..Inputs::default()
+        };
+        let d = evaluate(&spec, &inputs)
+            .into_iter()
+            .find(|m| m.name == "distress_rate")
+            .unwrap();
+        // 2 of the first 4 and 6 more distress: 8 of 10.
+        assert_eq!((d.value, d.firing), (Some(0.8), true));
+        let calm = Inputs {
+            recent_rules: vec!["review".into(); 9]
+                .into_iter()
+                .chain(["distress".into()])
+                .collect(),
+            ..Inputs::default()
+        };
+        let d = evaluate(&spec, &calm)
+            .into_iter()
+            .find(|m| m.name == "distress_rate")
+            .unwrap();
+        assert_eq!((d.value, d.firing), (Some(0.1), false));
+    }
+
+    #[test]
     fn nothing_to_read_gives_no_values() {
         let ms = evaluate(&unset(), &Inputs::default());
-        assert_eq!(ms.len(), 5);
+        assert_eq!(ms.len(), 6);
         assert!(ms.iter().all(|m| m.value.is_none() && !m.firing));
     }
 }

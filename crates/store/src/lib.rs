@@ -216,6 +216,9 @@ pub trait Store: Send + Sync + 'static {
     async fn history(&self, project_id: i64, limit: usize) -> Result<Vec<flywheel_core::backtest::HistoryItem>>;
     /// The predictions of the project's most recent items (newest first), for drift.
     async fn recent_predictions(&self, project_id: i64, limit: usize) -> Result<Vec<Prediction>>;
+    /// The rule that decided each of the project's most recent items (newest first), for
+    /// the distress-rate monitor.
+    async fn recent_rules(&self, project_id: i64, limit: usize) -> Result<Vec<String>>;
 
     // Console and dashboard: counts and time series.
     /// A project's counts and queues, from counters kept with each write (O(1) in the

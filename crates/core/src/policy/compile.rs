@@ -186,13 +186,33 @@ impl Policy {
             check_tier(a.tier).map_err(|m| ValidationError::new("active_learning.tier", m))?;
             check_overlap(a.overlap).map_err(|m| ValidationError::new("active_learning.overlap", m))?;
         }
-        if let Some(m) = &spec.monitors
-            && !(10..=100_000).contains(&m.window)
-        {
-            return Err(ValidationError::new(
-                "monitors.window",
-                "window is between 10 and 100000 items",
-            ));
+        if let Some(m) = &spec.monitors {
+            if !(10..=100_000).contains(&m.window) {
+                return Err(ValidationError::new(
+                    "monitors.window",
+                    "window is between 10 and 100000 items",
+                ));
+            }
+            if let Some(r) = m.distress_rate
+                && (!r.is_finite() || !(0.0..=1.0).contains(&r))
+            {
+                return Err(ValidationError::new(
+                    "monitors.distress_rate",
+                    "distress_rate is a fraction in [0, 1]",
+                ));
+            }
+            // The distress rules are named only when the monitor has a level: its default
+            // list names a rule most policies do not have.
+            if m.distress_rate.is_some() {
+                for (i, name) in m.distress_rules.iter().enumerate() {
+                    if !spec.rules.iter().any(|r| r.name == *name) {
+                        return Err(ValidationError::new(
+                            format!("monitors.distress_rules[{i}]"),
+                            format!("'{name}' is not the name of a rule of this policy"),
+                        ));
+                    }
+                }
+            }
         }
         if let Some(t) = &spec.thresholds {
             if !t.target_precision.is_finite() || !(0.5..1.0).contains(&t.target_precision) {
@@ -428,7 +448,7 @@ impl Policy {
     }
 
     pub fn monitors(&self) -> Option<MonitorSpec> {
-        self.spec.monitors
+        self.spec.monitors.clone()
     }
 
     pub fn fatigue(&self) -> Option<FatigueSpec> {

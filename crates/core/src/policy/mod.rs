@@ -21,8 +21,8 @@ pub use compile::{Policy, parse_origin, parse_queue};
 pub use decide::{Decision, ItemView, Outcome, Route};
 pub use spec::{
     AUDIT_QUEUE, Action, ActiveLearningSpec, AuditSpec, ConsensusMethod, ConsensusSpec, DEFAULT_QUEUE, FatigueSpec,
-    MAX_OVERLAP, MAX_RULES, MAX_TIER, ModelSpec, MonitorSpec, OnFatigue, PacingSpec, PolicySpec, QualitySpec, RuleSpec,
-    ThresholdSpec, VARIABLES, WorkbenchSpec,
+    MAX_OVERLAP, MAX_RULES, MAX_TIER, ModelSpec, MonitorSpec, OnFatigue, PacingSpec, PolicySpec, QualitySpec, Retrain,
+    RuleSpec, ThresholdSpec, VARIABLES, WorkbenchSpec,
 };
 
 /// The policy and prediction the unit tests of `compile` and `decide` share.

@@ -192,7 +192,7 @@ impl WorkbenchSpec {
 }
 
 /// Monitor thresholds; a monitor without one is computed and shown but never fires.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MonitorSpec {
     /// Share of recent human-verified items whose label differs from the model's.
@@ -210,6 +210,14 @@ pub struct MonitorSpec {
     /// Age of the oldest open task in any queue.
     #[serde(default)]
     pub oldest_age_s: Option<f64>,
+    /// Share of the window's most recent decisions made by a distress rule
+    /// (`distress_rules`): a rise means more patients in distress, or a keyword list
+    /// catching what it should not.
+    #[serde(default)]
+    pub distress_rate: Option<f64>,
+    /// The rules whose decisions count as distress escalations.
+    #[serde(default = "default_distress_rules")]
+    pub distress_rules: Vec<String>,
     /// Items per window (disagreement and drift).
     #[serde(default = "default_monitor_window")]
     pub window: u32,
@@ -217,6 +225,10 @@ pub struct MonitorSpec {
 
 fn default_monitor_window() -> u32 {
     500
+}
+
+fn default_distress_rules() -> Vec<String> {
+    vec!["distress".to_string()]
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -227,6 +239,54 @@ pub struct ModelSpec {
     /// 2^bits hashed feature slots.
     #[serde(default = "default_bits")]
     pub bits: u32,
+    /// When the model takes in new labels: as they come, or on a schedule.
+    #[serde(default)]
+    pub retrain: Retrain,
+}
+
+/// When the built-in model trains. `continuous`: on every new human label (the learner's
+/// pace, and every `POST …/model/train`). On a schedule — `hourly`, `daily`, `weekly` —
+/// the model and its thresholds change only at the first training after a period
+/// boundary on the server's clock (hours and days in UTC; weeks start on Monday 00:00
+/// UTC), so that between two scheduled times every decision sees the same model: the
+/// change a clinical team reviews and signs off is one version a week, not a drift.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Retrain {
+    #[default]
+    Continuous,
+    Hourly,
+    Daily,
+    Weekly,
+}
+
+impl Retrain {
+    const HOUR_MS: i64 = 3_600_000;
+    const DAY_MS: i64 = 24 * Self::HOUR_MS;
+    /// Unix time 0 was a Thursday; the first Monday 00:00 UTC was four days later.
+    const MONDAY_MS: i64 = 4 * Self::DAY_MS;
+
+    /// The number of the schedule's period that holds `now_ms` (`None`: continuous).
+    pub fn period(self, now_ms: i64) -> Option<i64> {
+        match self {
+            Self::Continuous => None,
+            Self::Hourly => Some(now_ms.div_euclid(Self::HOUR_MS)),
+            Self::Daily => Some(now_ms.div_euclid(Self::DAY_MS)),
+            Self::Weekly => Some((now_ms - Self::MONDAY_MS).div_euclid(7 * Self::DAY_MS)),
+        }
+    }
+
+    /// Whether a training at `now_ms` may take in new labels, when the last one that did
+    /// ran in period `last` (`None`: none has yet on this node). A node that has not
+    /// trained yet waits for the next boundary, so that a restart does not change the
+    /// model between scheduled times.
+    pub fn due(self, last: Option<i64>, now_ms: i64) -> bool {
+        match (self.period(now_ms), last) {
+            (None, _) => true,
+            (Some(_), None) => false,
+            (Some(p), Some(l)) => p > l,
+        }
+    }
 }
 
 fn default_bits() -> u32 {
@@ -388,4 +448,37 @@ pub struct RuleSpec {
     /// This route's deadline; wins over the policy's `sla_seconds` for the queue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sla_seconds: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_schedule_is_due_once_per_period_and_never_on_first_sight() {
+        // 2025-01-06 was a Monday.
+        let monday = 1_736_121_600_000;
+        let w = Retrain::Weekly;
+        assert_eq!(w.period(monday), Some(w.period(monday - 1).unwrap() + 1));
+        assert_eq!(w.period(monday + 7 * Retrain::DAY_MS - 1), w.period(monday));
+        assert!(!w.due(None, monday), "a node that has not trained waits for a boundary");
+        assert!(!w.due(w.period(monday), monday + 6 * Retrain::DAY_MS));
+        assert!(w.due(w.period(monday), monday + 7 * Retrain::DAY_MS));
+        let d = Retrain::Daily;
+        assert!(d.due(d.period(monday), monday + Retrain::DAY_MS));
+        assert!(!d.due(d.period(monday), monday + Retrain::DAY_MS - 1));
+        let h = Retrain::Hourly;
+        assert!(h.due(h.period(monday), monday + Retrain::HOUR_MS));
+        assert!(Retrain::Continuous.due(None, monday));
+        assert_eq!(Retrain::Continuous.period(monday), None);
+    }
+
+    #[test]
+    fn retrain_reads_as_written() {
+        let m: ModelSpec = serde_json::from_value(serde_json::json!({"retrain": "weekly"})).unwrap();
+        assert_eq!((m.retrain, m.enabled, m.bits), (Retrain::Weekly, true, 18));
+        let m: ModelSpec = serde_json::from_value(serde_json::json!({})).unwrap();
+        assert_eq!(m.retrain, Retrain::Continuous);
+        assert!(serde_json::from_value::<ModelSpec>(serde_json::json!({"retrain": "monthly"})).is_err());
+    }
 }

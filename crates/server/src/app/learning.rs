@@ -139,6 +139,20 @@ pub struct Learning {
     models: RwLock<HashMap<i64, Arc<RwLock<ProjectModel>>>>,
     thresholds: RwLock<HashMap<i64, Arc<HashMap<String, f64>>>>,
     budgets: std::sync::Mutex<HashMap<i64, active::Budget>>,
+    /// For projects that retrain on a schedule: the period of the last training.
+    periods: std::sync::Mutex<HashMap<i64, i64>>,
+}
+
+/// What a training call may do under the project's schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheduled {
+    /// Train on new labels and recalibrate.
+    Train,
+    /// The node's first look at a scheduled project: recalibrate (thresholds start empty
+    /// on a node), but keep the model until the next boundary.
+    CalibrateOnly,
+    /// Between two scheduled times: nothing changes.
+    Wait,
 }
 
 impl Learning {
@@ -245,6 +259,10 @@ impl Learning {
 
     /// Trains project `p`'s model on every new human label of the feed, then recalibrates
     /// its thresholds (when the policy asks for them). Returns how many examples were used.
+    ///
+    /// Under a schedule (`policy.model.retrain`), only the first call after a period
+    /// boundary trains (and snapshots, so that a node that starts later loads this
+    /// version); other calls change nothing.
     pub async fn train_project(
         &self,
         store: &dyn Store,
@@ -252,11 +270,48 @@ impl Learning {
         model: &Arc<RwLock<ProjectModel>>,
         now: i64,
     ) -> Result<usize, flywheel_store::StoreError> {
-        let used = train(store, p.id, model, now).await?;
+        let retrain = p.policy.model().map_or_else(Default::default, |m| m.retrain);
+        let scheduled = self.scheduled(p.id, retrain, now);
+        let used = match scheduled {
+            Scheduled::Wait => return Ok(0),
+            Scheduled::CalibrateOnly => 0,
+            Scheduled::Train => {
+                let used = train(store, p.id, model, now).await?;
+                if retrain.period(now).is_some() {
+                    let snapshot = {
+                        let mut m = model.write().expect("model");
+                        (m.since_snapshot > 0).then(|| m.snapshot(now))
+                    };
+                    if let Some(s) = snapshot {
+                        store.save_model(p.id, s, now).await?;
+                    }
+                }
+                used
+            }
+        };
         if let Some(spec) = p.policy.thresholds() {
             self.calibrate(store, p, spec, now).await?;
         }
         Ok(used)
+    }
+
+    /// Whether project `project_id` trains at `now` under `retrain`, marking the period
+    /// trained when it does.
+    fn scheduled(&self, project_id: i64, retrain: flywheel_core::policy::Retrain, now: i64) -> Scheduled {
+        let Some(period) = retrain.period(now) else {
+            return Scheduled::Train;
+        };
+        let mut periods = self.periods.lock().expect("periods");
+        let last = periods.get(&project_id).copied();
+        if retrain.due(last, now) {
+            periods.insert(project_id, period);
+            Scheduled::Train
+        } else if last.is_none() {
+            periods.insert(project_id, period);
+            Scheduled::CalibrateOnly
+        } else {
+            Scheduled::Wait
+        }
     }
 
     async fn calibrate(

@@ -19,6 +19,11 @@ pub async fn evaluate(store: &dyn Store, p: &ProjectRuntime, now: i64) -> Result
     let verified = store.verified_predictions(p.id, window).await?;
     let stats = store.stats(p.id, now).await?;
     let recent = store.recent_predictions(p.id, 2 * window).await?;
+    let recent_rules = if spec.distress_rate.is_some() {
+        store.recent_rules(p.id, window).await?
+    } else {
+        Vec::new()
+    };
     let inputs = Inputs {
         verified: verified.len(),
         disagreements: verified
@@ -29,6 +34,7 @@ pub async fn evaluate(store: &dyn Store, p: &ProjectRuntime, now: i64) -> Result
         audits_corrected: stats.audits_corrected,
         recent_top_scores: recent.iter().map(|p| p.top().1).collect(),
         queues: stats.queues.iter().map(|q| (q.open, q.oldest_age_ms)).collect(),
+        recent_rules,
     };
     Ok(monitor::evaluate(&spec, &inputs))
 }

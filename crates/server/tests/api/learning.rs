@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use std::sync::Arc;
 
-use flywheel_server::ManualClock;
+use flywheel_server::{Clock, ManualClock};
 
 use crate::helpers::*;
 
@@ -321,7 +321,197 @@ async fn training_on_demand_trains_through_the_feed_and_recalibrates(db: Db) {
     app.stop().await;
 }
 
+/// The distress-rate monitor: the share of recent decisions made by the distress rules
+/// crosses its level and writes a `monitor` event; a distress rule the policy lacks is
+/// refused naming the field.
+async fn the_distress_rate_monitor_fires_on_distress_decisions(db: Db) {
+    let app = spawn_app(&db).await;
+    let policy = |rules: Value| {
+        json!({"rules": [
+            {"name": "distress", "when": "payload.text.matches('(?i)chest pain')", "action": "review", "queue": "nurse", "priority": 100},
+            {"name": "all", "when": "true", "action": "review", "queue": "q"}],
+            "monitors": {"distress_rate": 0.3, "distress_rules": rules, "window": 10}})
+    };
+    let (s, v) = app
+        .post(
+            "/v1/projects",
+            ADMIN,
+            json!({"name": "bad", "labels": ["ham", "spam"], "policy": policy(json!(["distress", "nope"]))}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["field"], "policy.monitors.distress_rules[1]", "{v}");
+    let svc = app.project("triage", policy(json!(["distress"]))).await;
+    let get = async || {
+        let (_, m) = app.get("/v1/projects/triage/monitors", &svc).await;
+        m["monitors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|x| x["name"] == "distress_rate")
+            .unwrap()
+            .clone()
+    };
+    let items: Vec<Value> = (0..8).map(|i| item(&format!("x{i}"), "a cold", None)).collect();
+    app.submit("triage", &svc, Value::Array(items)).await;
+    let d = get().await;
+    assert_eq!(
+        (d["value"].as_f64(), d["firing"].as_bool()),
+        (Some(0.0), Some(false)),
+        "{d}"
+    );
+    // Four in distress among the last ten decisions: 0.4, past the level.
+    let items: Vec<Value> = (8..12)
+        .map(|i| item(&format!("x{i}"), "crushing chest pain", None))
+        .collect();
+    app.submit("triage", &svc, Value::Array(items)).await;
+    let d = get().await;
+    assert_eq!(
+        (d["value"].as_f64(), d["firing"].as_bool()),
+        (Some(0.4), Some(true)),
+        "{d}"
+    );
+    let events = app.events("triage").await;
+    assert!(
+        events.iter().any(|e| e["kind"] == "monitor"
+            && e["data"]["monitor"] == "distress_rate"
+            && e["data"]["state"] == "firing"),
+        "{events:?}"
+    );
+}
+
+/// `"model": {"retrain": "weekly"}` under a manual clock: the model does not change between
+/// scheduled times, however often training is asked for, and does at each Monday 00:00
+/// UTC — through `POST …/model/train` and through the background learner alike.
+async fn scheduled_retraining_changes_the_model_only_at_scheduled_times(db: Db) {
+    const DAY: i64 = 86_400_000;
+    const WEEK: i64 = 7 * DAY;
+    // The first Monday 00:00 UTC after the start (Unix time 0 was a Thursday).
+    let monday = START_MS + (WEEK - (START_MS - 4 * DAY).rem_euclid(WEEK));
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let options = flywheel_server::ServeOptions {
+        background_learning: false,
+        ..Default::default()
+    };
+    let app = spawn_with(&db, clock.clone(), options).await;
+    let (s, v) = app
+        .post(
+            "/v1/projects",
+            ADMIN,
+            json!({"name": "bad", "labels": ["ham", "spam"], "policy": {
+                "rules": [{"name": "all", "when": "true", "action": "review"}],
+                "model": {"retrain": "monthly"}}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    assert_eq!(v["error"]["field"], "policy.model.retrain", "{v}");
+    let svc = app
+        .project("spam", json!({
+            "rules": [
+                {"name": "calibrated", "when": "label in thresholds && confidence >= thresholds[label]", "action": "auto"},
+                {"name": "review", "when": "true", "action": "review", "queue": "q"}],
+            "model": {"enabled": true, "bits": 16, "retrain": "weekly"},
+            "thresholds": {"target_precision": 0.6, "min_evidence": 10}}))
+        .await;
+    let r = app.reviewer("r", &[1], &["spam"]).await;
+    let answer_all = async |from: usize, to: usize| {
+        let items: Vec<Value> = (from..to)
+            .map(|i| {
+                let text = if i.is_multiple_of(2) {
+                    "WIN a FREE prize now claim cash"
+                } else {
+                    "see you at lunch tomorrow"
+                };
+                json!({"external_id": format!("x{i}"), "payload": {"text": format!("{text} {i}")}})
+            })
+            .collect();
+        app.submit("spam", &svc, Value::Array(items)).await;
+        while let Some(t) = app.claim("spam", &r, None).await {
+            let i: usize = t["item"]["external_id"].as_str().unwrap()[1..].parse().unwrap();
+            let label = if i.is_multiple_of(2) { "spam" } else { "ham" };
+            app.answer(&r, &t, &format!("a{i}"), json!({"label": label})).await;
+        }
+    };
+    let train = async || {
+        let (s, m) = app.post("/v1/projects/spam/model/train", ADMIN, json!({})).await;
+        assert_eq!(s, StatusCode::OK, "{m}");
+        (m["version"].as_u64().unwrap(), m["examples_seen"].as_u64().unwrap())
+    };
+    answer_all(0, 60).await;
+    assert_eq!(train().await, (0, 0), "the labels wait for the schedule");
+    clock.advance_ms(monday - 1 - clock.now_ms());
+    assert_eq!(
+        train().await,
+        (0, 0),
+        "a millisecond before Monday: still the same model"
+    );
+    clock.advance_ms(1);
+    let (v1, seen) = train().await;
+    assert!(
+        v1 >= 1 && seen > 40,
+        "Monday: trained and stored as a version ({v1}, {seen})"
+    );
+    answer_all(60, 120).await;
+    clock.advance_ms(6 * DAY);
+    assert_eq!(train().await, (v1, seen), "the rest of the week: the same model");
+    let (_, m) = app.get("/v1/projects/spam/model", &svc).await;
+    assert_eq!(m["examples_seen"].as_u64(), Some(seen));
+    clock.advance_ms(DAY);
+    let (v2, seen2) = train().await;
+    assert!(v2 > v1 && seen2 > seen, "the next Monday: ({v2}, {seen2})");
+    app.stop().await;
+}
+
+/// The background learner keeps a project's schedule too, on the server's clock.
+async fn the_learner_retrains_on_the_schedule(db: Db) {
+    const WEEK: i64 = 7 * 86_400_000;
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let app = spawn_with(&db, clock.clone(), flywheel_server::ServeOptions::default()).await;
+    let svc2 = app
+        .project(
+            "weekly",
+            json!({
+            "rules": [{"name": "review", "when": "true", "action": "review", "queue": "q"}],
+            "model": {"enabled": true, "bits": 16, "retrain": "weekly"}}),
+        )
+        .await;
+    let r2 = app.reviewer("r2", &[1], &["weekly"]).await;
+    let items: Vec<Value> = (0..30)
+        .map(|i| json!({"external_id": format!("w{i}"), "payload": {"text": format!("message {i}")}}))
+        .collect();
+    app.submit("weekly", &svc2, Value::Array(items)).await;
+    let mut n = 0;
+    while let Some(t) = app.claim("weekly", &r2, None).await {
+        app.answer(
+            &r2,
+            &t,
+            &format!("b{n}"),
+            json!({"label": if n % 2 == 0 { "spam" } else { "ham" }}),
+        )
+        .await;
+        n += 1;
+    }
+    tokio::time::sleep(flywheel_server::LEARN_EVERY * 4).await;
+    let (_, m) = app.get("/v1/projects/weekly/model", &svc2).await;
+    assert_eq!(m["examples_seen"], 0, "mid-week, the learner waits: {m}");
+    clock.advance_ms(WEEK);
+    let mut seen = 0;
+    for _ in 0..50 {
+        tokio::time::sleep(flywheel_server::LEARN_EVERY).await;
+        let (_, m) = app.get("/v1/projects/weekly/model", &svc2).await;
+        seen = m["examples_seen"].as_u64().unwrap();
+        if seen > 0 {
+            break;
+        }
+    }
+    assert!(seen > 20, "after the boundary the learner trained: {seen}");
+    app.stop().await;
+}
+
 on_both_backends!(
+    the_distress_rate_monitor_fires_on_distress_decisions,
+    scheduled_retraining_changes_the_model_only_at_scheduled_times,
+    the_learner_retrains_on_the_schedule,
     the_built_in_model_learns_from_human_labels_and_earns_thresholds,
     training_on_demand_trains_through_the_feed_and_recalibrates,
     a_policy_can_be_backtested_on_human_labels,

@@ -15,6 +15,7 @@
 
 pub mod fraud;
 pub mod spam;
+pub mod triage;
 
 use std::collections::HashMap;
 

@@ -678,6 +678,13 @@ impl Store for PgStore {
             .map_err(TxError::into_store)
     }
 
+    async fn recent_rules(&self, project_id: i64, limit: usize) -> Result<Vec<String>> {
+        let mut c = self.pool.acquire().await?;
+        models::recent_rules(&mut c, project_id, limit)
+            .await
+            .map_err(TxError::into_store)
+    }
+
     // Console and dashboard: counts and time series.
     async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats> {
         let mut c = self.pool.acquire().await?;

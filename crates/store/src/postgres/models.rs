@@ -149,6 +149,17 @@ pub(super) async fn history(
         .collect()
 }
 
+pub(super) async fn recent_rules(c: &mut PgConnection, project_id: i64, limit: usize) -> TxResult<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT decision->>'rule' FROM items WHERE project_id = $1 AND gold_label IS NULL
+         ORDER BY id DESC LIMIT $2",
+    )
+    .bind(project_id)
+    .bind(limit as i64)
+    .fetch_all(&mut *c)
+    .await?)
+}
+
 pub(super) async fn recent_predictions(
     c: &mut PgConnection,
     project_id: i64,

@@ -567,6 +567,10 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn recent_rules(&self, project_id: i64, limit: usize) -> Result<Vec<String>> {
+        self.read(move |c| models::recent_rules(c, project_id, limit)).await
+    }
+
     // Console and dashboard: counts and time series.
     async fn stats(&self, project_id: i64, now: Millis) -> Result<Stats> {
         self.read(move |c| dashboard::stats(c, project_id, now)).await

@@ -140,6 +140,15 @@ pub(super) fn history(
     .map_err(Into::into)
 }
 
+pub(super) fn recent_rules(c: &Connection, project_id: i64, limit: usize) -> Result<Vec<String>> {
+    Ok(c.prepare_cached(
+        "SELECT json_extract(decision, '$.rule') FROM items WHERE project_id = ?1 AND gold_label IS NULL
+         ORDER BY id DESC LIMIT ?2",
+    )?
+    .query_map(params![project_id, limit as i64], |r| r.get::<_, String>(0))?
+    .collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
 pub(super) fn recent_predictions(c: &Connection, project_id: i64, limit: usize) -> Result<Vec<Prediction>> {
     let rows = c
         .prepare_cached(
