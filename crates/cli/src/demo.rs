@@ -114,19 +114,24 @@ impl Clock for ServerClock {
 }
 
 /// The server: in-process on a fresh database in `dir` (on a clock the scenario drives,
-/// without the background learner), or the one named (on a clock of the scenario's own).
-async fn connect(args: &SpamArgs, dir: &std::path::Path) -> anyhow::Result<(Client, Box<dyn Clock>)> {
-    if let Some(url) = &args.server {
-        let admin = args
-            .admin_key
-            .clone()
-            .context("--server needs the admin key (--admin-key or FLYWHEEL_ADMIN_KEY)")?;
-        return Ok((Client::new(vec![url.clone()], admin), Box::new(SimClock::default())));
+/// without the background learner, its gold draws seeded by `seed`), or the one at
+/// `server` (on a clock of the scenario's own).
+pub(crate) async fn connect(
+    server: Option<&str>,
+    admin_key: Option<String>,
+    seed: u64,
+    dir: &std::path::Path,
+) -> anyhow::Result<(Client, Box<dyn Clock>)> {
+    if let Some(url) = server {
+        let admin = admin_key.context("--server needs the admin key (--admin-key or FLYWHEEL_ADMIN_KEY)")?;
+        return Ok((Client::new(vec![url.to_string()], admin), Box::new(SimClock::default())));
     }
     let key = "demo-admin-key-0123456789abcdef";
     let store = flywheel_store::open(&format!("sqlite://{}", dir.join("demo.db").display())).await?;
     let clock = Arc::new(ManualClock::new(flywheel_sim::clock::EPOCH_MS));
-    let state = Arc::new(flywheel_server::AppState::new(store, clock.clone()));
+    let mut state = flywheel_server::AppState::new(store, clock.clone());
+    state.gold_draws = flywheel_server::app::Draws::seeded(seed);
+    let state = Arc::new(state);
     flywheel_server::bootstrap_admin(&state, Some(key)).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -144,7 +149,7 @@ async fn connect(args: &SpamArgs, dir: &std::path::Path) -> anyhow::Result<(Clie
 }
 
 /// A progress bar on a terminal (hidden otherwise), fed by the scenario's ticks.
-fn progress_bar(template: &str) -> indicatif::ProgressBar {
+pub(crate) fn progress_bar(template: &str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(0);
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -153,7 +158,7 @@ fn progress_bar(template: &str) -> indicatif::ProgressBar {
     bar
 }
 
-fn tick(bar: &indicatif::ProgressBar) -> impl FnMut(Tick<'_>) + '_ {
+pub(crate) fn tick(bar: &indicatif::ProgressBar) -> impl FnMut(Tick<'_>) + '_ {
     move |t| match t {
         Tick::Total(n) => bar.set_length(n),
         Tick::Step => bar.inc(1),
@@ -169,7 +174,7 @@ pub async fn spam(args: SpamArgs) -> anyhow::Result<()> {
     let messages = spam::read_messages(&path, args.limit)?;
     let accuracies = reviewer_accuracies(&args)?;
     let dir = tempfile::tempdir()?;
-    let (client, clock) = connect(&args, dir.path()).await?;
+    let (client, clock) = connect(args.server.as_deref(), args.admin_key.clone(), args.seed, dir.path()).await?;
     let dataset = path.display().to_string();
     let run = spam::Spam {
         dataset: &dataset,

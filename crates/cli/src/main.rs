@@ -14,6 +14,7 @@ mod config;
 mod copy;
 mod demo;
 mod live_demo;
+mod moderation;
 mod offline;
 mod simulate;
 mod transfer;
@@ -79,6 +80,10 @@ enum DemoCommand {
     /// The SMS Spam Collection through the full flywheel: cold start, built-in model,
     /// simulated reviewers, calibrated thresholds; writes summary.json and report.html.
     Spam(demo::SpamArgs),
+    /// Real tweets (hate / offensive / neither) through tiered review: L1 with overlap,
+    /// L2 adjudication, experts for novel content, gold and holds, a new kind of content
+    /// and a guideline clarification; writes summary.json and report.html.
+    Moderation(moderation::ModerationArgs),
 }
 
 fn main() -> ExitCode {
@@ -127,6 +132,11 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(demo::spam(args))),
+        Command::Demo(DemoCommand::Moderation(args)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(moderation::run(args))),
         Command::Export(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -10,9 +10,10 @@
 //! depends on timing.
 //!
 //! The pieces every scenario shares live here: the staff, the work loop, and the
-//! measures. Each scenario (`spam`; later moderation, fraud, triage) is a module that
+//! measures. Each scenario (`spam`, `moderation`; later fraud, triage) is a module that
 //! returns its summary as JSON; the binary writes it and draws its report.
 
+pub mod moderation;
 pub mod spam;
 
 use std::collections::HashMap;
