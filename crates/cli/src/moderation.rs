@@ -135,7 +135,8 @@ fn report_html(s: &Value) -> String {
     let series = s["series"].as_array().cloned().unwrap_or_default();
     let x: Vec<f64> = series.iter().map(|p| p["tweets"].as_f64().unwrap_or(0.0)).collect();
     let xmax = x.iter().copied().fold(1.0, f64::max);
-    let col = |k: &str| -> Vec<(f64, Option<f64>)> { x.iter().copied().zip(series.iter().map(|p| p[k].as_f64())).collect() };
+    let col =
+        |k: &str| -> Vec<(f64, Option<f64>)> { x.iter().copied().zip(series.iter().map(|p| p[k].as_f64())).collect() };
     let automation = line_chart(
         "Automation (each 500 tweets) and true precision of auto decisions (cumulative)",
         "tweets",

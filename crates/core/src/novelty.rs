@@ -42,7 +42,11 @@ pub fn share_untrained(model: &OnlineModel, features: &[(u32, f32)]) -> f64 {
             new += w;
         }
     }
-    if total > 0.0 { (new / total).clamp(0.0, 1.0) } else { 0.0 }
+    if total > 0.0 {
+        (new / total).clamp(0.0, 1.0)
+    } else {
+        0.0
+    }
 }
 
 #[cfg(test)]

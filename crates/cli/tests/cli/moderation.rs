@@ -9,9 +9,20 @@ use super::*;
 /// prefix) the stream keeps for its second half.
 fn synthetic_tweets(path: &std::path::Path, n: usize) {
     let vocab: [&[&str]; 3] = [
-        &["vermin", "subhuman", "filth", "go", "back", "invaders", "disgusting", "people"],
+        &[
+            "vermin",
+            "subhuman",
+            "filth",
+            "go",
+            "back",
+            "invaders",
+            "disgusting",
+            "people",
+        ],
         &["damn", "idiot", "stupid", "crap", "shut", "up", "loser", "ugly"],
-        &["game", "coffee", "weekend", "music", "tonight", "friends", "great", "team"],
+        &[
+            "game", "coffee", "weekend", "music", "tonight", "friends", "great", "team",
+        ],
     ];
     let labels = ["hate", "offensive", "neither"];
     let mut state = 0x9E37_79B9_7F4A_7C15u64;
@@ -52,7 +63,11 @@ fn synthetic_tweets(path: &std::path::Path, n: usize) {
         }
         // The label is the votes' majority (the class on a tie), as in the real data.
         let top = *votes.iter().max().unwrap();
-        let label = if votes[class] == top { class } else { votes.iter().position(|v| *v == top).unwrap() };
+        let label = if votes[class] == top {
+            class
+        } else {
+            votes.iter().position(|v| *v == top).unwrap()
+        };
         let record = serde_json::json!({
             "id": format!("syn-{i:05}"),
             "text": words.join(" "),
@@ -77,7 +92,10 @@ fn run(data: &std::path::Path, args: &[&str]) -> (serde_json::Value, String) {
         .unwrap();
     assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
     let summary = serde_json::from_str(&std::fs::read_to_string(out.path().join("summary.json")).unwrap()).unwrap();
-    (summary, std::fs::read_to_string(out.path().join("report.html")).unwrap())
+    (
+        summary,
+        std::fs::read_to_string(out.path().join("report.html")).unwrap(),
+    )
 }
 
 #[test]
@@ -110,7 +128,10 @@ fn seeded_moderation_runs_are_reproducible() {
     for when in ["before", "after"] {
         let shares = first["l2_time_share_by_category"][when].as_object().unwrap();
         let total: f64 = shares.values().filter_map(|v| v.as_f64()).sum();
-        assert!((total - 1.0).abs() < 1e-9, "L2 adjudicated {when} the clarification: {first}");
+        assert!(
+            (total - 1.0).abs() < 1e-9,
+            "L2 adjudicated {when} the clarification: {first}"
+        );
     }
     assert!(
         first["human_answers"].as_u64().unwrap() >= 900,
@@ -121,10 +142,18 @@ fn seeded_moderation_runs_are_reproducible() {
     let series = first["series"].as_array().unwrap();
     assert_eq!(series.len(), 2, "a point every 500 tweets and one at the end");
     // The family is kept out of the first half (450 tweets), then one in three.
-    let (early, late) = (series[0]["family_tweets"].as_u64().unwrap(), series[1]["family_tweets"].as_u64().unwrap());
+    let (early, late) = (
+        series[0]["family_tweets"].as_u64().unwrap(),
+        series[1]["family_tweets"].as_u64().unwrap(),
+    );
     assert_eq!(early + late, family);
     assert!(early <= 50 / 3 + 1 && late > early, "{first}");
-    for chart in ["Automation", "Agreement per label", "L2 time share by category", "Novelty"] {
+    for chart in [
+        "Automation",
+        "Agreement per label",
+        "L2 time share by category",
+        "Novelty",
+    ] {
         assert!(report.contains(chart), "the report lacks {chart}");
     }
     let bad = flywheel()

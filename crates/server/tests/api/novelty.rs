@@ -42,12 +42,12 @@ async fn an_external_novelty_is_honoured_and_stored(db: Db) {
         "novel goes to experts however confident: {d:?}"
     );
     assert_eq!((&d[1]["outcome"], &d[1]["rule"]), (&json!("auto"), &json!("confident")));
-    assert_eq!(
-        d[2]["route"]["queue"], "l1",
-        "no novelty reads as 0: not novel"
-    );
+    assert_eq!(d[2]["route"]["queue"], "l1", "no novelty reads as 0: not novel");
     let (_, item) = app.get("/v1/projects/mod/items/new", &svc).await;
-    assert_eq!(item["item"]["prediction"]["novelty"], 0.8, "stored with the item: {item}");
+    assert_eq!(
+        item["item"]["prediction"]["novelty"], 0.8,
+        "stored with the item: {item}"
+    );
     let (_, item) = app.get("/v1/projects/mod/items/unsure", &svc).await;
     assert!(item["item"]["prediction"].get("novelty").is_none(), "{item}");
     // The dashboard's novelty chart: one slice, the mean of the two novelties given
@@ -87,7 +87,9 @@ async fn a_bad_novelty_is_refused_and_nothing_is_written(db: Db) {
 
 /// Texts of two kinds the model learns, and a third it has never seen.
 fn text(i: usize) -> String {
-    const SEEN: [&str; 8] = ["lunch", "tomorrow", "meeting", "dinner", "prize", "cash", "claim", "winner"];
+    const SEEN: [&str; 8] = [
+        "lunch", "tomorrow", "meeting", "dinner", "prize", "cash", "claim", "winner",
+    ];
     format!("{} {} {}", SEEN[i % 8], SEEN[(i / 8) % 8], SEEN[(i / 3) % 8])
 }
 

@@ -91,9 +91,9 @@ pub const EXPERT_ACCURACY: f64 = 0.95;
 /// Gold tasks: copies of this many unanimous tweets.
 pub const GOLD_ITEMS: usize = 300;
 /// The policy's novelty threshold for the expert queue.
-pub const NOVELTY_THRESHOLD: f64 = 0.5;
+pub const NOVELTY_THRESHOLD: f64 = 0.2;
 /// The target precision the thresholds calibrate to (against human labels).
-pub const TARGET_PRECISION: f64 = 0.97;
+pub const TARGET_PRECISION: f64 = 0.9;
 
 /// The failure categories L2 tags its adjudications with: the boundary settled.
 pub const CATEGORIES: [&str; 4] = ["hate_vs_offensive", "offensive_vs_neither", "hate_vs_neither", "other"];
@@ -150,8 +150,10 @@ pub fn read_tweets(path: &Path, limit: Option<usize>) -> Result<Vec<Tweet>, Erro
 /// Whether a tweet belongs to the held-out family: a word (a run of letters) starting
 /// with [`TERM_FAMILY`].
 pub fn in_family(text: &str) -> bool {
-    text.split(|c: char| !c.is_alphabetic())
-        .any(|w| w.get(..TERM_FAMILY.len()).is_some_and(|p| p.eq_ignore_ascii_case(TERM_FAMILY)))
+    text.split(|c: char| !c.is_alphabetic()).any(|w| {
+        w.get(..TERM_FAMILY.len())
+            .is_some_and(|p| p.eq_ignore_ascii_case(TERM_FAMILY))
+    })
 }
 
 /// Whether every voter gave the tweet its label.
@@ -220,10 +222,7 @@ pub fn policy(novelty_threshold: f64) -> Value {
 enum Role {
     /// Tier 1: draws from the votes, leaning toward a label by a factor (1: none);
     /// `careless` of the answers are a coin toss.
-    L1 {
-        lean: (usize, f64),
-        careless: f64,
-    },
+    L1 { lean: (usize, f64), careless: f64 },
     /// Tier 2: adjudications.
     L2,
     /// Tier 3: novel content.
@@ -308,7 +307,10 @@ fn draw(weights: &[f64; 3], rng: &mut Rng) -> usize {
 /// What a person does with a task.
 #[derive(Debug, Clone, PartialEq)]
 enum Act {
-    Label { label: usize, category: Option<&'static str> },
+    Label {
+        label: usize,
+        category: Option<&'static str>,
+    },
     Escalate,
 }
 
@@ -316,7 +318,11 @@ enum Act {
 /// review), else a draw from the biased shares, or a coin toss.
 fn l1_answer(t: &Tweet, lean: (usize, f64), careless: f64, may_escalate: bool, clarified: bool, rng: &mut Rng) -> Act {
     let s = shares(t, clarified);
-    let torn = if s[0] + s[1] > 0.0 { 2.0 * s[0].min(s[1]) / (s[0] + s[1]) } else { 0.0 };
+    let torn = if s[0] + s[1] > 0.0 {
+        2.0 * s[0].min(s[1]) / (s[0] + s[1])
+    } else {
+        0.0
+    };
     if may_escalate && rng.chance(ESCALATE * torn) {
         return Act::Escalate;
     }
@@ -623,7 +629,11 @@ pub async fn moderation(
             series.push(point(done, seg, &fates, tweets, human_answers, &model));
             progress(Tick::Note(&format!(
                 "automation {:.0}% · {human_answers} human answers",
-                series.last().and_then(|p: &Value| p["automation_rate"].as_f64()).unwrap_or(0.0) * 100.0
+                series
+                    .last()
+                    .and_then(|p: &Value| p["automation_rate"].as_f64())
+                    .unwrap_or(0.0)
+                    * 100.0
             )));
         }
         for _ in batch {
@@ -667,7 +677,10 @@ pub async fn moderation(
     };
     let before = stretch(before_from, clarify_at);
     let after = stretch(clarify_at, after_to);
-    let l2_load_change = match (before["l2_answers_per_1000"].as_f64(), after["l2_answers_per_1000"].as_f64()) {
+    let l2_load_change = match (
+        before["l2_answers_per_1000"].as_f64(),
+        after["l2_answers_per_1000"].as_f64(),
+    ) {
         (Some(b), Some(a)) if b > 0.0 => json!((a - b) / b),
         _ => Value::Null,
     };
@@ -713,16 +726,29 @@ pub async fn moderation(
         .count() as u64;
     let experts: Vec<&Fate> = fates.iter().filter(|f| f.expert).collect();
     let family_n = fates.iter().filter(|f| f.family).count() as u64;
+    // Novelty in the second half, the family's against the rest: mean, median, 90th
+    // percentile and the share at or above the policy's threshold.
     let mut novelty_when = serde_json::Map::new();
     for (name, family) in [("family", true), ("other", false)] {
-        let v: Vec<f64> = fates[n / 2..]
+        let mut v: Vec<f64> = fates[n / 2..]
             .iter()
             .filter(|f| f.family == family)
             .filter_map(|f| f.novelty)
             .collect();
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
         novelty_when.insert(
             name.into(),
-            if v.is_empty() { Value::Null } else { json!(v.iter().sum::<f64>() / v.len() as f64) },
+            if v.is_empty() {
+                Value::Null
+            } else {
+                json!({
+                    "mean": v.iter().sum::<f64>() / v.len() as f64,
+                    "median": q(0.5),
+                    "p90": q(0.9),
+                    "at_or_above_threshold": v.iter().filter(|x| **x >= run.novelty_threshold).count() as f64 / v.len() as f64,
+                })
+            },
         );
     }
     Ok(json!({
@@ -744,7 +770,7 @@ pub async fn moderation(
             "prefix": TERM_FAMILY,
             "tweets": family_n,
             "to_experts": experts.iter().filter(|f| f.family).count(),
-            "mean_novelty_second_half": novelty_when,
+            "novelty_second_half": novelty_when,
         },
         "clarification": {
             "at": clarify_at,
@@ -823,7 +849,11 @@ mod tests {
     fn the_family_arrives_after_the_middle_one_in_three() {
         let tweets: Vec<Tweet> = (0..30)
             .map(|i| {
-                let text = if i % 5 == 0 { format!("fagx {i}") } else { format!("t {i}") };
+                let text = if i % 5 == 0 {
+                    format!("fagx {i}")
+                } else {
+                    format!("t {i}")
+                };
                 tweet(&format!("{i}"), &text, "neither", [0, 0, 3])
             })
             .collect();
@@ -832,7 +862,12 @@ mod tests {
         let mut sorted = order.clone();
         sorted.sort_unstable();
         assert_eq!(sorted, (0..30).collect::<Vec<_>>(), "every tweet once");
-        let family: Vec<usize> = order.iter().enumerate().filter(|(_, i)| *i % 5 == 0).map(|(p, _)| p).collect();
+        let family: Vec<usize> = order
+            .iter()
+            .enumerate()
+            .filter(|(_, i)| *i % 5 == 0)
+            .map(|(p, _)| p)
+            .collect();
         // Fifteen regular tweets, then two regular to one of the family's until both run out.
         assert_eq!(family, vec![17, 20, 23, 26, 28, 29]);
     }
@@ -852,15 +887,21 @@ mod tests {
     fn adjudications_are_tagged_by_the_boundary() {
         let task = |a: Value| json!({"context": {"answers": a}});
         assert_eq!(
-            category(&task(json!([{"answer": "label", "label": "hate"}, {"answer": "label", "label": "offensive"}]))),
+            category(&task(
+                json!([{"answer": "label", "label": "hate"}, {"answer": "label", "label": "offensive"}])
+            )),
             "hate_vs_offensive"
         );
         assert_eq!(
-            category(&task(json!([{"answer": "escalate"}, {"answer": "label", "label": "offensive"}]))),
+            category(&task(
+                json!([{"answer": "escalate"}, {"answer": "label", "label": "offensive"}])
+            )),
             "hate_vs_offensive"
         );
         assert_eq!(
-            category(&task(json!([{"answer": "label", "label": "neither"}, {"answer": "label", "label": "offensive"}]))),
+            category(&task(
+                json!([{"answer": "label", "label": "neither"}, {"answer": "label", "label": "offensive"}])
+            )),
             "offensive_vs_neither"
         );
         assert_eq!(category(&json!({})), "other");
