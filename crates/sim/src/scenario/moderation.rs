@@ -93,7 +93,7 @@ pub const GOLD_ITEMS: usize = 300;
 /// The policy's novelty threshold for the expert queue.
 pub const NOVELTY_THRESHOLD: f64 = 0.2;
 /// The target precision the thresholds calibrate to (against human labels).
-pub const TARGET_PRECISION: f64 = 0.9;
+pub const TARGET_PRECISION: f64 = 0.93;
 
 /// The failure categories L2 tags its adjudications with: the boundary settled.
 pub const CATEGORIES: [&str; 4] = ["hate_vs_offensive", "offensive_vs_neither", "hate_vs_neither", "other"];
