@@ -165,7 +165,7 @@ fn unanimous(t: &Tweet) -> bool {
 /// the stream from them alone, then the family's tweets (shuffled) as one in three of the
 /// tweets that follow, until they are spent.
 pub fn stream_order(tweets: &[Tweet], seed: u64) -> Vec<usize> {
-    let mut rng = Rng::new(seed ^ 0x5EED_0F_0DE5);
+    let mut rng = Rng::new(seed ^ 0x005E_ED0F_0DE5);
     let shuffle = |mut v: Vec<usize>, rng: &mut Rng| {
         for i in (1..v.len()).rev() {
             v.swap(i, rng.below(i + 1));
@@ -624,7 +624,7 @@ pub async fn moderation(
         .await?;
         let model = client.train(&project).await?;
         let done = fates.len();
-        if done % SERIES_EVERY == 0 || done == n {
+        if done.is_multiple_of(SERIES_EVERY) || done == n {
             let seg = &fates[done.saturating_sub(SERIES_EVERY).max(series.len() * SERIES_EVERY)..];
             series.push(point(done, seg, &fates, tweets, human_answers, &model));
             progress(Tick::Note(&format!(
