@@ -119,13 +119,15 @@ impl Clock for ServerClock {
 
 /// The spam demo's server (see [`server`]).
 async fn connect(args: &SpamArgs, dir: &std::path::Path) -> anyhow::Result<(Client, Box<dyn Clock>)> {
-    connect_to(args.server.as_deref(), args.admin_key.as_deref(), dir).await
+    connect_to(args.server.as_deref(), args.admin_key.as_deref(), args.seed, dir).await
 }
 
-/// [`connect`] for any demo: `server` and `admin_key` are its `--server` and `--admin-key`.
+/// [`connect`] for any demo: `server` and `admin_key` are its `--server` and `--admin-key`;
+/// an in-process server's gold draws are seeded by `seed`.
 pub(crate) async fn connect_to(
     server: Option<&str>,
     admin_key: Option<&str>,
+    seed: u64,
     dir: &std::path::Path,
 ) -> anyhow::Result<(Client, Box<dyn Clock>)> {
     if let Some(url) = server {
@@ -137,7 +139,9 @@ pub(crate) async fn connect_to(
     let key = "demo-admin-key-0123456789abcdef";
     let store = flywheel_store::open(&format!("sqlite://{}", dir.join("demo.db").display())).await?;
     let clock = Arc::new(ManualClock::new(flywheel_sim::clock::EPOCH_MS));
-    let state = Arc::new(flywheel_server::AppState::new(store, clock.clone()));
+    let mut state = flywheel_server::AppState::new(store, clock.clone());
+    state.gold_draws = flywheel_server::app::Draws::seeded(seed);
+    let state = Arc::new(state);
     flywheel_server::bootstrap_admin(&state, Some(key)).await?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);

@@ -79,7 +79,7 @@ pub async fn fraud(args: FraudArgs) -> anyhow::Result<()> {
     run.investigators = args.investigators;
     run.alerts_per_hour = args.alerts_per_hour;
     let dir = tempfile::tempdir()?;
-    let (client, clock) = connect_to(args.server.as_deref(), args.admin_key.as_deref(), dir.path()).await?;
+    let (client, clock) = connect_to(args.server.as_deref(), args.admin_key.as_deref(), args.seed, dir.path()).await?;
     let bar = progress_bar("{bar:40} {pos}/{len} transactions · {msg}");
     let summary = fraud::run(&client, clock.as_ref(), &run, &mut tick(&bar)).await?;
     bar.finish_and_clear();

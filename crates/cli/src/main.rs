@@ -15,6 +15,7 @@ mod copy;
 mod demo;
 mod demo_fraud;
 mod live_demo;
+mod moderation;
 mod offline;
 mod simulate;
 mod transfer;
@@ -88,6 +89,10 @@ enum DemoCommand {
     /// keywords and vital signs escalating to nurses, a conflicting-outcomes check, weekly
     /// retraining; writes summary.json and report.html.
     Triage(demo::TriageArgs),
+    /// Real tweets (hate / offensive / neither) through tiered review: L1 with overlap,
+    /// L2 adjudication, experts for novel content, gold and holds, a new kind of content
+    /// and a guideline clarification; writes summary.json and report.html.
+    Moderation(moderation::ModerationArgs),
 }
 
 fn main() -> ExitCode {
@@ -153,6 +158,11 @@ fn main() -> ExitCode {
             .build()
             .context("cannot start the async runtime")
             .and_then(|rt| rt.block_on(demo::triage(args))),
+        Command::Demo(DemoCommand::Moderation(args)) => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the async runtime")
+            .and_then(|rt| rt.block_on(moderation::run(args))),
         Command::Export(args) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -320,6 +320,7 @@ fn decide(policy: &Policy, labels: &LabelSet, rows: &[Row]) -> Result<(Vec<Route
                         model: r.model.clone(),
                         version: None,
                         scores: s.clone(),
+                        novelty: None,
                     },
                     labels,
                 )

@@ -40,6 +40,9 @@ mod ops;
 #[path = "cli/tour.rs"]
 mod tour;
 
+#[path = "cli/moderation.rs"]
+mod moderation;
+
 /// Starts `flywheel serve` and reads its stdout up to the "listening" line. The caller
 /// waits for the child (see `terminate`).
 fn start(db: &str, envs: &[(&str, &str)]) -> (Child, Vec<String>, String) {

@@ -105,6 +105,7 @@ mod tests {
                 model: "m".into(),
                 version: None,
                 scores: vec![("ham".into(), 1.0 - spam), ("spam".into(), spam)],
+                novelty: None,
             }),
             human_label: human.into(),
         }

@@ -435,6 +435,16 @@ impl OnlineModel {
         self.examples_seen
     }
 
+    /// Whether training has touched hashed slot `slot` (masked to `bits`): every update
+    /// leaves a non-zero AdaGrad accumulator on the slots of its features, and the
+    /// accumulators are in the snapshot, so this survives a reload. Read by
+    /// [`crate::novelty`].
+    pub fn trained(&self, slot: u32) -> bool {
+        let l = self.labels.len();
+        let base = (slot & ((1u32 << self.bits) - 1)) as usize * l;
+        self.grad_sq[base..base + l].iter().any(|a| a.to_bits() != 0)
+    }
+
     /// The raw scores (logits) per label.
     fn logits(&self, features: &[(u32, f32)], z: &mut [f64]) {
         let l = self.labels.len();

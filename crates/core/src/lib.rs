@@ -21,6 +21,7 @@ pub mod label;
 pub mod learn;
 pub mod monitor;
 pub mod name;
+pub mod novelty;
 pub mod policy;
 pub mod prediction;
 pub mod quality;

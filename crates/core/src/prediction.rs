@@ -14,6 +14,10 @@ pub struct RawPrediction {
     #[serde(default)]
     pub version: Option<String>,
     pub scores: BTreeMap<String, f64>,
+    /// How unlike the model's training data the item is, in [0, 1] (see
+    /// [`crate::novelty`]); optional.
+    #[serde(default)]
+    pub novelty: Option<f64>,
 }
 
 /// A checked prediction: every score is in [0, 1] and every label of the project has one.
@@ -24,6 +28,10 @@ pub struct Prediction {
     pub version: Option<String>,
     /// Scores in the order of the project's labels.
     pub scores: Vec<(String, f64)>,
+    /// How unlike the model's training data the item is, in [0, 1]: the model's own
+    /// measure (the built-in model's is [`crate::novelty`]); none when it gave none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub novelty: Option<f64>,
 }
 
 impl Prediction {
@@ -56,6 +64,14 @@ impl Prediction {
                 ));
             }
         }
+        if let Some(n) = raw.novelty
+            && (!n.is_finite() || !(0.0..=1.0).contains(&n))
+        {
+            return Err(ValidationError::new(
+                "novelty",
+                format!("novelty is a number in [0, 1], got {n}"),
+            ));
+        }
         let mut scores = Vec::with_capacity(labels.len());
         for l in labels.iter() {
             match raw.scores.get(l.as_str()) {
@@ -72,6 +88,7 @@ impl Prediction {
             model: model.to_string(),
             version: raw.version,
             scores,
+            novelty: raw.novelty,
         })
     }
 
@@ -123,6 +140,7 @@ mod tests {
             model: "m".into(),
             version: None,
             scores: scores.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            novelty: None,
         }
     }
 
@@ -162,5 +180,13 @@ mod tests {
                 .field,
             "scores.ham"
         );
+        for bad in [-0.1, 1.5, f64::NAN] {
+            let mut r = raw(&[("ham", 0.2), ("spam", 0.8)]);
+            r.novelty = Some(bad);
+            assert_eq!(Prediction::parse(r, &l).unwrap_err().field, "novelty");
+        }
+        let mut r = raw(&[("ham", 0.2), ("spam", 0.8)]);
+        r.novelty = Some(0.7);
+        assert_eq!(Prediction::parse(r, &l).unwrap().novelty, Some(0.7));
     }
 }

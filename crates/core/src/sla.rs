@@ -340,6 +340,7 @@ mod tests {
             model: "m".into(),
             version: None,
             scores: vec![("ham".into(), 0.3), ("spam".into(), 0.7)],
+            novelty: None,
         };
         let (e, change) = step(&task(Some(p)), &slas(SlaAction::Auto), 100_000)
             .unwrap()

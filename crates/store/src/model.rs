@@ -508,16 +508,21 @@ pub struct ActivityBucket {
     pub review: i64,
     /// Answers given by reviewers (labels, escalations, skips).
     pub answers: i64,
+    /// The mean novelty of the slice's items whose prediction carried one (none: no such
+    /// item). A rising line is a new kind of content.
+    pub novelty: Option<f64>,
 }
 
 impl ActivityBucket {
-    /// Buckets in time order from `(start, auto, review)` and `(start, answers)` rows.
-    pub fn merge(decided: Vec<(Millis, i64, i64)>, answered: Vec<(Millis, i64)>) -> Vec<ActivityBucket> {
+    /// Buckets in time order from `(start, auto, review, mean novelty)` and
+    /// `(start, answers)` rows.
+    pub fn merge(decided: Vec<(Millis, i64, i64, Option<f64>)>, answered: Vec<(Millis, i64)>) -> Vec<ActivityBucket> {
         let mut out = std::collections::BTreeMap::<Millis, ActivityBucket>::new();
-        for (start, auto, review) in decided {
+        for (start, auto, review, novelty) in decided {
             let b = out.entry(start).or_insert(ActivityBucket::empty(start));
             b.auto += auto;
             b.review += review;
+            b.novelty = novelty;
         }
         for (start, answers) in answered {
             out.entry(start).or_insert(ActivityBucket::empty(start)).answers += answers;
@@ -531,6 +536,7 @@ impl ActivityBucket {
             auto: 0,
             review: 0,
             answers: 0,
+            novelty: None,
         }
     }
 }

@@ -104,6 +104,7 @@ fn auto(external_id: &str, label: &str, audit: bool) -> NewItem {
             model: "m".into(),
             version: Some("7".into()),
             scores: vec![("ham".into(), 0.01), ("spam".into(), 0.99)],
+            novelty: None,
         }),
         decision: Decision {
             outcome: Outcome::Auto { label: label.into() },
@@ -481,6 +482,7 @@ mod suite {
                 model: "m".into(),
                 version: None,
                 scores: vec![("ham".into(), 0.2), ("spam".into(), 0.8)],
+                novelty: None,
             });
             item
         };
@@ -1065,13 +1067,13 @@ mod suite {
 
     pub async fn dashboard_series_and_queue_depths(f: Fixture) {
         let s = &f.store;
-        // Items at t=10 (submit's clock): two to review, one auto.
-        f.submit(vec![
-            review("a", "q", 1, 0, 1),
-            review("b", "q", 1, 0, 1),
-            auto("c", "ham", false),
-        ])
-        .await;
+        // Items at t=10 (submit's clock): two to review, one auto; two carry a novelty.
+        let mut b = review("b", "q", 1, 0, 1);
+        b.prediction = auto("b", "ham", false).prediction;
+        b.prediction.as_mut().unwrap().novelty = Some(0.75);
+        let mut c = auto("c", "ham", false);
+        c.prediction.as_mut().unwrap().novelty = Some(0.25);
+        f.submit(vec![review("a", "q", 1, 0, 1), b, c]).await;
         let r = f.reviewer("ana", &[1]).await;
         let t = f.claim(&r, None, 20).await.unwrap();
         f.answer(&r, &t, "w1", label("spam"), 1_500).await.unwrap();
@@ -1083,13 +1085,15 @@ mod suite {
                     start: 0,
                     auto: 1,
                     review: 2,
-                    answers: 0
+                    answers: 0,
+                    novelty: Some(0.5)
                 },
                 ActivityBucket {
                     start: 1_000,
                     auto: 0,
                     review: 0,
-                    answers: 1
+                    answers: 1,
+                    novelty: None
                 },
             ]
         );

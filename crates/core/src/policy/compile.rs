@@ -387,6 +387,7 @@ impl Policy {
                 .iter()
                 .map(|l| (l.as_str().to_string(), if l.as_str() == first { 0.9 } else { 0.1 }))
                 .collect(),
+            novelty: Some(0.5),
         };
         let payload = serde_json::json!({"text": "sample"});
         let attributes = serde_json::json!({});

@@ -169,6 +169,11 @@ impl Policy {
         if uses("model") {
             ctx.add_variable_from_value("model", p.map(|p| p.model.clone()).unwrap_or_default());
         }
+        if uses("novelty") {
+            // Unknown novelty (no prediction, or a model that gave none) reads as 0: not
+            // known to be new, so a rule routing novel content never fires on it.
+            ctx.add_variable_from_value("novelty", p.and_then(|p| p.novelty).unwrap_or(0.0));
+        }
         if uses("has_prediction") {
             ctx.add_variable_from_value("has_prediction", p.is_some());
         }

@@ -55,6 +55,7 @@ mod fixtures {
             model: "m".into(),
             version: None,
             scores: vec![("ham".into(), 1.0 - spam), ("spam".into(), spam)],
+            novelty: None,
         }
     }
 }

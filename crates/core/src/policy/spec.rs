@@ -16,6 +16,7 @@ pub const VARIABLES: &[&str] = &[
     "attributes",
     "model",
     "has_prediction",
+    "novelty",
 ];
 
 pub const MAX_RULES: usize = 200;

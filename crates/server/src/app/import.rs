@@ -467,6 +467,7 @@ fn ls_prediction(p: &ProjectRuntime, predictions: Option<&Value>) -> Result<Opti
         model,
         version: None,
         scores,
+        novelty: None,
     }))
 }
 

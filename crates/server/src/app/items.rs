@@ -43,6 +43,10 @@ pub struct PredictionIn {
     pub version: Option<String>,
     /// A probability in [0, 1] for every label of the project.
     pub scores: BTreeMap<String, f64>,
+    /// How unlike the model's training data the item is, in [0, 1] (rules read it as
+    /// `novelty`). Optional; the built-in model gives its own.
+    #[serde(default)]
+    pub novelty: Option<f64>,
 }
 
 /// Whether a string or an object key anywhere in `v` contains a NUL character.
@@ -92,6 +96,7 @@ pub fn item_parts(
                 model: r.model,
                 version: r.version,
                 scores: r.scores,
+                novelty: r.novelty,
             };
             Prediction::parse(raw, labels).map_err(|e| e.within(&at("prediction")))
         })

@@ -69,11 +69,13 @@ impl ProjectModel {
 
     /// The model's prediction for an item, labelled with the model's version.
     pub fn predict(&self, payload: &Value, attributes: &Value) -> Prediction {
-        let probs = self.model.predict(&self.featurizer.features(payload, attributes));
+        let features = self.featurizer.features(payload, attributes);
+        let probs = self.model.predict(&features);
         Prediction {
             model: "flywheel".into(),
             version: Some(format!("{}+{}", self.version, self.model.examples_seen())),
             scores: self.model.labels().iter().cloned().zip(probs).collect(),
+            novelty: flywheel_core::novelty::of(&self.model, &features),
         }
     }
 

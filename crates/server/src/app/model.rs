@@ -120,7 +120,7 @@ pub async fn predict(s: &AppState, p: &ProjectRuntime, items: Vec<PredictItem>) 
                 let pr = m.predict(&it.payload, attributes);
                 let (label, confidence) = pr.top();
                 let scores: std::collections::BTreeMap<_, _> = pr.scores.iter().cloned().collect();
-                json!({"label": label, "confidence": confidence, "scores": scores})
+                json!({"label": label, "confidence": confidence, "scores": scores, "novelty": pr.novelty})
             })
             .collect();
         json!({"model_version": m.version, "examples_seen": m.model.examples_seen(), "predictions": predictions})

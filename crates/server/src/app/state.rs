@@ -60,6 +60,36 @@ pub struct AppState {
     pub webhook_tls: Arc<rustls::ClientConfig>,
     /// The Prometheus metrics this server exposes (`crate::metrics`).
     pub metrics: crate::metrics::Metrics,
+    /// The draws that decide which claims hand out a gold task.
+    pub gold_draws: Draws,
+}
+
+/// Uniform draws in [0, 1) from SplitMix64, behind a lock: seeded from the OS at start
+/// ([`Draws::default`]), so that a reviewer cannot foresee which claim is gold, or from a
+/// given seed ([`Draws::seeded`]) by a simulation, so that a seed gives the same gold
+/// tasks on every run (its requests come one at a time).
+pub struct Draws(Mutex<u64>);
+
+impl Default for Draws {
+    fn default() -> Self {
+        Self::seeded(rand::random())
+    }
+}
+
+impl Draws {
+    pub fn seeded(seed: u64) -> Self {
+        Self(Mutex::new(seed))
+    }
+
+    /// The next draw.
+    pub fn next(&self) -> f64 {
+        let mut s = self.0.lock().expect("draws");
+        *s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = *s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
 }
 
 #[derive(Default)]
@@ -125,6 +155,7 @@ impl AppState {
             client_ip_header: None,
             webhooks: Default::default(),
             webhook_tls: Arc::new(flywheel_tls::client_config(&[]).expect("the webpki roots make a TLS configuration")),
+            gold_draws: Draws::default(),
         }
     }
 

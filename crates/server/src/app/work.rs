@@ -23,8 +23,9 @@ use super::{AppError, AppState, ProjectRuntime};
 /// Longest a claim may wait for work.
 pub const MAX_WAIT_MS: u64 = 30_000;
 
-/// What a claim by `r` in `p` asks the store for.
-pub fn claim_request(p: &ProjectRuntime, r: &Reviewer, queue: Option<String>) -> ClaimRequest {
+/// What a claim by `r` in `p` asks the store for; `gold_draw` (uniform in [0, 1)) below
+/// the policy's gold rate asks for a gold task.
+pub fn claim_request(p: &ProjectRuntime, r: &Reviewer, queue: Option<String>, gold_draw: f64) -> ClaimRequest {
     ClaimRequest {
         project_id: p.id,
         reviewer_id: r.id,
@@ -32,7 +33,7 @@ pub fn claim_request(p: &ProjectRuntime, r: &Reviewer, queue: Option<String>) ->
         tiers: r.tiers.clone(),
         queue,
         lease_ms: i64::from(p.policy.lease_seconds()) * 1000,
-        gold: p.policy.quality().is_some_and(|q| rand::random::<f64>() < q.gold_rate),
+        gold: p.policy.quality().is_some_and(|q| gold_draw < q.gold_rate),
     }
 }
 
@@ -72,7 +73,7 @@ pub async fn claim(
     if let Some(q) = &queue {
         check_queue(p, r, q).map_err(|e| e.at("queue"))?;
     }
-    let req = claim_request(p, r, queue);
+    let req = claim_request(p, r, queue, s.gold_draws.next());
     // Subscribe before the first attempt, so work that arrives in between is not missed.
     let mut notices = s.store.subscribe();
     let mut stopping = s.stopping.subscribe();
@@ -277,7 +278,7 @@ pub async fn answer(s: &Arc<AppState>, r: &Reviewer, task_id: i64, body: ReviewI
             if let Some(q) = &queue {
                 check_queue(&p, r, q).map_err(|e| e.at("next.queue"))?;
             }
-            let req = claim_request(&p, r, queue);
+            let req = claim_request(&p, r, queue, s.gold_draws.next());
             // A break due (counting this answer) refuses the next claim, not the answer.
             let due = super::fatigue::break_due(s, &p, r, true).await?;
             Some((p, req, due))

@@ -223,6 +223,7 @@ struct Live {
     monitors: Vec<MonitorRow>,
     chart_rate: String,
     chart_load: String,
+    chart_novelty: String,
 }
 
 #[derive(Deserialize)]
@@ -323,6 +324,20 @@ pub async fn dashboard(
         (0.0, peak),
     );
 
+    // Mean novelty of the items decided in each slice (those whose model gave one): a
+    // rising line is a new kind of content.
+    let chart_novelty = line_chart(
+        "mean novelty of new items",
+        "minutes",
+        &[Series {
+            name: "novelty",
+            color: "#8250df",
+            points: series.iter().map(|b| (minutes(b.start), b.novelty)).collect(),
+        }],
+        (0.0, x1),
+        (0.0, 1.0),
+    );
+
     let events = d
         .events
         .into_iter()
@@ -419,6 +434,7 @@ pub async fn dashboard(
         monitors,
         chart_rate,
         chart_load,
+        chart_novelty,
     };
     if q.fragment.as_deref() == Some("live") {
         return Ok(html(&live, &[]));

@@ -10,10 +10,11 @@
 //! depends on timing.
 //!
 //! The pieces every scenario shares live here: the staff, the work loop, and the
-//! measures. Each scenario (`spam`, `fraud`; later moderation, triage) is a module that
+//! measures. Each scenario (`spam`, `moderation`, `fraud`, `triage`) is a module that
 //! returns its summary as JSON; the binary writes it and draws its report.
 
 pub mod fraud;
+pub mod moderation;
 pub mod spam;
 pub mod triage;
 

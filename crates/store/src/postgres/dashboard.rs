@@ -195,8 +195,9 @@ pub(super) async fn activity(
     since: Millis,
     bucket_ms: i64,
 ) -> TxResult<Vec<ActivityBucket>> {
-    let decided: Vec<(i64, i64, i64)> = sqlx::query_as(
-        "SELECT (created_at / $3) * $3, count(*) FILTER (WHERE outcome = 'auto'), count(*) FILTER (WHERE outcome = 'review')
+    let decided: Vec<(i64, i64, i64, Option<f64>)> = sqlx::query_as(
+        "SELECT (created_at / $3) * $3, count(*) FILTER (WHERE outcome = 'auto'), count(*) FILTER (WHERE outcome = 'review'),
+                avg((prediction->>'novelty')::float8)
          FROM items WHERE project_id = $1 AND created_at >= $2 AND gold_label IS NULL GROUP BY 1",
     )
     .bind(project_id)

@@ -179,11 +179,12 @@ pub(super) fn answers_on_day(c: &Connection, reviewer_id: i64, day: i64) -> Resu
 pub(super) fn activity(c: &Connection, project_id: i64, since: Millis, bucket_ms: i64) -> Result<Vec<ActivityBucket>> {
     let decided = c
         .prepare_cached(
-            "SELECT (created_at / ?3) * ?3, coalesce(sum(outcome = 'auto'), 0), coalesce(sum(outcome = 'review'), 0)
+            "SELECT (created_at / ?3) * ?3, coalesce(sum(outcome = 'auto'), 0), coalesce(sum(outcome = 'review'), 0),
+                    avg(json_extract(prediction, '$.novelty'))
              FROM items WHERE project_id = ?1 AND created_at >= ?2 AND gold_label IS NULL GROUP BY 1",
         )?
         .query_map(params![project_id, since, bucket_ms], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let answered = c

@@ -41,6 +41,7 @@ fn predicted(mut item: NewItem) -> NewItem {
         model: "m".into(),
         version: Some("3".into()),
         scores: vec![("ham".into(), 0.2), ("spam".into(), 0.8)],
+        novelty: None,
     });
     item
 }
