@@ -50,7 +50,8 @@ pub async fn triage(args: TriageArgs) -> anyhow::Result<()> {
         bail!("--weeks, --per-week and --nurses are at least 1");
     }
     let dir = tempfile::tempdir()?;
-    let (client, clock) = super::connect_to(args.server.as_deref(), args.admin_key.as_deref(), args.seed, dir.path()).await?;
+    let (client, clock) =
+        super::connect_to(args.server.as_deref(), args.admin_key.as_deref(), args.seed, dir.path()).await?;
     let run = triage::Triage {
         seed: args.seed,
         weeks: args.weeks,
@@ -267,6 +268,7 @@ mod tests {
                     (c.to_string(), s)
                 })
                 .collect(),
+            novelty: None,
         }
     }
 
