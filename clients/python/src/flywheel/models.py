@@ -29,6 +29,9 @@ class Prediction(TypedDict):
     model: str
     version: NotRequired[Optional[str]]
     scores: Dict[str, float]
+    #: How far the item lies from what the model was trained on, in [0, 1]; rules read it
+    #: as ``novelty`` (the built-in model gives its own when it scores an item).
+    novelty: NotRequired[Optional[float]]
 
 
 class Item(TypedDict):
