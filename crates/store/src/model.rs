@@ -115,9 +115,17 @@ pub struct ClaimRequest {
     pub tiers: Vec<u8>,
     pub queue: Option<String>,
     pub lease_ms: i64,
-    /// Hand out a gold item (one this reviewer has not seen) instead, if there is one and
-    /// there is regular work it can pass for. The caller draws this at the gold rate.
-    pub gold: bool,
+    /// `Some(pick)`: hand out a gold item (one this reviewer has not seen) instead, if
+    /// there is one and there is regular work it can pass for. The caller draws this at
+    /// the gold rate; `pick`, uniform in [0, 1), chooses which of the unseen gold items
+    /// (in id order: [`gold_pick_offset`]), so that a caller with seeded draws gets the
+    /// same gold items on every run.
+    pub gold: Option<f64>,
+}
+
+/// Which of `unseen` gold items (ordered by id) the draw `pick` in [0, 1) chooses.
+pub fn gold_pick_offset(pick: f64, unseen: i64) -> i64 {
+    ((pick.clamp(0.0, 1.0) * unseen as f64) as i64).clamp(0, (unseen - 1).max(0))
 }
 
 /// A gold item: its known label is the answer reviewers are scored against.

@@ -157,7 +157,7 @@ impl Fixture {
                     tiers: r.tiers.clone(),
                     queue: queue.map(str::to_string),
                     lease_ms: LEASE,
-                    gold: false,
+                    gold: None,
                 },
                 now,
             )
@@ -793,7 +793,7 @@ mod suite {
             tiers: vec![1],
             queue: None,
             lease_ms: LEASE,
-            gold,
+            gold: gold.then_some(0.0),
         };
         let mut held_at = None;
         for n in 0..6 {
@@ -862,6 +862,44 @@ mod suite {
         ));
         let st = s.stats(f.project.id, 300).await.unwrap();
         assert_eq!(st.items, 10, "gold items are not counted as items");
+    }
+
+    /// Which gold item a claim hands out is the caller's draw (the pick-th unseen gold item
+    /// by id), never the database's random(): a server with seeded draws — a demo — gives
+    /// the same gold tasks on every run.
+    pub async fn the_gold_item_is_the_callers_pick(f: Fixture) {
+        let s = &f.store;
+        let gold = (0..5)
+            .map(|i| NewGold {
+                external_id: format!("g{i}"),
+                payload: json!({"text": "gold"}),
+                attributes: json!({}),
+                label: "spam".into(),
+                prediction: None,
+            })
+            .collect();
+        s.add_gold(f.project.id, gold, "admin", 5).await.unwrap();
+        f.submit(vec![review("x", "q", 1, 0, 1)]).await;
+        let a = f.reviewer("a", &[1]).await;
+        let request = |pick: Option<f64>| ClaimRequest {
+            project_id: f.project.id,
+            reviewer_id: a.id,
+            reviewer_name: "a".into(),
+            tiers: vec![1],
+            queue: None,
+            lease_ms: LEASE,
+            gold: pick,
+        };
+        let mut got = vec![];
+        // Unseen g0..g4: 0 → g0; g1..g4: 0.999 → the last, g4; g1..g3: 0.5 → the middle,
+        // g2; then g1 and g3; then none is left and the regular task comes.
+        for (n, pick) in [0.0, 0.999, 0.5, 0.0, 0.9, 0.0].into_iter().enumerate() {
+            let t = s.claim(request(Some(pick)), 100 + n as i64).await.unwrap().unwrap();
+            got.push(t.external_id);
+        }
+        assert_eq!(got, ["g0", "g4", "g2", "g1", "g3", "x"]);
+        assert_eq!(gold_pick_offset(0.999_999, 1), 0);
+        assert_eq!(gold_pick_offset(1.0, 3), 2, "a pick is below 1; were it not, the last");
     }
 
     pub async fn dynamic_overlap_adds_a_slot(f: Fixture) {
@@ -952,7 +990,7 @@ mod suite {
             tiers: vec![1],
             queue: None,
             lease_ms: LEASE,
-            gold,
+            gold: gold.then_some(0.0),
         };
         let t = s.claim(req(&c, true), 140).await.unwrap().unwrap();
         assert_eq!(t.external_id, "g");
@@ -1450,6 +1488,7 @@ conformance!([
     accounts_sessions_and_keys,
     dashboard_series_and_queue_depths,
     gold_is_scored_and_a_careless_reviewer_held,
+    the_gold_item_is_the_callers_pick,
     dynamic_overlap_adds_a_slot,
     closing_a_task_cancels_other_leases_and_expired_gold_closes,
     webhooks_keep_a_cursor_and_their_attempts,

@@ -24,7 +24,9 @@ use super::{AppError, AppState, ProjectRuntime};
 pub const MAX_WAIT_MS: u64 = 30_000;
 
 /// What a claim by `r` in `p` asks the store for; `gold_draw` (uniform in [0, 1)) below
-/// the policy's gold rate asks for a gold task.
+/// the policy's gold rate asks for a gold task, and the same draw, divided by the rate
+/// (uniform in [0, 1) again below it), picks which one: every gold choice comes from the
+/// server's draws, so seeded draws give the same gold tasks on every run.
 pub fn claim_request(p: &ProjectRuntime, r: &Reviewer, queue: Option<String>, gold_draw: f64) -> ClaimRequest {
     ClaimRequest {
         project_id: p.id,
@@ -33,7 +35,11 @@ pub fn claim_request(p: &ProjectRuntime, r: &Reviewer, queue: Option<String>, go
         tiers: r.tiers.clone(),
         queue,
         lease_ms: i64::from(p.policy.lease_seconds()) * 1000,
-        gold: p.policy.quality().is_some_and(|q| gold_draw < q.gold_rate),
+        gold: p
+            .policy
+            .quality()
+            .filter(|q| gold_draw < q.gold_rate)
+            .map(|q| gold_draw / q.gold_rate),
     }
 }
 

@@ -509,7 +509,7 @@ impl Store for PgStore {
 
     // Work: claims, leases and answers.
     async fn claim(&self, req: ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {
-        if req.gold {
+        if req.gold.is_some() {
             return transaction!(self, |tx| work::claim(&mut tx, &req, now).await);
         }
         // Without gold a claim is one statement, atomic on its own: no BEGIN and COMMIT

@@ -138,13 +138,17 @@ async fn claim_without_gold(c: &mut PgConnection, req: &ClaimRequest, now: Milli
     }))
 }
 
+/// The gold items of project $1 reviewer $2 has not seen (the pick's `FROM` and `WHERE`).
+const UNSEEN_GOLD: &str = "FROM items i WHERE i.project_id = $1 AND i.gold_label IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = i.id AND r.reviewer_id = $2)";
+
 pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis) -> TxResult<Option<ClaimedTask>> {
     if req.tiers.is_empty() {
         return Ok(None);
     }
-    if !req.gold {
+    let Some(pick) = req.gold else {
         return claim_without_gold(c, req, now).await;
-    }
+    };
     let held: Option<Option<String>> = sqlx::query_scalar(
         "SELECT held_reason FROM reviewer_quality WHERE project_id = $1 AND reviewer_id = $2 AND held_at IS NOT NULL",
     )
@@ -179,16 +183,25 @@ pub(super) async fn claim(c: &mut PgConnection, req: &ClaimRequest, now: Millis)
     };
     let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Backend(format!("unknown stage {stage}")))?;
     // Gold passes for the regular task it replaces (see the SQLite backend).
-    let gold_item: Option<i64> = if req.gold && stage == Stage::Review {
-        sqlx::query_scalar(
-            "SELECT i.id FROM items i WHERE i.project_id = $1 AND i.gold_label IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = i.id AND r.reviewer_id = $2)
-             ORDER BY random() LIMIT 1",
-        )
-        .bind(req.project_id)
-        .bind(req.reviewer_id)
-        .fetch_optional(&mut *c)
-        .await?
+    // Which one the caller's draw says (see the SQLite backend).
+    let gold_item: Option<i64> = if stage == Stage::Review {
+        let unseen: i64 = sqlx::query_scalar(AssertSqlSafe(format!("SELECT count(*) {UNSEEN_GOLD}")))
+            .bind(req.project_id)
+            .bind(req.reviewer_id)
+            .fetch_one(&mut *c)
+            .await?;
+        if unseen == 0 {
+            None
+        } else {
+            sqlx::query_scalar(AssertSqlSafe(format!(
+                "SELECT i.id {UNSEEN_GOLD} ORDER BY i.id LIMIT 1 OFFSET $3"
+            )))
+            .bind(req.project_id)
+            .bind(req.reviewer_id)
+            .bind(gold_pick_offset(pick, unseen))
+            .fetch_optional(&mut *c)
+            .await?
+        }
     } else {
         None
     };

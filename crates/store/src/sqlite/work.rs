@@ -10,6 +10,10 @@ use super::common::{event, json_col, opt_json};
 use crate::*;
 use flywheel_core::{Event, event as ev};
 
+/// The gold items of project ?1 reviewer ?2 has not seen (the pick's `FROM` and `WHERE`).
+const UNSEEN_GOLD: &str = "FROM items i WHERE i.project_id = ?1 AND i.gold_label IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = i.id AND r.reviewer_id = ?2)";
+
 pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<Option<ClaimedTask>> {
     if req.tiers.is_empty() {
         return Ok(None);
@@ -43,17 +47,25 @@ pub(super) fn claim(c: &Connection, req: &ClaimRequest, now: Millis) -> Result<O
     };
     let stage = Stage::parse(&stage).ok_or_else(|| StoreError::Backend(format!("unknown stage {stage}")))?;
     // Gold passes for the regular task it replaces: same queue, tier and stage, and it is
-    // handed out only when such a task exists.
-    let gold_item: Option<i64> = if req.gold && stage == Stage::Review {
-        c.prepare_cached(
-            "SELECT i.id FROM items i WHERE i.project_id = ?1 AND i.gold_label IS NOT NULL
-               AND NOT EXISTS (SELECT 1 FROM item_reviewers r WHERE r.item_id = i.id AND r.reviewer_id = ?2)
-             ORDER BY random() LIMIT 1",
-        )?
-        .query_row(params![req.project_id, req.reviewer_id], |r| r.get(0))
-        .optional()?
-    } else {
-        None
+    // handed out only when such a task exists. Which one the caller's draw says (never the
+    // database's own random(), which no seed reaches).
+    let gold_item: Option<i64> = match req.gold {
+        Some(pick) if stage == Stage::Review => {
+            let unseen: i64 = c
+                .prepare_cached(&format!("SELECT count(*) {UNSEEN_GOLD}"))?
+                .query_row(params![req.project_id, req.reviewer_id], |r| r.get(0))?;
+            if unseen == 0 {
+                None
+            } else {
+                c.prepare_cached(&format!("SELECT i.id {UNSEEN_GOLD} ORDER BY i.id LIMIT 1 OFFSET ?3"))?
+                    .query_row(
+                        params![req.project_id, req.reviewer_id, gold_pick_offset(pick, unseen)],
+                        |r| r.get(0),
+                    )
+                    .optional()?
+            }
+        }
+        _ => None,
     };
     // Everything that can fail on the stored data is read before anything is written, so
     // that a claim that fails has written nothing ("submit and next" keeps the answer then).

@@ -112,14 +112,14 @@ pub async fn gold_answers_are_signals_and_a_lone_answer_is_not(f: Fixture) {
     s.add_gold(f.project.id, gold, "admin", 5).await.unwrap();
     f.submit(vec![review("x", "q", 1, 0, 1)]).await;
     let a = f.reviewer("a", &[1]).await;
-    let request = |gold| ClaimRequest {
+    let request = |gold: bool| ClaimRequest {
         project_id: f.project.id,
         reviewer_id: a.id,
         reviewer_name: "a".into(),
         tiers: vec![1],
         queue: None,
         lease_ms: LEASE,
-        gold,
+        gold: gold.then_some(0.0),
     };
     let g = s.claim(request(true), 100).await.unwrap().unwrap();
     assert_eq!(g.external_id, "g");

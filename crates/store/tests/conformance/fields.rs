@@ -79,7 +79,7 @@ pub async fn answer_fields_are_checked_stored_and_resolved(f: Fixture) {
                 tiers: r.tiers.clone(),
                 queue: None,
                 lease_ms: LEASE,
-                gold: false,
+                gold: None,
             },
             now,
         )

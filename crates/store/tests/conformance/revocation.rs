@@ -57,7 +57,7 @@ pub async fn a_withdrawn_grant_cancels_that_projects_leases(f: Fixture) {
         tiers: vec![1],
         queue: None,
         lease_ms: LEASE,
-        gold: false,
+        gold: None,
     };
     let to = s.claim(in_other, 100).await.unwrap().unwrap();
     assert!(f.claim(&b, None, 110).await.is_none(), "x's only slot is a's");
@@ -107,7 +107,7 @@ pub async fn a_hold_cancels_the_reviewers_leases_in_the_project(f: Fixture) {
         tiers: vec![1],
         queue: None,
         lease_ms: LEASE,
-        gold: false,
+        gold: None,
     };
     let refused = s.claim(again, 140).await;
     assert!(
@@ -175,7 +175,7 @@ pub async fn a_gold_hold_cancels_the_reviewers_other_leases(f: Fixture) {
         tiers: vec![1],
         queue: None,
         lease_ms: LEASE,
-        gold,
+        gold: gold.then_some(0.0),
     };
     // a holds a regular task, then answers gold wrongly until held.
     let kept = s.claim(request(false), 100).await.unwrap().unwrap();

@@ -81,7 +81,7 @@ pub async fn workload_answers_are_read_by_window(f: Fixture) {
         tiers: vec![1],
         queue: None,
         lease_ms: LEASE,
-        gold: true,
+        gold: Some(0.0),
     };
     s.submit_items(f.project.id, vec![review("r3", "q", 1, 0, 1)], "service", 8_500)
         .await
