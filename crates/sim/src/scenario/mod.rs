@@ -97,6 +97,39 @@ pub async fn work_queue(
     }
 }
 
+/// A JSON-lines data file, read and checked: blank lines skipped, each record parsed as `T`
+/// (an error names `path:line` and the `record` expected) and passed to `check` (its
+/// refusal named at the same place), only the first `limit` kept, and a file with none of
+/// them (`plural`) refused.
+pub fn read_jsonl<T: serde::de::DeserializeOwned>(
+    path: &std::path::Path,
+    limit: Option<usize>,
+    record: &str,
+    plural: &str,
+    mut check: impl FnMut(&T) -> Result<(), String>,
+) -> Result<Vec<T>, Error> {
+    use std::io::BufRead;
+    let file = std::fs::File::open(path).map_err(|e| Error::Input(format!("cannot open {}: {e}", path.display())))?;
+    let mut rows = Vec::new();
+    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let at = || format!("{}:{}", path.display(), n + 1);
+        let line = line.map_err(|e| Error::Input(format!("{}: {e}", at())))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let row: T = serde_json::from_str(&line).map_err(|e| Error::Input(format!("{}: not {record}: {e}", at())))?;
+        check(&row).map_err(|e| Error::Input(format!("{}: {e}", at())))?;
+        rows.push(row);
+    }
+    if let Some(l) = limit {
+        rows.truncate(l);
+    }
+    if rows.is_empty() {
+        return Err(Error::Input(format!("{} has no {plural}", path.display())));
+    }
+    Ok(rows)
+}
+
 /// F1 of the positive class from (truth, predicted) flags; `None` with no positives at all.
 pub fn f1(truth: impl Iterator<Item = bool>, predicted: impl Iterator<Item = bool>) -> Option<f64> {
     let (mut tp, mut fp, mut fn_) = (0u32, 0u32, 0u32);

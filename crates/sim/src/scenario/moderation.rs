@@ -41,7 +41,6 @@
 //! above).
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::BufRead;
 use std::path::Path;
 
 use reqwest::Method;
@@ -112,39 +111,24 @@ pub struct Moderation<'a> {
 
 /// The tweets, read and checked; only the first `limit` with one.
 pub fn read_tweets(path: &Path, limit: Option<usize>) -> Result<Vec<Tweet>, Error> {
-    let file = std::fs::File::open(path).map_err(|e| Error::Input(format!("cannot open {}: {e}", path.display())))?;
-    let mut tweets = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let at = || format!("{}:{}", path.display(), n + 1);
-        let line = line.map_err(|e| Error::Input(format!("{}: {e}", at())))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let t: Tweet = serde_json::from_str(&line)
-            .map_err(|e| Error::Input(format!("{}: not a tweet record {{id, text, label, votes}}: {e}", at())))?;
-        if !LABELS.contains(&t.label.as_str()) {
-            return Err(Error::Input(format!(
-                "{}: label '{}' is not one of {}",
-                at(),
-                t.label,
-                LABELS.join(", ")
-            )));
-        }
-        if let Some(l) = t.votes.keys().find(|l| !LABELS.contains(&l.as_str())) {
-            return Err(Error::Input(format!("{}: a vote for '{l}', not a label", at())));
-        }
-        if t.votes.values().sum::<u32>() == 0 {
-            return Err(Error::Input(format!("{}: no votes", at())));
-        }
-        tweets.push(t);
-    }
-    if let Some(l) = limit {
-        tweets.truncate(l);
-    }
-    if tweets.is_empty() {
-        return Err(Error::Input(format!("{} has no tweets", path.display())));
-    }
-    Ok(tweets)
+    super::read_jsonl(
+        path,
+        limit,
+        "a tweet record {id, text, label, votes}",
+        "tweets",
+        |t: &Tweet| {
+            if !LABELS.contains(&t.label.as_str()) {
+                return Err(format!("label '{}' is not one of {}", t.label, LABELS.join(", ")));
+            }
+            if let Some(l) = t.votes.keys().find(|l| !LABELS.contains(&l.as_str())) {
+                return Err(format!("a vote for '{l}', not a label"));
+            }
+            if t.votes.values().sum::<u32>() == 0 {
+                return Err("no votes".to_string());
+            }
+            Ok(())
+        },
+    )
 }
 
 /// Whether a tweet belongs to the held-out family: a word (a run of letters) starting

@@ -9,7 +9,6 @@
 //! stream; [`learning_curve`] compares active learning with random selection.
 
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::path::Path;
 
 use serde::Deserialize;
@@ -74,24 +73,7 @@ fn labels() -> Vec<String> {
 
 /// The collection, read and checked; only the first `limit` messages with one.
 pub fn read_messages(path: &Path, limit: Option<usize>) -> Result<Vec<Sms>, Error> {
-    let file = std::fs::File::open(path).map_err(|e| Error::Input(format!("cannot open {}: {e}", path.display())))?;
-    let mut messages = Vec::new();
-    for (n, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(|e| Error::Input(format!("{}:{}: {e}", path.display(), n + 1)))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let m: Sms = serde_json::from_str(&line)
-            .map_err(|e| Error::Input(format!("{}:{}: not an SMS record: {e}", path.display(), n + 1)))?;
-        messages.push(m);
-    }
-    if let Some(l) = limit {
-        messages.truncate(l);
-    }
-    if messages.is_empty() {
-        return Err(Error::Input(format!("{} has no messages", path.display())));
-    }
-    Ok(messages)
+    super::read_jsonl(path, limit, "an SMS record", "messages", |_: &Sms| Ok(()))
 }
 
 /// The policy of the whole loop: auto only at or above the calibrated threshold of the
