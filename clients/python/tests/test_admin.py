@@ -53,6 +53,14 @@ def test_reviewers_keys_and_holds(server: Server, admin: Client, project: Projec
     assert admin.release(project.name, name) == {"released": name}
     assert held.claim(project.name) is not None
 
+    # Deactivated, the reviewer's key is refused; reactivated, it works again.
+    assert admin.update_reviewer(name, active=False)["active"] is False
+    with pytest.raises(FlywheelError) as e:
+        held.me()
+    assert e.value.status == 401
+    assert admin.update_reviewer(name, active=True)["active"] is True
+    assert held.me()["name"] == name
+
 
 def test_gold_is_added_once(admin: Client, project: Project) -> None:
     gold = [{**item(i, 0.5), "external_id": f"g{i}", "label": "spam" if i % 2 else "ham"} for i in range(5)]
@@ -80,3 +88,21 @@ def test_figures_and_the_built_in_model(server: Server, admin: Client) -> None:
     assert [e["kind"] for e in detail["events"]] == ["item.decided"]
     stats = svc.stats(name)
     assert (stats["items"], stats["auto"], stats["automation_rate"]) == (6, 6, 1.0)
+
+
+def test_search_and_override(admin: Client, project: Project) -> None:
+    admin.submit(project.name, [item(101, 0.5, "a FREE cruise awaits"), item(102, 0.5, "lunch at noon")])
+    page = admin.search_items(project.name, "free cruise")
+    assert [i["external_id"] for i in page["items"]] == ["m101"]
+    assert page["items"][0]["open_tasks"] == 1
+    with pytest.raises(FlywheelError) as e:
+        admin.search_items(project.name, state="stuck")
+    assert (e.value.status, e.value.field) == (400, "state")
+
+    done = admin.override_item(project.name, "m101", label="spam", reason="obvious spam")
+    resolution = done.get("resolution")
+    assert resolution is not None and resolution["method"] == "override" and done["closed_tasks"]
+    resolved = admin.search_items(project.name, state="resolved", label="spam")
+    assert "m101" in [i["external_id"] for i in resolved["items"]]
+    moved = admin.override_item(project.name, "m102", queue="standard", tier=2, reason="needs a lead")
+    assert moved["task_id"] and len(moved["closed_tasks"]) == 1

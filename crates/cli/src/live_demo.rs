@@ -111,7 +111,11 @@ pub async fn seed(s: &AppState, messages: &[Sms]) -> anyhow::Result<Seeded> {
         let password = accounts::generate_key()[3..23].to_string();
         match accounts::account(s, name).await {
             Ok(_) => {
-                accounts::update_reviewer(s, name, None, None, Some(password.clone()), ACTOR).await?;
+                let change = accounts::ReviewerChange {
+                    password: Some(password.clone()),
+                    ..Default::default()
+                };
+                accounts::update_reviewer(s, name, change, ACTOR).await?;
             }
             Err(AppError::NotFound(_)) => {
                 accounts::create_reviewer(s, name, &[1], vec![PROJECT.into()], Some(password.clone()), ACTOR).await?;

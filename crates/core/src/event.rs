@@ -73,6 +73,11 @@ events! {
     ReviewerPassword(ReviewerPassword) = "reviewer.password" as REVIEWER_PASSWORD,
     ReviewerHeld(ReviewerHeld) = "reviewer.held" as REVIEWER_HELD,
     ReviewerReleased(ReviewerReleased) = "reviewer.released" as REVIEWER_RELEASED,
+    /// An admin deactivated a reviewer: their keys and sessions stop working and their
+    /// active leases are cancelled in the same write.
+    ReviewerDeactivated(ReviewerReleased) = "reviewer.deactivated" as REVIEWER_DEACTIVATED,
+    /// A deactivated reviewer was made active again.
+    ReviewerReactivated(ReviewerReleased) = "reviewer.reactivated" as REVIEWER_REACTIVATED,
     /// The fatigue monitor fired on a reviewer's work session (once per session).
     ReviewerFatigued(ReviewerFatigued) = "reviewer.fatigued" as REVIEWER_FATIGUED,
     /// An item was stored with its decision, its task (if reviewed) and its auto label.
@@ -94,6 +99,9 @@ events! {
     /// An audit agreed with the auto label.
     AuditConfirmed(AuditConfirmed) = "audit.confirmed" as AUDIT_CONFIRMED,
     ItemResolved(ItemResolved) = "item.resolved" as ITEM_RESOLVED,
+    /// An admin resolved an item with a label or re-routed it to a queue and tier, with a
+    /// reason (`overrides.rs`); its open tasks were closed and their leases cancelled.
+    ItemOverridden(ItemOverridden) = "item.overridden" as ITEM_OVERRIDDEN,
     /// An audit (or its adjudication) disagreed with the auto label and replaced it.
     ItemCorrected(ItemResolved) = "item.corrected" as ITEM_CORRECTED,
     GoldAnswered(GoldAnswered) = "gold.answered" as GOLD_ANSWERED,
@@ -188,6 +196,7 @@ pub struct ReviewerHeld {
     pub reason: String,
 }
 
+/// A reviewer named by id and name: released from a hold, deactivated, reactivated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReviewerReleased {
     pub reviewer_id: i64,
@@ -365,6 +374,28 @@ pub struct ItemResolved {
     pub reviewers: Vec<String>,
 }
 
+/// An admin's override of an item: who is the event's actor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemOverridden {
+    /// `resolve` or `reroute`.
+    pub action: String,
+    pub reason: String,
+    /// `resolve`: the label given, and the one the item had.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<String>,
+    /// `reroute`: where the work went, and its new task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub queue: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tier: Option<u8>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<i64>,
+    /// The open tasks closed.
+    pub closed_tasks: Vec<i64>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GoldAnswered {
     pub reviewer_id: i64,
@@ -519,6 +550,14 @@ mod tests {
                 reviewer_id: 3,
                 reviewer: "ann".into(),
             }),
+            Event::ReviewerDeactivated(ReviewerReleased {
+                reviewer_id: 3,
+                reviewer: "ann".into(),
+            }),
+            Event::ReviewerReactivated(ReviewerReleased {
+                reviewer_id: 3,
+                reviewer: "ann".into(),
+            }),
             Event::ReviewerFatigued(ReviewerFatigued {
                 reviewer_id: 3,
                 reviewer: "ann".into(),
@@ -610,6 +649,16 @@ mod tests {
             }),
             Event::AuditConfirmed(AuditConfirmed { label: "ham".into() }),
             Event::ItemResolved(resolved.clone()),
+            Event::ItemOverridden(ItemOverridden {
+                action: "resolve".into(),
+                reason: "policy call".into(),
+                label: Some("spam".into()),
+                previous: None,
+                queue: None,
+                tier: None,
+                task_id: None,
+                closed_tasks: vec![7],
+            }),
             Event::ItemCorrected(resolved),
             Event::GoldAnswered(GoldAnswered {
                 reviewer_id: 3,

@@ -22,7 +22,7 @@ async function api(method, path, body) {
 }
 
 // The JSON body of a form: `data-kind` says how a field is read (int, int-list "1,2",
-// list for checkbox groups, json); empty `data-optional` fields are left out.
+// list for checkbox groups, json, bool "true"/"false"); empty `data-optional` fields are left out.
 function formBody(form) {
   const body = {};
   for (const el of form.elements) {
@@ -35,7 +35,9 @@ function formBody(form) {
     }
     if (el.type === "checkbox") { body[el.name] = el.checked; continue; }
     if (el.value === "" && (el.dataset.optional !== undefined || el.type === "password")) continue;
-    if (kind === "int") {
+    if (kind === "bool") {
+      body[el.name] = el.value === "true";
+    } else if (kind === "int") {
       body[el.name] = Number(el.value);
     } else if (kind === "int-list") {
       body[el.name] = el.value.split(",").map((s) => s.trim()).filter((s) => s).map(Number);

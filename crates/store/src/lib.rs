@@ -95,6 +95,15 @@ pub trait Store: Send + Sync + 'static {
         actor: &str,
         now: Millis,
     ) -> Result<Reviewer>;
+    /// Deactivates (`active: false`) or reactivates a reviewer. A deactivated reviewer's
+    /// keys and sessions stop working (`principal` and `session` give `None`), their
+    /// password no longer signs in, and their active leases in every project are cancelled
+    /// in the same write (slots back, `lease.cancelled` each), with `reviewer.deactivated`
+    /// (or `reviewer.reactivated`). Asking for the state the reviewer is in changes nothing.
+    async fn set_reviewer_active(&self, name: &str, active: bool, actor: &str, now: Millis) -> Result<Reviewer>;
+    /// The tiers held in a project by its active reviewers (granted the project, not
+    /// deactivated, not held there), ascending: an open task of any other tier is stranded.
+    async fn active_tiers(&self, project_id: i64) -> Result<Vec<u8>>;
     /// Gives an existing reviewer another key.
     async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()>;
     async fn keys(&self) -> Result<Vec<KeyRecord>>;
@@ -128,6 +137,26 @@ pub trait Store: Send + Sync + 'static {
         now: Millis,
     ) -> Result<Vec<Submitted>>;
     async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>>;
+    /// Up to `limit` of the project's items (gold left out) that pass `search`, newest
+    /// first, with ids below `before` (a keyset page: the next starts below the last
+    /// row's `item_id`). Items are read newest first until the page is full, so a search
+    /// that matches little reads much of the project (text is not indexed).
+    async fn search_items(
+        &self,
+        project_id: i64,
+        search: ItemSearch,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<ItemHit>>;
+
+    /// An admin's override of an item, as core's `overrides::plan` decides it, in one
+    /// transaction: the item's open tasks closed (reason "the item was overridden") with
+    /// their active leases cancelled (`lease.cancelled` each; a late answer gets
+    /// `lease_lost`), then either a resolution (source `human`, method `override`) with
+    /// its label-feed entry, or a new task on the route given; `item.overridden` (and
+    /// `item.resolved`). `NotFound` for an unknown (or gold) item; `Conflict`
+    /// (`item_resolved`, `already_routed`) for a re-route core refuses.
+    async fn override_item(&self, project_id: i64, o: NewOverride, now: Millis) -> Result<OverrideResult>;
 
     // Work: claims, leases and answers.
     /// Leases the next task the reviewer may take, or `None`: highest priority first, then

@@ -492,6 +492,8 @@ pub struct ReviewerAccount {
     /// Keys not revoked.
     pub active_keys: i64,
     pub created_at: Millis,
+    /// Not deactivated: the reviewer's keys, sessions and password work.
+    pub active: bool,
 }
 
 /// An API key as the admin console lists it: never the key, only its hash.
@@ -685,6 +687,84 @@ pub const DELIVERIES_KEPT: i64 = 1000;
 /// The message id of an event sent to an endpoint: stable, so receivers deduplicate.
 pub fn message_id(webhook_id: i64, event_seq: i64) -> String {
     format!("msg_{event_seq}_{webhook_id}")
+}
+
+/// An admin's override of one item (see `Store::override_item`).
+#[derive(Debug, Clone)]
+pub struct NewOverride {
+    pub external_id: String,
+    /// Already checked against the project (label, fields, route).
+    pub action: flywheel_core::overrides::Action,
+    pub reason: String,
+    pub actor: String,
+}
+
+/// What an override did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverrideResult {
+    pub item_id: i64,
+    /// The open tasks it closed, and the active leases on them it cancelled.
+    pub closed_tasks: Vec<i64>,
+    pub cancelled_leases: Vec<i64>,
+    /// A re-route's new task.
+    pub task_id: Option<i64>,
+    /// A resolution's.
+    pub resolution: Option<Resolution>,
+}
+
+/// What an item search asks for: every condition given must hold.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ItemSearch {
+    /// Lowercase text found in the external id or in the payload's JSON text (keys and
+    /// values as stored; a quote or a newline in a value is stored escaped). Backends
+    /// compare it with the lowercased column: every letter on PostgreSQL, ASCII letters
+    /// only on SQLite (its `lower`).
+    pub text: Option<String>,
+    /// The resolved label.
+    pub label: Option<String>,
+    /// A reviewer (by name) who answered any task of the item.
+    pub reviewer: Option<String>,
+    pub state: Option<ItemState>,
+    /// Items received at or after this time ...
+    pub since: Option<Millis>,
+    /// ... and before this one.
+    pub until: Option<Millis>,
+}
+
+/// An item's state, as a search filters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ItemState {
+    /// Has an open task.
+    Open,
+    /// Has a resolution (auto or human).
+    Resolved,
+    /// Has none yet.
+    Unresolved,
+}
+
+impl ItemState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemState::Open => "open",
+            ItemState::Resolved => "resolved",
+            ItemState::Unresolved => "unresolved",
+        }
+    }
+}
+
+/// One item a search found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemHit {
+    pub item_id: i64,
+    pub external_id: String,
+    pub payload: serde_json::Value,
+    /// `auto` or `review`.
+    pub outcome: String,
+    /// The rule that decided it.
+    pub rule: String,
+    pub resolved_label: Option<String>,
+    pub open_tasks: i64,
+    pub created_at: Millis,
 }
 
 /// Which of a project's items an export takes (every condition given must hold).

@@ -213,6 +213,13 @@ mod webhook_cases;
 #[path = "conformance/revocation.rs"]
 mod revocation;
 
+#[path = "conformance/deactivation.rs"]
+mod deactivation;
+#[path = "conformance/overrides.rs"]
+mod override_cases;
+#[path = "conformance/search.rs"]
+mod search;
+
 #[path = "conformance/fatigue.rs"]
 mod fatigue_cases;
 #[path = "conformance/fields.rs"]
@@ -226,10 +233,13 @@ mod workload;
 
 mod suite {
     pub use super::amend_cases::*;
+    pub use super::deactivation::*;
     pub use super::exports::*;
     pub use super::fatigue_cases::*;
     pub use super::fields_cases::*;
+    pub use super::override_cases::*;
     pub use super::revocation::*;
+    pub use super::search::*;
     pub use super::sla::*;
     pub use super::webhook_cases::*;
     pub use super::workload::*;
@@ -1513,4 +1523,7 @@ conformance!([
     answer_fields_are_checked_stored_and_resolved,
     undo_replaces_an_open_tasks_answer_within_the_window,
     an_amendment_after_resolution_reopens_adjudication,
+    deactivation_ends_leases_and_access_and_the_tier_it_held,
+    items_are_found_by_text_label_reviewer_state_and_time,
+    an_override_resolves_or_reroutes_and_ends_the_leases,
 ]);

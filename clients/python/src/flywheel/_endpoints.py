@@ -66,7 +66,7 @@ ENDPOINTS: Dict[str, Endpoint] = {
         "PATCH",
         "/v1/reviewers/{name}",
         body="UpdateReviewer",
-        sends=("tiers", "projects", "password"),
+        sends=("tiers", "projects", "password", "active"),
         returns="Account",
         idempotent=True,
     ),
@@ -82,6 +82,20 @@ ENDPOINTS: Dict[str, Endpoint] = {
         "POST", _P + "/items", body="SubmitItems", sends=("items",), returns="SubmitResponse", idempotent=True
     ),
     "item": Endpoint("GET", _P + "/items/{external_id}", returns="ItemDetailOut", idempotent=True),
+    "search_items": Endpoint(
+        "GET",
+        _P + "/items",
+        query=("q", "label", "reviewer", "state", "since", "until", "cursor", "limit"),
+        returns="ItemSearchPage",
+        idempotent=True,
+    ),
+    "override_item": Endpoint(
+        "POST",
+        _P + "/items/{external_id}/override",
+        body="OverrideIn",
+        sends=("action", "reason", "label", "fields", "queue", "tier", "priority"),
+        returns="OverrideOut",
+    ),
     "add_gold": Endpoint("POST", _P + "/gold", body="AddGold", sends=("items",), returns="GoldAdded", idempotent=True),
     # review work
     "claim": Endpoint("POST", _P + "/claim", body="ClaimIn", sends=("queue", "wait_ms"), returns="ClaimOut"),

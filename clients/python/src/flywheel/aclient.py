@@ -23,11 +23,13 @@ from .models import (
     Heartbeat,
     ImportReport,
     ItemDetail,
+    ItemSearchPage,
     KeyCreated,
     KeyRecord,
     Label,
     Me,
     NewKey,
+    OverrideResult,
     PolicyChecked,
     PolicyStored,
     Project,
@@ -157,6 +159,65 @@ class AsyncClient:
     async def item(self, project: str, external_id: str) -> ItemDetail:
         """An item's whole story: decisions, tasks, reviews, resolution, events."""
         return cast(ItemDetail, await self._json(c.call("item", project=project, external_id=external_id)))
+
+    async def search_items(
+        self,
+        project: str,
+        q: Optional[str] = None,
+        *,
+        label: Optional[str] = None,
+        reviewer: Optional[str] = None,
+        state: Optional[str] = None,
+        since: Optional[str] = None,
+        until: Optional[str] = None,
+        cursor: Optional[int] = None,
+        limit: Optional[int] = None,
+    ) -> ItemSearchPage:
+        """One page of a project's items, newest first, that match every condition given:
+        ``q`` (text in the external id or the payload, any case), the resolved ``label``, a
+        ``reviewer`` who answered, ``state`` (open, resolved, unresolved), received in
+        ``[since, until)``. Pass the page's ``next_cursor`` as ``cursor`` for the next."""
+        params = {
+            "q": q,
+            "label": label,
+            "reviewer": reviewer,
+            "state": state,
+            "since": since,
+            "until": until,
+            "cursor": cursor,
+            "limit": limit,
+        }
+        return cast(ItemSearchPage, await self._json(c.call("search_items", project=project, params=params)))
+
+    async def override_item(
+        self,
+        project: str,
+        external_id: str,
+        *,
+        reason: str,
+        label: Optional[str] = None,
+        fields: Optional[JSON] = None,
+        queue: Optional[str] = None,
+        tier: Optional[int] = None,
+        priority: Optional[int] = None,
+    ) -> OverrideResult:
+        """Overrides an item (admin), with a reason: with ``label`` (and ``fields``) it is
+        resolved as a human resolution, method ``override``; with ``queue`` and ``tier`` its
+        work is re-routed there. Its open tasks are closed and their leases cancelled."""
+        action = "resolve" if label is not None else "reroute"
+        json = c.drop_none(
+            {
+                "action": action,
+                "reason": reason,
+                "label": label,
+                "fields": fields,
+                "queue": queue,
+                "tier": tier,
+                "priority": priority,
+            }
+        )
+        req = c.call("override_item", project=project, external_id=external_id, json=json)
+        return cast(OverrideResult, await self._json(req))
 
     async def add_gold(self, project: str, items: Iterable[GoldLike], *, batch_size: int = c.DEFAULT_BATCH) -> int:
         """Adds gold items (known answers reviewers are scored against); returns how many were new."""
@@ -441,12 +502,16 @@ class AsyncClient:
         tiers: Optional[Sequence[int]] = None,
         projects: Optional[Sequence[str]] = None,
         password: Optional[str] = None,
+        active: Optional[bool] = None,
     ) -> Account:
+        """Changes a reviewer's grants or password; ``active=False`` deactivates them (keys,
+        sessions and password refused, leases cancelled), ``active=True`` reactivates them."""
         json = c.drop_none(
             {
                 "tiers": list(tiers) if tiers is not None else None,
                 "projects": list(projects) if projects is not None else None,
                 "password": password,
+                "active": active,
             }
         )
         return cast(Account, await self._json(c.call("update_reviewer", name=name, json=json)))

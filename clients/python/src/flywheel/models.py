@@ -226,6 +226,16 @@ class QueueStats(TypedDict):
     answered_within_sla_24h: NotRequired[Optional[float]]
 
 
+class Stranded(TypedDict):
+    """Open tasks of a queue and tier no active reviewer of the project holds."""
+
+    queue: str
+    tier: int
+    open: int
+    oldest_age_s: float
+    message: str
+
+
 class Stats(TypedDict):
     items: int
     auto: int
@@ -238,6 +248,7 @@ class Stats(TypedDict):
     auto_precision_interval: NotRequired[Optional[List[float]]]
     thresholds: Dict[str, float]
     queues: Dict[str, QueueStats]
+    stranded: List[Stranded]
 
 
 class WorkloadRow(TypedDict):
@@ -336,6 +347,39 @@ class ItemDetail(TypedDict):
     events: List[Event]
 
 
+class ItemHit(TypedDict):
+    """One item an item search found."""
+
+    item_id: int
+    external_id: str
+    payload: JSON
+    outcome: str
+    rule: str
+    resolved_label: NotRequired[Optional[str]]
+    open_tasks: int
+    created_at: str
+
+
+class ItemSearchPage(TypedDict):
+    """A page of an item search, newest first; ``next_cursor`` is None on the last page."""
+
+    items: List[ItemHit]
+    next_cursor: NotRequired[Optional[int]]
+
+
+class OverrideResult(TypedDict):
+    """What an admin's override did: tasks closed, leases cancelled, and the new task
+    (re-route) or the resolution (resolve)."""
+
+    item_id: int
+    external_id: str
+    action: str
+    closed_tasks: List[int]
+    cancelled_leases: List[int]
+    task_id: NotRequired[Optional[int]]
+    resolution: NotRequired[Optional[Resolution]]
+
+
 # ---------------------------------------------------------------------------- admin
 
 
@@ -397,7 +441,7 @@ class ReviewerCreated(TypedDict):
 
 
 class Account(TypedDict):
-    """A reviewer's account: grants, password set or not, active keys."""
+    """A reviewer's account: grants, password set or not, active keys, deactivated or not."""
 
     name: str
     tiers: List[int]
@@ -405,6 +449,7 @@ class Account(TypedDict):
     has_password: bool
     active_keys: int
     created_at: str
+    active: bool
 
 
 class ReviewerSession(TypedDict):
@@ -580,6 +625,7 @@ SCHEMAS: Dict[str, type] = {
     "EventPage": EventPage,
     "QueueOut": QueueStats,
     "StatsOut": Stats,
+    "StrandedOut": Stranded,
     "WorkloadRow": WorkloadRow,
     "WorkloadFinding": WorkloadFinding,
     "WorkloadOut": Workload,
@@ -587,6 +633,9 @@ SCHEMAS: Dict[str, type] = {
     "TaskOut": TaskRecord,
     "ReviewRecordOut": ReviewRecord,
     "ItemDetailOut": ItemDetail,
+    "ItemHitOut": ItemHit,
+    "ItemSearchPage": ItemSearchPage,
+    "OverrideOut": OverrideResult,
     "ProjectCreated": ProjectCreated,
     "ProjectOut": Project,
     "AnswerFieldSpec": AnswerFieldSpec,

@@ -187,17 +187,33 @@ pub async fn create_service_key(s: &AppState, projects: Vec<String>, actor: &str
     Ok(api_key)
 }
 
-/// Changes a reviewer's tiers, projects (`None` keeps them) or password (`Some("")`
-/// removes it), and forgets cached key holders so this node sees the change at once.
-#[tracing::instrument(level = "debug", skip(s, password, actor))]
+/// What an admin may change about a reviewer; `None` keeps it.
+#[derive(Debug, Default)]
+pub struct ReviewerChange {
+    pub tiers: Option<Vec<u8>>,
+    pub projects: Option<Vec<String>>,
+    /// `Some("")` removes the password.
+    pub password: Option<String>,
+    /// `Some(false)` deactivates the reviewer (keys, sessions and password stop working,
+    /// active leases cancelled); `Some(true)` reactivates them.
+    pub active: Option<bool>,
+}
+
+/// Changes a reviewer's tiers, projects, password or whether they are active, and
+/// forgets cached key holders so this node sees the change at once.
+#[tracing::instrument(level = "debug", skip(s, change, actor))]
 pub async fn update_reviewer(
     s: &AppState,
     name: &str,
-    tiers: Option<Vec<u8>>,
-    projects: Option<Vec<String>>,
-    password: Option<String>,
+    change: ReviewerChange,
     actor: &str,
 ) -> Result<ReviewerAccount, AppError> {
+    let ReviewerChange {
+        tiers,
+        projects,
+        password,
+        active,
+    } = change;
     let current = account(s, name).await?;
     let password = match password {
         None => None,
@@ -214,6 +230,9 @@ pub async fn update_reviewer(
     }
     if let Some(hash) = password {
         s.store.set_password(name, hash.as_deref(), actor, s.now()).await?;
+    }
+    if let Some(active) = active {
+        s.store.set_reviewer_active(name, active, actor, s.now()).await?;
     }
     s.forget_principals();
     account(s, name).await

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use flywheel_core::calibrate::{Estimate, audit_precision};
+use flywheel_core::stranded::{OpenWork, Stranded, stranded};
 use flywheel_store::{EventRecord, LabelRecord, Stats};
 
 use super::{AppError, AppState, ProjectRuntime};
@@ -26,8 +27,8 @@ pub async fn events(
     Ok(s.store.events(project_id, after, limit).await?)
 }
 
-/// A project's counters now, with the precision of its auto decisions from audits and
-/// the calibrated thresholds.
+/// A project's counters now, with the precision of its auto decisions from audits, the
+/// calibrated thresholds, and the stranded work.
 pub struct ProjectStats {
     pub counts: Stats,
     /// Audits answered.
@@ -35,6 +36,9 @@ pub struct ProjectStats {
     /// Share of audits that confirmed the auto label, with its 95% interval.
     pub audit: Estimate,
     pub thresholds: Arc<HashMap<String, f64>>,
+    /// Open tasks no active reviewer of the project can claim (core's `stranded`), by
+    /// queue and tier.
+    pub stranded: Vec<Stranded>,
 }
 
 impl ProjectStats {
@@ -51,13 +55,28 @@ impl ProjectStats {
 /// Project `p`'s counters now.
 #[tracing::instrument(level = "debug", skip_all, fields(project = %p.name))]
 pub async fn stats(s: &AppState, p: &ProjectRuntime) -> Result<ProjectStats, AppError> {
-    let counts = s.store.stats(p.id, s.now()).await?;
+    let now = s.now();
+    let counts = s.store.stats(p.id, now).await?;
     let audits = (counts.audits_confirmed + counts.audits_corrected) as u64;
     let audit = audit_precision(counts.audits_confirmed as u64, audits);
+    // Stranded work: only open tasks are read (through the open-task index), so this
+    // costs the backlog, like a metrics scrape, not the project's history.
+    let held = s.store.active_tiers(p.id).await?;
+    let open = s.store.queue_depths(p.id, now, Vec::new()).await?;
+    let stranded = stranded(
+        open.into_iter().map(|d| OpenWork {
+            queue: d.queue,
+            tier: d.tier,
+            open: d.open,
+            oldest_age_ms: d.oldest_age_ms,
+        }),
+        &held,
+    );
     Ok(ProjectStats {
         counts,
         audits,
         audit,
         thresholds: s.learning.thresholds(p.id),
+        stranded,
     })
 }

@@ -176,3 +176,117 @@ pub async fn detail(s: &AppState, p: &ProjectRuntime, external_id: &str) -> Resu
         .await?
         .ok_or_else(|| AppError::NotFound(format!("item '{external_id}' not found in project '{}'", p.name)))
 }
+
+/// Largest page of an item search, and the page when the request names none.
+pub const MAX_SEARCH_PAGE: usize = 200;
+pub const DEFAULT_SEARCH_PAGE: usize = 50;
+
+/// An item search as a request gives it (`GET …/items?q=&label=&reviewer=&state=&since=&
+/// until=&cursor=&limit=`, and the console's search form), parsed: every value checked,
+/// an empty one the same as none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    pub search: flywheel_store::ItemSearch,
+    /// Items with ids below this (the previous page's `next_cursor`).
+    pub cursor: Option<i64>,
+    pub limit: usize,
+}
+
+impl SearchRequest {
+    /// Parses the query's parameters; a bad one is refused naming it.
+    pub fn parse(
+        p: &ProjectRuntime,
+        params: &std::collections::HashMap<String, String>,
+    ) -> Result<Self, ValidationError> {
+        use flywheel_store::{ItemSearch, ItemState};
+        let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
+        let text = match get("q") {
+            Some(q) if q.chars().count() > 200 => return Err(ValidationError::new("q", "q is at most 200 characters")),
+            q => q.map(str::to_lowercase),
+        };
+        let label = match get("label") {
+            Some(l) if !p.labels.contains(l) => {
+                return Err(ValidationError::new(
+                    "label",
+                    format!("label is one of the project's labels: {}", p.labels.names().join(", ")),
+                ));
+            }
+            l => l.map(str::to_string),
+        };
+        let reviewer = match get("reviewer") {
+            Some(r) if r.chars().count() > 100 => {
+                return Err(ValidationError::new(
+                    "reviewer",
+                    "reviewer is a name of at most 100 characters",
+                ));
+            }
+            r => r.map(str::to_string),
+        };
+        let state = get("state")
+            .map(|s| match s {
+                "open" => Ok(ItemState::Open),
+                "resolved" => Ok(ItemState::Resolved),
+                "unresolved" => Ok(ItemState::Unresolved),
+                _ => Err(ValidationError::new("state", "state is open, resolved or unresolved")),
+            })
+            .transpose()?;
+        let since = get("since")
+            .map(|v| super::export::parse_time("since", v))
+            .transpose()?;
+        let until = get("until")
+            .map(|v| super::export::parse_time("until", v))
+            .transpose()?;
+        if let (Some(a), Some(b)) = (since, until)
+            && a >= b
+        {
+            return Err(ValidationError::new("since", "since must be before until"));
+        }
+        let cursor = get("cursor")
+            .map(|c| {
+                c.parse::<i64>()
+                    .ok()
+                    .filter(|c| *c > 0)
+                    .ok_or_else(|| ValidationError::new("cursor", "cursor is a next_cursor from an earlier page"))
+            })
+            .transpose()?;
+        let limit = get("limit")
+            .map(|l| {
+                l.parse::<usize>()
+                    .ok()
+                    .filter(|l| (1..=MAX_SEARCH_PAGE).contains(l))
+                    .ok_or_else(|| {
+                        ValidationError::new("limit", format!("limit is a whole number from 1 to {MAX_SEARCH_PAGE}"))
+                    })
+            })
+            .transpose()?
+            .unwrap_or(DEFAULT_SEARCH_PAGE);
+        Ok(SearchRequest {
+            search: ItemSearch {
+                text,
+                label,
+                reviewer,
+                state,
+                since,
+                until,
+            },
+            cursor,
+            limit,
+        })
+    }
+}
+
+/// A page of an item search, and where the next starts (`None`: this was the last).
+pub struct SearchPage {
+    pub hits: Vec<flywheel_store::ItemHit>,
+    pub next_cursor: Option<i64>,
+}
+
+/// Project `p`'s items that pass the search, newest first.
+#[tracing::instrument(level = "debug", skip(s, p), fields(project = %p.name))]
+pub async fn search(s: &AppState, p: &ProjectRuntime, req: SearchRequest) -> Result<SearchPage, AppError> {
+    let hits = s.store.search_items(p.id, req.search, req.cursor, req.limit).await?;
+    let next_cursor = (hits.len() == req.limit)
+        .then(|| hits.last().map(|h| h.item_id))
+        .flatten();
+    Ok(SearchPage { hits, next_cursor })
+}

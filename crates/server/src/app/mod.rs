@@ -23,6 +23,7 @@ pub mod items;
 pub mod learning;
 pub mod model;
 pub mod monitors;
+pub mod overrides;
 pub mod projects;
 pub mod quality;
 pub mod signin;

@@ -90,6 +90,9 @@ pub struct Account {
     pub has_password: bool,
     pub active_keys: i64,
     pub created_at: String,
+    /// False once deactivated: the reviewer's keys and sessions are refused (401) and
+    /// their password does not sign in.
+    pub active: bool,
 }
 
 impl From<flywheel_store::ReviewerAccount> for Account {
@@ -101,6 +104,7 @@ impl From<flywheel_store::ReviewerAccount> for Account {
             has_password: a.has_password,
             active_keys: a.active_keys,
             created_at: ts(a.created_at),
+            active: a.active,
         }
     }
 }
@@ -127,11 +131,18 @@ pub struct UpdateReviewer {
     /// characters); an empty string removes it.
     #[serde(default)]
     pub password: Option<String>,
+    /// `false` deactivates the reviewer: their keys and sessions are refused (401), their
+    /// password no longer signs in, and their active leases in every project are cancelled
+    /// (`reviewer.deactivated`, `lease.cancelled`; a late answer gets 409 `lease_lost`).
+    /// `true` reactivates them. Their answers and history stay.
+    #[serde(default)]
+    pub active: Option<bool>,
 }
 
-/// Changes a reviewer's tiers, projects or password (admin). Takes effect on this node at
-/// once, on others within 5 s; the reviewer's active leases on a project dropped from the
-/// grant are cancelled at once (`lease.cancelled`, the slots back in their queues).
+/// Changes a reviewer's tiers, projects, password or whether they are active (admin).
+/// Takes effect on this node at once, on others within 5 s; the reviewer's active leases
+/// on a project dropped from the grant, or all of them on deactivation, are cancelled at
+/// once (`lease.cancelled`, the slots back in their queues).
 #[utoipa::path(patch, path = "/v1/reviewers/{name}", params(("name" = String, Path)), request_body = UpdateReviewer,
     responses((status = 200, body = Account), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
@@ -142,8 +153,13 @@ pub async fn update_reviewer(
     ApiJson(body): ApiJson<UpdateReviewer>,
 ) -> Result<Json<Account>, ApiError> {
     caller.require_admin()?;
-    let account =
-        accounts::update_reviewer(&s, &name, body.tiers, body.projects, body.password, &caller.actor()).await?;
+    let change = accounts::ReviewerChange {
+        tiers: body.tiers,
+        projects: body.projects,
+        password: body.password,
+        active: body.active,
+    };
+    let account = accounts::update_reviewer(&s, &name, change, &caller.actor()).await?;
     Ok(Json(account.into()))
 }
 

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 pub use crate::app::amend::AmendIn;
 pub use crate::app::items::{ItemIn, PredictionIn};
+pub use crate::app::overrides::OverrideIn;
 pub use crate::app::quality::GoldIn;
 pub use crate::app::work::{NextIn, ReasonIn, ReviewIn};
 pub use crate::error::ErrorDetail;
@@ -417,6 +418,25 @@ pub struct StatsOut {
     /// The calibrated confidence thresholds per label (labels without enough evidence have none).
     pub thresholds: BTreeMap<String, f64>,
     pub queues: BTreeMap<String, QueueOut>,
+    /// Open tasks whose tier no active reviewer of the project holds (granted the project,
+    /// not deactivated, not held): nobody can claim them. By queue, then tier; empty when
+    /// every open task can be claimed.
+    pub stranded: Vec<StrandedOut>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StrandedOut {
+    pub queue: String,
+    #[schema(minimum = 1, maximum = 255)]
+    pub tier: u8,
+    /// Open tasks of this queue and tier.
+    #[schema(minimum = 1)]
+    pub open: i64,
+    /// Age of the oldest of them, in seconds.
+    #[schema(minimum = 0)]
+    pub oldest_age_s: f64,
+    /// The alert as the console says it ("no active reviewer holds tier 3: …").
+    pub message: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -431,6 +451,54 @@ pub struct ItemOut {
     #[schema(value_type = Option<Object>)]
     pub prediction: Option<Value>,
     pub created_at: String,
+}
+
+/// What an override did.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OverrideOut {
+    pub item_id: i64,
+    pub external_id: String,
+    /// `resolve` or `reroute`.
+    #[schema(pattern = "^(resolve|reroute)$")]
+    pub action: String,
+    /// The open tasks closed, and the active leases on them cancelled.
+    pub closed_tasks: Vec<i64>,
+    pub cancelled_leases: Vec<i64>,
+    /// `reroute`: the new task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub task_id: Option<i64>,
+    /// `resolve`: the item's resolution (source `human`, method `override`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolution: Option<ResolutionOut>,
+}
+
+/// One item an item search found.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemHitOut {
+    pub item_id: i64,
+    pub external_id: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// `auto` or `review`.
+    #[schema(pattern = "^(auto|review)$")]
+    pub outcome: String,
+    /// The rule that decided it.
+    pub rule: String,
+    /// The resolved label; absent while unresolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_label: Option<String>,
+    /// Open tasks of the item.
+    #[schema(minimum = 0)]
+    pub open_tasks: i64,
+    pub created_at: String,
+}
+
+/// A page of an item search, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ItemSearchPage {
+    pub items: Vec<ItemHitOut>,
+    /// Pass as `cursor` for the next page; null when this page was the last.
+    pub next_cursor: Option<i64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

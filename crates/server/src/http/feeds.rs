@@ -125,6 +125,17 @@ pub async fn stats(
         auto_precision_from_audits: st.audit.value,
         auto_precision_interval: st.audit.interval.map(|(lo, hi)| [lo, hi]),
         thresholds: st.thresholds.iter().map(|(l, t)| (l.clone(), *t)).collect(),
+        stranded: st
+            .stranded
+            .iter()
+            .map(|w| StrandedOut {
+                queue: w.queue.clone(),
+                tier: w.tier,
+                open: w.open,
+                oldest_age_s: w.oldest_age_ms as f64 / 1000.0,
+                message: w.sentence(),
+            })
+            .collect(),
         queues: st
             .counts
             .queues

@@ -1,16 +1,17 @@
 //! Items in, decisions out; and an item's whole story (`app::items` decides).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use flywheel_core::{Decision, Outcome, Route};
 use flywheel_store::Resolution;
 use serde_json::Value;
 
 use super::dto::*;
 use super::{ApiJson, MAX_BATCH, ts};
-use crate::app::{AppState, items};
+use crate::app::{AppState, items, overrides};
 use crate::auth::Caller;
 use crate::error::ApiError;
 
@@ -145,4 +146,90 @@ pub fn review_record_out(r: flywheel_store::ReviewRecord) -> ReviewRecordOut {
         time_on_task_ms: r.answered_at - r.claimed_at,
         fields: r.fields,
     }
+}
+
+/// Finds a project's items (admin, or the project's service key), newest first: by text
+/// (`q`, lowercased, found in the external id or anywhere in the payload's JSON text —
+/// keys and values as stored; letters other than ASCII match case-insensitively on
+/// PostgreSQL only), resolved label, a reviewer who answered, state, and the time received.
+/// Every condition given must hold; an empty parameter is the same as none. Keyset-paged: pass `next_cursor` as `cursor` for the
+/// next page. Text is not indexed: items are read newest first until a page is full, so a
+/// rare match reads much of the project.
+#[utoipa::path(get, path = "/v1/projects/{project}/items",
+    params(("project" = String, Path),
+        ("q" = Option<String>, Query, description = "text in the external id or the payload, case-insensitive; at most 200 characters", max_length = 200),
+        ("label" = Option<String>, Query, description = "the resolved label (one of the project's labels)"),
+        ("reviewer" = Option<String>, Query, description = "a reviewer (by name) who answered a task of the item", max_length = 100),
+        ("state" = Option<String>, Query, description = "open (has an open task), resolved, unresolved", pattern = "^(open|resolved|unresolved)?$"),
+        ("since" = Option<String>, Query, description = "items received at or after this time (RFC 3339 or epoch ms)"),
+        ("until" = Option<String>, Query, description = "items received before this time (RFC 3339 or epoch ms); after since"),
+        ("cursor" = Option<i64>, Query, description = "the next_cursor of the previous page", minimum = 1),
+        ("limit" = Option<u32>, Query, description = "items per page, 1 to 200 (default 50)", minimum = 1, maximum = 200)),
+    responses((status = 200, body = ItemSearchPage), (status = 400, body = ErrorBody, description = "a parameter does not parse (`field` names it)"),
+        (status = 404, body = ErrorBody, description = "no such project, or not one the caller may see")),
+    security(("bearer" = [])))]
+pub async fn search(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
+) -> Result<Json<ItemSearchPage>, ApiError> {
+    let p = s.project(&project).await?;
+    caller.require_service(&p)?;
+    let req = items::SearchRequest::parse(&p, &params).map_err(|e| ApiError::bad_request(e.field, e.message))?;
+    let page = items::search(&s, &p, req).await?;
+    Ok(Json(ItemSearchPage {
+        items: page
+            .hits
+            .into_iter()
+            .map(|h| ItemHitOut {
+                item_id: h.item_id,
+                external_id: h.external_id,
+                payload: h.payload,
+                outcome: h.outcome,
+                rule: h.rule,
+                resolved_label: h.resolved_label,
+                open_tasks: h.open_tasks,
+                created_at: ts(h.created_at),
+            })
+            .collect(),
+        next_cursor: page.next_cursor,
+    }))
+}
+
+/// Overrides an item (admin): `resolve` gives it a label (and fields) as a human
+/// resolution with method `override`, entering the label feed; `reroute` sends its work to
+/// another queue and tier. Either way, always with a reason: the item's open tasks are
+/// closed and their active leases cancelled (`lease.cancelled`; a late answer gets 409
+/// `lease_lost`), and `item.overridden` names who, what and why.
+#[utoipa::path(post, path = "/v1/projects/{project}/items/{external_id}/override",
+    params(("project" = String, Path), ("external_id" = String, Path)), request_body = OverrideIn,
+    responses((status = 200, body = OverrideOut),
+        (status = 400, body = ErrorBody, description = "the body is not valid JSON"),
+        (status = 401, body = ErrorBody, description = "no key, or one not recognised"),
+        (status = 403, body = ErrorBody, description = "not an admin"),
+        (status = 404, body = ErrorBody, description = "no such project or item"),
+        (status = 409, body = ErrorBody, description = "`item_resolved`: a re-route of a resolved item; `already_routed`: its open task is there already"),
+        (status = 415, body = ErrorBody, description = "the body is not application/json"),
+        (status = 422, body = ErrorBody, description = "a field is missing or wrong (`field` names it)")),
+    security(("bearer" = [])))]
+pub async fn override_item(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path((project, external_id)): Path<(String, String)>,
+    ApiJson(body): ApiJson<OverrideIn>,
+) -> Result<Json<OverrideOut>, ApiError> {
+    caller.require_admin()?;
+    let p = s.project(&project).await?;
+    let action = body.action.clone();
+    let out = overrides::override_item(&s, &p, &external_id, body, &caller.actor()).await?;
+    Ok(Json(OverrideOut {
+        item_id: out.item_id,
+        external_id,
+        action,
+        closed_tasks: out.closed_tasks,
+        cancelled_leases: out.cancelled_leases,
+        task_id: out.task_id,
+        resolution: out.resolution.map(resolution_out),
+    }))
 }

@@ -60,8 +60,12 @@ pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
         .route("/v1/keys/{hash}/revoke", post(accounts::revoke))
         .route("/v1/projects/{project}/policy/check", post(accounts::check_policy))
         .route("/v1/projects/{project}/reviewers/{name}/hold", post(accounts::hold))
-        .route("/v1/projects/{project}/items", post(items::submit))
+        .route("/v1/projects/{project}/items", post(items::submit).get(items::search))
         .route("/v1/projects/{project}/items/{external_id}", get(items::detail))
+        .route(
+            "/v1/projects/{project}/items/{external_id}/override",
+            post(items::override_item),
+        )
         .route("/v1/projects/{project}/export", get(export::export))
         .route(
             "/v1/projects/{project}/import",

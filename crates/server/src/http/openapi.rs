@@ -12,7 +12,7 @@ use super::{accounts, admin, export, feeds, items, model, quality, webhooks, wor
     paths(
         admin::healthz, admin::create_project, admin::get_project, admin::put_policy, admin::policy_versions,
         admin::policy_diff, admin::rollback_policy, admin::create_reviewer, admin::create_key,
-        items::submit, items::detail, export::export, export::import, work::claim, work::heartbeat, work::review, work::amend,
+        items::submit, items::search, items::detail, items::override_item, export::export, export::import, work::claim, work::heartbeat, work::review, work::amend,
         feeds::labels, feeds::project_events, feeds::all_events, feeds::stats, workload::workload,
         quality::add_gold, quality::reviewers, quality::release, quality::agreement,
         model::get, model::train, model::retrain, model::predict, model::backtest, model::monitors,

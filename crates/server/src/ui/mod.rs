@@ -14,6 +14,7 @@
 
 pub mod chart;
 mod guidelines;
+mod item;
 mod pages;
 mod workload;
 
@@ -47,6 +48,8 @@ pub fn router() -> Router<Arc<AppState>> {
         .route("/ui/work/{project}", get(pages::workbench_any))
         .route("/ui/work/{project}/{queue}", get(pages::workbench))
         .route("/ui/projects/{project}", get(pages::dashboard))
+        .route("/ui/projects/{project}/items", get(item::search))
+        .route("/ui/projects/{project}/items/{external_id}", get(item::item))
         .route("/ui/projects/{project}/policy", get(pages::policy))
         .route("/ui/projects/{project}/webhooks", get(pages::webhooks))
         .route("/ui/reviewers", get(pages::reviewers))

@@ -216,6 +216,8 @@ struct Live {
     audit_precision: String,
     thresholds: Vec<(String, String)>,
     queues: Vec<QueueRow>,
+    /// Open tasks no active reviewer can claim, by queue and tier.
+    stranded: Vec<StrandedRow>,
     reviewers: Vec<ReviewerRow>,
     kappa: String,
     alpha: String,
@@ -224,6 +226,15 @@ struct Live {
     chart_rate: String,
     chart_load: String,
     chart_novelty: String,
+}
+
+/// A queue and tier whose open tasks nobody can claim.
+struct StrandedRow {
+    queue: String,
+    tier: u8,
+    open: i64,
+    oldest: String,
+    message: String,
 }
 
 #[derive(Deserialize)]
@@ -390,6 +401,17 @@ pub async fn dashboard(
         },
         thresholds,
         queues,
+        stranded: stats
+            .stranded
+            .iter()
+            .map(|w| StrandedRow {
+                queue: w.queue.clone(),
+                tier: w.tier,
+                open: w.open,
+                oldest: age(w.oldest_age_ms as f64 / 1000.0),
+                message: w.sentence(),
+            })
+            .collect(),
         reviewers: d
             .reviewers
             .into_iter()

@@ -1080,3 +1080,124 @@ async fn answer_fields_in_a_browser() {
     c.close().await.unwrap();
     app.stop().await;
 }
+
+/// Clicks the element `css` finds.
+async fn click(c: &Client, css: &str) {
+    c.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
+}
+
+/// Types `text` into the element `css` finds.
+async fn fill(c: &Client, css: &str, text: &str) {
+    c.find(Locator::Css(css)).await.unwrap().send_keys(text).await.unwrap();
+}
+
+/// Saves a screenshot as `target/screenshots/{name}.png`.
+async fn shot(c: &Client, name: &str) {
+    std::fs::write(screenshots().join(format!("{name}.png")), c.screenshot().await.unwrap()).unwrap();
+}
+
+/// The admin's console for one item, at 1400×1000 and 1280×720: the dashboard flags a
+/// stranded tier, the search finds an item by its text, its page shows it, and an override
+/// from that page resolves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn item_search_override_and_stranded_in_a_browser() {
+    let Some(driver) = start_driver() else { return };
+    let db = Db::sqlite();
+    let app = spawn_app(&db).await;
+    let svc = app.project("spam", example_policy()).await;
+    // Only tier 1 is held: the urgent queue's tier-2 work is stranded.
+    app.reviewer("ann", &[1], &["spam"]).await;
+    app.submit(
+        "spam",
+        &svc,
+        json!([
+            item("n1", "see you at lunch on Friday", Some(0.6)),
+            item("n2", "You won a FREE cruise, reply now", Some(0.6)),
+            item("u1", "I will hurt myself", Some(0.5)),
+        ]),
+    )
+    .await;
+    let c = browser(&driver).await;
+    let base = app.base.clone();
+    sign_in_as(&c, &base, &[("key", ADMIN)]).await;
+    for ((w, h), (id, words)) in [((1400, 1000), ("n2", "cruise")), ((1280, 720), ("n1", "LUNCH"))] {
+        c.set_window_size(w, h).await.unwrap();
+        let size = format!("{w}x{h}");
+
+        c.goto(&format!("{base}/ui/projects/spam")).await.unwrap();
+        until(
+            &c,
+            "const s = document.getElementById('stranded'); return !!s && s.textContent.includes('no active reviewer holds tier 2');",
+            "the stranded alert",
+        )
+        .await;
+        let row = js(
+            &c,
+            "return document.querySelector('#stranded tr[data-queue=\"urgent\"]').dataset.tier",
+        )
+        .await;
+        assert_eq!(row, "2");
+        shot(&c, &format!("dashboard-stranded-{size}")).await;
+
+        // The search, from the dashboard's link, finds the item by its text in any case.
+        click(&c, "#search-items").await;
+        until(&c, "return !!document.getElementById('item-search')", "the search page").await;
+        fill(&c, "#item-search input[name=q]", words).await;
+        click(&c, "#item-search button[type=submit]").await;
+        until(&c, "return !!document.getElementById('hits')", "the hits").await;
+        let found = js(
+            &c,
+            "return [...document.querySelectorAll('#hits a')].map(a => a.textContent)",
+        )
+        .await;
+        assert_eq!(found, json!([id]));
+        shot(&c, &format!("item-search-{size}")).await;
+
+        // Its page: the payload as text, the decision, no resolution yet.
+        click(&c, "#hits a").await;
+        until(
+            &c,
+            &format!("const e = document.getElementById('item-id'); return !!e && e.textContent === '{id}';"),
+            "the item page",
+        )
+        .await;
+        let payload = text_of(&c, "#payload").await;
+        assert!(payload.to_lowercase().contains(&words.to_lowercase()), "{payload}");
+        assert!(text_of(&c, "#resolution").await.contains("Not resolved"));
+
+        // An override from the page: resolved as spam, with a reason, as an override.
+        click(&c, "#override-resolve select[name=label] option[value=spam]").await;
+        fill(
+            &c,
+            "#override-resolve input[name=reason]",
+            "clear spam, no reviewer free",
+        )
+        .await;
+        click(&c, "#override-resolve button[type=submit]").await;
+        until(
+            &c,
+            "const r = document.getElementById('resolution'); return !!r && r.textContent.includes('override');",
+            "the overridden resolution",
+        )
+        .await;
+        let resolution = text_of(&c, "#resolution").await;
+        assert!(
+            resolution.contains("spam") && resolution.contains("human"),
+            "{resolution}"
+        );
+        let events = text_of(&c, "#item-events").await;
+        assert!(
+            events.contains("item.overridden") && events.contains("clear spam, no reviewer free"),
+            "{events}"
+        );
+        shot(&c, &format!("item-override-{size}")).await;
+    }
+    let feed = app.all_labels(&svc).await;
+    let labelled: Vec<_> = feed
+        .iter()
+        .map(|l| (l["external_id"].clone(), l["label"].clone()))
+        .collect();
+    assert_eq!(labelled, [(json!("n2"), json!("spam")), (json!("n1"), json!("spam"))]);
+    c.close().await.unwrap();
+    app.stop().await;
+}

@@ -22,6 +22,7 @@ mod items;
 mod learning;
 mod metrics;
 mod novelty;
+mod oversight;
 mod policy;
 mod quality;
 mod sla;

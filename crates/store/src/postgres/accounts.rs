@@ -46,11 +46,13 @@ pub(super) async fn bootstrap_admin(c: &mut PgConnection, key_hash: &str, now: M
 }
 
 pub(super) async fn principal(c: &mut PgConnection, key_hash: &str) -> TxResult<Option<Principal>> {
-    let row: Option<(String, Option<i64>, Option<String>)> =
-        sqlx::query_as("SELECT kind, reviewer_id, projects::text FROM api_keys WHERE hash = $1 AND revoked_at IS NULL")
-            .bind(key_hash)
-            .fetch_optional(&mut *c)
-            .await?;
+    let row: Option<(String, Option<i64>, Option<String>)> = sqlx::query_as(
+        "SELECT k.kind, k.reviewer_id, k.projects::text FROM api_keys k LEFT JOIN reviewers v ON v.id = k.reviewer_id
+             WHERE k.hash = $1 AND k.revoked_at IS NULL AND v.deactivated_at IS NULL",
+    )
+    .bind(key_hash)
+    .fetch_optional(&mut *c)
+    .await?;
     let Some((kind, reviewer_id, projects)) = row else {
         return Ok(None);
     };
@@ -350,20 +352,22 @@ async fn reviewer_id(c: &mut PgConnection, name: &str) -> TxResult<i64> {
 }
 
 pub(super) async fn reviewers(c: &mut PgConnection) -> TxResult<Vec<ReviewerAccount>> {
-    let rows: Vec<(i64, bool, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(i64, bool, i64, i64, bool)> = sqlx::query_as(
         "SELECT v.id, v.password_hash IS NOT NULL, v.created_at,
-            (SELECT count(*) FROM api_keys k WHERE k.reviewer_id = v.id AND k.revoked_at IS NULL)
+            (SELECT count(*) FROM api_keys k WHERE k.reviewer_id = v.id AND k.revoked_at IS NULL),
+            v.deactivated_at IS NULL
          FROM reviewers v ORDER BY v.name",
     )
     .fetch_all(&mut *c)
     .await?;
     let mut out = Vec::with_capacity(rows.len());
-    for (id, has_password, created_at, active_keys) in rows {
+    for (id, has_password, created_at, active_keys, active) in rows {
         out.push(ReviewerAccount {
             reviewer: reviewer(c, id).await?,
             has_password,
             active_keys,
             created_at,
+            active,
         });
     }
     Ok(out)
@@ -411,6 +415,80 @@ pub(super) async fn update_reviewer(
     let reason = "the reviewer's grant was withdrawn";
     super::work::cancel_reviewer_leases(c, channel, id, |p| !ids.contains(&p), reason, now).await?;
     reviewer(c, id).await
+}
+
+/// Whether reviewer `id` is active (not deactivated).
+async fn active(c: &mut PgConnection, id: i64) -> TxResult<bool> {
+    Ok(
+        sqlx::query_scalar("SELECT deactivated_at IS NULL FROM reviewers WHERE id = $1")
+            .bind(id)
+            .fetch_one(&mut *c)
+            .await?,
+    )
+}
+
+/// Deactivates or reactivates a reviewer (see `sqlite/accounts.rs`): deactivating ends
+/// their sessions and cancels their active leases in every project; a reviewer already in
+/// the state asked for is left as is, with no event.
+pub(super) async fn set_reviewer_active(
+    c: &mut PgConnection,
+    channel: &str,
+    name: &str,
+    active: bool,
+    actor: &str,
+    now: Millis,
+) -> TxResult<Reviewer> {
+    let id = reviewer_id(c, name).await?;
+    let changed = if active {
+        sqlx::query("UPDATE reviewers SET deactivated_at = NULL WHERE id = $1 AND deactivated_at IS NOT NULL")
+            .bind(id)
+            .execute(&mut *c)
+            .await?
+    } else {
+        sqlx::query("UPDATE reviewers SET deactivated_at = $2 WHERE id = $1 AND deactivated_at IS NULL")
+            .bind(id)
+            .bind(now)
+            .execute(&mut *c)
+            .await?
+    }
+    .rows_affected();
+    if changed > 0 {
+        let who = ev::ReviewerReleased {
+            reviewer_id: id,
+            reviewer: name.to_string(),
+        };
+        if active {
+            event(c, None, None, None, now, actor, &Event::ReviewerReactivated(who)).await?;
+        } else {
+            event(c, None, None, None, now, actor, &Event::ReviewerDeactivated(who)).await?;
+            sqlx::query("DELETE FROM web_sessions WHERE reviewer_id = $1")
+                .bind(id)
+                .execute(&mut *c)
+                .await?;
+            let reason = "the reviewer was deactivated";
+            super::work::cancel_reviewer_leases(c, channel, id, |_| true, reason, now).await?;
+        }
+    }
+    reviewer(c, id).await
+}
+
+/// The tiers held in a project by its active reviewers (see `sqlite/accounts.rs`).
+pub(super) async fn active_tiers(c: &mut PgConnection, project_id: i64) -> TxResult<Vec<u8>> {
+    let rows: Vec<String> = sqlx::query_scalar(
+        "SELECT v.tiers::text FROM reviewer_projects rp JOIN reviewers v ON v.id = rp.reviewer_id
+         LEFT JOIN reviewer_quality q ON q.project_id = rp.project_id AND q.reviewer_id = v.id
+         WHERE rp.project_id = $1 AND v.deactivated_at IS NULL AND q.held_at IS NULL",
+    )
+    .bind(project_id)
+    .fetch_all(&mut *c)
+    .await?;
+    let mut tiers = Vec::new();
+    for t in rows {
+        tiers.extend(parse::<Vec<u8>>(&t)?);
+    }
+    tiers.sort_unstable();
+    tiers.dedup();
+    Ok(tiers)
 }
 
 pub(super) async fn add_reviewer_key(
@@ -530,10 +608,11 @@ pub(super) async fn set_password(
 }
 
 pub(super) async fn password_hash(c: &mut PgConnection, name: &str) -> TxResult<Option<(i64, String)>> {
-    let row: Option<(i64, Option<String>)> = sqlx::query_as("SELECT id, password_hash FROM reviewers WHERE name = $1")
-        .bind(name)
-        .fetch_optional(&mut *c)
-        .await?;
+    let row: Option<(i64, Option<String>)> =
+        sqlx::query_as("SELECT id, password_hash FROM reviewers WHERE name = $1 AND deactivated_at IS NULL")
+            .bind(name)
+            .fetch_optional(&mut *c)
+            .await?;
     Ok(row.and_then(|(id, h)| h.map(|h| (id, h))))
 }
 
@@ -575,7 +654,10 @@ pub(super) async fn session(c: &mut PgConnection, token_hash: &str, now: Millis)
     match row {
         None => Ok(None),
         Some((Some(key), _)) => principal(c, &key).await,
-        Some((None, Some(id))) => Ok(Some(Principal::Reviewer(reviewer(c, id).await?))),
+        Some((None, Some(id))) => match active(c, id).await? {
+            true => Ok(Some(Principal::Reviewer(reviewer(c, id).await?))),
+            false => Ok(None),
+        },
         Some((None, None)) => Err(StoreError::Backend("a session with no owner".into()).into()),
     }
 }

@@ -47,7 +47,9 @@ mod feeds;
 mod items;
 mod merge;
 mod models;
+mod overrides;
 mod quality;
+mod search;
 mod sla;
 mod webhooks;
 mod work;
@@ -88,6 +90,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "perf", include_str!("../../migrations/postgres/0009_perf.sql")),
     (10, "fields", include_str!("../../migrations/postgres/0010_fields.sql")),
     (11, "amend", include_str!("../../migrations/postgres/0011_amend.sql")),
+    (
+        12,
+        "deactivation",
+        include_str!("../../migrations/postgres/0012_deactivation.sql"),
+    ),
 ];
 
 /// Retries of a transaction that lost a race (deadlock, serialization failure, a unique
@@ -425,6 +432,21 @@ impl Store for PgStore {
             &mut tx, ch, name, &tiers, &projects, actor, now
         )
         .await)
+    }
+
+    async fn set_reviewer_active(&self, name: &str, active: bool, actor: &str, now: Millis) -> Result<Reviewer> {
+        let ch = &self.channel;
+        transaction!(self, |tx| accounts::set_reviewer_active(
+            &mut tx, ch, name, active, actor, now
+        )
+        .await)
+    }
+
+    async fn active_tiers(&self, project_id: i64) -> Result<Vec<u8>> {
+        let mut c = self.pool.acquire().await?;
+        accounts::active_tiers(&mut c, project_id)
+            .await
+            .map_err(TxError::into_store)
     }
 
     async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
@@ -863,6 +885,25 @@ impl Store for PgStore {
     }
 
     // Exports.
+    async fn override_item(&self, project_id: i64, o: NewOverride, now: Millis) -> Result<OverrideResult> {
+        let ch = &self.channel;
+        transaction!(self, |tx| overrides::override_item(&mut tx, ch, project_id, &o, now)
+            .await)
+    }
+
+    async fn search_items(
+        &self,
+        project_id: i64,
+        search: ItemSearch,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<ItemHit>> {
+        let mut c = self.pool.acquire().await?;
+        search::search_items(&mut c, project_id, &search, before, limit)
+            .await
+            .map_err(TxError::into_store)
+    }
+
     async fn export_items(
         &self,
         project_id: i64,

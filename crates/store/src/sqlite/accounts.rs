@@ -43,7 +43,10 @@ pub(super) fn bootstrap_admin(c: &Connection, key_hash: &str, now: Millis) -> Re
 
 pub(super) fn principal(c: &Connection, key_hash: &str) -> Result<Option<Principal>> {
     let row: Option<(String, Option<i64>, Option<String>)> = c
-        .prepare_cached("SELECT kind, reviewer_id, projects FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL")?
+        .prepare_cached(
+            "SELECT k.kind, k.reviewer_id, k.projects FROM api_keys k LEFT JOIN reviewers v ON v.id = k.reviewer_id
+             WHERE k.hash = ?1 AND k.revoked_at IS NULL AND v.deactivated_at IS NULL",
+        )?
         .query_row([key_hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
         .optional()?;
     let Some((kind, reviewer_id, projects)) = row else {
@@ -294,18 +297,20 @@ pub(super) fn reviewers(c: &Connection) -> Result<Vec<ReviewerAccount>> {
     let rows = c
         .prepare_cached(
             "SELECT v.id, v.password_hash IS NOT NULL, v.created_at,
-                (SELECT count(*) FROM api_keys k WHERE k.reviewer_id = v.id AND k.revoked_at IS NULL)
+                (SELECT count(*) FROM api_keys k WHERE k.reviewer_id = v.id AND k.revoked_at IS NULL),
+                v.deactivated_at IS NULL
              FROM reviewers v ORDER BY v.name",
         )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
-        .collect::<rusqlite::Result<Vec<(i64, bool, i64, i64)>>>()?;
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))?
+        .collect::<rusqlite::Result<Vec<(i64, bool, i64, i64, bool)>>>()?;
     rows.into_iter()
-        .map(|(id, has_password, created_at, active_keys)| {
+        .map(|(id, has_password, created_at, active_keys, active)| {
             Ok(ReviewerAccount {
                 reviewer: reviewer(c, id)?,
                 has_password,
                 active_keys,
                 created_at,
+                active,
             })
         })
         .collect()
@@ -347,6 +352,72 @@ pub(super) fn update_reviewer(
     let freed =
         super::work::cancel_reviewer_leases(c, id, |p| !ids.contains(&p), "the reviewer's grant was withdrawn", now)?;
     Ok((reviewer(c, id)?, freed))
+}
+
+/// Whether reviewer `id` is active (not deactivated).
+fn active(c: &Connection, id: i64) -> Result<bool> {
+    Ok(
+        c.prepare_cached("SELECT deactivated_at IS NULL FROM reviewers WHERE id = ?1")?
+            .query_row([id], |r| r.get(0))?,
+    )
+}
+
+/// Deactivates (`active: false`) or reactivates a reviewer. Deactivating ends their
+/// sessions and cancels their active leases in every project (slots back,
+/// `lease.cancelled` each); their keys stop working because `principal` reads the flag.
+/// A reviewer already in the state asked for is left as is, with no event. Returns the
+/// reviewer and the projects whose leases were cancelled.
+pub(super) fn set_reviewer_active(
+    c: &Connection,
+    name: &str,
+    active: bool,
+    actor: &str,
+    now: Millis,
+) -> Result<(Reviewer, Vec<i64>)> {
+    let id = reviewer_id(c, name)?;
+    let changed = if active {
+        c.prepare_cached("UPDATE reviewers SET deactivated_at = NULL WHERE id = ?1 AND deactivated_at IS NOT NULL")?
+            .execute([id])?
+    } else {
+        c.prepare_cached("UPDATE reviewers SET deactivated_at = ?2 WHERE id = ?1 AND deactivated_at IS NULL")?
+            .execute(params![id, now])?
+    };
+    let mut freed = Vec::new();
+    if changed > 0 {
+        let who = ev::ReviewerReleased {
+            reviewer_id: id,
+            reviewer: name.to_string(),
+        };
+        if active {
+            event(c, None, None, None, now, actor, &Event::ReviewerReactivated(who))?;
+        } else {
+            event(c, None, None, None, now, actor, &Event::ReviewerDeactivated(who))?;
+            c.prepare_cached("DELETE FROM web_sessions WHERE reviewer_id = ?1")?
+                .execute([id])?;
+            freed = super::work::cancel_reviewer_leases(c, id, |_| true, "the reviewer was deactivated", now)?;
+        }
+    }
+    Ok((reviewer(c, id)?, freed))
+}
+
+/// The tiers held in project `project_id` by its active reviewers: granted the project,
+/// not deactivated, not held there.
+pub(super) fn active_tiers(c: &Connection, project_id: i64) -> Result<Vec<u8>> {
+    let rows = c
+        .prepare_cached(
+            "SELECT v.tiers FROM reviewer_projects rp JOIN reviewers v ON v.id = rp.reviewer_id
+             LEFT JOIN reviewer_quality q ON q.project_id = rp.project_id AND q.reviewer_id = v.id
+             WHERE rp.project_id = ?1 AND v.deactivated_at IS NULL AND q.held_at IS NULL",
+        )?
+        .query_map([project_id], |r| r.get::<_, String>(0))?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut tiers = Vec::new();
+    for t in rows {
+        tiers.extend(serde_json::from_str::<Vec<u8>>(&t)?);
+    }
+    tiers.sort_unstable();
+    tiers.dedup();
+    Ok(tiers)
 }
 
 pub(super) fn add_reviewer_key(c: &Connection, name: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
@@ -437,7 +508,7 @@ pub(super) fn set_password(c: &Connection, name: &str, hash: Option<&str>, actor
 
 pub(super) fn password_hash(c: &Connection, name: &str) -> Result<Option<(i64, String)>> {
     let row: Option<(i64, Option<String>)> = c
-        .prepare_cached("SELECT id, password_hash FROM reviewers WHERE name = ?1")?
+        .prepare_cached("SELECT id, password_hash FROM reviewers WHERE name = ?1 AND deactivated_at IS NULL")?
         .query_row([name], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     Ok(row.and_then(|(id, h)| h.map(|h| (id, h))))
@@ -471,7 +542,10 @@ pub(super) fn session(c: &Connection, token_hash: &str, now: Millis) -> Result<O
     match row {
         None => Ok(None),
         Some((Some(key), _)) => principal(c, &key),
-        Some((None, Some(id))) => Ok(Some(Principal::Reviewer(reviewer(c, id)?))),
+        Some((None, Some(id))) => Ok(active(c, id)?
+            .then(|| reviewer(c, id))
+            .transpose()?
+            .map(Principal::Reviewer)),
         Some((None, None)) => Err(StoreError::Backend("a session with no owner".into())),
     }
 }

@@ -17,7 +17,9 @@ mod fatigue;
 mod feeds;
 mod items;
 mod models;
+mod overrides;
 mod quality;
+mod search;
 mod sla;
 mod webhooks;
 mod work;
@@ -48,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0010_perf.sql"),
     include_str!("../../migrations/sqlite/0011_fields.sql"),
     include_str!("../../migrations/sqlite/0012_amend.sql"),
+    include_str!("../../migrations/sqlite/0013_deactivation.sql"),
 ];
 
 /// The schema version (`PRAGMA user_version`) of a database this build has migrated.
@@ -324,6 +327,21 @@ impl Store for SqliteStore {
         Ok(reviewer)
     }
 
+    async fn set_reviewer_active(&self, name: &str, active: bool, actor: &str, now: Millis) -> Result<Reviewer> {
+        let (name, actor) = (name.to_string(), actor.to_string());
+        let (reviewer, freed) = self
+            .write(move |c| accounts::set_reviewer_active(c, &name, active, &actor, now))
+            .await?;
+        for project_id in freed {
+            self.notify(Notice::TasksAvailable { project_id });
+        }
+        Ok(reviewer)
+    }
+
+    async fn active_tiers(&self, project_id: i64) -> Result<Vec<u8>> {
+        self.read(move |c| accounts::active_tiers(c, project_id)).await
+    }
+
     async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
         let (reviewer, key_hash, actor) = (reviewer.to_string(), key_hash.to_string(), actor.to_string());
         self.write(move |c| accounts::add_reviewer_key(c, &reviewer, &key_hash, &actor, now))
@@ -404,6 +422,28 @@ impl Store for SqliteStore {
     async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>> {
         let external_id = external_id.to_string();
         self.read(move |c| items::item(c, project_id, &external_id)).await
+    }
+
+    async fn override_item(&self, project_id: i64, o: NewOverride, now: Millis) -> Result<OverrideResult> {
+        let rerouted = matches!(o.action, flywheel_core::overrides::Action::Reroute { .. });
+        let result = self
+            .write(move |c| overrides::override_item(c, project_id, o, now))
+            .await?;
+        if rerouted {
+            self.notify(Notice::TasksAvailable { project_id });
+        }
+        Ok(result)
+    }
+
+    async fn search_items(
+        &self,
+        project_id: i64,
+        search: ItemSearch,
+        before: Option<i64>,
+        limit: usize,
+    ) -> Result<Vec<ItemHit>> {
+        self.read(move |c| search::search_items(c, project_id, &search, before, limit))
+            .await
     }
 
     // Work: claims, leases and answers.

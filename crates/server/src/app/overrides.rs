@@ -1,0 +1,130 @@
+//! An admin's override of an item: resolve it with a label (and fields, when the project
+//! declares them) or re-route it to a queue and tier, always with a reason. The request is
+//! checked here against the project (its labels, its answer fields, the routes its policy
+//! can hold); what the override does is core's `overrides::plan`, written by the store in
+//! one transaction.
+
+use flywheel_core::overrides::Action;
+use flywheel_core::policy::Route;
+use flywheel_store::{NewOverride, OverrideResult};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::error::text_field;
+use super::{AppError, AppState, ProjectRuntime};
+
+/// An override as sent (the request body; the wire format re-exports it).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OverrideIn {
+    /// `resolve` (with `label`) or `reroute` (with `queue` and `tier`).
+    #[schema(pattern = "^(resolve|reroute)$")]
+    pub action: String,
+    /// Why, in the admin's words (1 to 500 characters): written in `item.overridden`.
+    #[schema(min_length = 1, max_length = 500)]
+    pub reason: String,
+    /// `resolve`: one of the project's labels.
+    #[serde(default)]
+    pub label: Option<String>,
+    /// `resolve`: the resolution's answer fields, checked against the project's
+    /// `answer_fields` as an answer's are.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<serde_json::Value>,
+    /// `reroute`: a queue the project's policy routes to ...
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
+    pub queue: Option<String>,
+    /// ... at a tier it can hold there (a rule's tier, or one above for adjudication).
+    #[serde(default)]
+    #[schema(minimum = 1, maximum = 255)]
+    pub tier: Option<u8>,
+    /// `reroute`: the new task's priority (default 0; higher is claimed first).
+    #[serde(default)]
+    pub priority: Option<i32>,
+}
+
+/// Checks an override against project `p` and has the store apply it to item
+/// `external_id`.
+#[tracing::instrument(level = "debug", skip(s, p, body, actor), fields(project = %p.name))]
+pub async fn override_item(
+    s: &AppState,
+    p: &ProjectRuntime,
+    external_id: &str,
+    body: OverrideIn,
+    actor: &str,
+) -> Result<OverrideResult, AppError> {
+    let reason = body.reason.trim().to_string();
+    text_field("reason", &reason, 1, 500)?;
+    let action = match body.action.as_str() {
+        "resolve" => {
+            for (field, given) in [
+                ("queue", body.queue.is_some()),
+                ("tier", body.tier.is_some()),
+                ("priority", body.priority.is_some()),
+            ] {
+                if given {
+                    return Err(AppError::invalid(
+                        field,
+                        format!("{field} goes with action reroute, not resolve"),
+                    ));
+                }
+            }
+            let label = body
+                .label
+                .ok_or_else(|| AppError::invalid("label", "action resolve needs a label"))?;
+            p.labels.answer("label", &label)?;
+            let fields = p.fields.check(body.fields.as_ref(), &[label.as_str()])?;
+            Action::Resolve {
+                label,
+                fields: (!p.fields.is_empty()).then_some(fields),
+            }
+        }
+        "reroute" => {
+            for (field, given) in [("label", body.label.is_some()), ("fields", body.fields.is_some())] {
+                if given {
+                    return Err(AppError::invalid(
+                        field,
+                        format!("{field} goes with action resolve, not reroute"),
+                    ));
+                }
+            }
+            let queue = body
+                .queue
+                .ok_or_else(|| AppError::invalid("queue", "action reroute needs a queue"))?;
+            let tier = body
+                .tier
+                .ok_or_else(|| AppError::invalid("tier", "action reroute needs a tier"))?;
+            let routes = p.policy.queues();
+            if !routes.iter().any(|(q, _)| *q == queue) {
+                return Err(AppError::invalid(
+                    "queue",
+                    format!("the policy routes no work to queue '{queue}'"),
+                ));
+            }
+            if !routes.contains(&(queue.clone(), tier)) {
+                return Err(AppError::invalid(
+                    "tier",
+                    format!("the policy holds no tier {tier} in queue '{queue}'"),
+                ));
+            }
+            let route = Route {
+                queue,
+                tier,
+                priority: body.priority.unwrap_or(0),
+                overlap: 1,
+                ..Route::default_review()
+            }
+            .with_sla(p.policy.slas(), None);
+            Action::Reroute { route }
+        }
+        _ => return Err(AppError::invalid("action", "action is resolve or reroute")),
+    };
+    let o = NewOverride {
+        external_id: external_id.to_string(),
+        action,
+        reason,
+        actor: actor.to_string(),
+    };
+    Ok(s.store.override_item(p.id, o, s.now()).await?)
+}

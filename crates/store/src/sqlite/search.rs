@@ -1,0 +1,61 @@
+//! Item search on SQLite: a project's items newest first (the rowid range below the
+//! cursor), each condition given checked per row, until a page is full. Read only.
+
+use rusqlite::{Connection, params};
+
+use super::common::json_col;
+use crate::*;
+
+/// `+project_id` keeps SQLite off the `(project_id, external_id)` index, so that the
+/// rowid range walks the items newest first and stops after `limit` matches.
+const SEARCH: &str = "SELECT i.id, i.external_id, i.payload, i.outcome, json_extract(i.decision, '$.rule'),
+        i.resolved_label, i.created_at,
+        (SELECT count(*) FROM tasks t WHERE t.item_id = i.id AND t.state = 'open')
+     FROM items i
+     WHERE +i.project_id = ?1 AND i.id < ?2 AND i.gold_label IS NULL
+       AND (?3 IS NULL OR instr(lower(i.external_id), ?3) > 0 OR instr(lower(i.payload), ?3) > 0)
+       AND (?4 IS NULL OR i.resolved_label = ?4)
+       AND (?5 IS NULL OR i.id IN (SELECT w.item_id FROM reviews w JOIN reviewers v ON v.id = w.reviewer_id
+                                    WHERE v.name = ?5))
+       AND (?6 IS NULL
+            OR (?6 = 'resolved' AND i.resolution IS NOT NULL)
+            OR (?6 = 'unresolved' AND i.resolution IS NULL)
+            OR (?6 = 'open' AND EXISTS (SELECT 1 FROM tasks t WHERE t.item_id = i.id AND t.state = 'open')))
+       AND (?7 IS NULL OR i.created_at >= ?7) AND (?8 IS NULL OR i.created_at < ?8)
+     ORDER BY i.id DESC LIMIT ?9";
+
+pub(super) fn search_items(
+    c: &Connection,
+    project_id: i64,
+    s: &ItemSearch,
+    before: Option<i64>,
+    limit: usize,
+) -> Result<Vec<ItemHit>> {
+    Ok(c.prepare_cached(SEARCH)?
+        .query_map(
+            params![
+                project_id,
+                before.unwrap_or(i64::MAX),
+                s.text,
+                s.label,
+                s.reviewer,
+                s.state.map(ItemState::as_str),
+                s.since,
+                s.until,
+                limit as i64
+            ],
+            |r| {
+                Ok(ItemHit {
+                    item_id: r.get(0)?,
+                    external_id: r.get(1)?,
+                    payload: json_col(r, 2)?,
+                    outcome: r.get(3)?,
+                    rule: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                    resolved_label: r.get(5)?,
+                    created_at: r.get(6)?,
+                    open_tasks: r.get(7)?,
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?)
+}
