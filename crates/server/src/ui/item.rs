@@ -91,6 +91,8 @@ pub struct EventRow {
     pub sentence: String,
     pub actor: String,
     pub task: String,
+    /// The reviewer the event is about, when it names one (a lease, a change of answer).
+    pub reviewer: Option<String>,
 }
 
 #[derive(Template)]
@@ -366,16 +368,29 @@ pub async fn item(
 
 /// An event of an item as a row, its data said as a sentence (reviewers by name).
 pub fn event_row(e: &EventRecord, name: &dyn Fn(i64) -> String) -> EventRow {
-    let sentence = match Event::parse(&e.kind, e.data.clone()) {
-        Ok(ev) => sentence(&ev, name),
-        Err(_) => e.data.to_string(),
+    let (sentence, reviewer) = match Event::parse(&e.kind, e.data.clone()) {
+        Ok(ev) => (sentence(&ev, name), reviewer_of(&ev).map(name)),
+        Err(_) => (e.data.to_string(), None),
     };
     EventRow {
+        reviewer,
         at: ts(e.at),
         kind: e.kind.clone(),
         sentence,
         actor: e.actor.clone(),
         task: e.task_id.map_or(String::new(), |t| t.to_string()),
+    }
+}
+
+/// The reviewer an event names by id, if any.
+fn reviewer_of(ev: &Event) -> Option<i64> {
+    match ev {
+        Event::LeaseGranted(g) => Some(g.reviewer_id),
+        Event::LeaseExpired(x) => Some(x.reviewer_id),
+        Event::LeaseCancelled(x) => Some(x.reviewer_id),
+        Event::ReviewUndone(c) | Event::ReviewAmended(c) => Some(c.reviewer_id),
+        Event::GoldAnswered(g) => Some(g.reviewer_id),
+        _ => None,
     }
 }
 
