@@ -226,6 +226,16 @@ class QueueStats(TypedDict):
     answered_within_sla_24h: NotRequired[Optional[float]]
 
 
+class QueueOpen(TypedDict):
+    open: int
+
+
+class Queues(TypedDict):
+    """Open tasks per queue (`GET …/queues`): what a reviewer may read of `stats`."""
+
+    queues: Dict[str, QueueOpen]
+
+
 class Stats(TypedDict):
     items: int
     auto: int
@@ -580,6 +590,8 @@ SCHEMAS: Dict[str, type] = {
     "EventPage": EventPage,
     "QueueOut": QueueStats,
     "StatsOut": Stats,
+    "QueuesOut": Queues,
+    "QueueOpen": QueueOpen,
     "WorkloadRow": WorkloadRow,
     "WorkloadFinding": WorkloadFinding,
     "WorkloadOut": Workload,

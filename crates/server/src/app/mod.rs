@@ -25,6 +25,7 @@ pub mod model;
 pub mod monitors;
 pub mod projects;
 pub mod quality;
+pub mod ratelimit;
 pub mod signin;
 pub mod sla;
 mod state;
