@@ -409,6 +409,27 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_and_the_rule_budget_layer_like_the_rest() {
+        use flywheel_server::app::ratelimit::DEFAULT_ADMIN_PER_SECOND;
+        let s = from_file("rate_limit_service = 5\nrule_budget_ms = 250\n").unwrap();
+        assert_eq!(
+            (s.rate_limits.service, s.rate_limits.admin, s.rule_budget_ms),
+            (5, DEFAULT_ADMIN_PER_SECOND, 250)
+        );
+        // A flag beats the file; 0 turns a role's limit off.
+        let flags = ServeArgs {
+            rate_limit_service: Some(0),
+            ..no_flags()
+        };
+        let file = FileConfig::parse("rate_limit_service = 5\n", "f").unwrap();
+        let s = Settings::layer(flags, Some((file, "f".into()))).unwrap();
+        assert_eq!(s.rate_limits.service, 0);
+        // A rule budget of nothing would send every item to review: refused.
+        let e = from_file("rule_budget_ms = 0\n").unwrap_err();
+        assert!(e.to_string().contains("rule_budget_ms"), "{e}");
+    }
+
+    #[test]
     fn the_example_is_every_default() {
         let file = FileConfig::parse(EXAMPLE, "example").unwrap();
         // Each setting is written out (the admin key commented), not left to the default.
