@@ -4,6 +4,7 @@ import threading
 from typing import List
 
 import httpx
+import pytest
 
 from conftest import Project, Server, instant, item
 from flywheel import Client, Escalate, FlywheelError, Skip
@@ -17,6 +18,13 @@ def test_a_scripted_reviewer_resolves_the_review_queue(server: Server, project: 
     assert {d["outcome"] for d in decisions} == {"review"}
 
     ann = Client(server.url, api_key=project.reviewer_keys[0])
+    # A reviewer reads the queues' open tasks, not the project's stats.
+    open_tasks = svc.stats(project.name)["open_tasks"]
+    assert open_tasks > 0
+    assert sum(q["open"] for q in ann.queues(project.name)["queues"].values()) == open_tasks
+    with pytest.raises(FlywheelError) as refused:
+        ann.stats(project.name)
+    assert refused.value.status == 403
     seen: List[Task] = []
 
     def review(task: Task) -> str:  # an LLM would go here

@@ -73,6 +73,20 @@ pub struct ServeArgs {
     /// Seconds the server waits for the next piece of a request body [default: 30].
     #[arg(long, env = "FLYWHEEL_BODY_TIMEOUT_SECONDS", value_name = "SECONDS")]
     pub body_timeout_seconds: Option<u64>,
+    /// Milliseconds the policy's rules may take on one item; a rule still running then
+    /// fails closed (the item goes to review, `rule_budget_exceeded`) [default: 100].
+    #[arg(long, env = "FLYWHEEL_RULE_BUDGET_MS", value_name = "MS")]
+    pub rule_budget_ms: Option<u64>,
+    /// Requests a second one admin key may make, with a burst of twice that; 0 is no
+    /// limit [default: 10000].
+    #[arg(long, env = "FLYWHEEL_RATE_LIMIT_ADMIN", value_name = "PER_SECOND")]
+    pub rate_limit_admin: Option<u32>,
+    /// Requests a second one service key may make [default: 100000].
+    #[arg(long, env = "FLYWHEEL_RATE_LIMIT_SERVICE", value_name = "PER_SECOND")]
+    pub rate_limit_service: Option<u32>,
+    /// Requests a second one reviewer key or console session may make [default: 10000].
+    #[arg(long, env = "FLYWHEEL_RATE_LIMIT_REVIEWER", value_name = "PER_SECOND")]
+    pub rate_limit_reviewer: Option<u32>,
     /// Seed a demo and keep feeding it while the server runs: `spam` makes a project, two
     /// reviewers with passwords (printed), gold, and a stream of SMS messages. Not a
     /// setting of the file: a flag for trying Flywheel out.
@@ -118,6 +132,10 @@ pub struct Settings {
     pub header_timeout_seconds: u64,
     /// Seconds of waiting for the next piece of a request body.
     pub body_timeout_seconds: u64,
+    /// Milliseconds the rules may take on one item.
+    pub rule_budget_ms: u64,
+    /// Requests a second per key, by role (0: no limit).
+    pub rate_limits: flywheel_server::app::ratelimit::RateSettings,
 }
 
 impl Default for Settings {
@@ -135,6 +153,8 @@ impl Default for Settings {
             max_connections: flywheel_server::accept::DEFAULT_MAX_CONNECTIONS,
             header_timeout_seconds: flywheel_server::accept::DEFAULT_HEADER_TIMEOUT.as_secs(),
             body_timeout_seconds: flywheel_server::accept::DEFAULT_BODY_TIMEOUT.as_secs(),
+            rule_budget_ms: flywheel_server::app::items::DEFAULT_RULE_BUDGET.as_millis() as u64,
+            rate_limits: Default::default(),
         }
     }
 }
@@ -155,6 +175,8 @@ impl std::fmt::Debug for Settings {
             .field("max_connections", &self.max_connections)
             .field("header_timeout_seconds", &self.header_timeout_seconds)
             .field("body_timeout_seconds", &self.body_timeout_seconds)
+            .field("rule_budget_ms", &self.rule_budget_ms)
+            .field("rate_limits", &self.rate_limits)
             .finish()
     }
 }
@@ -175,6 +197,10 @@ struct FileConfig {
     max_connections: Option<usize>,
     header_timeout_seconds: Option<u64>,
     body_timeout_seconds: Option<u64>,
+    rule_budget_ms: Option<u64>,
+    rate_limit_admin: Option<u32>,
+    rate_limit_service: Option<u32>,
+    rate_limit_reviewer: Option<u32>,
     webhooks: Option<WebhooksFile>,
 }
 
@@ -290,11 +316,27 @@ impl Settings {
                 .body_timeout_seconds
                 .or(file.body_timeout_seconds)
                 .unwrap_or(default.body_timeout_seconds),
+            rule_budget_ms: args.rule_budget_ms.or(file.rule_budget_ms).unwrap_or(default.rule_budget_ms),
+            rate_limits: flywheel_server::app::ratelimit::RateSettings {
+                admin: args
+                    .rate_limit_admin
+                    .or(file.rate_limit_admin)
+                    .unwrap_or(default.rate_limits.admin),
+                service: args
+                    .rate_limit_service
+                    .or(file.rate_limit_service)
+                    .unwrap_or(default.rate_limits.service),
+                reviewer: args
+                    .rate_limit_reviewer
+                    .or(file.rate_limit_reviewer)
+                    .unwrap_or(default.rate_limits.reviewer),
+            },
         };
         for (name, value) in [
             ("max_connections", settings.max_connections as u64),
             ("header_timeout_seconds", settings.header_timeout_seconds),
             ("body_timeout_seconds", settings.body_timeout_seconds),
+            ("rule_budget_ms", settings.rule_budget_ms),
         ] {
             if value == 0 {
                 return Err(ConfigError(format!(
@@ -343,6 +385,10 @@ mod tests {
             max_connections: None,
             header_timeout_seconds: None,
             body_timeout_seconds: None,
+            rule_budget_ms: None,
+            rate_limit_admin: None,
+            rate_limit_service: None,
+            rate_limit_reviewer: None,
             demo: None,
             data: None,
         }
@@ -363,6 +409,27 @@ mod tests {
     }
 
     #[test]
+    fn rate_limits_and_the_rule_budget_layer_like_the_rest() {
+        use flywheel_server::app::ratelimit::DEFAULT_ADMIN_PER_SECOND;
+        let s = from_file("rate_limit_service = 5\nrule_budget_ms = 250\n").unwrap();
+        assert_eq!(
+            (s.rate_limits.service, s.rate_limits.admin, s.rule_budget_ms),
+            (5, DEFAULT_ADMIN_PER_SECOND, 250)
+        );
+        // A flag beats the file; 0 turns a role's limit off.
+        let flags = ServeArgs {
+            rate_limit_service: Some(0),
+            ..no_flags()
+        };
+        let file = FileConfig::parse("rate_limit_service = 5\n", "f").unwrap();
+        let s = Settings::layer(flags, Some((file, "f".into()))).unwrap();
+        assert_eq!(s.rate_limits.service, 0);
+        // A rule budget of nothing would send every item to review: refused.
+        let e = from_file("rule_budget_ms = 0\n").unwrap_err();
+        assert!(e.to_string().contains("rule_budget_ms"), "{e}");
+    }
+
+    #[test]
     fn the_example_is_every_default() {
         let file = FileConfig::parse(EXAMPLE, "example").unwrap();
         // Each setting is written out (the admin key commented), not left to the default.
@@ -377,6 +444,10 @@ mod tests {
             file.max_connections.is_some()
                 && file.header_timeout_seconds.is_some()
                 && file.body_timeout_seconds.is_some()
+                && file.rule_budget_ms.is_some()
+        );
+        assert!(
+            file.rate_limit_admin.is_some() && file.rate_limit_service.is_some() && file.rate_limit_reviewer.is_some()
         );
         assert!(file.admin_key.is_none(), "the example sets no admin key");
         assert_eq!(

@@ -47,7 +47,8 @@ impl Caller {
         }
     }
 
-    fn require_seen(&self, p: &ProjectRuntime) -> Result<(), ApiError> {
+    /// Anyone who may see project `p` (else the 404 of a project that does not exist).
+    pub fn require_seen(&self, p: &ProjectRuntime) -> Result<(), ApiError> {
         if self.sees(p) {
             Ok(())
         } else {
@@ -77,11 +78,6 @@ impl Caller {
             Principal::Reviewer(r) => Ok(r),
             _ => Err(ApiError::forbidden("this needs a reviewer key")),
         }
-    }
-
-    /// Anyone with any grant on the project (a caller who cannot see it: 404).
-    pub fn require_any(&self, p: &ProjectRuntime) -> Result<(), ApiError> {
-        self.require_seen(p)
     }
 }
 
@@ -118,6 +114,10 @@ impl FromRequestParts<Arc<AppState>> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, ApiError> {
+        // Found already by the role matrix's check (`http::access::authorize`).
+        if let Some(caller) = parts.extensions.get::<Caller>() {
+            return Ok(caller.clone());
+        }
         let Some(header) = parts.headers.get(axum::http::header::AUTHORIZATION) else {
             // A browser: its session cookie, and for anything that changes state the
             // session's CSRF token in a header (a cross-site form cannot set one).
@@ -134,8 +134,9 @@ impl FromRequestParts<Arc<AppState>> for Caller {
                     return Err(ApiError::forbidden("missing or wrong CSRF token").with_code("csrf"));
                 }
             }
-            return match state.session(&hash_key(&token)).await? {
-                Some(p) => Ok(Caller(p)),
+            let hash = hash_key(&token);
+            return match state.session(&hash).await? {
+                Some(p) => limited(state, p, &hash),
                 None => Err(ApiError::unauthorized("the session has ended; sign in again")),
             };
         };
@@ -146,9 +147,24 @@ impl FromRequestParts<Arc<AppState>> for Caller {
             .map(str::trim)
             .filter(|k| !k.is_empty())
             .ok_or_else(|| ApiError::unauthorized("the Authorization header must be 'Bearer <key>'"))?;
-        match state.principal(&hash_key(key)).await? {
-            Some(p) => Ok(Caller(p)),
+        let hash = hash_key(key);
+        match state.principal(&hash).await? {
+            Some(p) => limited(state, p, &hash),
             None => Err(ApiError::unauthorized("unknown or revoked API key")),
         }
+    }
+}
+
+/// The caller, if their key (or session) has a request left in its rate limit; else 429
+/// `rate_limited` with `Retry-After`.
+fn limited(state: &AppState, p: Principal, key_hash: &str) -> Result<Caller, ApiError> {
+    match state.rate_limits.check(&p, key_hash) {
+        Ok(()) => Ok(Caller(p)),
+        Err(seconds) => Err(ApiError::new(
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("this key has made more requests than its role's rate limit allows; retry in {seconds} s"),
+        )
+        .retry_after(seconds)),
     }
 }

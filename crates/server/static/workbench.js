@@ -545,7 +545,7 @@
   // by this session's answers in between.
   async function readProgress() {
     try {
-      const r = await call("GET", "/v1/projects/" + encodeURIComponent(project) + "/stats");
+      const r = await call("GET", "/v1/projects/" + encodeURIComponent(project) + "/queues");
       if (r.status !== 200 || !r.data) return;
       const qs = r.data.queues || {};
       left = queue ? (qs[queue] ? qs[queue].open : 0) : Object.values(qs).reduce((n, q) => n + q.open, 0);

@@ -128,6 +128,7 @@ ENDPOINTS: Dict[str, Endpoint] = {
     "project_events": Endpoint("GET", _P + "/events", query=("after", "limit"), returns="EventPage", idempotent=True),
     "events": Endpoint("GET", "/v1/events", query=("after", "limit"), returns="EventPage", idempotent=True),
     "stats": Endpoint("GET", _P + "/stats", returns="StatsOut", idempotent=True),
+    "queues": Endpoint("GET", _P + "/queues", returns="QueuesOut", idempotent=True),
     "workload": Endpoint("GET", _P + "/workload", query=("since", "until"), returns="WorkloadOut", idempotent=True),
     "agreement": Endpoint("GET", _P + "/agreement", returns="object", idempotent=True),
     "model": Endpoint("GET", _P + "/model", returns="object", idempotent=True),

@@ -35,6 +35,7 @@ from .models import (
     Project,
     ProjectCreated,
     ProjectSummary,
+    Queues,
     Released,
     ReviewerCreated,
     ReviewerRecord,
@@ -272,6 +273,9 @@ class AsyncClient:
 
     async def stats(self, project: str) -> Stats:
         return cast(Stats, await self._json(c.call("stats", project=project)))
+
+    async def queues(self, project: str) -> Queues:
+        return cast(Queues, await self._json(c.call("queues", project=project)))
 
     async def workload(self, project: str, *, since: Optional[str] = None, until: Optional[str] = None) -> Workload:
         """Where reviewer time went in ``[since, until)`` (RFC 3339 or epoch ms; default the

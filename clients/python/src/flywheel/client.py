@@ -34,6 +34,7 @@ from .models import (
     Project,
     ProjectCreated,
     ProjectSummary,
+    Queues,
     Released,
     ReviewerCreated,
     ReviewerRecord,
@@ -266,6 +267,11 @@ class Client:
 
     def stats(self, project: str) -> Stats:
         return cast(Stats, self._json(c.call("stats", project=project)))
+
+    def queues(self, project: str) -> Queues:
+        """Open tasks per queue; a reviewer's key may read it (`stats` is the admin's and
+        the service key's)."""
+        return cast(Queues, self._json(c.call("queues", project=project)))
 
     def workload(self, project: str, *, since: Optional[str] = None, until: Optional[str] = None) -> Workload:
         """Where reviewer time went in ``[since, until)`` (RFC 3339 or epoch ms; default the

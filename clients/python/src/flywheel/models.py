@@ -236,6 +236,16 @@ class Stranded(TypedDict):
     message: str
 
 
+class QueueOpen(TypedDict):
+    open: int
+
+
+class Queues(TypedDict):
+    """Open tasks per queue (`GET …/queues`): what a reviewer may read of `stats`."""
+
+    queues: Dict[str, QueueOpen]
+
+
 class Stats(TypedDict):
     items: int
     auto: int
@@ -626,6 +636,8 @@ SCHEMAS: Dict[str, type] = {
     "QueueOut": QueueStats,
     "StatsOut": Stats,
     "StrandedOut": Stranded,
+    "QueuesOut": Queues,
+    "QueueOpen": QueueOpen,
     "WorkloadRow": WorkloadRow,
     "WorkloadFinding": WorkloadFinding,
     "WorkloadOut": Workload,

@@ -398,7 +398,9 @@ impl Policy {
                 prediction,
                 thresholds: None,
             };
-            let ctx = self.context(&item);
+            let data = self.metered(&item, super::decide::Budget::steps_only());
+            let mut ctx = self.context(&item);
+            ctx.set_variable_resolver(&data);
             for (i, rule) in self.rules.iter().enumerate() {
                 match eval_rule(rule, &ctx) {
                     Ok(_) => {}

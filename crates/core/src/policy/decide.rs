@@ -2,7 +2,19 @@
 //! (with a label, maybe sampled for audit) or `review` (with a [`Route`]); no rule holding
 //! is review in `default`. Builds only the CEL variables some rule reads. Never fails: a
 //! rule that cannot be evaluated on an item does not hold, and says why in the reasons.
+//!
+//! A [`Budget`] bounds one item's evaluation at run time, where the static cost
+//! (`cost.rs`) cannot see: every read of the item's `payload` or `attributes` — inside a
+//! comprehension, once per element — is a step, and before each the caller's deadline is
+//! asked. A rule that runs out fails closed: the item goes to review with the decision's
+//! rule [`RULE_BUDGET_EXCEEDED`], naming the rule in its reasons, never an auto decision
+//! from a rule that did not finish. Core reads no clock: the deadline is the caller's
+//! closure.
 
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use cel::common::value::{CowVal, Val};
+use cel::context::VariableResolver;
 use cel::{Context, Value};
 use serde::{Deserialize, Serialize};
 
@@ -119,6 +131,79 @@ pub struct ItemView<'a> {
     pub thresholds: Option<&'a std::collections::HashMap<String, f64>>,
 }
 
+/// The decision's rule when a rule ran out of its [`Budget`].
+pub const RULE_BUDGET_EXCEEDED: &str = "rule_budget_exceeded";
+
+/// The most reads of an item's payload or attributes one item's rules may make under
+/// [`Budget::steps_only`] (and the server's default): far above what any rule the static
+/// cost admits needs, so it only stops the runaway ones.
+pub const DEFAULT_STEPS: u64 = 10_000_000;
+
+/// What evaluating the policy for one item may spend.
+#[derive(Clone, Copy)]
+pub struct Budget<'a> {
+    /// The most reads of the item's `payload` or `attributes`, over all rules.
+    pub steps: u64,
+    /// Whether the item's time is up, asked before each read and each rule (the server
+    /// passes its deadline; core reads no clock).
+    pub expired: &'a (dyn Fn() -> bool + Sync),
+}
+
+impl Budget<'static> {
+    /// [`DEFAULT_STEPS`] reads and no deadline: for offline replays (backtests, simulations).
+    pub fn steps_only() -> Self {
+        Budget {
+            steps: DEFAULT_STEPS,
+            expired: &|| false,
+        }
+    }
+}
+
+/// The item's large variables, handed to CEL on each read, each read counted against the
+/// budget. Once the budget is spent every read fails (an undeclared variable), so the
+/// rule in progress ends with an error at its next read of the item.
+pub(super) struct Metered<'a> {
+    payload: Option<Box<dyn Val>>,
+    attributes: Option<Box<dyn Val>>,
+    budget: Budget<'a>,
+    used: AtomicU64,
+    exceeded: AtomicBool,
+}
+
+impl Metered<'_> {
+    /// Takes one step if the budget allows it.
+    fn step(&self) -> bool {
+        if self.exceeded.load(Ordering::Relaxed) {
+            return false;
+        }
+        let used = self.used.fetch_add(1, Ordering::Relaxed);
+        if used >= self.budget.steps || (self.budget.expired)() {
+            self.exceeded.store(true, Ordering::Relaxed);
+            return false;
+        }
+        true
+    }
+
+    /// Whether the budget ran out (also when the deadline passed between reads).
+    fn spent(&self) -> bool {
+        if !self.exceeded.load(Ordering::Relaxed) && (self.budget.expired)() {
+            self.exceeded.store(true, Ordering::Relaxed);
+        }
+        self.exceeded.load(Ordering::Relaxed)
+    }
+}
+
+impl VariableResolver for Metered<'_> {
+    fn resolve<'b>(&'b self, variable: &str) -> Option<CowVal<'b, 'b>> {
+        let value = match variable {
+            "payload" => self.payload.as_deref()?,
+            "attributes" => self.attributes.as_deref()?,
+            _ => return None,
+        };
+        self.step().then_some(CowVal::Borrowed(value))
+    }
+}
+
 impl Policy {
     /// Turns an auto decision into review for active learning (the caller chose the item
     /// within the budget). Other decisions pass unchanged.
@@ -147,12 +232,7 @@ impl Policy {
 
     pub(super) fn context<'a>(&self, item: &ItemView<'_>) -> Context<'a, 'a> {
         let mut ctx = Context::with_env(self.env.clone());
-        let uses = |name: &str| {
-            VARIABLES
-                .iter()
-                .position(|v| *v == name)
-                .is_some_and(|i| self.used & (1 << i) != 0)
-        };
+        let uses = |name: &str| self.uses(name);
         let p = item.prediction;
         if uses("label") {
             ctx.add_variable_from_value("label", p.map(|p| p.top().0.to_string()).unwrap_or_default());
@@ -182,25 +262,71 @@ impl Policy {
                 p.map(|p| p.scores.iter().cloned().collect()).unwrap_or_default();
             ctx.add_variable_from_value("scores", scores);
         }
-        if uses("payload") {
-            ctx.add_variable_from_value("payload", json_to_cel(item.payload));
-        }
-        if uses("attributes") {
-            ctx.add_variable_from_value("attributes", json_to_cel(item.attributes));
-        }
         if uses("thresholds") {
             ctx.add_variable_from_value("thresholds", item.thresholds.cloned().unwrap_or_default());
         }
         ctx
     }
 
-    /// Decides one item. `version` is this policy's stored version; `audit_draw` is a
-    /// uniform draw in [0, 1) that samples auto decisions for audit.
+    /// Whether some rule reads variable `name`.
+    fn uses(&self, name: &str) -> bool {
+        VARIABLES
+            .iter()
+            .position(|v| *v == name)
+            .is_some_and(|i| self.used & (1 << i) != 0)
+    }
+
+    /// The item's payload and attributes, converted once if some rule reads them, read
+    /// through the budget.
+    pub(super) fn metered<'b>(&self, item: &ItemView<'_>, budget: Budget<'b>) -> Metered<'b> {
+        let convert = |name: &str, v: &serde_json::Value| {
+            // A JSON value always converts; were one not to, reads of it fail and the
+            // rules reading it do not hold.
+            self.uses(name)
+                .then(|| Box::<dyn Val>::try_from(json_to_cel(v)).ok())
+                .flatten()
+        };
+        Metered {
+            payload: convert("payload", item.payload),
+            attributes: convert("attributes", item.attributes),
+            budget,
+            used: AtomicU64::new(0),
+            exceeded: AtomicBool::new(false),
+        }
+    }
+
+    /// Decides one item within [`Budget::steps_only`]. `version` is this policy's stored
+    /// version; `audit_draw` is a uniform draw in [0, 1) that samples auto decisions for
+    /// audit.
     pub fn decide(&self, item: &ItemView<'_>, version: u32, audit_draw: f64) -> Decision {
-        let ctx = self.context(item);
+        self.decide_within(item, version, audit_draw, Budget::steps_only())
+    }
+
+    /// Decides one item within `budget`: a rule that runs out of it sends the item to
+    /// review (rule [`RULE_BUDGET_EXCEEDED`]), whatever it or the rules after it say.
+    pub fn decide_within(&self, item: &ItemView<'_>, version: u32, audit_draw: f64, budget: Budget<'_>) -> Decision {
+        let data = self.metered(item, budget);
+        let mut ctx = self.context(item);
+        ctx.set_variable_resolver(&data);
         let mut reasons = Vec::new();
         for rule in &self.rules {
-            match eval_rule(rule, &ctx) {
+            let held = eval_rule(rule, &ctx);
+            if data.spent() {
+                reasons.push(format!(
+                    "{RULE_BUDGET_EXCEEDED}: rule '{}' did not finish within the evaluation budget ({} reads of the item, or its time); review, not a decision from an unfinished rule",
+                    rule.name, data.budget.steps
+                ));
+                return Decision {
+                    outcome: Outcome::Review {
+                        route: Route::default_review().with_sla(&self.slas, None),
+                    },
+                    rule: RULE_BUDGET_EXCEEDED.into(),
+                    reasons,
+                    policy_version: version,
+                    audit: None,
+                };
+            }
+            match held {
                 Ok(false) => continue,
                 Err(e) => {
                     reasons.push(format!("rule '{}' could not be evaluated: {e}", rule.name));
@@ -476,6 +602,87 @@ mod tests {
         );
         assert_eq!(d.rule, "confident");
         assert!(d.reasons[0].contains("distress"), "{:?}", d.reasons);
+    }
+
+    /// A rule the static cost admits (one comprehension over a payload list) that is
+    /// quadratic at run time (`in` scans the list): it runs out of its budget and the item
+    /// goes to review naming the rule, never auto.
+    #[test]
+    fn a_rule_over_its_budget_fails_closed() {
+        let p = Policy::from_json(
+            &json!({"rules": [
+                {"name": "cheap", "when": "payload.xs.size() == 0", "action": "review", "queue": "q"},
+                {"name": "quadratic", "when": "payload.xs.all(x, x in payload.xs)", "action": "auto", "label": "ham"},
+                {"name": "after", "when": "true", "action": "auto", "label": "spam"}]}),
+            &labels(),
+        )
+        .unwrap();
+        let xs: Vec<i64> = (0..2_000).collect();
+        let payload = json!({ "xs": xs });
+        let view = ItemView {
+            payload: &payload,
+            attributes: &json!({}),
+            prediction: Some(&pred(0.99)),
+            thresholds: None,
+        };
+        // Within a budget large enough, the rule finishes and decides.
+        let d = p.decide_within(
+            &view,
+            1,
+            0.9,
+            Budget {
+                steps: 10_000,
+                expired: &|| false,
+            },
+        );
+        assert_eq!(d.rule, "quadratic");
+        assert_eq!(d.outcome, Outcome::Auto { label: "ham".into() });
+        // Out of steps: review, naming the rule.
+        let d = p.decide_within(
+            &view,
+            1,
+            0.9,
+            Budget {
+                steps: 500,
+                expired: &|| false,
+            },
+        );
+        assert_eq!(d.rule, RULE_BUDGET_EXCEEDED);
+        assert!(matches!(d.outcome, Outcome::Review { .. }), "{d:?}");
+        assert!(
+            d.reasons
+                .last()
+                .unwrap()
+                .starts_with("rule_budget_exceeded: rule 'quadratic'"),
+            "{:?}",
+            d.reasons
+        );
+        // Out of time (the caller's deadline, asked before each read): the same.
+        let reads = AtomicU64::new(0);
+        let expired = || reads.fetch_add(1, Ordering::Relaxed) >= 100;
+        let d = p.decide_within(
+            &view,
+            1,
+            0.9,
+            Budget {
+                steps: DEFAULT_STEPS,
+                expired: &expired,
+            },
+        );
+        assert_eq!(d.rule, RULE_BUDGET_EXCEEDED);
+        assert!(d.reasons.last().unwrap().contains("'quadratic'"), "{:?}", d.reasons);
+        // A deadline already past stops a rule that reads no item data too.
+        let d = p.decide_within(
+            &view,
+            1,
+            0.9,
+            Budget {
+                steps: DEFAULT_STEPS,
+                expired: &|| true,
+            },
+        );
+        assert_eq!(d.rule, RULE_BUDGET_EXCEEDED);
+        assert!(d.reasons.last().unwrap().contains("'cheap'"), "{:?}", d.reasons);
     }
 
     #[test]

@@ -18,7 +18,7 @@ mod decide;
 mod spec;
 
 pub use compile::{Policy, parse_origin, parse_queue};
-pub use decide::{Decision, ItemView, Outcome, Route};
+pub use decide::{Budget, DEFAULT_STEPS, Decision, ItemView, Outcome, RULE_BUDGET_EXCEEDED, Route};
 pub use spec::{
     AUDIT_QUEUE, Action, ActiveLearningSpec, AuditSpec, ConsensusMethod, ConsensusSpec, DEFAULT_QUEUE, FatigueSpec,
     MAX_OVERLAP, MAX_RULES, MAX_TIER, ModelSpec, MonitorSpec, OnFatigue, PacingSpec, PolicySpec, QualitySpec, Retrain,

@@ -81,7 +81,7 @@ struct Row {
 #[tracing::instrument(level = "debug", skip_all, fields(project = %p.name, bytes = body.len()))]
 pub async fn import(
     s: &AppState,
-    p: &ProjectRuntime,
+    p: &std::sync::Arc<ProjectRuntime>,
     actor: &str,
     format: ImportFormat,
     labels_as: LabelsAs,

@@ -6,8 +6,11 @@
 //! The batch is checked whole before the store sees it: an item that does not parse
 //! refuses the batch with the field at fault (`items[3].payload`), and nothing is written.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
+use flywheel_core::policy::{Budget, DEFAULT_STEPS};
 use flywheel_core::{ItemView, LabelSet, Outcome, Prediction, ValidationError};
 use flywheel_store::{ItemDetail, NewItem, Submitted};
 use serde::{Deserialize, Serialize};
@@ -15,6 +18,7 @@ use serde_json::Value;
 use utoipa::ToSchema;
 
 use super::error::text_field;
+use super::learning::ProjectModel;
 use super::{AppError, AppState, ProjectRuntime, learning};
 
 /// An item as submitted (the request's `items[i]`; the wire format re-exports it).
@@ -104,56 +108,69 @@ pub fn item_parts(
     Ok((attributes, prediction))
 }
 
-/// Decides and stores a batch of items for project `p` (the caller checked the batch's
-/// size and the caller's grant). Each item gets its decision; an `external_id` already
-/// stored gets its first decision back, marked duplicate.
-#[tracing::instrument(level = "debug", skip_all, fields(project = %p.name, items = items.len()))]
-pub async fn submit(
-    s: &AppState,
+/// How long the policy may take to decide one item (its rules' run-time budget, beside
+/// [`flywheel_core::policy::DEFAULT_STEPS`] reads of the item): a rule still running then
+/// fails closed, the item goes to review with rule `rule_budget_exceeded`.
+pub const DEFAULT_RULE_BUDGET: Duration = Duration::from_millis(100);
+
+/// Batches of more items than this are decided on a blocking thread
+/// (`tokio::task::spawn_blocking`), not on an async worker: a large batch's rules may take
+/// up to the rule budget per item. Smaller ones are decided in place, which saves the
+/// hand-off.
+pub const DEFAULT_BLOCKING_BATCH: usize = 64;
+
+/// The run-time limits of deciding items.
+#[derive(Debug, Clone, Copy)]
+pub struct RuleBudget {
+    /// The longest the policy may take on one item.
+    pub per_item: Duration,
+    /// Batches above this many items are decided off the async workers.
+    pub blocking_batch: usize,
+}
+
+impl Default for RuleBudget {
+    fn default() -> Self {
+        Self {
+            per_item: DEFAULT_RULE_BUDGET,
+            blocking_batch: DEFAULT_BLOCKING_BATCH,
+        }
+    }
+}
+
+/// Checks, scores and decides each item of a batch (before active learning and storage),
+/// each item within `per_item` of its own start.
+fn decide_batch(
     p: &ProjectRuntime,
-    actor: &str,
+    model: Option<&Arc<RwLock<ProjectModel>>>,
+    thresholds: &HashMap<String, f64>,
     items: Vec<ItemIn>,
-) -> Result<Vec<Submitted>, AppError> {
-    let model = s.learning.model(s.store.as_ref(), p).await?;
-    let thresholds = s.learning.thresholds(p.id);
-    let learning = p
-        .policy
-        .active_learning()
-        .map(|a| (learning::strategy(&a.strategy), a.budget_per_1000));
+    per_item: Duration,
+) -> Result<Vec<NewItem>, ValidationError> {
     let mut new = Vec::with_capacity(items.len());
     for (i, it) in items.into_iter().enumerate() {
         let (attributes, given) = item_parts(i, &it.external_id, &it.payload, it.attributes, it.prediction, &p.labels)?;
         // Without a prediction of its own, the project's built-in model scores the item.
-        let prediction = match (given, &model) {
+        let prediction = match (given, model) {
             (Some(p), _) => Some(p),
             (None, Some(m)) => Some(m.read().expect("model").predict(&it.payload, &attributes)),
             (None, None) => None,
         };
-        let mut decision = p.policy.decide(
+        let deadline = Instant::now() + per_item;
+        let expired = || Instant::now() >= deadline;
+        let decision = p.policy.decide_within(
             &ItemView {
                 payload: &it.payload,
                 attributes: &attributes,
                 prediction: prediction.as_ref(),
-                thresholds: Some(&thresholds),
+                thresholds: Some(thresholds),
             },
             p.policy_version,
             flywheel_core::learn::keyed_draw(&format!("audit/{}/{}", p.name, it.external_id)),
+            Budget {
+                steps: DEFAULT_STEPS,
+                expired: &expired,
+            },
         );
-        if let (Some((strategy, budget)), Outcome::Auto { .. }) = (learning, &decision.outcome) {
-            let probs: Option<Vec<f64>> = prediction.as_ref().map(|p| p.scores.iter().map(|(_, x)| *x).collect());
-            if s.learning.choose_for_learning(
-                p.id,
-                strategy,
-                budget,
-                probs.as_deref(),
-                flywheel_core::learn::keyed_draw(&format!("learn/{}/{}", p.name, it.external_id)),
-            ) {
-                decision = p.policy.send_to_learning(decision);
-            }
-        } else if let Some((strategy, budget)) = learning {
-            // Reviews count toward the window of 1,000, never toward the budget.
-            s.learning.choose_for_learning(p.id, strategy, budget, None, 0.0);
-        }
         new.push(NewItem {
             external_id: it.external_id,
             payload: it.payload,
@@ -161,6 +178,53 @@ pub async fn submit(
             prediction,
             decision,
         });
+    }
+    Ok(new)
+}
+
+/// Decides and stores a batch of items for project `p` (the caller checked the batch's
+/// size and the caller's grant). Each item gets its decision; an `external_id` already
+/// stored gets its first decision back, marked duplicate.
+#[tracing::instrument(level = "debug", skip_all, fields(project = %p.name, items = items.len()))]
+pub async fn submit(
+    s: &AppState,
+    p: &Arc<ProjectRuntime>,
+    actor: &str,
+    items: Vec<ItemIn>,
+) -> Result<Vec<Submitted>, AppError> {
+    let model = s.learning.model(s.store.as_ref(), p).await?;
+    let thresholds = s.learning.thresholds(p.id);
+    let budget = s.rule_budget;
+    let mut new = if items.len() > budget.blocking_batch {
+        let (p, model, thresholds) = (p.clone(), model.clone(), thresholds.clone());
+        tokio::task::spawn_blocking(move || decide_batch(&p, model.as_ref(), &thresholds, items, budget.per_item))
+            .await
+            .map_err(|e| AppError::Internal(format!("deciding a batch failed: {e}")))??
+    } else {
+        decide_batch(p, model.as_ref(), &thresholds, items, budget.per_item)?
+    };
+    if let Some(a) = p.policy.active_learning() {
+        let (strategy, budget) = (learning::strategy(&a.strategy), a.budget_per_1000);
+        for it in &mut new {
+            if !matches!(it.decision.outcome, Outcome::Auto { .. }) {
+                // Reviews count toward the window of 1,000, never toward the budget.
+                s.learning.choose_for_learning(p.id, strategy, budget, None, 0.0);
+                continue;
+            }
+            let probs: Option<Vec<f64>> = it
+                .prediction
+                .as_ref()
+                .map(|p| p.scores.iter().map(|(_, x)| *x).collect());
+            if s.learning.choose_for_learning(
+                p.id,
+                strategy,
+                budget,
+                probs.as_deref(),
+                flywheel_core::learn::keyed_draw(&format!("learn/{}/{}", p.name, it.external_id)),
+            ) {
+                it.decision = p.policy.send_to_learning(it.decision.clone());
+            }
+        }
     }
     let submitted = s.store.submit_items(p.id, new, actor, s.now()).await?;
     s.metrics

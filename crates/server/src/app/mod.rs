@@ -26,6 +26,7 @@ pub mod monitors;
 pub mod overrides;
 pub mod projects;
 pub mod quality;
+pub mod ratelimit;
 pub mod signin;
 pub mod sla;
 mod state;

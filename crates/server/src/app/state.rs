@@ -62,6 +62,11 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// The draws that decide which claims hand out a gold task.
     pub gold_draws: Draws,
+    /// How long the policy may take per item, and which batches are decided off the
+    /// async workers.
+    pub rule_budget: super::items::RuleBudget,
+    /// Requests a second per key, by role (`app::ratelimit`).
+    pub rate_limits: super::ratelimit::RateLimits,
 }
 
 /// Uniform draws in [0, 1) from SplitMix64, behind a lock: seeded from the OS at start
@@ -156,6 +161,8 @@ impl AppState {
             webhooks: Default::default(),
             webhook_tls: Arc::new(flywheel_tls::client_config(&[]).expect("the webpki roots make a TLS configuration")),
             gold_draws: Draws::default(),
+            rule_budget: Default::default(),
+            rate_limits: Default::default(),
         }
     }
 

@@ -39,14 +39,14 @@ pub async fn create_project(
 }
 
 #[utoipa::path(get, path = "/v1/projects/{project}", params(("project" = String, Path)),
-    responses((status = 200, body = ProjectOut), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 200, body = ProjectOut), (status = 403, body = ErrorBody, description = "a reviewer: only the admin and the project's service key read the full policy"), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn get_project(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(project): Path<String>,
 ) -> Result<Json<ProjectOut>, ApiError> {
     let p = s.project(&project).await?;
-    caller.require_any(&p)?;
+    caller.require_service(&p)?;
     Ok(Json(ProjectOut {
         name: p.name.clone(),
         labels: p.labels.names(),

@@ -400,6 +400,19 @@ pub struct QueueOut {
     pub answered_within_sla_24h: Option<f64>,
 }
 
+/// Open tasks per queue: what a reviewer's workbench counts down (`GET …/queues`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueuesOut {
+    pub queues: BTreeMap<String, QueueOpen>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QueueOpen {
+    /// Open tasks in the queue.
+    #[schema(minimum = 0)]
+    pub open: i64,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct StatsOut {
     pub items: i64,

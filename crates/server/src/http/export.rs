@@ -90,13 +90,14 @@ pub async fn export(
 /// items (decided by the policy; an external id already stored is left as it is);
 /// annotations become the items' human labels (`as=history`, the default) or gold items
 /// (`as=gold`). A bad row refuses the whole file with a 422 naming its line and field, and
-/// nothing is written.
+/// nothing is written; so does a row over the per-item limits (a 413 past 1 MiB of JSON,
+/// a 422 past 32 levels or 100,000 values: `line 7: payload`).
 #[utoipa::path(post, path = "/v1/projects/{project}/import",
     params(("project" = String, Path),
         ("format" = String, Query, description = "label-studio or jsonl"),
         ("as" = Option<String>, Query, description = "history (default) or gold")),
     request_body(content = String, description = "the file", content_type = "application/json"),
-    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = ImportReport), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = ImportReport), (status = 413, body = ErrorBody, description = "a row has more than 1 MiB of JSON (`field`: `line N: member`)"), (status = 422, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn import(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -109,6 +110,8 @@ pub async fn import(
     let bad = |e: flywheel_core::ValidationError| ApiError::bad_request(e.field, e.message);
     let format = ImportFormat::parse(params.get("format").map_or("", String::as_str)).map_err(bad)?;
     let labels_as = LabelsAs::parse(params.get("as").map_or("history", String::as_str)).map_err(bad)?;
+    // Each row is held to the per-item limits before any row is parsed.
+    super::limits::check_rows(&body, super::limits::ITEM_LIMITS)?;
     let report = import::import(&s, &p, &caller.actor(), format, labels_as, &body).await?;
     Ok(Json(report))
 }

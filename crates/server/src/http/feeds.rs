@@ -104,15 +104,37 @@ pub async fn all_events(
     event_page(&s, None, &params).await
 }
 
+/// Open tasks per queue — the one figure of `stats` a reviewer's workbench shows, for
+/// anyone who may see the project (a reviewer granted it, held or not, too).
+#[utoipa::path(get, path = "/v1/projects/{project}/queues", params(("project" = String, Path)),
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = QueuesOut)), security(("bearer" = [])))]
+pub async fn queues(
+    State(s): State<Arc<AppState>>,
+    caller: Caller,
+    Path(project): Path<String>,
+) -> Result<Json<QueuesOut>, ApiError> {
+    let p = s.project(&project).await?;
+    caller.require_seen(&p)?;
+    let st = feeds::stats(&s, &p).await?;
+    Ok(Json(QueuesOut {
+        queues: st
+            .counts
+            .queues
+            .into_iter()
+            .map(|q| (q.name, QueueOpen { open: q.open }))
+            .collect(),
+    }))
+}
+
 #[utoipa::path(get, path = "/v1/projects/{project}/stats", params(("project" = String, Path)),
-    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = StatsOut)), security(("bearer" = [])))]
+    responses((status = 403, body = ErrorBody, description = "a reviewer: only the admin and the project's service key read this"), (status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = StatsOut)), security(("bearer" = [])))]
 pub async fn stats(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(project): Path<String>,
 ) -> Result<Json<StatsOut>, ApiError> {
     let p = s.project(&project).await?;
-    caller.require_any(&p)?;
+    caller.require_service(&p)?;
     let st = feeds::stats(&s, &p).await?;
     Ok(Json(StatsOut {
         automation_rate: st.automation_rate(),

@@ -5,6 +5,8 @@
 //! [`MAX_ITEM_DEPTH`] deep and holds at most [`MAX_ITEM_ELEMENTS`] values (422 `invalid`).
 //! Each error names the item and its member where the limit was crossed
 //! (`items[3].payload`). The scan is one pass that tracks only strings and nesting.
+//! The rows of an imported file are held to the same limits ([`check_rows`]), named by
+//! their line (`line 7: payload`).
 
 use axum::http::StatusCode;
 
@@ -34,34 +36,93 @@ pub const ITEM_LIMITS: ItemLimits = ItemLimits {
 /// Checks each element of the `items` array of the body's top-level object against
 /// `limits`. A body without one, or JSON that is malformed, passes: the parser reports it.
 pub fn check_items(body: &[u8], limits: ItemLimits) -> Result<(), ApiError> {
+    scan(body, limits, Rows::Items)
+}
+
+/// Checks each row of an imported file — an element of a top-level JSON array (a Label
+/// Studio export) or a value of JSON lines — against `limits`, before any row is parsed;
+/// the error names the row's line and member (`line 7: data`).
+pub fn check_rows(body: &[u8], limits: ItemLimits) -> Result<(), ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    scan(
+        body,
+        limits,
+        if first == Some(&b'[') { Rows::Array } else { Rows::Lines },
+    )
+}
+
+/// Where a body's rows (the values each held to the limits) are.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Rows {
+    /// The elements of the top-level object's `items` array (depth 2).
+    Items,
+    /// The elements of the top-level array (depth 1).
+    Array,
+    /// The top-level values, one per line (depth 0).
+    Lines,
+}
+
+impl Rows {
+    fn depth(self) -> usize {
+        match self {
+            Rows::Items => 2,
+            Rows::Array => 1,
+            Rows::Lines => 0,
+        }
+    }
+
+    /// `e`, naming the field a limit crossed in row `r` at `member` (and, for a file's
+    /// row, its line).
+    fn refuse(self, e: ApiError, r: &Row, member: &[u8]) -> ApiError {
+        let member = String::from_utf8_lossy(member);
+        let (index, line) = (r.index, r.line);
+        match (self, member.is_empty()) {
+            (Rows::Items, true) => e.with_field(format!("items[{index}]")),
+            (Rows::Items, false) => e.with_field(format!("items[{index}].{member}")),
+            (_, true) => ApiError { line: Some(line), ..e }.with_field(format!("line {line}")),
+            (_, false) => ApiError { line: Some(line), ..e }.with_field(format!("line {line}: {member}")),
+        }
+    }
+}
+
+/// The row being scanned.
+#[derive(Clone, Copy)]
+struct Row {
+    index: usize,
+    line: usize,
+    start: usize,
+    values: usize,
+}
+
+/// One pass over `body` that tracks only strings, nesting and lines, holding each row of
+/// `rows` to `limits`.
+fn scan(body: &[u8], limits: ItemLimits, rows: Rows) -> Result<(), ApiError> {
+    let row_depth = rows.depth();
     let mut depth = 0usize;
+    let mut line = 1usize;
     let mut in_string = false;
     let mut escaped = false;
     let mut string_start = 0usize;
-    // The last string that ended at the top level, and at an item's top level.
+    // The last string that ended at the top level, and at a row's top level.
     let mut root_key: &[u8] = b"";
     let mut member: &[u8] = b"";
-    let mut in_items = false;
-    // The item being scanned: its index, first byte and values so far.
-    let mut item: Option<(usize, usize, usize)> = None;
+    // Whether the scan is inside the container whose elements are the rows.
+    let mut in_rows = rows == Rows::Lines;
+    let mut row: Option<Row> = None;
     let mut next_index = 0usize;
-    let field = |i: usize, member: &[u8]| {
-        if member.is_empty() {
-            format!("items[{i}]")
-        } else {
-            format!("items[{i}].{}", String::from_utf8_lossy(member))
-        }
-    };
     for (at, &b) in body.iter().enumerate() {
-        if let Some((i, start, _)) = item
-            && at - start >= limits.bytes
+        if let Some(r) = row
+            && at - r.start >= limits.bytes
         {
-            return Err(ApiError::new(
+            let e = ApiError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 "payload_too_large",
                 format!("an item has at most {} bytes of JSON", limits.bytes),
-            )
-            .with_field(field(i, member)));
+            );
+            return Err(rows.refuse(e, &r, member));
+        }
+        if b == b'\n' {
+            line += 1;
         }
         if in_string {
             if escaped {
@@ -71,17 +132,23 @@ pub fn check_items(body: &[u8], limits: ItemLimits) -> Result<(), ApiError> {
             } else if b == b'"' {
                 in_string = false;
                 let s = &body[string_start..at];
-                match depth {
-                    1 => root_key = s,
-                    3 if item.is_some() => member = s,
-                    _ => {}
+                if depth == 1 {
+                    root_key = s;
+                }
+                if depth == row_depth + 1 && row.is_some() {
+                    member = s;
                 }
             }
             continue;
         }
-        // A value starts here when inside the items array at the item level.
-        if in_items && depth == 2 && item.is_none() && !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b',' | b']') {
-            item = Some((next_index, at, 0));
+        // A row starts here when inside the rows' container at the rows' level.
+        if in_rows && depth == row_depth && row.is_none() && !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b',' | b']') {
+            row = Some(Row {
+                index: next_index,
+                line,
+                start: at,
+                values: 0,
+            });
             next_index += 1;
             member = b"";
         }
@@ -91,43 +158,46 @@ pub fn check_items(body: &[u8], limits: ItemLimits) -> Result<(), ApiError> {
                 string_start = at + 1;
             }
             b'{' | b'[' => {
-                if depth == 1 && b == b'[' && root_key == b"items" {
-                    in_items = true;
-                }
+                let opens_rows = match rows {
+                    Rows::Items => depth == 1 && b == b'[' && root_key == b"items",
+                    Rows::Array => depth == 0 && b == b'[',
+                    Rows::Lines => false,
+                };
+                in_rows |= opens_rows;
                 depth += 1;
-                if let Some((i, start, n)) = item {
-                    if depth - 2 > limits.depth {
-                        return Err(ApiError::invalid(
-                            field(i, member),
-                            format!("an item nests at most {} levels deep", limits.depth),
-                        ));
+                if let Some(r) = &mut row {
+                    if depth - row_depth > limits.depth {
+                        let e = ApiError::invalid("", format!("an item nests at most {} levels deep", limits.depth));
+                        return Err(rows.refuse(e, r, member));
                     }
-                    item = Some((i, start, n + 1));
+                    r.values += 1;
                 }
             }
             b'}' | b']' => {
                 depth = depth.saturating_sub(1);
-                if depth == 1 && in_items {
-                    in_items = false;
-                    item = None;
+                if rows != Rows::Lines && depth + 1 == row_depth && in_rows {
+                    // The rows' container closed.
+                    in_rows = false;
+                    row = None;
+                } else if rows == Rows::Lines && depth == 0 {
+                    row = None;
                 }
             }
             b',' => {
-                if depth == 2 && in_items {
-                    item = None;
-                } else if let Some((i, start, n)) = item {
-                    item = Some((i, start, n + 1));
+                if depth == row_depth && in_rows {
+                    row = None;
+                } else if let Some(r) = &mut row {
+                    r.values += 1;
                 }
             }
+            b'\n' if rows == Rows::Lines && depth == 0 => row = None,
             _ => {}
         }
-        if let Some((i, _, n)) = item
-            && n >= limits.elements
+        if let Some(r) = row
+            && r.values >= limits.elements
         {
-            return Err(ApiError::invalid(
-                field(i, member),
-                format!("an item holds at most {} values", limits.elements),
-            ));
+            let e = ApiError::invalid("", format!("an item holds at most {} values", limits.elements));
+            return Err(rows.refuse(e, &r, member));
         }
     }
     Ok(())
@@ -177,5 +247,29 @@ mod tests {
             check_items(b"{\"items\": [{\"a\": ", SMALL).is_ok(),
             "malformed: the parser's to report"
         );
+    }
+
+    #[test]
+    fn each_imported_row_is_held_to_the_limits_and_named_by_line() {
+        let rows = |body: &str| {
+            check_rows(body.as_bytes(), SMALL).map_err(|e| (e.status.as_u16(), e.field.unwrap_or_default()))
+        };
+        let ok = r#"{"external_id": "a", "payload": {"text": "hi, \"you\" [x]\n", "n": [1, 2]}}"#;
+        let many = r#"{"external_id": "d", "payload": {"xs": [1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20]}}"#;
+        let deep = r#"{"external_id": "c", "data": {"a": {"b": {"c": {"d": 1}}}}}"#;
+        let long = format!(
+            r#"{{"external_id": "b", "payload": {{"text": "{}"}}}}"#,
+            "x".repeat(300)
+        );
+        // JSON lines: one row a line, named by it.
+        assert_eq!(rows(&format!("{ok}\n{ok}\n")), Ok(()));
+        assert_eq!(rows(&format!("{ok}\n\n{many}\n")), Err((422, "line 3: payload".into())));
+        assert_eq!(rows(&format!("{ok}\n{long}\n")), Err((413, "line 2: payload".into())));
+        // A Label Studio array: each element a row, named by the line it starts on.
+        assert_eq!(rows(&format!("[\n{ok},\n{ok}\n]")), Ok(()));
+        assert_eq!(rows(&format!("[\n{ok},\n{deep}\n]")), Err((422, "line 3: data".into())));
+        // Many small rows pass: the limits are per row.
+        let file: String = (0..50).map(|_| format!("{ok}\n")).collect();
+        assert_eq!(rows(&file), Ok(()));
     }
 }

@@ -5,6 +5,7 @@
 //! Must not: hold a use case's logic (deciding, claiming, judging, statistics), or be
 //! imported by `app`, `ui` or `workers` for anything but its wire types.
 
+pub mod access;
 pub(crate) mod accounts;
 mod admin;
 pub mod dto;
@@ -79,6 +80,7 @@ pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
         .route("/v1/projects/{project}/events", get(feeds::project_events))
         .route("/v1/events", get(feeds::all_events))
         .route("/v1/projects/{project}/stats", get(feeds::stats))
+        .route("/v1/projects/{project}/queues", get(feeds::queues))
         .route("/v1/projects/{project}/workload", get(workload::workload))
         .route("/v1/projects/{project}/gold", post(quality::add_gold))
         .route("/v1/projects/{project}/reviewers", get(quality::reviewers))
@@ -107,6 +109,7 @@ pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
             "/v1/projects/{project}/webhooks/{id}/deliveries",
             get(webhooks::deliveries),
         )
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), access::authorize))
         .merge(console)
         .fallback(|| async { ApiError::not_found("no such route") })
         .method_not_allowed_fallback(|| async {

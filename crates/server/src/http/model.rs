@@ -150,14 +150,14 @@ pub struct BacktestIn {
 /// The project's monitors now: value, level, firing. A monitor that crosses its level
 /// writes a `monitor` event (checked every few seconds, and on this call).
 #[utoipa::path(get, path = "/v1/projects/{project}/monitors", params(("project" = String, Path)),
-    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = Object)), security(("bearer" = [])))]
+    responses((status = 403, body = ErrorBody, description = "a reviewer: only the admin and the project's service key read this"), (status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = Object)), security(("bearer" = [])))]
 pub async fn monitors(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(project): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let p = s.project(&project).await?;
-    caller.require_any(&p)?;
+    caller.require_service(&p)?;
     let monitors = monitors::check(&s, &p).await?;
     Ok(Json(json!({"monitors": monitors})))
 }

@@ -65,7 +65,7 @@ async fn nul_is_refused_naming_the_field(db: Db) {
     let (s, v) = app
         .post(
             "/v1/projects/spam/gold",
-            &svc,
+            ADMIN,
             json!({"items": [{"external_id": "g", "payload": {"t\u{0}": 1}, "label": "spam"}]}),
         )
         .await;

@@ -7,7 +7,9 @@
 
 mod helpers;
 
+mod access;
 mod browser;
+mod budgets;
 mod cluster;
 mod console;
 mod copy;
