@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+mod crash;
 mod webhooks;
 
 use anyhow::{Context, bail};
@@ -44,6 +45,9 @@ pub enum Scenario {
     Model,
     /// `--items` items, then one streamed export per format (rows/s, server RSS).
     Export,
+    /// Mixed load while the server is SIGKILLed `--kills` times at seeded moments and
+    /// restarted on the same database; then an audit of everything acknowledged.
+    Crash,
 }
 
 #[derive(clap::Args, Debug)]
@@ -76,6 +80,16 @@ pub struct BenchArgs {
     /// Labels in the synthetic `ds-fit` data.
     #[arg(long, default_value_t = 5)]
     labels: usize,
+    /// `crash`: how many times the server is killed.
+    #[arg(long, default_value_t = 20)]
+    kills: usize,
+    /// `crash`: `sqlite` (a fresh file) or a `postgres://…` URL (a fresh schema in it,
+    /// dropped afterwards).
+    #[arg(long, default_value = "sqlite")]
+    database: String,
+    /// `crash`: the seed of the kill schedule and the clients' choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
 }
 
 /// Times one Dawid–Skene fit over `answers` synthetic answers (five per task) from
@@ -246,6 +260,33 @@ fn target(args: &BenchArgs) -> anyhow::Result<(Option<OwnServer>, Vec<String>, S
     Ok((None, nodes, admin))
 }
 
+/// Starts `flywheel serve` on `db` on a free loopback port and waits until it listens;
+/// the child and its base URL. Its stdout is drained on a thread of its own.
+fn serve_child(db: &str, admin_key: &str) -> anyhow::Result<(Child, String)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .args(["serve", "--listen", "127.0.0.1:0", "--database", db])
+        .env("FLYWHEEL_ADMIN_KEY", admin_key)
+        .env("FLYWHEEL_LOG", "warn")
+        // The webhooks scenario's receiver is on loopback.
+        .env("FLYWHEEL_WEBHOOKS_ALLOW_PRIVATE", "true")
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start a server to bench")?;
+    let mut out = BufReader::new(child.stdout.take().context("no stdout")?);
+    loop {
+        let mut line = String::new();
+        if out.read_line(&mut line)? == 0 {
+            let _ = child.wait();
+            bail!("the benchmark server exited before listening");
+        }
+        if let Some(rest) = line.trim().strip_prefix("flywheel listening on ") {
+            let url = rest.split_whitespace().next().unwrap_or_default().to_string();
+            std::thread::spawn(move || for _ in out.lines() {});
+            return Ok((child, url));
+        }
+    }
+}
+
 /// A `flywheel serve` child on a fresh SQLite database; stopped (SIGTERM, by PID) on drop.
 struct OwnServer {
     child: Child,
@@ -257,28 +298,8 @@ impl OwnServer {
     fn start(admin_key: &str) -> anyhow::Result<Self> {
         let dir = tempfile::tempdir()?;
         let db = format!("sqlite://{}", dir.path().join("bench.db").display());
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["serve", "--listen", "127.0.0.1:0", "--database", &db])
-            .env("FLYWHEEL_ADMIN_KEY", admin_key)
-            .env("FLYWHEEL_LOG", "warn")
-            // The webhooks scenario's receiver is on loopback.
-            .env("FLYWHEEL_WEBHOOKS_ALLOW_PRIVATE", "true")
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("cannot start a server to bench")?;
-        let mut out = BufReader::new(child.stdout.take().context("no stdout")?);
-        loop {
-            let mut line = String::new();
-            if out.read_line(&mut line)? == 0 {
-                let _ = child.wait();
-                bail!("the benchmark server exited before listening");
-            }
-            if let Some(rest) = line.trim().strip_prefix("flywheel listening on ") {
-                let url = rest.split_whitespace().next().unwrap_or_default().to_string();
-                std::thread::spawn(move || for _ in out.lines() {});
-                return Ok(Self { child, url, _dir: dir });
-            }
-        }
+        let (child, url) = serve_child(&db, admin_key)?;
+        Ok(Self { child, url, _dir: dir })
     }
 
     /// Resident memory of the server process, MB (Linux).
@@ -326,11 +347,14 @@ impl OwnServer {
 
 impl Drop for OwnServer {
     fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let _ = self.child.wait();
+        stop_child(&mut self.child);
     }
+}
+
+/// Stops a server child the way an operator would (SIGTERM, by its PID) and reaps it.
+fn stop_child(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
 }
 
 /// A fresh project with the three-rule policy, and a service key for it.
@@ -671,6 +695,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.scenario == Scenario::Export {
         return export::run(&args).await;
     }
+    if args.scenario == Scenario::Crash {
+        return crash::run(&args).await;
+    }
     if args.concurrency == 0 || args.duration <= 0.0 {
         bail!("--concurrency and --duration must be positive");
     }
@@ -731,7 +758,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             Scenario::ClaimsNext => tokio::spawn(review_next_loop(api, w, reviewers[w].clone(), project, until)),
             Scenario::Mixed if w % 2 == 1 => tokio::spawn(decide_loop(api, w, svc, project, until)),
             Scenario::Mixed => tokio::spawn(review_loop(api, w, reviewers[w / 2].clone(), project, until)),
-            Scenario::DsFit | Scenario::Model | Scenario::Webhooks | Scenario::Export => {
+            Scenario::DsFit | Scenario::Model | Scenario::Webhooks | Scenario::Export | Scenario::Crash => {
                 unreachable!("returned before the load")
             }
         });
@@ -754,7 +781,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Import => vec!["batch"],
         Scenario::Claims | Scenario::ClaimsNext => vec!["cycle"],
         Scenario::Mixed => vec!["decide", "cycle"],
-        Scenario::DsFit | Scenario::Model | Scenario::Webhooks | Scenario::Export => vec![],
+        Scenario::DsFit | Scenario::Model | Scenario::Webhooks | Scenario::Export | Scenario::Crash => vec![],
     };
     let mut merged = Samples::default();
     for m in &main {
