@@ -455,6 +455,7 @@ class Released(TypedDict):
 
 class KeyCreated(TypedDict):
     api_key: str
+    hash: str
     scope: str
     projects: List[str]
 
