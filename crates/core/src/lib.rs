@@ -9,6 +9,8 @@ pub mod active;
 pub mod aggregate;
 pub mod agreement;
 pub mod amend;
+#[cfg(any(test, feature = "proptest"))]
+pub mod arbitrary;
 pub mod backtest;
 pub mod calibrate;
 pub mod consensus;

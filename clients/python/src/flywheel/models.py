@@ -510,6 +510,7 @@ class Released(TypedDict):
 
 class KeyCreated(TypedDict):
     api_key: str
+    hash: str
     scope: str
     projects: List[str]
 

@@ -88,8 +88,22 @@ impl Policy {
     pub fn from_json(value: &serde_json::Value, labels: &LabelSet) -> Result<Self, ValidationError> {
         let spec: PolicySpec = serde_path_to_error::deserialize(value.clone()).map_err(|e| {
             let field = e.path().to_string();
-            let field = if field == "." { String::new() } else { field };
-            ValidationError::new(field, format!("not a policy: {}", e.into_inner()))
+            let message = e.into_inner().to_string();
+            let field = if field == "." || field.is_empty() {
+                // At the top: the member missing or unknown, as serde names it (`""` for
+                // an empty key); a policy that is not an object at all is the empty field
+                // (the caller's name for it).
+                match message.split('`').nth(1) {
+                    Some("") if message.starts_with("unknown field") => "\"\"".to_string(),
+                    Some(name) if message.starts_with("missing field") || message.starts_with("unknown field") => {
+                        name.to_string()
+                    }
+                    _ => String::new(),
+                }
+            } else {
+                field
+            };
+            ValidationError::new(field, format!("not a policy: {message}"))
         })?;
         Self::compile(spec, labels)
     }

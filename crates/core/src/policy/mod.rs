@@ -15,6 +15,8 @@
 mod compile;
 pub mod cost;
 mod decide;
+#[cfg(test)]
+mod props;
 mod spec;
 
 pub use compile::{Policy, parse_origin, parse_queue};

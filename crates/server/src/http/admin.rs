@@ -201,6 +201,7 @@ pub async fn create_key(
     Ok((
         StatusCode::CREATED,
         Json(KeyCreated {
+            hash: accounts::hash_key(&api_key),
             api_key,
             scope: body.scope,
             projects: body.projects,

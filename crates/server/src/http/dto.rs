@@ -160,6 +160,9 @@ pub struct CreateKey {
 pub struct KeyCreated {
     /// Shown once; only its hash is stored.
     pub api_key: String,
+    /// The key's SHA-256, hex: how `GET /v1/keys` lists it and `POST /v1/keys/{hash}/revoke`
+    /// names it.
+    pub hash: String,
     pub scope: String,
     pub projects: Vec<String>,
 }

@@ -15,6 +15,8 @@ mod items;
 pub mod limits;
 pub(crate) mod model;
 pub mod openapi;
+#[cfg(test)]
+mod props;
 pub(crate) mod quality;
 pub(crate) mod webhooks;
 mod work;
@@ -134,8 +136,9 @@ pub fn router(state: Arc<AppState>, console: Router<Arc<AppState>>) -> Router {
 }
 
 /// A JSON body whose errors name the field at fault: malformed JSON is a 400
-/// (`malformed_json`), a well-formed body of the wrong shape a 422 with `field`. An
-/// empty body reads as `{}`.
+/// (`malformed_json`), a well-formed body of the wrong shape a 422 with `field` (`body`
+/// when it is not an object at all). An empty body reads as `{}`. A whole number written
+/// with a fraction (`218.0`) is read as the whole number where one is wanted.
 pub struct ApiJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
@@ -162,27 +165,25 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         // One item of an `items` array cannot make the parser build a huge value.
         limits::check_items(bytes, limits::ITEM_LIMITS)?;
         let de = &mut serde_json::Deserializer::from_slice(bytes);
-        let value = serde_path_to_error::deserialize(&mut *de).map_err(|e| {
-            let field = e.path().to_string();
-            let inner = e.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "malformed_json",
-                    format!("the body is not valid JSON: {inner}"),
-                )
-            } else {
-                let field = if field == "." { String::new() } else { field };
-                ApiError::invalid(field, inner.to_string())
+        let value = match serde_path_to_error::deserialize(&mut *de) {
+            Ok(value) => {
+                de.end().map_err(|e| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "malformed_json",
+                        format!("the body is not valid JSON: {e}"),
+                    )
+                })?;
+                value
             }
-        })?;
-        de.end().map_err(|e| {
-            ApiError::new(
-                StatusCode::BAD_REQUEST,
-                "malformed_json",
-                format!("the body is not valid JSON: {e}"),
-            )
-        })?;
+            Err(e) if integral_float(e.inner()) => with_integral_floats(bytes)?,
+            Err(e) => return Err(body_error(e)),
+        };
+        // serde reads a struct from an array of its fields too (`[null, null]`); a body is
+        // an object.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::invalid("body", "the body is a JSON object"));
+        }
         // JSON spells a NUL inside a string only as an escape: look for one in the bytes
         // (cheap), and only then find which field holds it.
         if bytes
@@ -200,6 +201,93 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
         Ok(ApiJson(value))
     }
 }
+
+/// A body's deserialisation error as the JSON error body: malformed JSON is a 400, a
+/// value of the wrong shape a 422 naming the field (at the top level, the member missing
+/// or unknown — `""` for an empty key — else `body`).
+fn body_error(e: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let field = e.path().to_string();
+    let inner = e.into_inner();
+    if inner.is_syntax() || inner.is_eof() {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {inner}"),
+        );
+    }
+    let field = if field == "." || field.is_empty() {
+        // serde names the member in its message: "missing field `policy`", "unknown field `x`".
+        let message = inner.to_string();
+        match message.split('`').nth(1) {
+            Some("") if message.starts_with("unknown field") => "\"\"".to_string(),
+            Some(name) if message.starts_with("missing field") || message.starts_with("unknown field") => {
+                name.to_string()
+            }
+            _ => "body".to_string(),
+        }
+    } else {
+        field
+    };
+    ApiError::invalid(field, inner.to_string())
+}
+
+/// Whether serde refused a number with a fractional part where it wanted a whole number:
+/// JSON has one number type, and `218.0` is the whole number 218 (JSON Schema's
+/// `integer` says so too), so such a body is read again by [`with_integral_floats`].
+fn integral_float(e: &serde_json::Error) -> bool {
+    e.classify() == serde_json::error::Category::Data && e.to_string().starts_with("invalid type: floating point `")
+}
+
+/// Deserialises `bytes` as a `T`, turning each number written with a fraction (`218.0`)
+/// into the whole number it is wherever `T` wants a whole number — and nowhere else, so a
+/// payload's numbers are kept as they were sent. A fraction that is not zero (`1.5`), or
+/// a number beyond 2⁵³, is refused as before, naming the field.
+fn with_integral_floats<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    use serde_path_to_error::Segment;
+    let mut v: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            format!("the body is not valid JSON: {e}"),
+        )
+    })?;
+    // Each round fixes one number and reads the body again, so the rounds are few: a body
+    // with more such numbers than that is refused, naming the next one.
+    for _ in 0..MAX_INTEGRAL_FLOATS {
+        let e = match serde_path_to_error::deserialize::<_, T>(&v) {
+            Ok(t) => return Ok(t),
+            Err(e) => e,
+        };
+        let mut at = Some(&mut v);
+        for seg in e.path().iter() {
+            at = match (seg, at) {
+                (Segment::Seq { index }, Some(serde_json::Value::Array(a))) => a.get_mut(*index),
+                (Segment::Map { key }, Some(serde_json::Value::Object(o))) => o.get_mut(key.as_str()),
+                _ => None,
+            };
+        }
+        let whole = at
+            .as_ref()
+            .and_then(|n| n.as_f64())
+            .filter(|f| f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 && integral_float(e.inner()));
+        match (whole, at) {
+            (Some(f), Some(n)) => *n = serde_json::Value::from(f as i64),
+            _ => return Err(body_error(e)),
+        }
+    }
+    let field = match serde_path_to_error::deserialize::<_, T>(&v) {
+        Ok(t) => return Ok(t),
+        Err(e) => e.path().to_string(),
+    };
+    Err(ApiError::invalid(
+        field,
+        format!("write whole numbers without a fraction (at most {MAX_INTEGRAL_FLOATS} in one body are read as whole)"),
+    ))
+}
+
+/// How many whole numbers written with a fraction (`218.0`) one body may hold where whole
+/// numbers are wanted.
+const MAX_INTEGRAL_FLOATS: usize = 16;
 
 /// Every answer of the JSON API (`/v1/…`, but its OpenAPI document) and of the sign-in
 /// and sign-out forms is `Cache-Control: no-store` unless it says otherwise: they are a
