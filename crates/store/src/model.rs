@@ -247,7 +247,10 @@ pub struct NewAmendment {
     pub review_id: String,
     /// The change's idempotency key.
     pub amend_id: String,
-    pub label: String,
+    /// A single-label project's new label.
+    pub label: Option<String>,
+    /// A multi-label project's new set of labels.
+    pub labels: Option<Vec<String>>,
     pub reason: Option<String>,
     /// Each of the reviewer's projects' rules (the answer's project is known only inside
     /// the store); a project missing here gets the defaults.

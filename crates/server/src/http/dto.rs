@@ -30,6 +30,7 @@ pub struct CreateProject {
     /// answer is a set of labels (`labels: [..]`, possibly empty), scores independent per
     /// label, consensus and auto decisions per label.
     #[serde(default)]
+    #[schema(inline)]
     pub label_mode: LabelModeDto,
     /// The policy (see `PUT /v1/projects/{project}/policy`).
     #[schema(value_type = Object)]
@@ -103,6 +104,8 @@ impl From<flywheel_core::LabelMode> for LabelModeDto {
 pub struct ProjectCreated {
     pub name: String,
     pub labels: Vec<String>,
+    /// `single` or `multi`.
+    #[schema(value_type = String, pattern = "^(single|multi)$")]
     pub label_mode: LabelModeDto,
     pub policy_version: u32,
 }
@@ -111,6 +114,8 @@ pub struct ProjectCreated {
 pub struct ProjectOut {
     pub name: String,
     pub labels: Vec<String>,
+    /// `single` or `multi`.
+    #[schema(value_type = String, pattern = "^(single|multi)$")]
     pub label_mode: LabelModeDto,
     #[schema(value_type = Object)]
     pub policy: Value,

@@ -203,6 +203,24 @@ async fn multi_label_items_are_routed_answered_and_fed_as_sets(db: Db) {
     let (_, detail) = app.get("/v1/projects/mod/items/a", &svc).await;
     assert_eq!(detail["resolution"]["labels"], json!(["hate", "violence"]), "{detail}");
 
+    // Amend takes labels too: ann's closed answer on b re-opens adjudication.
+    let (s, v) = app
+        .post("/v1/reviews/a1/amend", &ann, json!({"amend_id": "x1", "label": "hate"}))
+        .await;
+    assert_eq!(
+        (s, v["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("label")),
+        "{v}"
+    );
+    let (s, v) = app
+        .post(
+            "/v1/reviews/a1/amend",
+            &ann,
+            json!({"amend_id": "x1", "labels": ["violence", "hate"]}),
+        )
+        .await;
+    assert_eq!((s, v["outcome"].as_str()), (StatusCode::OK, Some("amended")), "{v}");
+
     // `labels` in a single-label project is refused naming `labels`.
     app.submit("plain", &plain, json!([item("p1", "one", Some(0.5))])).await;
     let t = app.claim("plain", &ann, None).await.unwrap();

@@ -178,4 +178,42 @@ pub async fn multi_label_answers_are_checked_stored_and_decided_per_label(f: Fix
     assert_eq!(resolved[0].data["labels"], json!(["hate", "violence"]));
     let escalated = events.iter().find(|e| e.kind == "task.escalated").unwrap();
     assert_eq!(escalated.data["reason"], "reviewers disagreed on 'violence'");
+
+    // ann amends her closed answer on m1 with a set: checked against the mode, stored as
+    // its encoding, and the item goes back to adjudication.
+    let amendment = |label: Option<&str>, labels: Option<&[&str]>| NewAmendment {
+        reviewer_id: voters[0].id,
+        reviewer_name: voters[0].name.clone(),
+        review_id: "a1".into(),
+        amend_id: "x1".into(),
+        label: label.map(str::to_string),
+        labels: labels.map(|v| v.iter().map(|s| s.to_string()).collect()),
+        reason: Some("missed spam".into()),
+        rules: [(
+            p.id,
+            AmendRules {
+                undo_seconds: 60,
+                slas: Default::default(),
+                multi: true,
+            },
+        )]
+        .into(),
+    };
+    for (bad, field) in [
+        (amendment(Some("hate"), None), "label"),
+        (amendment(None, Some(&["hate", "eggs"])), "labels[1]"),
+    ] {
+        match s.amend_review(bad, 60).await {
+            Err(StoreError::Invalid(e)) => assert_eq!(e.field, field),
+            other => panic!("{other:?}"),
+        }
+    }
+    let amended = s
+        .amend_review(amendment(None, Some(&["violence", "spam", "hate"])), 61)
+        .await
+        .unwrap();
+    assert_eq!(
+        (amended.outcome.as_str(), amended.label.as_str()),
+        ("amended", r#"["hate","spam","violence"]"#)
+    );
 }
