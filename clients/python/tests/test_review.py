@@ -1,6 +1,7 @@
 """A scripted reviewer: claim, answer with "next", heartbeat, and the `work` loop."""
 
 import threading
+import uuid
 from typing import List
 
 import httpx
@@ -126,3 +127,24 @@ def test_an_answer_is_undone_or_amended(server: Server, project: Project) -> Non
         raise AssertionError("an unknown review_id was amended")
     except FlywheelError as e:
         assert e.status == 404
+
+
+def test_a_multi_label_project_is_answered_with_sets(server: Server, admin: Client) -> None:
+    name = f"multi-{uuid.uuid4().hex[:8]}"
+    policy = {"rules": [{"name": "all", "when": "max_score >= 0.0", "action": "review", "queue": "q"}]}
+    created = admin.create_project(name, ["hate", "spam", "violence"], policy, label_mode="multi")
+    assert created["label_mode"] == "multi" and admin.project(name)["label_mode"] == "multi"
+    svc = Client(server.url, api_key=admin.create_key([name])["api_key"])
+    ann = Client(server.url, api_key=admin.create_reviewer(f"{name}-r", [1], [name])["api_key"])
+    scores = {"hate": 0.9, "spam": 0.8, "violence": 0.1}  # independent: they need not sum to 1
+    svc.submit(name, [{"external_id": "a", "payload": {}, "prediction": {"model": "m", "scores": scores}}])
+    task = ann.claim(name)
+    assert task is not None
+    with pytest.raises(FlywheelError) as refused:
+        ann.answer(task, labels=["hate", "eggs"])
+    assert refused.value.field == "labels[1]"
+    result = ann.answer(task, labels=["spam", "hate"])
+    assert result["resolution"] and result["resolution"].get("labels") == ["hate", "spam"]
+    assert [(x.get("labels"), x["source"]) for x in svc.labels(name)] == [(["hate", "spam"], "human")]
+    amended = ann.amend(result["review_id"], labels=[])
+    assert amended["outcome"] == "amended"

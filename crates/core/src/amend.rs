@@ -36,6 +36,8 @@ pub const DEFAULT_UNDO_SECONDS: u32 = 60;
 pub struct AmendRules {
     pub undo_seconds: u32,
     pub slas: std::sync::Arc<Slas>,
+    /// The project is multi-label: the new answer is a set (`labels`).
+    pub multi: bool,
 }
 
 /// The answer being changed, as the backend loaded it.
@@ -99,9 +101,29 @@ pub struct Refused {
     pub message: String,
 }
 
-/// Checks the new label against the project's labels.
-pub fn check_label(labels: &[String], label: &str) -> Result<(), ValidationError> {
-    LabelSet::parse(labels)?.answer("label", label).map(|_| ())
+/// Checks the new answer against the project's labels and mode — `label` in a
+/// single-label project, `labels` (a set, its canonical encoding returned) in a
+/// multi-label one; the other is refused naming it.
+pub fn check_label(
+    labels: &[String],
+    rules: &AmendRules,
+    label: Option<&str>,
+    set: Option<&[String]>,
+) -> Result<String, ValidationError> {
+    let names = LabelSet::parse(labels)?;
+    match (label, set, rules.multi) {
+        (Some(l), None, false) => names.answer("label", l).map(|l| l.as_str().to_string()),
+        (None, Some(s), true) => names.answer_set("labels", s),
+        (Some(_), None, true) => Err(ValidationError::new(
+            "label",
+            "this project is multi-label: amend with labels: [..]",
+        )),
+        (None, Some(_), false) => Err(ValidationError::new(
+            "labels",
+            "this project is single-label: amend with label",
+        )),
+        _ => Err(ValidationError::new("label", "give exactly one of label or labels")),
+    }
 }
 
 /// What changing `stored` to `a.label` does under `rules`.
@@ -109,6 +131,7 @@ pub fn plan(stored: &Stored, a: &Amending<'_>, rules: &AmendRules) -> Result<Ame
     let previous = match &stored.answer {
         Answer::Label(l) => Some(l.clone()),
         Answer::Escalate { .. } => None,
+        Answer::Labels(_) => unreachable!("a stored answer is a label, its set's encoding in a multi-label project"),
         Answer::Skip { .. } => {
             return Err(Refused {
                 code: "not_amendable",
@@ -238,6 +261,7 @@ mod tests {
         AmendRules {
             undo_seconds: 60,
             slas: Default::default(),
+            multi: false,
         }
     }
 
@@ -321,7 +345,35 @@ mod tests {
     #[test]
     fn a_label_outside_the_project_is_refused_on_the_label_field() {
         let labels = vec!["ham".to_string(), "spam".to_string()];
-        assert!(check_label(&labels, "spam").is_ok());
-        assert_eq!(check_label(&labels, "eggs").unwrap_err().field, "label");
+        let single = AmendRules::default();
+        assert_eq!(check_label(&labels, &single, Some("spam"), None).unwrap(), "spam");
+        assert_eq!(
+            check_label(&labels, &single, Some("eggs"), None).unwrap_err().field,
+            "label"
+        );
+        let set = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let both = set(&["spam", "ham"]);
+        assert_eq!(
+            check_label(&labels, &single, None, Some(&both)).unwrap_err().field,
+            "labels"
+        );
+        let multi = AmendRules {
+            multi: true,
+            ..AmendRules::default()
+        };
+        assert_eq!(
+            check_label(&labels, &multi, None, Some(&both)).unwrap(),
+            r#"["ham","spam"]"#
+        );
+        assert_eq!(check_label(&labels, &multi, None, Some(&set(&[]))).unwrap(), "[]");
+        let bad = set(&["ham", "eggs"]);
+        assert_eq!(
+            check_label(&labels, &multi, None, Some(&bad)).unwrap_err().field,
+            "labels[1]"
+        );
+        assert_eq!(
+            check_label(&labels, &multi, Some("ham"), None).unwrap_err().field,
+            "label"
+        );
     }
 }

@@ -50,6 +50,7 @@ async fn fixture(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Fixtu
                 labels: vec!["ham".into(), "spam".into()],
                 policy: json!({"rules": []}),
                 answer_fields: json!([]),
+                label_mode: Default::default(),
             },
             "admin",
             1,
@@ -224,6 +225,8 @@ mod search;
 mod fatigue_cases;
 #[path = "conformance/fields.rs"]
 mod fields_cases;
+#[path = "conformance/multi.rs"]
+mod multi;
 #[path = "conformance/sla.rs"]
 mod sla;
 #[path = "conformance/storage.rs"]
@@ -237,6 +240,7 @@ mod suite {
     pub use super::exports::*;
     pub use super::fatigue_cases::*;
     pub use super::fields_cases::*;
+    pub use super::multi::*;
     pub use super::override_cases::*;
     pub use super::revocation::*;
     pub use super::search::*;
@@ -320,6 +324,7 @@ mod suite {
                     labels: vec!["a".into(), "b".into()],
                     policy: json!({}),
                     answer_fields: json!([]),
+                    label_mode: Default::default(),
                 },
                 "admin",
                 2,
@@ -1526,4 +1531,5 @@ conformance!([
     deactivation_ends_leases_and_access_and_the_tier_it_held,
     items_are_found_by_text_label_reviewer_state_and_time,
     an_override_resolves_or_reroutes_and_ends_the_leases,
+    multi_label_answers_are_checked_stored_and_decided_per_label,
 ]);

@@ -11,7 +11,7 @@ raise `FlywheelError`; `flywheel.webhooks.verify` checks a delivery's signature.
 """
 
 from . import models, webhooks
-from ._common import Escalate, Retry, Skip, Verdict
+from ._common import Escalate, Labels, Retry, Skip, Verdict
 from .aclient import AsyncClient
 from .client import Client
 from .errors import FlywheelError, TransportError
@@ -24,6 +24,7 @@ __all__ = [
     "AsyncFeed",
     "Client",
     "Escalate",
+    "Labels",
     "Feed",
     "FlywheelError",
     "Retry",

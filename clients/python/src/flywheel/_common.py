@@ -137,27 +137,74 @@ class Skip:
     reason: str
 
 
-#: What a reviewer function returns: a label, or an escalation or a skip.
-Verdict = Union[str, Escalate, Skip]
+@dataclass(frozen=True)
+class Labels:
+    """A multi-label project's answer: the set of labels present (empty: none of these)."""
+
+    labels: Tuple[str, ...]
 
 
-def verdict(label: Optional[Verdict], escalate: Optional[str], skip: Optional[str]) -> Verdict:
-    """The one answer among a label, ``escalate=reason`` and ``skip=reason``."""
-    given = [v for v in (label, escalate, skip) if v is not None]
+#: What a reviewer function returns: a label (a set of `Labels` in a multi-label
+#: project), or an escalation or a skip.
+Verdict = Union[str, Labels, Escalate, Skip]
+
+
+def verdict(
+    label: Optional[Verdict],
+    escalate: Optional[str],
+    skip: Optional[str],
+    labels: Optional[Sequence[str]] = None,
+) -> Verdict:
+    """The one answer among a label, ``labels=[..]``, ``escalate=reason`` and ``skip=reason``."""
+    given = [v for v in (label, labels, escalate, skip) if v is not None]
     if len(given) != 1:
-        raise ValueError("answer with exactly one of a label, escalate=reason or skip=reason")
+        raise ValueError("answer with exactly one of a label, labels=[..], escalate=reason or skip=reason")
     if escalate is not None:
         return Escalate(escalate)
     if skip is not None:
         return Skip(skip)
+    if labels is not None:
+        return Labels(tuple(labels))
     assert label is not None
     return label
 
 
-def amend_call(review_id: str, label: str, *, reason: Optional[str], amend_id: Optional[str]) -> Call:
-    """A change of the label of the caller's answer ``review_id``. ``amend_id`` (a fresh
-    UUID when not given) is the idempotency key, so a retry of this call is stored once."""
-    body: JSON = {"amend_id": amend_id or str(uuid.uuid4()), "label": label, "reason": reason}
+def project_body(
+    name: str,
+    labels: Sequence[str],
+    policy: JSON,
+    answer_fields: Optional[List[JSON]],
+    label_mode: Optional[str],
+) -> JSON:
+    """A project's creation request (the mode and the fields only when given)."""
+    return drop_none(
+        {
+            "name": name,
+            "labels": list(labels),
+            "label_mode": label_mode,
+            "policy": policy,
+            "answer_fields": answer_fields,
+        }
+    )
+
+
+def amend_call(
+    review_id: str,
+    label: Optional[str],
+    *,
+    reason: Optional[str],
+    amend_id: Optional[str],
+    labels: Optional[Sequence[str]] = None,
+) -> Call:
+    """A change of the label (``labels`` in a multi-label project) of the caller's answer
+    ``review_id``. ``amend_id`` (a fresh UUID when not given) is the idempotency key, so a
+    retry of this call is stored once."""
+    body: JSON = {
+        "amend_id": amend_id or str(uuid.uuid4()),
+        "label": label,
+        "labels": None if labels is None else list(labels),
+        "reason": reason,
+    }
     return call("amend", review_id=review_id, json=drop_none(body))
 
 
@@ -185,6 +232,8 @@ def answer_call(
         body["escalate"] = {"reason": verdict.reason}
     elif isinstance(verdict, Skip):
         body["skip"] = {"reason": verdict.reason}
+    elif isinstance(verdict, Labels):
+        body["labels"] = list(verdict.labels)
     else:
         body["label"] = verdict
     if next is not None:

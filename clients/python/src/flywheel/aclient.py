@@ -335,6 +335,7 @@ class AsyncClient:
         task: Task,
         label: Optional[Verdict] = None,
         *,
+        labels: Optional[Sequence[str]] = None,
         escalate: Optional[str] = None,
         skip: Optional[str] = None,
         note: Optional[str] = None,
@@ -344,11 +345,12 @@ class AsyncClient:
         next_queue: Optional[str] = None,
         fields: Optional[JSON] = None,
     ) -> ReviewResult:
-        """Answers a leased task with a label (or ``escalate=reason`` / ``skip=reason``),
+        """Answers a leased task with a label (``labels=[..]`` in a multi-label project, ``[]``
+        for none of these; or ``escalate=reason`` / ``skip=reason``),
         with the project's answer ``fields`` (``{name: value}``) when it declares any.
         With ``next=project`` the reply's ``next`` is the reviewer's next task, leased in
         the same commit (``None`` when there is nothing to do)."""
-        verdict = c.verdict(label, escalate, skip)
+        verdict = c.verdict(label, escalate, skip, labels)
         return cast(
             ReviewResult,
             await self._json(
@@ -368,8 +370,9 @@ class AsyncClient:
     async def amend(
         self,
         review_id: str,
-        label: str,
+        label: Optional[str] = None,
         *,
+        labels: Optional[Sequence[str]] = None,
         reason: Optional[str] = None,
         amend_id: Optional[str] = None,
     ) -> AmendResult:
@@ -378,7 +381,10 @@ class AsyncClient:
         label is replaced (``undone``); once the task has closed the item goes back to
         adjudication one tier up with ``reason`` (``amended``). 409 ``undo_expired`` past
         the window with the task still open."""
-        return cast(AmendResult, await self._json(c.amend_call(review_id, label, reason=reason, amend_id=amend_id)))
+        return cast(
+            AmendResult,
+            await self._json(c.amend_call(review_id, label, reason=reason, amend_id=amend_id, labels=labels)),
+        )
 
     async def heartbeat(self, task: Task) -> Heartbeat:
         """Extends the task's lease (409 ``lease_lost`` when it is gone)."""
@@ -456,10 +462,17 @@ class AsyncClient:
         return cast(Me, await self._json(c.call("me")))
 
     async def create_project(
-        self, name: str, labels: Sequence[str], policy: JSON, *, answer_fields: Optional[List[JSON]] = None
+        self,
+        name: str,
+        labels: Sequence[str],
+        policy: JSON,
+        *,
+        answer_fields: Optional[List[JSON]] = None,
+        label_mode: Optional[str] = None,
     ) -> ProjectCreated:
-        """Creates a project; ``answer_fields`` declares the typed fields its answers carry."""
-        json = c.drop_none({"name": name, "labels": list(labels), "policy": policy, "answer_fields": answer_fields})
+        """Creates a project; ``answer_fields`` declares the typed fields its answers carry,
+        ``label_mode="multi"`` makes an answer a set of labels (default ``"single"``)."""
+        json = c.project_body(name, labels, policy, answer_fields, label_mode)
         return cast(ProjectCreated, await self._json(c.call("create_project", json=json)))
 
     async def projects(self) -> List[ProjectSummary]:

@@ -329,6 +329,7 @@ class Client:
         task: Task,
         label: Optional[Verdict] = None,
         *,
+        labels: Optional[Sequence[str]] = None,
         escalate: Optional[str] = None,
         skip: Optional[str] = None,
         note: Optional[str] = None,
@@ -338,11 +339,12 @@ class Client:
         next_queue: Optional[str] = None,
         fields: Optional[JSON] = None,
     ) -> ReviewResult:
-        """Answers a leased task with a label (or ``escalate=reason`` / ``skip=reason``),
+        """Answers a leased task with a label (``labels=[..]`` in a multi-label project, ``[]``
+        for none of these; or ``escalate=reason`` / ``skip=reason``),
         with the project's answer ``fields`` (``{name: value}``) when it declares any.
         With ``next=project`` the reply's ``next`` is the reviewer's next task, leased in
         the same commit (``None`` when there is nothing to do)."""
-        verdict = c.verdict(label, escalate, skip)
+        verdict = c.verdict(label, escalate, skip, labels)
         return cast(
             ReviewResult,
             self._json(
@@ -362,8 +364,9 @@ class Client:
     def amend(
         self,
         review_id: str,
-        label: str,
+        label: Optional[str] = None,
         *,
+        labels: Optional[Sequence[str]] = None,
         reason: Optional[str] = None,
         amend_id: Optional[str] = None,
     ) -> AmendResult:
@@ -372,7 +375,9 @@ class Client:
         label is replaced (``undone``); once the task has closed the item goes back to
         adjudication one tier up with ``reason`` (``amended``). 409 ``undo_expired`` past
         the window with the task still open."""
-        return cast(AmendResult, self._json(c.amend_call(review_id, label, reason=reason, amend_id=amend_id)))
+        return cast(
+            AmendResult, self._json(c.amend_call(review_id, label, reason=reason, amend_id=amend_id, labels=labels))
+        )
 
     def heartbeat(self, task: Task) -> Heartbeat:
         """Extends the task's lease (409 ``lease_lost`` when it is gone)."""
@@ -449,10 +454,17 @@ class Client:
         return cast(Me, self._json(c.call("me")))
 
     def create_project(
-        self, name: str, labels: Sequence[str], policy: JSON, *, answer_fields: Optional[List[JSON]] = None
+        self,
+        name: str,
+        labels: Sequence[str],
+        policy: JSON,
+        *,
+        answer_fields: Optional[List[JSON]] = None,
+        label_mode: Optional[str] = None,
     ) -> ProjectCreated:
-        """Creates a project; ``answer_fields`` declares the typed fields its answers carry."""
-        json = c.drop_none({"name": name, "labels": list(labels), "policy": policy, "answer_fields": answer_fields})
+        """Creates a project; ``answer_fields`` declares the typed fields its answers carry,
+        ``label_mode="multi"`` makes an answer a set of labels (default ``"single"``)."""
+        json = c.project_body(name, labels, policy, answer_fields, label_mode)
         return cast(ProjectCreated, self._json(c.call("create_project", json=json)))
 
     def projects(self) -> List[ProjectSummary]:

@@ -79,6 +79,8 @@ class Decision(TypedDict):
     item_id: int
     outcome: str
     label: NotRequired[Optional[str]]
+    #: A multi-label project's auto decision: the labels at or above their thresholds.
+    labels: NotRequired[Optional[List[str]]]
     route: NotRequired[Optional[Route]]
     audit: NotRequired[Optional[Route]]
     rule: str
@@ -93,6 +95,8 @@ class SubmitResponse(TypedDict):
 
 class Resolution(TypedDict):
     label: str
+    #: A multi-label project's resolution: the labels present (``label`` is its encoding).
+    labels: NotRequired[Optional[List[str]]]
     source: str
     method: str
     confidence: float
@@ -186,7 +190,10 @@ class Label(TypedDict):
 
     cursor: int
     external_id: str
-    label: str
+    #: A single-label project's label.
+    label: NotRequired[Optional[str]]
+    #: A multi-label project's labels present (``[]``: none of these).
+    labels: NotRequired[Optional[List[str]]]
     source: str
     model: NotRequired[Optional[str]]
     model_version: NotRequired[Optional[str]]
@@ -396,6 +403,8 @@ class OverrideResult(TypedDict):
 class ProjectCreated(TypedDict):
     name: str
     labels: List[str]
+    #: ``single`` or ``multi``.
+    label_mode: str
     policy_version: int
 
 
@@ -416,6 +425,8 @@ class AnswerFieldSpec(TypedDict):
 class Project(TypedDict):
     name: str
     labels: List[str]
+    #: ``single`` or ``multi``.
+    label_mode: str
     policy: JSON
     policy_version: int
     answer_fields: List[AnswerFieldSpec]

@@ -20,8 +20,16 @@ pub struct AmendIn {
     /// The change's idempotency key (1 to 128 characters), per reviewer: a retry sends
     /// the same `amend_id` and gets the stored result.
     pub amend_id: String,
-    /// The label the answer should have.
-    pub label: String,
+    /// The label the answer should have (a single-label project; in a multi-label one a
+    /// 422 naming `label`).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// The labels the answer should have (a multi-label project: each a label of the
+    /// project, none twice, `[]` for none of these; in a single-label one a 422 naming
+    /// `labels`).
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub labels: Option<Vec<String>>,
     /// Why (shown to the adjudicator when the change re-opens the item).
     #[serde(default)]
     pub reason: Option<String>,
@@ -32,7 +40,12 @@ pub struct AmendIn {
 pub async fn amend(s: &AppState, r: &Reviewer, review_id: String, body: AmendIn) -> Result<AmendResult, AppError> {
     text_field("review_id", &review_id, 1, 128)?;
     text_field("amend_id", &body.amend_id, 1, 128)?;
-    text_field("label", &body.label, 1, 128)?;
+    if let Some(l) = &body.label {
+        text_field("label", l, 1, 128)?;
+    }
+    if body.labels.as_ref().is_some_and(|l| l.len() > 100) {
+        return Err(AppError::invalid("labels", "an answer names at most 100 labels"));
+    }
     if let Some(reason) = &body.reason {
         text_field("reason", reason, 0, 2000)?;
     }
@@ -44,6 +57,7 @@ pub async fn amend(s: &AppState, r: &Reviewer, review_id: String, body: AmendIn)
             AmendRules {
                 undo_seconds: p.policy.workbench().undo_seconds(),
                 slas: p.policy.slas().clone(),
+                multi: p.labels.is_multi(),
             },
         );
     }
@@ -53,6 +67,7 @@ pub async fn amend(s: &AppState, r: &Reviewer, review_id: String, body: AmendIn)
         review_id,
         amend_id: body.amend_id,
         label: body.label,
+        labels: body.labels,
         reason: body.reason.filter(|x| !x.trim().is_empty()),
         rules,
     };

@@ -355,6 +355,20 @@ impl Learning {
         };
         let mut by_label: HashMap<String, Vec<calibrate::NoisyCheck>> = HashMap::new();
         for v in &used {
+            let error = reviewer_error.map_or(0.0, |r| label_error(v, r));
+            if p.labels.is_multi() {
+                // Per label, one vs the rest: a score at or above the threshold says the
+                // label is present; it is right when the human set has the label.
+                let present = flywheel_core::label::decode_set(&v.human_label).unwrap_or_default();
+                for (label, score) in &v.prediction.scores {
+                    by_label.entry(label.clone()).or_default().push(calibrate::NoisyCheck {
+                        confidence: *score,
+                        agrees: present.contains(label),
+                        label_error: error,
+                    });
+                }
+                continue;
+            }
             let (label, confidence) = v.prediction.top();
             by_label
                 .entry(label.to_string())
@@ -362,7 +376,7 @@ impl Learning {
                 .push(calibrate::NoisyCheck {
                     confidence,
                     agrees: label == v.human_label,
-                    label_error: reviewer_error.map_or(0.0, |r| label_error(v, r)),
+                    label_error: error,
                 });
         }
         let mut fresh = HashMap::new();

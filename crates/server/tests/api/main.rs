@@ -23,6 +23,7 @@ mod hardening2;
 mod items;
 mod learning;
 mod metrics;
+mod multi;
 mod novelty;
 mod oversight;
 mod policy;

@@ -57,11 +57,16 @@ pub(super) async fn amend_review(
         .bind(project_id)
         .fetch_one(&mut *c)
         .await?;
-    amend::check_label(&parse::<Vec<String>>(&labels)?, &a.label)?;
     let rules = a.rules.get(&project_id).cloned().unwrap_or_default();
+    let label = amend::check_label(
+        &parse::<Vec<String>>(&labels)?,
+        &rules,
+        a.label.as_deref(),
+        a.labels.as_deref(),
+    )?;
     let amending = Amending {
         amend_id: &a.amend_id,
-        label: &a.label,
+        label: &label,
         reason: a.reason.as_deref(),
         now,
     };
@@ -72,7 +77,7 @@ pub(super) async fn amend_review(
     let actor = format!("reviewer:{}", a.reviewer_name);
     sqlx::query("UPDATE reviews SET kind = 'label', label = $2 WHERE id = $1")
         .bind(row)
-        .bind(&a.label)
+        .bind(&label)
         .execute(&mut *c)
         .await?;
     if let Some(e) = &plan.escalation {
@@ -100,7 +105,7 @@ pub(super) async fn amend_review(
     .bind(a.reviewer_id)
     .bind(row)
     .bind(&plan.result.previous)
-    .bind(&a.label)
+    .bind(&label)
     .bind(&plan.result.outcome)
     .bind(&a.reason)
     .bind(serde_json::to_string(&plan.result)?)

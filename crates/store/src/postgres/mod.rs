@@ -95,6 +95,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "deactivation",
         include_str!("../../migrations/postgres/0012_deactivation.sql"),
     ),
+    (
+        13,
+        "label_mode",
+        include_str!("../../migrations/postgres/0013_label_mode.sql"),
+    ),
 ];
 
 /// Retries of a transaction that lost a race (deadlock, serialization failure, a unique

@@ -30,11 +30,16 @@ pub(super) fn amend_review(c: &Connection, a: NewAmendment, now: Millis) -> Resu
     let labels: String = c
         .prepare_cached("SELECT labels FROM projects WHERE id = ?1")?
         .query_row([project_id], |r| r.get(0))?;
-    amend::check_label(&serde_json::from_str::<Vec<String>>(&labels)?, &a.label)?;
     let rules = a.rules.get(&project_id).cloned().unwrap_or_default();
+    let label = amend::check_label(
+        &serde_json::from_str::<Vec<String>>(&labels)?,
+        &rules,
+        a.label.as_deref(),
+        a.labels.as_deref(),
+    )?;
     let amending = Amending {
         amend_id: &a.amend_id,
-        label: &a.label,
+        label: &label,
         reason: a.reason.as_deref(),
         now,
     };
@@ -44,7 +49,7 @@ pub(super) fn amend_review(c: &Connection, a: NewAmendment, now: Millis) -> Resu
     }
     let actor = format!("reviewer:{}", a.reviewer_name);
     c.prepare_cached("UPDATE reviews SET kind = 'label', label = ?2 WHERE id = ?1")?
-        .execute(params![row, a.label])?;
+        .execute(params![row, label])?;
     if let Some(e) = &plan.escalation {
         let task = insert_task(
             c,
@@ -70,7 +75,7 @@ pub(super) fn amend_review(c: &Connection, a: NewAmendment, now: Millis) -> Resu
         a.reviewer_id,
         row,
         plan.result.previous,
-        a.label,
+        label,
         plan.result.outcome,
         a.reason,
         serde_json::to_string(&plan.result)?,

@@ -10,7 +10,8 @@ fn amendment(r: &Reviewer, review_id: &str, amend_id: &str, label: &str, reason:
         reviewer_name: r.name.clone(),
         review_id: review_id.into(),
         amend_id: amend_id.into(),
-        label: label.into(),
+        label: Some(label.into()),
+        labels: None,
         reason: reason.map(str::to_string),
         // The project's rules: a 60 s window (the policy's default).
         rules: [(
@@ -18,6 +19,7 @@ fn amendment(r: &Reviewer, review_id: &str, amend_id: &str, label: &str, reason:
             AmendRules {
                 undo_seconds: 60,
                 slas: Default::default(),
+                multi: false,
             },
         )]
         .into(),
