@@ -154,10 +154,18 @@ def verdict(label: Optional[Verdict], escalate: Optional[str], skip: Optional[st
     return label
 
 
-def amend_call(review_id: str, label: str, *, reason: Optional[str], amend_id: Optional[str]) -> Call:
-    """A change of the label of the caller's answer ``review_id``. ``amend_id`` (a fresh
-    UUID when not given) is the idempotency key, so a retry of this call is stored once."""
-    body: JSON = {"amend_id": amend_id or str(uuid.uuid4()), "label": label, "reason": reason}
+def amend_call(
+    review_id: str,
+    label: str,
+    *,
+    reason: Optional[str],
+    amend_id: Optional[str],
+    fields: Optional[JSON] = None,
+) -> Call:
+    """A change of the label (and, with ``fields``, the fields) of the caller's answer
+    ``review_id``. ``amend_id`` (a fresh UUID when not given) is the idempotency key, so a
+    retry of this call is stored once."""
+    body: JSON = {"amend_id": amend_id or str(uuid.uuid4()), "label": label, "reason": reason, "fields": fields}
     return call("amend", review_id=review_id, json=drop_none(body))
 
 

@@ -197,13 +197,16 @@ pub async fn create_key(
             "scope is 'service' (reviewer keys come with POST /v1/reviewers)",
         ));
     }
-    let api_key = accounts::create_service_key(&s, body.projects.clone(), &caller.actor()).await?;
+    let name = accounts::key_name(body.name.as_deref())?;
+    let api_key = accounts::create_service_key(&s, body.projects.clone(), name.as_deref(), &caller.actor()).await?;
     Ok((
         StatusCode::CREATED,
         Json(KeyCreated {
+            hash: crate::auth::hash_key(&api_key),
             api_key,
             scope: body.scope,
             projects: body.projects,
+            name,
         }),
     ))
 }

@@ -19,6 +19,7 @@ mod findings;
 mod hardening;
 mod hardening2;
 mod items;
+mod keys;
 mod learning;
 mod metrics;
 mod novelty;

@@ -12,12 +12,14 @@ fn amendment(r: &Reviewer, review_id: &str, amend_id: &str, label: &str, reason:
         amend_id: amend_id.into(),
         label: label.into(),
         reason: reason.map(str::to_string),
+        fields: None,
         // The project's rules: a 60 s window (the policy's default).
         rules: [(
             1,
             AmendRules {
                 undo_seconds: 60,
                 slas: Default::default(),
+                fields: Default::default(),
             },
         )]
         .into(),
