@@ -167,9 +167,9 @@ pub struct AddKeyIn {
 }
 
 /// Gives a reviewer another key (admin), for example after revoking a lost one; the body
-/// (optional) names it.
+/// names it (an empty body, or `{}`, gives a key without a name).
 #[utoipa::path(post, path = "/v1/reviewers/{name}/keys", params(("name" = String, Path)),
-    request_body(content = Option<AddKeyIn>),
+    request_body = AddKeyIn,
     responses((status = 201, body = NewKey), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn add_key(
