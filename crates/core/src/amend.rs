@@ -14,6 +14,11 @@
 //! * Past the window with the task still open, a skip (it gave the task back: there is
 //!   no answer to change), or a gold answer (scored as given) is refused.
 //!
+//! A change may carry the answer's `fields` too ([`check_fields`] checks them as an
+//! answer's are checked, for the new label): they replace the stored fields, and a change
+//! that sends fields is a change even when the label stays. Without `fields` the answer
+//! keeps the fields it had.
+//!
 //! The backend loads the stored answer ([`Stored`]) and the item's open adjudication,
 //! asks [`plan`], and writes the [`AmendPlan`]: the review's new label, the amendment
 //! record with its result (a retried `amend_id` gets it again), the events, the task.
@@ -21,6 +26,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event::{self, Event};
+use crate::fields::{FieldSchema, Fields};
 use crate::policy::MAX_TIER;
 use crate::review::{Escalation, TaskState};
 use crate::sla::Slas;
@@ -38,6 +44,8 @@ pub struct AmendRules {
     pub slas: std::sync::Arc<Slas>,
     /// The project is multi-label: the new answer is a set (`labels`).
     pub multi: bool,
+    /// The project's answer fields, which a change's `fields` are checked against.
+    pub fields: std::sync::Arc<FieldSchema>,
 }
 
 /// The answer being changed, as the backend loaded it.
@@ -63,6 +71,8 @@ pub struct Amending<'a> {
     pub label: &'a str,
     /// The reviewer's reason, if they gave one.
     pub reason: Option<&'a str>,
+    /// The answer's new fields, checked ([`check_fields`]); `None`: keep the stored ones.
+    pub fields: Option<&'a Fields>,
     pub now: i64,
 }
 
@@ -77,6 +87,9 @@ pub struct AmendResult {
     pub outcome: String,
     pub previous: Option<String>,
     pub label: String,
+    /// The answer's new fields, when the change sent some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Fields>,
     /// The adjudication task an amendment opened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub adjudication_task_id: Option<i64>,
@@ -126,6 +139,25 @@ pub fn check_label(
     }
 }
 
+/// Checks a change's `fields` (the JSON sent; `None`: none sent, the stored ones stay) as
+/// an answer's are checked, against the new `label` as [`check_label`] returned it (in a
+/// multi-label project the set's encoding, whose labels `when_labels` is read against):
+/// errors name `fields.<name>`.
+pub fn check_fields(
+    rules: &AmendRules,
+    label: &str,
+    fields: Option<&serde_json::Value>,
+) -> Result<Option<Fields>, ValidationError> {
+    let Some(f) = fields else { return Ok(None) };
+    let labels = if rules.multi {
+        crate::label::decode_set(label).unwrap_or_default()
+    } else {
+        vec![label.to_string()]
+    };
+    let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+    rules.fields.check(Some(f), &labels).map(Some)
+}
+
 /// What changing `stored` to `a.label` does under `rules`.
 pub fn plan(stored: &Stored, a: &Amending<'_>, rules: &AmendRules) -> Result<AmendPlan, Refused> {
     let previous = match &stored.answer {
@@ -152,13 +184,14 @@ pub fn plan(stored: &Stored, a: &Amending<'_>, rules: &AmendRules) -> Result<Ame
             outcome: "unchanged".into(),
             previous: previous.clone(),
             label: a.label.to_string(),
+            fields: a.fields.cloned(),
             adjudication_task_id: None,
         },
         relabel: false,
         escalation: None,
         events: Vec::new(),
     };
-    if previous.as_deref() == Some(a.label) {
+    if previous.as_deref() == Some(a.label) && a.fields.is_none() {
         return Ok(p);
     }
     p.relabel = true;
@@ -168,6 +201,7 @@ pub fn plan(stored: &Stored, a: &Amending<'_>, rules: &AmendRules) -> Result<Ame
         reviewer_id: stored.reviewer_id,
         previous: previous.clone(),
         label: a.label.to_string(),
+        fields: a.fields.cloned(),
         reason,
         adjudication_tier,
     };
@@ -253,6 +287,7 @@ mod tests {
             amend_id: "a1",
             label,
             reason: None,
+            fields: None,
             now,
         }
     }
@@ -262,6 +297,7 @@ mod tests {
             undo_seconds: 60,
             slas: Default::default(),
             multi: false,
+            fields: Default::default(),
         }
     }
 
@@ -340,6 +376,37 @@ mod tests {
             plan(&gold, &amending("ham", 2_000), &rules()).unwrap_err().code,
             "not_amendable"
         );
+    }
+
+    #[test]
+    fn fields_are_checked_for_the_new_label_and_make_a_change_of_their_own() {
+        let labels = LabelSet::parse(&["ham".to_string(), "spam".to_string()]).unwrap();
+        let schema = FieldSchema::parse(
+            &serde_json::json!([{"name": "severity", "type": "enum", "values": ["low", "high"],
+                "required": true, "when_labels": ["spam"]}]),
+            &labels,
+        )
+        .unwrap();
+        let r = AmendRules {
+            fields: std::sync::Arc::new(schema),
+            ..rules()
+        };
+        assert_eq!(check_fields(&r, "spam", None).unwrap(), None, "none sent: kept");
+        let e = check_fields(&r, "spam", Some(&serde_json::json!({"severity": "huge"}))).unwrap_err();
+        assert_eq!(e.field, "fields.severity");
+        let e = check_fields(&r, "spam", Some(&serde_json::json!({}))).unwrap_err();
+        assert_eq!(e.field, "fields.severity", "required for spam");
+        assert!(check_fields(&r, "ham", Some(&serde_json::json!({}))).is_ok());
+        let f = check_fields(&r, "spam", Some(&serde_json::json!({"severity": "high"})))
+            .unwrap()
+            .unwrap();
+        // The same label with new fields is a change (an undo here), carrying them.
+        let mut a = amending("spam", 2_000);
+        a.fields = Some(&f);
+        let p = plan(&stored(spam(), true), &a, &r).unwrap();
+        assert_eq!(p.result.outcome, "undone");
+        assert!(p.relabel && p.result.fields.as_ref() == Some(&f));
+        assert!(matches!(&p.events[..], [Event::ReviewUndone(c)] if c.fields.as_ref() == Some(&f)));
     }
 
     #[test]

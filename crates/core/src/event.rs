@@ -319,6 +319,9 @@ pub struct ReviewChanged {
     /// The label the answer had (`None` for an escalation).
     pub previous: Option<String>,
     pub label: String,
+    /// The answer's new fields, when the change sent some.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<crate::fields::Fields>,
     /// Why (the reviewer's words, or what the change did).
     pub reason: String,
     /// `review.amended`: the tier of the adjudication it opened (`None` when the item
@@ -646,6 +649,7 @@ mod tests {
                 reviewer_id: 3,
                 previous: Some("spam".into()),
                 label: "ham".into(),
+                fields: None,
                 reason: "undone within the undo window".into(),
                 adjudication_tier: None,
             }),
@@ -655,6 +659,7 @@ mod tests {
                 reviewer_id: 3,
                 previous: Some("spam".into()),
                 label: "ham".into(),
+                fields: Some([("severity".to_string(), crate::fields::FieldValue::Text("low".into()))].into()),
                 reason: "misread the sender".into(),
                 adjudication_tier: Some(2),
             }),

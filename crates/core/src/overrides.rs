@@ -21,8 +21,16 @@ pub const CLOSED_REASON: &str = "the item was overridden";
 /// its labels, the fields fit its schema, the route is one its policy can hold).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Resolve { label: String, fields: Option<Fields> },
-    Reroute { route: Route },
+    /// `label` as stored: a label, or in a multi-label project the set's canonical
+    /// encoding, with `labels` the set itself.
+    Resolve {
+        label: String,
+        labels: Option<Vec<String>>,
+        fields: Option<Fields>,
+    },
+    Reroute {
+        route: Route,
+    },
 }
 
 /// An open task of the item, as the backend read it.
@@ -91,9 +99,10 @@ pub fn plan(
     let close: Vec<i64> = open.iter().map(|t| t.task_id).collect();
     let previous = resolution.map(|r| r.label.clone());
     match action {
-        Action::Resolve { label, fields } => {
+        Action::Resolve { label, labels, fields } => {
             let resolution = Resolution {
                 label: label.clone(),
+                labels: labels.clone(),
                 source: Source::Human,
                 method: METHOD.into(),
                 confidence: 1.0,
@@ -113,6 +122,7 @@ pub fn plan(
                 }),
                 Event::ItemResolved(ev::ItemResolved {
                     label: resolution.label.clone(),
+                    labels,
                     previous,
                     source: resolution.source,
                     method: resolution.method.clone(),
@@ -189,6 +199,7 @@ mod tests {
     fn resolved(label: &str) -> Resolution {
         Resolution {
             label: label.into(),
+            labels: None,
             source: Source::Auto,
             method: "policy".into(),
             confidence: 0.9,
@@ -202,6 +213,7 @@ mod tests {
         let open = [task(7, Stage::Review, "hate", 1), task(9, Stage::Adjudicate, "hate", 3)];
         let resolve = || Action::Resolve {
             label: "offensive".into(),
+            labels: None,
             fields: None,
         };
         let p = plan(resolve(), None, &open, "admin", "policy call", 50).unwrap();

@@ -104,9 +104,20 @@ pub trait Store: Send + Sync + 'static {
     /// The tiers held in a project by its active reviewers (granted the project, not
     /// deactivated, not held there), ascending: an open task of any other tier is stranded.
     async fn active_tiers(&self, project_id: i64) -> Result<Vec<u8>>;
-    /// Gives an existing reviewer another key.
-    async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()>;
+    /// Gives an existing reviewer another key, named `key_name` if given.
+    async fn add_reviewer_key(
+        &self,
+        reviewer: &str,
+        key_hash: &str,
+        key_name: Option<&str>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<()>;
     async fn keys(&self) -> Result<Vec<KeyRecord>>;
+    /// Records that the key with this hash was used at `now` (no event; nothing if no
+    /// such key). The caller decides how often: the server writes at most once a minute
+    /// per key, never once per request.
+    async fn touch_key(&self, key_hash: &str, now: Millis) -> Result<()>;
     /// Revokes a key by its hash (`NotFound` if there is none, revoked or not).
     async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()>;
     /// Sets (or, with `None`, removes) a reviewer's password, as an Argon2id PHC string.

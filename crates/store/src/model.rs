@@ -83,6 +83,8 @@ pub struct NewServiceKey {
     /// Project names.
     pub projects: Vec<String>,
     pub key_hash: String,
+    /// What the admin calls the key (checked by the server), if anything.
+    pub name: Option<String>,
 }
 
 /// An item with the decision the policy made for it.
@@ -252,6 +254,9 @@ pub struct NewAmendment {
     /// A multi-label project's new set of labels.
     pub labels: Option<Vec<String>>,
     pub reason: Option<String>,
+    /// The answer's new fields as sent (checked here against the answer's project, by
+    /// `amend::check_fields`); `None`: the answer keeps its fields.
+    pub fields: Option<serde_json::Value>,
     /// Each of the reviewer's projects' rules (the answer's project is known only inside
     /// the store); a project missing here gets the defaults.
     pub rules: std::collections::HashMap<i64, AmendRules>,
@@ -514,6 +519,11 @@ pub struct KeyRecord {
     pub projects: Vec<String>,
     pub created_at: Millis,
     pub revoked_at: Option<Millis>,
+    /// What the admin calls the key, if they named it.
+    pub name: Option<String>,
+    /// When a request last authenticated with it, to the minute (written at most once a
+    /// minute per key: see `Store::touch_key`).
+    pub last_used_at: Option<Millis>,
 }
 
 /// A project's traffic in one slice of time.

@@ -268,6 +268,7 @@ mod suite {
             NewServiceKey {
                 projects: vec!["spam".into()],
                 key_hash: "svc".into(),
+                name: Some("ci — nightly".into()),
             },
             "admin",
             1,
@@ -285,6 +286,7 @@ mod suite {
                 NewServiceKey {
                     projects: vec!["nope".into()],
                     key_hash: "svc2".into(),
+                    name: None,
                 },
                 "admin",
                 1,
@@ -1083,7 +1085,17 @@ mod suite {
         assert!(!s.reviewer_stats(f.project.id).await.unwrap()[0].held);
 
         // Keys: listed by hash (never the key); revoking one ends its sessions.
-        s.add_reviewer_key("ana", "hash-ana-2", "admin", 7).await.unwrap();
+        s.add_reviewer_key("ana", "hash-ana-2", Some("laptop"), "admin", 7)
+            .await
+            .unwrap();
+        // A key's name comes back; last use is unset until touched, then only moves forward.
+        let key = |ks: Vec<KeyRecord>| ks.into_iter().find(|k| k.hash == "hash-ana-2").unwrap();
+        let k = key(s.keys().await.unwrap());
+        assert_eq!((k.name.as_deref(), k.last_used_at), (Some("laptop"), None));
+        s.touch_key("hash-ana-2", 60_007).await.unwrap();
+        s.touch_key("hash-ana-2", 50).await.unwrap();
+        s.touch_key("no-such", 60_007).await.unwrap();
+        assert_eq!(key(s.keys().await.unwrap()).last_used_at, Some(60_007));
         let accounts = s.reviewers().await.unwrap();
         assert_eq!(accounts.len(), 1);
         assert!(accounts[0].has_password);

@@ -195,15 +195,17 @@ def amend_call(
     reason: Optional[str],
     amend_id: Optional[str],
     labels: Optional[Sequence[str]] = None,
+    fields: Optional[JSON] = None,
 ) -> Call:
-    """A change of the label (``labels`` in a multi-label project) of the caller's answer
-    ``review_id``. ``amend_id`` (a fresh UUID when not given) is the idempotency key, so a
-    retry of this call is stored once."""
+    """A change of the label (``labels`` in a multi-label project) — and, with ``fields``,
+    the fields — of the caller's answer ``review_id``. ``amend_id`` (a fresh UUID when not
+    given) is the idempotency key, so a retry of this call is stored once."""
     body: JSON = {
         "amend_id": amend_id or str(uuid.uuid4()),
         "label": label,
         "labels": None if labels is None else list(labels),
         "reason": reason,
+        "fields": fields,
     }
     return call("amend", review_id=review_id, json=drop_none(body))
 

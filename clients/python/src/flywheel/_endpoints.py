@@ -51,7 +51,12 @@ ENDPOINTS: Dict[str, Endpoint] = {
     "set_policy": Endpoint("PUT", _P + "/policy", body="object", returns="PolicyStored"),
     "check_policy": Endpoint("POST", _P + "/policy/check", body="object", returns="PolicyChecked", idempotent=True),
     "backtest": Endpoint(
-        "POST", _P + "/policy/backtest", body="object", sends=("policy", "window"), returns="object", idempotent=True
+        "POST",
+        _P + "/policy/backtest",
+        body="BacktestIn",
+        sends=("policy", "window"),
+        returns="BacktestOut",
+        idempotent=True,
     ),
     # reviewers and keys
     "create_reviewer": Endpoint(
@@ -70,11 +75,13 @@ ENDPOINTS: Dict[str, Endpoint] = {
         returns="Account",
         idempotent=True,
     ),
-    "reviewer_key": Endpoint("POST", "/v1/reviewers/{name}/keys", returns="NewKey"),
+    "reviewer_key": Endpoint("POST", "/v1/reviewers/{name}/keys", body="AddKeyIn", sends=("name",), returns="NewKey"),
     "project_reviewers": Endpoint("GET", _P + "/reviewers", returns="ReviewerPage", idempotent=True),
     "hold": Endpoint("POST", _P + "/reviewers/{name}/hold", body="HoldIn", sends=("reason",), idempotent=True),
     "release": Endpoint("POST", _P + "/reviewers/{name}/release", returns="Released", idempotent=True),
-    "create_key": Endpoint("POST", "/v1/keys", body="CreateKey", sends=("scope", "projects"), returns="KeyCreated"),
+    "create_key": Endpoint(
+        "POST", "/v1/keys", body="CreateKey", sends=("scope", "projects", "name"), returns="KeyCreated"
+    ),
     "keys": Endpoint("GET", "/v1/keys", returns="KeyOut[]", idempotent=True),
     "revoke_key": Endpoint("POST", "/v1/keys/{hash}/revoke", idempotent=True),
     # items and gold
@@ -130,7 +137,7 @@ ENDPOINTS: Dict[str, Endpoint] = {
         "POST",
         "/v1/reviews/{review_id}/amend",
         body="AmendIn",
-        sends=("amend_id", "label", "labels", "reason"),
+        sends=("amend_id", "label", "labels", "reason", "fields"),
         returns="AmendOut",
         idempotent=True,
     ),

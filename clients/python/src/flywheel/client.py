@@ -15,6 +15,7 @@ from .models import (
     JSON,
     Account,
     AmendResult,
+    BacktestOut,
     Decision,
     Delivery,
     Event,
@@ -369,15 +370,16 @@ class Client:
         labels: Optional[Sequence[str]] = None,
         reason: Optional[str] = None,
         amend_id: Optional[str] = None,
+        fields: Optional[JSON] = None,
     ) -> AmendResult:
         """Changes the label of one of your answers (its ``review_id``, as the answer's
         result gives it). Within the policy's undo window and while the task is open the
         label is replaced (``undone``); once the task has closed the item goes back to
         adjudication one tier up with ``reason`` (``amended``). 409 ``undo_expired`` past
-        the window with the task still open."""
-        return cast(
-            AmendResult, self._json(c.amend_call(review_id, label, reason=reason, amend_id=amend_id, labels=labels))
-        )
+        the window with the task still open. ``fields`` replace the answer's fields (checked
+        as an answer's are: 422 naming ``fields.<name>``)."""
+        call = c.amend_call(review_id, label, reason=reason, amend_id=amend_id, labels=labels, fields=fields)
+        return cast(AmendResult, self._json(call))
 
     def heartbeat(self, task: Task) -> Heartbeat:
         """Extends the task's lease (409 ``lease_lost`` when it is gone)."""
@@ -482,10 +484,11 @@ class Client:
         """Checks a policy without storing it; a bad one raises `FlywheelError` naming the field."""
         return cast(PolicyChecked, self._json(c.call("check_policy", project=project, json=policy)))
 
-    def backtest(self, project: str, policy: JSON, *, window: Optional[int] = None) -> JSON:
-        """Replays a policy over the project's human-labelled history; nothing is stored."""
+    def backtest(self, project: str, policy: JSON, *, window: Optional[int] = None) -> BacktestOut:
+        """Replays a policy, and the one in force (``current``), over the project's latest
+        human-labelled items; nothing is stored."""
         json = c.drop_none({"policy": policy, "window": window})
-        return cast(JSON, self._json(c.call("backtest", project=project, json=json)))
+        return cast(BacktestOut, self._json(c.call("backtest", project=project, json=json)))
 
     # ------------------------------------------------------------------ reviewers and keys
 
@@ -525,9 +528,10 @@ class Client:
         )
         return cast(Account, self._json(c.call("update_reviewer", name=name, json=json)))
 
-    def reviewer_key(self, name: str) -> NewKey:
-        """Another key for a reviewer (shown once)."""
-        return cast(NewKey, self._json(c.call("reviewer_key", name=name)))
+    def reviewer_key(self, name: str, *, key_name: Optional[str] = None) -> NewKey:
+        """Another key for a reviewer (shown once), named ``key_name`` if given."""
+        json = c.drop_none({"name": key_name})
+        return cast(NewKey, self._json(c.call("reviewer_key", name=name, json=json)))
 
     def project_reviewers(self, project: str) -> List[ReviewerRecord]:
         """Each reviewer's record in the project: answers, gold accuracy, agreement, hold."""
@@ -539,9 +543,10 @@ class Client:
     def release(self, project: str, name: str) -> Released:
         return cast(Released, self._json(c.call("release", project=project, name=name)))
 
-    def create_key(self, projects: Sequence[str], *, scope: str = "service") -> KeyCreated:
-        """A service key for ``projects``; the reply's ``api_key`` is shown once."""
-        json = {"scope": scope, "projects": list(projects)}
+    def create_key(self, projects: Sequence[str], *, scope: str = "service", name: Optional[str] = None) -> KeyCreated:
+        """A service key for ``projects``, named ``name`` if given; the reply's ``api_key``
+        is shown once."""
+        json = c.drop_none({"scope": scope, "projects": list(projects), "name": name})
         return cast(KeyCreated, self._json(c.call("create_key", json=json)))
 
     def keys(self) -> List[KeyRecord]:

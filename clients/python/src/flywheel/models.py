@@ -175,6 +175,7 @@ class AmendResult(TypedDict):
     outcome: str
     previous: NotRequired[Optional[str]]
     label: str
+    fields: NotRequired[Optional[Dict[str, Any]]]
     adjudication_task_id: NotRequired[Optional[int]]
 
 
@@ -524,20 +525,26 @@ class KeyCreated(TypedDict):
     hash: str
     scope: str
     projects: List[str]
+    name: NotRequired[Optional[str]]
 
 
 class NewKey(TypedDict):
     api_key: str
     hash: str
+    name: NotRequired[Optional[str]]
 
 
 class KeyRecord(TypedDict):
+    """A key as listed (its hash, never the key); ``last_used_at`` is to within a minute."""
+
     hash: str
     kind: str
     reviewer: NotRequired[Optional[str]]
     projects: List[str]
     created_at: str
     revoked_at: NotRequired[Optional[str]]
+    name: NotRequired[Optional[str]]
+    last_used_at: NotRequired[Optional[str]]
 
 
 class Me(TypedDict):
@@ -622,6 +629,33 @@ class DeliveryList(TypedDict):
     deliveries: List[Delivery]
 
 
+class QueueLoad(TypedDict):
+    items: int
+    human_answers: int
+
+
+class BacktestFigures(TypedDict):
+    """What one policy would have done over the replayed items."""
+
+    items: int
+    auto: int
+    review: int
+    automation_rate: NotRequired[Optional[float]]
+    auto_errors: int
+    auto_error_rate: NotRequired[Optional[float]]
+    auto_error_interval: NotRequired[Optional[List[float]]]
+    load: Dict[str, QueueLoad]
+    rules: Dict[str, int]
+
+
+class BacktestOut(BacktestFigures):
+    """A proposed policy's back-test (these fields) and the policy in force's over the
+    same items (``current``, version ``current_version``), for a side-by-side reading."""
+
+    current: BacktestFigures
+    current_version: int
+
+
 #: Each class above and the OpenAPI schema it mirrors (checked by the test suite).
 SCHEMAS: Dict[str, type] = {
     "PredictionIn": Prediction,
@@ -677,6 +711,9 @@ SCHEMAS: Dict[str, type] = {
     "KeyCreated": KeyCreated,
     "NewKey": NewKey,
     "KeyOut": KeyRecord,
+    "QueueLoadOut": QueueLoad,
+    "BacktestFigures": BacktestFigures,
+    "BacktestOut": BacktestOut,
     "Me": Me,
     "GoldAdded": GoldAdded,
     "Health": Health,

@@ -169,16 +169,23 @@ pub async fn create_reviewer(
 
 /// A new service key granted `projects` (returned once).
 #[tracing::instrument(level = "debug", skip(s, actor))]
-pub async fn create_service_key(s: &AppState, projects: Vec<String>, actor: &str) -> Result<String, AppError> {
+pub async fn create_service_key(
+    s: &AppState,
+    projects: Vec<String>,
+    name: Option<&str>,
+    actor: &str,
+) -> Result<String, AppError> {
     if projects.is_empty() {
         return Err(AppError::invalid("projects", "grant at least one project"));
     }
+    let name = key_name(name)?;
     let api_key = generate_key();
     s.store
         .create_service_key(
             NewServiceKey {
                 projects,
                 key_hash: hash_key(&api_key),
+                name,
             },
             actor,
             s.now(),
@@ -240,12 +247,39 @@ pub async fn update_reviewer(
 
 /// Another key for reviewer `name`: the key (shown once) and its hash.
 #[tracing::instrument(level = "debug", skip(s, actor))]
-pub async fn add_key(s: &AppState, name: &str, actor: &str) -> Result<(String, String), AppError> {
+pub async fn add_key(
+    s: &AppState,
+    name: &str,
+    key_name: Option<&str>,
+    actor: &str,
+) -> Result<(String, String), AppError> {
+    let key_name = self::key_name(key_name)?;
     let api_key = generate_key();
     let hash = hash_key(&api_key);
-    s.store.add_reviewer_key(name, &hash, actor, s.now()).await?;
+    s.store
+        .add_reviewer_key(name, &hash, key_name.as_deref(), actor, s.now())
+        .await?;
     Ok((api_key, hash))
 }
+
+/// A key's name as stored: trimmed, NFKC, 1 to 64 characters with no invisible, bidi or
+/// control characters; blank or absent is no name.
+pub fn key_name(name: Option<&str>) -> Result<Option<String>, AppError> {
+    let Some(name) = name.map(str::trim).filter(|n| !n.is_empty()) else {
+        return Ok(None);
+    };
+    text_field("name", name, 1, 64)?;
+    let name = flywheel_core::name::normalise("name", name)?;
+    text_field("name", &name, 1, 64)?;
+    if name.chars().any(char::is_control) {
+        return Err(AppError::invalid("name", "a key name has no control characters"));
+    }
+    Ok(Some(name))
+}
+
+/// How often a key's `last_used_at` is written at most: the console shows it to the
+/// minute, and a write per request would put the store on the hot path.
+pub const KEY_TOUCH_EVERY_MS: i64 = 60_000;
 
 /// Revokes a key by its hash (sessions opened with it end too).
 #[tracing::instrument(level = "debug", skip(s, actor))]

@@ -33,6 +33,12 @@ pub struct AmendIn {
     /// Why (shown to the adjudicator when the change re-opens the item).
     #[serde(default)]
     pub reason: Option<String>,
+    /// The answer's new fields, `{name: value}`, checked as an answer's are against the
+    /// project's `answer_fields` for the new label (a 422 names `fields.<name>`); they
+    /// replace the stored ones. Absent: the answer keeps its fields.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<serde_json::Value>,
 }
 
 /// Changes reviewer `r`'s answer `review_id` to `body.label`.
@@ -58,6 +64,7 @@ pub async fn amend(s: &AppState, r: &Reviewer, review_id: String, body: AmendIn)
                 undo_seconds: p.policy.workbench().undo_seconds(),
                 slas: p.policy.slas().clone(),
                 multi: p.labels.is_multi(),
+                fields: p.fields.clone(),
             },
         );
     }
@@ -69,6 +76,7 @@ pub async fn amend(s: &AppState, r: &Reviewer, review_id: String, body: AmendIn)
         label: body.label,
         labels: body.labels,
         reason: body.reason.filter(|x| !x.trim().is_empty()),
+        fields: body.fields.filter(|f| !f.is_null()),
         rules,
     };
     Ok(s.store.amend_review(amendment, s.now()).await?)

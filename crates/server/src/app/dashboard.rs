@@ -34,6 +34,9 @@ pub struct Dashboard {
     /// By name.
     pub queues: Vec<QueueStatus>,
     pub reviewers: Vec<ReviewerQuality>,
+    /// Each reviewer's answers since midnight UTC, by name: every answer sent (labels,
+    /// escalations and skips), the count the workbench shows.
+    pub answers_today: std::collections::HashMap<String, i64>,
     pub agreement: Option<AgreementReport>,
     pub monitors: Vec<Monitor>,
     /// The activity series starts here (a day ago, or the project's start if later) ...
@@ -62,7 +65,7 @@ pub async fn dashboard(s: &AppState, p: &ProjectRuntime) -> Result<Dashboard, Ap
     let sla_queues = p.policy.sla_queues();
     let mut by_name: Vec<_> = stats.counts.queues.iter().collect();
     by_name.sort_by(|a, b| a.name.cmp(&b.name));
-    let queues = by_name
+    let mut queues: Vec<QueueStatus> = by_name
         .iter()
         .map(|q| QueueStatus {
             name: q.name.clone(),
@@ -75,17 +78,47 @@ pub async fn dashboard(s: &AppState, p: &ProjectRuntime) -> Result<Dashboard, Ap
             within_sla_24h: q.within_sla_24h,
         })
         .collect();
+    // A queue stays listed when it empties: every queue the policy routes to or gives an
+    // SLA is shown, with zeros when nothing is open (the store reports only queues that
+    // hold, or recently held, work).
+    let mut routed: Vec<String> = p.policy.queues().into_iter().map(|(q, _)| q).collect();
+    routed.extend(sla.keys().cloned());
+    routed.extend(sla_queues.iter().cloned());
+    for name in routed {
+        if !queues.iter().any(|q| q.name == name) {
+            queues.push(QueueStatus {
+                sla_seconds: sla.get(&name).copied(),
+                breaches: sla_queues.contains(&name).then_some(0),
+                name,
+                open: 0,
+                oldest_age_s: 0.0,
+                due_soon: 0,
+                breached_total: 0,
+                within_sla_24h: None,
+            });
+        }
+    }
+    queues.sort_by(|a, b| a.name.cmp(&b.name));
 
     // The last day (or the project's life, if shorter) in about 48 slices.
     let since = (now - 86_400_000).max(p.created_at);
     let bucket_ms = ((now - since) / 48).max(60_000);
     let activity = s.store.activity(p.id, since, bucket_ms).await?;
     let events = s.store.latest_events(p.id, 20).await?;
+    let today = now.div_euclid(flywheel_store::DAY_MS);
+    let mut answers_today = std::collections::HashMap::new();
+    for a in s.store.reviewers().await? {
+        if reviewers.iter().any(|r| r.name == a.reviewer.name) {
+            let n = s.store.answers_on_day(a.reviewer.id, today).await?;
+            answers_today.insert(a.reviewer.name, n);
+        }
+    }
     Ok(Dashboard {
         now,
         stats,
         queues,
         reviewers,
+        answers_today,
         agreement,
         monitors,
         since,

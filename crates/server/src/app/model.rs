@@ -129,22 +129,31 @@ pub async fn predict(s: &AppState, p: &ProjectRuntime, items: Vec<PredictItem>) 
     .map_err(|e| AppError::Internal(format!("scoring failed: {e}")))
 }
 
-/// Replays `policy` over project `p`'s `window` most recent human-labelled items with the
-/// current thresholds. Nothing is stored.
+/// A proposed policy and the one in force, replayed over the same items.
+pub struct Comparison {
+    pub proposed: BacktestReport,
+    pub current: BacktestReport,
+}
+
+/// Replays `policy` and the policy in force over project `p`'s `window` most recent
+/// human-labelled items with the current thresholds, so the two can be read side by side.
+/// Nothing is stored.
 #[tracing::instrument(level = "debug", skip(s, p, policy), fields(project = %p.name))]
-pub async fn backtest(
-    s: &AppState,
-    p: &ProjectRuntime,
-    policy: &Value,
-    window: usize,
-) -> Result<BacktestReport, AppError> {
+pub async fn backtest(s: &AppState, p: &ProjectRuntime, policy: &Value, window: usize) -> Result<Comparison, AppError> {
     let policy = flywheel_core::Policy::from_json(policy, &p.labels).map_err(|e| AppError::from(e.within("policy")))?;
     if !(1..=50_000).contains(&window) {
         return Err(AppError::invalid("window", "window is between 1 and 50000 items"));
     }
     let history = s.store.history(p.id, window).await?;
     let thresholds = s.learning.thresholds(p.id);
-    tokio::task::spawn_blocking(move || flywheel_core::backtest::backtest(&policy, &thresholds, &history))
-        .await
-        .map_err(|e| AppError::Internal(format!("back-test failed: {e}")))
+    // The policy in force, compiled afresh: the runtime is borrowed and a compiled policy
+    // is not `Clone`.
+    let current = flywheel_core::Policy::from_json(&p.policy_json, &p.labels)
+        .map_err(|e| AppError::Internal(format!("the policy in force does not compile: {e}")))?;
+    tokio::task::spawn_blocking(move || Comparison {
+        proposed: flywheel_core::backtest::backtest(&policy, &thresholds, &history),
+        current: flywheel_core::backtest::backtest(&current, &thresholds, &history),
+    })
+    .await
+    .map_err(|e| AppError::Internal(format!("back-test failed: {e}")))
 }

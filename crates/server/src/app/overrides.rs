@@ -23,9 +23,14 @@ pub struct OverrideIn {
     /// Why, in the admin's words (1 to 500 characters): written in `item.overridden`.
     #[schema(min_length = 1, max_length = 500)]
     pub reason: String,
-    /// `resolve`: one of the project's labels.
+    /// `resolve` in a single-label project: one of the project's labels.
     #[serde(default)]
     pub label: Option<String>,
+    /// `resolve` in a multi-label project: the set of present labels (`[]`: none of these),
+    /// each one of the project's, none twice.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub labels: Option<Vec<String>>,
     /// `resolve`: the resolution's answer fields, checked against the project's
     /// `answer_fields` as an answer's are.
     #[serde(default)]
@@ -70,18 +75,48 @@ pub async fn override_item(
                     ));
                 }
             }
-            let label = body
-                .label
-                .ok_or_else(|| AppError::invalid("label", "action resolve needs a label"))?;
-            p.labels.answer("label", &label)?;
-            let fields = p.fields.check(body.fields.as_ref(), &[label.as_str()])?;
+            let (label, labels) = match (body.label, body.labels, p.labels.is_multi()) {
+                (Some(label), None, false) => {
+                    p.labels.answer("label", &label)?;
+                    (label, None)
+                }
+                (None, Some(set), true) => (p.labels.answer_set("labels", &set)?, Some(set)),
+                (_, Some(_), false) => {
+                    return Err(AppError::invalid(
+                        "labels",
+                        "this project is single-label: resolve with label",
+                    ));
+                }
+                (Some(_), _, true) => {
+                    return Err(AppError::invalid(
+                        "label",
+                        "this project is multi-label: resolve with labels: [..]",
+                    ));
+                }
+                (None, None, multi) => {
+                    let field = if multi { "labels" } else { "label" };
+                    return Err(AppError::invalid(field, format!("action resolve needs {field}")));
+                }
+            };
+            let named: Vec<&str> = match &labels {
+                Some(set) => set.iter().map(String::as_str).collect(),
+                None => vec![label.as_str()],
+            };
+            let fields = p.fields.check(body.fields.as_ref(), &named)?;
+            // The set as stored, in project order (the encoding's order), for the events.
+            let labels = labels.map(|_| flywheel_core::label::decode_set(&label).unwrap_or_default());
             Action::Resolve {
                 label,
+                labels,
                 fields: (!p.fields.is_empty()).then_some(fields),
             }
         }
         "reroute" => {
-            for (field, given) in [("label", body.label.is_some()), ("fields", body.fields.is_some())] {
+            for (field, given) in [
+                ("label", body.label.is_some()),
+                ("labels", body.labels.is_some()),
+                ("fields", body.fields.is_some()),
+            ] {
                 if given {
                     return Err(AppError::invalid(
                         field,

@@ -38,6 +38,10 @@ pub struct AppState {
     /// Who holds a key (by its hash), for [`PRINCIPAL_TTL`]: a read of the store per
     /// request costs more than the rest of a decision.
     principals: RwLock<HashMap<String, (Instant, Principal)>>,
+    /// When this node last wrote each key's `last_used_at` (by the key's hash): a key is
+    /// touched at most once per [`super::accounts::KEY_TOUCH_EVERY_MS`], so a request
+    /// pays a map lookup, and one request a minute per key a small write.
+    key_touches: Mutex<HashMap<String, i64>>,
     /// Turns true when the server starts shutting down: long polls end at once.
     pub stopping: tokio::sync::watch::Sender<bool>,
     /// Per project: the last Dawid–Skene fit, when it was made, and whether a refit runs.
@@ -152,6 +156,7 @@ impl AppState {
             clock,
             projects: RwLock::new(HashMap::new()),
             principals: RwLock::new(HashMap::new()),
+            key_touches: Mutex::new(HashMap::new()),
             stopping: tokio::sync::watch::channel(false).0,
             ds_models: Mutex::new(HashMap::new()),
             learning: Default::default(),
@@ -262,18 +267,50 @@ impl AppState {
             .and_then(|s| s.model.clone())
     }
 
-    /// Who holds the key with this hash, from the cache or the store.
+    /// Who holds the key with this hash, from the cache or the store; a key that holds
+    /// someone is marked used ([`Self::touch_key`]).
     pub async fn principal(&self, key_hash: &str) -> Result<Option<Principal>, AppError> {
-        if let Some((at, p)) = self.principals.read().expect("principal cache").get(key_hash)
-            && at.elapsed() < PRINCIPAL_TTL
-        {
-            return Ok(Some(p.clone()));
-        }
-        let found = self.store.principal(key_hash).await?;
-        if let Some(p) = &found {
-            self.cache_principal(key_hash.to_string(), p);
+        let cached = self
+            .principals
+            .read()
+            .expect("principal cache")
+            .get(key_hash)
+            .filter(|(at, _)| at.elapsed() < PRINCIPAL_TTL)
+            .map(|(_, p)| p.clone());
+        let found = match cached {
+            Some(p) => Some(p),
+            None => {
+                let found = self.store.principal(key_hash).await?;
+                if let Some(p) = &found {
+                    self.cache_principal(key_hash.to_string(), p);
+                }
+                found
+            }
+        };
+        if found.is_some() {
+            self.touch_key(key_hash).await?;
         }
         Ok(found)
+    }
+
+    /// Records that a key was used now, unless this node recorded it less than
+    /// [`super::accounts::KEY_TOUCH_EVERY_MS`] ago: at most one write a minute per key,
+    /// whatever the request rate (other nodes keep their own minute).
+    async fn touch_key(&self, key_hash: &str) -> Result<(), AppError> {
+        let now = self.now();
+        {
+            let mut touches = self.key_touches.lock().expect("key touches");
+            match touches.get(key_hash) {
+                Some(&at) if now - at < super::accounts::KEY_TOUCH_EVERY_MS => return Ok(()),
+                _ => {
+                    if touches.len() >= MAX_CACHED_PRINCIPALS {
+                        touches.retain(|_, at| now - *at < super::accounts::KEY_TOUCH_EVERY_MS);
+                    }
+                    touches.insert(key_hash.to_string(), now);
+                }
+            }
+        }
+        Ok(self.store.touch_key(key_hash, now).await?)
     }
 
     /// Who a browser session (by its token's hash) acts as, cached like keys.

@@ -168,19 +168,43 @@ pub struct NewKey {
     /// Shown once; only its hash is stored.
     pub api_key: String,
     pub hash: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
-/// Gives a reviewer another key (admin), for example after revoking a lost one.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddKeyIn {
+    /// What to call the key ("laptop"): up to 64 characters, stored in NFKC form, no
+    /// invisible, bidi or control characters; blank or absent is no name.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub name: Option<String>,
+}
+
+/// Gives a reviewer another key (admin), for example after revoking a lost one; the body
+/// names it (an empty body, or `{}`, gives a key without a name).
 #[utoipa::path(post, path = "/v1/reviewers/{name}/keys", params(("name" = String, Path)),
-    responses((status = 201, body = NewKey), (status = 404, body = ErrorBody)), security(("bearer" = [])))]
+    request_body = AddKeyIn,
+    responses((status = 201, body = NewKey), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("bearer" = [])))]
 pub async fn add_key(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(name): Path<String>,
+    ApiJson(body): ApiJson<AddKeyIn>,
 ) -> Result<(StatusCode, Json<NewKey>), ApiError> {
     caller.require_admin()?;
-    let (api_key, hash) = accounts::add_key(&s, &name, &caller.actor()).await?;
-    Ok((StatusCode::CREATED, Json(NewKey { api_key, hash })))
+    let key_name = accounts::key_name(body.name.as_deref())?;
+    let (api_key, hash) = accounts::add_key(&s, &name, key_name.as_deref(), &caller.actor()).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(NewKey {
+            api_key,
+            hash,
+            name: key_name,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -218,6 +242,13 @@ pub struct KeyOut {
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revoked_at: Option<String>,
+    /// What the admin called the key, if they named it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// When a request last authenticated with the key, to within a minute (written at
+    /// most once a minute per key); absent: never used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_used_at: Option<String>,
 }
 
 impl From<flywheel_store::KeyRecord> for KeyOut {
@@ -229,6 +260,8 @@ impl From<flywheel_store::KeyRecord> for KeyOut {
             projects: k.projects,
             created_at: ts(k.created_at),
             revoked_at: k.revoked_at.map(ts),
+            name: k.name,
+            last_used_at: k.last_used_at.map(ts),
         }
     }
 }

@@ -208,7 +208,8 @@ pub async fn create_key(
             "scope is 'service' (reviewer keys come with POST /v1/reviewers)",
         ));
     }
-    let api_key = accounts::create_service_key(&s, body.projects.clone(), &caller.actor()).await?;
+    let name = accounts::key_name(body.name.as_deref())?;
+    let api_key = accounts::create_service_key(&s, body.projects.clone(), name.as_deref(), &caller.actor()).await?;
     Ok((
         StatusCode::CREATED,
         Json(KeyCreated {
@@ -216,6 +217,7 @@ pub async fn create_key(
             api_key,
             scope: body.scope,
             projects: body.projects,
+            name,
         }),
     ))
 }

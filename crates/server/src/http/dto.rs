@@ -191,8 +191,15 @@ pub struct ReviewerCreated {
 #[serde(deny_unknown_fields)]
 pub struct CreateKey {
     /// `service`: submits items to and reads labels of its projects.
+    #[schema(pattern = "^service$")]
     pub scope: String,
+    #[schema(min_items = 1)]
     pub projects: Vec<String>,
+    /// What to call the key ("nightly import"): up to 64 characters, stored in NFKC
+    /// form, no invisible, bidi or control characters; blank is no name.
+    #[serde(default)]
+    #[schema(max_length = 64)]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -204,6 +211,8 @@ pub struct KeyCreated {
     pub hash: String,
     pub scope: String,
     pub projects: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -366,6 +375,10 @@ pub struct AmendOut {
     /// The answer's label before (`null`: it was an escalation).
     pub previous: Option<String>,
     pub label: String,
+    /// The answer's new fields, when the change sent some.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub fields: Option<serde_json::Value>,
     /// The `adjudicate` task an amendment opened (none when one was open already).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub adjudication_task_id: Option<i64>,

@@ -238,6 +238,7 @@ pub async fn override_item(
     caller.require_admin()?;
     let p = s.project(&project).await?;
     let action = body.action.clone();
+    let multi = p.labels.is_multi();
     let out = overrides::override_item(&s, &p, &external_id, body, &caller.actor()).await?;
     Ok(Json(OverrideOut {
         item_id: out.item_id,
@@ -246,6 +247,6 @@ pub async fn override_item(
         closed_tasks: out.closed_tasks,
         cancelled_leases: out.cancelled_leases,
         task_id: out.task_id,
-        resolution: out.resolution.map(resolution_out),
+        resolution: out.resolution.map(|r| resolution_out(r, multi)),
     }))
 }

@@ -116,35 +116,112 @@ pub async fn predict(
     Ok(Json(model::predict(&s, &p, body.items).await?))
 }
 
-/// Replays a proposed policy over the project's recent human-labelled items (`window`, at
-/// most 50,000, default 5,000) with the current thresholds: automation rate, error of the
-/// auto decisions against the human labels (with its 95% interval), human load per queue.
-/// Nothing is stored. The items are those humans labelled — mostly the ones a policy sent
-/// to review — so the error estimate is of those, not of all traffic.
+/// Replays a proposed policy, and the policy in force, over the project's recent
+/// human-labelled items (`window`, 1 to 50,000, default 5,000) with the current
+/// thresholds: automation rate, error of the auto decisions against the human labels
+/// (with its 95% interval), human load per queue — the proposal's figures at the top
+/// level, the current policy's under `current`, for a side-by-side reading. Nothing is
+/// stored. The items are those humans labelled — mostly the ones a policy sent to review
+/// — so the error estimate is of those, not of all traffic.
 #[utoipa::path(post, path = "/v1/projects/{project}/policy/backtest", params(("project" = String, Path)),
-    request_body(content = Object, description = "{policy, window?}"),
-    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = Object), (status = 422, body = super::dto::ErrorBody)), security(("bearer" = [])))]
+    request_body = BacktestIn,
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = BacktestOut),
+        (status = 400, body = ErrorBody, description = "malformed JSON"), (status = 403, body = ErrorBody, description = "not the admin key"),
+        (status = 422, body = ErrorBody, description = "the policy does not compile (`policy.rules[0].when`), or `window` is out of range")),
+    security(("bearer" = [])))]
 pub async fn backtest(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(project): Path<String>,
     super::ApiJson(body): super::ApiJson<BacktestIn>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<BacktestOut>, ApiError> {
     caller.require_admin()?;
     let p = s.project(&project).await?;
-    let report = model::backtest(&s, &p, &body.policy, body.window.unwrap_or(5000)).await?;
-    Ok(Json(
-        serde_json::to_value(report).map_err(|e| ApiError::internal(e.to_string()))?,
-    ))
+    let c = model::backtest(&s, &p, &body.policy, body.window.unwrap_or(5000)).await?;
+    Ok(Json(BacktestOut {
+        proposed: c.proposed.into(),
+        current: c.current.into(),
+        current_version: p.policy_version,
+    }))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BacktestIn {
+    /// The proposed policy.
     #[schema(value_type = Object)]
     pub policy: Value,
+    /// How many of the latest human-labelled items to replay (default 5,000).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 50000)]
     pub window: Option<usize>,
+}
+
+/// A proposed policy's back-test, with the policy in force's over the same items.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BacktestOut {
+    #[serde(flatten)]
+    pub proposed: BacktestFigures,
+    /// The policy in force (`current_version`), replayed over the same items.
+    pub current: BacktestFigures,
+    pub current_version: u32,
+}
+
+/// What one policy would have done over the replayed items.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct BacktestFigures {
+    pub items: u64,
+    pub auto: u64,
+    pub review: u64,
+    /// auto / items; absent with no items.
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub automation_rate: Option<f64>,
+    /// Auto decisions whose label differs from the human label.
+    pub auto_errors: u64,
+    /// auto_errors / auto; absent with no auto decisions. Precision is one minus it.
+    #[schema(minimum = 0.0, maximum = 1.0)]
+    pub auto_error_rate: Option<f64>,
+    /// The 95% Wilson interval of `auto_error_rate`: [low, high].
+    pub auto_error_interval: Option<Vec<f64>>,
+    /// Per queue: the items sent there and the answers they would have needed.
+    pub load: std::collections::BTreeMap<String, QueueLoadOut>,
+    /// How many items each rule decided.
+    pub rules: std::collections::BTreeMap<String, u64>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct QueueLoadOut {
+    pub items: u64,
+    /// Items × their route's overlap.
+    pub human_answers: u64,
+}
+
+impl From<flywheel_core::backtest::BacktestReport> for BacktestFigures {
+    fn from(r: flywheel_core::backtest::BacktestReport) -> Self {
+        Self {
+            items: r.items,
+            auto: r.auto,
+            review: r.review,
+            automation_rate: r.automation_rate,
+            auto_errors: r.auto_errors,
+            auto_error_rate: r.auto_error_rate,
+            auto_error_interval: r.auto_error_interval.map(|(lo, hi)| vec![lo, hi]),
+            load: r
+                .load
+                .into_iter()
+                .map(|(q, l)| {
+                    (
+                        q,
+                        QueueLoadOut {
+                            items: l.items,
+                            human_answers: l.human_answers,
+                        },
+                    )
+                })
+                .collect(),
+            rules: r.rules,
+        }
+    }
 }
 
 /// The project's monitors now: value, level, firing. A monitor that crosses its level

@@ -174,6 +174,7 @@ pub async fn amend(
         outcome: out.outcome,
         previous: out.previous,
         label: out.label,
+        fields: out.fields.map(|f| serde_json::to_value(f).unwrap_or_default()),
         adjudication_task_id: out.adjudication_task_id,
     }))
 }

@@ -13,6 +13,7 @@
 //! cases the API calls, so a page shows what the API says.
 
 pub mod chart;
+mod events;
 mod guidelines;
 mod item;
 mod pages;

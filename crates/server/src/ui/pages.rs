@@ -10,7 +10,7 @@ use axum::response::Response;
 use flywheel_store::Principal;
 use serde::Deserialize;
 
-use super::chart::{Series, line_chart};
+use super::chart::{Series, time_chart};
 use super::{Nav, Session, UiError, html};
 use crate::app::webhooks as app_webhooks;
 use crate::app::{AppState, ProjectRuntime, accounts, dashboard, projects};
@@ -33,19 +33,49 @@ pub fn queues_for(p: &ProjectRuntime, tiers: &[u8]) -> Vec<String> {
     out
 }
 
+/// A project on the home page: its queues with work open (and how much), and the names
+/// of those with none right now.
 struct ProjectQueues {
     name: String,
+    busy: Vec<(String, i64)>,
+    empty: Vec<String>,
+}
+
+/// Project `p`'s `queues` with their open tasks (gold left out) at the given `tiers`
+/// (`None`: every tier), busiest first.
+async fn queue_counts(
+    s: &AppState,
+    p: &ProjectRuntime,
     queues: Vec<String>,
+    tiers: Option<&[u8]>,
+) -> Result<ProjectQueues, UiError> {
+    let depths = s.store.queue_depths(p.id, s.now(), Vec::new()).await?;
+    let mut counts: Vec<(String, i64)> = queues.into_iter().map(|q| (q, 0)).collect();
+    for d in depths.iter().filter(|d| tiers.is_none_or(|t| t.contains(&d.tier))) {
+        match counts.iter_mut().find(|(q, _)| *q == d.queue) {
+            Some((_, n)) => *n += d.open,
+            // Work in a queue the policy no longer routes to (admins see it too).
+            None if tiers.is_none() => counts.push((d.queue.clone(), d.open)),
+            None => {}
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let (busy, empty): (Vec<_>, Vec<_>) = counts.into_iter().partition(|(_, n)| *n > 0);
+    Ok(ProjectQueues {
+        name: p.name.clone(),
+        busy,
+        empty: empty.into_iter().map(|(q, _)| q).collect(),
+    })
 }
 
 #[derive(Template)]
 #[template(path = "home.html")]
 struct Home {
     nav: Nav,
-    /// Reviewers: their projects and queues.
+    /// Reviewers: their projects and queues at their tiers.
     work: Vec<ProjectQueues>,
-    /// Admins: every project.
-    projects: Vec<String>,
+    /// Admins: every project and its queues.
+    projects: Vec<ProjectQueues>,
     answers_today: i64,
 }
 
@@ -58,15 +88,18 @@ pub async fn home(State(s): State<Arc<AppState>>, session: Session) -> Result<Re
     };
     match &session.principal {
         Principal::Admin => {
-            page.projects = projects::list(&s).await?.into_iter().map(|p| p.name).collect();
+            for name in projects::list(&s).await?.into_iter().map(|p| p.name) {
+                let p = s.project(&name).await?;
+                let mut queues: Vec<String> = p.policy.queues().into_iter().map(|(q, _)| q).collect();
+                queues.dedup();
+                page.projects.push(queue_counts(&s, &p, queues, None).await?);
+            }
         }
         Principal::Reviewer(r) => {
             for name in &r.project_names {
                 let p = s.project(name).await?;
-                page.work.push(ProjectQueues {
-                    name: name.clone(),
-                    queues: queues_for(&p, &r.tiers),
-                });
+                let queues = queues_for(&p, &r.tiers);
+                page.work.push(queue_counts(&s, &p, queues, Some(&r.tiers)).await?);
             }
             page.answers_today = accounts::answers_today(&s, r).await?;
         }
@@ -165,8 +198,13 @@ struct QueueRow {
 struct ReviewerRow {
     name: String,
     answers: i64,
+    /// Answers since midnight UTC, skips included (as the workbench counts them).
+    today: i64,
     gold: String,
+    /// Agreement with the final label (which the reviewer's own answer helped make).
     agreement: String,
+    /// Dawid–Skene's estimate of the reviewer's accuracy, from every answer.
+    estimated: String,
     time_on_task: String,
     held: bool,
     held_reason: String,
@@ -177,11 +215,16 @@ struct ReviewerRow {
 }
 
 struct EventRow {
+    /// The clock time (UTC), and the full timestamp for its title.
+    time: String,
     at: String,
     kind: String,
+    /// What happened, in a short sentence (`ui::events`).
+    sentence: String,
+    /// The reviewer who did it, if a reviewer did.
+    reviewer: Option<String>,
     actor: String,
-    item: String,
-    data: String,
+    item: Option<String>,
 }
 
 struct MonitorRow {
@@ -289,63 +332,53 @@ pub async fn dashboard(
         .collect();
 
     let series = &d.activity;
-    let minutes = |t: i64| (t - since) as f64 / 60_000.0;
-    let x1 = minutes(now).max(1.0);
+    let at = |t: i64| t as f64;
     let rate: Vec<(f64, Option<f64>)> = series
         .iter()
         .map(|b| {
             let n = b.auto + b.review;
-            (minutes(b.start), (n > 0).then(|| b.auto as f64 / n as f64))
+            (at(b.start), (n > 0).then(|| b.auto as f64 / n as f64))
         })
         .collect();
     let peak = series.iter().map(|b| b.review.max(b.answers)).max().unwrap_or(0).max(1) as f64;
-    let chart_rate = line_chart(
+    let chart_rate = time_chart(
         "automation rate",
-        &format!("minutes since {}", ts(since)),
         &[Series {
             name: "auto share",
             color: "#1f6feb",
             points: rate,
         }],
-        (0.0, x1),
+        (since, now),
         (0.0, 1.0),
     );
-    let chart_load = line_chart(
+    let chart_load = time_chart(
         &format!("human load per {} min", bucket / 60_000),
-        "minutes",
         &[
             Series {
                 name: "to review",
                 color: "#d1242f",
-                points: series
-                    .iter()
-                    .map(|b| (minutes(b.start), Some(b.review as f64)))
-                    .collect(),
+                points: series.iter().map(|b| (at(b.start), Some(b.review as f64))).collect(),
             },
             Series {
                 name: "answers",
                 color: "#1a7f37",
-                points: series
-                    .iter()
-                    .map(|b| (minutes(b.start), Some(b.answers as f64)))
-                    .collect(),
+                points: series.iter().map(|b| (at(b.start), Some(b.answers as f64))).collect(),
             },
         ],
-        (0.0, x1),
+        (since, now),
         (0.0, peak),
     );
 
     // Mean novelty of the items decided in each slice (those whose model gave one): a
     // rising line is a new kind of content.
-    let chart_novelty = line_chart(
+    let chart_novelty = time_chart(
         "mean novelty of new items",
-        "minutes",
         &[Series {
             name: "novelty",
             color: "#8250df",
-            points: series.iter().map(|b| (minutes(b.start), b.novelty)).collect(),
+            points: series.iter().map(|b| (at(b.start), b.novelty)).collect(),
         }],
-        (0.0, x1),
+        (since, now),
         (0.0, 1.0),
     );
 
@@ -353,18 +386,13 @@ pub async fn dashboard(
         .events
         .into_iter()
         .map(|e| EventRow {
+            time: super::chart::clock(e.at, now - e.at > 86_400_000),
             at: ts(e.at),
+            sentence: super::events::sentence(&e.kind, &e.data),
             kind: e.kind,
+            reviewer: e.actor.strip_prefix("reviewer:").map(str::to_string),
             actor: e.actor,
-            item: e.external_id.unwrap_or_default(),
-            data: {
-                let d = e.data.to_string();
-                if d.chars().count() > 160 {
-                    format!("{}…", d.chars().take(160).collect::<String>())
-                } else {
-                    d
-                }
-            },
+            item: e.external_id,
         })
         .collect();
     let monitors = d
@@ -416,6 +444,8 @@ pub async fn dashboard(
             .reviewers
             .into_iter()
             .map(|r| ReviewerRow {
+                today: d.answers_today.get(&r.name).copied().unwrap_or(0),
+                estimated: fmt(r.ds_accuracy, 2),
                 name: r.name,
                 answers: r.answers,
                 gold: match (r.gold_accuracy, r.gold_accuracy_interval) {

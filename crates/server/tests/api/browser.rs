@@ -534,10 +534,12 @@ async fn the_console_in_a_browser() {
         .click()
         .await
         .unwrap();
+    // The key is shown once, with the warning, and the table shows the new reviewer
+    // without a reload (which would lose the key).
     until(
         &c,
-        "return document.querySelector('#new-reviewer [data-result]').textContent.includes('api_key')",
-        "the new key",
+        "const s = document.getElementById('secret'); return !s.hidden && s.textContent.includes('Shown once') && document.getElementById('secret-key').textContent.length > 20 && document.getElementById('accounts').textContent.includes('cy')",
+        "the new key, shown once, and the refreshed table",
     )
     .await;
     let (_, accounts) = app.get("/v1/reviewers", ADMIN).await;
@@ -1200,4 +1202,215 @@ async fn item_search_override_and_stranded_in_a_browser() {
     assert_eq!(labelled, [(json!("n2"), json!("spam")), (json!("n1"), json!("spam"))]);
     c.close().await.unwrap();
     app.stop().await;
+}
+
+/// The lead's console, in both layouts: a new project's dashboard with its lines inside
+/// the axes and clock times under them; a key created with its "shown once" warning and the
+/// table refreshed; a rule edited in the policy form with the JSON following, keys in their
+/// order; the back-test of that proposal against the policy in force, side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leads_console_in_a_browser() {
+    let Some(driver) = start_driver() else { return };
+    for (w, h) in [(1400u32, 1000u32), (1280, 720)] {
+        let db = Db::sqlite();
+        let app = spawn_app(&db).await;
+        let svc = app.project("spam", example_policy()).await;
+        let ana = app.reviewer("ana", &[1], &["spam"]).await;
+        // Six items a human labels (they go to review), two the model decides.
+        let items: Vec<_> = (0..6)
+            .map(|i| item(&format!("m{i}"), "win a prize", Some(0.6 + 0.05 * f64::from(i))))
+            .chain([item("a0", "hello", Some(0.99)), item("a1", "hi", Some(0.01))])
+            .collect();
+        app.submit("spam", &svc, json!(items)).await;
+        while let Some(t) = app.claim("spam", &ana, Some("standard")).await {
+            let label = if t["item"]["external_id"] == "m0" {
+                "ham"
+            } else {
+                "spam"
+            };
+            let (s, v) = app
+                .answer(&ana, &t, &format!("r-{}", t["task_id"]), json!({"label": label}))
+                .await;
+            assert_eq!(s, StatusCode::OK, "{v}");
+        }
+        app.clock.advance_ms(5 * 60_000);
+
+        let c = browser(&driver).await;
+        c.set_window_size(w, h).await.unwrap();
+        let base = app.base.clone();
+        sign_in_as(&c, &base, &[("key", ADMIN)]).await;
+
+        // The dashboard of a project minutes old: every line's points inside its chart's
+        // axes (right of the y axis, above the x axis), the x axis in clock times.
+        c.goto(&format!("{base}/ui/projects/spam")).await.unwrap();
+        let outside = js(
+            &c,
+            "const bad = [];
+             for (const svg of document.querySelectorAll('svg.chart')) {
+               const axes = svg.querySelectorAll('line.axis');
+               const bottom = Number(axes[0].getAttribute('y1')), right = Number(axes[0].getAttribute('x2'));
+               const left = Number(axes[1].getAttribute('x1')), top = Number(axes[1].getAttribute('y1'));
+               for (const p of svg.querySelectorAll('polyline')) {
+                 for (const xy of p.getAttribute('points').split(' ').filter((s) => s)) {
+                   const [x, y] = xy.split(',').map(Number);
+                   if (x < left || x > right || y < top || y > bottom) bad.push(xy);
+                 }
+               }
+             }
+             return bad;",
+        )
+        .await;
+        assert_eq!(outside, json!([]), "points outside the axes");
+        let ticks = js(
+            &c,
+            "return [...document.querySelectorAll('svg.chart .xtick')].map((t) => t.textContent);",
+        )
+        .await;
+        let ticks: Vec<String> = serde_json::from_value(ticks).unwrap();
+        assert!(
+            !ticks.is_empty() && ticks.iter().all(|t| t.len() == 5 && t.as_bytes()[2] == b':'),
+            "{ticks:?}"
+        );
+        assert!(!text_of(&c, "#live").await.contains("minutes since"));
+        // Events read as sentences with links to the item page and the reviewer.
+        until(
+            &c,
+            "return [...document.querySelectorAll('#events td.sentence')].some((t) => t.textContent.startsWith('labelled it spam'))",
+            "a readable event",
+        )
+        .await;
+        assert!(
+            js(&c, "return !!document.querySelector('#events a.item[href=\"/ui/projects/spam/items/m5\"]') && !!document.querySelector('#events a.reviewer')").await == json!(true)
+        );
+        std::fs::write(
+            screenshots().join(format!("lead-dashboard-{w}x{h}.png")),
+            c.screenshot().await.unwrap(),
+        )
+        .unwrap();
+
+        // A named service key: shown once with the warning, and the table lists it at once.
+        c.goto(&format!("{base}/ui/keys")).await.unwrap();
+        let form = c.find(Locator::Id("new-key")).await.unwrap();
+        form.find(Locator::Css("input[name=name]"))
+            .await
+            .unwrap()
+            .send_keys("nightly import")
+            .await
+            .unwrap();
+        form.find(Locator::Css("input[name=projects][value=spam]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        form.find(Locator::Css("button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        until(
+            &c,
+            "const s = document.getElementById('secret'); return !s.hidden && s.textContent.includes('Shown once — copy it now') && [...document.querySelectorAll('#keys td.name')].some((t) => t.textContent === 'nightly import')",
+            "the new key shown once and listed",
+        )
+        .await;
+        let shown = text_of(&c, "#secret-key").await;
+        let (_, keys) = app.get("/v1/keys", ADMIN).await;
+        let listed = keys
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["name"] == "nightly import")
+            .unwrap();
+        assert_eq!(
+            listed["hash"].as_str().unwrap(),
+            flywheel_server::auth::hash_key(&shown)
+        );
+        std::fs::write(
+            screenshots().join(format!("lead-key-shown-once-{w}x{h}.png")),
+            c.screenshot().await.unwrap(),
+        )
+        .unwrap();
+
+        // The policy form: each rule a fieldset; editing the second rule's condition
+        // changes the JSON beside it, its keys still in their order.
+        c.goto(&format!("{base}/ui/projects/spam/policy")).await.unwrap();
+        assert!(text_of(&c, "#in-force").await == "v1");
+        let rules = js(&c, "return document.querySelectorAll('#rules fieldset.rule').length").await;
+        assert_eq!(rules, json!(3));
+        let when = c
+            .find(Locator::Css("fieldset.rule[data-rule='1'] textarea[name=rule-when]"))
+            .await
+            .unwrap();
+        assert_eq!(when.prop("value").await.unwrap().as_deref(), Some("confidence >= 0.95"));
+        when.clear().await.unwrap();
+        when.send_keys("confidence >= 0.7").await.unwrap();
+        let order = js(
+            &c,
+            "const p = JSON.parse(document.getElementById('policy').value);
+             return [Object.keys(p), Object.keys(p.rules[1]), p.rules[1].when];",
+        )
+        .await;
+        assert_eq!(
+            order,
+            json!([
+                ["rules", "audit_rate", "lease_seconds", "show_suggestion"],
+                ["name", "when", "action"],
+                "confidence >= 0.7"
+            ])
+        );
+        // And the other way: a rule added in the JSON appears in the form.
+        js(
+            &c,
+            "const t = document.getElementById('policy'); const p = JSON.parse(t.value);
+             p.rules.push({name: 'late', when: 'true', action: 'review', queue: 'standard'});
+             t.value = JSON.stringify(p, null, 2); t.dispatchEvent(new Event('input'));
+             return true;",
+        )
+        .await;
+        assert_eq!(
+            js(&c, "return document.querySelectorAll('#rules fieldset.rule').length").await,
+            json!(4)
+        );
+
+        // The back-test: v1 in force against the proposal, side by side, rounded.
+        c.find(Locator::Id("backtest")).await.unwrap().click().await.unwrap();
+        until(
+            &c,
+            "const t = document.getElementById('backtest-table'); return !!t && !!document.querySelector('svg.backtest-chart') && t.textContent.includes('current (v1)')",
+            "the back-test table and chart",
+        )
+        .await;
+        let rows = js(
+            &c,
+            "return [...document.querySelectorAll('#backtest-table tr')].map((r) => [...r.cells].map((c) => c.textContent));",
+        )
+        .await;
+        let rows: Vec<Vec<String>> = serde_json::from_value(rows).unwrap();
+        let automated = rows.iter().find(|r| r[0] == "automated").unwrap();
+        // Six human-labelled items: v1 automates none of them (all under 0.95), the
+        // proposal (≥ 0.7) the four at 0.7 and up.
+        assert_eq!(
+            (automated[1].as_str(), automated[2].as_str()),
+            ("0.0% (0)", "66.7% (4)"),
+            "{rows:?}"
+        );
+        assert!(
+            rows.iter().flatten().all(|c| !c
+                .chars()
+                .collect::<Vec<_>>()
+                .windows(5)
+                .any(|w| w.iter().all(char::is_ascii_digit))),
+            "a number with five digits or more: {rows:?}"
+        );
+        assert!(rows.iter().any(|r| r[0] == "human answers in standard"), "{rows:?}");
+        std::fs::write(
+            screenshots().join(format!("lead-backtest-{w}x{h}.png")),
+            c.screenshot().await.unwrap(),
+        )
+        .unwrap();
+        c.close().await.unwrap();
+        app.stop().await;
+    }
 }

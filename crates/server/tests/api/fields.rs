@@ -303,7 +303,90 @@ async fn a_project_without_fields_refuses_them_and_feeds_none(db: Db) {
     db.cleanup().await;
 }
 
+/// An amendment may carry fields: checked as an answer's are, for the new label (a 422
+/// names `fields.<name>`, nothing changes), they replace the answer's fields, and the
+/// item's resolution counts them.
+async fn an_amendment_replaces_the_answer_s_fields(db: Db) {
+    let app = spawn_app(&db).await;
+    let svc = project_with_fields(&app, review_policy(2)).await;
+    app.submit("spam", &svc, json!([item("m1", "hi", Some(0.5))])).await;
+    let ann = app.reviewer("ann", &[1], &["spam"]).await;
+    let bob = app.reviewer("bob", &[1], &["spam"]).await;
+    let t = app.claim("spam", &ann, None).await.unwrap();
+    let (s, v) = app
+        .answer(
+            &ann,
+            &t,
+            "r-ann",
+            json!({"label": "spam", "fields": {"severity": "low"}}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let amend = |fields: Value, id: &str| json!({"amend_id": id, "label": "spam", "fields": fields});
+    let before = app.events("spam").await.len();
+    for (fields, at) in [
+        (json!({"severity": "huge"}), "fields.severity"),
+        (json!({"severity": "high", "colour": "red"}), "fields.colour"),
+        (json!({"score": 3}), "fields.severity"),
+        (json!(["high"]), "fields"),
+    ] {
+        let (s, v) = app
+            .post("/v1/reviews/r-ann/amend", &ann, amend(fields.clone(), "bad"))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{fields}: {v}");
+        assert_eq!(v["error"]["field"], at, "{fields}: {v}");
+    }
+    assert_eq!(
+        app.events("spam").await.len(),
+        before,
+        "a refused change writes nothing"
+    );
+    // The same label with new fields is a change: within the window, an undo.
+    let (s, v) = app
+        .post(
+            "/v1/reviews/r-ann/amend",
+            &ann,
+            amend(json!({"severity": "high", "score": 3}), "a1"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["outcome"].as_str(), v["fields"].clone()),
+        (Some("undone"), json!({"severity": "high", "score": 3.0}))
+    );
+    let undone: Vec<Value> = app
+        .events("spam")
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "review.undone")
+        .collect();
+    assert_eq!(undone[0]["data"]["fields"]["severity"], "high", "{undone:?}");
+    // Bob agrees with high: the resolution's severity is the majority, high (the stored
+    // low would have tied, and a tie goes to the value listed first, low).
+    let t = app.claim("spam", &bob, None).await.unwrap();
+    let (s, v) = app
+        .answer(
+            &bob,
+            &t,
+            "r-bob",
+            json!({"label": "spam", "fields": {"severity": "high"}}),
+        )
+        .await;
+    assert_eq!((s, v["outcome"].as_str()), (StatusCode::OK, Some("resolved")), "{v}");
+    let feed = app.all_labels(&svc).await;
+    assert_eq!(feed[0]["fields"], json!({"severity": "high", "score": 3.0}), "{feed:?}");
+    let (_, story) = app.get("/v1/projects/spam/items/m1", &svc).await;
+    assert_eq!(
+        story["reviews"][0]["fields"],
+        json!({"severity": "high", "score": 3.0}),
+        "{story}"
+    );
+    app.stop().await;
+    db.cleanup().await;
+}
+
 on_both_backends!(
+    an_amendment_replaces_the_answer_s_fields,
     answer_fields_are_declared_and_shown,
     invalid_answer_fields_are_refused_and_nothing_is_written,
     answer_fields_are_resolved_into_the_label_feed,

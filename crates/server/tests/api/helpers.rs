@@ -169,9 +169,18 @@ impl TestApp {
     }
 
     pub async fn raw_post(&self, path: &str, key: &str, body: &str) -> (StatusCode, Value) {
+        self.raw(reqwest::Method::POST, path, key, body).await
+    }
+
+    /// PUTs `body` as it is written (key order and escapes kept), as JSON.
+    pub async fn raw_put(&self, path: &str, key: &str, body: &str) -> (StatusCode, Value) {
+        self.raw(reqwest::Method::PUT, path, key, body).await
+    }
+
+    async fn raw(&self, method: reqwest::Method, path: &str, key: &str, body: &str) -> (StatusCode, Value) {
         let resp = self
             .http
-            .post(format!("{}{path}", self.base))
+            .request(method, format!("{}{path}", self.base))
             .bearer_auth(key)
             .header("content-type", "application/json")
             .body(body.to_string())
@@ -180,6 +189,20 @@ impl TestApp {
             .unwrap();
         let status = resp.status();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A console page's HTML as the admin sees it (signed in with the admin key).
+    pub async fn page(&self, path: &str) -> String {
+        let (cookie, _) = crate::console::sign_in(self, &[("key", ADMIN)]).await.unwrap();
+        let resp = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        resp.text().await.unwrap()
     }
 
     /// Creates project `spam` with `policy`, and a service key for it.

@@ -21,6 +21,7 @@ mod findings;
 mod hardening;
 mod hardening2;
 mod items;
+mod keys;
 mod learning;
 mod metrics;
 mod multi;

@@ -51,7 +51,7 @@ async fn an_external_novelty_is_honoured_and_stored(db: Db) {
     let (_, item) = app.get("/v1/projects/mod/items/unsure", &svc).await;
     assert!(item["item"]["prediction"].get("novelty").is_none(), "{item}");
     // The dashboard's novelty chart: one slice, the mean of the two novelties given
-    // (0.45), drawn as one point at 180 − 0.45 × 140 pixels.
+    // (0.45), drawn as one point at 184 − 0.45 × 144 pixels (the plot's bottom and height).
     let (cookie, _) = crate::console::sign_in(&app, &[("key", ADMIN)]).await.unwrap();
     let html = app
         .http
@@ -64,7 +64,7 @@ async fn an_external_novelty_is_honoured_and_stored(db: Db) {
         .await
         .unwrap();
     assert!(html.contains("mean novelty of new items"), "{html}");
-    assert!(html.contains("cy=\"117.0\" r=\"3\" fill=\"#8250df\""), "{html}");
+    assert!(html.contains("cy=\"119.2\" r=\"3\" fill=\"#8250df\""), "{html}");
 }
 
 async fn a_bad_novelty_is_refused_and_nothing_is_written(db: Db) {

@@ -125,7 +125,7 @@ pub(super) async fn create_project(
     let policy = new.policy.to_string();
     let id: i64 = sqlx::query_scalar(
         "INSERT INTO projects (name, labels, policy, policy_version, created_at, answer_fields, label_mode)
-         VALUES ($1, $2::jsonb, $3::jsonb, 1, $4, $5::jsonb, $6) RETURNING id",
+         VALUES ($1, $2::jsonb, $3::json, 1, $4, $5::jsonb, $6) RETURNING id",
     )
     .bind(&new.name)
     .bind(serde_json::to_string(&new.labels)?)
@@ -136,7 +136,7 @@ pub(super) async fn create_project(
     .fetch_one(&mut *c)
     .await?;
     sqlx::query(
-        "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES ($1, 1, $2::jsonb, $3, $4)",
+        "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES ($1, 1, $2::json, $3, $4)",
     )
     .bind(id)
     .bind(&policy)
@@ -229,7 +229,7 @@ pub(super) async fn set_policy(
 ) -> TxResult<u32> {
     let text = policy.to_string();
     let row: Option<(i64, i32)> = sqlx::query_as(
-        "UPDATE projects SET policy = $2::jsonb, policy_version = policy_version + 1 WHERE name = $1 RETURNING id, policy_version",
+        "UPDATE projects SET policy = $2::json, policy_version = policy_version + 1 WHERE name = $1 RETURNING id, policy_version",
     )
     .bind(name)
     .bind(&text)
@@ -237,7 +237,7 @@ pub(super) async fn set_policy(
     .await?;
     let (id, version) = row.ok_or_else(|| StoreError::not_found(format!("project '{name}'")))?;
     sqlx::query(
-        "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES ($1, $2, $3::jsonb, $4, $5)",
+        "INSERT INTO policies (project_id, version, policy, created_at, created_by) VALUES ($1, $2, $3::json, $4, $5)",
     )
     .bind(id)
     .bind(version)
@@ -334,12 +334,15 @@ pub(super) async fn create_service_key(
     now: Millis,
 ) -> TxResult<()> {
     let projects = project_ids(c, &new.projects).await?;
-    sqlx::query("INSERT INTO api_keys (hash, kind, projects, created_at) VALUES ($1, 'service', $2::jsonb, $3)")
-        .bind(&new.key_hash)
-        .bind(serde_json::to_string(&projects)?)
-        .bind(now)
-        .execute(&mut *c)
-        .await?;
+    sqlx::query(
+        "INSERT INTO api_keys (hash, kind, projects, created_at, name) VALUES ($1, 'service', $2::jsonb, $3, $4)",
+    )
+    .bind(&new.key_hash)
+    .bind(serde_json::to_string(&projects)?)
+    .bind(now)
+    .bind(&new.name)
+    .execute(&mut *c)
+    .await?;
     let data = Event::KeyCreated(ev::KeyCreated {
         scope: "service".into(),
         projects: Some(new.projects),
@@ -504,14 +507,16 @@ pub(super) async fn add_reviewer_key(
     c: &mut PgConnection,
     name: &str,
     key_hash: &str,
+    key_name: Option<&str>,
     actor: &str,
     now: Millis,
 ) -> TxResult<()> {
     let id = reviewer_id(c, name).await?;
-    sqlx::query("INSERT INTO api_keys (hash, kind, reviewer_id, created_at) VALUES ($1, 'reviewer', $2, $3)")
+    sqlx::query("INSERT INTO api_keys (hash, kind, reviewer_id, created_at, name) VALUES ($1, 'reviewer', $2, $3, $4)")
         .bind(key_hash)
         .bind(id)
         .bind(now)
+        .bind(key_name)
         .execute(&mut *c)
         .await?;
     let data = Event::KeyCreated(ev::KeyCreated {
@@ -522,8 +527,17 @@ pub(super) async fn add_reviewer_key(
     event(c, None, None, None, now, actor, &data).await
 }
 
-/// hash, kind, reviewer, projects (JSON), created_at, revoked_at
-type KeyRow = (String, String, Option<String>, Option<String>, i64, Option<i64>);
+/// hash, kind, reviewer, projects (JSON), created_at, revoked_at, name, last_used_at
+type KeyRow = (
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<i64>,
+);
 
 pub(super) async fn keys(c: &mut PgConnection) -> TxResult<Vec<KeyRecord>> {
     let names: std::collections::HashMap<i64, String> = sqlx::query_as("SELECT id, name FROM projects")
@@ -532,27 +546,42 @@ pub(super) async fn keys(c: &mut PgConnection) -> TxResult<Vec<KeyRecord>> {
         .into_iter()
         .collect();
     let rows: Vec<KeyRow> = sqlx::query_as(
-        "SELECT k.hash, k.kind, v.name, k.projects::text, k.created_at, k.revoked_at
+        "SELECT k.hash, k.kind, v.name, k.projects::text, k.created_at, k.revoked_at, k.name, k.last_used_at
          FROM api_keys k LEFT JOIN reviewers v ON v.id = k.reviewer_id ORDER BY k.created_at, k.hash",
     )
     .fetch_all(&mut *c)
     .await?;
     rows.into_iter()
-        .map(|(hash, kind, reviewer, projects, created_at, revoked_at)| {
-            let ids: Vec<i64> = match projects {
-                Some(p) => parse(&p)?,
-                None => Vec::new(),
-            };
-            Ok(KeyRecord {
-                hash,
-                kind,
-                reviewer,
-                projects: ids.iter().filter_map(|id| names.get(id).cloned()).collect(),
-                created_at,
-                revoked_at,
-            })
-        })
+        .map(
+            |(hash, kind, reviewer, projects, created_at, revoked_at, name, last_used_at)| {
+                let ids: Vec<i64> = match projects {
+                    Some(p) => parse(&p)?,
+                    None => Vec::new(),
+                };
+                Ok(KeyRecord {
+                    hash,
+                    kind,
+                    reviewer,
+                    projects: ids.iter().filter_map(|id| names.get(id).cloned()).collect(),
+                    created_at,
+                    revoked_at,
+                    name,
+                    last_used_at,
+                })
+            },
+        )
         .collect()
+}
+
+pub(super) async fn touch_key(c: &mut PgConnection, key_hash: &str, now: Millis) -> TxResult<()> {
+    sqlx::query(
+        "UPDATE api_keys SET last_used_at = $2 WHERE hash = $1 AND (last_used_at IS NULL OR last_used_at < $2)",
+    )
+    .bind(key_hash)
+    .bind(now)
+    .execute(&mut *c)
+    .await?;
+    Ok(())
 }
 
 pub(super) async fn revoke_key(c: &mut PgConnection, key_hash: &str, actor: &str, now: Millis) -> TxResult<()> {

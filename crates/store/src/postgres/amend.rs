@@ -64,10 +64,12 @@ pub(super) async fn amend_review(
         a.label.as_deref(),
         a.labels.as_deref(),
     )?;
+    let fields = amend::check_fields(&rules, &label, a.fields.as_ref())?;
     let amending = Amending {
         amend_id: &a.amend_id,
         label: &label,
         reason: a.reason.as_deref(),
+        fields: fields.as_ref(),
         now,
     };
     let mut plan = amend::plan(&s, &amending, &rules).map_err(|r| StoreError::conflict(r.code, r.message))?;
@@ -80,6 +82,14 @@ pub(super) async fn amend_review(
         .bind(&label)
         .execute(&mut *c)
         .await?;
+    if let Some(f) = &fields {
+        let text = (!f.is_empty()).then(|| serde_json::to_string(f)).transpose()?;
+        sqlx::query("UPDATE reviews SET fields = $2::jsonb WHERE id = $1")
+            .bind(row)
+            .bind(text)
+            .execute(&mut *c)
+            .await?;
+    }
     if let Some(e) = &plan.escalation {
         let task = insert_task(
             c,

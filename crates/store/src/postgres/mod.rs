@@ -100,6 +100,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "label_mode",
         include_str!("../../migrations/postgres/0013_label_mode.sql"),
     ),
+    (
+        14,
+        "key_names",
+        include_str!("../../migrations/postgres/0014_key_names.sql"),
+    ),
 ];
 
 /// Retries of a transaction that lost a race (deadlock, serialization failure, a unique
@@ -454,9 +459,16 @@ impl Store for PgStore {
             .map_err(TxError::into_store)
     }
 
-    async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
+    async fn add_reviewer_key(
+        &self,
+        reviewer: &str,
+        key_hash: &str,
+        key_name: Option<&str>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<()> {
         transaction!(self, |tx| accounts::add_reviewer_key(
-            &mut tx, reviewer, key_hash, actor, now
+            &mut tx, reviewer, key_hash, key_name, actor, now
         )
         .await)
     }
@@ -464,6 +476,13 @@ impl Store for PgStore {
     async fn keys(&self) -> Result<Vec<KeyRecord>> {
         let mut c = self.pool.acquire().await?;
         accounts::keys(&mut c).await.map_err(TxError::into_store)
+    }
+
+    async fn touch_key(&self, key_hash: &str, now: Millis) -> Result<()> {
+        let mut c = self.pool.acquire().await?;
+        accounts::touch_key(&mut c, key_hash, now)
+            .await
+            .map_err(TxError::into_store)
     }
 
     async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()> {

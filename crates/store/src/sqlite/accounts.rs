@@ -282,8 +282,8 @@ pub(super) fn create_reviewer(c: &Connection, new: NewReviewer, actor: &str, now
 pub(super) fn create_service_key(c: &Connection, new: NewServiceKey, actor: &str, now: Millis) -> Result<()> {
     let projects = project_ids(c, &new.projects)?;
     c.execute(
-        "INSERT INTO api_keys (hash, kind, projects, created_at) VALUES (?1, 'service', ?2, ?3)",
-        params![new.key_hash, serde_json::to_string(&projects)?, now],
+        "INSERT INTO api_keys (hash, kind, projects, created_at, name) VALUES (?1, 'service', ?2, ?3, ?4)",
+        params![new.key_hash, serde_json::to_string(&projects)?, now, new.name],
     )?;
     let data = Event::KeyCreated(ev::KeyCreated {
         scope: "service".into(),
@@ -431,11 +431,18 @@ pub(super) fn active_tiers(c: &Connection, project_id: i64) -> Result<Vec<u8>> {
     Ok(tiers)
 }
 
-pub(super) fn add_reviewer_key(c: &Connection, name: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
+pub(super) fn add_reviewer_key(
+    c: &Connection,
+    name: &str,
+    key_hash: &str,
+    key_name: Option<&str>,
+    actor: &str,
+    now: Millis,
+) -> Result<()> {
     let id = reviewer_id(c, name)?;
     c.execute(
-        "INSERT INTO api_keys (hash, kind, reviewer_id, created_at) VALUES (?1, 'reviewer', ?2, ?3)",
-        params![key_hash, id, now],
+        "INSERT INTO api_keys (hash, kind, reviewer_id, created_at, name) VALUES (?1, 'reviewer', ?2, ?3, ?4)",
+        params![key_hash, id, now, key_name],
     )?;
     let data = Event::KeyCreated(ev::KeyCreated {
         scope: "reviewer".into(),
@@ -451,7 +458,7 @@ pub(super) fn keys(c: &Connection) -> Result<Vec<KeyRecord>> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     c.prepare_cached(
-        "SELECT k.hash, k.kind, v.name, k.projects, k.created_at, k.revoked_at
+        "SELECT k.hash, k.kind, v.name, k.projects, k.created_at, k.revoked_at, k.name, k.last_used_at
          FROM api_keys k LEFT JOIN reviewers v ON v.id = k.reviewer_id ORDER BY k.created_at, k.hash",
     )?
     .query_map([], |r| {
@@ -466,10 +473,20 @@ pub(super) fn keys(c: &Connection) -> Result<Vec<KeyRecord>> {
             projects: ids.iter().filter_map(|id| names.get(id).cloned()).collect(),
             created_at: r.get(4)?,
             revoked_at: r.get(5)?,
+            name: r.get(6)?,
+            last_used_at: r.get(7)?,
         })
     })?
     .collect::<rusqlite::Result<Vec<_>>>()
     .map_err(Into::into)
+}
+
+pub(super) fn touch_key(c: &Connection, key_hash: &str, now: Millis) -> Result<()> {
+    c.prepare_cached(
+        "UPDATE api_keys SET last_used_at = ?2 WHERE hash = ?1 AND (last_used_at IS NULL OR last_used_at < ?2)",
+    )?
+    .execute(params![key_hash, now])?;
+    Ok(())
 }
 
 pub(super) fn revoke_key(c: &Connection, key_hash: &str, actor: &str, now: Millis) -> Result<()> {

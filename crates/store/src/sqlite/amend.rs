@@ -37,10 +37,12 @@ pub(super) fn amend_review(c: &Connection, a: NewAmendment, now: Millis) -> Resu
         a.label.as_deref(),
         a.labels.as_deref(),
     )?;
+    let fields = amend::check_fields(&rules, &label, a.fields.as_ref())?;
     let amending = Amending {
         amend_id: &a.amend_id,
         label: &label,
         reason: a.reason.as_deref(),
+        fields: fields.as_ref(),
         now,
     };
     let mut plan = amend::plan(&s, &amending, &rules).map_err(|r| StoreError::conflict(r.code, r.message))?;
@@ -50,6 +52,11 @@ pub(super) fn amend_review(c: &Connection, a: NewAmendment, now: Millis) -> Resu
     let actor = format!("reviewer:{}", a.reviewer_name);
     c.prepare_cached("UPDATE reviews SET kind = 'label', label = ?2 WHERE id = ?1")?
         .execute(params![row, label])?;
+    if let Some(f) = &fields {
+        let text = (!f.is_empty()).then(|| serde_json::to_string(f)).transpose()?;
+        c.prepare_cached("UPDATE reviews SET fields = ?2 WHERE id = ?1")?
+            .execute(params![row, text])?;
+    }
     if let Some(e) = &plan.escalation {
         let task = insert_task(
             c,

@@ -52,6 +52,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0012_amend.sql"),
     include_str!("../../migrations/sqlite/0013_deactivation.sql"),
     include_str!("../../migrations/sqlite/0014_label_mode.sql"),
+    include_str!("../../migrations/sqlite/0015_key_names.sql"),
 ];
 
 /// The schema version (`PRAGMA user_version`) of a database this build has migrated.
@@ -343,14 +344,27 @@ impl Store for SqliteStore {
         self.read(move |c| accounts::active_tiers(c, project_id)).await
     }
 
-    async fn add_reviewer_key(&self, reviewer: &str, key_hash: &str, actor: &str, now: Millis) -> Result<()> {
+    async fn add_reviewer_key(
+        &self,
+        reviewer: &str,
+        key_hash: &str,
+        key_name: Option<&str>,
+        actor: &str,
+        now: Millis,
+    ) -> Result<()> {
         let (reviewer, key_hash, actor) = (reviewer.to_string(), key_hash.to_string(), actor.to_string());
-        self.write(move |c| accounts::add_reviewer_key(c, &reviewer, &key_hash, &actor, now))
+        let key_name = key_name.map(str::to_string);
+        self.write(move |c| accounts::add_reviewer_key(c, &reviewer, &key_hash, key_name.as_deref(), &actor, now))
             .await
     }
 
     async fn keys(&self) -> Result<Vec<KeyRecord>> {
         self.read(accounts::keys).await
+    }
+
+    async fn touch_key(&self, key_hash: &str, now: Millis) -> Result<()> {
+        let key_hash = key_hash.to_string();
+        self.write(move |c| accounts::touch_key(c, &key_hash, now)).await
     }
 
     async fn revoke_key(&self, key_hash: &str, actor: &str, now: Millis) -> Result<()> {

@@ -13,6 +13,7 @@ fn amendment(r: &Reviewer, review_id: &str, amend_id: &str, label: &str, reason:
         label: Some(label.into()),
         labels: None,
         reason: reason.map(str::to_string),
+        fields: None,
         // The project's rules: a 60 s window (the policy's default).
         rules: [(
             1,
@@ -20,6 +21,7 @@ fn amendment(r: &Reviewer, review_id: &str, amend_id: &str, label: &str, reason:
                 undo_seconds: 60,
                 slas: Default::default(),
                 multi: false,
+                fields: Default::default(),
             },
         )]
         .into(),

@@ -189,12 +189,14 @@ pub async fn multi_label_answers_are_checked_stored_and_decided_per_label(f: Fix
         label: label.map(str::to_string),
         labels: labels.map(|v| v.iter().map(|s| s.to_string()).collect()),
         reason: Some("missed spam".into()),
+        fields: None,
         rules: [(
             p.id,
             AmendRules {
                 undo_seconds: 60,
                 slas: Default::default(),
                 multi: true,
+                fields: Default::default(),
             },
         )]
         .into(),

@@ -19,6 +19,7 @@ fn o(external_id: &str, action: Action, reason: &str) -> NewOverride {
 fn resolve(label: &str) -> Action {
     Action::Resolve {
         label: label.into(),
+        labels: None,
         fields: None,
     }
 }
