@@ -306,6 +306,7 @@ fn parse_key(k: &str) -> Vec<u32> {
 mod tests {
     use super::*;
     use crate::agreement::krippendorff_alpha_nominal;
+    use crate::agreement::tests::reliability;
     use proptest::prelude::*;
 
     fn close(a: f64, b: f64) -> bool {
@@ -461,16 +462,6 @@ mod tests {
             report(&labels(&["a"]), twice, SetDistance::Masi),
             Err(CrowdDataError::DuplicateAnswer { .. })
         ));
-    }
-
-    /// Rater × unit data, labels 0..4, about a third missing.
-    fn reliability() -> impl Strategy<Value = Vec<Vec<Option<u8>>>> {
-        (2usize..5, 1usize..12).prop_flat_map(|(raters, units)| {
-            proptest::collection::vec(
-                proptest::collection::vec(prop_oneof![1 => Just(None), 2 => (0u8..4).prop_map(Some)], units),
-                raters,
-            )
-        })
     }
 
     proptest! {
