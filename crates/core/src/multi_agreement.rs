@@ -12,11 +12,11 @@
 //!   NLTK's `AnnotationTask(distance=masi_distance).alpha()`; with singleton sets both
 //!   distances are the nominal one, so it equals [`crate::agreement::krippendorff_alpha_nominal`].
 //!
-//! The distances follow NLTK's `nltk/metrics/distance.py`: Jaccard is
-//! `1 − |A∩B| / |A∪B|`; MASI is `1 − (|A∩B| / |A∪B|) · m` with the monotonicity weight
-//! `m` = 1 when the sets are equal, 0.67 when one is a subset of the other, 0.33 when they
-//! overlap otherwise, 0 when they are disjoint. Two empty sets are equal, at distance 0
-//! (NLTK divides by zero there).
+//! The distances follow NLTK's `nltk/metrics/distance.py` (3.10): Jaccard is
+//! `1 − |A∩B| / |A∪B|`; MASI is `1 − (|A∩B| / |A∪B|) · m` with Passonneau's monotonicity
+//! weight `m` = 1 when the sets are equal, 2/3 when one is a subset of the other, 1/3 when
+//! they overlap otherwise, 0 when they are disjoint (older NLTK releases rounded these to
+//! 0.67 and 0.33). Two empty sets are equal, at distance 0 (NLTK divides by zero there).
 
 use std::collections::BTreeMap;
 
@@ -53,8 +53,8 @@ impl SetDistance {
         let m = match self {
             Self::Jaccard => 1.0,
             Self::Masi if a.len() == b.len() && inter == a.len() => 1.0,
-            Self::Masi if inter == a.len().min(b.len()) => 0.67,
-            Self::Masi if inter > 0 => 0.33,
+            Self::Masi if inter == a.len().min(b.len()) => 2.0 / 3.0,
+            Self::Masi if inter > 0 => 1.0 / 3.0,
             Self::Masi => 0.0,
         };
         1.0 - jaccard * m
@@ -317,12 +317,13 @@ mod tests {
     fn distances_match_nltk() {
         let m = SetDistance::Masi;
         let j = SetDistance::Jaccard;
-        // NLTK's docstring: masi_distance({1, 2}, {1, 2, 3, 4}) = 0.665 (a subset: m = 0.67,
-        // 1 − 2/4 · 0.67).
-        assert!(close(m.between(&[1, 2], &[1, 2, 3, 4]), 0.665));
-        // Passonneau's cases: {a,b} vs {a} → 1 − ½·0.67; overlapping {a,b} vs {b,c} → 1 − ⅓·0.33.
-        assert!(close(m.between(&["a", "b"], &["a"]), 1.0 - 0.5 * 0.67));
-        assert!(close(m.between(&["a", "b"], &["b", "c"]), 1.0 - 0.33 / 3.0));
+        // NLTK 3.10's docstring: masi_distance({1, 2}, {1, 2, 3, 4}) = 0.6666666666666667
+        // (a subset: m = 2/3, 1 − 2/4 · 2/3).
+        assert!(close(m.between(&[1, 2], &[1, 2, 3, 4]), 2.0 / 3.0));
+        // {a,b} vs {a}: 1 − ½·⅔ = ⅔; overlapping {a,b} vs {b,c}: 1 − ⅓·⅓ = 8/9 (NLTK
+        // 3.10 gives 0.8888888888888888).
+        assert!(close(m.between(&["a", "b"], &["a"]), 2.0 / 3.0));
+        assert!(close(m.between(&["a", "b"], &["b", "c"]), 8.0 / 9.0));
         assert_eq!(m.between(&["a"], &["b"]), 1.0);
         assert_eq!(m.between(&["a", "b"], &["a", "b"]), 0.0);
         // The empty set against a non-empty one is disjoint; two empty sets are equal.
@@ -351,12 +352,15 @@ mod tests {
     /// ```
     ///
     /// Overall α, MASI. Values: {a,b} ×1, {a} ×2, {b} ×2, {} ×1; n = 6.
-    /// δ({a,b},{a}) = δ({a,b},{b}) = 1 − ½·0.67 = 0.665; every other pair of distinct sets
-    /// here is disjoint, δ = 1.
-    /// Observed: t1 gives 2·0.665/(2−1) = 1.33, t2 0, t3 2·1/(2−1) = 2 → 3.33.
-    /// Expected: 2·(1·2·0.665 + 1·2·0.665 + 1·1·1 + 2·2·1 + 2·1·1 + 2·1·1) = 2·11.66 = 23.32.
-    /// α = 1 − 5·3.33/23.32 = 6.67/23.32 ≈ 0.28602.
-    /// Jaccard: δ({a,b},{a}) = ½: observed 1 + 2 = 3, expected 2·11 = 22, α = 1 − 15/22 = 7/22.
+    /// δ({a,b},{a}) = δ({a,b},{b}) = 1 − ½·⅔ = ⅔; every other pair of distinct sets here
+    /// is disjoint, δ = 1.
+    /// Observed: t1 gives 2·⅔/(2−1) = 4/3, t2 0, t3 2·1/(2−1) = 2 → 10/3.
+    /// Expected: 2·(1·2·⅔ + 1·2·⅔ + 1·1·1 + 2·2·1 + 2·1·1 + 2·1·1) = 2·35/3 = 70/3.
+    /// α = 1 − 5·(10/3)/(70/3) = 2/7 ≈ 0.285714 — what NLTK 3.10's
+    /// `AnnotationTask(data, distance=masi_distance).alpha()` gives on these answers
+    /// (0.2857142857142858, its distance given 0 for two empty sets).
+    /// Jaccard: δ({a,b},{a}) = ½: observed 1 + 2 = 3, expected 2·11 = 22, α = 1 − 15/22 = 7/22
+    /// (NLTK: 0.3181818181818181).
     ///
     /// Per label a (yes/no): t1 (1,1), t2 (0,0), t3 (0,1). Nominal α: n_0 = n_1 = 3,
     /// observed 2 (t3), α = 1 − 5·2/(36 − 18) = 4/9. Fleiss: P_i = 1, 1, 0 → P̄ = ⅔, P_e = ½,
@@ -389,7 +393,7 @@ mod tests {
         assert_eq!(r.labels, ["a", "b"]);
         assert_eq!((r.label_mode, r.distance), ("multi", "masi"));
         assert!(
-            close(r.krippendorff_alpha.unwrap(), 6.67 / 23.32),
+            close(r.krippendorff_alpha.unwrap(), 2.0 / 7.0),
             "{:?}",
             r.krippendorff_alpha
         );
