@@ -109,6 +109,7 @@ pub fn plan(stored: &Stored, a: &Amending<'_>, rules: &AmendRules) -> Result<Ame
     let previous = match &stored.answer {
         Answer::Label(l) => Some(l.clone()),
         Answer::Escalate { .. } => None,
+        Answer::Labels(_) => unreachable!("a stored answer is a label, its set's encoding in a multi-label project"),
         Answer::Skip { .. } => {
             return Err(Refused {
                 code: "not_amendable",

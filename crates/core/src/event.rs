@@ -156,6 +156,13 @@ pub struct ProjectCreated {
     pub labels: Vec<String>,
     pub policy_version: u32,
     pub policy: Value,
+    /// `multi` for a multi-label project (absent: `single`).
+    #[serde(default, skip_serializing_if = "is_single")]
+    pub label_mode: crate::LabelMode,
+}
+
+fn is_single(m: &crate::LabelMode) -> bool {
+    *m == crate::LabelMode::Single
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -275,7 +282,12 @@ pub struct ReviewSubmitted {
     pub lease_id: i64,
     /// `label`, `escalate` or `skip`.
     pub answer: String,
+    /// The label; in a multi-label project the set's canonical encoding (see
+    /// [`crate::label`]), decoded in `labels`.
     pub label: Option<String>,
+    /// A multi-label project's answer: the set of labels, in project order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
     pub reason: Option<String>,
     pub failure_category: Option<String>,
     /// What the answer did (`waiting`, `resolved`, …), as the reviewer was told.
@@ -356,7 +368,12 @@ pub struct AuditConfirmed {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ItemResolved {
+    /// The label; in a multi-label project the set's canonical encoding (see
+    /// [`crate::label`]), decoded in `labels`.
     pub label: String,
+    /// A multi-label project's resolution: the set of present labels, in project order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
     /// The label it had before (an auto label that an audit corrected), if any.
     pub previous: Option<String>,
     pub source: Source,
@@ -475,6 +492,7 @@ mod tests {
             enabled: true,
         };
         let resolved = ItemResolved {
+            labels: None,
             label: "spam".into(),
             previous: None,
             source: Source::Human,
@@ -493,6 +511,7 @@ mod tests {
                 key: "0123456789ab".into(),
             }),
             Event::ProjectCreated(ProjectCreated {
+                label_mode: Default::default(),
                 name: "sms".into(),
                 labels: vec!["ham".into(), "spam".into()],
                 policy_version: 1,
@@ -571,6 +590,7 @@ mod tests {
                 reviewer_id: 3,
             }),
             Event::ReviewSubmitted(ReviewSubmitted {
+                labels: None,
                 review_id: "r1".into(),
                 lease_id: 1,
                 answer: "label".into(),
@@ -702,6 +722,7 @@ mod tests {
     #[test]
     fn shapes_are_the_ones_the_api_has_always_served() {
         let e = Event::ReviewSubmitted(ReviewSubmitted {
+            labels: None,
             review_id: "r1".into(),
             lease_id: 1,
             answer: "skip".into(),

@@ -1,4 +1,12 @@
-//! A project's label schema: the names a reviewer may answer and a model may score.
+//! A project's label schema: the names a reviewer may answer and a model may score, and
+//! whether an answer is one of them (`single`) or a set of them (`multi`).
+//!
+//! A multi-label answer is stored where a single label is (the `label` TEXT columns of
+//! reviews, the label feed, item resolutions and gold), as its canonical encoding: the JSON
+//! array of its labels in the project's order (`["hate","violence"]`, `[]` for "none of
+//! these"). Two answers name the same set exactly when their encodings are equal, so
+//! equality-based code (audits, gold scoring, amend) needs no special case; the API decodes
+//! it ([`decode_set`]) back into `labels: [..]`.
 
 use crate::ValidationError;
 
@@ -29,11 +37,55 @@ impl std::fmt::Display for Label {
     }
 }
 
+/// Whether an answer is one label or a set of labels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelMode {
+    /// One label per answer; scores are a distribution over the labels.
+    #[default]
+    Single,
+    /// A set of labels per answer (possibly empty); scores are independent per label.
+    Multi,
+}
+
+impl LabelMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LabelMode::Single => "single",
+            LabelMode::Multi => "multi",
+        }
+    }
+
+    /// Parses `single` or `multi`; an error names `label_mode`.
+    pub fn parse(s: &str) -> Result<Self, ValidationError> {
+        match s {
+            "single" => Ok(LabelMode::Single),
+            "multi" => Ok(LabelMode::Multi),
+            _ => Err(ValidationError::new(
+                "label_mode",
+                format!("label_mode is 'single' or 'multi', got '{s}'"),
+            )),
+        }
+    }
+}
+
 /// The labels of a project, in the order the admin gave them (that order is the order of
-/// the reviewer's buttons and keys). At least two, at most 100, no duplicates.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(transparent)]
-pub struct LabelSet(Vec<Label>);
+/// the reviewer's buttons and keys). At least two, at most 100, no duplicates. Serialises
+/// as the list of names; the mode travels with it ([`LabelSet::with_mode`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSet(Vec<Label>, LabelMode);
+
+impl serde::Serialize for LabelSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+/// Decodes a stored multi-label answer (see the module's doc); `None` when `s` is not a
+/// JSON array of strings.
+pub fn decode_set(s: &str) -> Option<Vec<String>> {
+    serde_json::from_str(s).ok()
+}
 
 impl LabelSet {
     pub fn parse(names: &[String]) -> Result<Self, ValidationError> {
@@ -51,7 +103,43 @@ impl LabelSet {
             }
             out.push(l);
         }
-        Ok(Self(out))
+        Ok(Self(out, LabelMode::Single))
+    }
+
+    /// This label set in `mode`.
+    pub fn with_mode(mut self, mode: LabelMode) -> Self {
+        self.1 = mode;
+        self
+    }
+
+    pub fn mode(&self) -> LabelMode {
+        self.1
+    }
+
+    pub fn is_multi(&self) -> bool {
+        self.1 == LabelMode::Multi
+    }
+
+    /// Checks a multi-label answer (`field` is `labels`) and returns its canonical
+    /// encoding: every name a label of the project (an error names `labels[i]`), none
+    /// twice; the empty set is "none of these".
+    pub fn answer_set(&self, field: &str, names: &[String]) -> Result<String, ValidationError> {
+        for (i, n) in names.iter().enumerate() {
+            self.answer(&format!("{field}[{i}]"), n)?;
+            if names[..i].contains(n) {
+                return Err(ValidationError::new(
+                    format!("{field}[{i}]"),
+                    format!("label '{n}' is listed twice"),
+                ));
+            }
+        }
+        Ok(self.encode_set(|l| names.iter().any(|n| n == l)))
+    }
+
+    /// The canonical encoding of the labels for which `present` holds, in project order.
+    pub fn encode_set(&self, present: impl Fn(&str) -> bool) -> String {
+        let set: Vec<&str> = self.0.iter().map(Label::as_str).filter(|l| present(l)).collect();
+        serde_json::to_string(&set).expect("a list of strings serialises")
     }
 
     pub fn contains(&self, name: &str) -> bool {
@@ -116,5 +204,26 @@ mod tests {
         let e = s.answer("label", "eggs").unwrap_err();
         assert_eq!(e.field, "label");
         assert!(e.message.contains("ham, spam"));
+    }
+
+    #[test]
+    fn answer_sets_are_checked_and_encoded_in_project_order() {
+        let s = set(&["hate", "spam", "violence"]).unwrap().with_mode(LabelMode::Multi);
+        let names = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let enc = s.answer_set("labels", &names(&["violence", "hate"])).unwrap();
+        assert_eq!(enc, r#"["hate","violence"]"#);
+        assert_eq!(decode_set(&enc).unwrap(), names(&["hate", "violence"]));
+        assert_eq!(s.answer_set("labels", &[]).unwrap(), "[]");
+        assert_eq!(
+            s.answer_set("labels", &names(&["hate", "eggs"])).unwrap_err().field,
+            "labels[1]"
+        );
+        assert_eq!(
+            s.answer_set("labels", &names(&["spam", "spam"])).unwrap_err().field,
+            "labels[1]"
+        );
+        assert_eq!(decode_set("spam"), None);
+        assert_eq!(LabelMode::parse("multi").unwrap(), LabelMode::Multi);
+        assert_eq!(LabelMode::parse("many").unwrap_err().field, "label_mode");
     }
 }

@@ -34,7 +34,7 @@ pub mod workload;
 
 pub use error::ValidationError;
 pub use event::Event;
-pub use label::{Label, LabelSet};
+pub use label::{Label, LabelMode, LabelSet};
 pub use policy::{Decision, ItemView, Outcome, Policy, Route};
 pub use prediction::Prediction;
 pub use task::{Answer, Next, Stage};

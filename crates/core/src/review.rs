@@ -38,13 +38,17 @@ pub struct Judging {
     pub slas: Arc<crate::sla::Slas>,
     /// The project's answer fields (none: an answer carries no fields).
     pub fields: Arc<FieldSchema>,
+    /// A multi-label project's labels, in order (`None`: single-label). Answers are then
+    /// label sets, decided per label ([`task::Rule::multi`]); Dawid–Skene falls back to
+    /// per-label majority there (its fit is over single labels).
+    pub multi: Option<Arc<[String]>>,
 }
 
 impl Judging {
     /// Whether `answer`, given `time_on_task_ms` after its lease was granted, is faster
     /// than pacing's `min_seconds_per_task` (only labels count: a quick skip is no harm).
     pub fn too_fast(&self, answer: &Answer, time_on_task_ms: i64) -> bool {
-        matches!(answer, Answer::Label(_))
+        matches!(answer, Answer::Label(_) | Answer::Labels(_))
             && self
                 .pacing
                 .and_then(|p| p.min_seconds_per_task)
@@ -62,7 +66,7 @@ impl Judging {
         match self.consensus.method {
             ConsensusMethod::Majority => "majority",
             ConsensusMethod::Weighted => "weighted",
-            ConsensusMethod::DawidSkene if self.ds_model.is_some() => "dawid_skene",
+            ConsensusMethod::DawidSkene if self.ds_model.is_some() && self.multi.is_none() => "dawid_skene",
             ConsensusMethod::DawidSkene => "majority",
         }
     }
@@ -77,6 +81,7 @@ impl Judging {
     pub fn scorer(&self, gold_records: &HashMap<i64, (u64, u64)>, voters: &[i64]) -> Scorer {
         match self.consensus.method {
             ConsensusMethod::Majority => Scorer::Majority,
+            ConsensusMethod::DawidSkene if self.multi.is_some() => Scorer::Majority,
             ConsensusMethod::DawidSkene => self
                 .ds_model
                 .clone()
@@ -98,7 +103,12 @@ impl Judging {
 /// An item's final label and where it came from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Resolution {
+    /// The label; in a multi-label project the set's canonical encoding (see
+    /// [`crate::label`]).
     pub label: String,
+    /// A multi-label project's resolution by its reviewers: the set of present labels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
     pub source: Source,
     pub method: String,
     pub confidence: f64,
@@ -251,18 +261,49 @@ pub struct Plan {
     pub resolve_item: Option<Resolution>,
     /// A label-feed entry: the label and its source.
     pub feed: Option<(String, Source)>,
+    /// The project is multi-label: events carry the answer's and the resolution's set.
+    pub multi: bool,
     /// The label-feed entry's resolved fields, when the project declares answer fields
     /// ([`FieldSchema::resolve`] over the resolving task's label answers).
     pub feed_fields: Option<Fields>,
     pub events: Vec<Event>,
 }
 
-/// Checks a label answer against the project's labels.
-pub fn check_answer(labels: &[String], answer: &Answer) -> Result<(), ValidationError> {
-    if let Answer::Label(l) = answer {
-        LabelSet::parse(labels)?.answer("label", l)?;
+/// Checks a label answer against the project's labels and mode, and returns it as it is
+/// judged and stored: a multi-label answer (`labels`) becomes its canonical encoding.
+/// `label` in a multi-label project is refused naming `label`, `labels` in a single-label
+/// one naming `labels`; an unknown or repeated label names `labels[i]`.
+pub fn check_answer(labels: &[String], judging: &Judging, answer: Answer) -> Result<Answer, ValidationError> {
+    match (answer, judging.multi.is_some()) {
+        (Answer::Label(l), false) => {
+            LabelSet::parse(labels)?.answer("label", &l)?;
+            Ok(Answer::Label(l))
+        }
+        (Answer::Labels(set), true) => Ok(Answer::Label(LabelSet::parse(labels)?.answer_set("labels", &set)?)),
+        (Answer::Label(_), true) => Err(ValidationError::new(
+            "label",
+            "this project is multi-label: answer with labels: [..] (an empty list is none of these)",
+        )),
+        (Answer::Labels(_), false) => Err(ValidationError::new(
+            "labels",
+            "this project is single-label: answer with label",
+        )),
+        (other, _) => Ok(other),
     }
-    Ok(())
+}
+
+/// The labels a (checked) label answer names: its set in a multi-label project, else the
+/// label itself.
+fn answer_labels(judging: &Judging, label: &str) -> Vec<String> {
+    match judging.multi {
+        Some(_) => crate::label::decode_set(label).unwrap_or_default(),
+        None => vec![label.to_string()],
+    }
+}
+
+/// The set a multi-label project's event carries for `label` (`None` when single-label).
+fn event_labels(multi: bool, label: &str) -> Option<Vec<String>> {
+    multi.then(|| crate::label::decode_set(label).unwrap_or_default())
 }
 
 /// Checks an answer's `fields` (the JSON object sent, if any) against the project's
@@ -274,7 +315,12 @@ pub fn check_fields(
     fields: Option<&serde_json::Value>,
 ) -> Result<Fields, ValidationError> {
     match answer {
-        Answer::Label(l) => judging.fields.check(fields, &[l.as_str()]),
+        Answer::Label(l) => {
+            let named = answer_labels(judging, l);
+            judging
+                .fields
+                .check(fields, &named.iter().map(String::as_str).collect::<Vec<_>>())
+        }
         _ if fields.is_some_and(|f| !f.is_null()) => Err(ValidationError::new(
             "fields",
             "fields go with a label answer, not an escalation or a skip",
@@ -326,6 +372,7 @@ pub fn judge(
         min_confidence: judging.consensus.min_confidence,
         max_overlap: judging.consensus.max_overlap,
         discounted: &discounted,
+        multi: judging.multi.as_deref(),
     };
     task::after_answer(
         task.stage,
@@ -369,6 +416,7 @@ pub fn plan(
         escalation: None,
         resolve_item: None,
         feed: None,
+        multi: judging.multi.is_some(),
         feed_fields: None,
         events: Vec::new(),
     };
@@ -412,6 +460,7 @@ pub fn plan(
         } => {
             p.task = close;
             let res = Resolution {
+                labels: event_labels(p.multi, &label),
                 label: label.clone(),
                 source,
                 method: method.to_string(),
@@ -434,6 +483,7 @@ pub fn plan(
             } else {
                 p.result.outcome = if audit { "corrected" } else { "resolved" }.into();
                 let resolved = event::ItemResolved {
+                    labels: event_labels(p.multi, &label),
                     label: label.clone(),
                     previous: current,
                     source,
@@ -465,10 +515,12 @@ pub fn gold_plan(task: &TaskState, a: &Answering<'_>, gold_label: &str, judging:
     let (outcome, resolution, correct) = match a.answer {
         Answer::Skip { .. } => ("requeued", None, None),
         Answer::Escalate { .. } => ("adjudicate", None, None),
+        Answer::Labels(_) => unreachable!("check_answer turns a set of labels into its encoding before judging"),
         Answer::Label(l) if task.overlap > 1 => ("waiting", None, Some(l == gold_label)),
         Answer::Label(l) => (
             "resolved",
             Some(Resolution {
+                labels: event_labels(judging.multi.is_some(), l),
                 label: l.clone(),
                 source: Source::Human,
                 method: judging.method().to_string(),
@@ -490,6 +542,7 @@ pub fn gold_plan(task: &TaskState, a: &Answering<'_>, gold_label: &str, judging:
         escalation: None,
         resolve_item: None,
         feed: None,
+        multi: judging.multi.is_some(),
         feed_fields: None,
         events: Vec::new(),
     };
@@ -574,12 +627,17 @@ impl Plan {
     pub fn submitted(&self, a: &Answering<'_>) -> Event {
         let (label, reason) = match a.answer {
             Answer::Label(l) => (Some(l.clone()), None),
+            Answer::Labels(set) => (
+                Some(serde_json::to_string(set).expect("a list of strings serialises")),
+                None,
+            ),
             Answer::Escalate { reason } | Answer::Skip { reason } => (None, Some(reason.clone())),
         };
         Event::ReviewSubmitted(event::ReviewSubmitted {
             review_id: a.review_id.to_string(),
             lease_id: a.lease_id,
             answer: a.answer.kind().to_string(),
+            labels: label.as_deref().and_then(|l| event_labels(self.multi, l)),
             label,
             reason,
             failure_category: a.failure_category.map(str::to_string),
@@ -969,9 +1027,68 @@ mod tests {
     #[test]
     fn a_label_outside_the_project_is_refused() {
         let labels = vec!["ham".to_string(), "spam".to_string()];
-        assert!(check_answer(&labels, &l("spam")).is_ok());
-        assert_eq!(check_answer(&labels, &l("eggs")).unwrap_err().field, "label");
-        assert!(check_answer(&labels, &Answer::Skip { reason: String::new() }).is_ok());
+        let single = Judging::default();
+        assert_eq!(check_answer(&labels, &single, l("spam")).unwrap(), l("spam"));
+        assert_eq!(check_answer(&labels, &single, l("eggs")).unwrap_err().field, "label");
+        assert!(check_answer(&labels, &single, Answer::Skip { reason: String::new() }).is_ok());
+        let set = |v: &[&str]| Answer::Labels(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            check_answer(&labels, &single, set(&["spam"])).unwrap_err().field,
+            "labels"
+        );
+    }
+
+    fn multi_judging() -> Judging {
+        Judging {
+            multi: Some(vec!["hate".to_string(), "spam".to_string(), "violence".to_string()].into()),
+            ..Judging::default()
+        }
+    }
+
+    #[test]
+    fn multi_label_answers_are_checked_canonical_and_resolved_as_sets() {
+        let labels: Vec<String> = ["hate", "spam", "violence"].map(String::from).to_vec();
+        let judging = multi_judging();
+        let set = |v: &[&str]| Answer::Labels(v.iter().map(|s| s.to_string()).collect());
+        assert_eq!(
+            check_answer(&labels, &judging, set(&["violence", "hate"])).unwrap(),
+            l(r#"["hate","violence"]"#)
+        );
+        assert_eq!(check_answer(&labels, &judging, set(&[])).unwrap(), l("[]"));
+        for (answer, field) in [
+            (l("hate"), "label"),
+            (set(&["hate", "eggs"]), "labels[1]"),
+            (set(&["spam", "spam"]), "labels[1]"),
+        ] {
+            assert_eq!(check_answer(&labels, &judging, answer).unwrap_err().field, field);
+        }
+        // Overlap 2, the same set twice: resolved to the set; the events carry it.
+        let t = task(Stage::Review, 2);
+        let both = l(r#"["hate","violence"]"#);
+        let p = answer(&t, &[prior(3, "ann", both.clone())], both.clone(), &judging, None);
+        assert_eq!(p.result.outcome, "resolved");
+        let res = p.resolve_item.clone().unwrap();
+        assert_eq!(res.labels, Some(vec!["hate".to_string(), "violence".to_string()]));
+        match &p.events[0] {
+            Event::ItemResolved(r) => assert_eq!(r.labels, res.labels),
+            other => panic!("{other:?}"),
+        }
+        match p.submitted(&answering(&both)) {
+            Event::ReviewSubmitted(s) => assert_eq!(s.labels, res.labels),
+            other => panic!("{other:?}"),
+        }
+        // Agree on hate, disagree on violence: adjudication, nothing resolved.
+        let p = answer(&t, &[prior(3, "ann", l(r#"["hate"]"#))], both.clone(), &judging, None);
+        assert_eq!(p.result.outcome, "adjudicate");
+        assert_eq!(p.escalation.unwrap().reason, "reviewers disagreed on 'violence'");
+        assert!(p.resolve_item.is_none() && p.feed.is_none());
+        // Gold: right only when the set equals the gold set.
+        let mut g = task(Stage::Review, 1);
+        g.gold = true;
+        let (_, right) = gold_plan(&g, &answering(&both), r#"["hate","violence"]"#, &judging);
+        let partial = l(r#"["hate"]"#);
+        let (_, wrong) = gold_plan(&g, &answering(&partial), r#"["hate","violence"]"#, &judging);
+        assert_eq!((right, wrong), (Some(true), Some(false)));
     }
 
     #[test]

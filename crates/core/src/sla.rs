@@ -212,6 +212,7 @@ fn breach(task: &SlaTask, slas: &Slas, now: i64) -> (Event, SlaChange) {
                 data.label = Some(label.to_string());
                 SlaChange::Resolve {
                     resolution: Resolution {
+                        labels: None,
                         label: label.to_string(),
                         source: Source::Auto,
                         method: "sla_expired".into(),
@@ -233,6 +234,7 @@ impl SlaChange {
     pub fn resolved_event(&self) -> Option<Event> {
         match self {
             SlaChange::Resolve { resolution: r, .. } => Some(Event::ItemResolved(event::ItemResolved {
+                labels: None,
                 label: r.label.clone(),
                 previous: None,
                 source: r.source,

@@ -4,6 +4,13 @@
 //! majority; a tie, or any escalation, opens an `adjudicate` task one tier up whose answer
 //! is final. An `audit` task (a sampled auto decision) resolves with its one answer. A skip
 //! puts the reviewer's slot back in the queue without that reviewer.
+//!
+//! In a multi-label project ([`Rule::multi`]) each answer is a set of labels (its canonical
+//! encoding, see [`crate::label`]); a `review` task's answers are decided per label: each
+//! label is present or absent by the rule's scorer applied to that label's yes/no votes,
+//! and the resolution is the set of present labels, as sure as its least sure label. A
+//! label whose vote ties, or is below `min_confidence`, is a disagreement like a
+//! single-label one (one more reviewer under `max_overlap`, else adjudication).
 
 use serde::{Deserialize, Serialize};
 
@@ -42,14 +49,22 @@ impl Stage {
 #[serde(rename_all = "lowercase")]
 pub enum Answer {
     Label(String),
-    Escalate { reason: String },
-    Skip { reason: String },
+    /// A multi-label answer as the reviewer sent it, before its project's labels checked
+    /// it ([`crate::review::check_answer`] turns it into the canonical `Label`). Never
+    /// judged or stored as such.
+    Labels(Vec<String>),
+    Escalate {
+        reason: String,
+    },
+    Skip {
+        reason: String,
+    },
 }
 
 impl Answer {
     pub fn kind(&self) -> &'static str {
         match self {
-            Answer::Label(_) => "label",
+            Answer::Label(_) | Answer::Labels(_) => "label",
             Answer::Escalate { .. } => "escalate",
             Answer::Skip { .. } => "skip",
         }
@@ -121,6 +136,8 @@ pub struct Rule<'a> {
     /// Reviewers whose votes weigh nothing (answers too fast to count, under pacing's
     /// `discount_too_fast`): their answers fill the overlap but decide nothing.
     pub discounted: &'a [i64],
+    /// A multi-label project's labels, in order: votes are label sets, decided per label.
+    pub multi: Option<&'a [String]>,
 }
 
 impl Rule<'_> {
@@ -130,7 +147,63 @@ impl Rule<'_> {
         min_confidence: 0.0,
         max_overlap: 1,
         discounted: &[],
+        multi: None,
     };
+}
+
+/// Why a multi-label consensus failed: the first label (in project order) whose vote
+/// tied (`None`) or was too weak (its verdict).
+struct LabelDisagreement {
+    label: String,
+    verdict: Option<crate::consensus::Verdict>,
+}
+
+/// The per-label consensus of `votes` (each a set's canonical encoding): the set of
+/// labels each present by `scorer` on its yes/no votes, with the smallest per-label
+/// confidence and the scorer's method. Fails on the first label that ties or falls below
+/// `min_confidence`.
+fn multi_verdict(
+    scorer: &Scorer,
+    votes: &[Vote<'_>],
+    labels: &[String],
+    min_confidence: f64,
+) -> Result<crate::consensus::Verdict, LabelDisagreement> {
+    let sets: Vec<(i64, Vec<String>)> = votes
+        .iter()
+        .map(|v| (v.reviewer, crate::label::decode_set(v.label).unwrap_or_default()))
+        .collect();
+    let mut present = Vec::new();
+    let mut confidence = 1.0f64;
+    let mut method = "majority";
+    for label in labels {
+        let yes_no: Vec<Vote<'_>> = sets
+            .iter()
+            .map(|(r, set)| Vote {
+                reviewer: *r,
+                label: if set.contains(label) { "yes" } else { "no" },
+            })
+            .collect();
+        match scorer.verdict(&yes_no) {
+            Some(v) if v.confidence >= min_confidence => {
+                if v.label == "yes" {
+                    present.push(label.as_str());
+                }
+                confidence = confidence.min(v.confidence);
+                method = v.method;
+            }
+            verdict => {
+                return Err(LabelDisagreement {
+                    label: label.clone(),
+                    verdict,
+                });
+            }
+        }
+    }
+    Ok(crate::consensus::Verdict {
+        label: serde_json::to_string(&present).expect("a list of strings serialises"),
+        confidence,
+        method,
+    })
 }
 
 /// The next step for a task at `stage` and `tier` that needs `overlap` answers, after
@@ -153,7 +226,7 @@ pub fn after_answer(
                 reason: format!("escalated: {reason}"),
             };
         }
-        Answer::Label(_) => {}
+        Answer::Label(_) | Answer::Labels(_) => {}
     }
     let label = new.1.label().unwrap_or_default().to_string();
     match stage {
@@ -203,14 +276,38 @@ pub fn after_answer(
                 .filter(|(r, _)| !rule.discounted.contains(r))
                 .filter_map(|(r, a)| a.label().map(|l| Vote { reviewer: *r, label: l }))
                 .collect();
-            let verdict = rule.scorer.verdict(&votes);
             if votes.is_empty() && all.len() >= rule.max_overlap as usize {
                 return Next::Adjudicate {
                     tier: up,
                     reason: "every answer was too fast to count".into(),
                 };
             }
-            match verdict {
+            if let Some(labels) = rule.multi {
+                return match multi_verdict(rule.scorer, &votes, labels, rule.min_confidence) {
+                    Ok(v) => Next::Resolve {
+                        label: v.label,
+                        source: Source::Human,
+                        method: v.method,
+                        confidence: v.confidence,
+                    },
+                    _ if all.len() < rule.max_overlap as usize => Next::MoreReviewers,
+                    Err(d) => Next::Adjudicate {
+                        tier: up,
+                        reason: match d.verdict {
+                            None => format!("reviewers disagreed on '{}'", d.label),
+                            Some(v) => format!(
+                                "'{}' {} only {:.2} confident (needs {:.2}) after {} reviewers",
+                                d.label,
+                                if v.label == "yes" { "present" } else { "absent" },
+                                v.confidence,
+                                rule.min_confidence,
+                                all.len()
+                            ),
+                        },
+                    },
+                };
+            }
+            match rule.scorer.verdict(&votes) {
                 Some(v) if v.confidence >= rule.min_confidence => Next::Resolve {
                     label: v.label,
                     source: Source::Human,
@@ -299,6 +396,7 @@ mod tests {
             min_confidence: 0.7,
             max_overlap: 4,
             discounted: &[],
+            multi: None,
         };
         let run = |earlier: &[(i64, Answer)], new: Answer| after_answer(Stage::Review, 1, 2, earlier, (9, &new), &rule);
         assert_eq!(
@@ -322,6 +420,108 @@ mod tests {
             "at max_overlap without confidence: adjudicate"
         );
         assert!(matches!(run(&[(1, l("a"))], l("a")), Next::Resolve { .. }));
+    }
+
+    fn set(v: &[&str]) -> Answer {
+        Answer::Label(serde_json::to_string(v).unwrap())
+    }
+
+    const LABELS: &[&str] = &["hate", "spam", "violence"];
+
+    fn multi_rule<'a>(labels: &'a [String], scorer: &'a Scorer, min_confidence: f64, max_overlap: u8) -> Rule<'a> {
+        Rule {
+            scorer,
+            min_confidence,
+            max_overlap,
+            discounted: &[],
+            multi: Some(labels),
+        }
+    }
+
+    #[test]
+    fn multi_label_answers_are_decided_label_by_label() {
+        let labels: Vec<String> = LABELS.iter().map(|s| s.to_string()).collect();
+        let rule = multi_rule(&labels, &Scorer::Majority, 0.0, 2);
+        let run = |earlier: &[(i64, Answer)], new: Answer| after_answer(Stage::Review, 1, 2, earlier, (9, &new), &rule);
+        // Agreeing sets resolve to that set, in project order.
+        assert_eq!(
+            run(&[(1, set(&["hate", "violence"]))], set(&["hate", "violence"])),
+            Next::Resolve {
+                label: r#"["hate","violence"]"#.into(),
+                source: Source::Human,
+                method: "majority",
+                confidence: 1.0
+            }
+        );
+        // "None of these" twice is a resolution too: the empty set.
+        assert!(matches!(run(&[(1, set(&[]))], set(&[])), Next::Resolve { label, .. } if label == "[]"));
+        // Agree on hate, disagree on violence: adjudication naming violence.
+        assert_eq!(
+            run(&[(1, set(&["hate"]))], set(&["hate", "violence"])),
+            Next::Adjudicate {
+                tier: 2,
+                reason: "reviewers disagreed on 'violence'".into()
+            }
+        );
+        // With room under max_overlap, the same disagreement asks one more reviewer, whose
+        // vote settles violence 2 to 1 (confidence 2/3, the least sure label's).
+        let wide = multi_rule(&labels, &Scorer::Majority, 0.0, 3);
+        let n = after_answer(
+            Stage::Review,
+            1,
+            2,
+            &[(1, set(&["hate"]))],
+            (9, &set(&["hate", "violence"])),
+            &wide,
+        );
+        assert_eq!(n, Next::MoreReviewers);
+        let n = after_answer(
+            Stage::Review,
+            1,
+            3,
+            &[(1, set(&["hate"])), (2, set(&["hate", "violence"]))],
+            (9, &set(&["hate", "violence"])),
+            &wide,
+        );
+        assert!(
+            matches!(&n, Next::Resolve { label, confidence, .. } if label == r#"["hate","violence"]"# && (confidence - 2.0 / 3.0).abs() < 1e-12),
+            "{n:?}"
+        );
+        // A label below min_confidence at the cap is named with its side and share.
+        let strict = multi_rule(&labels, &Scorer::Majority, 0.9, 3);
+        let n = after_answer(
+            Stage::Review,
+            1,
+            3,
+            &[(1, set(&["hate"])), (2, set(&["hate", "spam"]))],
+            (9, &set(&["hate"])),
+            &strict,
+        );
+        assert!(
+            matches!(&n, Next::Adjudicate { reason, .. } if reason.starts_with("'spam' absent only 0.67 confident")),
+            "{n:?}"
+        );
+    }
+
+    #[test]
+    fn weighted_multi_label_votes_follow_each_reviewers_weight_per_label() {
+        let labels: Vec<String> = LABELS.iter().map(|s| s.to_string()).collect();
+        // Reviewer 1 is reliable (0.9), 9 is not (0.2): 1's set wins every label they
+        // disagree on.
+        let scorer = Scorer::Weighted([(1, 0.9), (9, 0.2)].into());
+        let rule = multi_rule(&labels, &scorer, 0.0, 2);
+        let n = after_answer(
+            Stage::Review,
+            1,
+            2,
+            &[(1, set(&["spam"]))],
+            (9, &set(&["hate", "spam"])),
+            &rule,
+        );
+        assert!(
+            matches!(&n, Next::Resolve { label, method: "weighted", confidence, .. } if label == r#"["spam"]"# && (confidence - 0.9 / 1.1).abs() < 1e-12),
+            "{n:?}"
+        );
     }
 
     #[test]

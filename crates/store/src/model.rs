@@ -1,6 +1,6 @@
 //! The records the store takes and gives. Times are epoch milliseconds.
 
-use flywheel_core::{Answer, Decision, Prediction, Stage};
+use flywheel_core::{Answer, Decision, LabelMode, Prediction, Stage};
 use serde::Serialize;
 
 use crate::Millis;
@@ -40,6 +40,9 @@ pub struct NewProject {
     /// The answer fields' schema as checked by `flywheel_core::fields::FieldSchema`
     /// (a JSON array; `[]` for none).
     pub answer_fields: serde_json::Value,
+    /// One label per answer, or a set of labels (stored as its canonical encoding, see
+    /// `flywheel_core::label`).
+    pub label_mode: LabelMode,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,6 +55,7 @@ pub struct Project {
     pub created_at: Millis,
     /// The answer fields' schema (a JSON array; `[]` for none).
     pub answer_fields: serde_json::Value,
+    pub label_mode: LabelMode,
 }
 
 /// One stored version of a project's policy: what it said, who stored it and when.
@@ -775,6 +779,7 @@ impl ImportedLabel {
     /// The resolution this label stands as: human, method `imported`.
     pub fn resolution(&self, now: Millis) -> Resolution {
         Resolution {
+            labels: None,
             label: self.label.clone(),
             source: flywheel_core::task::Source::Human,
             method: IMPORTED.into(),

@@ -50,6 +50,7 @@ async fn fixture(store: Arc<dyn Store>, dir: Option<tempfile::TempDir>) -> Fixtu
                 labels: vec!["ham".into(), "spam".into()],
                 policy: json!({"rules": []}),
                 answer_fields: json!([]),
+                label_mode: Default::default(),
             },
             "admin",
             1,
@@ -217,6 +218,8 @@ mod revocation;
 mod fatigue_cases;
 #[path = "conformance/fields.rs"]
 mod fields_cases;
+#[path = "conformance/multi.rs"]
+mod multi;
 #[path = "conformance/sla.rs"]
 mod sla;
 #[path = "conformance/storage.rs"]
@@ -229,6 +232,7 @@ mod suite {
     pub use super::exports::*;
     pub use super::fatigue_cases::*;
     pub use super::fields_cases::*;
+    pub use super::multi::*;
     pub use super::revocation::*;
     pub use super::sla::*;
     pub use super::webhook_cases::*;
@@ -310,6 +314,7 @@ mod suite {
                     labels: vec!["a".into(), "b".into()],
                     policy: json!({}),
                     answer_fields: json!([]),
+                    label_mode: Default::default(),
                 },
                 "admin",
                 2,
@@ -1513,4 +1518,5 @@ conformance!([
     answer_fields_are_checked_stored_and_resolved,
     undo_replaces_an_open_tasks_answer_within_the_window,
     an_amendment_after_resolution_reopens_adjudication,
+    multi_label_answers_are_checked_stored_and_decided_per_label,
 ]);

@@ -12,6 +12,27 @@ use super::decide::{ItemView, Route, RuleError, eval_rule};
 use super::spec::*;
 use crate::{LabelSet, Prediction, ValidationError};
 
+/// Refuses a multi-label project's rule that reads a single-label variable (naming what to
+/// read instead), and a single-label project's rule that reads a multi-label one.
+fn check_mode_variables(program: &Program, multi: bool) -> Result<(), String> {
+    let refs = program.references();
+    let reads = |v: &str| refs.has_variable(v) || refs.has_function(v);
+    if multi {
+        if let Some(v) = SINGLE_ONLY.iter().find(|v| reads(v)) {
+            return Err(format!(
+                "'{v}' is a single-label variable; in a multi-label project rules read scores, \
+                 labels_above(t), max_score and min_margin instead"
+            ));
+        }
+    } else if let Some(v) = MULTI_ONLY.iter().find(|v| reads(v)) {
+        return Err(format!(
+            "'{v}' is read only in a multi-label project (label_mode 'multi'); here rules read label, \
+             confidence, margin and entropy"
+        ));
+    }
+    Ok(())
+}
+
 /// Checks an origin: `http(s)://host[:port]`, nothing after.
 pub fn parse_origin(s: &str) -> Result<String, String> {
     let rest = s
@@ -68,6 +89,11 @@ pub struct Policy {
     /// The SLA settings per queue (`sla_seconds`, `sla_action`, `warn_before_seconds`).
     pub(super) slas: Arc<crate::sla::Slas>,
     pub(super) env: Arc<Env>,
+    /// The project is multi-label: auto decides the set of labels at or above their
+    /// thresholds, and rules read `max_score`, `min_margin`, `labels_above(t)`.
+    pub(super) multi: bool,
+    /// Some rule calls `labels_above` (the function is registered per item only then).
+    pub(super) uses_labels_above: bool,
     /// The variables some rule refers to (bit `i`: `VARIABLES[i]`): only those are built
     /// for each item — converting the payload to CEL values was most of a decision's
     /// policy time when no rule looked at it.
@@ -252,8 +278,15 @@ impl Policy {
             }
         }
         check_fatigue(spec.fatigue.as_ref(), spec.pacing.as_ref())?;
-        for q in spec.sla_action.keys() {
+        for (q, action) in &spec.sla_action {
             parse_queue(q).map_err(|m| ValidationError::new(format!("sla_action.{q}"), m))?;
+            if labels.is_multi() && *action == crate::sla::SlaAction::Auto {
+                return Err(ValidationError::new(
+                    format!("sla_action.{q}"),
+                    "sla_action 'auto' applies the model's top label; a multi-label project's SLA \
+                     escalates or does nothing",
+                ));
+            }
         }
         for q in spec.warn_before_seconds.keys() {
             parse_queue(q).map_err(|m| ValidationError::new(format!("warn_before_seconds.{q}"), m))?;
@@ -274,6 +307,8 @@ impl Policy {
             }
             let program = compile_when(&env, &r.when)
                 .map_err(|m| ValidationError::new(at("when"), format!("rule '{name}': {m}")))?;
+            check_mode_variables(&program, labels.is_multi())
+                .map_err(|m| ValidationError::new(at("when"), format!("rule '{name}': {m}")))?;
             let action = match r.action {
                 Action::Auto => {
                     for (f, set) in [
@@ -292,6 +327,15 @@ impl Policy {
                     }
                     let label = match &r.label {
                         None => None,
+                        Some(_) if labels.is_multi() => {
+                            return Err(ValidationError::new(
+                                at("label"),
+                                format!(
+                                    "rule '{name}': an auto rule of a multi-label project has no label: it decides \
+                                     the labels whose scores are at or above their thresholds"
+                                ),
+                            ));
+                        }
                         Some(l) => Some(
                             labels
                                 .answer(&at("label"), l)
@@ -363,12 +407,17 @@ impl Policy {
                 .filter(|(_, v)| refs.has_variable(v))
                 .fold(bits, |bits, (i, _)| bits | 1 << i)
         });
+        let uses_labels_above = rules
+            .iter()
+            .any(|r| r.program.references().has_function("labels_above"));
         let policy = Self {
             spec,
             rules,
             audit_route,
             slas,
             env,
+            multi: labels.is_multi(),
+            uses_labels_above,
             used,
         };
         policy.dry_run(labels)?;

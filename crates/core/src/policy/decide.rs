@@ -3,6 +3,7 @@
 //! is review in `default`. Builds only the CEL variables some rule reads. Never fails: a
 //! rule that cannot be evaluated on an item does not hold, and says why in the reasons.
 
+use cel::extractors::Arguments;
 use cel::{Context, Value};
 use serde::{Deserialize, Serialize};
 
@@ -174,6 +175,20 @@ impl Policy {
             // known to be new, so a rule routing novel content never fires on it.
             ctx.add_variable_from_value("novelty", p.and_then(|p| p.novelty).unwrap_or(0.0));
         }
+        if uses("max_score") {
+            let max = p.map_or(0.0, |p| p.scores.iter().map(|(_, s)| *s).fold(0.0, f64::max));
+            ctx.add_variable_from_value("max_score", max);
+        }
+        if uses("min_margin") {
+            ctx.add_variable_from_value("min_margin", p.map_or(0.0, |p| min_margin(p, item.thresholds)));
+        }
+        if self.multi && self.uses_labels_above {
+            let scores = p.map(|p| p.scores.clone()).unwrap_or_default();
+            // Registering cannot fail: `labels_above` is no overload of the standard library.
+            let _ = ctx.add_function("labels_above", move |Arguments(args): Arguments| {
+                labels_above(&scores, &args)
+            });
+        }
         if uses("has_prediction") {
             ctx.add_variable_from_value("has_prediction", p.is_some());
         }
@@ -222,6 +237,7 @@ impl Policy {
                 RuleAction::Auto { label } => {
                     let label = match (label, item.prediction) {
                         (Some(l), _) => l.clone(),
+                        (None, Some(p)) if self.multi => auto_set(p, item.thresholds),
                         (None, Some(p)) => p.top().0.to_string(),
                         (None, None) => {
                             reasons.push(format!(
@@ -259,6 +275,54 @@ impl Policy {
     }
 }
 
+/// A label's threshold in a multi-label project: its calibrated one when there is one,
+/// else 0.5.
+fn threshold(thresholds: Option<&std::collections::HashMap<String, f64>>, label: &str) -> f64 {
+    thresholds.and_then(|t| t.get(label)).copied().unwrap_or(0.5)
+}
+
+/// A multi-label auto decision: the set of labels whose score is at or above the label's
+/// threshold, canonically encoded (see [`crate::label`]).
+fn auto_set(p: &Prediction, thresholds: Option<&std::collections::HashMap<String, f64>>) -> String {
+    let set: Vec<&str> = p
+        .scores
+        .iter()
+        .filter(|(l, s)| *s >= threshold(thresholds, l))
+        .map(|(l, _)| l.as_str())
+        .collect();
+    serde_json::to_string(&set).expect("a list of strings serialises")
+}
+
+/// `min_margin`: the smallest distance of a label's score to its threshold (the
+/// calibrated one, else 0.5) — how close the least clear label is to flipping.
+fn min_margin(p: &Prediction, thresholds: Option<&std::collections::HashMap<String, f64>>) -> f64 {
+    p.scores
+        .iter()
+        .map(|(l, s)| (s - threshold(thresholds, l)).abs())
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// `labels_above(t)`: the labels whose score is at least `t` (a number), in project order.
+fn labels_above(scores: &[(String, f64)], args: &[Value]) -> Result<Value, cel::ExecutionError> {
+    let t = match args {
+        [Value::Float(t)] => *t,
+        [Value::Int(t)] => *t as f64,
+        [Value::UInt(t)] => *t as f64,
+        _ => {
+            return Err(cel::ExecutionError::function_error(
+                "labels_above",
+                "labels_above takes one number, the score threshold",
+            ));
+        }
+    };
+    Ok(scores
+        .iter()
+        .filter(|(_, s)| *s >= t)
+        .map(|(l, _)| l.clone())
+        .collect::<Vec<String>>()
+        .into())
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(super) enum RuleError {
     #[error("{0}")]
@@ -285,6 +349,161 @@ mod tests {
 
     use super::super::fixtures::{example, labels, pred};
     use super::*;
+
+    fn multi_labels() -> crate::LabelSet {
+        crate::LabelSet::parse(&["hate".into(), "spam".into(), "violence".into()])
+            .unwrap()
+            .with_mode(crate::LabelMode::Multi)
+    }
+
+    fn multi_pred(hate: f64, spam: f64, violence: f64) -> Prediction {
+        Prediction {
+            model: "m".into(),
+            version: None,
+            scores: vec![
+                ("hate".into(), hate),
+                ("spam".into(), spam),
+                ("violence".into(), violence),
+            ],
+            novelty: None,
+        }
+    }
+
+    fn multi_decide(
+        policy: &Policy,
+        p: Prediction,
+        thresholds: Option<&std::collections::HashMap<String, f64>>,
+    ) -> Decision {
+        let (payload, attributes) = (json!({}), json!({}));
+        policy.decide(
+            &ItemView {
+                payload: &payload,
+                attributes: &attributes,
+                prediction: Some(&p),
+                thresholds,
+            },
+            1,
+            0.99,
+        )
+    }
+
+    #[test]
+    fn multi_label_rules_read_labels_above_max_score_and_min_margin() {
+        let policy = Policy::from_json(
+            &json!({"rules": [
+                {"name": "two", "when": "size(labels_above(0.5)) >= 2", "action": "review", "queue": "multi", "overlap": 2},
+                {"name": "violent", "when": "'violence' in labels_above(0.7) && scores.violence < 0.9", "action": "review", "queue": "violence"},
+                {"name": "clear", "when": "min_margin >= 0.4", "action": "auto"},
+                {"name": "quiet", "when": "max_score < 0.2", "action": "auto"}]}),
+            &multi_labels(),
+        )
+        .unwrap();
+        let rule = |p| multi_decide(&policy, p, None).rule;
+        assert_eq!(
+            rule(multi_pred(0.9, 0.8, 0.1)),
+            "two",
+            "independent scores, two above 0.5"
+        );
+        assert_eq!(rule(multi_pred(0.05, 0.05, 0.75)), "violent");
+        // Every score at least 0.4 from 0.5: auto, the set of labels at or above 0.5.
+        let d = multi_decide(&policy, multi_pred(0.95, 0.05, 0.02), None);
+        assert_eq!(
+            (d.rule.as_str(), &d.outcome),
+            (
+                "clear",
+                &Outcome::Auto {
+                    label: r#"["hate"]"#.into()
+                }
+            )
+        );
+        // Nothing scores: auto with the empty set (0.35 from 0.5 is not clear).
+        let d = multi_decide(&policy, multi_pred(0.15, 0.1, 0.12), None);
+        assert_eq!(
+            (d.rule.as_str(), &d.outcome),
+            ("quiet", &Outcome::Auto { label: "[]".into() })
+        );
+        // With a calibrated threshold of 0.97 for hate, 0.95 is 0.02 from flipping.
+        let t = std::collections::HashMap::from([("hate".to_string(), 0.97)]);
+        assert_eq!(
+            multi_decide(&policy, multi_pred(0.95, 0.05, 0.02), Some(&t)).rule,
+            "default"
+        );
+    }
+
+    #[test]
+    fn per_label_thresholds_decide_the_auto_set() {
+        let policy = Policy::from_json(
+            &json!({"rules": [{"name": "all", "when": "true", "action": "auto"}]}),
+            &multi_labels(),
+        )
+        .unwrap();
+        // hate 0.92 clears its 0.9, spam 0.6 misses its 0.7, violence 0.55 clears the default 0.5.
+        let t = std::collections::HashMap::from([("hate".to_string(), 0.9), ("spam".to_string(), 0.7)]);
+        assert_eq!(
+            multi_decide(&policy, multi_pred(0.92, 0.6, 0.55), Some(&t)).outcome,
+            Outcome::Auto {
+                label: r#"["hate","violence"]"#.into()
+            }
+        );
+        assert_eq!(
+            multi_decide(&policy, multi_pred(0.92, 0.6, 0.55), None).outcome,
+            Outcome::Auto {
+                label: r#"["hate","spam","violence"]"#.into()
+            }
+        );
+    }
+
+    #[test]
+    fn single_and_multi_label_variables_are_kept_apart() {
+        let err = |labels: &crate::LabelSet, rule: serde_json::Value| {
+            Policy::from_json(&json!({"rules": [rule]}), labels).unwrap_err()
+        };
+        let e = err(
+            &multi_labels(),
+            json!({"name": "c", "when": "confidence >= 0.9", "action": "auto"}),
+        );
+        assert_eq!(e.field, "rules[0].when");
+        assert!(
+            e.message.contains("'confidence'") && e.message.contains("max_score"),
+            "{}",
+            e.message
+        );
+        let e = err(
+            &multi_labels(),
+            json!({"name": "m", "when": "margin > 0.1", "action": "auto"}),
+        );
+        assert_eq!(e.field, "rules[0].when");
+        let e = err(
+            &labels(),
+            json!({"name": "a", "when": "size(labels_above(0.5)) > 0", "action": "auto"}),
+        );
+        assert_eq!(e.field, "rules[0].when");
+        assert!(e.message.contains("multi-label"), "{}", e.message);
+        let e = err(
+            &labels(),
+            json!({"name": "a", "when": "max_score > 0.5", "action": "auto"}),
+        );
+        assert_eq!(e.field, "rules[0].when");
+        // An auto rule's fixed label has no meaning when the answer is a set.
+        let e = err(
+            &multi_labels(),
+            json!({"name": "a", "when": "true", "action": "auto", "label": "hate"}),
+        );
+        assert_eq!(e.field, "rules[0].label");
+        // labels_above takes a number.
+        let e = err(
+            &multi_labels(),
+            json!({"name": "a", "when": "size(labels_above('x')) > 0", "action": "auto"}),
+        );
+        assert_eq!(e.field, "rules[0].when");
+        // The SLA's auto action (the top label) is refused too.
+        let e = Policy::from_json(
+            &json!({"rules": [], "sla_seconds": {"default": 60}, "sla_action": {"default": "auto"}}),
+            &multi_labels(),
+        )
+        .unwrap_err();
+        assert_eq!(e.field, "sla_action.default");
+    }
 
     #[test]
     fn decisions_read_back_as_written() {

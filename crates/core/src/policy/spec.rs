@@ -17,7 +17,17 @@ pub const VARIABLES: &[&str] = &[
     "model",
     "has_prediction",
     "novelty",
+    "max_score",
+    "min_margin",
 ];
+
+/// The variables a multi-label project's rules may not read (one label with a
+/// distribution's confidence makes no sense for independent scores), and what to read
+/// instead.
+pub const SINGLE_ONLY: &[&str] = &["label", "confidence", "margin", "entropy"];
+
+/// The variables and functions only a multi-label project's rules read.
+pub const MULTI_ONLY: &[&str] = &["max_score", "min_margin", "labels_above"];
 
 pub const MAX_RULES: usize = 200;
 pub const MAX_TIER: u8 = 9;

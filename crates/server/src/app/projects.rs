@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use flywheel_core::fields::FieldSchema;
 use flywheel_core::policy::parse_queue;
-use flywheel_core::{LabelSet, Policy};
+use flywheel_core::{LabelMode, LabelSet, Policy};
 use flywheel_store::{NewProject, PolicyVersion, Project};
 use serde_json::Value;
 
@@ -27,16 +27,18 @@ pub async fn create(
     policy: Value,
     actor: &str,
 ) -> Result<CreatedProject, AppError> {
-    create_with_fields(s, name, labels, policy, &Value::Null, actor).await
+    create_with_fields(s, name, labels, LabelMode::Single, policy, &Value::Null, actor).await
 }
 
-/// Creates a project after checking its name, labels, policy and `answer_fields` (the
-/// declared fields of an answer; `null` for none: see `flywheel_core::fields`).
+/// Creates a project after checking its name, labels (one per answer, or a set of them in
+/// `mode` multi), policy and `answer_fields` (the declared fields of an answer; `null` for
+/// none: see `flywheel_core::fields`).
 #[tracing::instrument(level = "debug", skip(s, labels, policy, answer_fields, actor))]
 pub async fn create_with_fields(
     s: &AppState,
     name: &str,
     labels: &[String],
+    mode: LabelMode,
     policy: Value,
     answer_fields: &Value,
     actor: &str,
@@ -49,7 +51,7 @@ pub async fn create_with_fields(
         .enumerate()
         .map(|(i, l)| flywheel_core::name::normalise(&format!("labels[{i}]"), l))
         .collect::<Result<Vec<_>, _>>()?;
-    let labels = LabelSet::parse(&labels)?;
+    let labels = LabelSet::parse(&labels)?.with_mode(mode);
     Policy::from_json(&policy, &labels).map_err(|e| AppError::from(e.within("policy")))?;
     let fields = FieldSchema::parse(answer_fields, &labels)?;
     let project = s
@@ -60,6 +62,7 @@ pub async fn create_with_fields(
                 labels: labels.names(),
                 policy,
                 answer_fields: fields.to_json(),
+                label_mode: mode,
             },
             actor,
             s.now(),

@@ -120,7 +120,8 @@ pub struct ProjectRuntime {
 impl ProjectRuntime {
     pub fn from_project(p: Project) -> Result<Self, AppError> {
         let labels = LabelSet::parse(&p.labels)
-            .map_err(|e| AppError::Internal(format!("stored labels of '{}' do not parse: {e}", p.name)))?;
+            .map_err(|e| AppError::Internal(format!("stored labels of '{}' do not parse: {e}", p.name)))?
+            .with_mode(p.label_mode);
         let policy = Policy::from_json(&p.policy, &labels)
             .map_err(|e| AppError::Internal(format!("stored policy of '{}' does not compile: {e}", p.name)))?;
         let fields = FieldSchema::parse(&p.answer_fields, &labels)
@@ -184,7 +185,9 @@ impl AppState {
     /// Dawid–Skene the latest fit (a refit starts in the background when it is stale).
     pub fn judging(self: &Arc<Self>, p: &ProjectRuntime) -> Judging {
         let consensus = p.policy.consensus();
-        let ds_model = if consensus.method == ConsensusMethod::DawidSkene {
+        // Dawid–Skene is fitted over single labels: a multi-label project is judged by
+        // per-label majority instead (`Judging::multi`), so no fit is made for it.
+        let ds_model = if consensus.method == ConsensusMethod::DawidSkene && !p.labels.is_multi() {
             self.ds_model(p.id)
         } else {
             None
@@ -196,6 +199,7 @@ impl AppState {
             pacing: p.policy.pacing(),
             slas: p.policy.slas().clone(),
             fields: p.fields.clone(),
+            multi: p.labels.is_multi().then(|| p.labels.names().into()),
         }
     }
 

@@ -167,9 +167,16 @@ pub struct ReviewIn {
     /// The client's idempotency key for this answer (1 to 128 characters), per task: a
     /// retry sends the same `review_id` to the same task.
     pub review_id: String,
-    /// Exactly one of `label`, `escalate`, `skip`.
+    /// Exactly one of `label`, `labels`, `escalate`, `skip`. `label`: a single-label
+    /// project's answer (in a multi-label project a 422 naming `label`).
     #[serde(default)]
     pub label: Option<String>,
+    /// A multi-label project's answer: the set of labels present, each a label of the
+    /// project, none twice (`[]`: none of these). A 422 names `labels[i]` for an unknown or
+    /// repeated label, and `labels` in a single-label project.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub labels: Option<Vec<String>>,
     #[serde(default)]
     pub escalate: Option<ReasonIn>,
     #[serde(default)]
@@ -238,20 +245,32 @@ pub async fn answer(s: &Arc<AppState>, r: &Reviewer, task_id: i64, body: ReviewI
         taxonomy.extend(p.policy.workbench().failure_categories);
         projects.insert(p.id, p);
     }
-    let answer = match (body.label, body.escalate, body.skip) {
-        (Some(l), None, None) => Answer::Label(l),
-        (None, Some(e), None) => {
+    let answer = match (body.label, body.labels, body.escalate, body.skip) {
+        (Some(l), None, None, None) => Answer::Label(l),
+        (None, Some(set), None, None) => {
+            if set.len() > 100 {
+                return Err(AppError::invalid("labels", "an answer names at most 100 labels"));
+            }
+            Answer::Labels(set)
+        }
+        (None, None, Some(e), None) => {
             text_field("escalate.reason", &e.reason, 1, 2000)?;
             Answer::Escalate { reason: e.reason }
         }
-        (None, None, Some(k)) => {
+        (None, None, None, Some(k)) => {
             text_field("skip.reason", &k.reason, 0, 2000)?;
             Answer::Skip { reason: k.reason }
+        }
+        (None, Some(_), _, _) => {
+            return Err(AppError::invalid(
+                "labels",
+                "give exactly one of label, labels, escalate or skip",
+            ));
         }
         _ => {
             return Err(AppError::invalid(
                 "label",
-                "give exactly one of label, escalate or skip",
+                "give exactly one of label, labels, escalate or skip",
             ));
         }
     };

@@ -28,11 +28,21 @@ pub async fn create_project(
 ) -> Result<(StatusCode, Json<ProjectCreated>), ApiError> {
     caller.require_admin()?;
     let fields = body.answer_fields.unwrap_or(serde_json::Value::Null);
-    let created =
-        projects::create_with_fields(&s, &body.name, &body.labels, body.policy, &fields, &caller.actor()).await?;
+    let mode = body.label_mode.into();
+    let created = projects::create_with_fields(
+        &s,
+        &body.name,
+        &body.labels,
+        mode,
+        body.policy,
+        &fields,
+        &caller.actor(),
+    )
+    .await?;
     let out = ProjectCreated {
         name: created.name,
         labels: created.labels,
+        label_mode: mode.into(),
         policy_version: created.policy_version,
     };
     Ok((StatusCode::CREATED, Json(out)))
@@ -50,6 +60,7 @@ pub async fn get_project(
     Ok(Json(ProjectOut {
         name: p.name.clone(),
         labels: p.labels.names(),
+        label_mode: p.labels.mode().into(),
         policy: p.policy_json.clone(),
         policy_version: p.policy_version,
         answer_fields: p.fields.to_json(),

@@ -26,6 +26,11 @@ pub struct CreateProject {
     pub name: String,
     /// 2 to 100 labels; their order is the order of the reviewer's buttons.
     pub labels: Vec<String>,
+    /// `single` (default): an answer is one label, scores a distribution. `multi`: an
+    /// answer is a set of labels (`labels: [..]`, possibly empty), scores independent per
+    /// label, consensus and auto decisions per label.
+    #[serde(default)]
+    pub label_mode: LabelModeDto,
     /// The policy (see `PUT /v1/projects/{project}/policy`).
     #[schema(value_type = Object)]
     pub policy: Value,
@@ -67,10 +72,38 @@ pub struct AnswerFieldSpec {
     pub when_labels: Option<Vec<String>>,
 }
 
+/// Whether an answer is one label or a set of labels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LabelModeDto {
+    #[default]
+    Single,
+    Multi,
+}
+
+impl From<LabelModeDto> for flywheel_core::LabelMode {
+    fn from(m: LabelModeDto) -> Self {
+        match m {
+            LabelModeDto::Single => Self::Single,
+            LabelModeDto::Multi => Self::Multi,
+        }
+    }
+}
+
+impl From<flywheel_core::LabelMode> for LabelModeDto {
+    fn from(m: flywheel_core::LabelMode) -> Self {
+        match m {
+            flywheel_core::LabelMode::Single => Self::Single,
+            flywheel_core::LabelMode::Multi => Self::Multi,
+        }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectCreated {
     pub name: String,
     pub labels: Vec<String>,
+    pub label_mode: LabelModeDto,
     pub policy_version: u32,
 }
 
@@ -78,6 +111,7 @@ pub struct ProjectCreated {
 pub struct ProjectOut {
     pub name: String,
     pub labels: Vec<String>,
+    pub label_mode: LabelModeDto,
     #[schema(value_type = Object)]
     pub policy: Value,
     pub policy_version: u32,
@@ -196,8 +230,14 @@ pub struct DecisionOut {
     pub item_id: i64,
     /// `auto` or `review`.
     pub outcome: String,
+    /// An auto decision's label; in a multi-label project the set's canonical encoding
+    /// (the JSON array of its labels in project order, as text): read `labels` there.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub label: Option<String>,
+    /// A multi-label project's auto decision: the labels whose scores are at or above
+    /// their thresholds (calibrated per label, else 0.5), in project order.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<RouteOut>,
     /// For a sampled auto decision: where its audit task went.
@@ -324,7 +364,13 @@ pub struct AmendOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ResolutionOut {
+    /// The label; in a multi-label project the set's canonical encoding (the JSON array
+    /// of its labels in project order, as text): read `labels` there.
     pub label: String,
+    /// A multi-label project's resolution: the labels present, in project order (`[]`:
+    /// none of these); absent in a single-label project.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
     /// `auto`, `human` or `adjudicated`.
     pub source: String,
     pub method: String,
@@ -337,7 +383,13 @@ pub struct ResolutionOut {
 pub struct LabelOut {
     pub cursor: i64,
     pub external_id: String,
-    pub label: String,
+    /// A single-label project's label (absent in a multi-label project).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// A multi-label project's resolution: the labels present, in project order (`[]`:
+    /// none of these); absent in a single-label project.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
     /// `auto`, `human` or `adjudicated`.
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -36,7 +36,8 @@ pub async fn labels(
             .map(|l| LabelOut {
                 cursor: l.cursor,
                 external_id: l.external_id,
-                label: l.label,
+                label: (!p.labels.is_multi()).then(|| l.label.clone()),
+                labels: p.labels.is_multi().then(|| label_set(&l.label)),
                 source: l.source,
                 model: l.model,
                 model_version: l.model_version,
@@ -49,6 +50,13 @@ pub async fn labels(
             .collect(),
         next_cursor,
     }))
+}
+
+/// A multi-label project's stored answer (its canonical encoding) as the list of its
+/// labels; the store writes only encodings core made, so one that does not decode is a
+/// bug shown as an empty set rather than a failed page.
+pub(super) fn label_set(stored: &str) -> Vec<String> {
+    flywheel_core::label::decode_set(stored).unwrap_or_default()
 }
 
 pub(super) fn event_out(e: EventRecord) -> EventOut {

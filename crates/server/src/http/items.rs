@@ -37,7 +37,7 @@ pub async fn submit(
     Ok(Json(SubmitResponse {
         decisions: out
             .into_iter()
-            .map(|d| decision_out(d.external_id, d.item_id, d.decision, d.duplicate))
+            .map(|d| decision_out(d.external_id, d.item_id, d.decision, d.duplicate, p.labels.is_multi()))
             .collect(),
     }))
 }
@@ -53,7 +53,13 @@ fn route_out(r: Route) -> RouteOut {
     }
 }
 
-pub(super) fn decision_out(external_id: String, item_id: i64, d: Decision, duplicate: bool) -> DecisionOut {
+pub(super) fn decision_out(
+    external_id: String,
+    item_id: i64,
+    d: Decision,
+    duplicate: bool,
+    multi: bool,
+) -> DecisionOut {
     let (outcome, label, route) = match d.outcome {
         Outcome::Auto { label } => ("auto", Some(label), None),
         Outcome::Review { route } => ("review", None, Some(route_out(route))),
@@ -62,6 +68,7 @@ pub(super) fn decision_out(external_id: String, item_id: i64, d: Decision, dupli
         external_id,
         item_id,
         outcome: outcome.into(),
+        labels: label.as_deref().filter(|_| multi).map(super::feeds::label_set),
         label,
         route,
         audit: d.audit.map(route_out),
@@ -72,8 +79,11 @@ pub(super) fn decision_out(external_id: String, item_id: i64, d: Decision, dupli
     }
 }
 
-pub(super) fn resolution_out(r: Resolution) -> ResolutionOut {
+/// A resolution as the API shows it; `multi`: the project is multi-label (a reviewer's
+/// resolution says so itself, by carrying its set).
+pub(super) fn resolution_out(r: Resolution, multi: bool) -> ResolutionOut {
     ResolutionOut {
+        labels: r.labels.or_else(|| multi.then(|| super::feeds::label_set(&r.label))),
         label: r.label,
         source: r.source.as_str().into(),
         method: r.method,
@@ -104,7 +114,13 @@ pub async fn detail(
             prediction: d.prediction.map(|p| serde_json::to_value(p).unwrap_or(Value::Null)),
             created_at: ts(d.created_at),
         },
-        decisions: vec![decision_out(d.external_id, d.item_id, d.decision, false)],
+        decisions: vec![decision_out(
+            d.external_id,
+            d.item_id,
+            d.decision,
+            false,
+            p.labels.is_multi(),
+        )],
         tasks: d
             .tasks
             .into_iter()
@@ -124,7 +140,7 @@ pub async fn detail(
             })
             .collect(),
         reviews: d.reviews.into_iter().map(review_record_out).collect(),
-        resolution: d.resolution.map(resolution_out),
+        resolution: d.resolution.map(|r| resolution_out(r, p.labels.is_multi())),
         events: d.events.into_iter().map(super::feeds::event_out).collect(),
     }))
 }

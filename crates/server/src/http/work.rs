@@ -144,7 +144,7 @@ pub async fn review(
     Ok(Json(ReviewOut {
         review_id: out.result.review_id,
         outcome: out.result.outcome,
-        resolution: out.result.resolution.map(super::items::resolution_out),
+        resolution: out.result.resolution.map(|r| super::items::resolution_out(r, false)),
         next,
         next_error,
     }))

@@ -21,6 +21,7 @@ mod hardening2;
 mod items;
 mod learning;
 mod metrics;
+mod multi;
 mod novelty;
 mod policy;
 mod quality;

@@ -122,14 +122,15 @@ pub(super) async fn create_project(
     }
     let policy = new.policy.to_string();
     let id: i64 = sqlx::query_scalar(
-        "INSERT INTO projects (name, labels, policy, policy_version, created_at, answer_fields)
-         VALUES ($1, $2::jsonb, $3::jsonb, 1, $4, $5::jsonb) RETURNING id",
+        "INSERT INTO projects (name, labels, policy, policy_version, created_at, answer_fields, label_mode)
+         VALUES ($1, $2::jsonb, $3::jsonb, 1, $4, $5::jsonb, $6) RETURNING id",
     )
     .bind(&new.name)
     .bind(serde_json::to_string(&new.labels)?)
     .bind(&policy)
     .bind(now)
     .bind(new.answer_fields.to_string())
+    .bind(new.label_mode.as_str())
     .fetch_one(&mut *c)
     .await?;
     sqlx::query(
@@ -153,6 +154,7 @@ pub(super) async fn create_project(
             labels: new.labels.clone(),
             policy_version: 1,
             policy: new.policy.clone(),
+            label_mode: new.label_mode,
         }),
     )
     .await?;
@@ -165,17 +167,23 @@ pub(super) async fn create_project(
         policy_version: 1,
         created_at: now,
         answer_fields: new.answer_fields,
+        label_mode: new.label_mode,
     })
 }
 
+/// A `projects` row: id, name, labels, policy, policy version, created at, answer fields,
+/// label mode.
+type ProjectRow = (i64, String, String, String, i32, i64, String, String);
+
 pub(super) async fn project(c: &mut PgConnection, name: &str) -> TxResult<Option<Project>> {
-    let row: Option<(i64, String, String, String, i32, i64, String)> = sqlx::query_as(
-        "SELECT id, name, labels::text, policy::text, policy_version, created_at, answer_fields::text FROM projects WHERE name = $1",
+    let row: Option<ProjectRow> = sqlx::query_as(
+        "SELECT id, name, labels::text, policy::text, policy_version, created_at, answer_fields::text, label_mode
+         FROM projects WHERE name = $1",
     )
     .bind(name)
     .fetch_optional(&mut *c)
     .await?;
-    row.map(|(id, name, labels, policy, version, created_at, answer_fields)| {
+    row.map(|(id, name, labels, policy, version, created_at, answer_fields, mode)| {
         Ok(Project {
             id,
             name,
@@ -184,6 +192,7 @@ pub(super) async fn project(c: &mut PgConnection, name: &str) -> TxResult<Option
             policy_version: version as u32,
             created_at,
             answer_fields: parse(&answer_fields)?,
+            label_mode: flywheel_core::LabelMode::parse(&mode).map_err(|e| StoreError::Backend(e.message))?,
         })
     })
     .transpose()

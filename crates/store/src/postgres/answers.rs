@@ -46,13 +46,22 @@ pub(super) async fn submit_review(
     }
     let (item_id, granted_at) = answering_lease(c, r, now).await?;
     let judging = r.judging.get(&project_id).cloned().unwrap_or_default();
-    if let Answer::Label(_) = r.answer {
+    // A label answer is checked against the project's labels and mode; a multi-label one
+    // is judged and stored as its canonical encoding.
+    let checked;
+    let r = if matches!(r.answer, Answer::Label(_) | Answer::Labels(_)) {
         let labels: String = sqlx::query_scalar("SELECT labels::text FROM projects WHERE id = $1")
             .bind(project_id)
             .fetch_one(&mut *c)
             .await?;
-        review::check_answer(&parse::<Vec<String>>(&labels)?, &r.answer)?;
-    }
+        checked = NewReview {
+            answer: review::check_answer(&parse::<Vec<String>>(&labels)?, &judging, r.answer.clone())?,
+            ..r.clone()
+        };
+        &checked
+    } else {
+        r
+    };
     let fields = review::check_fields(&judging, &r.answer, r.fields.as_ref())?;
     let a = r.answering(granted_at, now, &judging, &fields);
     let at = On {
@@ -384,6 +393,9 @@ async fn record_review(
     let (label, reason) = match &r.answer {
         Answer::Label(l) => (Some(l.as_str()), None),
         Answer::Escalate { reason } | Answer::Skip { reason } => (None, Some(reason.as_str())),
+        Answer::Labels(_) => {
+            return Err(StoreError::Backend("a multi-label answer reached the store unchecked".into()).into());
+        }
     };
     sqlx::query(
         "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, label, reason, failure_category, note,

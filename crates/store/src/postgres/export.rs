@@ -183,6 +183,7 @@ pub(super) async fn import_labels(
             now,
             actor,
             &Event::ItemResolved(ev::ItemResolved {
+                labels: None,
                 label: resolution.label,
                 previous,
                 source: resolution.source,

@@ -242,6 +242,7 @@ impl SubmitColumns {
         let resolution = auto_label
             .map(|l| {
                 serde_json::to_string(&Resolution {
+                    labels: None,
                     label: l.clone(),
                     source: Source::Auto,
                     method: format!("rule:{}", d.rule),

@@ -88,6 +88,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "perf", include_str!("../../migrations/postgres/0009_perf.sql")),
     (10, "fields", include_str!("../../migrations/postgres/0010_fields.sql")),
     (11, "amend", include_str!("../../migrations/postgres/0011_amend.sql")),
+    (
+        12,
+        "label_mode",
+        include_str!("../../migrations/postgres/0012_label_mode.sql"),
+    ),
 ];
 
 /// Retries of a transaction that lost a race (deadlock, serialization failure, a unique

@@ -115,8 +115,16 @@ pub(super) fn create_project(c: &Connection, new: NewProject, actor: &str, now: 
     let labels = serde_json::to_string(&new.labels)?;
     let policy = new.policy.to_string();
     c.execute(
-        "INSERT INTO projects (name, labels, policy, policy_version, created_at, answer_fields) VALUES (?1, ?2, ?3, 1, ?4, ?5)",
-        params![new.name, labels, policy, now, new.answer_fields.to_string()],
+        "INSERT INTO projects (name, labels, policy, policy_version, created_at, answer_fields, label_mode)
+         VALUES (?1, ?2, ?3, 1, ?4, ?5, ?6)",
+        params![
+            new.name,
+            labels,
+            policy,
+            now,
+            new.answer_fields.to_string(),
+            new.label_mode.as_str()
+        ],
     )?;
     let id = c.last_insert_rowid();
     c.execute(
@@ -135,6 +143,7 @@ pub(super) fn create_project(c: &Connection, new: NewProject, actor: &str, now: 
             labels: new.labels.clone(),
             policy_version: 1,
             policy: new.policy.clone(),
+            label_mode: new.label_mode,
         }),
     )?;
     Ok(Project {
@@ -145,12 +154,13 @@ pub(super) fn create_project(c: &Connection, new: NewProject, actor: &str, now: 
         policy_version: 1,
         created_at: now,
         answer_fields: new.answer_fields,
+        label_mode: new.label_mode,
     })
 }
 
 pub(super) fn project(c: &Connection, name: &str) -> Result<Option<Project>> {
     c.prepare_cached(
-        "SELECT id, name, labels, policy, policy_version, created_at, answer_fields FROM projects WHERE name = ?1",
+        "SELECT id, name, labels, policy, policy_version, created_at, answer_fields, label_mode FROM projects WHERE name = ?1",
     )?
     .query_row([name], |r| {
         Ok(Project {
@@ -161,6 +171,7 @@ pub(super) fn project(c: &Connection, name: &str) -> Result<Option<Project>> {
             policy_version: r.get(4)?,
             created_at: r.get(5)?,
             answer_fields: json_col(r, 6)?,
+            label_mode: flywheel_core::LabelMode::parse(&r.get::<_, String>(7)?).unwrap_or_default(),
         })
     })
     .optional()

@@ -25,11 +25,14 @@ pub(super) fn submit_review(c: &Connection, r: NewReview, now: Millis) -> Result
     let (project_id, item_id) = (lease.project_id, lease.item_id);
     let judging = r.judging.get(&project_id).cloned().unwrap_or_default();
     let task = task_state(c, r.task_id, project_id)?;
-    if let Answer::Label(_) = r.answer {
+    // A label answer is checked against the project's labels and mode; a multi-label one
+    // is judged and stored as its canonical encoding.
+    let mut r = r;
+    if matches!(r.answer, Answer::Label(_) | Answer::Labels(_)) {
         let labels: String = c
             .prepare_cached("SELECT labels FROM projects WHERE id = ?1")?
             .query_row([project_id], |row| row.get(0))?;
-        review::check_answer(&serde_json::from_str::<Vec<String>>(&labels)?, &r.answer)?;
+        r.answer = review::check_answer(&serde_json::from_str::<Vec<String>>(&labels)?, &judging, r.answer)?;
     }
     let fields = review::check_fields(&judging, &r.answer, r.fields.as_ref())?;
     let a = r.answering(lease.granted_at, now, &judging, &fields);
@@ -360,6 +363,11 @@ fn record_review(
     let (label, reason) = match &r.answer {
         Answer::Label(l) => (Some(l.as_str()), None),
         Answer::Escalate { reason } | Answer::Skip { reason } => (None, Some(reason.as_str())),
+        Answer::Labels(_) => {
+            return Err(StoreError::Backend(
+                "a multi-label answer reached the store unchecked".into(),
+            ));
+        }
     };
     c.prepare_cached(
         "INSERT INTO reviews (review_id, reviewer_id, task_id, item_id, lease_id, kind, label, reason, failure_category, note,

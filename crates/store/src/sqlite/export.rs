@@ -191,6 +191,7 @@ pub(super) fn import_labels(
             now,
             actor,
             &Event::ItemResolved(ev::ItemResolved {
+                labels: None,
                 label: resolution.label,
                 previous,
                 source: resolution.source,

@@ -146,6 +146,7 @@ pub(super) fn submit_items(
             .as_ref()
             .map(|l| {
                 serde_json::to_string(&Resolution {
+                    labels: None,
                     label: l.clone(),
                     source: Source::Auto,
                     method: format!("rule:{}", d.rule),

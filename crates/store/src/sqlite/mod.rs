@@ -48,6 +48,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/sqlite/0010_perf.sql"),
     include_str!("../../migrations/sqlite/0011_fields.sql"),
     include_str!("../../migrations/sqlite/0012_amend.sql"),
+    include_str!("../../migrations/sqlite/0013_label_mode.sql"),
 ];
 
 /// The schema version (`PRAGMA user_version`) of a database this build has migrated.

@@ -30,6 +30,7 @@ pub async fn answer_fields_are_checked_stored_and_resolved(f: Fixture) {
                 labels: labels.names(),
                 policy: json!({"rules": []}),
                 answer_fields: fields.to_json(),
+                label_mode: Default::default(),
             },
             "admin",
             2,

@@ -34,6 +34,7 @@ pub async fn a_withdrawn_grant_cancels_that_projects_leases(f: Fixture) {
                 labels: vec!["ham".into(), "spam".into()],
                 policy: json!({"rules": []}),
                 answer_fields: json!([]),
+                label_mode: Default::default(),
             },
             "admin",
             2,

@@ -203,6 +203,7 @@ pub async fn webhooks_belong_to_their_project(f: Fixture) {
                 labels: vec!["a".into(), "b".into()],
                 policy: serde_json::json!({"rules": []}),
                 answer_fields: serde_json::json!([]),
+                label_mode: Default::default(),
             },
             "admin",
             1,
