@@ -2,7 +2,6 @@
 //! (overdue, due soon, breached so far, share answered in time), reviewers' records, agreement, monitors, the activity of
 //! the last day, and the latest events. Rendering (formats, charts) is the console's.
 
-use flywheel_core::agreement::AgreementReport;
 use flywheel_store::{ActivityBucket, EventRecord};
 
 use super::feeds::{self, ProjectStats};
@@ -34,7 +33,7 @@ pub struct Dashboard {
     /// By name.
     pub queues: Vec<QueueStatus>,
     pub reviewers: Vec<ReviewerQuality>,
-    pub agreement: Option<AgreementReport>,
+    pub agreement: Option<quality::Agreement>,
     pub monitors: Vec<Monitor>,
     /// The activity series starts here (a day ago, or the project's start if later) ...
     pub since: i64,

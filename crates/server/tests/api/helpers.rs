@@ -184,13 +184,14 @@ impl TestApp {
 
     /// Creates project `spam` with `policy`, and a service key for it.
     pub async fn project(&self, name: &str, policy: Value) -> String {
-        let (s, v) = self
-            .post(
-                "/v1/projects",
-                ADMIN,
-                json!({"name": name, "labels": ["ham", "spam"], "policy": policy}),
-            )
-            .await;
+        self.project_from(json!({"name": name, "labels": ["ham", "spam"], "policy": policy}))
+            .await
+    }
+
+    /// Creates the project `body` describes (`POST /v1/projects`), and a service key for it.
+    pub async fn project_from(&self, body: Value) -> String {
+        let name = body["name"].clone();
+        let (s, v) = self.post("/v1/projects", ADMIN, body).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let (s, v) = self
             .post("/v1/keys", ADMIN, json!({"scope": "service", "projects": [name]}))

@@ -22,6 +22,7 @@ mod items;
 mod learning;
 mod metrics;
 mod multi;
+mod multi_quality;
 mod novelty;
 mod policy;
 mod quality;
