@@ -1122,14 +1122,7 @@ async fn multi_label_toggles_in_a_browser() {
                    {"name": "severity", "type": "enum", "values": ["low", "medium", "high"], "required": true}]}),
         )
         .await;
-    let (s, v) = app
-        .post(
-            "/v1/reviewers",
-            ADMIN,
-            json!({"name": "ana", "tiers": [1], "projects": ["spam"], "password": "correct horse"}),
-        )
-        .await;
-    assert_eq!(s, StatusCode::CREATED, "{v}");
+    app.reviewer_with_password("ana", "correct horse", &["spam"]).await;
     let items: Vec<Value> = ["m1", "m2", "m3"]
         .iter()
         .map(|id| json!({"external_id": id, "payload": {"text": format!("post {id}")}}))

@@ -200,6 +200,18 @@ impl TestApp {
         v["api_key"].as_str().unwrap().to_string()
     }
 
+    /// Creates a tier-1 reviewer of `projects` who signs in to the console with `password`.
+    pub async fn reviewer_with_password(&self, name: &str, password: &str, projects: &[&str]) {
+        let (s, v) = self
+            .post(
+                "/v1/reviewers",
+                ADMIN,
+                json!({"name": name, "tiers": [1], "projects": projects, "password": password}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+    }
+
     pub async fn reviewer(&self, name: &str, tiers: &[u8], projects: &[&str]) -> String {
         let (s, v) = self
             .post(
