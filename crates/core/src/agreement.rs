@@ -489,7 +489,7 @@ pub fn report(data: &CrowdData, pairs: usize) -> AgreementReport {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -646,7 +646,7 @@ mod tests {
     }
 
     /// Rater × unit data, labels 0..4, about a third missing.
-    fn reliability() -> impl Strategy<Value = Vec<Vec<Option<u8>>>> {
+    pub(crate) fn reliability() -> impl Strategy<Value = Vec<Vec<Option<u8>>>> {
         (2usize..5, 1usize..12).prop_flat_map(|(raters, units)| {
             proptest::collection::vec(
                 proptest::collection::vec(prop_oneof![1 => Just(None), 2 => (0u8..4).prop_map(Some)], units),

@@ -1,6 +1,7 @@
 //! The built-in online text model: hashed sparse features of an item ([`Featurizer`]) and a
 //! multinomial logistic regression over them trained one example at a time with AdaGrad
-//! ([`OnlineModel`]).
+//! ([`OnlineModel`]) — or, for multi-label projects, one-vs-rest: an independent sigmoid
+//! per label over the same hashed features ([`Output::OneVsRest`]).
 //!
 //! Everything is deterministic: feature hashing is FNV-1a 64 written out here (never a
 //! seeded std or ahash hasher), training is a pure function of the examples and their
@@ -360,9 +361,23 @@ fn merge_and_normalise(v: &mut Vec<(u32, f32)>) {
     }
 }
 
+/// How a model's per-label scores become probabilities, and so what an example is.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Output {
+    /// One label per item: a softmax over the labels (multinomial logistic regression);
+    /// the probabilities sum to 1.
+    #[default]
+    Softmax,
+    /// Any set of labels per item (multi-label): one logistic regression per label,
+    /// trained on that label's present/absent, sharing the hashed features (each slot's
+    /// row holds every label's weight). The probabilities are independent, each in [0, 1].
+    OneVsRest,
+}
+
 /// Multinomial logistic regression over hashed features, trained online with AdaGrad
 /// (per-weight adaptive learning rate, base rate [`LEARNING_RATE`]) and an L2 penalty
-/// ([`L2`]), one example at a time.
+/// ([`L2`]), one example at a time; or one-vs-rest logistic regressions trained the same
+/// way ([`Output`]).
 ///
 /// Weights are stored slot-major (`weights[slot × labels + label]`), so scoring a feature
 /// reads one contiguous row. A feature index is masked to `bits` bits, so an index from a
@@ -371,6 +386,7 @@ fn merge_and_normalise(v: &mut Vec<(u32, f32)>) {
 pub struct OnlineModel {
     labels: Vec<String>,
     bits: u32,
+    output: Output,
     /// `2^bits × labels`, slot-major.
     weights: Vec<f32>,
     bias: Vec<f32>,
@@ -385,12 +401,19 @@ impl OnlineModel {
     /// is clamped to [`MIN_BITS`]`..=`[`MAX_BITS`]; the labels are taken as they are (see
     /// [`OnlineModel::try_new`] for a checked constructor).
     pub fn new(labels: Vec<String>, bits: u32) -> Self {
+        Self::with_output(labels, bits, Output::Softmax)
+    }
+
+    /// Like [`OnlineModel::new`] with the given [`Output`]: an untrained one-vs-rest model
+    /// gives every label 1/2.
+    pub fn with_output(labels: Vec<String>, bits: u32, output: Output) -> Self {
         let bits = bits.clamp(MIN_BITS, MAX_BITS);
         let n = (1usize << bits) * labels.len();
         let l = labels.len();
         Self {
             labels,
             bits,
+            output,
             weights: vec![0.0; n],
             bias: vec![0.0; l],
             grad_sq: vec![0.0; n],
@@ -403,6 +426,11 @@ impl OnlineModel {
     /// an empty or repeated label, more than [`MAX_LABELS`] labels, `bits` outside
     /// [`MIN_BITS`]`..=`[`MAX_BITS`], or more than [`MAX_WEIGHTS`] weights.
     pub fn try_new(labels: Vec<String>, bits: u32) -> Result<Self, ValidationError> {
+        Self::try_with_output(labels, bits, Output::Softmax)
+    }
+
+    /// [`OnlineModel::try_new`] with the given [`Output`].
+    pub fn try_with_output(labels: Vec<String>, bits: u32, output: Output) -> Result<Self, ValidationError> {
         check_shape(&labels, bits)?;
         if labels.is_empty() {
             return Err(ValidationError::new("labels", "a model needs at least one label"));
@@ -418,11 +446,16 @@ impl OnlineModel {
                 ));
             }
         }
-        Ok(Self::new(labels, bits))
+        Ok(Self::with_output(labels, bits, output))
     }
 
     pub fn labels(&self) -> &[String] {
         &self.labels
+    }
+
+    /// Softmax (one label per item) or one-vs-rest (a set of labels per item).
+    pub fn output(&self) -> Output {
+        self.output
     }
 
     /// `2^bits` hashed slots per label.
@@ -462,14 +495,21 @@ impl OnlineModel {
         }
     }
 
-    /// Probabilities per label (softmax of the scores), in the order of
-    /// [`OnlineModel::labels`]. An untrained model gives every label `1 / labels`.
+    /// Probabilities per label, in the order of [`OnlineModel::labels`]: the softmax of
+    /// the scores (an untrained model gives every label `1 / labels`), or for a
+    /// one-vs-rest model each label's own sigmoid (untrained: 1/2 each).
     pub fn predict(&self, features: &[(u32, f32)]) -> Vec<f64> {
         let mut p = vec![0.0; self.labels.len()];
         if p.is_empty() {
             return p;
         }
         self.logits(features, &mut p);
+        if self.output == Output::OneVsRest {
+            for x in p.iter_mut() {
+                *x = sigmoid(*x);
+            }
+            return p;
+        }
         let max = p.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let mut total = 0.0;
         for x in p.iter_mut() {
@@ -484,21 +524,52 @@ impl OnlineModel {
 
     /// One AdaGrad step on the log loss towards `label` (an index into
     /// [`OnlineModel::labels`]; an index out of range is ignored and does not count as an
-    /// example). Touches the bias and the rows of the given features only.
+    /// example). Touches the bias and the rows of the given features only. A one-vs-rest
+    /// model learns it as the set `{label}`.
     pub fn update(&mut self, features: &[(u32, f32)], label: usize) {
+        self.update_set(features, &[label]);
+    }
+
+    /// One AdaGrad step towards the label set `present` (indices into
+    /// [`OnlineModel::labels`]; repeats count once): for a one-vs-rest model, every label's
+    /// log loss on present/absent (the empty set: "none of these"); a softmax model takes
+    /// a set of exactly one label. Returns whether the example was learned: a set with an
+    /// index out of range, or a softmax model given other than one label, is ignored and
+    /// does not count as an example.
+    pub fn update_set(&mut self, features: &[(u32, f32)], present: &[usize]) -> bool {
         let l = self.labels.len();
-        if label >= l {
-            return;
+        if present.iter().any(|&k| k >= l) {
+            return false;
         }
         let p = self.predict(features);
-        // d loss / d z_k = p_k − [k = label]
-        let g: Vec<f32> = p
-            .iter()
-            .enumerate()
-            .map(|(k, &pk)| (pk - f64::from(u8::from(k == label))) as f32)
-            .collect();
+        let g: Vec<f32> = match self.output {
+            Output::Softmax => {
+                let [label] = present else {
+                    return false;
+                };
+                // d loss / d z_k = p_k − [k = label]
+                p.iter()
+                    .enumerate()
+                    .map(|(k, &pk)| (pk - f64::from(u8::from(k == *label))) as f32)
+                    .collect()
+            }
+            // Each label's own log loss: d loss_k / d z_k = σ(z_k) − [k ∈ present].
+            Output::OneVsRest => p
+                .iter()
+                .enumerate()
+                .map(|(k, &pk)| (pk - f64::from(u8::from(present.contains(&k)))) as f32)
+                .collect(),
+        };
+        self.step(features, &g);
+        true
+    }
+
+    /// Applies the gradient `g` of the scores (one per label) to the bias and the rows of
+    /// `features`, AdaGrad with the L2 penalty, and counts the example.
+    fn step(&mut self, features: &[(u32, f32)], g: &[f32]) {
+        let l = self.labels.len();
         let (bias, bias_acc) = (&mut self.bias, &mut self.bias_grad_sq);
-        for ((b, a), &gk) in bias.iter_mut().zip(bias_acc.iter_mut()).zip(&g) {
+        for ((b, a), &gk) in bias.iter_mut().zip(bias_acc.iter_mut()).zip(g) {
             *a += gk * gk;
             *b -= LEARNING_RATE * gk / (a.sqrt() + ADAGRAD_EPSILON);
         }
@@ -507,7 +578,7 @@ impl OnlineModel {
             let base = (i & mask) as usize * l;
             let w = &mut self.weights[base..base + l];
             let acc = &mut self.grad_sq[base..base + l];
-            for ((w, a), &gk) in w.iter_mut().zip(acc.iter_mut()).zip(&g) {
+            for ((w, a), &gk) in w.iter_mut().zip(acc.iter_mut()).zip(g) {
                 let gk = gk * v + L2 * *w;
                 if gk == 0.0 {
                     continue;
@@ -522,7 +593,9 @@ impl OnlineModel {
     /// A compact binary snapshot, all numbers little-endian:
     ///
     /// ```text
-    /// magic "FWOM", format version u16 (= 1), bits u32, labels u32,
+    /// magic "FWOM", format version u16 (1 or 2),
+    /// version 2 only: output u8 (0 softmax, 1 one-vs-rest),
+    /// bits u32, labels u32,
     /// per label: byte length u32 + UTF-8 bytes,
     /// examples_seen u64, bias f32 × labels, bias accumulators f32 × labels,
     /// slots u32, then per slot with any non-zero weight or accumulator, in increasing
@@ -532,6 +605,9 @@ impl OnlineModel {
     ///
     /// Slots never touched by an update are left out, so a model trained on a few
     /// thousand short texts takes a few hundred KB rather than `2^bits × labels × 8`.
+    ///
+    /// A softmax model is written as version 1, byte for byte what builds before
+    /// one-vs-rest wrote (so they read it too); a one-vs-rest model as version 2.
     pub fn to_bytes(&self) -> Vec<u8> {
         let l = self.labels.len();
         let touched: Vec<usize> = (0..1usize << self.bits)
@@ -544,7 +620,13 @@ impl OnlineModel {
         let label_bytes: usize = self.labels.iter().map(|s| 4 + s.len()).sum();
         let mut out = Vec::with_capacity(4 + 2 + 4 + 4 + label_bytes + 8 + 8 * l + 4 + touched.len() * (4 + 8 * l) + 8);
         out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+        match self.output {
+            Output::Softmax => out.extend_from_slice(&1u16.to_le_bytes()),
+            Output::OneVsRest => {
+                out.extend_from_slice(&FORMAT_VERSION.to_le_bytes());
+                out.push(1);
+            }
+        }
         out.extend_from_slice(&self.bits.to_le_bytes());
         out.extend_from_slice(&(l as u32).to_le_bytes());
         for s in &self.labels {
@@ -590,11 +672,19 @@ impl OnlineModel {
             pos: MAGIC.len(),
         };
         let version = r.u16()?;
-        if version != FORMAT_VERSION {
-            return Err(err(format!(
-                "snapshot format version {version}; this build reads version {FORMAT_VERSION}"
-            )));
-        }
+        let output = match version {
+            1 => Output::Softmax,
+            FORMAT_VERSION => match r.array::<1>()? {
+                [0] => Output::Softmax,
+                [1] => Output::OneVsRest,
+                [o] => return Err(err(format!("unknown output {o}"))),
+            },
+            _ => {
+                return Err(err(format!(
+                    "snapshot format version {version}; this build reads versions 1 to {FORMAT_VERSION}"
+                )));
+            }
+        };
         let bits = r.u32()?;
         let l = r.u32()? as usize;
         if l > MAX_LABELS || l > r.remaining() / 4 {
@@ -608,7 +698,7 @@ impl OnlineModel {
         }
         check_shape(&labels, bits).map_err(|e| err(e.to_string()))?;
         let examples_seen = r.u64()?;
-        let mut m = Self::new(labels, bits);
+        let mut m = Self::with_output(labels, bits, output);
         m.examples_seen = examples_seen;
         for k in 0..l {
             m.bias[k] = r.weight()?;
@@ -642,7 +732,18 @@ impl OnlineModel {
 }
 
 const MAGIC: &[u8; 4] = b"FWOM";
-const FORMAT_VERSION: u16 = 1;
+/// The newest snapshot format (2: with the output byte).
+const FORMAT_VERSION: u16 = 2;
+
+/// The logistic function, without overflow for large |z|.
+fn sigmoid(z: f64) -> f64 {
+    if z >= 0.0 {
+        1.0 / (1.0 + (-z).exp())
+    } else {
+        let e = z.exp();
+        e / (1.0 + e)
+    }
+}
 
 /// What any model (and so any snapshot) must satisfy: `bits` in range, at most
 /// [`MAX_LABELS`] labels and [`MAX_WEIGHTS`] weights.
@@ -964,6 +1065,169 @@ mod tests {
         assert_eq!(OnlineModel::from_bytes(&eb).unwrap(), e);
     }
 
+    /// Features and the labels present.
+    type MultiLabelItem = (Vec<(u32, f32)>, Vec<usize>);
+
+    /// A seeded LCG draw in [0, 1).
+    fn draw(state: &mut u64) -> f64 {
+        *state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (*state >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// Synthetic multi-label items: `hate` in 35% of them, `violence` in 70% of those with
+    /// hate and 20% of the others (the labels co-occur), `spam` in 25% independently. Each
+    /// present label puts two of its six words in the text; four of forty noise words
+    /// go in every text.
+    fn multi_label_items(n: usize, seed: u64) -> Vec<MultiLabelItem> {
+        let mut s = seed;
+        (0..n)
+            .map(|_| {
+                let hate = draw(&mut s) < 0.35;
+                let violence = draw(&mut s) < if hate { 0.7 } else { 0.2 };
+                let spam = draw(&mut s) < 0.25;
+                let mut words = vec![];
+                let mut present = vec![];
+                for (k, (on, stem)) in [(hate, "slur"), (violence, "attack"), (spam, "promo")]
+                    .into_iter()
+                    .enumerate()
+                {
+                    if on {
+                        present.push(k);
+                        for _ in 0..2 {
+                            words.push(format!("{stem}{}", (draw(&mut s) * 6.0) as u32));
+                        }
+                    }
+                }
+                for _ in 0..4 {
+                    words.push(format!("noise{}", (draw(&mut s) * 40.0) as u32));
+                }
+                (item(&words.join(" ")), present)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn one_vs_rest_learns_each_label_of_co_occurring_sets() {
+        let names = labels(&["hate", "violence", "spam"]);
+        let mut m = OnlineModel::with_output(names, 18, Output::OneVsRest);
+        assert_eq!(m.output(), Output::OneVsRest);
+        // Untrained: 1/2 for every label, independently.
+        assert_eq!(m.predict(&item("anything")), [0.5, 0.5, 0.5]);
+        // Trained on noisy answers: each label flipped in 5% of the training items.
+        let mut noise = 11u64;
+        for (x, y) in multi_label_items(2000, 7) {
+            let noisy: Vec<usize> = (0..3).filter(|k| y.contains(k) != (draw(&mut noise) < 0.05)).collect();
+            assert!(m.update_set(&x, &noisy));
+        }
+        assert_eq!(m.examples_seen(), 2000);
+        let test = multi_label_items(500, 8);
+        let mut right = [0usize; 3];
+        let mut exact = 0usize;
+        for (x, y) in &test {
+            let p = m.predict(x);
+            let predicted: Vec<usize> = (0..3).filter(|&k| p[k] > 0.5).collect();
+            for (k, r) in right.iter_mut().enumerate() {
+                *r += usize::from((p[k] > 0.5) == y.contains(&k));
+            }
+            exact += usize::from(&predicted == y);
+        }
+        let accuracy: Vec<f64> = right.iter().map(|&r| r as f64 / test.len() as f64).collect();
+        println!(
+            "one-vs-rest, 2000 noisy train / 500 held-out synthetic items: per-label accuracy {accuracy:?}, exact sets {exact}"
+        );
+        for (k, a) in accuracy.iter().enumerate() {
+            assert!(*a >= 0.9, "label {k}: accuracy {a}");
+        }
+        assert!(
+            exact as f64 / test.len() as f64 >= 0.8,
+            "exact sets {exact} of {}",
+            test.len()
+        );
+        // The scores are independent: two labels both high, or none high, and no sum to 1.
+        let both = m.predict(&item("slur1 attack2 noise3"));
+        assert!(both[0] > 0.5 && both[1] > 0.5 && both[2] < 0.5, "{both:?}");
+        let none = m.predict(&item("noise1 noise2 noise5"));
+        assert!(none.iter().all(|&p| p < 0.5), "{none:?}");
+        // Repeats count once; an index out of range or a softmax model given a set is
+        // ignored.
+        let mut a = m.clone();
+        let mut b = m.clone();
+        a.update_set(&item("slur2"), &[0, 0]);
+        b.update_set(&item("slur2"), &[0]);
+        assert_eq!(a, b);
+        let before = m.clone();
+        assert!(!m.update_set(&item("x"), &[0, 3]));
+        assert_eq!(m, before);
+        let mut soft = OnlineModel::new(labels(&["a", "b"]), 12);
+        assert!(!soft.update_set(&item("x"), &[0, 1]));
+        assert!(!soft.update_set(&item("x"), &[]));
+        assert_eq!(soft.examples_seen(), 0);
+        assert!(soft.update_set(&item("x"), &[1]));
+        // `update` on a one-vs-rest model is the singleton set.
+        let (mut c, mut d) = (before.clone(), before);
+        c.update(&item("promo1"), 2);
+        d.update_set(&item("promo1"), &[2]);
+        assert_eq!(c, d);
+    }
+
+    #[test]
+    fn one_vs_rest_snapshots_round_trip() {
+        let mut m = OnlineModel::with_output(labels(&["a", "b", "c"]), 14, Output::OneVsRest);
+        for (x, y) in multi_label_items(50, 3) {
+            m.update_set(&x, &y);
+        }
+        let bytes = m.to_bytes();
+        assert_eq!(bytes[4..6], 2u16.to_le_bytes(), "version 2");
+        let back = OnlineModel::from_bytes(&bytes).unwrap();
+        assert_eq!(back, m);
+        assert_eq!(back.output(), Output::OneVsRest);
+        let x = item("slur1 attack3");
+        assert_eq!(back.predict(&x), m.predict(&x));
+        for n in 0..bytes.len() {
+            assert!(OnlineModel::from_bytes(&bytes[..n]).is_err());
+        }
+        let mut bad = bytes.clone();
+        bad[6] ^= 1;
+        assert!(OnlineModel::from_bytes(&bad).is_err());
+        // A softmax model still writes version 1.
+        assert_eq!(trained().to_bytes()[4..6], 1u16.to_le_bytes());
+    }
+
+    /// A version-1 snapshot as builds before one-vs-rest wrote it, made by hand from the
+    /// documented layout: it loads as a softmax model, and is written back byte for byte.
+    #[test]
+    fn version_1_snapshots_still_load() {
+        let mut body = b"FWOM".to_vec();
+        body.extend_from_slice(&1u16.to_le_bytes());
+        body.extend_from_slice(&4u32.to_le_bytes()); // bits
+        body.extend_from_slice(&2u32.to_le_bytes()); // labels
+        for l in ["a", "b"] {
+            body.extend_from_slice(&1u32.to_le_bytes());
+            body.extend_from_slice(l.as_bytes());
+        }
+        body.extend_from_slice(&3u64.to_le_bytes()); // examples seen
+        for x in [0.5f32, -0.5, 1.0, 1.0] {
+            body.extend_from_slice(&x.to_le_bytes()); // bias, bias accumulators
+        }
+        body.extend_from_slice(&1u32.to_le_bytes()); // one slot
+        body.extend_from_slice(&3u32.to_le_bytes()); // slot 3
+        for x in [1.0f32, -1.0, 2.0, 2.0] {
+            body.extend_from_slice(&x.to_le_bytes()); // weights, accumulators
+        }
+        let mut bytes = body.clone();
+        bytes.extend_from_slice(&fnv1a(&body).to_le_bytes());
+        let m = OnlineModel::from_bytes(&bytes).unwrap();
+        assert_eq!(m.output(), Output::Softmax);
+        assert_eq!(m.examples_seen(), 3);
+        // Scores 0.5 + 1 and −0.5 − 1: softmax p_a = 1 / (1 + e^−3).
+        let p = m.predict(&[(3, 1.0)]);
+        assert!((p[0] - 1.0 / (1.0 + (-3.0f64).exp())).abs() < 1e-12, "{p:?}");
+        assert!(m.trained(3) && !m.trained(2));
+        assert_eq!(m.to_bytes(), bytes);
+    }
+
     #[test]
     fn corrupt_snapshots_are_errors() {
         let bytes = trained().to_bytes();
@@ -1004,8 +1268,12 @@ mod tests {
         body.extend_from_slice(&u32::MAX.to_le_bytes());
         assert!(forge(&body).is_err());
         let mut body = b"FWOM".to_vec();
-        body.extend_from_slice(&2u16.to_le_bytes());
+        body.extend_from_slice(&3u16.to_le_bytes());
         assert!(forge(&body).unwrap_err().message.contains("version"));
+        let mut body = b"FWOM".to_vec();
+        body.extend_from_slice(&2u16.to_le_bytes());
+        body.push(7);
+        assert!(forge(&body).unwrap_err().message.contains("output"));
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod fields;
 pub mod label;
 pub mod learn;
 pub mod monitor;
+pub mod multi_agreement;
 pub mod name;
 pub mod novelty;
 pub mod overrides;

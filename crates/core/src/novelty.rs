@@ -106,6 +106,27 @@ mod tests {
     }
 
     #[test]
+    fn works_for_one_vs_rest_models() {
+        use crate::learn::Output;
+        let f = Featurizer::new(18);
+        let mut m = OnlineModel::with_output(vec!["a".into(), "b".into()], f.bits, Output::OneVsRest);
+        for (i, t) in SEEN.iter().enumerate() {
+            // Sets of any size, the empty one included.
+            let set: &[usize] = [&[0usize][..], &[0, 1], &[], &[1]][i % 4];
+            m.update_set(&features(&f, t), set);
+        }
+        assert_eq!(share_untrained(&m, &features(&f, SEEN[3])), 0.0);
+        let unseen = share_untrained(&m, &features(&f, "quantum chromodynamics xylophone zeppelin"));
+        assert!(unseen > 0.8, "{unseen}");
+        let reloaded = OnlineModel::from_bytes(&m.to_bytes()).unwrap();
+        let x = features(&f, "the cat barked");
+        assert_eq!(
+            share_untrained(&m, &x).to_bits(),
+            share_untrained(&reloaded, &x).to_bits()
+        );
+    }
+
+    #[test]
     fn none_before_enough_examples() {
         let f = Featurizer::new(16);
         let x = features(&f, "hello there");

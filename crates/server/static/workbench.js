@@ -10,6 +10,10 @@
 // open and returns to the item. Undo and amend (`u`, Backspace, the history sidebar) call
 // POST /v1/reviews/{review_id}/amend: the server decides whether the label is replaced
 // (undone) or the item goes back to adjudication (amended).
+//
+// A multi-label project (data-mode="multi"): the labels are toggles. 1–9 toggle a label,
+// 0 clears them ("none of these"), Enter submits the set toggled on (with the answer
+// fields); each toggle shows its state (aria-pressed, filled and ticked).
 "use strict";
 
 (function () {
@@ -23,6 +27,9 @@
   const labels = Array.from(document.querySelectorAll("button.label")).map((b) => b.dataset.label);
   const categories = Array.from(document.querySelectorAll("button.category")).map((b) => b.dataset.category);
   const highlights = JSON.parse(root.dataset.highlight || "[]");
+  const multi = root.dataset.mode === "multi";
+  const toggled = new Set(); // a multi-label answer in the making: the labels toggled on
+  let savedSet = null;       // the current item's toggles while an earlier answer is changed
 
   let current = null;      // the task on screen
   let shownAt = 0;         // when it was shown (performance.now())
@@ -158,7 +165,7 @@
       return;
     }
     $("empty").hidden = true;
-    if (!amending) paint(t);
+    if (!amending) { paint(t); clearSet(); }
     shownAt = performance.now();
     tick();
   }
@@ -389,8 +396,9 @@
     const entry = {
       task: t,
       reviewId: body.review_id,
-      kind: body.label !== undefined ? "label" : body.escalate ? "escalate" : "skip",
-      label: body.label,
+      kind: body.label !== undefined || body.labels !== undefined ? "label" : body.escalate ? "escalate" : "skip",
+      label: body.labels !== undefined ? setText(body.labels) : body.label,
+      labels: body.labels,
       outcome: "sending…",
       failed: false,
       sending,
@@ -440,6 +448,13 @@
     $("amending-ext").textContent = e.task.item.external_id;
     $("amending-was").textContent = e.kind === "label" ? e.label : "an escalation";
     paint(e.task);
+    if (multi) {
+      // The set in the making on the current item waits until the change is done.
+      if (!savedSet) savedSet = new Set(toggled);
+      clearSet();
+      for (const l of e.labels || []) toggled.add(l);
+      showSet();
+    }
     focusItem();
   }
 
@@ -448,17 +463,27 @@
     amending = null;
     root.classList.remove("amending");
     $("amending").hidden = true;
+    if (multi) {
+      clearSet();
+      for (const l of savedSet || []) toggled.add(l);
+      savedSet = null;
+      showSet();
+    }
     if (current) paint(current);
     else render(null);
   }
 
   // Sends the change; the server says whether it replaced the label or re-opened the item.
+  // `label` is a label, or in a multi-label project the array of the new set.
   async function amend(e, label) {
     stopAmend();
     try { await e.sending; } catch (_) { /* the answer's own notice says so */ }
     if (e.failed) return;
     e.amends += 1;
-    const body = { amend_id: e.reviewId + "-m" + e.amends, label };
+    const body = Array.isArray(label) ? { amend_id: e.reviewId + "-m" + e.amends, labels: label }
+      : { amend_id: e.reviewId + "-m" + e.amends, label };
+    const labelsSent = Array.isArray(label) ? label : null;
+    if (labelsSent) label = setText(labelsSent);
     let r;
     for (let attempt = 0; ; attempt++) {
       try {
@@ -474,6 +499,7 @@
       const was = e.kind === "label" ? e.label : "escalation";
       e.kind = "label";
       e.label = label;
+      if (labelsSent) e.labels = labelsSent;
       e.outcome = r.data.outcome;
       showHistory();
       notice(r.data.outcome === "undone" ? "Changed " + ext + " from " + was + " to " + label + "."
@@ -579,9 +605,15 @@
 
   document.querySelectorAll("button.label").forEach((b) =>
     b.addEventListener("click", () => {
-      if (amending) { amend(amending, b.dataset.label); focusItem(); }
+      // A toggle gives the focus back to the item, so that Enter then submits the set.
+      if (multi) { toggle(b.dataset.label); focusItem(); }
+      else if (amending) { amend(amending, b.dataset.label); focusItem(); }
       else answerLabel(b.dataset.label);
     }));
+  if (multi) {
+    $("none-of-these").addEventListener("click", () => { clearSet(); focusItem(); });
+    $("submit-set").addEventListener("click", () => { submitSet(); focusItem(); });
+  }
   document.querySelectorAll("button.category").forEach((b) =>
     b.addEventListener("click", () => { setCategory(b.dataset.category); closeOverlays(); focusItem(); }));
   $("escalate").addEventListener("click", openEscalate);
@@ -611,6 +643,18 @@
       ev.preventDefault();
       const c = ev.key === "0" ? "" : categories[Number(ev.key)];
       if (c !== undefined) { setCategory(c); closeOverlays(); focusItem(); }
+      return;
+    }
+    if (multi && /^[0-9]$/.test(ev.key)) {
+      ev.preventDefault();
+      if (ev.key === "0") clearSet();
+      else if (labels[Number(ev.key) - 1]) toggle(labels[Number(ev.key) - 1]);
+      return;
+    }
+    // Enter submits the set, unless a button has the focus (Enter presses it, as ever).
+    if (multi && ev.key === "Enter" && !(a && a.tagName === "BUTTON")) {
+      ev.preventDefault();
+      submitSet();
       return;
     }
     if (/^[1-9]$/.test(ev.key)) {
@@ -696,14 +740,16 @@
     for (const c of fieldControls.values()) c.value = "";
   }
 
-  // The fields of a `label` answer, or the first required one left empty.
+  // The fields of an answer with `label` (a label, or a multi-label answer's array), or
+  // the first required one left empty.
   function readFields(label) {
     const fields = {};
+    const answered = Array.isArray(label) ? label : [label];
     for (const f of fieldSpecs) {
       const c = fieldControls.get(f.name);
       const raw = c ? c.value.trim() : "";
       if (raw === "") {
-        const needed = f.required && (!f.when_labels || f.when_labels.includes(label));
+        const needed = f.required && (!f.when_labels || answered.some((l) => f.when_labels.includes(l)));
         if (needed) return { missing: f, control: c };
         continue;
       }
@@ -727,7 +773,53 @@
     if (current !== shown) clearFields();
   }
 
+  // ---- Multi-label answers: the toggles and the set they make.
+  function setText(set) { return set.length ? set.join(", ") : "none of these"; }
+
+  // The set in the project's label order.
+  function currentSet() { return labels.filter((l) => toggled.has(l)); }
+
+  function showSet() {
+    if (!multi) return;
+    document.querySelectorAll("button.label").forEach((b) =>
+      b.setAttribute("aria-pressed", toggled.has(b.dataset.label) ? "true" : "false"));
+    $("none-of-these").setAttribute("aria-pressed", toggled.size ? "false" : "true");
+    $("set-summary").textContent = setText(currentSet());
+  }
+
+  function toggle(label) {
+    if (!current && !amending) return;
+    if (toggled.has(label)) toggled.delete(label);
+    else toggled.add(label);
+    showSet();
+  }
+
+  function clearSet() {
+    toggled.clear();
+    showSet();
+  }
+
+  // Sends the set toggled on (an amendment while changing an answer), with the fields.
+  function submitSet() {
+    const set = currentSet();
+    if (amending) { amend(amending, set); focusItem(); return; }
+    if (!current) return;
+    const read = readFields(set);
+    if (read.missing) {
+      notice("Fill in " + read.missing.name + " before answering " + setText(set) + " (it is required" +
+        (read.missing.when_labels ? " for " + read.missing.when_labels.join(", ") : "") + ").");
+      if (read.control) read.control.focus();
+      return;
+    }
+    const shown = current;
+    const body = { labels: set };
+    if (fieldSpecs.length) body.fields = read.fields;
+    answer(body);
+    if (current !== shown) { clearFields(); clearSet(); }
+  }
+
   buildFields();
+  showSet();
 
   call("GET", "/v1/me").then((r) => {
     if (r.status === 200) { today = r.data.answers_today; $("today").textContent = String(today); }

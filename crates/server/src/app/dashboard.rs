@@ -2,7 +2,6 @@
 //! (overdue, due soon, breached so far, share answered in time), reviewers' records, agreement, monitors, the activity of
 //! the last day, and the latest events. Rendering (formats, charts) is the console's.
 
-use flywheel_core::agreement::AgreementReport;
 use flywheel_store::{ActivityBucket, EventRecord};
 
 use super::feeds::{self, ProjectStats};
@@ -37,7 +36,7 @@ pub struct Dashboard {
     /// Each reviewer's answers since midnight UTC, by name: every answer sent (labels,
     /// escalations and skips), the count the workbench shows.
     pub answers_today: std::collections::HashMap<String, i64>,
-    pub agreement: Option<AgreementReport>,
+    pub agreement: Option<quality::Agreement>,
     pub monitors: Vec<Monitor>,
     /// The activity series starts here (a day ago, or the project's start if later) ...
     pub since: i64,

@@ -8,13 +8,17 @@
 //! that starts loads the latest and continues from its cursor. A tenth of the examples
 //! (by a hash of the item's external id) are held back for evaluation, never trained on.
 //! Nothing here is on the decision path except `predict`, which takes a read lock.
+//!
+//! A multi-label project's model is one-vs-rest (`Output::OneVsRest`): it learns each
+//! feed row's set of labels, and its scores are independent per label; its thresholds are
+//! calibrated per label (the score at or above which the label is present).
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use flywheel_core::active;
 use flywheel_core::calibrate::{self, Strategy};
-use flywheel_core::learn::{Featurizer, OnlineModel, fnv1a};
+use flywheel_core::learn::{Featurizer, OnlineModel, Output, fnv1a};
 use flywheel_core::{Event, Prediction, ValidationError, event};
 use flywheel_store::{ModelSnapshot, Store};
 use serde_json::{Value, json};
@@ -38,14 +42,39 @@ pub struct ProjectModel {
     pub version: u32,
     pub trained_through: i64,
     pub since_snapshot: u64,
-    /// Held-back (features, label index) pairs.
-    pub holdout: Vec<(Vec<(u32, f32)>, usize)>,
+    pub holdout: Vec<Example>,
+}
+
+/// A held-back example: its features and label indices (one index, or a multi-label
+/// project's set).
+pub type Example = (Vec<(u32, f32)>, Vec<usize>);
+
+/// The model output of a project: one-vs-rest when its answers are sets.
+pub fn output_of(p: &ProjectRuntime) -> Output {
+    if p.labels.is_multi() {
+        Output::OneVsRest
+    } else {
+        Output::Softmax
+    }
+}
+
+/// The label indices of a feed row's stored label in `labels`: the one label, or a
+/// multi-label project's decoded set; `None` when it names something else.
+fn label_indices(model: &OnlineModel, stored: &str) -> Option<Vec<usize>> {
+    let find = |l: &str| model.labels().iter().position(|x| x == l);
+    match model.output() {
+        Output::Softmax => find(stored).map(|i| vec![i]),
+        Output::OneVsRest => flywheel_core::label::decode_set(stored)?
+            .iter()
+            .map(|l| find(l))
+            .collect(),
+    }
 }
 
 impl ProjectModel {
-    pub fn fresh(labels: Vec<String>, bits: u32) -> Self {
+    pub fn fresh(labels: Vec<String>, bits: u32, output: Output) -> Self {
         Self {
-            model: OnlineModel::new(labels, bits),
+            model: OnlineModel::with_output(labels, bits, output),
             featurizer: Featurizer::new(bits),
             version: 0,
             trained_through: 0,
@@ -92,20 +121,26 @@ impl ProjectModel {
         }
     }
 
-    /// Accuracy and per-label F1 on the held-back examples.
+    /// Accuracy and per-label F1 on the held-back examples. A one-vs-rest model predicts
+    /// the labels scoring above 1/2, and its accuracy is the share of exactly right sets.
     pub fn evaluate(&self) -> Value {
         let k = self.model.labels().len();
         let (mut tp, mut fp, mut fnn) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
         let mut right = 0u64;
         for (f, y) in &self.holdout {
             let p = self.model.predict(f);
-            let guess = p.iter().enumerate().fold(0, |b, (i, x)| if *x > p[b] { i } else { b });
-            if guess == *y {
-                right += 1;
-                tp[guess] += 1;
-            } else {
-                fp[guess] += 1;
-                fnn[*y] += 1;
+            let guess: Vec<usize> = match self.model.output() {
+                Output::Softmax => vec![p.iter().enumerate().fold(0, |b, (i, x)| if *x > p[b] { i } else { b })],
+                Output::OneVsRest => (0..k).filter(|&i| p[i] > 0.5).collect(),
+            };
+            right += u64::from(guess == *y);
+            for i in 0..k {
+                match (guess.contains(&i), y.contains(&i)) {
+                    (true, true) => tp[i] += 1,
+                    (true, false) => fp[i] += 1,
+                    (false, true) => fnn[i] += 1,
+                    (false, false) => {}
+                }
             }
         }
         let n = self.holdout.len() as u64;
@@ -170,16 +205,18 @@ impl Learning {
         if let Some(m) = self.models.read().expect("models").get(&p.id) {
             return Ok(Some(m.clone()));
         }
+        let output = output_of(p);
+        let fresh = || ProjectModel::fresh(p.labels.names(), spec.bits, output);
         let loaded = match store.latest_model(p.id).await? {
             Some(s) => match ProjectModel::from_snapshot(&s) {
-                Ok(m) if m.model.labels() == p.labels.names().as_slice() => m,
-                Ok(_) => ProjectModel::fresh(p.labels.names(), spec.bits),
+                Ok(m) if m.model.labels() == p.labels.names().as_slice() && m.model.output() == output => m,
+                Ok(_) => fresh(),
                 Err(e) => {
                     tracing::warn!(project = %p.name, error = %e, "stored model does not load; starting fresh");
-                    ProjectModel::fresh(p.labels.names(), spec.bits)
+                    fresh()
                 }
             },
-            None => ProjectModel::fresh(p.labels.names(), spec.bits),
+            None => fresh(),
         };
         let mut models = self.models.write().expect("models");
         Ok(Some(
@@ -201,7 +238,7 @@ impl Learning {
 
     /// Replaces a project's model with a fresh one (for a full retrain).
     pub fn reset(&self, p: &ProjectRuntime, bits: u32) -> Arc<RwLock<ProjectModel>> {
-        let m = Arc::new(RwLock::new(ProjectModel::fresh(p.labels.names(), bits)));
+        let m = Arc::new(RwLock::new(ProjectModel::fresh(p.labels.names(), bits, output_of(p))));
         self.models.write().expect("models").insert(p.id, m.clone());
         m
     }
@@ -357,13 +394,15 @@ impl Learning {
         for v in &used {
             let error = reviewer_error.map_or(0.0, |r| label_error(v, r));
             if p.labels.is_multi() {
-                // Per label, one vs the rest: a score at or above the threshold says the
-                // label is present; it is right when the human set has the label.
-                let present = flywheel_core::label::decode_set(&v.human_label).unwrap_or_default();
+                // Per label: the score at or above which the label is present, checked
+                // against whether the human set has it.
+                let Some(human) = flywheel_core::label::decode_set(&v.human_label) else {
+                    continue;
+                };
                 for (label, score) in &v.prediction.scores {
                     by_label.entry(label.clone()).or_default().push(calibrate::NoisyCheck {
                         confidence: *score,
-                        agrees: present.contains(label),
+                        agrees: human.contains(label),
                         label_error: error,
                     });
                 }
@@ -429,7 +468,7 @@ pub async fn train(
                 if ex.cursor <= m.trained_through {
                     continue;
                 }
-                let Some(y) = m.model.labels().iter().position(|l| *l == ex.label) else {
+                let Some(y) = label_indices(&m.model, &ex.label) else {
                     m.trained_through = ex.cursor;
                     continue;
                 };
@@ -439,7 +478,7 @@ pub async fn train(
                         m.holdout.push((f, y));
                     }
                 } else {
-                    m.model.update(&f, y);
+                    m.model.update_set(&f, &y);
                     m.since_snapshot += 1;
                     total += 1;
                 }

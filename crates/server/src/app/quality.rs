@@ -4,6 +4,7 @@
 
 use flywheel_core::agreement::{self, AgreementReport};
 use flywheel_core::crowd::CrowdData;
+use flywheel_core::multi_agreement::{self, MultiAgreementReport, SetDistance};
 use flywheel_core::quality::wilson95;
 use flywheel_store::NewGold;
 use serde::Deserialize;
@@ -123,19 +124,61 @@ pub async fn release(s: &AppState, p: &ProjectRuntime, name: &str, actor: &str) 
     Ok(s.store.release_reviewer(p.id, name, actor, s.now()).await?)
 }
 
+/// The set distance of a multi-label project's overall α: MASI, which counts a subset
+/// (one reviewer saw less) as closer than a mere overlap, as Passonneau recommends for
+/// set-valued annotation.
+pub const SET_DISTANCE: SetDistance = SetDistance::Masi;
+
+/// A project's agreement: over single labels, or (`label_mode: "multi"`) per label and
+/// over the answered sets.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(untagged)]
+pub enum Agreement {
+    Single(AgreementReport),
+    Multi(MultiAgreementReport),
+}
+
+impl Agreement {
+    /// The headline figures (Fleiss' κ, Krippendorff's α): a multi-label project has no
+    /// one κ (it has one per label) and its α is over the sets.
+    pub fn headline(&self) -> (Option<f64>, Option<f64>) {
+        match self {
+            Agreement::Single(r) => (r.fleiss_kappa, r.krippendorff_alpha),
+            Agreement::Multi(r) => (None, r.krippendorff_alpha),
+        }
+    }
+}
+
 /// Agreement over project `p`'s review answers (computed off the async threads); `None`
-/// when there are none.
+/// when there are none. A multi-label project's answers are decoded into their sets.
 #[tracing::instrument(level = "debug", skip_all, fields(project = %p.name))]
-pub async fn agreement(s: &AppState, p: &ProjectRuntime) -> Result<Option<AgreementReport>, AppError> {
+pub async fn agreement(s: &AppState, p: &ProjectRuntime) -> Result<Option<Agreement>, AppError> {
     let answers = s.store.project_answers(p.id).await?;
+    let multi = p.labels.is_multi().then(|| p.labels.names());
     tokio::task::spawn_blocking(move || {
+        if let Some(labels) = multi {
+            let sets: Vec<Vec<String>> = answers
+                .iter()
+                .map(|a| flywheel_core::label::decode_set(&a.label).unwrap_or_default())
+                .collect();
+            let report = multi_agreement::report(
+                &labels,
+                answers
+                    .iter()
+                    .zip(&sets)
+                    .map(|(a, set)| (a.reviewer.as_str(), a.external_id.as_str(), set.as_slice())),
+                SET_DISTANCE,
+            )
+            .ok()?;
+            return Some(Agreement::Multi(report));
+        }
         let data = CrowdData::from_answers(
             answers
                 .iter()
                 .map(|a| (a.reviewer.as_str(), a.external_id.as_str(), a.label.as_str())),
         )
         .ok()?;
-        Some(agreement::report(&data, 20))
+        Some(Agreement::Single(agreement::report(&data, 20)))
     })
     .await
     .map_err(|e| AppError::Internal(format!("agreement task failed: {e}")))

@@ -70,11 +70,19 @@ pub async fn release(
     Ok(Json(Released { released: name }))
 }
 
-/// Agreement over the project's review answers: Fleiss' κ, Krippendorff's α (nominal,
-/// missing answers allowed), per label (that label against the rest), and Cohen's κ for the
-/// reviewer pairs that share the most items.
+/// Agreement over the project's review answers.
+///
+/// A single-label project: Fleiss' κ, Krippendorff's α (nominal, missing answers allowed),
+/// per label (that label against the rest), and Cohen's κ for the reviewer pairs that share
+/// the most items.
+///
+/// A multi-label project (`label_mode: "multi"` in the answer): `per_label` holds each
+/// label's Fleiss' κ and Krippendorff's α on its yes/no (did the reviewer include it), and
+/// `krippendorff_alpha` is over the answered sets with the set distance named in `distance`
+/// (`masi`, Passonneau 2006; or `jaccard`). Figures that are undefined (0/0) are null.
 #[utoipa::path(get, path = "/v1/projects/{project}/agreement", params(("project" = String, Path)),
-    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, body = Object)), security(("bearer" = [])))]
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"),
+        (status = 200, body = Object)), security(("bearer" = [])))]
 pub async fn agreement(
     State(s): State<Arc<AppState>>,
     caller: Caller,
@@ -84,6 +92,9 @@ pub async fn agreement(
     let p = s.project(&project).await?;
     Ok(Json(match quality::agreement(&s, &p).await? {
         Some(r) => serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string()))?,
+        None if p.labels.is_multi() => serde_json::json!({"label_mode": "multi", "answers": 0, "tasks": 0,
+            "workers": 0, "labels": p.labels.names(), "distance": quality::SET_DISTANCE.name(),
+            "krippendorff_alpha": null, "per_label": BTreeMap::<String, Value>::new()}),
         None => serde_json::json!({"answers": 0, "tasks": 0, "workers": 0, "fleiss_kappa": null,
             "krippendorff_alpha": null, "cohen_kappa_pairs": [], "per_label": BTreeMap::<String, Value>::new()}),
     }))

@@ -126,6 +126,8 @@ struct Workbench {
     highlight_json: String,
     /// The project's answer fields (JSON), rendered as controls by the workbench.
     fields_json: String,
+    /// A multi-label project: the labels are toggles and an answer is the set toggled on.
+    multi: bool,
 }
 
 pub async fn workbench_any(
@@ -179,6 +181,7 @@ async fn open_workbench(
             .unwrap_or_default(),
         highlight_json: serde_json::to_string(&spec.highlight).unwrap_or_else(|_| "[]".into()),
         fields_json: p.fields.to_json().to_string(),
+        multi: p.labels.is_multi(),
     };
     Ok(html(&page, &spec.image_origins))
 }
@@ -480,8 +483,8 @@ pub async fn dashboard(
                 },
             })
             .collect(),
-        kappa: fmt(d.agreement.as_ref().and_then(|a| a.fleiss_kappa), 3),
-        alpha: fmt(d.agreement.as_ref().and_then(|a| a.krippendorff_alpha), 3),
+        kappa: fmt(d.agreement.as_ref().and_then(|a| a.headline().0), 3),
+        alpha: fmt(d.agreement.as_ref().and_then(|a| a.headline().1), 3),
         events,
         monitors,
         chart_rate,

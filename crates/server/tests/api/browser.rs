@@ -1414,3 +1414,160 @@ async fn the_leads_console_in_a_browser() {
         app.stop().await;
     }
 }
+/// The `aria-pressed` state of the multi-label toggles, in label order.
+async fn toggles(c: &Client) -> Value {
+    js(
+        c,
+        "return [...document.querySelectorAll('button.label')].map(b => b.getAttribute('aria-pressed'))",
+    )
+    .await
+}
+
+/// Waits until the label feed of `spam` has `n` rows, and returns them.
+async fn feed_of(app: &TestApp, key: &str, n: usize) -> Vec<Value> {
+    let mut feed = Vec::new();
+    for _ in 0..200 {
+        feed = app.all_labels(key).await;
+        if feed.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(feed.len(), n, "{feed:?}");
+    feed
+}
+
+/// A multi-label project in the workbench, by keyboard only, at 1280×720 and at
+/// 1400×1000: digits toggle labels (shown pressed, in dark mode too), `0` clears to "none
+/// of these", Enter submits the set; a required severity left empty stops the answer with
+/// the focus on it, `f` reaches it, Esc leaves it. The stored review and the label feed
+/// carry the set and the field.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_label_toggles_in_a_browser() {
+    let Some(driver) = start_driver() else { return };
+    let db = Db::sqlite();
+    let app = spawn_app(&db).await;
+    let svc = app
+        .project_from(
+            json!({"name": "spam", "labels": ["hate", "harassment", "violence"], "label_mode": "multi",
+               "policy": {"rules": [{"name": "all", "when": "true", "action": "review", "queue": "standard"}]},
+               "answer_fields": [
+                   {"name": "severity", "type": "enum", "values": ["low", "medium", "high"], "required": true}]}),
+        )
+        .await;
+    app.reviewer_with_password("ana", "correct horse", &["spam"]).await;
+    let items: Vec<Value> = ["m1", "m2", "m3"]
+        .iter()
+        .map(|id| json!({"external_id": id, "payload": {"text": format!("post {id}")}}))
+        .collect();
+    app.submit("spam", &svc, Value::Array(items)).await;
+
+    let c = browser(&driver).await;
+    c.set_window_size(1280, 720).await.unwrap();
+    let base = app.base.clone();
+    sign_in_as(&c, &base, &[("name", "ana"), ("password", "correct horse")]).await;
+    c.goto(&format!("{base}/ui/work/spam")).await.unwrap();
+    let first = next_item(&c, "").await;
+    assert!(buttons_on_screen(&c).await, "toggles off screen at 1280x720");
+    assert_eq!(toggles(&c).await, json!(["false", "false", "false"]));
+    assert_eq!(
+        js(
+            &c,
+            "return document.getElementById('none-of-these').getAttribute('aria-pressed')"
+        )
+        .await,
+        "true"
+    );
+    // 1 and 3 on; 2 on and off again.
+    for key in ['1', '3', '2', '2'] {
+        press(&c, key).await;
+    }
+    assert_eq!(toggles(&c).await, json!(["true", "false", "true"]));
+    assert_eq!(text_of(&c, "#set-summary").await, "hate, violence");
+    // Enter without the required severity: refused in the page, the focus on it.
+    press(&c, '\u{E007}').await;
+    until(
+        &c,
+        "return document.activeElement && document.activeElement.id === 'field-severity'",
+        "the focus on the severity",
+    )
+    .await;
+    assert!(text_of(&c, "#notice").await.contains("Fill in severity"));
+    assert_eq!(on_screen(&c).await, first, "nothing was sent");
+    type_text(&c, "h").await;
+    type_text(&c, "\u{E00C}").await; // Escape: back to the item, the toggles kept
+    assert_eq!(toggles(&c).await, json!(["true", "false", "true"]));
+    std::fs::write(
+        screenshots().join("workbench-multi-1280x720.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    press(&c, '\u{E007}').await;
+    let second = next_item(&c, &first).await;
+    // A new item starts with nothing toggled and the fields cleared.
+    assert_eq!(toggles(&c).await, json!(["false", "false", "false"]));
+    assert_eq!(
+        js(&c, "return document.getElementById('field-severity').value").await,
+        ""
+    );
+    let feed = feed_of(&app, &svc, 1).await;
+    assert_eq!(feed[0]["external_id"], json!(first));
+    assert_eq!(feed[0]["labels"], json!(["hate", "violence"]));
+    assert_eq!(feed[0]["fields"], json!({"severity": "high"}));
+    let (_, detail) = app.get(&format!("/v1/projects/spam/items/{first}"), ADMIN).await;
+    // The stored review holds the set in its canonical encoding, and the field.
+    let review = &detail["reviews"][0];
+    assert_eq!(
+        (&review["label"], &review["fields"]),
+        (&json!(r#"["hate","violence"]"#), &json!({"severity": "high"})),
+        "{detail}"
+    );
+
+    // The wide layout: 2 on, 0 clears to none, 2 on again; `f` reaches the severity.
+    c.set_window_size(1400, 1000).await.unwrap();
+    assert!(buttons_on_screen(&c).await);
+    for key in ['2', '0'] {
+        press(&c, key).await;
+    }
+    assert_eq!(toggles(&c).await, json!(["false", "false", "false"]));
+    assert_eq!(text_of(&c, "#set-summary").await, "none of these");
+    press(&c, '2').await;
+    press(&c, 'f').await;
+    assert_eq!(js(&c, "return document.activeElement.id").await, "field-severity");
+    type_text(&c, "l").await;
+    type_text(&c, "\u{E00C}").await;
+    std::fs::write(
+        screenshots().join("workbench-multi-1400x1000.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    press(&c, '\u{E007}').await;
+    next_item(&c, &second).await;
+    let feed = feed_of(&app, &svc, 2).await;
+    assert_eq!(feed[1]["external_id"], json!(second));
+    assert_eq!(feed[1]["labels"], json!(["harassment"]));
+    assert_eq!(feed[1]["fields"], json!({"severity": "low"}));
+
+    // Dark mode: a toggled label stands apart from the others.
+    c.issue_cmd(Cdp(json!({"cmd": "Emulation.setEmulatedMedia",
+        "params": {"features": [{"name": "prefers-color-scheme", "value": "dark"}]}})))
+        .await
+        .unwrap();
+    press(&c, '3').await;
+    let colours = js(
+        &c,
+        "return [...document.querySelectorAll('button.label')].map(b => getComputedStyle(b).backgroundColor)",
+    )
+    .await;
+    assert_eq!(
+        colours,
+        json!(["rgb(33, 38, 45)", "rgb(33, 38, 45)", "rgb(31, 111, 235)"])
+    );
+    std::fs::write(
+        screenshots().join("workbench-multi-dark.png"),
+        c.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    c.close().await.unwrap();
+    app.stop().await;
+}

@@ -207,19 +207,32 @@ impl TestApp {
 
     /// Creates project `spam` with `policy`, and a service key for it.
     pub async fn project(&self, name: &str, policy: Value) -> String {
-        let (s, v) = self
-            .post(
-                "/v1/projects",
-                ADMIN,
-                json!({"name": name, "labels": ["ham", "spam"], "policy": policy}),
-            )
-            .await;
+        self.project_from(json!({"name": name, "labels": ["ham", "spam"], "policy": policy}))
+            .await
+    }
+
+    /// Creates the project `body` describes (`POST /v1/projects`), and a service key for it.
+    pub async fn project_from(&self, body: Value) -> String {
+        let name = body["name"].clone();
+        let (s, v) = self.post("/v1/projects", ADMIN, body).await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         let (s, v) = self
             .post("/v1/keys", ADMIN, json!({"scope": "service", "projects": [name]}))
             .await;
         assert_eq!(s, StatusCode::CREATED, "{v}");
         v["api_key"].as_str().unwrap().to_string()
+    }
+
+    /// Creates a tier-1 reviewer of `projects` who signs in to the console with `password`.
+    pub async fn reviewer_with_password(&self, name: &str, password: &str, projects: &[&str]) {
+        let (s, v) = self
+            .post(
+                "/v1/reviewers",
+                ADMIN,
+                json!({"name": name, "tiers": [1], "projects": projects, "password": password}),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
     }
 
     pub async fn reviewer(&self, name: &str, tiers: &[u8], projects: &[&str]) -> String {

@@ -25,6 +25,7 @@ mod keys;
 mod learning;
 mod metrics;
 mod multi;
+mod multi_quality;
 mod novelty;
 mod oversight;
 mod policy;
