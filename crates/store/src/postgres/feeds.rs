@@ -1,6 +1,18 @@
-//! The feeds on PostgreSQL: feed positions handed out after commit by [`sequence_feeds`]
-//! (one transaction at a time, before every feed read that finds rows waiting for one), the label feed and the event log
-//! read by cursor, and the events the server appends of its own.
+//! The feeds on PostgreSQL: feed positions handed out after commit, in committed
+//! contiguous blocks, by [`settle`] (before a feed read, without queueing) or
+//! [`sequence_feeds`] (inside a caller's transaction, waiting for the lock); the label feed
+//! and the event log read by cursor, and the events the server appends of its own.
+//!
+//! Invariant: positions (`events.seq`, `labels.cursor`) are written only by a sequencer
+//! run, which holds the `.sequencer` advisory lock for its whole transaction, numbers the
+//! committed rows without one `max+1, max+2, …` in id order and commits them at once. Runs
+//! never overlap, and each run's commit is visible before the next run can take the lock
+//! (so its `max` is the last run's). Any snapshot therefore holds the positions `1..P` with
+//! no hole, and a feed read needs no lock: a run in progress commits a whole block after
+//! the read's snapshot or not at all, so no position below one a reader returned can
+//! appear later.
+
+use std::time::{Duration, Instant};
 
 use sqlx::PgConnection;
 
@@ -8,14 +20,78 @@ use super::TxResult;
 use super::common::{event, parse};
 use crate::*;
 
-/// Gives committed, unsequenced events and labels their feed positions, in one place at
-/// a time, so that a position is never handed out below one a reader has already seen.
+/// How long [`settle`] polls a sequencer run that another connection holds before it
+/// queues for the lock itself.
+const SETTLE_POLL: Duration = Duration::from_millis(50);
+
+/// Makes every event and label committed before the call hold its feed position, without
+/// queueing behind another sequencer run when it can help it, so that concurrent feed
+/// reads do not serialise on the lock ("a row is in the feed at once": an acknowledged
+/// write is in every feed read that starts after it).
 ///
-/// When no committed row waits for a position (a read-mostly moment), it takes no lock
-/// and writes nothing: the check reads the two partial indexes of unsequenced rows. A
-/// row committed after the check has no position yet, so the read that follows cannot
-/// see it (`seq > cursor` is not true of NULL) and the next sequencer run places it after
-/// every position handed out, as before; a row committed before it is sequenced here.
+/// With no row waiting (the two partial indexes of unsequenced rows are empty) it takes
+/// no lock and writes nothing. Otherwise it notes the highest waiting ids, then tries the
+/// lock without waiting (`pg_try_advisory_xact_lock`): with it, it numbers every waiting
+/// row in a short transaction of its own; without it, another run is in progress, which
+/// may have taken its snapshot before this caller's rows committed, so it polls until no
+/// row at or below those ids waits (that run, or a later one, numbered them) or it gets
+/// the lock; after [`SETTLE_POLL`] it queues for the lock instead, so the wait is bounded
+/// by one queued run.
+pub(super) async fn settle(c: &mut PgConnection) -> TxResult<()> {
+    let (events, labels): (Option<i64>, Option<i64>) = sqlx::query_as(
+        "SELECT (SELECT max(id) FROM events WHERE seq IS NULL), (SELECT max(id) FROM labels WHERE cursor IS NULL)",
+    )
+    .fetch_one(&mut *c)
+    .await?;
+    if events.is_none() && labels.is_none() {
+        return Ok(());
+    }
+    let (events, labels) = (events.unwrap_or(0), labels.unwrap_or(0));
+    let give_up = Instant::now() + SETTLE_POLL;
+    let mut pause = Duration::from_micros(200);
+    loop {
+        let mut tx = sqlx::Connection::begin(&mut *c).await?;
+        let got: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_xact_lock(hashtext(current_schema() || '.sequencer'))")
+                .fetch_one(&mut *tx)
+                .await?;
+        if got {
+            number_waiting(&mut tx).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        tx.rollback().await?;
+        let done: bool = sqlx::query_scalar(
+            "SELECT NOT EXISTS (SELECT 1 FROM events WHERE seq IS NULL AND id <= $1)
+                AND NOT EXISTS (SELECT 1 FROM labels WHERE cursor IS NULL AND id <= $2)",
+        )
+        .bind(events)
+        .bind(labels)
+        .fetch_one(&mut *c)
+        .await?;
+        if done {
+            return Ok(());
+        }
+        if Instant::now() >= give_up {
+            let mut tx = sqlx::Connection::begin(&mut *c).await?;
+            sequence_feeds(&mut tx).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(5));
+    }
+}
+
+/// Gives committed, unsequenced events and labels their feed positions inside the
+/// caller's transaction, waiting for the sequencer's lock, which it holds until that
+/// transaction ends — for a caller that must see every committed row numbered before it
+/// writes (a new webhook's cursor). Feed reads use [`settle`], which does not queue.
+///
+/// When no committed row waits for a position it takes no lock and writes nothing. A row
+/// committed after the check has no position yet, so the caller cannot see it
+/// (`seq > cursor` is not true of NULL) and the next run places it after every position
+/// handed out.
 pub(super) async fn sequence_feeds(c: &mut PgConnection) -> TxResult<()> {
     let waiting: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM events WHERE seq IS NULL) OR EXISTS (SELECT 1 FROM labels WHERE cursor IS NULL)",
@@ -28,6 +104,13 @@ pub(super) async fn sequence_feeds(c: &mut PgConnection) -> TxResult<()> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtext(current_schema() || '.sequencer'))")
         .execute(&mut *c)
         .await?;
+    number_waiting(c).await
+}
+
+/// One sequencer run's writes; the caller holds the `.sequencer` lock for its transaction.
+/// Each statement takes its snapshot after the lock was granted, so it sees the previous
+/// run's commit and starts after its last position.
+async fn number_waiting(c: &mut PgConnection) -> TxResult<()> {
     sqlx::query(
         "WITH todo AS (SELECT id, row_number() OVER (ORDER BY id) AS rn
                        FROM (SELECT id FROM events WHERE seq IS NULL ORDER BY id LIMIT 100000) s),

@@ -547,10 +547,10 @@ impl Store for PgStore {
     }
 
     async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>> {
-        transaction!(self, |tx| {
-            feeds::sequence_feeds(&mut tx).await?;
-            items::item(&mut tx, project_id, external_id).await
-        })
+        let mut c = self.pool.acquire().await?;
+        feeds::settle(&mut c).await.map_err(TxError::into_store)?;
+        drop(c);
+        transaction!(self, |tx| items::item(&mut tx, project_id, external_id).await)
     }
 
     // Work: claims, leases and answers.
@@ -605,17 +605,21 @@ impl Store for PgStore {
 
     // Feeds: the label feed and the event log.
     async fn labels(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<LabelRecord>> {
-        transaction!(self, |tx| {
-            feeds::sequence_feeds(&mut tx).await?;
-            feeds::labels(&mut tx, project_id, after, limit).await
-        })
+        // No transaction and no lock: positions are committed in contiguous blocks (see
+        // `feeds`), so one statement's snapshot never shows a position past a hole.
+        let mut c = self.pool.acquire().await?;
+        feeds::settle(&mut c).await.map_err(TxError::into_store)?;
+        feeds::labels(&mut c, project_id, after, limit)
+            .await
+            .map_err(TxError::into_store)
     }
 
     async fn events(&self, project_id: Option<i64>, after: i64, limit: usize) -> Result<Vec<EventRecord>> {
-        transaction!(self, |tx| {
-            feeds::sequence_feeds(&mut tx).await?;
-            feeds::events(&mut tx, project_id, after, limit).await
-        })
+        let mut c = self.pool.acquire().await?;
+        feeds::settle(&mut c).await.map_err(TxError::into_store)?;
+        feeds::events(&mut c, project_id, after, limit)
+            .await
+            .map_err(TxError::into_store)
     }
 
     async fn append_event(&self, project_id: i64, event: flywheel_core::Event, actor: &str, now: Millis) -> Result<()> {
@@ -686,10 +690,11 @@ impl Store for PgStore {
 
     // Models: the built-in model's training data, snapshots and predictions.
     async fn training_examples(&self, project_id: i64, after: i64, limit: usize) -> Result<Vec<TrainingExample>> {
-        transaction!(self, |tx| {
-            feeds::sequence_feeds(&mut tx).await?;
-            models::training_examples(&mut tx, project_id, after, limit).await
-        })
+        let mut c = self.pool.acquire().await?;
+        feeds::settle(&mut c).await.map_err(TxError::into_store)?;
+        drop(c);
+        transaction!(self, |tx| models::training_examples(&mut tx, project_id, after, limit)
+            .await)
     }
 
     async fn save_model(&self, project_id: i64, snapshot: ModelSnapshot, now: Millis) -> Result<()> {
@@ -761,10 +766,10 @@ impl Store for PgStore {
     }
 
     async fn latest_events(&self, project_id: i64, limit: usize) -> Result<Vec<EventRecord>> {
-        transaction!(self, |tx| {
-            feeds::sequence_feeds(&mut tx).await?;
-            dashboard::latest_events(&mut tx, project_id, limit).await
-        })
+        let mut c = self.pool.acquire().await?;
+        feeds::settle(&mut c).await.map_err(TxError::into_store)?;
+        drop(c);
+        transaction!(self, |tx| dashboard::latest_events(&mut tx, project_id, limit).await)
     }
 
     async fn queue_depths(&self, project_id: i64, now: Millis, sla_queues: Vec<String>) -> Result<Vec<QueueDepth>> {
@@ -879,18 +884,18 @@ impl Store for PgStore {
             return Ok(vec![]);
         }
         drop(c);
-        transaction!(self, |tx| {
-            feeds::sequence_feeds(&mut tx).await?;
-            webhooks::due(&mut tx, now).await
-        })
+        let mut c = self.pool.acquire().await?;
+        feeds::settle(&mut c).await.map_err(TxError::into_store)?;
+        drop(c);
+        transaction!(self, |tx| webhooks::due(&mut tx, now).await)
     }
 
     async fn webhook_backlog(&self) -> Result<Vec<(i64, i64)>> {
         // Like `due_webhooks`: committed events get their place first, so they count.
-        transaction!(self, |tx| {
-            feeds::sequence_feeds(&mut tx).await?;
-            webhooks::backlog(&mut tx).await
-        })
+        let mut c = self.pool.acquire().await?;
+        feeds::settle(&mut c).await.map_err(TxError::into_store)?;
+        drop(c);
+        transaction!(self, |tx| webhooks::backlog(&mut tx).await)
     }
 
     async fn lease_webhook(&self, id: i64, now: Millis) -> Result<Option<Box<dyn WebhookLease>>> {
