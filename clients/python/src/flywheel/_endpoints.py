@@ -100,7 +100,7 @@ ENDPOINTS: Dict[str, Endpoint] = {
         "POST",
         _P + "/items/{external_id}/override",
         body="OverrideIn",
-        sends=("action", "reason", "label", "fields", "queue", "tier", "priority"),
+        sends=("action", "reason", "label", "labels", "fields", "queue", "tier", "priority"),
         returns="OverrideOut",
     ),
     "add_gold": Endpoint("POST", _P + "/gold", body="AddGold", sends=("items",), returns="GoldAdded", idempotent=True),

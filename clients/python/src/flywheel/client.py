@@ -192,20 +192,23 @@ class Client:
         *,
         reason: str,
         label: Optional[str] = None,
+        labels: Optional[Sequence[str]] = None,
         fields: Optional[JSON] = None,
         queue: Optional[str] = None,
         tier: Optional[int] = None,
         priority: Optional[int] = None,
     ) -> OverrideResult:
-        """Overrides an item (admin), with a reason: with ``label`` (and ``fields``) it is
-        resolved as a human resolution, method ``override``; with ``queue`` and ``tier`` its
-        work is re-routed there. Its open tasks are closed and their leases cancelled."""
-        action = "resolve" if label is not None else "reroute"
+        """Overrides an item (admin), with a reason: with ``label`` (``labels``, a set, in a
+        multi-label project; and ``fields``) it is resolved as a human resolution, method
+        ``override``; with ``queue`` and ``tier`` its work is re-routed there. Its open tasks
+        are closed and their leases cancelled."""
+        action = "resolve" if label is not None or labels is not None else "reroute"
         json = c.drop_none(
             {
                 "action": action,
                 "reason": reason,
                 "label": label,
+                "labels": None if labels is None else list(labels),
                 "fields": fields,
                 "queue": queue,
                 "tier": tier,
