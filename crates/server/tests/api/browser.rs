@@ -893,12 +893,29 @@ async fn the_workbench_undo_amend_and_keys() {
         adjudication["reason"].as_str().unwrap().contains("amended spam → ham"),
         "{adjudication}"
     );
-    let t = app.claim("spam", &lead, None).await.unwrap();
-    assert_eq!(
-        (t["item"]["external_id"].clone(), t["stage"].clone()),
-        (json!("w0"), json!("adjudicate"))
-    );
-    assert!(t["context"]["reason"].as_str().unwrap().contains("amended"), "{t}");
+    // The tier-2 lead opens their own workbench: the adjudication of w0 shows why it is
+    // there (ana's amendment, in her words) and the earlier answers with their reviewers.
+    let c2 = browser(&driver).await;
+    c2.set_window_size(1280, 720).await.unwrap();
+    sign_in_as(&c2, &base, &[("key", lead.as_str())]).await;
+    let queue = adjudication["queue"].as_str().unwrap();
+    c2.goto(&format!("{base}/ui/work/spam/{queue}")).await.unwrap();
+    until(
+        &c2,
+        "return document.getElementById('ext').textContent === 'w0' && !document.getElementById('context').hidden",
+        "the adjudication with its context",
+    )
+    .await;
+    let reason = text_of(&c2, "#context-reason").await;
+    assert!(reason.contains("amended spam → ham"), "{reason}");
+    let earlier = text_of(&c2, "#context-answers").await;
+    assert!(earlier.contains("ana: ham"), "{earlier}");
+    std::fs::write(
+        screenshots().join("workbench-adjudicator-context.png"),
+        c2.screenshot().await.unwrap(),
+    )
+    .unwrap();
+    c2.close().await.unwrap();
 
     // The failure category and an escalation by keyboard only, then a label: c and a digit
     // pick the category, e opens the reason, Escape goes back to the item, 1 answers.
@@ -1146,7 +1163,16 @@ async fn item_search_override_and_stranded_in_a_browser() {
         until(&c, "return !!document.getElementById('item-search')", "the search page").await;
         fill(&c, "#item-search input[name=q]", words).await;
         click(&c, "#item-search button[type=submit]").await;
-        until(&c, "return !!document.getElementById('hits')", "the hits").await;
+        // The search page without a query already lists items: wait for the answer to
+        // this query, not the page it was typed on.
+        until(
+            &c,
+            &format!(
+                "return new URLSearchParams(location.search).get('q') === '{words}' && !!document.getElementById('hits')"
+            ),
+            "the hits",
+        )
+        .await;
         let found = js(
             &c,
             "return [...document.querySelectorAll('#hits a')].map(a => a.textContent)",
