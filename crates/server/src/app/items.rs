@@ -122,8 +122,10 @@ pub const DEFAULT_BLOCKING_BATCH: usize = 64;
 /// The run-time limits of deciding items.
 #[derive(Debug, Clone, Copy)]
 pub struct RuleBudget {
-    /// The longest the policy may take on one item.
-    pub per_item: Duration,
+    /// The longest the policy may take on one item, by the wall clock; `None`: no time
+    /// limit, the step budget alone (the demos' in-process servers, whose decisions must
+    /// depend on nothing but their seed, however loaded the machine).
+    pub per_item: Option<Duration>,
     /// Batches above this many items are decided off the async workers.
     pub blocking_batch: usize,
 }
@@ -131,7 +133,7 @@ pub struct RuleBudget {
 impl Default for RuleBudget {
     fn default() -> Self {
         Self {
-            per_item: DEFAULT_RULE_BUDGET,
+            per_item: Some(DEFAULT_RULE_BUDGET),
             blocking_batch: DEFAULT_BLOCKING_BATCH,
         }
     }
@@ -144,7 +146,7 @@ fn decide_batch(
     model: Option<&Arc<RwLock<ProjectModel>>>,
     thresholds: &HashMap<String, f64>,
     items: Vec<ItemIn>,
-    per_item: Duration,
+    per_item: Option<Duration>,
 ) -> Result<Vec<NewItem>, ValidationError> {
     let mut new = Vec::with_capacity(items.len());
     for (i, it) in items.into_iter().enumerate() {
@@ -155,8 +157,8 @@ fn decide_batch(
             (None, Some(m)) => Some(m.read().expect("model").predict(&it.payload, &attributes)),
             (None, None) => None,
         };
-        let deadline = Instant::now() + per_item;
-        let expired = || Instant::now() >= deadline;
+        let deadline = per_item.map(|d| Instant::now() + d);
+        let expired = || deadline.is_some_and(|d| Instant::now() >= d);
         let decision = p.policy.decide_within(
             &ItemView {
                 payload: &it.payload,
