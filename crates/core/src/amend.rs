@@ -149,11 +149,7 @@ pub fn check_fields(
     fields: Option<&serde_json::Value>,
 ) -> Result<Option<Fields>, ValidationError> {
     let Some(f) = fields else { return Ok(None) };
-    let labels = if rules.multi {
-        crate::label::decode_set(label).unwrap_or_default()
-    } else {
-        vec![label.to_string()]
-    };
+    let labels = crate::label::named(label, rules.multi);
     let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
     rules.fields.check(Some(f), &labels).map(Some)
 }

@@ -87,6 +87,16 @@ pub fn decode_set(s: &str) -> Option<Vec<String>> {
     serde_json::from_str(s).ok()
 }
 
+/// The labels a stored (checked) label answer names: its set in a multi-label project,
+/// else the label itself — what answer fields' `when_labels` are read against.
+pub fn named(stored: &str, multi: bool) -> Vec<String> {
+    if multi {
+        decode_set(stored).unwrap_or_default()
+    } else {
+        vec![stored.to_string()]
+    }
+}
+
 impl LabelSet {
     pub fn parse(names: &[String]) -> Result<Self, ValidationError> {
         if names.len() < 2 || names.len() > 100 {

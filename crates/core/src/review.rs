@@ -292,15 +292,6 @@ pub fn check_answer(labels: &[String], judging: &Judging, answer: Answer) -> Res
     }
 }
 
-/// The labels a (checked) label answer names: its set in a multi-label project, else the
-/// label itself.
-fn answer_labels(judging: &Judging, label: &str) -> Vec<String> {
-    match judging.multi {
-        Some(_) => crate::label::decode_set(label).unwrap_or_default(),
-        None => vec![label.to_string()],
-    }
-}
-
 /// The set a multi-label project's event carries for `label` (`None` when single-label).
 fn event_labels(multi: bool, label: &str) -> Option<Vec<String>> {
     multi.then(|| crate::label::decode_set(label).unwrap_or_default())
@@ -316,7 +307,7 @@ pub fn check_fields(
 ) -> Result<Fields, ValidationError> {
     match answer {
         Answer::Label(l) => {
-            let named = answer_labels(judging, l);
+            let named = crate::label::named(l, judging.multi.is_some());
             judging
                 .fields
                 .check(fields, &named.iter().map(String::as_str).collect::<Vec<_>>())

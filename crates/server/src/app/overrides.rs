@@ -75,12 +75,14 @@ pub async fn override_item(
                     ));
                 }
             }
-            let (label, labels) = match (body.label, body.labels, p.labels.is_multi()) {
+            let multi = p.labels.is_multi();
+            // `label` as stored: a label, or a multi-label set's encoding.
+            let label = match (body.label, body.labels, multi) {
                 (Some(label), None, false) => {
                     p.labels.answer("label", &label)?;
-                    (label, None)
+                    label
                 }
-                (None, Some(set), true) => (p.labels.answer_set("labels", &set)?, Some(set)),
+                (None, Some(set), true) => p.labels.answer_set("labels", &set)?,
                 (_, Some(_), false) => {
                     return Err(AppError::invalid(
                         "labels",
@@ -98,13 +100,14 @@ pub async fn override_item(
                     return Err(AppError::invalid(field, format!("action resolve needs {field}")));
                 }
             };
-            let named: Vec<&str> = match &labels {
-                Some(set) => set.iter().map(String::as_str).collect(),
-                None => vec![label.as_str()],
-            };
-            let fields = p.fields.check(body.fields.as_ref(), &named)?;
-            // The set as stored, in project order (the encoding's order), for the events.
-            let labels = labels.map(|_| flywheel_core::label::decode_set(&label).unwrap_or_default());
+            // The labels named, in project order: what the fields are checked against and,
+            // in a multi-label project, the set the events carry.
+            let named = flywheel_core::label::named(&label, multi);
+            let fields = p.fields.check(
+                body.fields.as_ref(),
+                &named.iter().map(String::as_str).collect::<Vec<_>>(),
+            )?;
+            let labels = multi.then_some(named);
             Action::Resolve {
                 label,
                 labels,
