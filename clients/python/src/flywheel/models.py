@@ -118,6 +118,8 @@ class Suggestion(TypedDict):
     confidence: float
     scores: Dict[str, float]
     model: str
+    #: Only in a multi-label project: the labels at or above their thresholds.
+    labels: NotRequired[Optional[List[str]]]
 
 
 class Task(TypedDict):
@@ -520,8 +522,6 @@ class Released(TypedDict):
     released: str
 
 
-class KeyCreated(TypedDict):
-    api_key: str
 class LabelAgreement(TypedDict):
     """Agreement on one label: Fleiss' kappa and Krippendorff's alpha of its yes/no."""
 
@@ -576,6 +576,8 @@ class MultiLabelAgreement(TypedDict):
 Agreement = Union[SingleLabelAgreement, MultiLabelAgreement]
 
 
+class KeyCreated(TypedDict):
+    api_key: str
     hash: str
     scope: str
     projects: List[str]
@@ -762,12 +764,12 @@ SCHEMAS: Dict[str, type] = {
     "ReviewerFatigueOut": ReviewerFatigue,
     "ReviewerPage": ReviewerPage,
     "Released": Released,
-    "KeyCreated": KeyCreated,
-    "NewKey": NewKey,
     "LabelAgreementOut": LabelAgreement,
     "PairAgreement": PairAgreement,
     "SingleLabelAgreement": SingleLabelAgreement,
     "MultiLabelAgreement": MultiLabelAgreement,
+    "KeyCreated": KeyCreated,
+    "NewKey": NewKey,
     "KeyOut": KeyRecord,
     "QueueLoadOut": QueueLoad,
     "BacktestFigures": BacktestFigures,

@@ -329,10 +329,16 @@ pub struct ClaimItem {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Suggestion {
+    /// The top label (in a multi-label project, the label the model is surest of).
     pub label: String,
     pub confidence: f64,
     pub scores: BTreeMap<String, f64>,
     pub model: String,
+    /// Only in a multi-label project: the labels whose score is at or above the label's
+    /// threshold (calibrated, else 0.5), in the project's order — the set the model
+    /// suggests, empty for none of these.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
