@@ -604,6 +604,17 @@ fn agreement_and_aggregate_on_the_toy_crowd() {
     );
 }
 
+/// Each `flywheel ARGS…` fails, prints nothing on stdout, and says `message` on stderr.
+fn refused(cases: &[(&[&str], &str)]) {
+    for (args, message) in cases {
+        let out = flywheel().args(*args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(out.stdout.is_empty(), "{args:?} printed a result");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn offline_statistics_refuse_bad_input() {
     let dir = tempfile::tempdir().unwrap();
@@ -638,13 +649,7 @@ fn offline_statistics_refuse_bad_input() {
         ),
         (&["aggregate", &good, "--method", "vote"], "invalid value"),
     ];
-    for (args, message) in cases {
-        let out = flywheel().args(*args).output().unwrap();
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(out.stdout.is_empty(), "{args:?} printed a result");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(message), "{args:?}: {err}");
-    }
+    refused(cases);
 }
 
 /// `flywheel agreement --sets` on the hand-checked case of `flywheel_core::multi_agreement`
@@ -706,13 +711,7 @@ fn agreement_over_label_sets() {
         // Without --sets an empty label is refused, naming the line.
         (&["agreement", &sets], "line 6: the label field is empty"),
     ];
-    for (args, message) in cases {
-        let out = flywheel().args(*args).output().unwrap();
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(out.stdout.is_empty(), "{args:?} printed a result");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(message), "{args:?}: {err}");
-    }
+    refused(cases);
 }
 
 /// Every acknowledged submission survives `kill -9` of the server, even while other
