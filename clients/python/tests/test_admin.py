@@ -82,7 +82,8 @@ def test_figures_and_the_built_in_model(server: Server, admin: Client) -> None:
     scored = svc.predict(name, [{"payload": {"text": "WIN cash now"}}])
     assert isinstance(scored, dict) and scored
     assert isinstance(admin.monitors(name)["monitors"], list)
-    assert admin.agreement(name)["answers"] == 0
+    agreement = admin.agreement(name)
+    assert (agreement["label_mode"], agreement["answers"], agreement["labels"]) == ("single", 0, ["ham", "spam"])
     detail = admin.item(name, "m1")
     assert detail["decisions"][0]["outcome"] == "auto" and detail["resolution"]["label"] == "spam"  # type: ignore[index]
     assert [e["kind"] for e in detail["events"]] == ["item.decided"]

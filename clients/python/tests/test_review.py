@@ -148,3 +148,6 @@ def test_a_multi_label_project_is_answered_with_sets(server: Server, admin: Clie
     assert [(x.get("labels"), x["source"]) for x in svc.labels(name)] == [(["hate", "spam"], "human")]
     amended = ann.amend(result["review_id"], labels=[])
     assert amended["outcome"] == "amended"
+    agreement = admin.agreement(name)
+    assert agreement["label_mode"] == "multi" and agreement["answers"] == 1
+    assert agreement.get("distance") == "masi" and agreement["labels"] == ["hate", "spam", "violence"]

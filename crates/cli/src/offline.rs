@@ -1,5 +1,6 @@
 //! `flywheel agreement` and `flywheel aggregate`: the offline quality statistics on crowd
-//! answer files (`worker<TAB>task<TAB>label`, see `flywheel_core::crowd`). This module reads
+//! answer files (`worker<TAB>task<TAB>label`, see `flywheel_core::crowd`; with
+//! `agreement --sets` the label is a `|`-separated set, see `flywheel_core::multi_agreement`). This module reads
 //! the files, calls the pure core and prints one JSON document on stdout; bad input is a
 //! message on stderr and a non-zero exit (from `main`).
 //!
@@ -12,6 +13,7 @@ use anyhow::{Context, bail};
 use flywheel_core::aggregate::{self, DsInit, Stopping, Vote};
 use flywheel_core::agreement;
 use flywheel_core::crowd::{self, CrowdData, Gold};
+use flywheel_core::multi_agreement::{self, SetDistance};
 use flywheel_core::quality::{self, Interval};
 use serde_json::{Map, Value, json};
 
@@ -20,8 +22,33 @@ pub struct AgreementArgs {
     /// Crowd answers: a TSV file with the header `worker<TAB>task<TAB>label`.
     file: PathBuf,
     /// How many worker pairs (those sharing the most tasks) get a pairwise Cohen's κ.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, conflicts_with = "sets")]
     pairs: usize,
+    /// Multi-label answers: the label column holds a `|`-separated set of labels (empty
+    /// for none of these). Prints each label's κ and α on its yes/no and α over the sets.
+    #[arg(long)]
+    sets: bool,
+    /// With `--sets`: the set distance of the overall α.
+    #[arg(long, value_enum, default_value_t = Distance::Masi, requires = "sets")]
+    distance: Distance,
+}
+
+/// `--distance`: how far apart two label sets are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Distance {
+    /// MASI (Passonneau 2006): Jaccard weighted down unless one set contains the other.
+    Masi,
+    /// 1 − |A∩B| / |A∪B|.
+    Jaccard,
+}
+
+impl From<Distance> for SetDistance {
+    fn from(d: Distance) -> Self {
+        match d {
+            Distance::Masi => SetDistance::Masi,
+            Distance::Jaccard => SetDistance::Jaccard,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -93,8 +120,20 @@ fn interval(i: Option<Interval>) -> Value {
     i.map_or(Value::Null, |i| json!([i.lower, i.upper]))
 }
 
-/// `flywheel agreement FILE`.
+/// `flywheel agreement FILE` (`--sets`: multi-label answers).
 pub fn agreement(args: AgreementArgs) -> anyhow::Result<()> {
+    if args.sets {
+        let text = read(&args.file)?;
+        let rows = crowd::parse_set_answers(&text).with_context(|| args.file.display().to_string())?;
+        // No label list: the labels are reported in string order.
+        let report = multi_agreement::report(
+            &[],
+            rows.iter().map(|r| (r.worker, r.task, r.labels.as_slice())),
+            args.distance.into(),
+        )
+        .with_context(|| args.file.display().to_string())?;
+        return print(&serde_json::to_value(report)?);
+    }
     let data = load_answers(&args.file)?;
     print(&serde_json::to_value(agreement::report(&data, args.pairs))?)
 }

@@ -604,6 +604,17 @@ fn agreement_and_aggregate_on_the_toy_crowd() {
     );
 }
 
+/// Each `flywheel ARGS…` fails, prints nothing on stdout, and says `message` on stderr.
+fn refused(cases: &[(&[&str], &str)]) {
+    for (args, message) in cases {
+        let out = flywheel().args(*args).output().unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert!(out.stdout.is_empty(), "{args:?} printed a result");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(message), "{args:?}: {err}");
+    }
+}
+
 #[test]
 fn offline_statistics_refuse_bad_input() {
     let dir = tempfile::tempdir().unwrap();
@@ -638,13 +649,69 @@ fn offline_statistics_refuse_bad_input() {
         ),
         (&["aggregate", &good, "--method", "vote"], "invalid value"),
     ];
-    for (args, message) in cases {
-        let out = flywheel().args(*args).output().unwrap();
-        assert!(!out.status.success(), "{args:?} should fail");
-        assert!(out.stdout.is_empty(), "{args:?} printed a result");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(message), "{args:?}: {err}");
+    refused(cases);
+}
+
+/// `flywheel agreement --sets` on the hand-checked case of `flywheel_core::multi_agreement`
+/// (w1 {a,b} {b} {}; w2 {a} {b} {a} on t1–t3): α over the sets 2/7 with MASI, 7/22 with
+/// Jaccard; per label α 4/9 and Fleiss' κ 1/3.
+#[test]
+fn agreement_over_label_sets() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let sets = file(
+        "sets.tsv",
+        "worker\ttask\tlabel\nw1\tt1\tb|a\nw2\tt1\ta\nw1\tt2\tb\nw2\tt2\tb|b\nw1\tt3\t\nw2\tt3\ta\n",
+    );
+    let close = |v: &serde_json::Value, x: f64| v.as_f64().is_some_and(|v| (v - x).abs() < 1e-12);
+    let masi = json_of(&["agreement", &sets, "--sets"]);
+    assert_eq!(
+        (&masi["label_mode"], &masi["distance"], &masi["labels"]),
+        (
+            &serde_json::json!("multi"),
+            &serde_json::json!("masi"),
+            &serde_json::json!(["a", "b"])
+        )
+    );
+    assert_eq!(
+        (
+            masi["answers"].as_u64(),
+            masi["tasks"].as_u64(),
+            masi["workers"].as_u64()
+        ),
+        (Some(6), Some(3), Some(2))
+    );
+    assert!(close(&masi["krippendorff_alpha"], 2.0 / 7.0), "{masi}");
+    for l in ["a", "b"] {
+        assert!(close(&masi["per_label"][l]["krippendorff_alpha"], 4.0 / 9.0), "{masi}");
+        assert!(close(&masi["per_label"][l]["fleiss_kappa"], 1.0 / 3.0), "{masi}");
     }
+    let jaccard = json_of(&["agreement", &sets, "--sets", "--distance", "jaccard"]);
+    assert_eq!(jaccard["distance"], "jaccard");
+    assert!(close(&jaccard["krippendorff_alpha"], 7.0 / 22.0), "{jaccard}");
+
+    let bad_set = file("bad.tsv", "worker\ttask\tlabel\nw1\tt1\ta\nw2\tt1\ta|\n");
+    let twice = file("twice.tsv", "worker\ttask\tlabel\nw1\tt1\ta\nw1\tt1\t\n");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["agreement", &bad_set, "--sets"],
+            "bad.tsv: line 3: the label set \"a|\" has an empty label",
+        ),
+        (
+            &["agreement", &twice, "--sets"],
+            "twice.tsv: line 3: worker \"w1\" already answered task \"t1\" on line 2",
+        ),
+        (&["agreement", &sets, "--distance", "jaccard"], "--sets"),
+        (&["agreement", &sets, "--sets", "--distance", "cosine"], "invalid value"),
+        (&["agreement", &sets, "--sets", "--pairs", "3"], "cannot be used with"),
+        // Without --sets an empty label is refused, naming the line.
+        (&["agreement", &sets], "line 6: the label field is empty"),
+    ];
+    refused(cases);
 }
 
 /// Every acknowledged submission survives `kill -9` of the server, even while other

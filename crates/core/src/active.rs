@@ -4,7 +4,8 @@
 
 use std::collections::VecDeque;
 
-use crate::calibrate::{self, Strategy};
+#[cfg(doc)]
+use crate::calibrate;
 
 /// How far the bar moves per item, in ln units: up by `STEP × (1 − share)` when an item
 /// reaches it, down by `STEP × share` when not (Robbins–Monro tracking of the quantile
@@ -25,16 +26,16 @@ pub struct Budget {
 }
 
 impl Budget {
-    /// Whether an auto-eligible item with these probabilities goes to review for learning:
-    /// the most informative items, within `budget_per_1000` of the last 1,000 decisions.
-    /// `probs` is `None` for items the policy already sends to review (they count toward
-    /// the window, never toward the budget). `draw` is the item's own uniform draw (for
-    /// the random strategy).
-    pub fn choose(&mut self, strategy: Strategy, budget_per_1000: u32, probs: Option<&[f64]>, draw: f64) -> bool {
-        let pick = match probs {
+    /// Whether an auto-eligible item this informative goes to review for learning: the
+    /// most informative items, within `budget_per_1000` of the last 1,000 decisions.
+    /// `score` is the item's informativeness in [0, 1] ([`calibrate::informativeness`], or
+    /// [`calibrate::informativeness_multi`] in a multi-label project), `None` for items the
+    /// policy already sends to review (they count toward the window, never toward the
+    /// budget).
+    pub fn choose(&mut self, budget_per_1000: u32, score: Option<f64>) -> bool {
+        let pick = match score {
             None => false,
-            Some(probs) => {
-                let score = calibrate::informativeness(strategy, probs, draw);
+            Some(score) => {
                 let used = self.decisions.iter().filter(|d| d.1).count() as u32;
                 let eligible = self.decisions.iter().filter(|d| d.0).count() + 1;
                 let eligible_share = (eligible as f64 / (self.decisions.len() + 1) as f64).min(1.0);
@@ -53,7 +54,7 @@ impl Budget {
                 budget_per_1000 > 0 && reached && f64::from(used) < allowed.max(1.0)
             }
         };
-        self.decisions.push_back((probs.is_some(), pick));
+        self.decisions.push_back((score.is_some(), pick));
         if self.decisions.len() > 1000 {
             self.decisions.pop_front();
         }
@@ -69,6 +70,9 @@ impl Budget {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::calibrate::{Strategy, informativeness, informativeness_multi};
+    use crate::prediction::RawPrediction;
+    use crate::{LabelSet, Prediction};
 
     /// Picks out of `n` auto-eligible decisions whose least-confidence scores come from
     /// `score(i)`.
@@ -77,7 +81,10 @@ mod tests {
         (0..n)
             .filter(|&i| {
                 let top = 1.0 - score(i);
-                b.choose(Strategy::LeastConfidence, budget, Some(&[top, 1.0 - top]), 0.5)
+                b.choose(
+                    budget,
+                    Some(informativeness(Strategy::LeastConfidence, &[top, 1.0 - top], 0.5)),
+                )
             })
             .count()
     }
@@ -100,7 +107,10 @@ mod tests {
         for i in 0..4000 {
             let score = if i % 10 == 0 { 0.45 } else { 0.01 };
             let top = 1.0 - score;
-            if b.choose(Strategy::LeastConfidence, 50, Some(&[top, 1.0 - top]), 0.5) {
+            if b.choose(
+                50,
+                Some(informativeness(Strategy::LeastConfidence, &[top, 1.0 - top], 0.5)),
+            ) {
                 if score > 0.1 { uncertain += 1 } else { sure += 1 }
             }
         }
@@ -117,9 +127,77 @@ mod tests {
         // that it cannot tell them apart from the next certain ones.
         let mut b = Budget::default();
         for _ in 0..5000 {
-            b.choose(Strategy::LeastConfidence, 50, Some(&[1.0, 0.0]), 0.5);
+            b.choose(50, Some(informativeness(Strategy::LeastConfidence, &[1.0, 0.0], 0.5)));
         }
         let bar = b.log_bar().unwrap();
         assert!(bar >= BAR_FLOOR.ln(), "{bar}");
+    }
+
+    fn multi(scores: &[(&str, f64)]) -> Prediction {
+        let labels = LabelSet::parse(&["hate".into(), "spam".into(), "violence".into()]).unwrap();
+        let raw = RawPrediction {
+            model: "m".into(),
+            version: None,
+            scores: scores.iter().map(|(l, s)| (l.to_string(), *s)).collect(),
+            novelty: None,
+        };
+        Prediction::parse(raw, &labels).unwrap()
+    }
+
+    /// A multi-label project ranks by the one-vs-rest scores' smallest margin to their
+    /// thresholds: the item whose least clear label is nearest flipping comes first, however
+    /// sure the model is of its other labels — and a top-label measure would rank them
+    /// otherwise.
+    #[test]
+    fn multi_label_items_rank_by_their_smallest_margin() {
+        let thresholds: std::collections::HashMap<String, f64> = [("spam".to_string(), 0.8)].into();
+        let items = [
+            // spam 0.78 is 0.02 under its calibrated 0.8: the nearest to flipping.
+            (
+                "spam_near_its_threshold",
+                multi(&[("hate", 0.99), ("spam", 0.78), ("violence", 0.01)]),
+            ),
+            // violence 0.45 is 0.05 from the default 0.5.
+            (
+                "violence_near",
+                multi(&[("hate", 0.02), ("spam", 0.1), ("violence", 0.45)]),
+            ),
+            // Two labels surely present, one surely absent: every label 0.4 or more from
+            // its threshold.
+            ("all_clear", multi(&[("hate", 0.95), ("spam", 0.05), ("violence", 0.9)])),
+            ("sure_of_all", multi(&[("hate", 0.0), ("spam", 0.0), ("violence", 0.0)])),
+        ];
+        let score = |p: &Prediction| informativeness_multi(Strategy::Margin, p.min_margin(Some(&thresholds)), 0.5);
+        let mut ranked: Vec<(&str, f64)> = items.iter().map(|(n, p)| (*n, score(p))).collect();
+        ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let order: Vec<&str> = ranked.iter().map(|r| r.0).collect();
+        assert_eq!(
+            order,
+            ["spam_near_its_threshold", "violence_near", "all_clear", "sure_of_all"],
+            "{ranked:?}"
+        );
+        assert!(
+            (ranked[0].1 - 0.96).abs() < 1e-9 && (ranked[2].1 - 0.2).abs() < 1e-9,
+            "{ranked:?}"
+        );
+        assert_eq!(ranked[3].1, 0.0);
+        // Least confidence over the same scores (made one distribution) would put the clear
+        // `all_clear` (top 0.95 of 1.9) above `spam_near_its_threshold` (0.99 of 1.78).
+        let lc = |p: &Prediction| {
+            let probs: Vec<f64> = p.scores.iter().map(|s| s.1).collect();
+            informativeness(Strategy::LeastConfidence, &probs, 0.5)
+        };
+        assert!(lc(&items[2].1) > lc(&items[0].1));
+
+        // And the budget picks the near-threshold items: every tenth item is one.
+        let mut b = Budget::default();
+        let (mut near, mut clear) = (0, 0);
+        for i in 0..4000 {
+            let p = if i % 10 == 0 { &items[0].1 } else { &items[2].1 };
+            if b.choose(50, Some(score(p))) {
+                if i % 10 == 0 { near += 1 } else { clear += 1 }
+            }
+        }
+        assert!(near >= 150 && clear <= near / 4, "{near} near, {clear} clear");
     }
 }

@@ -250,6 +250,22 @@ pub fn informativeness(strategy: Strategy, probs: &[f64], draw: f64) -> f64 {
     score.clamp(0.0, 1.0)
 }
 
+/// A multi-label item's informativeness, from the one-vs-rest model's smallest distance of
+/// a label's score to its threshold (`min_margin`, [`crate::Prediction::min_margin`]):
+/// `1 − 2 × min_margin`, held to [0, 1] — 1 for a label on its threshold, 0 for labels
+/// half a unit or more from theirs. Every uncertainty strategy ranks a multi-label item so
+/// (the labels are independent questions, not one distribution); with one label and the
+/// threshold 0.5 it is `Margin`'s score. `Random` gives `draw`, as for one label.
+pub fn informativeness_multi(strategy: Strategy, min_margin: f64, draw: f64) -> f64 {
+    if strategy == Strategy::Random {
+        return informativeness(strategy, &[], draw);
+    }
+    if !min_margin.is_finite() {
+        return 1.0;
+    }
+    (1.0 - 2.0 * min_margin).clamp(0.0, 1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

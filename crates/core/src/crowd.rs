@@ -53,10 +53,15 @@ pub enum CrowdDataError {
     },
 }
 
-/// Splits `text` into its data rows of exactly `N` non-empty tab-separated fields, after
-/// checking the header. Returns each row with its 1-based line number. Blank lines are
-/// skipped; a UTF-8 byte-order mark and `\r\n` line ends are accepted.
-fn rows<'a, const N: usize>(text: &'a str, header: [&str; N]) -> Result<Vec<(usize, [&'a str; N])>, ParseError> {
+/// Splits `text` into its data rows of exactly `N` tab-separated fields, each non-empty
+/// (the last may be empty when `empty_last`), after checking the header. Returns each row
+/// with its 1-based line number. Blank lines are skipped; a UTF-8 byte-order mark and
+/// `\r\n` line ends are accepted.
+fn rows<'a, const N: usize>(
+    text: &'a str,
+    header: [&str; N],
+    empty_last: bool,
+) -> Result<Vec<(usize, [&'a str; N])>, ParseError> {
     let shown = header.join("\\t");
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut lines = text
@@ -91,7 +96,8 @@ fn rows<'a, const N: usize>(text: &'a str, header: [&str; N]) -> Result<Vec<(usi
                 message: format!("expected {N} tab-separated fields ({}), found {n}", header.join(", ")),
             });
         }
-        if let Some(i) = fields.iter().position(|f| f.is_empty()) {
+        let required = if empty_last { N - 1 } else { N };
+        if let Some(i) = fields[..required].iter().position(|f| f.is_empty()) {
             return Err(ParseError::Line {
                 line,
                 message: format!("the {} field is empty", header[i]),
@@ -107,7 +113,7 @@ fn rows<'a, const N: usize>(text: &'a str, header: [&str; N]) -> Result<Vec<(usi
 
 /// Parses an answers file (`worker\ttask\tlabel`, header first) into a [`CrowdData`].
 pub fn parse_answers(text: &str) -> Result<CrowdData, ParseError> {
-    let rows = rows(text, ANSWERS_HEADER)?;
+    let rows = rows(text, ANSWERS_HEADER, false)?;
     CrowdData::from_answers(rows.iter().map(|(_, [w, t, l])| (*w, *t, *l))).map_err(|e| match e {
         CrowdDataError::Empty => ParseError::NoRows,
         CrowdDataError::DuplicateAnswer {
@@ -125,10 +131,51 @@ pub fn parse_answers(text: &str) -> Result<CrowdData, ParseError> {
     })
 }
 
+/// One row of a set-valued answers file: a worker's set of labels for a task.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetAnswer<'a> {
+    pub worker: &'a str,
+    pub task: &'a str,
+    /// The labels as written (a label repeated within a set stays repeated); empty for
+    /// "none of these".
+    pub labels: Vec<&'a str>,
+}
+
+/// Parses a set-valued answers file (multi-label answers): the `worker\ttask\tlabel`
+/// header and rows whose label field is a `|`-separated set of labels, empty for "none of
+/// these" (`w1\tt3\t`). Errors name the line: an empty label inside a set (`a||b`, `a|`),
+/// a worker answering a task twice.
+pub fn parse_set_answers(text: &str) -> Result<Vec<SetAnswer<'_>>, ParseError> {
+    let rows = rows(text, ANSWERS_HEADER, true)?;
+    let mut seen: HashMap<(&str, &str), usize> = HashMap::with_capacity(rows.len());
+    let mut out = Vec::with_capacity(rows.len());
+    for (line, [worker, task, field]) in rows {
+        if let Some(first) = seen.insert((worker, task), line) {
+            return Err(ParseError::Line {
+                line,
+                message: format!("worker {worker:?} already answered task {task:?} on line {first}"),
+            });
+        }
+        let labels: Vec<&str> = if field.is_empty() {
+            Vec::new()
+        } else {
+            field.split('|').map(str::trim).collect()
+        };
+        if labels.iter().any(|l| l.is_empty()) {
+            return Err(ParseError::Line {
+                line,
+                message: format!("the label set {field:?} has an empty label (labels are separated by `|`)"),
+            });
+        }
+        out.push(SetAnswer { worker, task, labels });
+    }
+    Ok(out)
+}
+
 /// Parses a gold file (`task\tlabel`, header first) into (task, label) pairs, in file
 /// order. A task may appear only once.
 pub fn parse_gold(text: &str) -> Result<Vec<(&str, &str)>, ParseError> {
-    let rows = rows(text, GOLD_HEADER)?;
+    let rows = rows(text, GOLD_HEADER, false)?;
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(rows.len());
     let mut out = Vec::with_capacity(rows.len());
     for (line, [task, label]) in rows {
@@ -482,6 +529,44 @@ mod tests {
     use super::*;
 
     const TOY: &str = "worker\ttask\tlabel\nw2\tt10\t1\nw1\tt2\t0\nw1\tt10\t1\nw3\tt2\t1\n";
+
+    #[test]
+    fn set_answers_parse_with_empty_sets_and_refuse_bad_rows() {
+        let text = "worker\ttask\tlabel\nw1\tt1\tb|a\nw2\tt1\t a \nw1\tt3\t\n\nw2\tt3\ta\n";
+        let rows = parse_set_answers(text).unwrap();
+        assert_eq!(rows.len(), 4);
+        assert_eq!(
+            rows[0],
+            SetAnswer {
+                worker: "w1",
+                task: "t1",
+                labels: vec!["b", "a"]
+            }
+        );
+        assert_eq!(rows[1].labels, ["a"]);
+        assert!(rows[2].labels.is_empty(), "an empty field is the empty set");
+        let err = |t: &str| parse_set_answers(t).unwrap_err().to_string();
+        assert_eq!(
+            err("worker\ttask\tlabel\nw1\tt1\ta\nw1\tt2\ta||b\n"),
+            "line 3: the label set \"a||b\" has an empty label (labels are separated by `|`)"
+        );
+        assert_eq!(
+            err("worker\ttask\tlabel\nw1\tt1\ta\nw1\tt1\t\n"),
+            "line 3: worker \"w1\" already answered task \"t1\" on line 2"
+        );
+        assert!(err("worker\ttask\tlabel\nw1\tt1\n").starts_with("line 2: expected 3 tab-separated fields"));
+        assert_eq!(
+            err("worker\ttask\tlabel\n\tt1\ta\n"),
+            "line 2: the worker field is empty"
+        );
+        // The single-label format still refuses an empty label.
+        assert_eq!(
+            parse_answers("worker\ttask\tlabel\nw1\tt1\t\n")
+                .unwrap_err()
+                .to_string(),
+            "line 2: the label field is empty"
+        );
+    }
 
     #[test]
     fn parses_and_orders_canonically() {

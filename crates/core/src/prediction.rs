@@ -1,8 +1,9 @@
 //! A model's prediction for one item: its scores per label, checked against the project's
 //! labels, and the summary figures that policy rules read (top label, confidence, margin,
-//! entropy).
+//! entropy; in a multi-label project, the labels at their thresholds and the smallest
+//! margin to one).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::{LabelSet, ValidationError};
 
@@ -32,6 +33,12 @@ pub struct Prediction {
     /// measure (the built-in model's is [`crate::novelty`]); none when it gave none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub novelty: Option<f64>,
+}
+
+/// A label's threshold in a multi-label project: its calibrated one in `thresholds` when
+/// there is one, else 0.5.
+pub fn label_threshold(thresholds: Option<&HashMap<String, f64>>, label: &str) -> f64 {
+    thresholds.and_then(|t| t.get(label)).copied().unwrap_or(0.5)
 }
 
 impl Prediction {
@@ -109,6 +116,25 @@ impl Prediction {
         let mut v: Vec<f64> = self.scores.iter().map(|(_, p)| *p).collect();
         v.sort_by(|a, b| b.total_cmp(a));
         v[0] - v.get(1).copied().unwrap_or(0.0)
+    }
+
+    /// The labels at or above their threshold, with their scores, in the project's order:
+    /// a multi-label project's predicted set (see [`label_threshold`]).
+    pub fn labels_at_threshold(&self, thresholds: Option<&HashMap<String, f64>>) -> Vec<(&str, f64)> {
+        self.scores
+            .iter()
+            .filter(|(l, s)| *s >= label_threshold(thresholds, l))
+            .map(|(l, s)| (l.as_str(), *s))
+            .collect()
+    }
+
+    /// A multi-label project's `min_margin`: the smallest distance of a label's score to
+    /// its threshold — how close the least clear label is to flipping.
+    pub fn min_margin(&self, thresholds: Option<&HashMap<String, f64>>) -> f64 {
+        self.scores
+            .iter()
+            .map(|(l, s)| (s - label_threshold(thresholds, l)).abs())
+            .fold(f64::INFINITY, f64::min)
     }
 
     /// Shannon entropy (nats) of the scores, normalised to sum to one.

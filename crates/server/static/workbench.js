@@ -184,13 +184,22 @@
     const s = $("suggestion");
     if (t.suggestion) {
       s.hidden = false;
-      s.textContent = "Model suggests " + t.suggestion.label + " (" + (t.suggestion.confidence * 100).toFixed(0) + "%)";
+      s.textContent = "Model suggests " + suggested(t.suggestion);
     } else {
       s.hidden = true;
       s.textContent = "";
     }
     showContext(t.context);
     showWhy(t);
+  }
+
+  // What the model suggests: its top label with its score, or in a multi-label project
+  // every label at or above its threshold with its score ("none of these" for none).
+  function suggested(g) {
+    const pct = (x) => " (" + (x * 100).toFixed(0) + "%)";
+    if (!multi || !Array.isArray(g.labels)) return g.label + pct(g.confidence);
+    if (!g.labels.length) return "none of these";
+    return g.labels.map((l) => l + pct(g.scores[l])).join(", ");
   }
 
   function escapeRe(s) { return s.replace(/[.*+?^${}()|[\]\\]/g, "\\$&"); }

@@ -148,7 +148,7 @@ ENDPOINTS: Dict[str, Endpoint] = {
     "stats": Endpoint("GET", _P + "/stats", returns="StatsOut", idempotent=True),
     "queues": Endpoint("GET", _P + "/queues", returns="QueuesOut", idempotent=True),
     "workload": Endpoint("GET", _P + "/workload", query=("since", "until"), returns="WorkloadOut", idempotent=True),
-    "agreement": Endpoint("GET", _P + "/agreement", returns="object", idempotent=True),
+    "agreement": Endpoint("GET", _P + "/agreement", returns="AgreementOut", idempotent=True),
     "model": Endpoint("GET", _P + "/model", returns="object", idempotent=True),
     "train": Endpoint("POST", _P + "/model/train", returns="object"),
     "retrain": Endpoint("POST", _P + "/model/retrain", returns="object"),

@@ -15,6 +15,7 @@ from .feed import AsyncFeed
 from .models import (
     JSON,
     Account,
+    Agreement,
     AmendResult,
     BacktestOut,
     Decision,
@@ -569,8 +570,10 @@ class AsyncClient:
 
     # ------------------------------------------------------------------ quality and the model
 
-    async def agreement(self, project: str) -> JSON:
-        return cast(JSON, await self._json(c.call("agreement", project=project)))
+    async def agreement(self, project: str) -> Agreement:
+        """Agreement over the project's answers: a `SingleLabelAgreement`, or for a
+        multi-label project a `MultiLabelAgreement` (``label_mode`` tells which)."""
+        return cast(Agreement, await self._json(c.call("agreement", project=project)))
 
     async def model(self, project: str) -> JSON:
         return cast(JSON, await self._json(c.call("model", project=project)))

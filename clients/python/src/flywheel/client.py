@@ -14,6 +14,7 @@ from .feed import Feed
 from .models import (
     JSON,
     Account,
+    Agreement,
     AmendResult,
     BacktestOut,
     Decision,
@@ -560,8 +561,10 @@ class Client:
 
     # ------------------------------------------------------------------ quality and the model
 
-    def agreement(self, project: str) -> JSON:
-        return cast(JSON, self._json(c.call("agreement", project=project)))
+    def agreement(self, project: str) -> Agreement:
+        """Agreement over the project's answers: a `SingleLabelAgreement`, or for a
+        multi-label project a `MultiLabelAgreement` (``label_mode`` tells which)."""
+        return cast(Agreement, self._json(c.call("agreement", project=project)))
 
     def model(self, project: str) -> JSON:
         return cast(JSON, self._json(c.call("model", project=project)))

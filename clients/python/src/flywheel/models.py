@@ -11,7 +11,7 @@ code should read the fields it knows and ignore the rest.
 """
 
 import sys
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Union
 
 if sys.version_info >= (3, 11):
     from typing import NotRequired, TypedDict
@@ -118,6 +118,8 @@ class Suggestion(TypedDict):
     confidence: float
     scores: Dict[str, float]
     model: str
+    #: Only in a multi-label project: the labels at or above their thresholds.
+    labels: NotRequired[Optional[List[str]]]
 
 
 class Task(TypedDict):
@@ -520,6 +522,60 @@ class Released(TypedDict):
     released: str
 
 
+class LabelAgreement(TypedDict):
+    """Agreement on one label: Fleiss' kappa and Krippendorff's alpha of its yes/no."""
+
+    fleiss_kappa: NotRequired[Optional[float]]
+    krippendorff_alpha: NotRequired[Optional[float]]
+
+
+class PairAgreement(TypedDict):
+    """Cohen's κ of two reviewers over the items both answered."""
+
+    worker_a: str
+    worker_b: str
+    shared_tasks: int
+    kappa: NotRequired[Optional[float]]
+    observed_agreement: NotRequired[Optional[float]]
+
+
+class SingleLabelAgreement(TypedDict):
+    """A single-label project's agreement (``label_mode`` ``"single"``)."""
+
+    label_mode: str
+    answers: int
+    tasks: int
+    workers: int
+    labels: List[str]
+    fleiss_kappa: NotRequired[Optional[float]]
+    randolph_kappa: NotRequired[Optional[float]]
+    fleiss_tasks_used: int
+    fleiss_raters_per_task: NotRequired[Optional[int]]
+    krippendorff_alpha: NotRequired[Optional[float]]
+    cohen_kappa_pairs: List[PairAgreement]
+    per_label: Dict[str, LabelAgreement]
+
+
+class MultiLabelAgreement(TypedDict):
+    """A multi-label project's agreement (``label_mode`` ``"multi"``): per label on its
+    yes/no, and Krippendorff's alpha over the answered sets with the set ``distance``
+    (``"masi"`` or ``"jaccard"``)."""
+
+    label_mode: str
+    answers: int
+    tasks: int
+    workers: int
+    labels: List[str]
+    distance: str
+    krippendorff_alpha: NotRequired[Optional[float]]
+    per_label: Dict[str, LabelAgreement]
+
+
+#: ``GET /v1/projects/{project}/agreement`` (schema ``AgreementOut``, one of the two):
+#: tell them apart by ``label_mode``.
+Agreement = Union[SingleLabelAgreement, MultiLabelAgreement]
+
+
 class KeyCreated(TypedDict):
     api_key: str
     hash: str
@@ -708,6 +764,10 @@ SCHEMAS: Dict[str, type] = {
     "ReviewerFatigueOut": ReviewerFatigue,
     "ReviewerPage": ReviewerPage,
     "Released": Released,
+    "LabelAgreementOut": LabelAgreement,
+    "PairAgreement": PairAgreement,
+    "SingleLabelAgreement": SingleLabelAgreement,
+    "MultiLabelAgreement": MultiLabelAgreement,
     "KeyCreated": KeyCreated,
     "NewKey": NewKey,
     "KeyOut": KeyRecord,

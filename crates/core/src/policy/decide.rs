@@ -260,7 +260,7 @@ impl Policy {
             ctx.add_variable_from_value("max_score", max);
         }
         if uses("min_margin") {
-            ctx.add_variable_from_value("min_margin", p.map_or(0.0, |p| min_margin(p, item.thresholds)));
+            ctx.add_variable_from_value("min_margin", p.map_or(0.0, |p| p.min_margin(item.thresholds)));
         }
         if self.multi && self.uses_labels_above {
             let scores = p.map(|p| p.scores.clone()).unwrap_or_default();
@@ -401,31 +401,11 @@ impl Policy {
     }
 }
 
-/// A label's threshold in a multi-label project: its calibrated one when there is one,
-/// else 0.5.
-fn threshold(thresholds: Option<&std::collections::HashMap<String, f64>>, label: &str) -> f64 {
-    thresholds.and_then(|t| t.get(label)).copied().unwrap_or(0.5)
-}
-
 /// A multi-label auto decision: the set of labels whose score is at or above the label's
 /// threshold, canonically encoded (see [`crate::label`]).
 fn auto_set(p: &Prediction, thresholds: Option<&std::collections::HashMap<String, f64>>) -> String {
-    let set: Vec<&str> = p
-        .scores
-        .iter()
-        .filter(|(l, s)| *s >= threshold(thresholds, l))
-        .map(|(l, _)| l.as_str())
-        .collect();
+    let set: Vec<&str> = p.labels_at_threshold(thresholds).into_iter().map(|(l, _)| l).collect();
     serde_json::to_string(&set).expect("a list of strings serialises")
-}
-
-/// `min_margin`: the smallest distance of a label's score to its threshold (the
-/// calibrated one, else 0.5) — how close the least clear label is to flipping.
-fn min_margin(p: &Prediction, thresholds: Option<&std::collections::HashMap<String, f64>>) -> f64 {
-    p.scores
-        .iter()
-        .map(|(l, s)| (s - threshold(thresholds, l)).abs())
-        .fold(f64::INFINITY, f64::min)
 }
 
 /// `labels_above(t)`: the labels whose score is at least `t` (a number), in project order.

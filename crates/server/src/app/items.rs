@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
+use flywheel_core::calibrate;
 use flywheel_core::policy::{Budget, DEFAULT_STEPS};
 use flywheel_core::{ItemView, LabelSet, Outcome, Prediction, ValidationError};
 use flywheel_store::{ItemDetail, NewItem, Submitted};
@@ -210,20 +211,22 @@ pub async fn submit(
         for it in &mut new {
             if !matches!(it.decision.outcome, Outcome::Auto { .. }) {
                 // Reviews count toward the window of 1,000, never toward the budget.
-                s.learning.choose_for_learning(p.id, strategy, budget, None, 0.0);
+                s.learning.choose_for_learning(p.id, budget, None);
                 continue;
             }
-            let probs: Option<Vec<f64>> = it
-                .prediction
-                .as_ref()
-                .map(|p| p.scores.iter().map(|(_, x)| *x).collect());
-            if s.learning.choose_for_learning(
-                p.id,
-                strategy,
-                budget,
-                probs.as_deref(),
-                flywheel_core::learn::keyed_draw(&format!("learn/{}/{}", p.name, it.external_id)),
-            ) {
+            let draw = flywheel_core::learn::keyed_draw(&format!("learn/{}/{}", p.name, it.external_id));
+            // A multi-label item by its least clear label's margin to its threshold (the
+            // policy's `min_margin`), a single-label one by its scores as a distribution.
+            // An auto item without a prediction (a rule's fixed label) is never picked.
+            let score = it.prediction.as_ref().map(|pr| {
+                if p.labels.is_multi() {
+                    calibrate::informativeness_multi(strategy, pr.min_margin(Some(&thresholds)), draw)
+                } else {
+                    let probs: Vec<f64> = pr.scores.iter().map(|(_, x)| *x).collect();
+                    calibrate::informativeness(strategy, &probs, draw)
+                }
+            });
+            if s.learning.choose_for_learning(p.id, budget, score) {
                 it.decision = p.policy.send_to_learning(it.decision.clone());
             }
         }

@@ -259,23 +259,13 @@ impl Learning {
             .insert(project_id, Arc::new(t));
     }
 
-    /// Whether an auto-eligible item with these probabilities goes to review for learning:
-    /// the most informative items, within `budget_per_1000` of the last 1,000 decisions.
-    /// `auto_eligible` is false for items the policy already sends to review (they count
-    /// toward the window, never toward the budget).
-    pub fn choose_for_learning(
-        &self,
-        project_id: i64,
-        strategy: Strategy,
-        budget_per_1000: u32,
-        probs: Option<&[f64]>,
-        draw: f64,
-    ) -> bool {
+    /// Whether an auto-eligible item this informative goes to review for learning: the
+    /// most informative items, within `budget_per_1000` of the last 1,000 decisions.
+    /// `score` is `None` for items the policy already sends to review (they count toward
+    /// the window, never toward the budget).
+    pub fn choose_for_learning(&self, project_id: i64, budget_per_1000: u32, score: Option<f64>) -> bool {
         let mut budgets = self.budgets.lock().expect("budgets");
-        budgets
-            .entry(project_id)
-            .or_default()
-            .choose(strategy, budget_per_1000, probs, draw)
+        budgets.entry(project_id).or_default().choose(budget_per_1000, score)
     }
 
     /// Trains every loaded model on the feed's new human labels, snapshots, and

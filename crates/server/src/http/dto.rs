@@ -329,10 +329,16 @@ pub struct ClaimItem {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Suggestion {
+    /// The top label (in a multi-label project, the label the model is surest of).
     pub label: String,
     pub confidence: f64,
     pub scores: BTreeMap<String, f64>,
     pub model: String,
+    /// Only in a multi-label project: the labels whose score is at or above the label's
+    /// threshold (calibrated, else 0.5), in the project's order — the set the model
+    /// suggests, empty for none of these.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -769,6 +775,157 @@ impl WorkloadOut {
                     text: f.text,
                 })
                 .collect(),
+        }
+    }
+}
+
+/// `GET /v1/projects/{project}/agreement`: a single-label project's report or a multi-label
+/// one's, told apart by `label_mode`. Figures that are undefined (0/0) are null.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum AgreementOut {
+    Single(SingleLabelAgreement),
+    Multi(MultiLabelAgreement),
+}
+
+/// Agreement over a single-label project's answers.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SingleLabelAgreement {
+    /// Always `single`.
+    #[schema(pattern = "^single$")]
+    pub label_mode: String,
+    pub answers: usize,
+    pub tasks: usize,
+    pub workers: usize,
+    /// The labels answered, in label order (the project's labels before any answer).
+    pub labels: Vec<String>,
+    /// Over the items with the most common number of answers (Fleiss needs equal counts).
+    pub fleiss_kappa: Option<f64>,
+    pub randolph_kappa: Option<f64>,
+    pub fleiss_tasks_used: usize,
+    pub fleiss_raters_per_task: Option<u64>,
+    /// Nominal, every reviewer and item, missing answers allowed.
+    pub krippendorff_alpha: Option<f64>,
+    /// Cohen's κ of the reviewer pairs sharing the most items.
+    pub cohen_kappa_pairs: Vec<PairAgreement>,
+    /// Each label against the rest (only with more than two labels answered).
+    pub per_label: BTreeMap<String, LabelAgreementOut>,
+}
+
+/// Agreement over a multi-label project's answers (a set of labels per answer).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MultiLabelAgreement {
+    /// Always `multi`.
+    #[schema(pattern = "^multi$")]
+    pub label_mode: String,
+    pub answers: usize,
+    pub tasks: usize,
+    pub workers: usize,
+    /// The project's labels in its order, then any other label answered, sorted.
+    pub labels: Vec<String>,
+    /// The set distance of `krippendorff_alpha`: `masi` (Passonneau 2006) or `jaccard`.
+    #[schema(pattern = "^(masi|jaccard)$")]
+    pub distance: String,
+    /// Krippendorff's α over the answered sets with `distance`, missing answers allowed.
+    pub krippendorff_alpha: Option<f64>,
+    /// Per label, Fleiss' κ and Krippendorff's α (nominal) of its yes/no: did the reviewer
+    /// include it.
+    pub per_label: BTreeMap<String, LabelAgreementOut>,
+}
+
+/// Agreement on one label: Fleiss' κ and Krippendorff's α of its yes/no.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LabelAgreementOut {
+    pub fleiss_kappa: Option<f64>,
+    pub krippendorff_alpha: Option<f64>,
+}
+
+/// Cohen's κ of two reviewers over the items both answered.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PairAgreement {
+    pub worker_a: String,
+    pub worker_b: String,
+    pub shared_tasks: usize,
+    pub kappa: Option<f64>,
+    #[schema(minimum = 0, maximum = 1)]
+    pub observed_agreement: Option<f64>,
+}
+
+impl AgreementOut {
+    /// The report of `agreement`, or for a project without answers (`None`) its empty one:
+    /// zero counts, null figures, the project's `labels`.
+    pub fn new(agreement: Option<crate::app::quality::Agreement>, multi: bool, labels: Vec<String>) -> Self {
+        use crate::app::quality::{Agreement, SET_DISTANCE};
+        let per_label = |m: BTreeMap<String, flywheel_core::agreement::LabelAgreement>| {
+            m.into_iter()
+                .map(|(k, v)| {
+                    let v = LabelAgreementOut {
+                        fleiss_kappa: v.fleiss_kappa,
+                        krippendorff_alpha: v.krippendorff_alpha,
+                    };
+                    (k, v)
+                })
+                .collect()
+        };
+        match agreement {
+            Some(Agreement::Single(r)) => AgreementOut::Single(SingleLabelAgreement {
+                label_mode: "single".into(),
+                answers: r.answers,
+                tasks: r.tasks,
+                workers: r.workers,
+                labels: r.labels,
+                fleiss_kappa: r.fleiss_kappa,
+                randolph_kappa: r.randolph_kappa,
+                fleiss_tasks_used: r.fleiss_tasks_used,
+                fleiss_raters_per_task: r.fleiss_raters_per_task,
+                krippendorff_alpha: r.krippendorff_alpha,
+                cohen_kappa_pairs: r
+                    .cohen_kappa_pairs
+                    .into_iter()
+                    .map(|p| PairAgreement {
+                        worker_a: p.worker_a,
+                        worker_b: p.worker_b,
+                        shared_tasks: p.shared_tasks,
+                        kappa: p.kappa,
+                        observed_agreement: p.observed_agreement,
+                    })
+                    .collect(),
+                per_label: per_label(r.per_label),
+            }),
+            Some(Agreement::Multi(r)) => AgreementOut::Multi(MultiLabelAgreement {
+                label_mode: r.label_mode.into(),
+                answers: r.answers,
+                tasks: r.tasks,
+                workers: r.workers,
+                labels: r.labels,
+                distance: r.distance.into(),
+                krippendorff_alpha: r.krippendorff_alpha,
+                per_label: per_label(r.per_label),
+            }),
+            None if multi => AgreementOut::Multi(MultiLabelAgreement {
+                label_mode: "multi".into(),
+                answers: 0,
+                tasks: 0,
+                workers: 0,
+                labels,
+                distance: SET_DISTANCE.name().into(),
+                krippendorff_alpha: None,
+                per_label: BTreeMap::new(),
+            }),
+            None => AgreementOut::Single(SingleLabelAgreement {
+                label_mode: "single".into(),
+                answers: 0,
+                tasks: 0,
+                workers: 0,
+                labels,
+                fleiss_kappa: None,
+                randolph_kappa: None,
+                fleiss_tasks_used: 0,
+                fleiss_raters_per_task: None,
+                krippendorff_alpha: None,
+                cohen_kappa_pairs: Vec::new(),
+                per_label: BTreeMap::new(),
+            }),
         }
     }
 }

@@ -1,12 +1,10 @@
 //! Quality control: gold items, reviewers' records (hold and release), agreement
 //! (`app::quality` computes them).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{Path, State};
-use serde_json::Value;
 
 use super::dto::*;
 use super::{ApiJson, MAX_BATCH};
@@ -82,20 +80,14 @@ pub async fn release(
 /// (`masi`, Passonneau 2006; or `jaccard`). Figures that are undefined (0/0) are null.
 #[utoipa::path(get, path = "/v1/projects/{project}/agreement", params(("project" = String, Path)),
     responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"),
-        (status = 200, body = Object)), security(("bearer" = [])))]
+        (status = 200, body = AgreementOut)), security(("bearer" = [])))]
 pub async fn agreement(
     State(s): State<Arc<AppState>>,
     caller: Caller,
     Path(project): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<AgreementOut>, ApiError> {
     caller.require_admin()?;
     let p = s.project(&project).await?;
-    Ok(Json(match quality::agreement(&s, &p).await? {
-        Some(r) => serde_json::to_value(r).map_err(|e| ApiError::internal(e.to_string()))?,
-        None if p.labels.is_multi() => serde_json::json!({"label_mode": "multi", "answers": 0, "tasks": 0,
-            "workers": 0, "labels": p.labels.names(), "distance": quality::SET_DISTANCE.name(),
-            "krippendorff_alpha": null, "per_label": BTreeMap::<String, Value>::new()}),
-        None => serde_json::json!({"answers": 0, "tasks": 0, "workers": 0, "fleiss_kappa": null,
-            "krippendorff_alpha": null, "cohen_kappa_pairs": [], "per_label": BTreeMap::<String, Value>::new()}),
-    }))
+    let report = quality::agreement(&s, &p).await?;
+    Ok(Json(AgreementOut::new(report, p.labels.is_multi(), p.labels.names())))
 }

@@ -73,11 +73,19 @@ async fn claim_out(s: &AppState, p: &ProjectRuntime, t: ClaimedTask) -> ClaimOut
         });
     let suggestion = t.prediction.filter(|_| p.policy.show_suggestion()).map(|pr| {
         let (label, confidence) = pr.top();
+        let labels = p.labels.is_multi().then(|| {
+            let thresholds = s.learning.thresholds(p.id);
+            pr.labels_at_threshold(Some(&thresholds))
+                .into_iter()
+                .map(|(l, _)| l.to_string())
+                .collect()
+        });
         Suggestion {
             label: label.to_string(),
             confidence,
             scores: pr.scores.iter().cloned().collect(),
             model: pr.model.clone(),
+            labels,
         }
     });
     ClaimOut {

@@ -1597,3 +1597,53 @@ async fn multi_label_toggles_in_a_browser() {
     c.close().await.unwrap();
     app.stop().await;
 }
+
+/// A multi-label project's "model suggests" line in the workbench: the labels the model
+/// puts at or above their thresholds (0.5, nothing calibrated) with their scores, in the
+/// project's order; "none of these" when it puts none there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_label_suggestion_in_a_browser() {
+    let Some(driver) = start_driver() else { return };
+    let db = Db::sqlite();
+    let app = spawn_app(&db).await;
+    let svc = app
+        .project_from(
+            json!({"name": "spam", "labels": ["hate", "harassment", "violence"], "label_mode": "multi",
+            "policy": {"rules": [{"name": "all", "when": "true", "action": "review", "queue": "standard"}]}}),
+        )
+        .await;
+    app.reviewer_with_password("ana", "correct horse", &["spam"]).await;
+    let item = |id: &str, scores: Value| {
+        json!({"external_id": id, "payload": {"text": format!("post {id}")},
+               "prediction": {"model": "m", "scores": scores}})
+    };
+    app.submit(
+        "spam",
+        &svc,
+        json!([
+            item("two", json!({"hate": 0.91, "harassment": 0.2, "violence": 0.62})),
+            item("none", json!({"hate": 0.1, "harassment": 0.49, "violence": 0.05}))
+        ]),
+    )
+    .await;
+
+    let c = browser(&driver).await;
+    let base = app.base.clone();
+    sign_in_as(&c, &base, &[("name", "ana"), ("password", "correct horse")]).await;
+    c.goto(&format!("{base}/ui/work/spam")).await.unwrap();
+    let first = next_item(&c, "").await;
+    let expected = |id: &str| match id {
+        "two" => "Model suggests hate (91%), violence (62%)",
+        _ => "Model suggests none of these",
+    };
+    assert_eq!(text_of(&c, "#suggestion").await, expected(&first));
+    shot(&c, "workbench-multi-suggestion").await;
+    // `0` is none of these; Enter answers and brings the other item.
+    press(&c, '0').await;
+    press(&c, '\u{E007}').await;
+    let second = next_item(&c, &first).await;
+    assert_ne!(first, second);
+    assert_eq!(text_of(&c, "#suggestion").await, expected(&second));
+    c.close().await.unwrap();
+    app.stop().await;
+}

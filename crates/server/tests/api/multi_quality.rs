@@ -189,7 +189,79 @@ async fn multi_label_learner_gives_independent_scores(db: Db) {
     app.stop().await;
 }
 
+/// Active learning in a multi-label project ranks auto-eligible items by the smallest
+/// margin of a label's score to its threshold (0.5 here, nothing calibrated): every tenth
+/// item has spam at 0.51 — one label about to flip, though the model is sure of the others —
+/// and the rest have every label about 0.47 from it. A budget of 100 per 1,000 takes the
+/// near-threshold items and none of the clear ones, while least confidence over the scores
+/// as one distribution would rank the clear ones (top 0.04 of 0.09) as the less sure.
+async fn multi_label_active_learning_ranks_by_the_smallest_margin(db: Db) {
+    let app = spawn_app(&db).await;
+    let svc = multi_project(
+        &app,
+        &["hate", "spam", "violence"],
+        json!({"rules": [{"name": "auto", "when": "true", "action": "auto"}],
+               "active_learning": {"strategy": "least_confidence", "budget_per_1000": 100}}),
+    )
+    .await;
+    let near = json!({"hate": 0.99, "spam": 0.51, "violence": 0.01});
+    let clear = json!({"hate": 0.02, "spam": 0.03, "violence": 0.04});
+    let items: Vec<Value> = (0..200)
+        .map(|i| {
+            let scores = if i % 10 == 0 { &near } else { &clear };
+            json!({"external_id": format!("x{i}"), "payload": {"text": format!("item {i}")},
+                   "prediction": {"model": "m", "scores": scores}})
+        })
+        .collect();
+    let d = app.submit("spam", &svc, Value::Array(items)).await;
+    let learning: Vec<usize> = d
+        .iter()
+        .filter(|d| d["route"]["queue"] == "learning")
+        .map(|d| d["external_id"].as_str().unwrap()[1..].parse().unwrap())
+        .collect();
+    assert!(learning.len() >= 15, "{learning:?}");
+    assert!(
+        learning.iter().all(|i| i % 10 == 0),
+        "only near-threshold items: {learning:?}"
+    );
+    // The rest went auto with the set at or above 0.5.
+    let auto = d.iter().find(|d| d["external_id"] == "x1").unwrap();
+    assert_eq!(
+        (&auto["outcome"], &auto["labels"]),
+        (&json!("auto"), &json!([])),
+        "{auto}"
+    );
+    app.stop().await;
+}
+
+/// A reviewer in a multi-label project is shown the set the model suggests: the labels at
+/// or above their threshold (0.5 before calibration), with every score.
+async fn multi_label_suggestion_is_the_set_above_threshold(db: Db) {
+    let app = spawn_app(&db).await;
+    let svc = multi_project(
+        &app,
+        &["hate", "spam", "violence"],
+        json!({"rules": [{"name": "all", "when": "true", "action": "review", "queue": "q"}]}),
+    )
+    .await;
+    app.submit(
+        "spam",
+        &svc,
+        json!([{"external_id": "a", "payload": {"text": "a"},
+                "prediction": {"model": "m", "scores": {"hate": 0.9, "spam": 0.5, "violence": 0.2}}}]),
+    )
+    .await;
+    let r = app.reviewer("r", &[1], &["spam"]).await;
+    let t = app.claim("spam", &r, None).await.expect("a task");
+    let g = &t["suggestion"];
+    assert_eq!(g["labels"], json!(["hate", "spam"]), "{t}");
+    assert_eq!((&g["label"], &g["scores"]["violence"]), (&json!("hate"), &json!(0.2)));
+    app.stop().await;
+}
+
 on_both_backends!(
     multi_label_agreement_per_label_and_over_sets,
     multi_label_learner_gives_independent_scores,
+    multi_label_active_learning_ranks_by_the_smallest_margin,
+    multi_label_suggestion_is_the_set_above_threshold,
 );
