@@ -403,7 +403,7 @@ impl Policy {
 
 /// A label's threshold in a multi-label project: its calibrated one when there is one,
 /// else 0.5.
-fn threshold(thresholds: Option<&std::collections::HashMap<String, f64>>, label: &str) -> f64 {
+pub fn label_threshold(thresholds: Option<&std::collections::HashMap<String, f64>>, label: &str) -> f64 {
     thresholds.and_then(|t| t.get(label)).copied().unwrap_or(0.5)
 }
 
@@ -413,7 +413,7 @@ fn auto_set(p: &Prediction, thresholds: Option<&std::collections::HashMap<String
     let set: Vec<&str> = p
         .scores
         .iter()
-        .filter(|(l, s)| *s >= threshold(thresholds, l))
+        .filter(|(l, s)| *s >= label_threshold(thresholds, l))
         .map(|(l, _)| l.as_str())
         .collect();
     serde_json::to_string(&set).expect("a list of strings serialises")
@@ -424,7 +424,7 @@ fn auto_set(p: &Prediction, thresholds: Option<&std::collections::HashMap<String
 fn min_margin(p: &Prediction, thresholds: Option<&std::collections::HashMap<String, f64>>) -> f64 {
     p.scores
         .iter()
-        .map(|(l, s)| (s - threshold(thresholds, l)).abs())
+        .map(|(l, s)| (s - label_threshold(thresholds, l)).abs())
         .fold(f64::INFINITY, f64::min)
 }
 

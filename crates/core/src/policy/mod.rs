@@ -20,7 +20,7 @@ mod props;
 mod spec;
 
 pub use compile::{Policy, parse_origin, parse_queue};
-pub use decide::{Budget, DEFAULT_STEPS, Decision, ItemView, Outcome, RULE_BUDGET_EXCEEDED, Route};
+pub use decide::{Budget, DEFAULT_STEPS, Decision, ItemView, Outcome, RULE_BUDGET_EXCEEDED, Route, label_threshold};
 pub use spec::{
     AUDIT_QUEUE, Action, ActiveLearningSpec, AuditSpec, ConsensusMethod, ConsensusSpec, DEFAULT_QUEUE, FatigueSpec,
     MAX_OVERLAP, MAX_RULES, MAX_TIER, ModelSpec, MonitorSpec, OnFatigue, PacingSpec, PolicySpec, QualitySpec, Retrain,
