@@ -2,11 +2,13 @@
 keys, holds, gold, the built-in model, the figures."""
 
 import secrets
+from typing import List
 
 import pytest
 
 from conftest import POLICY, Project, Server, item
 from flywheel import Client, FlywheelError
+from flywheel.models import GoldItem
 
 
 def test_projects_and_policies(admin: Client, project: Project) -> None:
@@ -107,3 +109,16 @@ def test_search_and_override(admin: Client, project: Project) -> None:
     assert "m101" in [i["external_id"] for i in resolved["items"]]
     moved = admin.override_item(project.name, "m102", queue="standard", tier=2, reason="needs a lead")
     assert moved["task_id"] and len(moved["closed_tasks"]) == 1
+
+
+def test_gold_of_a_multi_label_project_is_given_as_labels(admin: Client) -> None:
+    name = f"multigold-{secrets.token_hex(3)}"
+    admin.create_project(name, ["hate", "spam", "violence"], {"rules": []}, label_mode="multi")
+    gold: List[GoldItem] = [
+        {"external_id": "g1", "payload": {"text": "a"}, "labels": ["violence", "hate"]},
+        {"external_id": "g2", "payload": {"text": "b"}, "labels": []},
+    ]
+    assert admin.add_gold(name, gold) == 2
+    with pytest.raises(FlywheelError) as e:
+        admin.add_gold(name, [{"external_id": "g3", "payload": {}, "labels": ["hate", "eggs"]}])
+    assert (e.value.code, e.value.field) == ("invalid", "items[0].labels[1]")

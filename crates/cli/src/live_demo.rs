@@ -135,7 +135,8 @@ pub async fn seed(s: &AppState, messages: &[Sms]) -> anyhow::Result<Seeded> {
                 external_id: format!("gold-{}", m.id),
                 payload: json!({"text": m.text}),
                 attributes: None,
-                label: m.label.clone(),
+                label: Some(m.label.clone()),
+                labels: None,
                 prediction: None,
             })
             .collect();

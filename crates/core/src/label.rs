@@ -146,6 +146,54 @@ impl LabelSet {
         Ok(self.encode_set(|l| names.iter().any(|n| n == l)))
     }
 
+    /// A known answer given as `label` (a single-label project) or `labels` (a multi-label
+    /// one), checked and in its stored form (a set's canonical encoding). Fields are named
+    /// after `at` (`items[3].` names `items[3].labels[1]`): an unknown or repeated label,
+    /// the member the project's mode does not take, or neither given.
+    pub fn known_answer(
+        &self,
+        at: &str,
+        label: Option<&str>,
+        labels: Option<&[String]>,
+    ) -> Result<String, ValidationError> {
+        match (label, labels, self.is_multi()) {
+            (Some(l), None, false) => self.answer(&format!("{at}label"), l).map(|l| l.0),
+            (None, Some(set), true) => self.answer_set(&format!("{at}labels"), set),
+            (Some(_), _, true) => Err(ValidationError::new(
+                format!("{at}label"),
+                "this project is multi-label: give labels: [..] (an empty list is none of these)",
+            )),
+            (_, Some(_), false) => Err(ValidationError::new(
+                format!("{at}labels"),
+                "this project is single-label: give label",
+            )),
+            (None, None, multi) => {
+                let field = if multi { "labels" } else { "label" };
+                Err(ValidationError::new(
+                    format!("{at}{field}"),
+                    format!("{field} is required"),
+                ))
+            }
+        }
+    }
+
+    /// Checks an answer as it is stored — a label, or in a multi-label project a set's
+    /// canonical encoding — before a store writes it (gold, imported labels): an error
+    /// names `field`.
+    pub fn check_stored(&self, field: &str, stored: &str) -> Result<(), ValidationError> {
+        if !self.is_multi() {
+            return self.answer(field, stored).map(|_| ());
+        }
+        let canonical = decode_set(stored).and_then(|set| self.answer_set(field, &set).ok());
+        if canonical.as_deref() != Some(stored) {
+            return Err(ValidationError::new(
+                field,
+                format!("'{stored}' is not a set of this project's labels in its canonical encoding"),
+            ));
+        }
+        Ok(())
+    }
+
     /// The canonical encoding of the labels for which `present` holds, in project order.
     pub fn encode_set(&self, present: impl Fn(&str) -> bool) -> String {
         let set: Vec<&str> = self.0.iter().map(Label::as_str).filter(|l| present(l)).collect();
@@ -233,6 +281,28 @@ mod tests {
             "labels[1]"
         );
         assert_eq!(decode_set("spam"), None);
+        let known = |s: &LabelSet, label: Option<&str>, labels: Option<&[&str]>| {
+            let labels = labels.map(names);
+            s.known_answer("items[2].", label, labels.as_deref())
+        };
+        assert_eq!(known(&s, None, Some(&["spam", "hate"])).unwrap(), r#"["hate","spam"]"#);
+        assert_eq!(known(&s, None, Some(&["hat"])).unwrap_err().field, "items[2].labels[0]");
+        assert_eq!(known(&s, Some("hate"), None).unwrap_err().field, "items[2].label");
+        assert_eq!(known(&s, None, None).unwrap_err().field, "items[2].labels");
+        assert!(s.check_stored("label", r#"["hate","spam"]"#).is_ok());
+        for bad in [r#"["spam","hate"]"#, r#"["eggs"]"#, "hate", r#"["hate","hate"]"#] {
+            assert_eq!(s.check_stored("label", bad).unwrap_err().field, "label", "{bad}");
+        }
+        let single = set(&["hate", "spam"]).unwrap();
+        assert!(single.check_stored("label", "spam").is_ok());
+        assert!(single.check_stored("label", r#"["spam"]"#).is_err());
+        assert_eq!(known(&single, Some("spam"), None).unwrap(), "spam");
+        assert_eq!(known(&single, Some("eggs"), None).unwrap_err().field, "items[2].label");
+        assert_eq!(
+            known(&single, None, Some(&["spam"])).unwrap_err().field,
+            "items[2].labels"
+        );
+        assert_eq!(known(&single, None, None).unwrap_err().field, "items[2].label");
         assert_eq!(LabelMode::parse("multi").unwrap(), LabelMode::Multi);
         assert_eq!(LabelMode::parse("many").unwrap_err().field, "label_mode");
     }

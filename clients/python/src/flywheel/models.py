@@ -48,7 +48,10 @@ class GoldItem(TypedDict):
 
     external_id: str
     payload: JSON
-    label: str
+    #: A single-label project's known answer.
+    label: NotRequired[Optional[str]]
+    #: A multi-label project's known answer: the labels present (``[]``: none of these).
+    labels: NotRequired[Optional[List[str]]]
     attributes: NotRequired[Optional[JSON]]
     prediction: NotRequired[Optional[Prediction]]
 

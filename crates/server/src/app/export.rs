@@ -3,8 +3,12 @@
 //! a keyset cursor (the item id); [`stream`] turns each page into one chunk of bytes, so a
 //! project of any size is written with one page in memory.
 //!
-//! The formats, column by column, are in the README ("Exports and imports").
+//! The formats, column by column, are in the README ("Exports and imports"). In a
+//! multi-label project ([`Shape::Multi`]) every answer is written as the set it stores
+//! (see `flywheel_core::label`): `labels: [..]` in place of `label` in JSON lines, all the
+//! set's choices in a Label Studio result, the canonical JSON array in CSV's label cells.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use flywheel_core::task::Source;
@@ -25,6 +29,32 @@ pub const PAGE: usize = 1000;
 /// prediction.
 pub const LS_FROM_NAME: &str = "label";
 pub const LS_TO_NAME: &str = "text";
+
+/// How a project's answers are written.
+#[derive(Debug, Clone)]
+pub enum Shape {
+    /// One label per answer.
+    Single,
+    /// A set of labels per answer; a prediction's set (Label Studio's `predictions[0]`) is
+    /// the labels at or above these thresholds (each label's calibrated one, else 0.5), as
+    /// the project's auto decision takes it now.
+    Multi(Arc<HashMap<String, f64>>),
+}
+
+impl Shape {
+    /// Project `p`'s shape, with its calibrated thresholds as they are now.
+    pub fn of(s: &super::AppState, p: &super::ProjectRuntime) -> Self {
+        if p.labels.is_multi() {
+            Shape::Multi(s.learning.thresholds(p.id))
+        } else {
+            Shape::Single
+        }
+    }
+
+    fn is_multi(&self) -> bool {
+        matches!(self, Shape::Multi(_))
+    }
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -94,6 +124,7 @@ pub fn stream(
     store: Arc<dyn Store>,
     project_id: i64,
     format: Format,
+    shape: Shape,
     filter: ExportFilter,
 ) -> impl Stream<Item = Result<Vec<u8>, AppError>> + Send + 'static {
     struct State {
@@ -117,30 +148,33 @@ pub fn stream(
         last_len: 0,
     };
     state.next = Some((0, fetch(&state, 0)));
-    futures_util::stream::unfold(state, move |mut st| async move {
-        let (after, mut page) = st.next.take()?;
-        let rows = match (&mut page.0).await {
-            Ok(Ok(rows)) => rows,
-            Ok(Err(e)) => return Some((Err(AppError::from(e)), st)),
-            Err(e) => return Some((Err(AppError::Internal(format!("an export page read failed: {e}"))), st)),
-        };
-        let full = rows.len() == PAGE;
-        if let Some(last) = rows.last().filter(|_| full) {
-            st.next = Some((last.item_id, fetch(&st, last.item_id)));
+    futures_util::stream::unfold(state, move |mut st| {
+        let shape = shape.clone();
+        async move {
+            let (after, mut page) = st.next.take()?;
+            let rows = match (&mut page.0).await {
+                Ok(Ok(rows)) => rows,
+                Ok(Err(e)) => return Some((Err(AppError::from(e)), st)),
+                Err(e) => return Some((Err(AppError::Internal(format!("an export page read failed: {e}"))), st)),
+            };
+            let full = rows.len() == PAGE;
+            if let Some(last) = rows.last().filter(|_| full) {
+                st.next = Some((last.item_id, fetch(&st, last.item_id)));
+            }
+            let mut out = Vec::with_capacity(st.last_len + st.last_len / 8);
+            if after == 0 {
+                head(format, &mut out);
+            }
+            if let Err(e) = write_page(format, &shape, &rows, after == 0, &mut out) {
+                st.next = None;
+                return Some((Err(e), st));
+            }
+            if !full {
+                tail(format, &mut out);
+            }
+            st.last_len = out.len();
+            Some((Ok(out), st))
         }
-        let mut out = Vec::with_capacity(st.last_len + st.last_len / 8);
-        if after == 0 {
-            head(format, &mut out);
-        }
-        if let Err(e) = write_page(format, &rows, after == 0, &mut out) {
-            st.next = None;
-            return Some((Err(e), st));
-        }
-        if !full {
-            tail(format, &mut out);
-        }
-        st.last_len = out.len();
-        Some((Ok(out), st))
     })
 }
 
@@ -196,11 +230,18 @@ fn tail(format: Format, out: &mut Vec<u8>) {
 
 /// Writes one page of rows (`first_page`: the export's first, whose first Label Studio
 /// task takes no comma).
-fn write_page(format: Format, rows: &[ExportRow], first_page: bool, out: &mut Vec<u8>) -> Result<(), AppError> {
+fn write_page(
+    format: Format,
+    shape: &Shape,
+    rows: &[ExportRow],
+    first_page: bool,
+    out: &mut Vec<u8>,
+) -> Result<(), AppError> {
     let failed = |e: &dyn std::fmt::Display| AppError::Internal(format!("an export row did not serialise: {e}"));
     fn typed(r: &ExportRow) -> Result<Typed<'_>, AppError> {
         Typed::of(r).map_err(|e| AppError::Internal(format!("an export row did not serialise: {e}")))
     }
+    let multi = shape.is_multi();
     match format {
         Format::Jsonl => {
             for r in rows {
@@ -212,7 +253,7 @@ fn write_page(format: Format, rows: &[ExportRow], first_page: bool, out: &mut Ve
                     &r.payload,
                     "attributes",
                     &r.attributes,
-                    &JsonlRest::of(r, &t),
+                    &JsonlRest::of(r, &t, multi),
                 )
                 .map_err(|e| failed(&e))?;
                 out.push(b'\n');
@@ -222,7 +263,7 @@ fn write_page(format: Format, rows: &[ExportRow], first_page: bool, out: &mut Ve
             // One writer (and its buffer) per page, not per row.
             let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut *out);
             for r in rows {
-                csv_row(r, &typed(r)?, &mut w).map_err(|e| failed(&e))?;
+                csv_row(r, &typed(r)?, multi, &mut w).map_err(|e| failed(&e))?;
             }
             w.flush().map_err(|e| failed(&e))?;
         }
@@ -234,7 +275,7 @@ fn write_page(format: Format, rows: &[ExportRow], first_page: bool, out: &mut Ve
                 out.push(b',');
                 let t = typed(r)?;
                 let at = out.len();
-                serde_json::to_writer(&mut *out, &LsRest::of(r, &t)).map_err(|e| failed(&e))?;
+                serde_json::to_writer(&mut *out, &LsRest::of(r, &t, shape)).map_err(|e| failed(&e))?;
                 out.remove(at); // the rest's own `{`
             }
         }
@@ -344,41 +385,68 @@ impl<'a> PredictionOut<'a> {
     }
 }
 
+/// A stored answer (`None`: no label) as JSON members: `label` (null when absent) in a
+/// single-label project; in a multi-label one `labels`, the set it encodes (null when
+/// absent). The member of the other mode is left out.
+type AnswerMembers<'a> = (Option<Option<&'a str>>, Option<Option<Vec<String>>>);
+
+fn answer_members(stored: Option<&str>, multi: bool) -> AnswerMembers<'_> {
+    if multi {
+        (None, Some(stored.map(|s| flywheel_core::label::named(s, true))))
+    } else {
+        (Some(stored), None)
+    }
+}
+
 #[derive(Serialize)]
 struct DecisionOut<'a> {
     /// `auto` or `review`.
     action: &'static str,
     rule: &'a str,
     /// The auto label.
-    label: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<Option<&'a str>>,
+    /// The auto set (a multi-label project).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<Option<Vec<String>>>,
     /// The review queue.
     queue: Option<&'a str>,
     policy_version: u32,
     /// An auto decision sampled for audit.
     audit: bool,
+    /// The auto label as stored (CSV's `decision_label`).
+    #[serde(skip)]
+    stored: Option<&'a str>,
 }
 
 impl<'a> DecisionOut<'a> {
-    fn of(d: &'a DecisionView) -> Self {
-        let (action, label, queue) = if d.outcome == "auto" {
+    fn of(d: &'a DecisionView, multi: bool) -> Self {
+        let (action, stored, queue) = if d.outcome == "auto" {
             ("auto", d.label.as_deref(), None)
         } else {
             ("review", None, d.route.as_ref().map(|r| r.queue.as_ref()))
         };
+        let (label, labels) = answer_members(stored, multi);
         DecisionOut {
             action,
             rule: &d.rule,
             label,
+            labels,
             queue,
             policy_version: d.policy_version,
             audit: d.audit.is_some(),
+            stored,
         }
     }
 }
 
 #[derive(Serialize)]
 struct ResolutionOut<'a> {
-    label: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<&'a str>,
+    /// A multi-label project's resolution: the set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<Vec<String>>,
     source: &'static str,
     method: &'a str,
     confidence: f64,
@@ -387,9 +455,11 @@ struct ResolutionOut<'a> {
 }
 
 impl<'a> ResolutionOut<'a> {
-    fn of(r: &'a Resolution) -> Self {
+    fn of(r: &'a Resolution, multi: bool) -> Self {
+        let (label, labels) = answer_members(Some(&r.label), multi);
         ResolutionOut {
-            label: &r.label,
+            label: label.flatten(),
+            labels: labels.flatten(),
             source: r.source.as_str(),
             method: &r.method,
             confidence: r.confidence,
@@ -405,7 +475,11 @@ struct ReviewOut<'a> {
     stage: &'static str,
     /// `label`, `escalate` or `skip`.
     answer: &'a str,
-    label: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    label: Option<Option<&'a str>>,
+    /// A multi-label project's answer: the set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    labels: Option<Option<Vec<String>>>,
     claimed_at: String,
     answered_at: String,
     /// Time from claim to answer.
@@ -413,12 +487,14 @@ struct ReviewOut<'a> {
 }
 
 impl<'a> ReviewOut<'a> {
-    fn of(w: &'a ExportReview) -> Self {
+    fn of(w: &'a ExportReview, multi: bool) -> Self {
+        let (label, labels) = answer_members(w.label.as_deref(), multi);
         ReviewOut {
             reviewer: &w.reviewer,
             stage: w.stage.as_str(),
             answer: &w.answer,
-            label: w.label.as_deref(),
+            label,
+            labels,
             claimed_at: rfc3339(w.claimed_at),
             answered_at: rfc3339(w.answered_at),
             time_ms: w.answered_at - w.claimed_at,
@@ -437,22 +513,29 @@ struct JsonlRest<'a> {
 }
 
 impl<'a> JsonlRest<'a> {
-    fn of(r: &'a ExportRow, t: &'a Typed<'a>) -> Self {
+    fn of(r: &'a ExportRow, t: &'a Typed<'a>, multi: bool) -> Self {
         JsonlRest {
             created_at: rfc3339(r.created_at),
             prediction: t.prediction.as_ref().map(PredictionOut::of),
-            decision: DecisionOut::of(&t.decision),
-            resolution: t.resolution.as_ref().map(ResolutionOut::of),
-            reviews: r.reviews.iter().map(ReviewOut::of).collect(),
+            decision: DecisionOut::of(&t.decision, multi),
+            resolution: t.resolution.as_ref().map(|x| ResolutionOut::of(x, multi)),
+            reviews: r.reviews.iter().map(|w| ReviewOut::of(w, multi)).collect(),
         }
     }
 }
 
-fn csv_row(r: &ExportRow, t: &Typed<'_>, w: &mut csv::Writer<&mut Vec<u8>>) -> Result<(), Box<dyn std::error::Error>> {
-    let d = DecisionOut::of(&t.decision);
+/// A CSV row; in a multi-label project the label cells (`decision_label`, `label`) hold
+/// the set as its canonical JSON array, and `reviews` their `labels`.
+fn csv_row(
+    r: &ExportRow,
+    t: &Typed<'_>,
+    multi: bool,
+    w: &mut csv::Writer<&mut Vec<u8>>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let d = DecisionOut::of(&t.decision, multi);
     let p = t.prediction.as_ref().map(PredictionOut::of);
     let res = t.resolution.as_ref();
-    let reviews: Vec<ReviewOut> = r.reviews.iter().map(ReviewOut::of).collect();
+    let reviews: Vec<ReviewOut> = r.reviews.iter().map(|x| ReviewOut::of(x, multi)).collect();
     let opt = |s: Option<&str>| Cow::Owned(s.unwrap_or("").to_string());
     let owned = Cow::<str>::Owned;
     let record: [Cow<str>; 19] = [
@@ -470,7 +553,7 @@ fn csv_row(r: &ExportRow, t: &Typed<'_>, w: &mut csv::Writer<&mut Vec<u8>>) -> R
         ),
         Cow::Borrowed(d.action),
         Cow::Borrowed(d.rule),
-        opt(d.label),
+        opt(d.stored),
         opt(d.queue),
         owned(d.policy_version.to_string()),
         opt(res.map(|r| r.label.as_str())),
@@ -507,26 +590,42 @@ pub struct LsResult<'a> {
     pub value: LsChoices<'a>,
 }
 
+/// The chosen labels: one in a single-label project, the set in a multi-label one
+/// (Label Studio's `<Choices choice="multiple">`).
 #[derive(Serialize)]
 pub struct LsChoices<'a> {
-    pub choices: [&'a str; 1],
+    pub choices: Vec<Cow<'a, str>>,
 }
 
 impl<'a> LsResult<'a> {
-    fn choice(id: String, label: &'a str) -> Self {
-        LsResult {
+    /// The result of an answer stored as `stored`: one choices result, or in a
+    /// multi-label project one holding the set's labels — none for the empty set, as
+    /// Label Studio writes an annotation with nothing ticked.
+    fn answer(id: String, stored: Cow<'a, str>, multi: bool) -> Vec<Self> {
+        let choices: Vec<Cow<'a, str>> = if multi {
+            flywheel_core::label::named(&stored, true)
+                .into_iter()
+                .map(Cow::Owned)
+                .collect()
+        } else {
+            vec![stored]
+        };
+        if choices.is_empty() {
+            return Vec::new();
+        }
+        vec![LsResult {
             id,
             from_name: LS_FROM_NAME,
             to_name: LS_TO_NAME,
             kind: "choices",
-            value: LsChoices { choices: [label] },
-        }
+            value: LsChoices { choices },
+        }]
     }
 }
 
 #[derive(Serialize)]
 struct LsAnnotation<'a> {
-    result: [LsResult<'a>; 1],
+    result: Vec<LsResult<'a>>,
     was_cancelled: bool,
     ground_truth: bool,
     created_at: String,
@@ -539,7 +638,7 @@ struct LsAnnotation<'a> {
 struct LsPrediction<'a> {
     model_version: String,
     score: f64,
-    result: [LsResult<'a>; 1],
+    result: Vec<LsResult<'a>>,
 }
 
 /// What Label Studio has no field for; kept in the task's `meta` (which it stores and
@@ -558,13 +657,14 @@ struct LsMeta<'a> {
 }
 
 impl<'a> LsRest<'a> {
-    fn of(r: &'a ExportRow, t: &'a Typed<'a>) -> Self {
+    fn of(r: &'a ExportRow, t: &'a Typed<'a>, shape: &Shape) -> Self {
+        let multi = shape.is_multi();
         let mut annotations = Vec::new();
         let mut annotators = Vec::new();
         for (i, w) in r.reviews.iter().enumerate() {
             let Some(label) = w.label.as_deref() else { continue };
             annotations.push(LsAnnotation {
-                result: [LsResult::choice(format!("r{i}"), label)],
+                result: LsResult::answer(format!("r{i}"), Cow::Borrowed(label), multi),
                 was_cancelled: false,
                 ground_truth: false,
                 created_at: rfc3339(w.answered_at),
@@ -579,7 +679,7 @@ impl<'a> LsRest<'a> {
             && res.source != Source::Auto
         {
             annotations.push(LsAnnotation {
-                result: [LsResult::choice("r0".into(), &res.label)],
+                result: LsResult::answer("r0".into(), Cow::Borrowed(&res.label), multi),
                 was_cancelled: false,
                 ground_truth: false,
                 created_at: rfc3339(res.resolved_at),
@@ -592,17 +692,14 @@ impl<'a> LsRest<'a> {
             .prediction
             .as_ref()
             .and_then(|p| {
-                let (label, score) = p.scores.iter().fold(None::<&(String, f64)>, |best, s| match best {
-                    Some(b) if b.1 >= s.1 => Some(b),
-                    _ => Some(s),
-                })?;
+                let (choice, score) = ls_predicted(p, shape)?;
                 Some(LsPrediction {
                     model_version: match &p.version {
                         Some(v) => format!("{}:{v}", p.model),
                         None => p.model.clone(),
                     },
-                    score: *score,
-                    result: [LsResult::choice("p0".into(), label)],
+                    score,
+                    result: LsResult::answer("p0".into(), choice, multi),
                 })
             })
             .into_iter()
@@ -616,9 +713,43 @@ impl<'a> LsRest<'a> {
                 created_at: rfc3339(r.created_at),
                 annotators,
                 prediction: t.prediction.as_ref().map(PredictionOut::of),
-                decision: DecisionOut::of(&t.decision),
-                resolution: t.resolution.as_ref().map(ResolutionOut::of),
+                decision: DecisionOut::of(&t.decision, multi),
+                resolution: t.resolution.as_ref().map(|x| ResolutionOut::of(x, multi)),
             },
+        }
+    }
+}
+
+/// A prediction's choice, as stored, and its score (`None`: no scores). Single-label: the
+/// top label (the first on a tie) and its score. Multi-label: the set of labels at or
+/// above their thresholds, and the confidence of its least certain label (`s` for a label
+/// in the set, `1 - s` for one left out).
+fn ls_predicted<'p>(p: &'p Prediction, shape: &Shape) -> Option<(Cow<'p, str>, f64)> {
+    match shape {
+        Shape::Single => {
+            let (label, score) = p.scores.iter().fold(None::<&(String, f64)>, |best, s| match best {
+                Some(b) if b.1 >= s.1 => Some(b),
+                _ => Some(s),
+            })?;
+            Some((Cow::Borrowed(label.as_str()), *score))
+        }
+        Shape::Multi(thresholds) => {
+            if p.scores.is_empty() {
+                return None;
+            }
+            let chosen = |l: &str, s: f64| s >= flywheel_core::prediction::label_threshold(Some(thresholds), l);
+            let set: Vec<&str> = p
+                .scores
+                .iter()
+                .filter(|(l, s)| chosen(l, *s))
+                .map(|(l, _)| l.as_str())
+                .collect();
+            let score = p
+                .scores
+                .iter()
+                .map(|(l, s)| if chosen(l, *s) { *s } else { 1.0 - s })
+                .fold(f64::INFINITY, f64::min);
+            Some((Cow::Owned(serde_json::to_string(&set).ok()?), score))
         }
     }
 }
@@ -645,7 +776,7 @@ mod tests {
     }
 
     fn decision_out(r: &ExportRow) -> Value {
-        serde_json::to_value(DecisionOut::of(&Typed::of(r).unwrap().decision)).unwrap()
+        serde_json::to_value(DecisionOut::of(&Typed::of(r).unwrap().decision, false)).unwrap()
     }
 
     #[test]

@@ -100,13 +100,22 @@ pub async fn import(
         let mut gold = Vec::new();
         for r in chunk {
             match (labels_as, r.label) {
-                (LabelsAs::Gold, Some(l)) => gold.push(GoldIn {
-                    external_id: r.item.external_id,
-                    payload: r.item.payload,
-                    attributes: r.item.attributes,
-                    label: l.label,
-                    prediction: r.item.prediction,
-                }),
+                (LabelsAs::Gold, Some(l)) => {
+                    // The stored form back into the member the project's mode takes.
+                    let (label, labels) = if p.labels.is_multi() {
+                        (None, Some(flywheel_core::label::named(&l.label, true)))
+                    } else {
+                        (Some(l.label), None)
+                    };
+                    gold.push(GoldIn {
+                        external_id: r.item.external_id,
+                        payload: r.item.payload,
+                        attributes: r.item.attributes,
+                        label,
+                        labels,
+                        prediction: r.item.prediction,
+                    })
+                }
                 (_, label) => {
                     labels.extend(label);
                     items.push(r.item);
@@ -235,7 +244,8 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> ValidationEr
     ValidationError::new(field, message)
 }
 
-/// Checks the item parts against the project (the errors named as in this row).
+/// Checks the item parts against the project (the errors named as in this row); `label`
+/// was checked where it was read.
 fn checked(
     p: &ProjectRuntime,
     item: ItemIn,
@@ -266,9 +276,6 @@ fn checked(
         };
         invalid(field, e.message)
     })?;
-    if let Some(l) = &label {
-        p.labels.answer("label", &l.label)?;
-    }
     Ok(Row {
         item: ItemIn {
             attributes: Some(attributes),
@@ -280,7 +287,8 @@ fn checked(
 
 /// A row of Flywheel's JSON lines export: `external_id`, `payload`, `attributes`,
 /// `prediction` (`model`, `version`, `scores` by label) and `resolution` (a `human` or
-/// `adjudicated` one becomes the imported label; an `auto` one is decided afresh).
+/// `adjudicated` one becomes the imported label, its `label`, or in a multi-label project
+/// its `labels`; an `auto` one is decided afresh).
 fn jsonl_row(p: &ProjectRuntime, v: Value) -> Result<Row, ValidationError> {
     let Value::Object(mut o) = v else {
         return Err(invalid("", "a row is a JSON object"));
@@ -302,10 +310,28 @@ fn jsonl_row(p: &ProjectRuntime, v: Value) -> Result<Row, ValidationError> {
             if source == "auto" {
                 None
             } else {
-                let label = r
-                    .get("label")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| invalid("resolution.label", "resolution.label is a string"))?;
+                let label = match r.get("label") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::String(l)) => Some(l.as_str()),
+                    Some(_) => return Err(invalid("resolution.label", "resolution.label is a string")),
+                };
+                let labels = match r.get("labels") {
+                    None | Some(Value::Null) => None,
+                    Some(Value::Array(a)) => Some(
+                        a.iter()
+                            .enumerate()
+                            .map(|(j, l)| {
+                                l.as_str()
+                                    .map(str::to_string)
+                                    .ok_or_else(|| invalid(format!("resolution.labels[{j}]"), "a label is a string"))
+                            })
+                            .collect::<Result<Vec<_>, _>>()?,
+                    ),
+                    Some(_) => {
+                        return Err(invalid("resolution.labels", "resolution.labels is an array of labels"));
+                    }
+                };
+                let label = p.labels.known_answer("resolution.", label, labels.as_deref())?;
                 let reviewers = r
                     .get("reviewers")
                     .and_then(Value::as_array)
@@ -317,7 +343,7 @@ fn jsonl_row(p: &ProjectRuntime, v: Value) -> Result<Row, ValidationError> {
                 }
                 Some(ImportedLabel {
                     external_id: external_id.clone(),
-                    label: label.to_string(),
+                    label,
                     reviewers,
                     confidence,
                 })
@@ -331,13 +357,7 @@ fn jsonl_row(p: &ProjectRuntime, v: Value) -> Result<Row, ValidationError> {
         attributes,
         prediction,
     };
-    checked(p, item, ["external_id", "payload", "prediction"], label).map_err(|e| {
-        if e.field == "label" {
-            invalid("resolution.label", e.message)
-        } else {
-            e
-        }
-    })
+    checked(p, item, ["external_id", "payload", "prediction"], label)
 }
 
 fn prediction_in(v: Value) -> Result<PredictionIn, String> {
@@ -347,7 +367,7 @@ fn prediction_in(v: Value) -> Result<PredictionIn, String> {
 /// A Label Studio task: `data` (the payload), `id` or `meta.external_id` (the external
 /// id), `meta.attributes`, `predictions[0]` (or `meta.prediction`, all the scores) and
 /// `annotations` (choices; cancelled ones are skipped), whose majority label is the row's
-/// label.
+/// label (in a multi-label project: the most given set).
 fn ls_row(p: &ProjectRuntime, v: Value) -> Result<Row, ValidationError> {
     let Value::Object(mut task) = v else {
         return Err(invalid("", "a task is a JSON object"));
@@ -410,22 +430,45 @@ fn ls_row(p: &ProjectRuntime, v: Value) -> Result<Row, ValidationError> {
     checked(p, item, ["id", "data", "predictions[0]"], label)
 }
 
-/// The label of a `choices` result: `value.choices` holds one of the project's labels.
+/// The answer of a `choices` result, as stored: in a single-label project `value.choices`
+/// holds one of the project's labels; in a multi-label one (`<Choices
+/// choice="multiple">`) it holds the set, whose canonical encoding is returned — and a
+/// result with no choices (nothing ticked: Label Studio writes no region) is the empty
+/// set.
 fn choice(p: &ProjectRuntime, result: Option<&Value>, at: &str) -> Result<String, ValidationError> {
     let results = result
         .and_then(Value::as_array)
         .ok_or_else(|| invalid(at, "result is an array"))?;
-    let (j, r) = results
+    let found = results
         .iter()
         .enumerate()
-        .find(|(_, r)| r.get("type").and_then(Value::as_str) == Some("choices"))
-        .ok_or_else(|| invalid(at, format!("no result of type choices (from_name {LS_FROM_NAME})")))?;
+        .find(|(_, r)| r.get("type").and_then(Value::as_str) == Some("choices"));
+    let multi = p.labels.is_multi();
+    let Some((j, r)) = found else {
+        if multi {
+            return Ok(p.labels.encode_set(|_| false));
+        }
+        return Err(invalid(
+            at,
+            format!("no result of type choices (from_name {LS_FROM_NAME})"),
+        ));
+    };
     let field = format!("{at}[{j}].value.choices");
     let choices = r
         .get("value")
         .and_then(|v| v.get("choices"))
         .and_then(Value::as_array)
-        .ok_or_else(|| invalid(&field, "value.choices is an array of one label"))?;
+        .ok_or_else(|| invalid(&field, "value.choices is an array of labels"))?;
+    if multi {
+        let mut set = Vec::with_capacity(choices.len());
+        for (k, c) in choices.iter().enumerate() {
+            let l = c
+                .as_str()
+                .ok_or_else(|| invalid(format!("{field}[{k}]"), "a choice is a label's name"))?;
+            set.push(l.to_string());
+        }
+        return p.labels.answer_set(&field, &set);
+    }
     let [Value::String(label)] = choices.as_slice() else {
         return Err(invalid(&field, "value.choices holds exactly one label"));
     };
@@ -434,7 +477,9 @@ fn choice(p: &ProjectRuntime, result: Option<&Value>, at: &str) -> Result<String
 }
 
 /// `predictions[0]`: its `model_version` names the model, its `score` is the chosen
-/// label's; the other labels share the rest equally (Label Studio keeps one score).
+/// label's; the other labels share the rest equally (Label Studio keeps one score). In a
+/// multi-label project each chosen label scores `score` and each other one `1 - score`
+/// (scores are independent per label).
 fn ls_prediction(p: &ProjectRuntime, predictions: Option<&Value>) -> Result<Option<PredictionIn>, ValidationError> {
     let Some(first) = predictions.and_then(Value::as_array).and_then(|a| a.first()) else {
         return Ok(None);
@@ -454,12 +499,17 @@ fn ls_prediction(p: &ProjectRuntime, predictions: Option<&Value>) -> Result<Opti
         .unwrap_or("label-studio")
         .to_string();
     let others = (p.labels.len() - 1).max(1) as f64;
+    let chosen = flywheel_core::label::named(&label, p.labels.is_multi());
     let scores: BTreeMap<String, f64> = p
         .labels
         .names()
         .into_iter()
         .map(|l| {
-            let s = if l == label { score } else { (1.0 - score) / others };
+            let s = match (chosen.contains(&l), p.labels.is_multi()) {
+                (true, _) => score,
+                (false, true) => 1.0 - score,
+                (false, false) => (1.0 - score) / others,
+            };
             (l, s)
         })
         .collect();

@@ -24,8 +24,16 @@ pub struct GoldIn {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<Value>,
-    /// The known answer.
-    pub label: String,
+    /// The known answer in a single-label project: one of its labels (a 422 names
+    /// `items[i].label` in a multi-label project).
+    #[serde(default)]
+    pub label: Option<String>,
+    /// The known answer in a multi-label project: the set of labels present, each a label
+    /// of the project, none twice (`[]`: none of these). A 422 names `items[i].labels[j]`
+    /// for an unknown or repeated label, and `items[i].labels` in a single-label project.
+    #[serde(default)]
+    #[schema(max_items = 100)]
+    pub labels: Option<Vec<String>>,
     /// Scores like regular items carry (recommended where suggestions are shown, so gold
     /// does not stand out by lacking one).
     #[serde(default)]
@@ -40,12 +48,15 @@ pub async fn add_gold(s: &AppState, p: &ProjectRuntime, actor: &str, items: Vec<
     for (i, g) in items.into_iter().enumerate() {
         let (attributes, prediction) =
             item_parts(i, &g.external_id, &g.payload, g.attributes, g.prediction, &p.labels)?;
-        p.labels.answer(&format!("items[{i}].label"), &g.label)?;
+        // As stored: the label, or a multi-label set's canonical encoding.
+        let label = p
+            .labels
+            .known_answer(&format!("items[{i}]."), g.label.as_deref(), g.labels.as_deref())?;
         new.push(NewGold {
             external_id: g.external_id,
             payload: g.payload,
             attributes,
-            label: g.label,
+            label,
             prediction,
         });
     }

@@ -60,7 +60,7 @@ pub async fn export(
             .transpose()
             .map_err(bad)?,
     };
-    let body = export::stream(s.store.clone(), p.id, format, filter)
+    let body = export::stream(s.store.clone(), p.id, format, export::Shape::of(&s, &p), filter)
         .map_ok(Bytes::from)
         .map_err(|e: AppError| {
             tracing::error!(error = %e, "an export stopped");

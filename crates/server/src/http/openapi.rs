@@ -389,6 +389,7 @@ fn schema_constraints() -> Vec<(&'static str, &'static str, serde_json::Value)> 
         ("ItemIn", "/properties/external_id", external_id.clone()),
         ("AddGold", "/properties/items", batch.clone()),
         ("GoldIn", "/properties/external_id", external_id.clone()),
+        ("GoldIn", "/properties/labels", json!({"uniqueItems": true})),
         ("PredictIn", "/properties/items", batch.clone()),
         (
             "HoldIn",

@@ -10,7 +10,7 @@ use crate::helpers::*;
 
 impl TestApp {
     /// The body of an export (status checked).
-    async fn export(&self, project: &str, key: &str, query: &str) -> String {
+    pub(crate) async fn export(&self, project: &str, key: &str, query: &str) -> String {
         let resp = self
             .http
             .get(format!("{}/v1/projects/{project}/export?{query}", self.base))
@@ -24,12 +24,12 @@ impl TestApp {
         text
     }
 
-    async fn import(&self, project: &str, key: &str, query: &str, file: &str) -> (StatusCode, Value) {
+    pub(crate) async fn import(&self, project: &str, key: &str, query: &str, file: &str) -> (StatusCode, Value) {
         self.raw_post(&format!("/v1/projects/{project}/import?{query}"), key, file)
             .await
     }
 
-    async fn jsonl(&self, project: &str, key: &str) -> BTreeMap<String, Value> {
+    pub(crate) async fn jsonl(&self, project: &str, key: &str) -> BTreeMap<String, Value> {
         self.export(project, key, "format=jsonl")
             .await
             .lines()

@@ -25,6 +25,7 @@ mod keys;
 mod learning;
 mod metrics;
 mod multi;
+mod multi_io;
 mod multi_quality;
 mod novelty;
 mod oversight;

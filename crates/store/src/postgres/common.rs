@@ -47,3 +47,14 @@ pub(super) async fn notify(c: &mut PgConnection, channel: &str, notice: &Notice)
 pub(super) fn parse<T: serde::de::DeserializeOwned>(s: &str) -> TxResult<T> {
     Ok(serde_json::from_str(s)?)
 }
+
+/// Project `project_id`'s labels in its mode: what gold and imported labels are checked
+/// against before they are written.
+pub(super) async fn project_labels(c: &mut PgConnection, project_id: i64) -> TxResult<flywheel_core::LabelSet> {
+    let (names, mode): (String, String) = sqlx::query_as("SELECT labels::text, label_mode FROM projects WHERE id = $1")
+        .bind(project_id)
+        .fetch_one(&mut *c)
+        .await?;
+    let names: Vec<String> = parse(&names)?;
+    Ok(flywheel_core::LabelSet::parse(&names)?.with_mode(flywheel_core::LabelMode::parse(&mode)?))
+}

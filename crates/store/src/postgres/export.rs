@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
+use flywheel_core::Stage;
 use flywheel_core::task::Source;
-use flywheel_core::{LabelSet, Stage};
 use sqlx::PgConnection;
 
 use super::TxResult;
@@ -96,15 +96,10 @@ pub(super) async fn import_labels(
     actor: &str,
     now: Millis,
 ) -> TxResult<usize> {
-    let names: String = sqlx::query_scalar("SELECT labels::text FROM projects WHERE id = $1")
-        .bind(project_id)
-        .fetch_one(&mut *c)
-        .await?;
-    let names: Vec<String> = parse(&names)?;
-    let set = LabelSet::parse(&names)?;
+    let set = super::common::project_labels(c, project_id).await?;
     let mut targets = Vec::with_capacity(labels.len());
     for (i, l) in labels.iter().enumerate() {
-        set.answer(&format!("labels[{i}].label"), &l.label)?;
+        set.check_stored(&format!("labels[{i}].label"), &l.label)?;
         let target: Option<TargetRow> = sqlx::query_as(
             "SELECT id, resolution::text, model, model_version, policy_version FROM items
              WHERE project_id = $1 AND external_id = $2 AND gold_label IS NULL",

@@ -2,11 +2,11 @@
 //! `fill_answer_stats` it shares): gold items, reviewers' records, holding and releasing a
 //! reviewer, and the answers agreement is computed from.
 
-use flywheel_core::{Decision, LabelSet, Outcome, Route};
+use flywheel_core::{Decision, Outcome, Route};
 use sqlx::PgConnection;
 
 use super::TxResult;
-use super::common::{event, parse};
+use super::common::event;
 use crate::*;
 use flywheel_core::{Event, event as ev};
 
@@ -17,14 +17,9 @@ pub(super) async fn add_gold(
     actor: &str,
     now: Millis,
 ) -> TxResult<usize> {
-    let labels: String = sqlx::query_scalar("SELECT labels::text FROM projects WHERE id = $1")
-        .bind(project_id)
-        .fetch_one(&mut *c)
-        .await?;
-    let names: Vec<String> = parse(&labels)?;
-    let set = LabelSet::parse(&names)?;
+    let set = super::common::project_labels(c, project_id).await?;
     for (i, g) in items.iter().enumerate() {
-        set.answer(&format!("items[{i}].label"), &g.label)?;
+        set.check_stored(&format!("items[{i}].label"), &g.label)?;
     }
     let decision = serde_json::to_string(&Decision {
         outcome: Outcome::Review {

@@ -50,3 +50,13 @@ pub(super) fn opt_json<T: serde::de::DeserializeOwned>(r: &Row<'_>, idx: usize) 
     text.map(|s| serde_json::from_str(s).map_err(|e| fail(Box::new(e))))
         .transpose()
 }
+
+/// Project `project_id`'s labels in its mode: what gold and imported labels are checked
+/// against before they are written.
+pub(super) fn project_labels(c: &Connection, project_id: i64) -> Result<flywheel_core::LabelSet> {
+    let (names, mode): (String, String) = c
+        .prepare_cached("SELECT labels, label_mode FROM projects WHERE id = ?1")?
+        .query_row([project_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+    let names: Vec<String> = serde_json::from_str(&names)?;
+    Ok(flywheel_core::LabelSet::parse(&names)?.with_mode(flywheel_core::LabelMode::parse(&mode)?))
+}

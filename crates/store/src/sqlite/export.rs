@@ -5,8 +5,8 @@
 
 use std::collections::HashMap;
 
+use flywheel_core::Stage;
 use flywheel_core::task::Source;
-use flywheel_core::{LabelSet, Stage};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::answers::insert_label;
@@ -105,14 +105,10 @@ pub(super) fn import_labels(
     now: Millis,
 ) -> Result<usize> {
     // Everything is checked before anything is written: a refused job leaves no trace.
-    let names: String = c
-        .prepare_cached("SELECT labels FROM projects WHERE id = ?1")?
-        .query_row([project_id], |row| row.get(0))?;
-    let names: Vec<String> = serde_json::from_str(&names)?;
-    let set = LabelSet::parse(&names)?;
+    let set = super::common::project_labels(c, project_id)?;
     let mut targets = Vec::with_capacity(labels.len());
     for (i, l) in labels.iter().enumerate() {
-        set.answer(&format!("labels[{i}].label"), &l.label)?;
+        set.check_stored(&format!("labels[{i}].label"), &l.label)?;
         let target = c
             .prepare_cached(
                 "SELECT id, resolution, model, model_version, policy_version FROM items

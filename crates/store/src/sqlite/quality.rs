@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use flywheel_core::{Decision, LabelSet, Outcome, Route};
+use flywheel_core::{Decision, Outcome, Route};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::common::event;
@@ -19,13 +19,9 @@ pub(super) fn add_gold(
     actor: &str,
     now: Millis,
 ) -> Result<usize> {
-    let labels: String = c
-        .prepare_cached("SELECT labels FROM projects WHERE id = ?1")?
-        .query_row([project_id], |row| row.get(0))?;
-    let names: Vec<String> = serde_json::from_str(&labels)?;
-    let set = LabelSet::parse(&names)?;
+    let set = super::common::project_labels(c, project_id)?;
     for (i, g) in items.iter().enumerate() {
-        set.answer(&format!("items[{i}].label"), &g.label)?;
+        set.check_stored(&format!("items[{i}].label"), &g.label)?;
     }
     let decision = serde_json::to_string(&Decision {
         outcome: Outcome::Review {
