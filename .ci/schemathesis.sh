@@ -6,6 +6,13 @@
 # refused, auth not ignored — in all four phases (examples, coverage, fuzzing, and
 # stateful sequences that follow the document's links). Any failure exits non-zero.
 #
+# The stateful phase starts from one project (created below, every item to review) and
+# follows the links along the product's flows: items, a reviewer granted the project,
+# their claim, the answer, the amendment, the override, the export… (every request with
+# the admin key: a reviewer's own work is still refused, 403). Webhooks may point at
+# private addresses, so that a link can create one
+# (http://127.0.0.1:9, where nothing listens: its deliveries fail and are retried).
+#
 # Run on its own from the repository's root or anywhere:   .ci/schemathesis.sh
 #   FLYWHEEL_BIN=path/to/flywheel    test that binary instead of building target/debug/flywheel
 #   SCHEMATHESIS_EXAMPLES=N          cases per operation and phase (default 25)
@@ -36,7 +43,7 @@ bin=$(realpath "$bin")
 tmp=$(mktemp -d)
 admin_key="schemathesis-admin-key-0123456789"
 "$bin" serve --listen 127.0.0.1:0 --database "sqlite://$tmp/st.db" --admin-key "$admin_key" \
-  >"$tmp/out" 2>"$tmp/err" &
+  --webhooks-allow-private true >"$tmp/out" 2>"$tmp/err" &
 pid=$!
 stop() {
   if kill -0 "$pid" 2>/dev/null; then
@@ -52,6 +59,13 @@ if [ -z "$api" ]; then
   cat "$tmp/err" >&2
   exit 1
 fi
+
+# The project the stateful phase starts from (`GET /v1/projects` links to it): generated
+# projects are mostly refused (a policy's rules must compile), and one whose items all go
+# to review gives reviewers work to claim.
+curl -sf -XPOST "$api/v1/projects" -H "authorization: Bearer $admin_key" -H 'content-type: application/json' \
+  -d '{"name": "st", "labels": ["ham", "spam"], "policy": {"rules": [
+        {"name": "everything", "when": "true", "action": "review", "queue": "standard", "tier": 1}]}}' >/dev/null
 
 echo "== schemathesis --checks all against $api/v1/openapi.json"
 status=0

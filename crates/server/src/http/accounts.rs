@@ -177,8 +177,8 @@ pub struct NewKey {
 pub struct AddKeyIn {
     /// What to call the key ("laptop"): up to 64 characters, stored in NFKC form, no
     /// invisible, bidi or control characters; blank or absent is no name.
+    /// (Its length, counted after trimming, is in the document's pattern: `http::openapi`.)
     #[serde(default)]
-    #[schema(max_length = 64)]
     pub name: Option<String>,
 }
 

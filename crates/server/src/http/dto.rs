@@ -197,8 +197,8 @@ pub struct CreateKey {
     pub projects: Vec<String>,
     /// What to call the key ("nightly import"): up to 64 characters, stored in NFKC
     /// form, no invisible, bidi or control characters; blank is no name.
+    /// (Its length, counted after trimming, is in the document's pattern: `http::openapi`.)
     #[serde(default)]
-    #[schema(max_length = 64)]
     pub name: Option<String>,
 }
 

@@ -32,7 +32,7 @@ pub const MAX_IMPORT_BYTES: usize = 256 * 1024 * 1024;
         ("since" = Option<String>, Query, description = "items created at or after this time (RFC 3339 or epoch ms)"),
         ("until" = Option<String>, Query, description = "items created before this time"),
         ("source" = Option<String>, Query, description = "items resolved by auto, human or adjudicated; none: not resolved yet")),
-    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, description = "JSON lines, CSV with a header row, or a JSON array of Label Studio tasks", content((String = "application/x-ndjson"), (String = "text/csv"), (String = "application/json"))),
+    responses((status = 404, body = ErrorBody, description = "no such project, or not one the caller may see"), (status = 200, description = "JSON lines, CSV with a header row, or a JSON array of Label Studio tasks", content((serde_json::Value = "application/x-ndjson"), (String = "text/csv"), (Vec<serde_json::Value> = "application/json"))),
         (status = 400, body = ErrorBody)), security(("bearer" = [])))]
 pub async fn export(
     State(s): State<Arc<AppState>>,

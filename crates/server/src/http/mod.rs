@@ -434,14 +434,14 @@ pub fn page(params: &HashMap<String, String>) -> Result<(i64, usize), ApiError> 
             .filter(|n| *n >= 0)
             .ok_or_else(|| ApiError::bad_request("after", "after is a cursor: a whole number >= 0"))?,
     };
+    // Any whole number >= 1 is capped at `MAX_PAGE`, however many digits it has.
     let limit = match params.get("limit") {
         None => DEFAULT_PAGE,
-        Some(s) => s
-            .parse::<usize>()
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| ApiError::bad_request("limit", "limit is a whole number >= 1"))?
-            .min(MAX_PAGE),
+        Some(s) => match s.parse::<usize>() {
+            Ok(n) if n >= 1 => n.min(MAX_PAGE),
+            Err(e) if *e.kind() == std::num::IntErrorKind::PosOverflow => MAX_PAGE,
+            _ => return Err(ApiError::bad_request("limit", "limit is a whole number >= 1")),
+        },
     };
     Ok((after, limit))
 }

@@ -7,6 +7,7 @@
 
 use axum::Json;
 use serde_json::json;
+use utoipa::openapi::extensions::ExtensionsBuilder;
 use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterIn, PathItem};
 use utoipa::openapi::response::ResponseBuilder;
@@ -216,20 +217,256 @@ impl Modify for CommonResponses {
 }
 
 /// OpenAPI links from the answers that create a resource to the operations that read or
-/// act on it, so stateful tests (schemathesis) follow them into the deep routes: a new
-/// project to its model, items, stats, …; submitted items to an item's detail; a new key
-/// to its revocation; a new webhook to its operations.
+/// act on it, so stateful tests (schemathesis) follow them into the deep routes along the
+/// product's flows: a project to its model, items, stats, gold, webhooks, …; submitted
+/// items to an item's detail, the export and a reviewer granted the project; a new
+/// reviewer (with the key it was given) to a claim; a claimed task to its answer, its
+/// answer-and-next, its heartbeat, its item's detail and an override; an answer to its
+/// amendment and to the next task it leased; a reviewer's key to its revocation and the
+/// reviewer's deactivation; a hold to its release; a new webhook to its operations.
 struct Links;
 
-/// A link: the operation answering, its status, the operation linked to, and that
-/// operation's path parameters as runtime expressions.
-type Link<'a> = (&'a str, &'a str, &'a str, &'a [(&'a str, &'a serde_json::Value)]);
+/// A link: the operation answering, its status, the operation linked to, that
+/// operation's parameters as runtime expressions (path parameters by name, others
+/// qualified: `header.Authorization`), and the request body it sends, if any: as it is
+/// (`x-schemathesis: merge_body = false`; an answer holds exactly one of `label`,
+/// `labels`, `escalate` or `skip`, so a generated member beside the link's would only
+/// earn a 422), or merged into a generated one (a reviewer's unique name).
+struct Link {
+    from: &'static str,
+    status: &'static str,
+    to: String,
+    name: String,
+    params: Vec<(&'static str, serde_json::Value)>,
+    body: Option<serde_json::Value>,
+    merge: bool,
+}
+
+fn link(from: &'static str, status: &'static str, to: &str, params: &[(&'static str, &str)]) -> Link {
+    Link {
+        from,
+        status,
+        to: to.to_string(),
+        name: to.to_string(),
+        params: params.iter().map(|(n, e)| (*n, json!(e))).collect(),
+        body: None,
+        merge: false,
+    }
+}
+
+impl Link {
+    /// A second link between the same two operations needs its own name.
+    fn named(mut self, name: &str) -> Link {
+        self.name = name.to_string();
+        self
+    }
+
+    fn body(mut self, body: serde_json::Value) -> Link {
+        self.body = Some(body);
+        self
+    }
+
+    fn fields(mut self, fields: serde_json::Value) -> Link {
+        self.body = Some(fields);
+        self.merge = true;
+        self
+    }
+}
+
+/// The links along the flows a project's work takes (see [`Links`]).
+fn flow_links() -> Vec<Link> {
+    let same_project = ("project", "$request.path.project");
+    // An answer to a claimed task (`$response.body` a `ClaimOut`, or a `ReviewOut`'s `next`
+    // with `at = "/next"`): its lease, the task's first label, and an idempotency key
+    // made from the lease so that each lease is answered once.
+    let answer = |at: &str| {
+        json!({
+            "lease_id": format!("$response.body#{at}/lease_id"),
+            "review_id": format!("st-{{$response.body#{at}/lease_id}}"),
+            "label": format!("$response.body#{at}/labels/0"),
+        })
+    };
+    let mut answer_and_next = answer("");
+    answer_and_next["next"] = json!({ "project": "$request.path.project" });
+    vec![
+        // Items: their detail, the export, and a reviewer granted their project.
+        link(
+            "post_projects_project_items",
+            "200",
+            "get_projects_project_items_external_id",
+            &[same_project, ("external_id", "$response.body#/decisions/0/external_id")],
+        ),
+        link(
+            "post_projects_project_items",
+            "200",
+            "get_projects_project_export",
+            &[same_project],
+        ),
+        link("post_projects_project_items", "200", "post_reviewers", &[])
+            .fields(json!({ "tiers": [1], "projects": ["$request.path.project"] })),
+        // A reviewer: changed, given a key, put on hold, and claiming with the key they got.
+        link(
+            "post_reviewers",
+            "201",
+            "patch_reviewers_name",
+            &[("name", "$response.body#/name")],
+        ),
+        link(
+            "post_reviewers",
+            "201",
+            "post_reviewers_name_keys",
+            &[("name", "$response.body#/name")],
+        ),
+        link(
+            "post_reviewers",
+            "201",
+            "post_projects_project_reviewers_name_hold",
+            &[
+                ("project", "$response.body#/projects/0"),
+                ("name", "$response.body#/name"),
+            ],
+        )
+        .body(json!({ "reason": "a hold to release" })),
+        link(
+            "post_reviewers",
+            "201",
+            "post_projects_project_claim",
+            &[
+                ("project", "$response.body#/projects/0"),
+                ("header.Authorization", "Bearer {$response.body#/api_key}"),
+            ],
+        ),
+        // A claimed task: answered, answered with the next one leased, kept alive; its
+        // item read and overridden by the admin.
+        link(
+            "post_projects_project_claim",
+            "200",
+            "post_tasks_task_id_reviews",
+            &[("task_id", "$response.body#/task_id")],
+        )
+        .body(answer("")),
+        link(
+            "post_projects_project_claim",
+            "200",
+            "post_tasks_task_id_reviews",
+            &[("task_id", "$response.body#/task_id")],
+        )
+        .named("answer_and_next")
+        .body(answer_and_next),
+        link(
+            "post_projects_project_claim",
+            "200",
+            "post_tasks_task_id_heartbeat",
+            &[("task_id", "$response.body#/task_id")],
+        )
+        .body(json!({ "lease_id": "$response.body#/lease_id" })),
+        link(
+            "post_projects_project_claim",
+            "200",
+            "get_projects_project_items_external_id",
+            &[same_project, ("external_id", "$response.body#/item/external_id")],
+        ),
+        link(
+            "post_projects_project_claim",
+            "200",
+            "post_projects_project_items_external_id_override",
+            &[same_project, ("external_id", "$response.body#/item/external_id")],
+        )
+        .body(json!({ "action": "resolve", "label": "$response.body#/labels/0", "reason": "decided by the admin" })),
+        // An answer: amended (to the label it has: `unchanged`), and the task it leased next.
+        link(
+            "post_tasks_task_id_reviews",
+            "200",
+            "post_reviews_review_id_amend",
+            &[("review_id", "$response.body#/review_id")],
+        )
+        .body(json!({ "amend_id": "st-{$response.body#/review_id}", "label": "$request.body#/label" })),
+        link(
+            "post_tasks_task_id_reviews",
+            "200",
+            "post_tasks_task_id_reviews",
+            &[("task_id", "$response.body#/next/task_id")],
+        )
+        .named("next")
+        .body(answer("/next")),
+        // A reviewer's key: revoked; the reviewer deactivated.
+        link(
+            "post_keys",
+            "201",
+            "post_keys_hash_revoke",
+            &[("hash", "$response.body#/hash")],
+        ),
+        link(
+            "post_reviewers_name_keys",
+            "201",
+            "post_keys_hash_revoke",
+            &[("hash", "$response.body#/hash")],
+        ),
+        link(
+            "post_reviewers_name_keys",
+            "201",
+            "patch_reviewers_name",
+            &[("name", "$request.path.name")],
+        )
+        .named("deactivate")
+        .body(json!({ "active": false })),
+        // Gold added: the project's reviewers and a release; a hold released.
+        link(
+            "post_projects_project_gold",
+            "200",
+            "get_projects_project_reviewers",
+            &[same_project],
+        ),
+        link(
+            "get_projects_project_reviewers",
+            "200",
+            "post_projects_project_reviewers_name_release",
+            &[same_project, ("name", "$response.body#/reviewers/0/name")],
+        ),
+        link(
+            "post_projects_project_reviewers_name_hold",
+            "204",
+            "post_projects_project_reviewers_name_release",
+            &[same_project, ("name", "$request.path.name")],
+        ),
+    ]
+}
+
+/// The links from a project (`$response.body#{at}` a `ProjectCreated`, or the first
+/// `ProjectSummary` of a list with `at = "/0"`) to every operation on one project, some
+/// with the body that makes them succeed: gold labelled with the project's first label,
+/// a webhook to a local address (`.ci/schemathesis.sh` allows private ones).
+fn project_links(from: &'static str, status: &'static str, at: &str, per_project: &[String]) -> Vec<Link> {
+    let project = format!("$response.body#{at}/name");
+    per_project
+        .iter()
+        .map(|to| {
+            let l = Link {
+                from,
+                status,
+                to: to.clone(),
+                name: to.clone(),
+                params: vec![("project", json!(project))],
+                body: None,
+                merge: false,
+            };
+            match to.as_str() {
+                "post_projects_project_gold" => l.body(json!({ "items": [{
+                    "external_id": "st-gold-1",
+                    "payload": { "text": "a known answer" },
+                    "label": format!("$response.body#{at}/labels/0"),
+                }]})),
+                "post_projects_project_webhooks" => {
+                    l.body(json!({ "url": "http://127.0.0.1:9/flywheel", "events": ["*"] }))
+                }
+                _ => l,
+            }
+        })
+        .collect()
+}
 
 impl Modify for Links {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let project = json!("$response.body#/name");
-        let first_project = json!("$response.body#/0/name");
-        let same_project = json!("$request.path.project");
         // Every operation on one project (its only path parameter): from a new project,
         // and from the list of projects.
         let per_project: Vec<String> = openapi
@@ -250,80 +487,58 @@ impl Modify for Links {
                 .map(|method| operation_id(method, path))
             })
             .collect();
-        let mut links: Vec<Link<'_>> = Vec::new();
-        let new_project = [("project", &project)];
-        let listed_project = [("project", &first_project)];
-        for to in &per_project {
-            links.push(("post_projects", "201", to.as_str(), &new_project));
-            links.push(("get_projects", "200", to.as_str(), &listed_project));
-        }
-        let fixed: &[Link<'_>] = &[
-            (
-                "post_projects_project_items",
-                "200",
-                "get_projects_project_items_external_id",
-                &[
-                    ("project", &same_project),
-                    ("external_id", &json!("$response.body#/decisions/0/external_id")),
-                ],
-            ),
-            (
-                "post_keys",
-                "201",
-                "post_keys_hash_revoke",
-                &[("hash", &json!("$response.body#/hash"))],
-            ),
-            (
-                "post_reviewers_name_keys",
-                "201",
-                "post_keys_hash_revoke",
-                &[("hash", &json!("$response.body#/hash"))],
-            ),
-            (
-                "post_reviewers",
-                "201",
-                "patch_reviewers_name",
-                &[("name", &json!("$response.body#/name"))],
-            ),
-            (
-                "post_reviewers",
-                "201",
-                "post_reviewers_name_keys",
-                &[("name", &json!("$response.body#/name"))],
-            ),
-        ];
-        links.extend_from_slice(fixed);
-        let webhook = [("project", &same_project), ("id", &json!("$response.body#/id"))];
-        let webhook_targets = [
+        let mut links = project_links("post_projects", "201", "", &per_project);
+        links.extend(project_links("get_projects", "200", "/0", &per_project));
+        links.extend(flow_links());
+        let webhook = [("project", "$request.path.project"), ("id", "$response.body#/id")];
+        for to in [
             "get_projects_project_webhooks_id",
             "patch_projects_project_webhooks_id",
             "post_projects_project_webhooks_id_rotate",
             "get_projects_project_webhooks_id_deliveries",
             "delete_projects_project_webhooks_id",
-        ];
-        let all = links.into_iter().chain(
-            webhook_targets
-                .iter()
-                .map(|t| ("post_projects_project_webhooks", "201", *t, &webhook[..])),
+        ] {
+            links.push(link("post_projects_project_webhooks", "201", to, &webhook));
+        }
+        links.push(
+            link(
+                "post_projects_project_webhooks",
+                "201",
+                "post_projects_project_webhooks_id_replay",
+                &webhook,
+            )
+            .body(json!({ "from_seq": 1 })),
         );
-        for (from, status, to, params) in all {
+        for l in links {
             let Some(op) = openapi
                 .paths
                 .paths
                 .values_mut()
                 .flat_map(operations)
                 .map(|(_, op)| op)
-                .find(|op| op.operation_id.as_deref() == Some(from))
+                .find(|op| op.operation_id.as_deref() == Some(l.from))
             else {
                 continue;
             };
-            if let Some(RefOr::T(resp)) = op.responses.responses.get_mut(status) {
-                let link = params
-                    .iter()
-                    .fold(LinkBuilder::new().operation_id(to), |l, (name, value)| {
-                        l.parameter(*name, (*value).clone())
+            if let Some(RefOr::T(resp)) = op.responses.responses.get_mut(l.status) {
+                let mut builder = l
+                    .params
+                    .into_iter()
+                    .fold(LinkBuilder::new().operation_id(l.to), |b, (name, value)| {
+                        b.parameter(name, value)
                     });
-                resp.links.insert(to.to_string(), RefOr::T(link.build()));
+                let replaces_body = l.body.is_some() && !l.merge;
+                if let Some(body) = l.body {
+                    builder = builder.request_body(Some(body));
+                }
+                if replaces_body {
+                    builder = builder.extensions(Some(
+                        ExtensionsBuilder::new()
+                            .add("x-schemathesis", json!({ "merge_body": false }))
+                            .build(),
+                    ));
+                }
+                resp.links.insert(l.name, RefOr::T(builder.build()));
             }
         }
     }
@@ -332,6 +547,10 @@ impl Modify for Links {
 /// Characters no name or label may hold: controls (C0, DEL, C1) and the invisible ones of
 /// the Basic Multilingual Plane that `flywheel_core::name` refuses.
 const NOT_SHOWN: &str = r"\x00-\x1f\x7f-\x9f\u00ad\u034f\u0600-\u0605\u061c\u06dd\u070f\u0890\u0891\u08e2\u115f\u1160\u17b4\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb";
+
+/// What `str::trim` takes off both ends (Unicode `White_Space`), spelt out: a pattern's
+/// `\s` differs from it between regex engines (U+0085, U+FEFF).
+const TRIMMED: &str = r"\t\n\x0b\x0c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
 
 /// Constraints the server enforces, stated on the schemas of the document: `(schema,
 /// JSON pointer within it, members to add)`. They sit here rather than in `#[schema(…)]`
@@ -343,6 +562,10 @@ fn schema_constraints() -> Vec<(&'static str, &'static str, serde_json::Value)> 
     // Not only spaces and dots: one character that is neither.
     let other = format!("{NOT_SHOWN}/\\\\?#%");
     let reviewer = format!("^[^{other}]*[^{other}\\s.][^{other}]*$");
+    // A key's name is trimmed first (blank is no name), then holds up to 64 characters,
+    // none a control or invisible one (`app::accounts::key_name`): a `maxLength` would
+    // count what trimming takes off.
+    let key_name = json!({"pattern": format!("^[{TRIMMED}]*[^{NOT_SHOWN}]{{0,64}}[{TRIMMED}]*$")});
     let tiers = json!({"minItems": 1});
     let tier = json!({"minimum": 1, "maximum": flywheel_core::policy::MAX_TIER});
     let batch = json!({"minItems": 1, "maxItems": super::MAX_BATCH});
@@ -384,6 +607,8 @@ fn schema_constraints() -> Vec<(&'static str, &'static str, serde_json::Value)> 
             json!({"pattern": "^(|[\\s\\S]{8,256})$"}),
         ),
         ("CreateKey", "/properties/scope", json!({"enum": ["service"]})),
+        ("CreateKey", "/properties/name", key_name.clone()),
+        ("AddKeyIn", "/properties/name", key_name),
         ("CreateKey", "/properties/projects", json!({"minItems": 1})),
         ("SubmitItems", "/properties/items", batch.clone()),
         ("ItemIn", "/properties/external_id", external_id.clone()),
@@ -540,16 +765,18 @@ mod tests {
                     let target = &ops[link["operationId"].as_str().unwrap()];
                     let mut wanted: Vec<&str> = target["parameters"]
                         .as_array()
-                        .unwrap()
-                        .iter()
+                        .into_iter()
+                        .flatten()
                         .filter(|p| p["in"] == "path")
                         .map(|p| p["name"].as_str().unwrap())
                         .collect();
+                    // Path parameters by name; others (a reviewer's key) qualified.
                     let mut given: Vec<&str> = link["parameters"]
                         .as_object()
-                        .unwrap()
-                        .keys()
+                        .into_iter()
+                        .flat_map(|ps| ps.keys())
                         .map(String::as_str)
+                        .filter(|name| !name.contains('.'))
                         .collect();
                     wanted.sort_unstable();
                     given.sort_unstable();

@@ -426,6 +426,12 @@ async fn export_filters_by_time_and_source(db: Db) {
     assert!(doc["paths"]["/v1/projects/{project}/export"]["get"].is_object());
     assert!(doc["paths"]["/v1/projects/{project}/import"]["post"].is_object());
     assert!(doc["components"]["schemas"]["ImportReport"]["properties"]["labels"].is_object());
+    // Each format's answer is documented as what it is: Label Studio's tasks a JSON array,
+    // JSON lines not a string (a one-row file reads as a JSON object); both were strings.
+    let answer = &doc["paths"]["/v1/projects/{project}/export"]["get"]["responses"]["200"]["content"];
+    assert_eq!(answer["application/json"]["schema"]["type"], "array", "{answer}");
+    assert_eq!(answer["application/x-ndjson"]["schema"].get("type"), None, "{answer}");
+    assert_eq!(answer["text/csv"]["schema"]["type"], "string", "{answer}");
     let empty = app.export("spam", &svc, "format=label-studio&source=adjudicated").await;
     assert_eq!(
         serde_json::from_str::<Value>(&empty).unwrap(),

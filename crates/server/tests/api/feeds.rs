@@ -35,6 +35,18 @@ async fn feeds_are_cursor_paged_and_replayable(db: Db) {
         30,
         "replayable from the start; limit is capped, not refused"
     );
+    // However large: a limit beyond any machine word is capped too (was a 400).
+    let huge = "326051560044364212207616";
+    for (feed, key) in [("labels", svc.as_str()), ("events", ADMIN)] {
+        let (s, page) = app.get(&format!("/v1/projects/spam/{feed}?limit={huge}"), key).await;
+        assert_eq!(s, StatusCode::OK, "{feed}: {page}");
+        assert!(!page[feed].as_array().unwrap().is_empty(), "{feed}");
+    }
+    for bad in ["0", "-1", "1.5", "ten"] {
+        let (s, body) = app.get(&format!("/v1/projects/spam/labels?limit={bad}"), &svc).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "limit={bad}");
+        assert_eq!(body["error"]["field"], "limit");
+    }
     let events = app.events("spam").await;
     assert_eq!(events[0]["kind"], "project.created");
     assert_eq!(events.iter().filter(|e| e["kind"] == "item.decided").count(), 30);

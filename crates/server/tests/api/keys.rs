@@ -97,4 +97,62 @@ async fn keys_have_names_and_a_last_use(db: Db) {
     db.cleanup().await;
 }
 
-on_both_backends!(keys_have_names_and_a_last_use);
+/// The document's pattern for a key's name accepts exactly the names the server keeps:
+/// trimmed first (so a tab or U+0085 at an end is fine), then no control or invisible
+/// character (a C1 control like U+0091 inside was accepted by the document and refused
+/// by the server).
+async fn the_documented_key_name_is_the_one_the_server_keeps(db: Db) {
+    let app = spawn_app(&db).await;
+    app.project("spam", json!({"rules": []})).await;
+    app.reviewer("ana", &[1], &["spam"]).await;
+    let (_, doc) = app.get("/v1/openapi.json", "").await;
+    let schemas = &doc["components"]["schemas"];
+    // 64 characters once trimmed, and 65.
+    let longest = format!("\u{85}{}\u{85}\u{85}", "k".repeat(64));
+    let too_long = "k".repeat(65);
+    for (schema, path, body) in [
+        (
+            "CreateKey",
+            "/v1/keys",
+            json!({"scope": "service", "projects": ["spam"]}),
+        ),
+        ("AddKeyIn", "/v1/reviewers/ana/keys", json!({})),
+    ] {
+        let pattern = schemas[schema]["properties"]["name"]["pattern"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{schema}.name has no pattern"));
+        let pattern = regex::Regex::new(pattern).unwrap();
+        for (name, kept) in [
+            ("laptop", true),
+            ("nightly import", true),
+            ("laptop\t", true),
+            ("\u{85}laptop\u{3000}", true),
+            ("   ", true),
+            ("\u{d7}\u{91}", false),
+            ("na\tme", false),
+            ("ci\u{200b}", false),
+            ("a\u{2066}b", false),
+            ("\u{feff}laptop", false),
+            (longest.as_str(), true),
+            (too_long.as_str(), false),
+        ] {
+            let mut body = body.clone();
+            body["name"] = json!(name);
+            let (s, v) = app.post(path, ADMIN, body).await;
+            let expected = if kept {
+                StatusCode::CREATED
+            } else {
+                StatusCode::UNPROCESSABLE_ENTITY
+            };
+            assert_eq!(s, expected, "{path} {name:?}: {v}");
+            assert_eq!(pattern.is_match(name), kept, "{schema}.name's pattern and {name:?}");
+        }
+    }
+    app.stop().await;
+    db.cleanup().await;
+}
+
+on_both_backends!(
+    keys_have_names_and_a_last_use,
+    the_documented_key_name_is_the_one_the_server_keeps,
+);
