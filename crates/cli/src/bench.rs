@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 mod crash;
+mod search;
 mod webhooks;
 
 use anyhow::{Context, bail};
@@ -25,7 +26,7 @@ pub enum Scenario {
     Baseline,
     /// Single-item submits with predictions, policy of three rules.
     Decisions,
-    /// Batches of 1,000 items.
+    /// Batches of `--batch` items (1,000 unless told).
     Import,
     /// Reviewers in claim → answer loops on a queue pre-filled with `--items` tasks.
     Claims,
@@ -48,6 +49,9 @@ pub enum Scenario {
     /// Mixed load while the server is SIGKILLed `--kills` times at seeded moments and
     /// restarted on the same database; then an audit of everything acknowledged.
     Crash,
+    /// `--items` items, then the item search's worst cases (text or a label no item has)
+    /// and a search every item matches, on `--database`.
+    Search,
 }
 
 #[derive(clap::Args, Debug)]
@@ -71,6 +75,9 @@ pub struct BenchArgs {
     /// `export`). BENCHMARKS.md's claim figures pass 1,000,000 (a pre-fill of minutes).
     #[arg(long, default_value_t = 100_000)]
     items: usize,
+    /// Items per request in `import`.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    batch: u64,
     /// One JSON line instead of a table.
     #[arg(long)]
     json: bool,
@@ -83,8 +90,8 @@ pub struct BenchArgs {
     /// `crash`: how many times the server is killed.
     #[arg(long, default_value_t = 20)]
     kills: usize,
-    /// `crash`: `sqlite` (a fresh file) or a `postgres://…` URL (a fresh schema in it,
-    /// dropped afterwards).
+    /// `crash`, `search`: `sqlite` (a fresh file) or a `postgres://…` URL (a fresh schema
+    /// in it, dropped afterwards).
     #[arg(long, default_value = "sqlite")]
     database: String,
     /// `crash`: the seed of the kill schedule and the clients' choices.
@@ -287,11 +294,55 @@ fn serve_child(db: &str, admin_key: &str) -> anyhow::Result<(Child, String)> {
     }
 }
 
+/// A fresh database for a scenario that needs its own: a SQLite file, or a fresh schema
+/// (named after `purpose` and this process) of the PostgreSQL database the URL names,
+/// dropped afterwards with [`Database::drop_schema`].
+struct Database {
+    url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl Database {
+    async fn fresh(spec: &str, purpose: &str) -> anyhow::Result<Self> {
+        if spec == "sqlite" {
+            let dir = tempfile::tempdir()?;
+            let url = format!("sqlite://{}", dir.path().join(format!("{purpose}.db")).display());
+            return Ok(Self {
+                url,
+                _dir: Some(dir),
+                pg: None,
+            });
+        }
+        if !(spec.starts_with("postgres://") || spec.starts_with("postgresql://")) {
+            bail!("--database is sqlite or a postgres:// URL, not '{spec}'");
+        }
+        let schema = format!("fw_{purpose}_{}", std::process::id());
+        flywheel_store::postgres::PgStore::drop_schema(spec, &schema).await?;
+        // Creates the schema and runs the migrations, once, before any server starts.
+        drop(flywheel_store::postgres::PgStore::connect(spec, Some(&schema)).await?);
+        let sep = if spec.contains('?') { '&' } else { '?' };
+        Ok(Self {
+            url: format!("{spec}{sep}options=-c%20search_path%3D{schema}"),
+            _dir: None,
+            pg: Some((spec.to_string(), schema)),
+        })
+    }
+
+    async fn drop_schema(&self) {
+        if let Some((url, schema)) = &self.pg
+            && let Err(e) = flywheel_store::postgres::PgStore::drop_schema(url, schema).await
+        {
+            eprintln!("could not drop schema {schema}: {e}");
+        }
+    }
+}
+
 /// A `flywheel serve` child on a fresh SQLite database; stopped (SIGTERM, by PID) on drop.
 struct OwnServer {
     child: Child,
     url: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl OwnServer {
@@ -299,7 +350,17 @@ impl OwnServer {
         let dir = tempfile::tempdir()?;
         let db = format!("sqlite://{}", dir.path().join("bench.db").display());
         let (child, url) = serve_child(&db, admin_key)?;
-        Ok(Self { child, url, _dir: dir })
+        Ok(Self {
+            child,
+            url,
+            _dir: Some(dir),
+        })
+    }
+
+    /// A server on the database at `db` (which the caller keeps).
+    fn on(db: &str, admin_key: &str) -> anyhow::Result<Self> {
+        let (child, url) = serve_child(db, admin_key)?;
+        Ok(Self { child, url, _dir: None })
     }
 
     /// Resident memory of the server process, MB (Linux).
@@ -451,12 +512,13 @@ async fn import_loop(
     project: String,
     until: Instant,
     batches: Option<usize>,
+    batch: usize,
 ) -> Recorder {
     let mut rec = Recorder::default();
     let url = format!("{}/v1/projects/{project}/items", api.node(worker));
     let mut done = 0;
     while Instant::now() < until && batches.is_none_or(|b| done < b) {
-        let body = items_body(1000, batches.is_none());
+        let body = items_body(batch, batches.is_none());
         let t = Instant::now();
         let req = api
             .http
@@ -467,7 +529,7 @@ async fn import_loop(
         match req.send().await {
             Ok(r) if r.status().is_success() => {
                 let _ = r.bytes().await;
-                rec.ok("batch", t, 1000);
+                rec.ok("batch", t, batch as u64);
             }
             _ => rec.err("batch"),
         }
@@ -595,6 +657,7 @@ async fn prefill(api: &Api, svc: &str, project: &str, n: usize) -> anyhow::Resul
             project.to_string(),
             far,
             Some(count),
+            1000,
         )));
     }
     for h in handles {
@@ -698,6 +761,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.scenario == Scenario::Crash {
         return crash::run(&args).await;
     }
+    if args.scenario == Scenario::Search {
+        return search::run(&args).await;
+    }
     if args.concurrency == 0 || args.duration <= 0.0 {
         bail!("--concurrency and --duration must be positive");
     }
@@ -753,12 +819,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 rec
             }),
             Scenario::Decisions => tokio::spawn(decide_loop(api, w, svc, project, until)),
-            Scenario::Import => tokio::spawn(import_loop(api, w, svc, project, until, None)),
+            Scenario::Import => tokio::spawn(import_loop(api, w, svc, project, until, None, args.batch as usize)),
             Scenario::Claims => tokio::spawn(review_loop(api, w, reviewers[w].clone(), project, until)),
             Scenario::ClaimsNext => tokio::spawn(review_next_loop(api, w, reviewers[w].clone(), project, until)),
             Scenario::Mixed if w % 2 == 1 => tokio::spawn(decide_loop(api, w, svc, project, until)),
             Scenario::Mixed => tokio::spawn(review_loop(api, w, reviewers[w / 2].clone(), project, until)),
-            Scenario::DsFit | Scenario::Model | Scenario::Webhooks | Scenario::Export | Scenario::Crash => {
+            Scenario::DsFit
+            | Scenario::Model
+            | Scenario::Webhooks
+            | Scenario::Export
+            | Scenario::Crash
+            | Scenario::Search => {
                 unreachable!("returned before the load")
             }
         });
@@ -781,7 +852,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Import => vec!["batch"],
         Scenario::Claims | Scenario::ClaimsNext => vec!["cycle"],
         Scenario::Mixed => vec!["decide", "cycle"],
-        Scenario::DsFit | Scenario::Model | Scenario::Webhooks | Scenario::Export | Scenario::Crash => vec![],
+        Scenario::DsFit
+        | Scenario::Model
+        | Scenario::Webhooks
+        | Scenario::Export
+        | Scenario::Crash
+        | Scenario::Search => vec![],
     };
     let mut merged = Samples::default();
     for m in &main {
