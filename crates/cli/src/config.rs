@@ -77,6 +77,10 @@ pub struct ServeArgs {
     /// fails closed (the item goes to review, `rule_budget_exceeded`) [default: 100].
     #[arg(long, env = "FLYWHEEL_RULE_BUDGET_MS", value_name = "MS")]
     pub rule_budget_ms: Option<u64>,
+    /// Batches of more items than this are decided on the blocking pool instead of the
+    /// async workers that answer other requests; 0: every batch [default: 8].
+    #[arg(long, env = "FLYWHEEL_BLOCKING_BATCH", value_name = "ITEMS")]
+    pub blocking_batch: Option<usize>,
     /// Requests a second one admin key may make, with a burst of twice that; 0 is no
     /// limit [default: 10000].
     #[arg(long, env = "FLYWHEEL_RATE_LIMIT_ADMIN", value_name = "PER_SECOND")]
@@ -134,6 +138,8 @@ pub struct Settings {
     pub body_timeout_seconds: u64,
     /// Milliseconds the rules may take on one item.
     pub rule_budget_ms: u64,
+    /// Batches above this many items are decided on the blocking pool.
+    pub blocking_batch: usize,
     /// Requests a second per key, by role (0: no limit).
     pub rate_limits: flywheel_server::app::ratelimit::RateSettings,
 }
@@ -154,6 +160,7 @@ impl Default for Settings {
             header_timeout_seconds: flywheel_server::accept::DEFAULT_HEADER_TIMEOUT.as_secs(),
             body_timeout_seconds: flywheel_server::accept::DEFAULT_BODY_TIMEOUT.as_secs(),
             rule_budget_ms: flywheel_server::app::items::DEFAULT_RULE_BUDGET.as_millis() as u64,
+            blocking_batch: flywheel_server::app::items::DEFAULT_BLOCKING_BATCH,
             rate_limits: Default::default(),
         }
     }
@@ -176,6 +183,7 @@ impl std::fmt::Debug for Settings {
             .field("header_timeout_seconds", &self.header_timeout_seconds)
             .field("body_timeout_seconds", &self.body_timeout_seconds)
             .field("rule_budget_ms", &self.rule_budget_ms)
+            .field("blocking_batch", &self.blocking_batch)
             .field("rate_limits", &self.rate_limits)
             .finish()
     }
@@ -198,6 +206,7 @@ struct FileConfig {
     header_timeout_seconds: Option<u64>,
     body_timeout_seconds: Option<u64>,
     rule_budget_ms: Option<u64>,
+    blocking_batch: Option<usize>,
     rate_limit_admin: Option<u32>,
     rate_limit_service: Option<u32>,
     rate_limit_reviewer: Option<u32>,
@@ -317,6 +326,7 @@ impl Settings {
                 .or(file.body_timeout_seconds)
                 .unwrap_or(default.body_timeout_seconds),
             rule_budget_ms: args.rule_budget_ms.or(file.rule_budget_ms).unwrap_or(default.rule_budget_ms),
+            blocking_batch: args.blocking_batch.or(file.blocking_batch).unwrap_or(default.blocking_batch),
             rate_limits: flywheel_server::app::ratelimit::RateSettings {
                 admin: args
                     .rate_limit_admin
@@ -386,6 +396,7 @@ mod tests {
             header_timeout_seconds: None,
             body_timeout_seconds: None,
             rule_budget_ms: None,
+            blocking_batch: None,
             rate_limit_admin: None,
             rate_limit_service: None,
             rate_limit_reviewer: None,
@@ -445,6 +456,7 @@ mod tests {
                 && file.header_timeout_seconds.is_some()
                 && file.body_timeout_seconds.is_some()
                 && file.rule_budget_ms.is_some()
+                && file.blocking_batch.is_some()
         );
         assert!(
             file.rate_limit_admin.is_some() && file.rate_limit_service.is_some() && file.rate_limit_reviewer.is_some()

@@ -243,6 +243,7 @@ async fn serve(args: Settings, demo: Option<(live_demo::Demo, Option<std::path::
     state.webhooks.allow_private = args.webhooks_allow_private;
     state.client_ip_header = args.client_ip_header.clone();
     state.rule_budget.per_item = Some(std::time::Duration::from_millis(args.rule_budget_ms));
+    state.rule_budget.blocking_batch = args.blocking_batch;
     state.rate_limits = flywheel_server::app::ratelimit::RateLimits::new(args.rate_limits);
     if let Some(tls) = webhook_tls {
         state.webhook_tls = tls;

@@ -150,15 +150,18 @@ pub trait Store: Send + Sync + 'static {
     async fn item(&self, project_id: i64, external_id: &str) -> Result<Option<ItemDetail>>;
     /// Up to `limit` of the project's items (gold left out) that pass `search`, newest
     /// first, with ids below `before` (a keyset page: the next starts below the last
-    /// row's `item_id`). Items are read newest first until the page is full, so a search
-    /// that matches little reads much of the project (text is not indexed).
+    /// row's `item_id`). Items are read newest first until the page is full or the `read`
+    /// ids below `before` (items of every project) have been read — text is not indexed,
+    /// so the bound is what keeps a search that matches little from reading the whole
+    /// table; [`SearchHits::read_to`] says where the next page starts then.
     async fn search_items(
         &self,
         project_id: i64,
         search: ItemSearch,
         before: Option<i64>,
         limit: usize,
-    ) -> Result<Vec<ItemHit>>;
+        read: usize,
+    ) -> Result<SearchHits>;
 
     /// An admin's override of an item, as core's `overrides::plan` decides it, in one
     /// transaction: the item's open tasks closed (reason "the item was overridden") with

@@ -1616,6 +1616,7 @@ conformance!([
     an_amendment_after_resolution_reopens_adjudication,
     deactivation_ends_leases_and_access_and_the_tier_it_held,
     items_are_found_by_text_label_reviewer_state_and_time,
+    a_search_page_reads_at_most_its_bound_and_says_where_to_go_on,
     an_override_resolves_or_reroutes_and_ends_the_leases,
     multi_label_answers_are_checked_stored_and_decided_per_label,
 ]);

@@ -384,7 +384,9 @@ class ItemHit(TypedDict):
 
 
 class ItemSearchPage(TypedDict):
-    """A page of an item search, newest first; ``next_cursor`` is None on the last page."""
+    """A page of an item search, newest first; ``next_cursor`` is None on the last page. A
+    page reads at most 10,000 items, so it may hold fewer than asked, even none, and still
+    have a ``next_cursor``."""
 
     items: List[ItemHit]
     next_cursor: NotRequired[Optional[int]]

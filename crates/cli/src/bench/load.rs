@@ -105,12 +105,13 @@ pub(super) async fn import_loop(
     project: String,
     until: Instant,
     batches: Option<usize>,
+    batch: usize,
 ) -> Recorder {
     let mut rec = Recorder::default();
     let url = format!("{}/v1/projects/{project}/items", api.node(worker));
     let mut done = 0;
     while Instant::now() < until && batches.is_none_or(|b| done < b) {
-        let body = items_body(1000, batches.is_none());
+        let body = items_body(batch, batches.is_none());
         let t = Instant::now();
         let req = api
             .http
@@ -121,7 +122,7 @@ pub(super) async fn import_loop(
         match req.send().await {
             Ok(r) if r.status().is_success() => {
                 let _ = r.bytes().await;
-                rec.ok("batch", t, 1000);
+                rec.ok("batch", t, batch as u64);
             }
             _ => rec.err("batch"),
         }
@@ -248,6 +249,7 @@ pub(super) async fn prefill(api: &Api, svc: &str, project: &str, n: usize) -> an
             project.to_string(),
             far,
             Some(count),
+            1000,
         )));
     }
     for h in handles {

@@ -15,6 +15,7 @@ mod crash;
 mod export;
 mod load;
 mod offline;
+mod search;
 mod server;
 mod webhooks;
 
@@ -24,7 +25,7 @@ use serde::Serialize;
 
 use load::{bench_project, bench_reviewers, decide_loop, import_loop, prefill, review_loop, review_next_loop};
 use offline::{ds_fit, model};
-use server::{OwnServer, serve_child, stop_child, target};
+use server::{Database, OwnServer, serve_child, stop_child, target};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Scenario {
@@ -32,7 +33,7 @@ pub enum Scenario {
     Baseline,
     /// Single-item submits with predictions, policy of three rules.
     Decisions,
-    /// Batches of 1,000 items.
+    /// Batches of `--batch` items (1,000 unless told).
     Import,
     /// Reviewers in claim → answer loops on a queue pre-filled with `--items` tasks.
     Claims,
@@ -55,6 +56,9 @@ pub enum Scenario {
     /// Mixed load while the server is SIGKILLed `--kills` times at seeded moments and
     /// restarted on the same database; then an audit of everything acknowledged.
     Crash,
+    /// `--items` items, then the item search's worst cases (text or a label no item has)
+    /// and a search every item matches, on `--database`.
+    Search,
 }
 
 #[derive(clap::Args, Debug)]
@@ -78,6 +82,9 @@ pub struct BenchArgs {
     /// `export`). BENCHMARKS.md's claim figures pass 1,000,000 (a pre-fill of minutes).
     #[arg(long, default_value_t = 100_000)]
     items: usize,
+    /// Items per request in `import`.
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    batch: u64,
     /// One JSON line instead of a table.
     #[arg(long)]
     json: bool,
@@ -90,8 +97,8 @@ pub struct BenchArgs {
     /// `crash`: how many times the server is killed.
     #[arg(long, default_value_t = 20)]
     kills: usize,
-    /// `crash`: `sqlite` (a fresh file) or a `postgres://…` URL (a fresh schema in it,
-    /// dropped afterwards).
+    /// `crash`, `search`: `sqlite` (a fresh file) or a `postgres://…` URL (a fresh schema
+    /// in it, dropped afterwards).
     #[arg(long, default_value = "sqlite")]
     database: String,
     /// `crash`: the seed of the kill schedule and the clients' choices.
@@ -211,6 +218,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if args.scenario == Scenario::Crash {
         return crash::run(&args).await;
     }
+    if args.scenario == Scenario::Search {
+        return search::run(&args).await;
+    }
     if args.concurrency == 0 || args.duration <= 0.0 {
         bail!("--concurrency and --duration must be positive");
     }
@@ -266,12 +276,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
                 rec
             }),
             Scenario::Decisions => tokio::spawn(decide_loop(api, w, svc, project, until)),
-            Scenario::Import => tokio::spawn(import_loop(api, w, svc, project, until, None)),
+            Scenario::Import => tokio::spawn(import_loop(api, w, svc, project, until, None, args.batch as usize)),
             Scenario::Claims => tokio::spawn(review_loop(api, w, reviewers[w].clone(), project, until)),
             Scenario::ClaimsNext => tokio::spawn(review_next_loop(api, w, reviewers[w].clone(), project, until)),
             Scenario::Mixed if w % 2 == 1 => tokio::spawn(decide_loop(api, w, svc, project, until)),
             Scenario::Mixed => tokio::spawn(review_loop(api, w, reviewers[w / 2].clone(), project, until)),
-            Scenario::DsFit | Scenario::Model | Scenario::Webhooks | Scenario::Export | Scenario::Crash => {
+            Scenario::DsFit
+            | Scenario::Model
+            | Scenario::Webhooks
+            | Scenario::Export
+            | Scenario::Crash
+            | Scenario::Search => {
                 unreachable!("returned before the load")
             }
         });
@@ -294,7 +309,12 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         Scenario::Import => vec!["batch"],
         Scenario::Claims | Scenario::ClaimsNext => vec!["cycle"],
         Scenario::Mixed => vec!["decide", "cycle"],
-        Scenario::DsFit | Scenario::Model | Scenario::Webhooks | Scenario::Export | Scenario::Crash => vec![],
+        Scenario::DsFit
+        | Scenario::Model
+        | Scenario::Webhooks
+        | Scenario::Export
+        | Scenario::Crash
+        | Scenario::Search => vec![],
     };
     let mut merged = Samples::default();
     for m in &main {

@@ -61,7 +61,7 @@ pub(super) fn serve_child(db: &str, admin_key: &str) -> anyhow::Result<(Child, S
 pub(super) struct OwnServer {
     pub(super) child: Child,
     pub(super) url: String,
-    _dir: tempfile::TempDir,
+    _dir: Option<tempfile::TempDir>,
 }
 
 impl OwnServer {
@@ -69,7 +69,17 @@ impl OwnServer {
         let dir = tempfile::tempdir()?;
         let db = format!("sqlite://{}", dir.path().join("bench.db").display());
         let (child, url) = serve_child(&db, admin_key)?;
-        Ok(Self { child, url, _dir: dir })
+        Ok(Self {
+            child,
+            url,
+            _dir: Some(dir),
+        })
+    }
+
+    /// A server on the database at `db` (which the caller keeps).
+    pub(super) fn on(db: &str, admin_key: &str) -> anyhow::Result<Self> {
+        let (child, url) = serve_child(db, admin_key)?;
+        Ok(Self { child, url, _dir: None })
     }
 
     /// Resident memory of the server process, MB (Linux).
@@ -125,4 +135,48 @@ impl Drop for OwnServer {
 pub(super) fn stop_child(child: &mut Child) {
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let _ = child.wait();
+}
+
+/// A fresh database for a scenario that needs its own: a SQLite file, or a fresh schema
+/// (named after `purpose` and this process) of the PostgreSQL database the URL names,
+/// dropped afterwards with [`Database::drop_schema`].
+pub(super) struct Database {
+    pub(super) url: String,
+    _dir: Option<tempfile::TempDir>,
+    pub(super) pg: Option<(String, String)>,
+}
+
+impl Database {
+    pub(super) async fn fresh(spec: &str, purpose: &str) -> anyhow::Result<Self> {
+        if spec == "sqlite" {
+            let dir = tempfile::tempdir()?;
+            let url = format!("sqlite://{}", dir.path().join(format!("{purpose}.db")).display());
+            return Ok(Self {
+                url,
+                _dir: Some(dir),
+                pg: None,
+            });
+        }
+        if !(spec.starts_with("postgres://") || spec.starts_with("postgresql://")) {
+            bail!("--database is sqlite or a postgres:// URL, not '{spec}'");
+        }
+        let schema = format!("fw_{purpose}_{}", std::process::id());
+        flywheel_store::postgres::PgStore::drop_schema(spec, &schema).await?;
+        // Creates the schema and runs the migrations, once, before any server starts.
+        drop(flywheel_store::postgres::PgStore::connect(spec, Some(&schema)).await?);
+        let sep = if spec.contains('?') { '&' } else { '?' };
+        Ok(Self {
+            url: format!("{spec}{sep}options=-c%20search_path%3D{schema}"),
+            _dir: None,
+            pg: Some((spec.to_string(), schema)),
+        })
+    }
+
+    pub(super) async fn drop_schema(&self) {
+        if let Some((url, schema)) = &self.pg
+            && let Err(e) = flywheel_store::postgres::PgStore::drop_schema(url, schema).await
+        {
+            eprintln!("could not drop schema {schema}: {e}");
+        }
+    }
 }

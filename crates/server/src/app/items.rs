@@ -117,8 +117,12 @@ pub const DEFAULT_RULE_BUDGET: Duration = Duration::from_millis(100);
 /// Batches of more items than this are decided on a blocking thread
 /// (`tokio::task::spawn_blocking`), not on an async worker: a large batch's rules may take
 /// up to the rule budget per item. Smaller ones are decided in place, which saves the
-/// hand-off.
-pub const DEFAULT_BLOCKING_BATCH: usize = 64;
+/// hand-off. Set by measurement (BENCHMARKS.md, "the blocking hand-off"):
+/// `FLYWHEEL_BLOCKING_BATCH=0|10000 flywheel bench import --batch N --concurrency 8` for N
+/// of 1, 4, 8, 16, 64, 256 — handing off cost 15–28% of the throughput at 1 and 4 items
+/// (40–100 µs of CPU per request), nothing beyond the noise from 8 up; at the old 64 a
+/// batch could hold an async worker for 64 rule budgets.
+pub const DEFAULT_BLOCKING_BATCH: usize = 8;
 
 /// The run-time limits of deciding items.
 #[derive(Debug, Clone, Copy)]
@@ -344,7 +348,15 @@ impl SearchRequest {
     }
 }
 
-/// A page of an item search, and where the next starts (`None`: this was the last).
+/// How many items (of every project) one page of an item search reads at most, newest
+/// first below its cursor: text is not indexed, and reading 100,000 items took 66 ms of
+/// SQLite (182 ms of PostgreSQL) for one page of a search that matched nothing
+/// (`flywheel bench search --items 100000 --concurrency 1`, BENCHMARKS.md). A page that
+/// reaches the bound before it is full ends there, with a `next_cursor` to read on from.
+pub const SEARCH_READ_LIMIT: usize = 10_000;
+
+/// A page of an item search, and where the next starts (`None`: this was the last). A
+/// page may hold fewer hits than asked, even none, and still have a next.
 pub struct SearchPage {
     pub hits: Vec<flywheel_store::ItemHit>,
     pub next_cursor: Option<i64>,
@@ -353,9 +365,16 @@ pub struct SearchPage {
 /// Project `p`'s items that pass the search, newest first.
 #[tracing::instrument(level = "debug", skip(s, p), fields(project = %p.name))]
 pub async fn search(s: &AppState, p: &ProjectRuntime, req: SearchRequest) -> Result<SearchPage, AppError> {
-    let hits = s.store.search_items(p.id, req.search, req.cursor, req.limit).await?;
-    let next_cursor = (hits.len() == req.limit)
-        .then(|| hits.last().map(|h| h.item_id))
-        .flatten();
-    Ok(SearchPage { hits, next_cursor })
+    let found = s
+        .store
+        .search_items(p.id, req.search, req.cursor, req.limit, SEARCH_READ_LIMIT)
+        .await?;
+    let next_cursor = match found.hits.last() {
+        Some(last) if found.hits.len() == req.limit => Some(last.item_id),
+        _ => found.read_to,
+    };
+    Ok(SearchPage {
+        hits: found.hits,
+        next_cursor,
+    })
 }

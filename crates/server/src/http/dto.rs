@@ -589,7 +589,8 @@ pub struct ItemHitOut {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ItemSearchPage {
     pub items: Vec<ItemHitOut>,
-    /// Pass as `cursor` for the next page; null when this page was the last.
+    /// Pass as `cursor` for the next page; null when this page was the last. A page that
+    /// read its 10,000 items before it was full has one even with fewer `items`, or none.
     pub next_cursor: Option<i64>,
 }
 

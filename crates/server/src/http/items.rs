@@ -169,8 +169,9 @@ pub fn review_record_out(r: flywheel_store::ReviewRecord) -> ReviewRecordOut {
 /// keys and values as stored; letters other than ASCII match case-insensitively on
 /// PostgreSQL only), resolved label, a reviewer who answered, state, and the time received.
 /// Every condition given must hold; an empty parameter is the same as none. Keyset-paged: pass `next_cursor` as `cursor` for the
-/// next page. Text is not indexed: items are read newest first until a page is full, so a
-/// rare match reads much of the project.
+/// next page. Text is not indexed: items are read newest first until a page is full or
+/// 10,000 items (of every project) have been read; a page that stops there may hold fewer
+/// items than `limit`, even none, and still have a `next_cursor` to read on from.
 #[utoipa::path(get, path = "/v1/projects/{project}/items",
     params(("project" = String, Path),
         ("q" = Option<String>, Query, description = "text in the external id or the payload, case-insensitive; at most 200 characters", max_length = 200),

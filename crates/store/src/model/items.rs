@@ -158,3 +158,38 @@ pub struct ItemHit {
     pub open_tasks: i64,
     pub created_at: Millis,
 }
+
+/// A page of an item search.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchHits {
+    /// The items found, newest first.
+    pub hits: Vec<ItemHit>,
+    /// When the read stopped at its bound with older items left: the page's lower end,
+    /// below which the next page starts (`before`). `None`: nothing older is left.
+    pub read_to: Option<i64>,
+}
+
+/// The ids one page of an item search reads: `from..before`, at most `read` of them (ids
+/// of every project; fewer where ids were skipped), ending below the cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadWindow {
+    pub(crate) from: i64,
+    pub(crate) before: i64,
+    /// Where the next page starts when items older than `from` are left.
+    pub(crate) read_to: Option<i64>,
+}
+
+impl ReadWindow {
+    /// The window below `before` (none: above the newest item) when item ids run from
+    /// `lowest` to `highest`. Two reads of an end of the id index, never a walk: the bound
+    /// costs a search nothing.
+    pub(crate) fn below(before: Option<i64>, read: usize, lowest: i64, highest: i64) -> Self {
+        let before = before.unwrap_or(i64::MAX).min(highest.saturating_add(1));
+        let from = before.saturating_sub(i64::try_from(read).unwrap_or(i64::MAX));
+        Self {
+            from,
+            before,
+            read_to: (from > lowest).then_some(from),
+        }
+    }
+}

@@ -790,9 +790,10 @@ impl Store for PgStore {
         search: ItemSearch,
         before: Option<i64>,
         limit: usize,
-    ) -> Result<Vec<ItemHit>> {
+        read: usize,
+    ) -> Result<SearchHits> {
         let mut c = self.pool.acquire().await?;
-        search::search_items(&mut c, project_id, &search, before, limit)
+        search::search_items(&mut c, project_id, &search, before, limit, read)
             .await
             .map_err(TxError::into_store)
     }

@@ -1,6 +1,6 @@
 //! Item search on PostgreSQL (the same model as `sqlite/search.rs`): a project's items
 //! newest first below the cursor, each condition given checked per row, until a page is
-//! full. Read only.
+//! full or the read's bound is reached. Read only.
 
 use sqlx::PgConnection;
 
@@ -16,7 +16,17 @@ pub(super) async fn search_items(
     s: &ItemSearch,
     before: Option<i64>,
     limit: usize,
-) -> TxResult<Vec<ItemHit>> {
+    read: usize,
+) -> TxResult<SearchHits> {
+    // The lowest and highest item ids: the ends of the primary key.
+    let ends: (Option<i64>, Option<i64>) =
+        sqlx::query_as("SELECT (SELECT min(id) FROM items), (SELECT max(id) FROM items)")
+            .fetch_one(&mut *c)
+            .await?;
+    let (Some(lowest), Some(highest)) = ends else {
+        return Ok(SearchHits::default());
+    };
+    let window = ReadWindow::below(before, read, lowest, highest);
     let rows: Vec<HitRow> = sqlx::query_as(
         "SELECT i.id, i.external_id, i.payload::text, i.outcome, i.decision->>'rule', i.resolved_label, i.created_at,
                 (SELECT count(*) FROM tasks t WHERE t.item_id = i.id AND t.state = 'open')
@@ -31,10 +41,11 @@ pub(super) async fn search_items(
                 OR ($6 = 'unresolved' AND i.resolution IS NULL)
                 OR ($6 = 'open' AND EXISTS (SELECT 1 FROM tasks t WHERE t.item_id = i.id AND t.state = 'open')))
            AND ($7::bigint IS NULL OR i.created_at >= $7) AND ($8::bigint IS NULL OR i.created_at < $8)
+           AND i.id >= $10
          ORDER BY i.id DESC LIMIT $9",
     )
     .bind(project_id)
-    .bind(before.unwrap_or(i64::MAX))
+    .bind(window.before)
     .bind(s.text.as_deref())
     .bind(s.label.as_deref())
     .bind(s.reviewer.as_deref())
@@ -42,9 +53,11 @@ pub(super) async fn search_items(
     .bind(s.since)
     .bind(s.until)
     .bind(limit as i64)
+    .bind(window.from)
     .fetch_all(&mut *c)
     .await?;
-    rows.into_iter()
+    let hits = rows
+        .into_iter()
         .map(
             |(item_id, external_id, payload, outcome, rule, resolved_label, created_at, open_tasks)| {
                 Ok(ItemHit {
@@ -59,5 +72,9 @@ pub(super) async fn search_items(
                 })
             },
         )
-        .collect()
+        .collect::<TxResult<Vec<_>>>()?;
+    Ok(SearchHits {
+        hits,
+        read_to: window.read_to,
+    })
 }

@@ -456,8 +456,9 @@ impl Store for SqliteStore {
         search: ItemSearch,
         before: Option<i64>,
         limit: usize,
-    ) -> Result<Vec<ItemHit>> {
-        self.read(move |c| search::search_items(c, project_id, &search, before, limit))
+        read: usize,
+    ) -> Result<SearchHits> {
+        self.read(move |c| search::search_items(c, project_id, &search, before, limit, read))
             .await
     }
 

@@ -1,5 +1,6 @@
 //! Item search on SQLite: a project's items newest first (the rowid range below the
-//! cursor), each condition given checked per row, until a page is full. Read only.
+//! cursor), each condition given checked per row, until a page is full or the read's
+//! bound is reached. Read only.
 
 use rusqlite::{Connection, params};
 
@@ -22,7 +23,12 @@ const SEARCH: &str = "SELECT i.id, i.external_id, i.payload, i.outcome, json_ext
             OR (?6 = 'unresolved' AND i.resolution IS NULL)
             OR (?6 = 'open' AND EXISTS (SELECT 1 FROM tasks t WHERE t.item_id = i.id AND t.state = 'open')))
        AND (?7 IS NULL OR i.created_at >= ?7) AND (?8 IS NULL OR i.created_at < ?8)
+       AND i.id >= ?10
      ORDER BY i.id DESC LIMIT ?9";
+
+/// The lowest and highest item ids (each an end of the rowid tree; a single `min` or
+/// `max` is how SQLite reads it without a scan).
+const ENDS: &str = "SELECT (SELECT min(id) FROM items), (SELECT max(id) FROM items)";
 
 pub(super) fn search_items(
     c: &Connection,
@@ -30,19 +36,29 @@ pub(super) fn search_items(
     s: &ItemSearch,
     before: Option<i64>,
     limit: usize,
-) -> Result<Vec<ItemHit>> {
-    Ok(c.prepare_cached(SEARCH)?
+    read: usize,
+) -> Result<SearchHits> {
+    let (lowest, highest): (Option<i64>, Option<i64>) =
+        c.prepare_cached(ENDS)?.query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    let (Some(lowest), Some(highest)) = (lowest, highest) else {
+        return Ok(SearchHits::default());
+    };
+    let window = ReadWindow::below(before, read, lowest, highest);
+    let before = window.before;
+    let hits = c
+        .prepare_cached(SEARCH)?
         .query_map(
             params![
                 project_id,
-                before.unwrap_or(i64::MAX),
+                before,
                 s.text,
                 s.label,
                 s.reviewer,
                 s.state.map(ItemState::as_str),
                 s.since,
                 s.until,
-                limit as i64
+                limit as i64,
+                window.from
             ],
             |r| {
                 Ok(ItemHit {
@@ -57,5 +73,9 @@ pub(super) fn search_items(
                 })
             },
         )?
-        .collect::<rusqlite::Result<Vec<_>>>()?)
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(SearchHits {
+        hits,
+        read_to: window.read_to,
+    })
 }

@@ -11,9 +11,10 @@ fn text_item(external_id: &str, text: &str) -> NewItem {
 
 async fn ids(f: &Fixture, search: ItemSearch, before: Option<i64>, limit: usize) -> Vec<String> {
     f.store
-        .search_items(f.project.id, search, before, limit)
+        .search_items(f.project.id, search, before, limit, 1000)
         .await
         .unwrap()
+        .hits
         .into_iter()
         .map(|h| h.external_id)
         .collect()
@@ -96,9 +97,10 @@ pub async fn items_are_found_by_text_label_reviewer_state_and_time(f: Fixture) {
 
     // Keyset pages: each starts below the last row's id.
     let first = s
-        .search_items(f.project.id, ItemSearch::default(), None, 3)
+        .search_items(f.project.id, ItemSearch::default(), None, 3, 1000)
         .await
-        .unwrap();
+        .unwrap()
+        .hits;
     assert_eq!(first.len(), 3);
     let rest = ids(&f, ItemSearch::default(), Some(first[2].item_id), 3).await;
     assert_eq!(rest, ["a-1"]);
@@ -131,4 +133,37 @@ pub async fn items_are_found_by_text_label_reviewer_state_and_time(f: Fixture) {
     .await
     .unwrap();
     assert_eq!(ids(&f, text("free"), None, 10).await, ["c-3", "a-1"]);
+}
+
+pub async fn a_search_page_reads_at_most_its_bound_and_says_where_to_go_on(f: Fixture) {
+    let items = ["e-1", "e-2", "e-3", "e-4", "e-5"]
+        .map(|id| text_item(id, if id == "e-1" || id == "e-4" { "free" } else { "paid" }));
+    f.store
+        .submit_items(f.project.id, items.to_vec(), "service", 10)
+        .await
+        .unwrap();
+    let all = f
+        .store
+        .search_items(f.project.id, ItemSearch::default(), None, 10, 1000)
+        .await
+        .unwrap();
+    assert_eq!(all.read_to, None);
+    let id = |external: &str| all.hits.iter().find(|h| h.external_id == external).unwrap().item_id;
+    let free = ItemSearch {
+        text: Some("free".into()),
+        ..ItemSearch::default()
+    };
+    let page = |before: Option<i64>| f.store.search_items(f.project.id, free.clone(), before, 10, 2);
+    // Two items read a page: e-5 and e-4, then e-3 and e-2 (nothing found, read on), then
+    // e-1, the last.
+    let first = page(None).await.unwrap();
+    let found = |p: &SearchHits| p.hits.iter().map(|h| h.external_id.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        (found(&first), first.read_to),
+        (vec!["e-4".to_string()], Some(id("e-3") + 1))
+    );
+    let second = page(first.read_to).await.unwrap();
+    assert_eq!((found(&second), second.read_to), (vec![], Some(id("e-1") + 1)));
+    let third = page(second.read_to).await.unwrap();
+    assert_eq!((found(&third), third.read_to), (vec!["e-1".to_string()], None));
 }

@@ -29,7 +29,7 @@ use anyhow::{Context, bail};
 use flywheel_sim::Rng;
 use serde_json::{Value, json};
 
-use super::{BenchArgs, serve_child, stop_child};
+use super::{BenchArgs, Database, serve_child, stop_child};
 
 mod audit;
 mod load;
@@ -85,54 +85,11 @@ impl Drop for Node {
     }
 }
 
-/// A database for the campaign: a fresh SQLite file, or a fresh schema of the PostgreSQL
-/// database the URL names (dropped afterwards).
-struct Database {
-    url: String,
-    _dir: Option<tempfile::TempDir>,
-    pg: Option<(String, String)>,
-}
-
-impl Database {
-    async fn fresh(spec: &str) -> anyhow::Result<Self> {
-        if spec == "sqlite" {
-            let dir = tempfile::tempdir()?;
-            let url = format!("sqlite://{}", dir.path().join("crash.db").display());
-            return Ok(Self {
-                url,
-                _dir: Some(dir),
-                pg: None,
-            });
-        }
-        if !(spec.starts_with("postgres://") || spec.starts_with("postgresql://")) {
-            bail!("--database is sqlite or a postgres:// URL, not '{spec}'");
-        }
-        let schema = format!("fw_crash_{}", std::process::id());
-        flywheel_store::postgres::PgStore::drop_schema(spec, &schema).await?;
-        // Creates the schema and runs the migrations, once, before any server starts.
-        drop(flywheel_store::postgres::PgStore::connect(spec, Some(&schema)).await?);
-        let sep = if spec.contains('?') { '&' } else { '?' };
-        Ok(Self {
-            url: format!("{spec}{sep}options=-c%20search_path%3D{schema}"),
-            _dir: None,
-            pg: Some((spec.to_string(), schema)),
-        })
-    }
-
-    async fn drop_schema(&self) {
-        if let Some((url, schema)) = &self.pg
-            && let Err(e) = flywheel_store::postgres::PgStore::drop_schema(url, schema).await
-        {
-            eprintln!("could not drop schema {schema}: {e}");
-        }
-    }
-}
-
 pub(super) async fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if !args.server.is_empty() {
         bail!("the crash campaign runs (and kills) its own server");
     }
-    let db = Database::fresh(&args.database).await?;
+    let db = Database::fresh(&args.database, "crash").await?;
     let result = campaign(args, &db).await;
     db.drop_schema().await;
     let (report, failed) = result?;
