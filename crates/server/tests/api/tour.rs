@@ -42,4 +42,27 @@ async fn the_dashboard_counts_in_english(db: Db) {
     app.stop().await;
 }
 
-on_both_backends!(the_dashboard_counts_in_english,);
+/// An imported JSON lines row without an external id says it is missing, not that it
+/// "is a string".
+async fn an_imported_row_says_what_it_lacks(db: Db) {
+    let app = spawn_app(&db).await;
+    let svc = app.project("spam", example_policy()).await;
+    for (row, says) in [
+        (
+            "{\"payload\": {\"text\": \"a\"}}",
+            "a row needs an external_id (a string)",
+        ),
+        (
+            "{\"external_id\": 5, \"payload\": {}}",
+            "external_id is a string, got 5",
+        ),
+    ] {
+        let (s, v) = app.raw_post("/v1/projects/spam/import?format=jsonl", &svc, row).await;
+        assert_eq!(s, reqwest::StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert_eq!(v["error"]["field"], "line 1: external_id", "{v}");
+        assert_eq!(v["error"]["message"], says, "{v}");
+    }
+    app.stop().await;
+}
+
+on_both_backends!(the_dashboard_counts_in_english, an_imported_row_says_what_it_lacks,);
