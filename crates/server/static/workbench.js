@@ -54,7 +54,10 @@
   }
 
   function status(text) { $("status").textContent = text; }
-  function showToday() { $("today").textContent = today + (today === 1 ? " answer" : " answers"); }
+  function showToday() {
+    $("today").textContent = String(today);
+    $("today-noun").textContent = today === 1 ? "answer" : "answers";
+  }
 
   // keepalive: an answer sent as the tab closes still reaches the server.
   async function call(method, path, body) {
