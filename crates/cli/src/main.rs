@@ -229,6 +229,20 @@ async fn serve(args: Settings, demo: Option<(live_demo::Demo, Option<std::path::
         )),
         None => None,
     };
+    // The ports are taken before the database is touched: a port in use stops the start
+    // before a new database is made, its admin key printed "once" by a start that then
+    // fails, or a demo seeded.
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let metrics_listener = match args.metrics_listen {
+        Some(at) => Some(
+            tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} for metrics"))?,
+        ),
+        None => None,
+    };
     // The default database's directory is made on first start; any other path's directory
     // must exist (the store refuses a missing one, so a typo is not silently created).
     if args.database == config::DEFAULT_DATABASE
@@ -275,9 +289,6 @@ async fn serve(args: Settings, demo: Option<(live_demo::Demo, Option<std::path::
         }
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
     let addr = listener.local_addr()?;
     let shutdown = shutdown_signal().context("cannot install the signal handlers")?;
     // One signal stops both listeners.
@@ -286,11 +297,8 @@ async fn serve(args: Settings, demo: Option<(live_demo::Demo, Option<std::path::
         shutdown.await;
         let _ = stop_tx.send(true);
     };
-    let metrics = match args.metrics_listen {
-        Some(at) => {
-            let listener = tokio::net::TcpListener::bind(at)
-                .await
-                .with_context(|| format!("cannot listen on {at} for metrics"))?;
+    let metrics = match metrics_listener {
+        Some(listener) => {
             println!("metrics: http://{}/metrics", listener.local_addr()?);
             let mut stop = stop_rx.clone();
             let stopped = async move {

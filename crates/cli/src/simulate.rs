@@ -72,7 +72,7 @@ pub struct PolicyArgs {
     /// Draw items from this project's items (its export), with --server and --key.
     #[arg(long, requires = "server")]
     project: Option<String>,
-    /// The server's base URL, e.g. http://127.0.0.1:8080.
+    /// The server's base URL, e.g. http://127.0.0.1:7700.
     #[arg(long, env = "FLYWHEEL_SERVER")]
     server: Option<String>,
     /// An API key granted the project (the admin key reads everything).

@@ -10,7 +10,7 @@ use serde_json::Value;
 /// Where and as whom.
 #[derive(clap::Args, Debug)]
 pub struct ServerArgs {
-    /// The server's base URL, e.g. http://127.0.0.1:8080.
+    /// The server's base URL, e.g. http://127.0.0.1:7700.
     #[arg(long, env = "FLYWHEEL_SERVER")]
     pub(crate) server: String,
     /// An API key: the admin key or a service key granted the project.

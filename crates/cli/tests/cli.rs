@@ -177,6 +177,41 @@ fn operator_mistakes_get_a_message_and_a_non_zero_exit() {
     }
 }
 
+/// A port in use (the API's or the metrics') stops the start before the database is
+/// touched: no new database whose admin key was printed "once" by a start that failed, so
+/// the next start, on a free port, prints the key.
+#[test]
+fn a_port_in_use_stops_the_start_before_the_database_is_made() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.db");
+    let db = format!("sqlite://{}", file.display());
+    for args in [
+        ["--listen", taken.as_str(), "--metrics-listen", "127.0.0.1:0"],
+        ["--listen", "127.0.0.1:0", "--metrics-listen", taken.as_str()],
+    ] {
+        let out = flywheel()
+            .args(["serve", "--database", &db, "--demo", "spam"])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} should fail");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&format!("cannot listen on {taken}")), "{args:?}: {err}");
+        assert!(err.contains("Address already in use"), "{args:?}: {err}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(!stdout.contains("admin API key"), "{args:?}: {stdout}");
+        assert!(!file.exists(), "{args:?}: the database was made");
+    }
+    let (mut child, lines, _) = start(&db, &[]);
+    assert!(
+        lines.iter().any(|l| l.starts_with("admin API key (shown once")),
+        "{lines:?}"
+    );
+    assert!(terminate(&mut child).success());
+}
+
 /// Ports free at the time of asking (all held at once, so they differ).
 fn free_ports<const N: usize>() -> [u16; N] {
     let held: Vec<_> = (0..N)

@@ -54,6 +54,10 @@
   }
 
   function status(text) { $("status").textContent = text; }
+  function showToday() {
+    $("today").textContent = String(today);
+    $("today-noun").textContent = today === 1 ? "answer" : "answers";
+  }
 
   // keepalive: an answer sent as the tab closes still reaches the server.
   async function call(method, path, body) {
@@ -358,7 +362,7 @@
       }
       if (r.status === 200) {
         today += 1;
-        $("today").textContent = String(today);
+        showToday();
         entry.outcome = r.data.outcome;
         showHistory();
         notice("");
@@ -831,7 +835,7 @@
   showSet();
 
   call("GET", "/v1/me").then((r) => {
-    if (r.status === 200) { today = r.data.answers_today; $("today").textContent = String(today); }
+    if (r.status === 200) { today = r.data.answers_today; showToday(); }
   });
   setInterval(tick, 1000);
   readProgress();

@@ -295,7 +295,8 @@ fn jsonl_row(p: &ProjectRuntime, v: Value) -> Result<Row, ValidationError> {
     };
     let external_id = match o.remove("external_id") {
         Some(Value::String(s)) => s,
-        _ => return Err(invalid("external_id", "external_id is a string")),
+        None => return Err(invalid("external_id", "a row needs an external_id (a string)")),
+        Some(other) => return Err(invalid("external_id", format!("external_id is a string, got {other}"))),
     };
     let payload = o.remove("payload").unwrap_or(Value::Null);
     let attributes = o.remove("attributes");

@@ -325,7 +325,8 @@ pub async fn dashboard(
         .map(|q| QueueRow {
             name: q.name.clone(),
             open: q.open,
-            oldest: age(q.oldest_age_s),
+            // An empty queue has no oldest task: "—", not "0 s".
+            oldest: if q.open == 0 { "—".into() } else { age(q.oldest_age_s) },
             sla: q.sla_seconds.map_or("—".into(), |s| age(f64::from(s))),
             breaches: q.breaches,
             due_soon: q.due_soon,
@@ -461,8 +462,9 @@ pub async fn dashboard(
                 held_reason: r.held_reason.unwrap_or_default(),
                 session: r.session.as_ref().map_or("—".into(), |x| {
                     format!(
-                        "{} answers · {:.0} min · median {} · {} too fast · accuracy {}",
+                        "{} answer{} · {:.0} min · median {} · {} too fast · accuracy {}",
                         x.answers,
+                        if x.answers == 1 { "" } else { "s" },
                         x.minutes,
                         x.median_seconds.map_or("—".into(), |t| format!("{t:.1} s")),
                         x.too_fast,

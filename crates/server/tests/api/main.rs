@@ -32,6 +32,7 @@ mod oversight;
 mod policy;
 mod quality;
 mod sla;
+mod tour;
 mod webhooks;
 mod webhooks_https;
 mod work;
